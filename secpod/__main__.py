@@ -1,0 +1,5 @@
+import sys
+
+from secpod.cli import main
+
+sys.exit(main())

@@ -1,0 +1,100 @@
+"""One error base for everything secpod reports to a person.
+
+Every failure a user can act on is an :class:`Error` with a message (what went
+wrong) and a hint (what to do next). ``secpod.cli.main`` catches only these,
+prints both to stderr and exits with :attr:`Error.exit_code`. Anything else is
+a bug and shows a traceback.
+"""
+
+from __future__ import annotations
+
+
+class Error(Exception):
+    """Base of every error secpod reports. ``exit_code`` is the CLI's exit status."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(Error):
+    """The command line or a request is malformed (exit 2)."""
+
+    exit_code = 2
+
+
+class NotFound(Error):
+    """A named thing (image, container, key, profile) does not exist."""
+
+
+class Conflict(Error):
+    """A name is taken, or the object is in the wrong state for the request."""
+
+
+class Refused(Error):
+    """A policy refused the action (rootless rule, trust policy, admin floor)."""
+
+
+class HostError(Error):
+    """The host lacks something secpod needs (a tool, a kernel feature, an id range)."""
+
+
+class MalformedInput(Error):
+    """An input file (archive, manifest, policy, profile, log) is malformed or hostile."""
+
+
+# --- images -----------------------------------------------------------------
+
+
+class DigestMismatch(MalformedInput):
+    """A blob's content does not match the digest or size its descriptor names."""
+
+
+class HostileArchive(MalformedInput):
+    """A layer tries to escape its root, or exceeds the unpack bounds."""
+
+
+# --- sandbox ----------------------------------------------------------------
+
+
+class RootRefused(Refused):
+    """secpod was started as root, or through a setuid/setgid wrapper."""
+
+
+class RuntimeFailed(Error):
+    """crun (or conmon) failed; the message carries its own words."""
+
+
+# --- policies ---------------------------------------------------------------
+
+
+class ProfileError(MalformedInput):
+    """A profile file is malformed, or names an unknown capability or syscall."""
+
+
+class FloorRefused(Refused):
+    """The administrator's floor refuses the requested confinement."""
+
+
+# --- signing ----------------------------------------------------------------
+
+
+class VerificationError(Error):
+    """A signature check could not run (missing key, unreadable policy, I/O)."""
+
+
+class SignatureRejected(Refused):
+    """A signature was checked and is not acceptable under the policy."""
+
+
+# --- audit ------------------------------------------------------------------
+
+
+class AuditError(Error):
+    """The audit log could not be written or is not intact."""
