@@ -113,7 +113,8 @@ def make_user(name: str) -> Iterator[User]:
     ids = ps.stdout.split() if ps.returncode == 0 else []
     if ids:
         user.run("rm", "-f", *ids, timeout=120)
-    subprocess.run(["pkill", "-KILL", "-u", name, "conmon"], check=False)
+    # Monitors of this test only (other suites may run beside this one as the same user).
+    subprocess.run(["pkill", "-KILL", "-u", name, "-f", str(home)], check=False)
     shutil.rmtree(home, ignore_errors=True)
 
 

@@ -1,0 +1,127 @@
+"""What this host can enforce: probed once per command, cheaply, with no side effects.
+
+The policy engine receives a :class:`HostFeatures` and decides, setting by
+setting, whether to enforce, refuse (``required``) or record as not
+enforced (``if-available``). ``secpod doctor`` prints the same facts.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+
+class CgroupMode(Enum):
+    V2 = "v2"            # unified hierarchy only
+    HYBRID = "hybrid"    # v1 controllers plus a v2 mount at /sys/fs/cgroup/unified
+    V1 = "v1"            # legacy v1 only
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class HostFeatures:
+    """Facts about the host that decide what a profile can enforce."""
+
+    cgroup_mode: CgroupMode
+    cgroup_delegated: bool      # a cgroup the user may write limits into exists
+    selinux_enabled: bool
+    apparmor_enabled: bool      # the kernel has AppArmor and it is enabled
+    apparmor_profiles: frozenset[str]   # profiles loaded in the kernel (names)
+    landlock: bool
+    seccomp: bool
+    arch: str
+
+    @property
+    def can_limit_resources(self) -> bool:
+        """Whether pids/memory/cpu limits would be enforced for a rootless container."""
+        return self.cgroup_mode is CgroupMode.V2 and self.cgroup_delegated
+
+
+def _cgroup_mode(mountinfo: str) -> CgroupMode:
+    mounts = {}
+    for line in mountinfo.splitlines():
+        left, _, right = line.partition(" - ")
+        fields = left.split()
+        if len(fields) >= 5 and right:
+            mounts[fields[4]] = right.split()[0]
+    top = mounts.get("/sys/fs/cgroup")
+    if top == "cgroup2":
+        return CgroupMode.V2
+    v1 = any(fs == "cgroup" for fs in mounts.values())
+    if mounts.get("/sys/fs/cgroup/unified") == "cgroup2":
+        return CgroupMode.HYBRID if v1 else CgroupMode.V2
+    return CgroupMode.V1 if v1 else CgroupMode.NONE
+
+
+def _cgroup_delegated(mode: CgroupMode) -> bool:
+    if mode is not CgroupMode.V2:
+        return False
+    try:
+        rel = Path("/proc/self/cgroup").read_text().strip().splitlines()[-1].split(":", 2)[2]
+    except (OSError, IndexError):
+        return False
+    cg = Path("/sys/fs/cgroup") / rel.lstrip("/")
+    return os.access(cg, os.W_OK) and os.access(cg / "cgroup.subtree_control", os.W_OK)
+
+
+def _apparmor() -> tuple[bool, frozenset[str]]:
+    try:
+        enabled = Path("/sys/module/apparmor/parameters/enabled").read_text().strip() == "Y"
+    except OSError:
+        return False, frozenset()
+    names: set[str] = set()
+    try:
+        for line in Path("/sys/kernel/security/apparmor/profiles").read_text().splitlines():
+            names.add(line.rsplit(" (", 1)[0])
+    except OSError:
+        pass
+    return enabled, frozenset(names)
+
+
+def _selinux() -> bool:
+    try:
+        import selinux  # Debian's python3-selinux
+
+        return bool(selinux.is_selinux_enabled())
+    except ImportError:
+        return Path("/sys/fs/selinux/enforce").exists()
+
+
+def _landlock() -> bool:
+    try:
+        return "landlock" in Path("/sys/kernel/security/lsm").read_text().split(",")
+    except OSError:
+        pass
+    # securityfs is not always mounted: ask the kernel for the Landlock ABI version
+    # (landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION), syscall 444).
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    return int(libc.syscall(444, None, ctypes.c_size_t(0), ctypes.c_uint32(1))) > 0
+
+
+def probe() -> HostFeatures:
+    """Probe the host. Reads /proc and /sys only."""
+    try:
+        mountinfo = Path("/proc/self/mountinfo").read_text()
+    except OSError:
+        mountinfo = ""
+    mode = _cgroup_mode(mountinfo)
+    aa_enabled, aa_profiles = _apparmor()
+    try:
+        seccomp = "Seccomp:" in Path("/proc/self/status").read_text()
+    except OSError:
+        seccomp = False
+    machine = os.uname().machine
+    return HostFeatures(
+        cgroup_mode=mode,
+        cgroup_delegated=_cgroup_delegated(mode),
+        selinux_enabled=_selinux(),
+        apparmor_enabled=aa_enabled,
+        apparmor_profiles=aa_profiles,
+        landlock=_landlock(),
+        seccomp=seccomp,
+        arch={"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine),
+    )
