@@ -35,10 +35,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _refuse_root(command: str) -> None:
+    """Refuse root and setuid/setgid invocations for every command that is not marked
+    ``allow_root`` (doctor, and the administrator's own commands); audited."""
+    from secpod.errors import RootRefused
+    from secpod.sandbox.preflight import refuse_root
+
+    try:
+        refuse_root()
+    except RootRefused as e:
+        from secpod import audit
+
+        audit.record("preflight.refused", "refused", reason=e.message,
+                     details={"command": command})
+        raise
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if not getattr(args, "allow_root", False):
+            _refuse_root(args.command)
         code = args.func(args)
     except Error as e:
         if args.verbose:

@@ -1,9 +1,259 @@
-"""CLI commands of this area (registered into the top-level parser)."""
+"""Container commands: run, create, start, ps, logs, stop, kill, rm, exec, inspect."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Any
+
+from secpod.cli._output import emit_json, emit_table
+
+SubParsers = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
-def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    """Add this area's commands to ``sub``."""
+def _run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="default",
+                   help="security profile (strict, default, or one of yours); default: default")
+    p.add_argument("--name", help="a unique name for the container")
+    p.add_argument("--rm", dest="auto_remove", action="store_true",
+                   help="remove the container when it exits")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY[=VALUE]",
+                   help="set an environment variable (KEY alone takes it from your environment)")
+    p.add_argument("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]",
+                   help="bind-mount a host path (the administrator's floor may forbid it)")
+    p.add_argument("-w", "--workdir", help="working directory inside the container")
+    p.add_argument("-u", "--user", help="UID[:GID] or NAME[:GROUP] from the image")
+    p.add_argument("-i", "--interactive", action="store_true", help="keep stdin attached")
+    p.add_argument("--entrypoint", help="replace the image's entrypoint (\"\" clears it)")
+    p.add_argument("--cap-add", action="append", default=[], metavar="CAP")
+    p.add_argument("--cap-drop", action="append", default=[], metavar="CAP")
+    p.add_argument("--security-opt", action="append", default=[], metavar="OPT",
+                   help="seccomp=FILE|unconfined, no-new-privileges=false, label=disable, "
+                        "apparmor=NAME")
+    p.add_argument("--read-only", dest="read_only", default=None,
+                   type=lambda s: s.lower() not in ("false", "0", "no"), nargs="?", const=True,
+                   metavar="BOOL", help="read-only root (--read-only=false to make it writable)")
+    p.add_argument("--network", help="none (loopback only; the default) or host")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD")
+
+
+def _options(args: argparse.Namespace, *, detach: bool) -> Any:
+    from secpod.sandbox.bundle import ProcessRequest
+    from secpod.sandbox.lifecycle import RunOptions
+
+    entry = None
+    if args.entrypoint is not None:
+        entry = tuple(args.entrypoint.split()) if args.entrypoint else ()
+    return RunOptions(
+        image=args.image,
+        process=ProcessRequest(command=tuple(args.command), entrypoint=entry, env=tuple(args.env),
+                               workdir=args.workdir, user=args.user,
+                               interactive=args.interactive),
+        name=args.name, profile=args.profile, detach=detach, auto_remove=args.auto_remove,
+        volumes=tuple(args.volume), cap_add=tuple(args.cap_add), cap_drop=tuple(args.cap_drop),
+        security_opts=tuple(args.security_opt), read_only=args.read_only, network=args.network)
+
+
+def _as_docker_codes(func: Any) -> Any:
+    """secpod's own failures before the container ran exit 125, as Docker's do."""
+    def wrapper(args: argparse.Namespace) -> int:
+        from secpod.errors import Error
+
+        try:
+            return int(func(args))
+        except Error as e:
+            if e.exit_code == 1:
+                e.exit_code = 125
+            raise
+    return wrapper
+
+
+@_as_docker_codes
+def _run(args: argparse.Namespace) -> int:
+    from secpod.sandbox import lifecycle
+
+    opts = _options(args, detach=args.detach)
+
+    created: list[Any] = []
+
+    def announce(ctr: Any) -> None:
+        created.append(ctr)
+        for line in ctr.unenforced:
+            print(f"secpod: not enforced on this host: {line}", file=sys.stderr)
+
+    code = lifecycle.run(opts, on_created=announce)
+    if args.detach:
+        print(created[0].id)
+    return code
+
+
+@_as_docker_codes
+def _create(args: argparse.Namespace) -> int:
+    from secpod.sandbox import lifecycle
+
+    ctr = lifecycle.create_detached(_options(args, detach=True))
+    for line in ctr.unenforced:
+        print(f"secpod: not enforced on this host: {line}", file=sys.stderr)
+    print(ctr.id)
+    return 0
+
+
+def _start(args: argparse.Namespace) -> int:
+    from secpod.sandbox import lifecycle, state
+
+    for ref in args.containers:
+        ctr = lifecycle.start(state.lookup(ref))
+        print(ctr.name)
+    return 0
+
+
+def _ps(args: argparse.Namespace) -> int:
+    from secpod.sandbox import lifecycle
+
+    rows = lifecycle.listing(args.all)
+    if args.quiet:
+        for r in rows:
+            print(r["id"][:12])
+    elif args.json:
+        emit_json(rows)
+    else:
+        def status(r: dict[str, Any]) -> str:
+            if r["status"] == "exited":
+                code = "?" if r["exit_code"] is None else r["exit_code"]
+                return f"Exited ({code}) {r['finished'] or ''}".strip()
+            return str(r["status"]).capitalize()
+        emit_table(("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PROFILE", "NAMES"),
+                   [(r["id"][:12], r["image"], " ".join(r["command"])[:30], r["created"][:19],
+                     status(r), r["profile"], r["name"]) for r in rows])
+    return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from secpod.sandbox import lifecycle
+
+    for stream, data in lifecycle.read_logs(args.container, follow=args.follow):
+        out = sys.stdout.buffer if stream == "stdout" else sys.stderr.buffer
+        out.write(data)
+        out.flush()
+    return 0
+
+
+def _stop(args: argparse.Namespace) -> int:
+    from secpod.sandbox import lifecycle
+
+    for ref in args.containers:
+        print(lifecycle.stop(ref, timeout=args.time).name)
+    return 0
+
+
+def _kill(args: argparse.Namespace) -> int:
+    from secpod.sandbox import lifecycle
+
+    for ref in args.containers:
+        print(lifecycle.kill(ref, args.signal).name)
+    return 0
+
+
+def _rm(args: argparse.Namespace) -> int:
+    from secpod.errors import Error
+    from secpod.sandbox import lifecycle
+
+    failed: Error | None = None
+    for ref in args.containers:
+        try:
+            print(lifecycle.remove(ref, force=args.force).name)
+        except Error as e:
+            print(f"secpod: error: {e.message}", file=sys.stderr)
+            failed = e
+    if failed is not None:
+        raise failed
+    return 0
+
+
+@_as_docker_codes
+def _exec(args: argparse.Namespace) -> int:
+    from secpod.sandbox import lifecycle
+
+    return lifecycle.exec_in(args.container, args.command, env=tuple(args.env),
+                             workdir=args.workdir, user=args.user, interactive=args.interactive)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from secpod.sandbox import lifecycle
+
+    emit_json([lifecycle.inspect(ref) for ref in args.containers])
+    return 0
+
+
+def _cleanup(args: argparse.Namespace) -> int:
+    from secpod.errors import NotFound
+    from secpod.sandbox import lifecycle, state
+    from secpod.sandbox.crun import Runtime
+
+    try:
+        ctr = state.lookup(args.container)
+    except NotFound:
+        return 0  # removed already (rm -f collected the exit)
+    lifecycle.collect_exit(ctr, Runtime.default())
+    return 0
+
+
+def register(sub: SubParsers) -> None:  # type: ignore[valid-type]
+    p = sub.add_parser("run", help="run a command in a new container")
+    p.add_argument("-d", "--detach", action="store_true",
+                   help="run in the background under a monitor; print the container id")
+    _run_flags(p)
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("create", help="create a container (start it with secpod start)")
+    _run_flags(p)
+    p.set_defaults(func=_create)
+
+    p = sub.add_parser("start", help="start created or exited containers (detached)")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.set_defaults(func=_start)
+
+    p = sub.add_parser("ps", help="list containers")
+    p.add_argument("-a", "--all", action="store_true", help="include exited containers")
+    p.add_argument("-q", "--quiet", action="store_true", help="print ids only")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_ps)
+
+    p = sub.add_parser("logs", help="print a container's output")
+    p.add_argument("-f", "--follow", action="store_true", help="follow until the container exits")
+    p.add_argument("container", metavar="CONTAINER")
+    p.set_defaults(func=_logs)
+
+    p = sub.add_parser("stop", help="stop containers: SIGTERM, then SIGKILL after a timeout")
+    p.add_argument("-t", "--time", type=float, default=10, metavar="SECS")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.set_defaults(func=_stop)
+
+    p = sub.add_parser("kill", help="send a signal to containers")
+    p.add_argument("-s", "--signal", default="KILL")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.set_defaults(func=_kill)
+
+    p = sub.add_parser("rm", help="remove containers")
+    p.add_argument("-f", "--force", action="store_true", help="kill running containers first")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.set_defaults(func=_rm)
+
+    p = sub.add_parser("exec", help="run a command in a running container")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY[=VALUE]")
+    p.add_argument("-w", "--workdir")
+    p.add_argument("-u", "--user")
+    p.add_argument("-i", "--interactive", action="store_true")
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD")
+    p.set_defaults(func=_exec)
+
+    p = sub.add_parser("inspect", help="a container's record, settings and state as JSON")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.set_defaults(func=_inspect)
+
+    # Called back by the monitor (conmon's exit command); not for people.
+    p = sub.add_parser("container-cleanup")
+    p.add_argument("container")
+    p.set_defaults(func=_cleanup)

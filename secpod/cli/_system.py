@@ -3,7 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import sys
+
+from secpod.cli._output import emit_json
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from secpod.sandbox import doctor
+
+    checks = doctor.run_checks()
+    if args.json:
+        emit_json(doctor.as_json(checks))
+    else:
+        marks = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}
+        for c in checks:
+            print(f"[{marks[c.status]}] {c.name}: {c.detail}")
+            if c.hint and c.status != "ok":
+                print(f"       fix: {c.hint}")
+    failed = [c.name for c in checks if c.status == "fail"]
+    if failed:
+        print(f"secpod: cannot run containers here: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    """Add this area's commands to ``sub``."""
+    p = sub.add_parser("doctor", help="check what this host allows (exit 1 if containers cannot run)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_doctor, allow_root=True)

@@ -1,0 +1,221 @@
+"""The OCI bundle: ``config.json`` plus the root filesystem it names.
+
+The root filesystem is the image's unpacked tree, shared read-only, when the
+profile makes root read-only; otherwise a private copy in the container's
+folder. Containers never get a writable view of the image cache.
+Security settings come whole from :class:`secpod.policies.Confinement`; this
+module adds what every container has (base mounts, id mappings, the process).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from secpod.errors import MalformedInput, UsageError
+from secpod.sandbox import rootfs as rootfsmod
+
+if TYPE_CHECKING:
+    from secpod.policies import Confinement
+    from secpod.sandbox.preflight import Identity
+
+OCI_VERSION = "1.0.2"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class ProcessRequest:
+    """What the command line asks of the container's process."""
+
+    command: tuple[str, ...] = ()
+    entrypoint: tuple[str, ...] | None = None
+    env: tuple[str, ...] = ()
+    workdir: str | None = None
+    user: str | None = None
+    interactive: bool = False
+
+
+class CommandNotFound(MalformedInput):
+    """The container's command is not in the image (exit 127, as Docker)."""
+
+    exit_code = 127
+
+
+class CommandNotExecutable(MalformedInput):
+    """The container's command exists but cannot be executed (exit 126)."""
+
+    exit_code = 126
+
+
+def process_args(image_config: dict[str, Any], req: ProcessRequest) -> list[str]:
+    """Entrypoint + command, Docker's way: CLI words replace Cmd; --entrypoint replaces both."""
+    entry = list(req.entrypoint) if req.entrypoint is not None else list(
+        image_config.get("Entrypoint") or [])
+    if req.entrypoint is not None:
+        cmd = list(req.command)
+    else:
+        cmd = list(req.command) if req.command else list(image_config.get("Cmd") or [])
+    args = entry + cmd
+    if not args:
+        raise UsageError("the image has no command and none was given",
+                         hint="secpod run IMAGE COMMAND [ARG...]")
+    return args
+
+
+def process_env(image_config: dict[str, Any], req: ProcessRequest, hostname: str) -> list[str]:
+    env: dict[str, str] = {}
+    for item in image_config.get("Env") or []:
+        key, sep, value = str(item).partition("=")
+        if sep:
+            env[key] = value
+    env.setdefault("PATH", DEFAULT_PATH)
+    env["HOSTNAME"] = hostname
+    env["container"] = "secpod"
+    for item in req.env:
+        key, sep, value = item.partition("=")
+        if not key:
+            raise UsageError(f"invalid environment variable {item!r}", hint="use -e KEY=VALUE")
+        if sep:
+            env[key] = value
+        elif key in os.environ:
+            env[key] = os.environ[key]
+    return [f"{k}={v}" for k, v in env.items()]
+
+
+def _base_mounts(userdata: Path, *, own_netns: bool, root_readonly: bool) -> list[dict[str, Any]]:
+    mounts: list[dict[str, Any]] = [
+        {"destination": "/proc", "type": "proc", "source": "proc",
+         "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+         "options": ["nosuid", "noexec", "nodev"]},
+    ]
+    if own_netns:
+        mounts.append({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                       "options": ["nosuid", "noexec", "nodev", "ro"]})
+    else:
+        # A sysfs mount needs a network namespace of our own; without one, bind the host's.
+        mounts.append({"destination": "/sys", "type": "bind", "source": "/sys",
+                       "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+    mode = "ro" if root_readonly else "rw"
+    for name in ("hosts", "resolv.conf", "hostname"):
+        mounts.append({"destination": f"/etc/{name}", "type": "bind",
+                       "source": str(userdata / name),
+                       "options": ["rbind", mode, "nosuid", "nodev", "noexec"]})
+    return mounts
+
+
+def write_userdata(userdata: Path, hostname: str) -> None:
+    """/etc/hosts, /etc/resolv.conf, /etc/hostname for a loopback-only container."""
+    userdata.mkdir(mode=0o700, exist_ok=True)
+    (userdata / "hostname").write_text(hostname + "\n")
+    (userdata / "hosts").write_text(
+        f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n")
+    (userdata / "resolv.conf").write_text("# no network: this container has loopback only\n")
+
+
+def prepare_rootfs(image_rootfs: Path, folder: Path, *, readonly: bool) -> tuple[Path, str]:
+    """(rootfs path, mode): the shared image tree when read-only, else a private copy."""
+    if readonly:
+        return image_rootfs, "shared-readonly"
+    target = folder / "rootfs"
+    # --reflink=auto: a cheap copy-on-write clone where the filesystem supports it.
+    proc = subprocess.run(["cp", "-a", "--reflink=auto", f"{image_rootfs}/.", str(target)],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise MalformedInput(f"cannot copy the image's root filesystem: {proc.stderr.strip()}",
+                             hint="check free space in the data dir")
+    return target, "private-copy"
+
+
+def build_config(
+    *,
+    cid: str,
+    hostname: str,
+    rootfs: Path,
+    image_config: dict[str, Any],
+    request: ProcessRequest,
+    confinement: Confinement,
+    identity: Identity,
+    userdata: Path,
+) -> dict[str, Any]:
+    """The OCI runtime config for one container. Raises CommandNotFound and friends."""
+    cfg = image_config.get("config") or {}
+    args = process_args(cfg, request)
+    env = process_env(cfg, request, hostname)
+    cwd = request.workdir or cfg.get("WorkingDir") or "/"
+    if not cwd.startswith("/"):
+        raise UsageError(f"the working directory {cwd!r} is not absolute", hint="use -w /PATH")
+    user_spec = request.user if request.user is not None else (cfg.get("User") or "0")
+    uid, gid, home = rootfsmod.lookup_user(rootfs, user_spec)
+    if home and not any(e.startswith("HOME=") for e in env):
+        env.append(f"HOME={home}")
+    search = next((e[5:] for e in env if e.startswith("PATH=")), DEFAULT_PATH)
+    check_command(rootfs, args[0], search, cwd)
+
+    linux = dict(confinement.linux)
+    namespaces = [{"type": "user"}] + [ns for ns in linux.pop("namespaces", [])
+                                        if ns.get("type") != "user"]
+    own_netns = any(ns.get("type") == "network" for ns in namespaces)
+    mounts = _base_mounts(userdata, own_netns=own_netns, root_readonly=confinement.root_readonly)
+    mounts += [dict(m) for m in confinement.mounts]
+    for m in mounts:
+        directory = m["type"] != "bind" or Path(m["source"]).is_dir()
+        rootfsmod.ensure_mountpoint(rootfs, m["destination"], directory=directory)
+    rootfsmod.ensure_mountpoint(rootfs, cwd, directory=True)
+
+    process: dict[str, Any] = {
+        "terminal": False,
+        "user": {"uid": uid, "gid": gid},
+        "args": args,
+        "env": env,
+        "cwd": cwd,
+    }
+    process.update(confinement.process)
+    return {
+        "ociVersion": OCI_VERSION,
+        "process": process,
+        "root": {"path": str(rootfs), "readonly": confinement.root_readonly},
+        "hostname": hostname,
+        "mounts": mounts,
+        "annotations": {
+            "io.secpod.id": cid,
+            "io.secpod.profile": confinement.profile,
+            "io.secpod.profile-hash": confinement.profile_hash,
+        },
+        "linux": {
+            **linux,
+            "namespaces": namespaces,
+            "uidMappings": [m.as_oci() for m in identity.uid_map],
+            "gidMappings": [m.as_oci() for m in identity.gid_map],
+        },
+    }
+
+
+def check_command(rootfs: Path, name: str, search_path: str, cwd: str) -> None:
+    """Fail early, as Docker does, when the command is missing (127) or not executable (126)."""
+    host, container_path = rootfsmod.find_executable(rootfs, name, search_path, cwd)
+    if host is None:
+        raise CommandNotFound(f"{name}: command not found in the image",
+                              hint=f"the image's PATH is {search_path}")
+    if not rootfsmod.is_executable(host):
+        raise CommandNotExecutable(f"{container_path}: permission denied (not an executable file)",
+                                   hint="check the file's mode in the image")
+
+
+def write_config(bundle: Path, config: dict[str, Any]) -> Path:
+    bundle.mkdir(mode=0o700, exist_ok=True)
+    path = bundle / "config.json"
+    tmp = bundle / "config.json.tmp"
+    tmp.write_text(json.dumps(config, indent=1))
+    os.replace(tmp, path)
+    return path

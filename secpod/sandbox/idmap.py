@@ -1,0 +1,81 @@
+"""User namespace id mappings: container root is the invoking user, the rest
+comes from the user's subordinate ranges (/etc/subuid, /etc/subgid).
+
+Host uid 0 never appears in a mapping: the ranges are checked, not trusted.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+from dataclasses import dataclass
+from pathlib import Path
+
+from secpod.errors import HostError
+
+
+@dataclass(frozen=True)
+class Range:
+    start: int
+    count: int
+
+
+@dataclass(frozen=True)
+class IdMap:
+    """One OCI idMapping: ``container_id`` .. +size maps to ``host_id`` .. +size."""
+
+    container_id: int
+    host_id: int
+    size: int
+
+    def as_oci(self) -> dict[str, int]:
+        return {"containerID": self.container_id, "hostID": self.host_id, "size": self.size}
+
+
+def subordinate_ranges(path: Path, user: str, uid: int) -> list[Range]:
+    """The ranges ``path`` (subuid or subgid format) grants ``user`` (by name or number)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        raise HostError(f"cannot read {path}: {e.strerror}") from e
+    ranges = []
+    for line in text.splitlines():
+        parts = line.strip().split(":")
+        if len(parts) != 3 or parts[0] not in (user, str(uid)):
+            continue
+        try:
+            start, count = int(parts[1]), int(parts[2])
+        except ValueError:
+            continue
+        if start > 0 and count > 0:
+            ranges.append(Range(start, count))
+    return ranges
+
+
+def mappings(own_id: int, ranges: list[Range]) -> list[IdMap]:
+    """Container id 0 -> ``own_id``; container ids 1.. -> the subordinate ranges in order.
+
+    Raises HostError when a range would map host id 0 or overlaps the user's own id.
+    """
+    maps = [IdMap(0, own_id, 1)]
+    next_id = 1
+    for r in ranges:
+        if r.start <= 0 or r.start <= own_id < r.start + r.count:
+            raise HostError(
+                f"subordinate range {r.start}:{r.count} includes host id 0 or your own id",
+                hint="fix /etc/subuid and /etc/subgid: ranges start above the real users' ids",
+            )
+        maps.append(IdMap(next_id, r.start, r.count))
+        next_id += r.count
+    return maps
+
+
+def current_user() -> tuple[str, int, int]:
+    uid, gid = os.getuid(), os.getgid()
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        name = str(uid)
+    return name, uid, gid

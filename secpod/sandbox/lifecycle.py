@@ -1,0 +1,547 @@
+"""Container lifecycle without a daemon: create, start, run, stop, kill, rm, exec.
+
+The way of ``secpod run --profile strict IMAGE CMD`` (see docs/design):
+preflight -> admin policy and profile (policies.confine) -> image (images) ->
+trust (signing) -> bundle -> crun under a monitor -> audit at every step.
+Every step that refuses records ``container.run.refused`` with its reason
+before the error reaches the user, and leaves no folder, name or crun state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from secpod import audit
+from secpod.errors import Conflict, Error, RuntimeFailed, UsageError
+from secpod.sandbox import bundle as bundlemod
+from secpod.sandbox import host as hostmod
+from secpod.sandbox import monitor, preflight, state
+from secpod.sandbox.crun import Runtime
+from secpod.sandbox.state import Container
+
+SIGNALS = {"HUP": 1, "INT": 2, "QUIT": 3, "KILL": 9, "USR1": 10, "USR2": 12, "TERM": 15,
+           "CONT": 18, "STOP": 19, "WINCH": 28}
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything ``secpod run``/``create`` is asked."""
+
+    image: str
+    process: bundlemod.ProcessRequest = field(default_factory=bundlemod.ProcessRequest)
+    name: str | None = None
+    profile: str = "default"
+    detach: bool = False
+    auto_remove: bool = False
+    volumes: tuple[str, ...] = ()
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    security_opts: tuple[str, ...] = ()
+    read_only: bool | None = None
+    network: str | None = None
+
+
+@dataclass(frozen=True)
+class Environment:
+    """The host facts and the runtime one command works with."""
+
+    features: hostmod.HostFeatures
+    runtime: Runtime
+
+    @classmethod
+    def load(cls) -> Environment:
+        features = hostmod.probe()
+        preflight.check_host(features)
+        return cls(features, Runtime.default(can_limit_resources=features.can_limit_resources))
+
+
+def parse_volume(spec: str) -> tuple[str, str, bool]:
+    """``SRC:DST[:ro|rw]`` -> (absolute host source, destination, read_only)."""
+    parts = spec.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise UsageError(f"invalid volume {spec!r}", hint="use -v /host/path:/container/path[:ro]")
+    src, dst = parts[0], parts[1]
+    mode = parts[2] if len(parts) == 3 else "rw"
+    if mode not in ("ro", "rw"):
+        raise UsageError(f"invalid volume mode {mode!r} in {spec!r}", hint="use :ro or :rw")
+    if not dst.startswith("/"):
+        raise UsageError(f"the volume destination {dst!r} is not absolute")
+    src_path = Path(src).expanduser()
+    if not src_path.is_absolute():
+        raise UsageError(f"the volume source {src!r} is not an absolute path",
+                         hint="named volumes are not supported; give a host path")
+    if not src_path.exists():
+        raise UsageError(f"the volume source {src} does not exist",
+                         hint="create it first; secpod does not create host paths")
+    return str(src_path.resolve()), dst, mode == "ro"
+
+
+def _refused(stage: str, e: Error, opts: RunOptions, **fields: Any) -> None:
+    """Record a refusal of ``run``/``create`` at ``stage``; the caller re-raises."""
+    audit.record("container.run.refused", "refused" if stage != "runtime" else "error",
+                 reason=f"{stage}: {e.message}", profile=opts.profile,
+                 image_ref=fields.get("image_ref", opts.image),
+                 image_digest=fields.get("image_digest"), trust=fields.get("trust"),
+                 container_name=opts.name)
+
+
+def create(opts: RunOptions, env: Environment | None = None) -> Container:
+    """Build a container's bundle and record; do not start it. Raises Error subclasses."""
+    from secpod import images, policies, signing
+
+    try:
+        env = env or Environment.load()
+        identity = preflight.identity()
+    except Error as e:
+        _refused("preflight", e, opts)
+        raise
+    # Admin policy and profile first: a request below the floor is refused before
+    # any image is read.
+    try:
+        volumes = tuple(parse_volume(v) for v in opts.volumes)
+        request = policies.RunRequest(
+            profile=opts.profile, cap_add=opts.cap_add, cap_drop=opts.cap_drop,
+            security_opts=opts.security_opts, volumes=volumes, read_only=opts.read_only,
+            network=opts.network, user=identity.user)
+        confinement = policies.confine(request, env.features)
+    except Error as e:
+        _refused("policy", e, opts)
+        raise
+    try:
+        store = images.Store.open()
+        image = store.resolve(opts.image)
+    except Error as e:
+        _refused("image", e, opts)
+        raise
+    ref = image.names[0] if image.names else image.digest
+    if opts.image in image.names or any(opts.image == n for n in image.familiar_names()):
+        ref = next((n for n in image.names if opts.image in (n, _familiar(n))), ref)
+    try:
+        decision = signing.evaluate_image(ref, image.digest, store.manifest_bytes(image.digest))
+    except Error as e:
+        _refused("trust", e, opts, image_ref=ref, image_digest=image.digest)
+        raise
+    trust = decision.as_dict()
+    if not decision.accepted:
+        err = Error(f"the trust policy rejects {ref}: {'; '.join(decision.reasons)}",
+                    hint="secpod verify IMAGE explains the decision; secpod trust show")
+        _refused("trust", err, opts, image_ref=ref, image_digest=image.digest, trust=trust)
+        raise signing_rejected(err)
+    if confinement.require_signed and set(decision.requirements) <= {"insecureAcceptAnything"}:
+        err = Error(f"profile {confinement.profile} runs only signed images, and the trust "
+                    f"policy accepts {ref} without a signature (insecureAcceptAnything)",
+                    hint="sign the image (secpod sign) and require it (secpod trust set), "
+                         "or use --profile default")
+        _refused("trust", err, opts, image_ref=ref, image_digest=image.digest, trust=trust)
+        raise signing_rejected(err)
+
+    cid, name, folder = state.reserve(opts.name)
+    try:
+        hostname = cid[:12]
+        rootfs, root_mode = bundlemod.prepare_rootfs(image.rootfs, folder,
+                                                     readonly=confinement.root_readonly)
+        bundlemod.write_userdata(folder / "userdata", hostname)
+        config = bundlemod.build_config(
+            cid=cid, hostname=hostname, rootfs=rootfs, image_config=image.config,
+            request=opts.process, confinement=confinement, identity=identity,
+            userdata=folder / "userdata")
+        bundlemod.write_config(folder / "bundle", config)
+        summary = dict(confinement.summary)
+        summary["cis_findings"] = _cis_findings(config, confinement.profile)
+        ctr = Container(
+            id=cid, name=name, image_ref=ref, image_digest=image.digest,
+            profile=confinement.profile, profile_hash=confinement.profile_hash,
+            created=state.now(), args=config["process"]["args"], root_mode=root_mode,
+            detach=opts.detach, auto_remove=opts.auto_remove,
+            unenforced=list(confinement.unenforced), confinement=summary, trust=trust)
+        ctr.log_path.touch(mode=0o600)
+        ctr.save()
+        audit.record("container.create", "ok", container_id=cid, container_name=name,
+                     image_ref=ref, image_digest=image.digest, profile=confinement.profile,
+                     profile_hash=confinement.profile_hash, confinement=summary, trust=trust)
+    except Error as e:
+        state.release(cid, name)
+        _refused("bundle", e, opts, image_ref=ref, image_digest=image.digest, trust=trust)
+        raise
+    except BaseException:
+        state.release(cid, name)
+        raise
+    return ctr
+
+
+def signing_rejected(err: Error) -> Error:
+    from secpod.errors import SignatureRejected
+
+    return SignatureRejected(err.message, err.hint)
+
+
+def _familiar(name: str) -> str:
+    from secpod.images.reference import parse
+
+    try:
+        return parse(name).familiar()
+    except Error:
+        return name
+
+
+def _cis_findings(config: dict[str, Any], profile: str) -> list[dict[str, str]]:
+    """The CIS container-runtime findings on this config (recorded for reports)."""
+    try:
+        from secpod.policies import lint_config
+    except ImportError:
+        return []
+    return [{"id": f.id, "severity": f.severity, "title": f.title}
+            for f in lint_config(config, profile)]
+
+
+def _audit_ctr(action: str, ctr: Container, outcome: str = "ok", **kw: Any) -> None:
+    audit.record(action, outcome, container_id=ctr.id, container_name=ctr.name,
+                 image_ref=ctr.image_ref, image_digest=ctr.image_digest, profile=ctr.profile,
+                 profile_hash=ctr.profile_hash, **kw)
+
+
+def run(opts: RunOptions, *, on_created: Callable[[Container], None] | None = None) -> int:
+    """``secpod run``: create, start, and (in the foreground) wait; return the exit status.
+
+    Detached: returns 0 once the container runs under its monitor.
+    """
+    env = Environment.load()
+    ctr = create(opts, env)
+    if on_created:
+        on_created(ctr)
+    if opts.detach:
+        start(ctr, env)
+        return 0
+    ctr.monitor = "secpod"
+    ctr.started = state.now()
+    ctr.save()
+    _audit_ctr("container.start", ctr)
+    try:
+        code = monitor.run_foreground(env.runtime, ctr.id, ctr.bundle, ctr.dir,
+                                      interactive=opts.process.interactive,
+                                      log_path=ctr.log_path)
+    except RuntimeFailed as e:
+        _finish(ctr, env, None, reason=e.message)
+        raise
+    _finish(ctr, env, code)
+    return code
+
+
+def _finish(ctr: Container, env: Environment, code: int | None, *, reason: str | None = None) -> None:
+    """Record the exit once (whoever sees it first), then remove --rm containers."""
+    with ctr.locked():
+        current = ctr.reload()
+        if not current.exit_recorded:
+            current.exit_code = code
+            current.finished = state.now()
+            current.exit_recorded = True
+            current.save()
+            _audit_ctr("container.exit", current, "ok" if code is not None else "error",
+                       exit_status=code, reason=reason,
+                       details={"stopped_by": current.stopped_by} if current.stopped_by else None)
+        env.runtime.delete(ctr.id, force=True)
+    if current.auto_remove:
+        state.release(current.id, current.name)
+        _audit_ctr("container.rm", current, reason="--rm")
+
+
+def start(ctr: Container, env: Environment | None = None) -> Container:
+    """Start a created (or exited, detached) container under conmon."""
+    env = env or Environment.load()
+    status = status_of(ctr, env.runtime.state(ctr.id))
+    if status in ("running", "paused"):
+        raise Conflict(f"container {ctr.name} is already running")
+    if ctr.monitor == "secpod" and status == "created":
+        raise Conflict(f"container {ctr.name} is being started by another secpod run")
+    with ctr.locked():
+        ctr = ctr.reload()
+        if status != "created" or ctr.monitor != "conmon":
+            env.runtime.delete(ctr.id, force=True)
+            with contextlib.suppress(FileNotFoundError):
+                ctr.exit_file.unlink()
+            ctr.exit_code = None
+            ctr.finished = None
+            ctr.exit_recorded = False
+            ctr.stopped_by = None
+            ctr.monitor = "conmon"
+            ctr.save()
+            try:
+                monitor.start_conmon(env.runtime, ctr.id, ctr.name, ctr.bundle, ctr.dir,
+                                     log_path=ctr.log_path, exit_dir=state.exits_dir())
+            except RuntimeFailed as e:
+                _audit_ctr("container.start", ctr, "error", reason=e.message)
+                env.runtime.delete(ctr.id, force=True)
+                raise
+        try:
+            env.runtime.call("start", ctr.id, what="starting the container")
+        except RuntimeFailed as e:
+            _audit_ctr("container.start", ctr, "error", reason=e.message)
+            raise
+        ctr.started = state.now()
+        ctr.save()
+        _audit_ctr("container.start", ctr)
+    return ctr
+
+
+def create_detached(opts: RunOptions) -> Container:
+    """``secpod create``: bundle plus a conmon holding the created container."""
+    env = Environment.load()
+    ctr = create(opts, env)
+    ctr.monitor = "conmon"
+    ctr.save()
+    try:
+        monitor.start_conmon(env.runtime, ctr.id, ctr.name, ctr.bundle, ctr.dir,
+                             log_path=ctr.log_path, exit_dir=state.exits_dir())
+    except RuntimeFailed as e:
+        _audit_ctr("container.rm", ctr, "error", reason=f"create failed: {e.message}")
+        env.runtime.delete(ctr.id, force=True)
+        state.release(ctr.id, ctr.name)
+        raise
+    return ctr
+
+
+def collect_exit(ctr: Container, runtime: Runtime) -> Container:
+    """Called by conmon's exit command (and by stop/rm): record the exit status once."""
+    try:
+        code: int | None = int(ctr.exit_file.read_text().strip())
+    except (OSError, ValueError):
+        code = None
+    env = Environment(hostmod.probe(), runtime)
+    _finish(ctr, env, code, reason=None if code is not None else "exit status unknown")
+    return ctr
+
+
+def status_of(ctr: Container, crun_state: dict[str, Any] | None) -> str:
+    """created, running, paused, stopped (exited, exit not yet collected), exited."""
+    if crun_state is not None:
+        return str(crun_state.get("status", "unknown"))
+    if ctr.exit_recorded or ctr.finished:
+        return "exited"
+    if ctr.monitor == "secpod" and ctr.started:
+        return "exited"  # a foreground run that died without recording: nothing runs
+    return "created" if ctr.started is None else "exited"
+
+
+def describe(ctr: Container, crun_state: dict[str, Any] | None) -> dict[str, Any]:
+    status = status_of(ctr, crun_state)
+    return {
+        "id": ctr.id, "name": ctr.name, "image": ctr.image_ref, "image_digest": ctr.image_digest,
+        "command": ctr.args, "created": ctr.created, "started": ctr.started,
+        "finished": ctr.finished, "status": status, "exit_code": ctr.exit_code,
+        "profile": ctr.profile, "pid": (crun_state or {}).get("pid"),
+    }
+
+
+def listing(all_containers: bool) -> list[dict[str, Any]]:
+    env_rt = Runtime.default()
+    known = env_rt.list()
+    out = []
+    for ctr in state.all_containers():
+        crun_state = known.get(ctr.id)
+        if crun_state is not None and crun_state.get("status") == "stopped":
+            crun_state = dict(crun_state, status="stopped")
+        row = describe(ctr, crun_state)
+        if all_containers or row["status"] in ("running", "paused", "created", "stopped"):
+            out.append(row)
+    return out
+
+
+def inspect(ref: str) -> dict[str, Any]:
+    ctr = state.lookup(ref)
+    rt = Runtime.default()
+    info = describe(ctr, rt.state(ctr.id))
+    config = json.loads((ctr.bundle / "config.json").read_text())
+    info.update({
+        "profile_hash": ctr.profile_hash, "root": ctr.root_mode, "auto_remove": ctr.auto_remove,
+        "monitor": ctr.monitor, "monitor_pid": monitor.monitor_pid(ctr.dir),
+        "stopped_by": ctr.stopped_by, "confinement": ctr.confinement,
+        "unenforced": ctr.unenforced, "trust": ctr.trust, "bundle": str(ctr.bundle),
+        "log_path": str(ctr.log_path), "config": config,
+    })
+    return info
+
+
+def _wait_stopped(ctr: Container, rt: Runtime, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        st = rt.state(ctr.id)
+        if st is None or st.get("status") == "stopped":
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+def _wait_recorded(ctr: Container, timeout: float) -> Container:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            current = ctr.reload()
+        except FileNotFoundError:
+            return ctr
+        if current.exit_recorded:
+            return current
+        time.sleep(0.05)
+    return ctr.reload()
+
+
+def _settle(ctr: Container, rt: Runtime) -> None:
+    """After the process is gone: let its monitor record the exit, or record it ourselves."""
+    if ctr.monitor == "secpod":
+        _wait_recorded(ctr, 10)  # the foreground secpod records its own exit
+        return
+    current = _wait_recorded(ctr, 5)
+    if current.dir.exists() and not current.exit_recorded:
+        collect_exit(current, rt)
+
+
+def stop(ref: str, timeout: float = 10) -> Container:
+    """SIGTERM, then SIGKILL after ``timeout`` seconds; record the stop."""
+    ctr = state.lookup(ref)
+    rt = Runtime.default()
+    status = status_of(ctr, rt.state(ctr.id))
+    if status not in ("running", "paused"):
+        raise Conflict(f"container {ctr.name} is not running ({status})")
+    _mark(ctr, "stop")
+    rt.kill(ctr.id, "TERM", all_processes=False)
+    escalated = False
+    if not _wait_stopped(ctr, rt, timeout):
+        escalated = True
+        with contextlib.suppress(RuntimeFailed):
+            rt.kill(ctr.id, "KILL", all_processes=True)
+        _wait_stopped(ctr, rt, 10)
+    _audit_ctr("container.stop", ctr, details={"timeout": timeout, "killed": escalated})
+    _settle(ctr, rt)
+    return ctr
+
+
+def kill(ref: str, signal_name: str = "KILL") -> Container:
+    ctr = state.lookup(ref)
+    rt = Runtime.default()
+    sig = normalise_signal(signal_name)
+    status = status_of(ctr, rt.state(ctr.id))
+    if status not in ("running", "paused", "created"):
+        raise Conflict(f"container {ctr.name} is not running ({status})")
+    _mark(ctr, "kill")
+    rt.kill(ctr.id, sig)
+    _audit_ctr("container.kill", ctr, details={"signal": sig})
+    return ctr
+
+
+def normalise_signal(name: str) -> str:
+    text = name.upper().removeprefix("SIG")
+    if text.isdigit() and 0 < int(text) < 65:
+        return text
+    if text not in SIGNALS:
+        raise UsageError(f"unknown signal {name!r}", hint="e.g. TERM, KILL, HUP, INT, USR1 or 15")
+    return text
+
+
+def _mark(ctr: Container, how: str) -> None:
+    with ctr.locked():
+        current = ctr.reload()
+        current.stopped_by = how
+        current.save()
+
+
+def remove(ref: str, *, force: bool = False) -> Container:
+    ctr = state.lookup(ref)
+    rt = Runtime.default()
+    status = status_of(ctr, rt.state(ctr.id))
+    if status in ("running", "paused", "created") and not force:
+        raise Conflict(f"container {ctr.name} is {status}",
+                       hint=f"secpod stop {ctr.name} first, or secpod rm -f {ctr.name}")
+    if status in ("running", "paused", "created"):
+        _mark(ctr, "kill")
+        with contextlib.suppress(RuntimeFailed):
+            rt.kill(ctr.id, "KILL", all_processes=True)
+        _wait_stopped(ctr, rt, 10)
+        if status != "created":
+            _settle(ctr, rt)
+    if ctr.dir.exists():
+        current = ctr.reload()
+        if not current.exit_recorded and current.started:
+            collect_exit(current, rt)
+        rt.delete(ctr.id, force=True)
+        state.release(ctr.id, ctr.name)
+        _audit_ctr("container.rm", ctr, details={"force": force, "status": status})
+    return ctr
+
+
+def exec_in(ref: str, command: list[str], *, env: tuple[str, ...] = (), workdir: str | None = None,
+            user: str | None = None, interactive: bool = False) -> int:
+    """Run ``command`` in a running container, confined as its main process; return its status."""
+    import subprocess
+
+    ctr = state.lookup(ref)
+    rt = Runtime.default()
+    if status_of(ctr, rt.state(ctr.id)) != "running":
+        raise Conflict(f"container {ctr.name} is not running", hint=f"secpod start {ctr.name}")
+    if not command:
+        raise UsageError("exec needs a command", hint="secpod exec CONTAINER COMMAND [ARG...]")
+    config = json.loads((ctr.bundle / "config.json").read_text())
+    process = dict(config["process"])
+    process["args"] = list(command)
+    process["terminal"] = False
+    if env:
+        merged = {e.partition("=")[0]: e for e in process.get("env", [])}
+        for item in env:
+            key, sep, _ = item.partition("=")
+            merged[key] = item if sep else f"{key}={os.environ.get(key, '')}"
+        process["env"] = list(merged.values())
+    if workdir:
+        process["cwd"] = workdir
+    if user is not None:
+        from secpod.sandbox import rootfs as rootfsmod
+
+        uid, gid, _ = rootfsmod.lookup_user(Path(config["root"]["path"]), user)
+        process["user"] = {"uid": uid, "gid": gid}
+    spec = ctr.dir / f"exec-{os.getpid()}.json"
+    spec.write_text(json.dumps(process))
+    try:
+        proc = subprocess.run(rt.argv("exec", "--process", str(spec), ctr.id),
+                              stdin=None if interactive else subprocess.DEVNULL, check=False)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            spec.unlink()
+    code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+    _audit_ctr("container.exec", ctr, exit_status=code, details={"command": list(command)})
+    return code
+
+
+def read_logs(ref: str, *, follow: bool = False) -> Iterator[tuple[str, bytes]]:
+    """(stream, bytes) chunks of the container's log; with ``follow``, until it exits."""
+    ctr = state.lookup(ref)
+    rt = Runtime.default() if follow else None
+    with open(ctr.log_path, "rb") as f:
+        pending = b""
+        while True:
+            chunk = f.readline()
+            if chunk:
+                if not chunk.endswith(b"\n"):
+                    pending += chunk
+                    continue
+                line, pending = pending + chunk, b""
+                parts = line.rstrip(b"\n").split(b" ", 3)
+                if len(parts) == 4:
+                    stream, tag, text = parts[1].decode(), parts[2], parts[3]
+                    yield stream, text if tag == b"P" else text + b"\n"
+                continue
+            if not follow or rt is None:
+                return
+            if status_of(ctr.reload(), rt.state(ctr.id)) not in ("running", "created", "paused"):
+                # one last read: the monitor may have flushed after the exit
+                rest = f.read()
+                for line in rest.splitlines():
+                    parts = line.split(b" ", 3)
+                    if len(parts) == 4:
+                        yield parts[1].decode(), parts[3] + (b"" if parts[2] == b"P" else b"\n")
+                return
+            time.sleep(0.1)

@@ -1,0 +1,211 @@
+"""Monitors: what holds a container's stdio and waits for its exit.
+
+- Foreground ``run``: secpod itself runs ``crun run``, copies the container's
+  stdout and stderr to its own and to the container log, forwards signals,
+  and returns the exit status.
+- Detached (``create``, ``run -d``): conmon, as Podman uses it. It runs
+  ``crun create``, holds the log, waits for the exit, writes the exit status
+  to the exit dir and calls ``secpod container-cleanup ID`` back, so that
+  no daemon is needed.
+
+Both write the log in the k8s-file format conmon uses
+(``TIME STREAM F|P TEXT``), so ``secpod logs`` reads one format.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from secpod import paths
+from secpod.errors import HostError, RuntimeFailed
+from secpod.sandbox.crun import Runtime
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+             signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
+
+
+def _stamp() -> bytes:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()
+
+
+class LogWriter:
+    """Container output in conmon's k8s-file format, line by line."""
+
+    def __init__(self, path: Path) -> None:
+        self._f: IO[bytes] = open(path, "ab", buffering=0)  # noqa: SIM115 - closed by close()
+        self._partial: dict[bytes, bytes] = {}
+
+    def write(self, stream: bytes, data: bytes) -> None:
+        buf = self._partial.pop(stream, b"") + data
+        *lines, rest = buf.split(b"\n")
+        out = b"".join(_stamp() + b" " + stream + b" F " + ln + b"\n" for ln in lines)
+        if out:
+            self._f.write(out)
+        if rest:
+            self._partial[stream] = rest
+
+    def close(self) -> None:
+        for stream, rest in self._partial.items():
+            self._f.write(_stamp() + b" " + stream + b" P " + rest + b"\n")
+        self._partial.clear()
+        self._f.close()
+
+
+def crun_error(log: Path) -> str:
+    """The last error crun wrote to its JSON log, or ''."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    for line in reversed(lines):
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            if line.strip():
+                return line.strip()
+            continue
+        if entry.get("level") in ("error", "fatal", "warning"):
+            return str(entry.get("msg", "")).strip()
+    return ""
+
+
+def run_foreground(rt: Runtime, cid: str, bundle: Path, folder: Path, *,
+                   interactive: bool, log_path: Path) -> int:
+    """Run the container attached; return its exit status (128+N when killed by signal N).
+
+    Raises RuntimeFailed when crun fails before the container's process starts.
+    """
+    pidfile = folder / "pid"
+    crun_log = folder / "crun.log"
+    argv = [rt.binary, *rt.global_args, f"--log=file:{crun_log}", "--log-format=json",
+            "run", "--bundle", str(bundle), "--pid-file", str(pidfile), cid]
+    # crun gets its own session: terminal signals reach secpod, which forwards each once.
+    proc = subprocess.Popen(argv, stdin=None if interactive else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    previous = {}
+
+    def forward(signum: int, _frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signum)
+
+    for sig in FORWARDED:
+        previous[sig] = signal.signal(sig, forward)
+    log = LogWriter(log_path)
+    try:
+        _pump(proc, log)
+        code = proc.wait()
+    finally:
+        log.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if code != 0 and not pidfile.exists():
+        raise RuntimeFailed(f"crun could not start the container: {crun_error(crun_log) or code}",
+                            hint="secpod doctor checks what this host allows")
+    return 128 - code if code < 0 else code
+
+
+def _pump(proc: subprocess.Popen[bytes], log: LogWriter) -> None:
+    assert proc.stdout is not None and proc.stderr is not None
+    targets = {proc.stdout.fileno(): (b"stdout", sys.stdout.buffer),
+               proc.stderr.fileno(): (b"stderr", sys.stderr.buffer)}
+    sel = selectors.DefaultSelector()
+    for fd in targets:
+        sel.register(fd, selectors.EVENT_READ)
+    while targets:
+        for key, _ in sel.select():
+            fd = int(key.fd)
+            try:
+                data = os.read(fd, 65536)
+            except InterruptedError:
+                continue
+            if not data:
+                sel.unregister(fd)
+                del targets[fd]
+                continue
+            stream, out = targets[fd]
+            log.write(stream, data)
+            try:
+                out.write(data)
+                out.flush()
+            except BrokenPipeError:
+                targets[fd] = (stream, _Null())  # keep logging when the reader went away
+    sel.close()
+
+
+class _Null:
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def conmon_path() -> str:
+    path = shutil.which("conmon", path=os.environ.get("PATH", "") + ":/usr/bin:/usr/libexec/podman")
+    if path is None:
+        raise HostError("conmon not found (needed for detached containers)",
+                        hint="apt-get install conmon")
+    return path
+
+
+def start_conmon(rt: Runtime, cid: str, name: str, bundle: Path, folder: Path, *,
+                 log_path: Path, exit_dir: Path) -> int:
+    """Create the container under a new conmon; return the container's pid.
+
+    conmon double-forks and outlives this process. Raises RuntimeFailed with
+    crun's words when the container cannot be created.
+    """
+    sockets = paths.runtime_dir() / "sockets"
+    sockets.mkdir(mode=0o700, parents=True, exist_ok=True)
+    exit_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    crun_log = folder / "crun.log"
+    argv = [conmon_path(), "--api-version", "1", "-c", cid, "-u", cid, "-n", name,
+            "-r", rt.binary, "-b", str(bundle), "-p", str(folder / "pid"),
+            "-P", str(folder / "conmon.pid"), "-l", f"k8s-file:{log_path}",
+            "--exit-dir", str(exit_dir), "--socket-dir-path", str(sockets),
+            "--log-level", "error",
+            "--exit-command", sys.executable,
+            "--exit-command-arg", "-m", "--exit-command-arg", "secpod",
+            "--exit-command-arg", "container-cleanup", "--exit-command-arg", cid]
+    for arg in (*rt.global_args, f"--log=file:{crun_log}", "--log-format=json"):
+        argv += ["--runtime-arg", arg]
+    read_fd, write_fd = os.pipe()
+    env = dict(os.environ, _OCI_SYNCPIPE=str(write_fd))
+    try:
+        proc = subprocess.Popen(argv, pass_fds=(write_fd,), env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                start_new_session=True)
+    finally:
+        os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as sync:
+        raw = sync.read()
+    _, err = proc.communicate(timeout=60)
+    message: dict[str, Any] = {}
+    for chunk in raw.decode(errors="replace").replace("}{", "}\n{").splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            message = json.loads(chunk)
+            break
+    pid = int(message.get("data", -1)) if message else -1
+    if pid <= 0:
+        why = message.get("message") or crun_error(crun_log) or err.decode(errors="replace").strip()
+        raise RuntimeFailed(f"the container could not be created: {why or 'conmon failed'}",
+                            hint="secpod doctor checks what this host allows")
+    return pid
+
+
+def monitor_pid(folder: Path) -> int | None:
+    try:
+        return int((folder / "conmon.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None

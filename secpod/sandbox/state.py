@@ -1,0 +1,195 @@
+"""Containers on disk: one folder per container under the data dir.
+
+``containers/<id>/container.json`` is the record (what was asked, what was
+enforced, what happened); ``containers/names/<name>`` is a symlink to the id,
+made with one atomic ``symlink`` so two processes cannot take the same name.
+A per-container lock file serialises the exit collection between the
+monitor's callback, ``stop`` and ``rm``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from secpod import paths
+from secpod.errors import Conflict, NotFound, UsageError
+
+_ADJ = ("amber", "brave", "calm", "deft", "eager", "fair", "gentle", "hardy", "keen", "lucid",
+        "merry", "noble", "quiet", "rapid", "sober", "tidy", "vivid", "wary", "young", "zesty")
+_NOUN = ("otter", "falcon", "badger", "heron", "lynx", "marten", "osprey", "puffin", "raven",
+         "shrike", "stoat", "tern", "vole", "wren", "yak", "ibex", "kite", "newt", "orca", "pika")
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Container:
+    """What secpod knows of one container. Saved as container.json."""
+
+    id: str
+    name: str
+    image_ref: str
+    image_digest: str
+    profile: str
+    profile_hash: str
+    created: str
+    args: list[str]
+    root_mode: str                      # "shared-readonly" or "private-copy"
+    detach: bool = False
+    auto_remove: bool = False
+    started: str | None = None
+    finished: str | None = None
+    exit_code: int | None = None
+    exit_recorded: bool = False
+    stopped_by: str | None = None        # "stop", "kill" or None
+    unenforced: list[str] = field(default_factory=list)
+    confinement: dict[str, Any] = field(default_factory=dict)
+    trust: dict[str, Any] | None = None
+    monitor: str = "none"               # "conmon" for -d, "secpod" for foreground runs
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @property
+    def dir(self) -> Path:
+        return containers_dir() / self.id
+
+    @property
+    def bundle(self) -> Path:
+        return self.dir / "bundle"
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / "ctr.log"
+
+    @property
+    def exit_file(self) -> Path:
+        return exits_dir() / self.id
+
+    def save(self) -> None:
+        tmp = self.dir / "container.json.tmp"
+        tmp.write_text(json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True))
+        os.replace(tmp, self.dir / "container.json")
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def reload(self) -> Container:
+        return _read(self.dir)
+
+
+def containers_dir() -> Path:
+    return paths.data_dir() / "containers"
+
+
+def exits_dir() -> Path:
+    return paths.runtime_dir() / "exits"
+
+
+def _names_dir() -> Path:
+    return containers_dir() / "names"
+
+
+def _valid_name(name: str) -> bool:
+    return (0 < len(name) <= 128 and name[0].isalnum()
+            and all(c.isalnum() or c in "_.-" for c in name))
+
+
+def reserve(name: str | None) -> tuple[str, str, Path]:
+    """Reserve a new id and a unique name; return (id, name, folder). Raises Conflict."""
+    paths.ensure_private_dir(paths.data_dir())
+    names = _names_dir()
+    names.mkdir(parents=True, exist_ok=True)
+    cid = secrets.token_hex(32)
+    if name is not None and not _valid_name(name):
+        raise UsageError(f"invalid container name {name!r}",
+                         hint="names are letters, digits, '_', '.' and '-', starting alphanumeric")
+    for _attempt in range(20):
+        candidate = name or f"{secrets.choice(_ADJ)}_{secrets.choice(_NOUN)}_{secrets.randbelow(100)}"
+        try:
+            os.symlink(cid, names / candidate)
+        except FileExistsError:
+            if name is not None:
+                other = os.readlink(names / candidate)
+                raise Conflict(f"the name {name!r} is in use by container {other[:12]}",
+                               hint=f"secpod rm {name}, or choose another --name") from None
+            continue
+        folder = containers_dir() / cid
+        folder.mkdir(mode=0o700)
+        return cid, candidate, folder
+    raise Conflict("could not find a free container name", hint="give one with --name")
+
+
+def release(cid: str, name: str) -> None:
+    """Remove the container's folder and name (nothing else is left behind)."""
+    link = _names_dir() / name
+    with contextlib.suppress(FileNotFoundError):
+        if os.readlink(link) == cid:
+            link.unlink()
+    shutil.rmtree(containers_dir() / cid, ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+        (exits_dir() / cid).unlink()
+
+
+def _read(folder: Path) -> Container:
+    data = json.loads((folder / "container.json").read_text())
+    known = {f.name for f in dataclasses.fields(Container)}
+    return Container(**{k: v for k, v in data.items() if k in known})
+
+
+def all_containers() -> list[Container]:
+    root = containers_dir()
+    if not root.is_dir():
+        return []
+    out = []
+    for folder in root.iterdir():
+        if folder.name == "names" or not (folder / "container.json").is_file():
+            continue
+        try:
+            out.append(_read(folder))
+        except (OSError, ValueError, TypeError):
+            continue
+    return sorted(out, key=lambda c: c.created, reverse=True)
+
+
+def lookup(ref: str) -> Container:
+    """A container by name, full id or unique id prefix. Raises NotFound."""
+    root = containers_dir()
+    link = _names_dir() / ref
+    if _valid_name(ref) and link.is_symlink():
+        folder = root / os.readlink(link)
+        if (folder / "container.json").is_file():
+            return _read(folder)
+    if len(ref) >= 3 and all(c in "0123456789abcdef" for c in ref):
+        matches = [c for c in all_containers() if c.id.startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise UsageError(f"{ref!r} matches {len(matches)} containers",
+                             hint="give more of the id, or the name")
+    raise NotFound(f"no such container: {ref}", hint="secpod ps -a lists your containers")
+
+
+def containers_using(image_digest: str) -> list[str]:
+    """Names of the containers made from the image with this manifest digest."""
+    return [c.name for c in all_containers() if c.image_digest == image_digest]
