@@ -68,10 +68,8 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.stamp" 2>/dev/null)" != "$wan
   "$venv/bin/pip" install -q --upgrade pip >&2
   "$venv/bin/pip" install -q -e "$stage/main[test,dev]" >&2
   echo "$want" > "$venv/.stamp"
-else
-  "$venv/bin/pip" install -q --no-deps --no-build-isolation -e "$stage/main" >&2 2>/dev/null || \
-    "$venv/bin/pip" install -q -e "$stage/main[test,dev]" >&2
 fi
+# (the editable install points at $stage/main, which is refreshed above on every run)
 chmod -R a+rX "$venv"
 
 if [ "${1:-}" = "--setup-only" ]; then

@@ -1,0 +1,46 @@
+"""Fixtures for runner tests: a signed busybox image that strict accepts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import User
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def signed_busybox(user: User, busybox: str) -> str:
+    """busybox:latest, signed with a fresh cosign key, and a trust policy requiring that key."""
+    env = dict(user.env, COSIGN_PASSWORD=PASSWORD)
+    user.env = env
+    user.run("key", "generate", "--output-key-prefix", str(user.home / "release"), check=True)
+    user.run("sign", busybox, "--key", str(user.home / "release.key"), check=True)
+    user.run("trust", "set", "--type", "sigstoreSigned", "--pubkeysfile",
+             str(user.home / "release.pub"), "docker.io/library/busybox", check=True)
+    user.run("trust", "set", "--type", "reject", "default", check=True)
+    return busybox
+
+
+def audit_records(user: User) -> list[dict[str, object]]:
+    path = user.home / "data" / "secpod" / "audit" / "log.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def validate_runtime_config(config: dict[str, Any], shared: Path) -> None:
+    """Validate an OCI runtime config against ../shared/oci-schemas/runtime-spec."""
+    import jsonschema
+    from referencing import Registry, Resource
+
+    schemas = shared / "oci-schemas" / "runtime-spec"
+    registry: Registry = Registry()
+    for f in schemas.glob("*.json"):
+        registry = registry.with_resource(f.name, Resource.from_contents(json.loads(f.read_text())))
+    schema = json.loads((schemas / "config-schema.json").read_text())
+    jsonschema.Draft7Validator(schema, registry=registry).validate(config)

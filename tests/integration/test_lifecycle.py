@@ -1,0 +1,109 @@
+"""Detached containers without a daemon: run -d, ps, logs, exec, stop, kill, rm, start."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.conftest import User
+from tests.integration.conftest import audit_records
+
+pytestmark = [pytest.mark.crun, pytest.mark.userns]
+
+LOOP = "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.2; done"
+
+
+def ps(user: User, *flags: str) -> list[dict[str, object]]:
+    return json.loads(user.run("ps", "--json", *flags, check=True).stdout)
+
+
+def wait_for(predicate, timeout: float = 15) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not reached")
+
+
+def test_detached_container_survives_the_shell_that_started_it(user: User, busybox: str) -> None:
+    # the starting shell exits at once; the container lives on under its monitor
+    r = user.sh(["sh", "-c", f"secpod run -d --name bg {busybox} sh -c '{LOOP}'"])
+    assert r.returncode == 0, r.stderr
+    cid = r.stdout.strip()
+    assert len(cid) == 64
+    rows = ps(user)
+    assert [(x["name"], x["status"]) for x in rows] == [("bg", "running")]
+    wait_for(lambda: "tick 2" in user.run("logs", "bg").stdout)
+    info = json.loads(user.run("inspect", "bg", check=True).stdout)[0]
+    assert info["monitor"] == "conmon" and info["status"] == "running"
+
+
+def test_exec_runs_confined_like_the_container(user: User, busybox: str) -> None:
+    user.run("run", "-d", "--name", "box", busybox, "sleep", "60", check=True)
+    r = user.run("exec", "-e", "X=1", "box", "sh", "-c", "echo $X; grep -E 'CapEff|NoNewPrivs|Seccomp:' /proc/self/status")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "1"
+    assert "00000000800425fb" in lines[1]
+    assert r.stdout.count("1") >= 2
+    assert user.run("exec", "box", "sh", "-c", "exit 7").returncode == 7
+    actions = [x["action"] for x in audit_records(user) if x["action"] == "container.exec"]
+    assert len(actions) == 2
+
+
+def test_stop_sends_term_then_kill_after_timeout(user: User, busybox: str) -> None:
+    user.run("run", "-d", "--name", "stubborn", busybox, "sh", "-c",
+             "trap '' TERM; while :; do sleep 0.1; done", check=True)
+    r = user.run("stop", "-t", "1", "stubborn")
+    assert r.returncode == 0, r.stderr
+    row = ps(user, "-a")[0]
+    assert row["status"] == "exited" and row["exit_code"] == 137
+    user.run("run", "-d", "--name", "polite", busybox, "sh", "-c",
+             "trap 'exit 0' TERM; while :; do sleep 0.1; done", check=True)
+    assert user.run("stop", "polite").returncode == 0
+    polite = next(x for x in ps(user, "-a") if x["name"] == "polite")
+    assert polite["exit_code"] == 0
+    exits = [x for x in audit_records(user) if x["action"] == "container.exit"]
+    assert {x["container"]["name"]: x["exit_status"] for x in exits} == {"stubborn": 137, "polite": 0}
+
+
+def test_kill_rm_and_rm_force(user: User, busybox: str) -> None:
+    user.run("run", "-d", "--name", "victim", busybox, "sleep", "60", check=True)
+    r = user.run("rm", "victim")
+    assert r.returncode == 1 and "rm -f" in r.stderr
+    assert user.run("kill", "-s", "USR1", "victim").returncode == 0
+    wait_for(lambda: ps(user, "-a")[0]["status"] == "exited")
+    assert ps(user, "-a")[0]["exit_code"] == 128 + 10
+    assert user.run("rm", "victim").returncode == 0
+    user.run("run", "-d", "--name", "victim2", busybox, "sleep", "60", check=True)
+    assert user.run("rm", "-f", "victim2").returncode == 0
+    assert ps(user, "-a") == []
+    crun_root = user.home / "run" / "secpod" / "crun"
+    assert not [p for p in crun_root.iterdir()] if crun_root.exists() else True
+
+
+def test_run_detached_rm_removes_itself_on_exit(user: User, busybox: str) -> None:
+    user.run("run", "-d", "--rm", "--name", "brief", busybox, "sh", "-c", "sleep 0.3", check=True)
+    wait_for(lambda: ps(user, "-a") == [])
+    actions = [x["action"] for x in audit_records(user) if x["container"]["name"] == "brief"]
+    assert actions == ["container.create", "container.start", "container.exit", "container.rm"]
+
+
+def test_create_then_start_then_restart(user: User, busybox: str) -> None:
+    cid = user.run("create", "--name", "later", busybox, "sh", "-c", "echo run", check=True).stdout.strip()
+    assert ps(user, "-a")[0]["status"] == "created"
+    assert user.run("start", "later").returncode == 0
+    wait_for(lambda: ps(user, "-a")[0]["status"] == "exited")
+    assert user.run("start", cid[:12]).returncode == 0
+    wait_for(lambda: user.run("logs", "later").stdout == "run\nrun\n")
+
+
+def test_container_not_found(user: User) -> None:
+    for cmd in (["stop", "ghost"], ["kill", "ghost"], ["rm", "ghost"], ["logs", "ghost"],
+                ["exec", "ghost", "true"], ["inspect", "ghost"]):
+        r = user.run(*cmd)
+        assert r.returncode != 0, cmd
+        assert "no such container: ghost" in r.stderr, cmd

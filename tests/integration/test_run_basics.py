@@ -1,0 +1,119 @@
+"""`secpod run` with the default profile: process settings, errors, cleanup."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SECPOD_BIN, User
+from tests.integration.conftest import audit_records, validate_runtime_config
+
+pytestmark = [pytest.mark.crun, pytest.mark.userns]
+
+
+def test_default_profile_has_podmans_capabilities(user: User, busybox: str) -> None:
+    r = user.run("run", "--rm", busybox, "grep", "CapEff", "/proc/self/status")
+    assert r.returncode == 0, r.stderr
+    # CHOWN DAC_OVERRIDE FOWNER FSETID KILL NET_BIND_SERVICE SETFCAP SETGID SETPCAP SETUID SYS_CHROOT
+    assert r.stdout.split()[1] == "00000000800425fb"
+
+
+def test_writable_root_is_a_private_copy(user: User, busybox: str) -> None:
+    r = user.run("run", "--rm", busybox, "sh", "-c", "echo hi > /written && cat /written")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "hi\n"
+    store = user.home / "data" / "secpod"
+    assert not list(store.glob("**/written")), "the image cache was written to"
+
+
+def test_env_workdir_user_and_volume(user: User, busybox: str) -> None:
+    shared_dir = user.home / "shared"
+    shared_dir.mkdir()
+    os.chown(shared_dir, user.uid, user.gid)
+    (shared_dir / "in.txt").write_text("from host\n")
+    r = user.run("run", "--rm", "-e", "GREETING=hello", "-w", "/tmp", "--user", "1000:1000",
+                 "-v", f"{shared_dir}:/data:ro", busybox,
+                 "sh", "-c", "echo $GREETING; pwd; id -u; id -g; cat /data/in.txt; "
+                 "touch /data/x 2>/dev/null || echo ro")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["hello", "/tmp", "1000", "1000", "from host", "ro"]
+
+
+def test_command_not_found_is_127_and_not_executable_is_126(user: User, busybox: str) -> None:
+    r = user.run("run", "--rm", busybox, "no-such-command")
+    assert r.returncode == 127
+    assert "no-such-command: command not found" in r.stderr
+    r = user.run("run", "--rm", busybox, "/etc/passwd")
+    assert r.returncode == 126
+    assert "permission denied" in r.stderr
+    assert user.run("ps", "-a", "-q").stdout.strip() == ""
+
+
+def test_unknown_image_is_refused_audited_and_leaves_nothing(user: User) -> None:
+    r = user.run("run", "--rm", "nosuchimage:1", "true")
+    assert r.returncode == 125
+    assert "nosuchimage" in r.stderr and "hint:" in r.stderr
+    rec = audit_records(user)[-1]
+    assert rec["action"] == "container.run.refused" and rec["outcome"] == "refused"
+    containers = user.home / "data" / "secpod" / "containers"
+    assert not containers.exists() or [p.name for p in containers.iterdir()] in ([], ["names"])
+
+
+def test_name_clash_is_refused(user: User, busybox: str) -> None:
+    assert user.run("create", "--name", "web", busybox, "true").returncode == 0
+    r = user.run("run", "--name", "web", busybox, "true")
+    assert r.returncode == 125
+    assert "in use" in r.stderr
+
+
+def test_stdout_and_stderr_are_streamed_and_logged(user: User, busybox: str) -> None:
+    r = user.run("run", "--name", "talker", busybox, "sh", "-c", "echo out; echo err >&2; printf tail")
+    assert r.returncode == 0
+    assert r.stdout == "out\ntail" and r.stderr == "err\n"
+    logs = user.run("logs", "talker")
+    assert logs.stdout == "out\ntail" and logs.stderr == "err\n"
+
+
+def test_foreground_run_forwards_sigterm(user: User, busybox: str) -> None:
+    proc = user.popen("run", "--name", "fg", busybox, "sh", "-c",
+                      "trap 'echo got-term; exit 3' TERM; echo ready; while :; do sleep 0.1; done",
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n"
+    # setpriv execs secpod: the Popen pid is secpod's own.
+    os.kill(proc.pid, 15)
+    out, err = proc.communicate(timeout=30)
+    assert "got-term" in out
+    assert proc.returncode == 3, err
+
+
+def test_root_is_refused_with_a_hint_and_audited(tmp_path: Path) -> None:
+    env = dict(os.environ, XDG_DATA_HOME=str(tmp_path), XDG_RUNTIME_DIR=str(tmp_path / "run"))
+    r = subprocess.run([str(SECPOD_BIN), "run", "busybox", "true"], capture_output=True,
+                       text=True, env=env, check=False)
+    assert r.returncode == 1
+    assert "does not run containers as root" in r.stderr
+    assert "subuid" in r.stderr
+    log = tmp_path / "secpod" / "audit" / "log.jsonl"
+    rec = json.loads(log.read_text().splitlines()[-1])
+    assert rec["action"] == "preflight.refused" and rec["uid"] == 0
+
+
+def test_setgid_wrapper_is_refused(user: User) -> None:
+    # real gid = the user's, effective gid = 0: what a setgid-root wrapper would give.
+    argv = ["setpriv", f"--reuid={user.uid}", f"--rgid={user.gid}", "--egid=0", "--clear-groups",
+            "env", *[f"{k}={v}" for k, v in user.env.items()], str(SECPOD_BIN), "ps"]
+    r = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert r.returncode == 1
+    assert "setuid or setgid" in r.stderr
+
+
+def test_config_json_validates_against_the_runtime_spec(user: User, busybox: str,
+                                                        shared: Path) -> None:
+    cid = user.run("create", busybox, "true", check=True).stdout.strip()
+    config = json.loads(user.run("inspect", cid, check=True).stdout)[0]["config"]
+    validate_runtime_config(config, shared)
