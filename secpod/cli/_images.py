@@ -1,9 +1,112 @@
-"""CLI commands of this area (registered into the top-level parser)."""
+"""``secpod image import|ls|inspect|tag|rm``: parse, call secpod.images, print."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Add this area's commands to ``sub``."""
+    image = sub.add_parser("image", help="manage images in your store")
+    isub = image.add_subparsers(dest="image_command", metavar="COMMAND")
+    isub.required = True
+
+    p = isub.add_parser("import", help="import an OCI layout, oci-archive or docker-archive",
+                        description="Import an image from an OCI image layout folder, an "
+                        "oci-archive tar or a docker-archive tar (docker/podman save); with "
+                        "--rootfs, from a plain root filesystem folder.")
+    p.add_argument("path", metavar="PATH", type=Path)
+    p.add_argument("--name", metavar="NAME:TAG",
+                   help="name the image (and pick it when the archive holds several)")
+    p.add_argument("--rootfs", action="store_true",
+                   help="PATH is a root filesystem folder: make a one-layer image of it")
+    p.add_argument("--json", action="store_true", help="print the image as JSON")
+    p.set_defaults(func=_import)
+
+    p = isub.add_parser("ls", help="list your images")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="print image IDs only")
+    p.set_defaults(func=_ls)
+
+    p = isub.add_parser("inspect", help="show an image as JSON")
+    p.add_argument("image", metavar="IMAGE")
+    p.set_defaults(func=_inspect)
+
+    p = isub.add_parser("tag", help="give an image another name")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("name", metavar="NAME[:TAG]")
+    p.set_defaults(func=_tag)
+
+    p = isub.add_parser("rm", help="remove image names, and images left without a name")
+    p.add_argument("images", metavar="IMAGE", nargs="+")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="remove even if containers use the image")
+    p.set_defaults(func=_rm)
+
+
+def _import(args: argparse.Namespace) -> int:
+    from secpod.cli._output import emit_json, status
+    from secpod.images import Store
+
+    rec = Store.open().import_path(args.path, name=args.name, rootfs=args.rootfs,
+                                   progress=status)
+    if args.json:
+        emit_json(rec.as_dict())
+    else:
+        names = ", ".join(rec.familiar_names()) or "no name"
+        status(f"imported {names} ({rec.short_id()})")
+        print(rec.digest)
+    return 0
+
+
+def _ls(args: argparse.Namespace) -> int:
+    from secpod.cli._output import emit_json, emit_table
+    from secpod.images import Store, human_size
+
+    images = Store.open().list()
+    if args.json:
+        emit_json([r.as_dict() for r in images])
+    elif args.quiet:
+        for r in images:
+            print(r.short_id())
+    else:
+        rows = [(name, r.short_id(), human_size(r.size), r.created or "-")
+                for r in images for name in (r.familiar_names() or ("<none>",))]
+        emit_table(("NAME", "ID", "SIZE", "CREATED"), rows)
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from secpod.cli._output import emit_json
+    from secpod.images import Store
+
+    emit_json(Store.open().resolve(args.image).as_dict())
+    return 0
+
+
+def _tag(args: argparse.Namespace) -> int:
+    from secpod.cli._output import status
+    from secpod.images import Store
+
+    rec = Store.open().tag(args.image, args.name, progress=status)
+    status(f"tagged {rec.short_id()} as {args.name}")
+    return 0
+
+
+def _rm(args: argparse.Namespace) -> int:
+    from secpod.errors import NotFound
+    from secpod.images import Store
+
+    store = Store.open()
+    for ref in args.images:
+        rec = store.remove(ref, force=args.force)
+        try:
+            store.resolve(rec.digest)
+        except NotFound:
+            for n in rec.familiar_names():
+                print(f"untagged: {n}")
+            print(f"deleted: {rec.digest}")
+        else:
+            print(f"untagged: {ref}")
+    return 0

@@ -1,0 +1,574 @@
+"""The per-user, content-addressed image store.
+
+Layout under ``$XDG_DATA_HOME/secpod/images`` (docs/images.md):
+
+    blobs/<alg>/<hex>        manifests, configs, layers, by digest
+    unpacked/<hex>/rootfs    the root filesystem of manifest <hex>, shared read-only
+    unpacked/<hex>/report.json   what the unpack neutralised
+    index.json               {"names": {name: digest}, "images": {digest: {...}}}
+    lock                     flock(2): writers exclusive, readers shared
+    tmp/                     staging of imports in progress, trash of removals
+
+An import stages everything under tmp/ and moves it in under the lock at the
+end, so a failure or an interrupt leaves nothing behind, and concurrent
+secpod processes never lose each other's index updates.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from secpod import paths
+from secpod.errors import Conflict, DigestMismatch, Error, MalformedInput, NotFound, UsageError
+from secpod.images import reference
+from secpod.images._manifest import Descriptor, parse_config, parse_manifest
+from secpod.images._sources import BlobSource
+from secpod.images._unpack import Limits, Unpacker, force_rmtree
+
+Progress = Callable[[str], None]
+BeforeCommit = Callable[["ImageRecord", list[str]], None]
+_NOT_FOUND_HINT = "`secpod image ls` lists your images; `secpod image import PATH` adds one"
+_TAMPERED = "the image is corrupt or was tampered with; nothing was imported"
+_HEX_REF = re.compile(r"(?:sha256:)?([0-9a-f]{12,64})")
+
+
+def human_size(n: int) -> str:
+    """Decimal units, as ``docker images`` shows them."""
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.3g}{unit}"
+        size /= 1000
+    raise AssertionError  # pragma: no cover
+
+
+def _familiar(name: str) -> str:
+    try:
+        return reference.parse(name).familiar()
+    except Error:
+        return name
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One image in the store.
+
+    ``digest`` is the manifest digest; ``names`` are normalised references
+    (``docker.io/library/busybox:latest``); ``rootfs`` is the unpacked root
+    filesystem, shared by every container of the image and never to be written.
+    """
+
+    digest: str
+    names: tuple[str, ...]
+    config_digest: str
+    config: dict[str, Any]
+    layers: tuple[dict[str, Any], ...]
+    size: int
+    created: str
+    rootfs: Path
+    unpack_report: dict[str, Any]
+
+    def familiar_names(self) -> tuple[str, ...]:
+        """Names as people type them: ``busybox:latest``."""
+        return tuple(_familiar(n) for n in self.names)
+
+    def short_id(self) -> str:
+        """The first 12 hex digits of the manifest digest."""
+        return self.digest.partition(":")[2][:12]
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready view, as ``secpod image inspect`` prints it."""
+        return {
+            "digest": self.digest, "id": self.short_id(), "names": list(self.names),
+            "familiar_names": list(self.familiar_names()), "config_digest": self.config_digest,
+            "config": self.config, "layers": list(self.layers), "size": self.size,
+            "created": self.created, "rootfs": str(self.rootfs),
+            "unpack_report": self.unpack_report,
+        }
+
+
+@dataclass
+class _Index:
+    names: dict[str, str]
+    images: dict[str, dict[str, Any]]
+
+    def names_of(self, digest: str) -> tuple[str, ...]:
+        return tuple(sorted(n for n, d in self.names.items() if d == digest))
+
+
+def _normalise_name(name: str) -> str:
+    ref = reference.parse(name)
+    if ref.digest:
+        raise UsageError(f"an image name cannot pin a digest: {name!r}",
+                         hint="give NAME[:TAG]")
+    return str(ref)
+
+
+def _copy_verified(src: BinaryIO, dest: Path, d: Descriptor, what: str) -> None:
+    """Copy ``src`` to ``dest`` while hashing; raise DigestMismatch unless it matches ``d``."""
+    alg, _, want = d.digest.partition(":")
+    h = hashlib.new(alg)
+    n = 0
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest, "xb") as out:
+        while chunk := src.read(1 << 20):
+            n += len(chunk)
+            if n > d.size:
+                raise DigestMismatch(f"{what} {d.digest}: longer than the {d.size} bytes its "
+                                     "descriptor says", hint=_TAMPERED)
+            h.update(chunk)
+            out.write(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+    if n != d.size:
+        raise DigestMismatch(f"{what} {d.digest}: {n} bytes, its descriptor says {d.size}",
+                             hint=_TAMPERED)
+    if h.hexdigest() != want:
+        raise DigestMismatch(f"{what} {d.digest}: content is {alg}:{h.hexdigest()}",
+                             hint=_TAMPERED)
+
+
+class Store:
+    """The invoking user's image store. Every method that changes it takes the lock."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @classmethod
+    def open(cls) -> Store:
+        """The invoking user's store, created (mode 0700) if missing.
+
+        Raises HostError if the data folder belongs to someone else.
+        """
+        root = paths.ensure_private_dir(paths.ensure_private_dir(paths.data_dir()) / "images")
+        for sub in ("blobs", "unpacked", "tmp"):
+            (root / sub).mkdir(mode=0o700, exist_ok=True)
+        return cls(root)
+
+    # --- plumbing ------------------------------------------------------------
+
+    @contextmanager
+    def _lock(self, shared: bool = False) -> Iterator[None]:
+        fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _read_index(self) -> _Index:
+        path = self.root / "index.json"
+        try:
+            data = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return _Index({}, {})
+        except ValueError as e:
+            raise MalformedInput(f"the image index {path} is corrupt ({e})",
+                                 hint="restore it from a backup or remove it and import again"
+                                 ) from e
+        names, images = data.get("names"), data.get("images")
+        if not isinstance(names, dict) or not isinstance(images, dict):
+            raise MalformedInput(f"the image index {path} is corrupt",
+                                 hint="restore it from a backup or remove it and import again")
+        return _Index(dict(names), dict(images))
+
+    def _write_index(self, idx: _Index) -> None:
+        data = json.dumps({"version": 1, "names": idx.names, "images": idx.images},
+                          indent=1, sort_keys=True).encode()
+        fd, tmp = tempfile.mkstemp(prefix=".index-", dir=self.root)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.root / "index.json")
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        dfd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    @contextmanager
+    def _staging(self, prefix: str) -> Iterator[Path]:
+        """A private folder under tmp/, locked while in use and removed afterwards."""
+        self._sweep()
+        stage = Path(tempfile.mkdtemp(prefix=prefix, dir=self.root / "tmp"))
+        fd = os.open(stage / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield stage
+        finally:
+            try:
+                force_rmtree(stage)
+            finally:
+                os.close(fd)
+
+    def _sweep(self) -> None:
+        """Remove staging left by a killed secpod: its lock is no longer held."""
+        tmp = self.root / "tmp"
+        for entry in tmp.iterdir():
+            lock = entry / ".lock"
+            try:
+                fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            try:
+                force_rmtree(entry)
+            finally:
+                os.close(fd)
+
+    def blob_path(self, digest: str) -> Path:
+        """Where the blob of ``digest`` lives (it may not exist). Raises MalformedInput."""
+        from secpod.images._manifest import check_digest
+
+        alg, _, hexpart = check_digest(digest, "blob").partition(":")
+        return self.root / "blobs" / alg / hexpart
+
+    def manifest_bytes(self, digest: str) -> bytes:
+        """The stored manifest of image ``digest``. Raises NotFound."""
+        path = self.blob_path(digest)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"no manifest {digest} in the store", hint=_NOT_FOUND_HINT) from None
+
+    def _unpacked(self, digest: str) -> Path:
+        return self.root / "unpacked" / digest.partition(":")[2]
+
+    def _record(self, digest: str, idx: _Index) -> ImageRecord:
+        manifest = parse_manifest(self.manifest_bytes(digest), f"stored manifest {digest}")
+        try:
+            config_bytes = self.blob_path(manifest.config.digest).read_bytes()
+            report = json.loads((self._unpacked(digest) / "report.json").read_bytes())
+        except (OSError, ValueError) as e:
+            raise MalformedInput(f"the store's copy of image {digest} is damaged ({e})",
+                                 hint=f"secpod image rm -f {digest} and import it again") from e
+        config = parse_config(config_bytes, len(manifest.layers), f"stored config of {digest}")
+        created = config.get("created")
+        return ImageRecord(
+            digest=digest, names=idx.names_of(digest), config_digest=manifest.config.digest,
+            config=config, layers=tuple(d.raw for d in manifest.layers),
+            size=manifest.config.size + sum(d.size for d in manifest.layers),
+            created=created if isinstance(created, str) else "",
+            rootfs=self._unpacked(digest) / "rootfs", unpack_report=report)
+
+    def _lookup(self, idx: _Index, ref: str) -> tuple[str, str | None]:
+        """(manifest digest, the normalised name if ``ref`` named it)."""
+        try:
+            parsed = reference.parse(ref)
+        except UsageError:
+            parsed = None
+        if parsed is not None:
+            if parsed.digest:
+                if parsed.digest in idx.images:
+                    return parsed.digest, None
+            elif str(parsed) in idx.names:
+                return idx.names[str(parsed)], str(parsed)
+        m = _HEX_REF.fullmatch(ref)
+        if m:
+            hits = [d for d in idx.images if d.partition(":")[2].startswith(m.group(1))]
+            if len(hits) == 1:
+                return hits[0], None
+            if len(hits) > 1:
+                raise UsageError(f"{ref!r} matches {len(hits)} images",
+                                 hint="give more digits of the digest")
+        raise NotFound(f"no such image: {ref}", hint=_NOT_FOUND_HINT)
+
+    # --- reading -----------------------------------------------------------------
+
+    def resolve(self, ref: str) -> ImageRecord:
+        """The image a name (familiar or full), a manifest digest, or a unique digest prefix
+        of at least 12 hex digits refers to. Raises NotFound, or UsageError if ambiguous."""
+        with self._lock(shared=True):
+            idx = self._read_index()
+            digest, _ = self._lookup(idx, ref)
+            return self._record(digest, idx)
+
+    def list(self) -> list[ImageRecord]:
+        """Every image in the store, newest import first."""
+        with self._lock(shared=True):
+            idx = self._read_index()
+            order = sorted(idx.images, key=lambda d: str(idx.images[d].get("imported", "")),
+                           reverse=True)
+            return [self._record(d, idx) for d in order]
+
+    # --- adding --------------------------------------------------------------------
+
+    def add_image(self, manifest_bytes: bytes, source: BlobSource, *, names: list[str],
+                  progress: Progress | None = None,
+                  before_commit: BeforeCommit | None = None) -> ImageRecord:
+        """Verify every blob of ``manifest_bytes`` from ``source``, store them, unpack the
+        root filesystem, and point ``names`` at the image.
+
+        A name that pointed at another image moves (said through ``progress``).
+        ``before_commit(record, moved_names)`` runs under the lock just before the
+        index changes (the audit record goes there); if it raises, nothing changes.
+        Raises DigestMismatch, HostileArchive, MalformedInput, NotFound, UsageError,
+        Conflict; on any failure (or interrupt) the store is as it was.
+        """
+        say = progress or (lambda _m: None)
+        manifest = parse_manifest(manifest_bytes)
+        digest = "sha256:" + hashlib.sha256(manifest_bytes).hexdigest()
+        wanted = [_normalise_name(n) for n in names]
+        limits = Limits.from_env()
+        with self._staging("import-") as stage:
+            staged: dict[str, Path] = {}
+            blobs = [("config", manifest.config)] + [
+                (f"layer {i + 1}/{len(manifest.layers)}", d)
+                for i, d in enumerate(manifest.layers)]
+            for what, d in blobs:
+                if d.digest in staged or self._has_blob(d):
+                    continue
+                dest = stage / "blobs" / d.digest.replace(":", "-")
+                with source.open_blob(d.raw) as src:
+                    _copy_verified(src, dest, d, what)
+                staged[d.digest] = dest
+                if what != "config":
+                    say(f"{what} {d.digest[7:19]}: {human_size(d.size)} verified")
+            config_bytes = (staged.get(manifest.config.digest)
+                            or self.blob_path(manifest.config.digest)).read_bytes()
+            config = parse_config(config_bytes, len(manifest.layers))
+            diff_ids: list[str] = config["rootfs"]["diff_ids"]
+            unpacked = stage / "unpacked"
+            if not self._unpacked(digest).is_dir():
+                (unpacked / "rootfs").mkdir(parents=True)
+                with Unpacker(unpacked / "rootfs", limits) as unpacker:
+                    for i, d in enumerate(manifest.layers):
+                        what = f"layer {i + 1}/{len(manifest.layers)} ({d.digest[7:19]})"
+                        blob = staged.get(d.digest) or self.blob_path(d.digest)
+                        unpacker.apply_layer(blob, what=what, diff_id=diff_ids[i])
+                        say(f"{what}: unpacked")
+                    report = unpacker.finish()
+                (unpacked / "report.json").write_text(json.dumps(report, sort_keys=True))
+            mpath = stage / "manifest"
+            mpath.write_bytes(manifest_bytes)
+            staged.setdefault(digest, mpath)
+            return self._commit(digest, manifest, staged, unpacked, wanted, say, before_commit)
+
+    def _has_blob(self, d: Descriptor) -> bool:
+        try:
+            return self.blob_path(d.digest).stat().st_size == d.size
+        except FileNotFoundError:
+            return False
+
+    def _commit(self, digest: str, manifest: Any, staged: dict[str, Path], unpacked: Path,
+                wanted: list[str], say: Progress, before_commit: BeforeCommit | None,
+                ) -> ImageRecord:
+        moved_in: list[Path] = []
+        with self._lock():
+            try:
+                for d in [manifest.config, *manifest.layers]:
+                    if d.digest not in staged and not self._has_blob(d):
+                        raise Conflict("the store changed during the import (an image was "
+                                       "removed)", hint="run the import again")
+                for blob_digest, src in staged.items():
+                    target = self.blob_path(blob_digest)
+                    if not target.exists():
+                        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                        os.rename(src, target)
+                        moved_in.append(target)
+                final = self._unpacked(digest)
+                if not final.is_dir():
+                    if not unpacked.is_dir():
+                        raise Conflict("the store changed during the import (an image was "
+                                       "removed)", hint="run the import again")
+                    os.rename(unpacked, final)
+                    moved_in.append(final)
+                idx = self._read_index()
+                moved = [n for n in wanted if idx.names.get(n) not in (None, digest)]
+                previous = {n: idx.names[n] for n in moved}
+                for n in wanted:
+                    idx.names[n] = digest
+                idx.images.setdefault(digest, {
+                    "imported": datetime.now(UTC).isoformat(timespec="seconds")})
+                record = self._record(digest, idx)
+                if before_commit is not None:
+                    before_commit(record, moved)
+                self._write_index(idx)
+            except BaseException:
+                for path in moved_in:
+                    force_rmtree(path)
+                raise
+        for n in moved:
+            say(f"name {_familiar(n)} moved from image {previous[n][7:19]} to {digest[7:19]}")
+        return record
+
+    def import_path(self, path: Path, *, name: str | None = None, rootfs: bool = False,
+                    progress: Progress | None = None) -> ImageRecord:
+        """Import an OCI layout folder, oci-archive or docker-archive (detected), or with
+        ``rootfs`` a plain root filesystem folder; audited as ``image.import``.
+
+        ``name`` overrides the names the image carries (and picks among several).
+        Raises NotFound, MalformedInput, DigestMismatch, HostileArchive, UsageError,
+        AuditError; nothing is left behind on failure.
+        """
+        from secpod import audit
+        from secpod.images._sources import load
+
+        audited = False
+        details: dict[str, Any] = {"source": str(path)}
+
+        def record_ok(rec: ImageRecord, moved: list[str]) -> None:
+            nonlocal audited
+            if moved:
+                details["moved_names"] = moved
+            audit.record("image.import", "ok", image_ref=(rec.names or (None,))[0],
+                         image_digest=rec.digest, details=details)
+            audited = True
+
+        try:
+            if name is not None:
+                _normalise_name(name)
+            if rootfs:
+                details["format"] = "rootfs"
+                return self._import_rootfs(path, name, progress, record_ok)
+            loaded = load(path, name=name)
+            details["format"] = loaded.format
+            try:
+                return self.add_image(loaded.manifest_bytes, loaded.source,
+                                      names=loaded.names, progress=progress,
+                                      before_commit=record_ok)
+            finally:
+                loaded.close()
+        except Error as e:
+            if not audited:
+                audit.record("image.import", "error", image_ref=name, reason=e.message,
+                             details=details)
+            raise
+        except KeyboardInterrupt:
+            if not audited:
+                audit.record("image.import", "error", image_ref=name, reason="interrupted",
+                             details=details)
+            raise
+
+    def _import_rootfs(self, path: Path, name: str | None, progress: Progress | None,
+                       before_commit: BeforeCommit) -> ImageRecord:
+        from secpod.images._sources import DirTree, LayoutSource, _load_layout
+        from secpod.images.build import write_layout
+
+        if not path.is_dir():
+            raise NotFound(f"{path}: no such folder", hint="--rootfs takes a root filesystem "
+                                                           "folder")
+        with self._staging("rootfs-") as stage:
+            write_layout(path, stage / "layout")
+            loaded = _load_layout(DirTree(stage / "layout"), None, "rootfs")
+            assert isinstance(loaded.source, LayoutSource)
+            return self.add_image(loaded.manifest_bytes, loaded.source,
+                                  names=[name] if name else [], progress=progress,
+                                  before_commit=before_commit)
+
+    # --- changing names, removing ----------------------------------------------------
+
+    def tag(self, ref: str, name: str, *, progress: Progress | None = None) -> ImageRecord:
+        """Point ``name`` at the image ``ref`` names (moving it from another image, said
+        through ``progress``); audited as ``image.tag``. Raises NotFound, UsageError."""
+        from secpod import audit
+
+        audited = False
+        try:
+            new = _normalise_name(name)
+            with self._lock():
+                idx = self._read_index()
+                digest, _ = self._lookup(idx, ref)
+                old = idx.names.get(new)
+                idx.names[new] = digest
+                record = self._record(digest, idx)
+                audit.record("image.tag", "ok", image_ref=new, image_digest=digest,
+                             details={"moved_from": old} if old not in (None, digest) else None)
+                audited = True
+                self._write_index(idx)
+        except Error as e:
+            if not audited:
+                audit.record("image.tag", "error", image_ref=name, reason=e.message,
+                             details={"image": ref})
+            raise
+        if old not in (None, digest) and progress is not None:
+            progress(f"name {_familiar(new)} moved from image {old[7:19]} to {digest[7:19]}")
+        return record
+
+    def remove(self, ref: str, *, force: bool = False) -> ImageRecord:
+        """Remove a name; when the image has no name left (or ``ref`` is a digest) remove
+        the image, its root filesystem and the blobs no other image uses. Audited as
+        ``image.rm``. Returns the image as it was.
+
+        Raises NotFound, or Conflict (nothing removed) when containers use the image
+        and ``force`` is false.
+        """
+        from secpod import audit
+
+        audited = False
+        try:
+            with self._staging("trash-") as trash, self._lock():
+                idx = self._read_index()
+                digest, by_name = self._lookup(idx, ref)
+                record = self._record(digest, idx)
+                drop = [by_name] if by_name else list(record.names)
+                delete = not [n for n in record.names if n not in drop]
+                users: list[str] = []
+                if delete:
+                    users = _containers_using(digest)
+                    if users and not force:
+                        audit.record("image.rm", "refused", image_ref=ref, image_digest=digest,
+                                     reason=f"used by containers: {', '.join(users)}")
+                        audited = True
+                        raise Conflict(
+                            f"image {ref} is used by containers: {', '.join(users)}",
+                            hint="remove them first (`secpod rm NAME`), or use "
+                                 "`secpod image rm -f`")
+                for n in drop:
+                    del idx.names[n]
+                keep: set[str] = set()
+                if delete:
+                    del idx.images[digest]
+                    for other in idx.images:
+                        m = parse_manifest(self.manifest_bytes(other))
+                        keep.update(d.digest for d in (m.config, *m.layers))
+                        keep.add(other)
+                audit.record("image.rm", "ok", image_ref=ref, image_digest=digest,
+                             details={"untagged": drop, "deleted": delete,
+                                      **({"containers": users} if users else {})})
+                audited = True
+                self._write_index(idx)
+                if delete:
+                    unpacked = self._unpacked(digest)
+                    if unpacked.exists():
+                        os.rename(unpacked, trash / "unpacked")
+                    m = parse_manifest(self.manifest_bytes(digest))
+                    for blob in {digest, m.config.digest, *(d.digest for d in m.layers)}:
+                        if blob not in keep:
+                            self.blob_path(blob).unlink(missing_ok=True)
+        except Error as e:
+            if not audited:
+                audit.record("image.rm", "error", image_ref=ref, reason=e.message)
+            raise
+        return record
+
+
+def _containers_using(digest: str) -> list[str]:
+    """Names of containers made from ``digest``; the sandbox owns that state."""
+    try:
+        from secpod.sandbox.state import containers_using
+    except ImportError:
+        return []
+    return containers_using(digest)

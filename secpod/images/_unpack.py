@@ -1,0 +1,629 @@
+"""Safe, rootless unpacking of image layers into one root filesystem.
+
+Rules (docs/images.md explains them to users):
+
+1. Refused (HostileArchive, nothing kept): absolute entry paths, ``..``
+   components, any parent component that is a symlink (placed by an earlier
+   entry or layer), hardlinks whose target is absolute, has ``..``, or goes
+   through a symlink, oversized paths, and the bounds below.
+2. Neutralised and counted: device nodes are skipped (rootless cannot mknod);
+   setuid/setgid bits are stripped; every file is owned by the invoking user
+   (container root), the original non-zero owners are only counted.
+3. Bounded: total unpacked bytes, entry count, single file size, path length,
+   and the compressed-to-uncompressed ratio, all checked while streaming.
+4. Whiteouts (``.wh.NAME``) and opaque whiteouts (``.wh..wh..opq``) hide what
+   lower layers put there, never what the same layer adds.
+
+Every path is resolved from the root one component at a time with
+``O_NOFOLLOW | O_DIRECTORY`` on directory fds, so no symlink in the tree is
+ever followed, whatever the order of entries.
+"""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import hashlib
+import os
+import shutil
+import stat
+import tarfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import zstandard
+
+from secpod.errors import DigestMismatch, HostileArchive, MalformedInput, UsageError
+from secpod.images._tar import (
+    BLOCKDEV,
+    CHAR,
+    DIR,
+    FIFO,
+    FILE,
+    HARDLINK,
+    SYMLINK,
+    Entry,
+    TarReader,
+)
+
+GIB = 1 << 30
+RATIO_FLOOR = 64 << 20  # below this many unpacked bytes the ratio is not judged
+MAX_PATH = 4096
+MAX_NAME = 255
+_CHUNK = 1 << 20
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_HINT = "the image is hostile or corrupt; nothing was imported"
+MOUNTPOINT_DIRS = ("proc", "sys", "dev", "tmp", "run", "etc")
+MOUNTPOINT_FILES = ("hosts", "resolv.conf", "hostname")
+
+
+def _env_int(var: str, default: int) -> int:
+    raw = os.environ.get(var, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise UsageError(f"{var}={raw!r} is not a positive whole number",
+                         hint=f"unset {var} or set it to a number of bytes or entries")
+    return value
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Unpack bounds; :meth:`from_env` reads the documented overrides."""
+
+    max_bytes: int = 16 * GIB
+    max_entries: int = 1_000_000
+    max_file_bytes: int = 16 * GIB
+    max_ratio: int = 1024
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        """Limits with SECPOD_MAX_UNPACK_BYTES, SECPOD_MAX_ENTRIES, SECPOD_MAX_FILE_BYTES and
+        SECPOD_MAX_RATIO applied. Raises UsageError for a value that is not a positive integer."""
+        d = cls()
+        return cls(max_bytes=_env_int("SECPOD_MAX_UNPACK_BYTES", d.max_bytes),
+                   max_entries=_env_int("SECPOD_MAX_ENTRIES", d.max_entries),
+                   max_file_bytes=_env_int("SECPOD_MAX_FILE_BYTES", d.max_file_bytes),
+                   max_ratio=_env_int("SECPOD_MAX_RATIO", d.max_ratio))
+
+
+def sniff_compression(head: bytes) -> str:
+    """``"gzip"``, ``"zstd"`` or ``"tar"`` from a blob's first 512 bytes.
+
+    Raises MalformedInput for anything else.
+    """
+    if head[:2] == b"\x1f\x8b":
+        return "gzip"
+    if head[:4] == b"\x28\xb5\x2f\xfd":
+        return "zstd"
+    if len(head) >= 512:
+        block = head[:512]
+        if block == bytes(512):
+            return "tar"
+        try:
+            tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+            return "tar"
+        except tarfile.HeaderError:
+            pass
+    named = {b"BZh": "bzip2", b"\xfd7zXZ": "xz", b"\x04\x22\x4d\x18": "lz4"}
+    for magic, kind in named.items():
+        if head.startswith(magic):
+            raise MalformedInput(f"{kind}-compressed layers are not supported",
+                                 hint="layers must be tar, gzip or zstd")
+    raise MalformedInput(f"unknown layer compression (starts with {head[:4].hex(' ')})",
+                         hint="layers must be tar, gzip or zstd")
+
+
+class _Counting:
+    """Counts the compressed bytes read, for the ratio check."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.count = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.count += len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+
+@dataclass
+class _Budget:
+    """What the whole image has used of its limits so far."""
+
+    limits: Limits
+    stream_bytes: int = 0
+    file_bytes: int = 0
+    entries: int = 0
+
+
+class LayerStream:
+    """The uncompressed bytes of one layer blob, bounded and hashed while read."""
+
+    def __init__(self, raw: BinaryIO, what: str, budget: _Budget) -> None:
+        head = raw.read(512)
+        raw.seek(0)
+        try:
+            self.kind = sniff_compression(head)
+        except MalformedInput as e:
+            raise MalformedInput(f"{what}: {e.message}", hint=e.hint) from None
+        self._what = what
+        self._budget = budget
+        self._counting = _Counting(raw)
+        self._src: Any
+        if self.kind == "gzip":
+            self._src = gzip.GzipFile(fileobj=self._counting, mode="rb")  # type: ignore[arg-type]
+        elif self.kind == "zstd":
+            self._src = zstandard.ZstdDecompressor().stream_reader(
+                self._counting, read_across_frames=True, closefd=False)
+        else:
+            self._src = self._counting
+        self._hash = hashlib.sha256()
+        self._buf = b""
+        self._pos = 0
+        self.out = 0
+        self._eof = False
+
+    def _fill(self) -> None:
+        try:
+            data = self._src.read(256 << 10)
+        except (EOFError, OSError, zlib.error, zstandard.ZstdError) as e:
+            raise MalformedInput(f"{self._what}: corrupt or truncated {self.kind} data ({e})",
+                                 hint="the layer is incomplete or damaged; get a fresh copy") from e
+        if not data:
+            self._eof = True
+            return
+        self.out += len(data)
+        b = self._budget
+        b.stream_bytes += len(data)
+        if b.stream_bytes > b.limits.max_bytes:
+            raise HostileArchive(
+                f"{self._what}: unpacked size exceeds {b.limits.max_bytes} bytes "
+                "(SECPOD_MAX_UNPACK_BYTES)", hint=_HINT + "; raise the limit if you trust it")
+        if (self.kind != "tar" and self.out > RATIO_FLOOR
+                and self.out > b.limits.max_ratio * max(self._counting.count, 1)):
+            raise HostileArchive(
+                f"{self._what}: compression ratio above {b.limits.max_ratio}:1 "
+                "(SECPOD_MAX_RATIO): a decompression bomb", hint=_HINT)
+        self._hash.update(data)
+        self._buf, self._pos = data, 0
+
+    def read(self, n: int) -> bytes:
+        if self._pos >= len(self._buf):
+            if self._eof:
+                return b""
+            self._fill()
+            if self._eof:
+                return b""
+        chunk = self._buf[self._pos:self._pos + n]
+        self._pos += len(chunk)
+        return chunk
+
+    def drain(self) -> None:
+        """Read to the end, so the whole stream is bounded, checked and hashed."""
+        while self.read(_CHUNK):
+            pass
+
+    def diff_id(self) -> str:
+        return "sha256:" + self._hash.hexdigest()
+
+
+def _kind_name(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "directory"
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    if stat.S_ISREG(mode):
+        return "file"
+    return "special file"
+
+
+@dataclass
+class Report:
+    """What the unpack neutralised or created: shown by ``secpod image inspect``."""
+
+    layers: int = 0
+    entries: int = 0
+    bytes: int = 0
+    whiteouts: int = 0
+    devices_skipped: int = 0
+    setuid_stripped: int = 0
+    foreign_owners: int = 0
+    foreign_uids: set[int] = field(default_factory=set)
+    foreign_gids: set[int] = field(default_factory=set)
+    created_mountpoints: list[str] = field(default_factory=list)
+    symlinked_mountpoints: dict[str, str] = field(default_factory=dict)
+    conflicting_mountpoints: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "layers": self.layers, "entries": self.entries, "bytes": self.bytes,
+            "whiteouts": self.whiteouts, "devices_skipped": self.devices_skipped,
+            "setuid_stripped": self.setuid_stripped, "foreign_owners": self.foreign_owners,
+            "foreign_uids": sorted(self.foreign_uids)[:64],
+            "foreign_gids": sorted(self.foreign_gids)[:64],
+            "created_mountpoints": list(self.created_mountpoints),
+            "symlinked_mountpoints": dict(self.symlinked_mountpoints),
+            "conflicting_mountpoints": dict(self.conflicting_mountpoints),
+        }
+
+
+class Unpacker:
+    """Applies layers in order to an empty directory; :meth:`finish` seals it.
+
+    Raises HostileArchive for what the rules refuse, MalformedInput for a
+    corrupt layer, DigestMismatch when a layer's content is not its diff_id.
+    The caller removes the directory on any error.
+    """
+
+    def __init__(self, root: Path, limits: Limits) -> None:
+        self._root_fd = os.open(root, _DIR_FLAGS)
+        self._budget = _Budget(limits)
+        self.report = Report()
+        self._cache: tuple[tuple[str, ...], int] | None = None
+        self._dirs: dict[str, tuple[int, float]] = {}
+        self._touched: set[str] = set()
+        self._what = ""
+
+    def close(self) -> None:
+        self._drop_cache()
+        if self._root_fd >= 0:
+            os.close(self._root_fd)
+            self._root_fd = -1
+
+    def __enter__(self) -> Unpacker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- paths ---------------------------------------------------------------
+
+    def _hostile(self, message: str) -> HostileArchive:
+        return HostileArchive(f"{self._what}: {message}", hint=_HINT)
+
+    def _split(self, name: str, role: str = "entry") -> list[str]:
+        if "\0" in name:
+            raise MalformedInput(f"{self._what}: {role} {name!r} contains a NUL byte", hint=_HINT)
+        if name.startswith("/"):
+            raise self._hostile(f"{role} {name!r} has an absolute path (escapes the root)")
+        parts = [p for p in name.split("/") if p not in ("", ".")]
+        if ".." in parts:
+            raise self._hostile(f"{role} {name!r} contains '..' (escapes the root)")
+        if len(name.encode("utf-8", "surrogateescape")) > MAX_PATH or any(
+                len(p.encode("utf-8", "surrogateescape")) > MAX_NAME for p in parts):
+            raise self._hostile(f"{role} {name[:80]!r}... path too long "
+                                f"(limit {MAX_PATH} bytes, {MAX_NAME} per component)")
+        return parts
+
+    def _drop_cache(self) -> None:
+        if self._cache is not None:
+            os.close(self._cache[1])
+            self._cache = None
+
+    def _walk(self, parts: list[str], name: str, *, create: bool, role: str = "entry",
+              ) -> int | None:
+        """An owned fd of the directory ``parts`` (never through a symlink), or None when a
+        component is missing and ``create`` is false."""
+        fd = os.dup(self._root_fd)
+        try:
+            for i, comp in enumerate(parts):
+                try:
+                    nfd = os.open(comp, _DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        os.close(fd)
+                        return None
+                    os.mkdir(comp, 0o755, dir_fd=fd)
+                    self._touched.add("/".join(parts[:i + 1]))
+                    nfd = os.open(comp, _DIR_FLAGS, dir_fd=fd)
+                except OSError as e:
+                    if e.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        raise
+                    st = os.stat(comp, dir_fd=fd, follow_symlinks=False)
+                    where = "/" + "/".join(parts[:i + 1])
+                    if stat.S_ISLNK(st.st_mode):
+                        raise self._hostile(f"{role} {name!r} goes through the symlink {where} "
+                                            "(escapes the root)") from None
+                    raise MalformedInput(f"{self._what}: {role} {name!r}: {where} is a "
+                                         f"{_kind_name(st.st_mode)}, not a directory",
+                                         hint=_HINT) from None
+                os.close(fd)
+                fd = nfd
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _parent(self, parts: list[str], name: str, *, create: bool) -> int | None:
+        """Like :meth:`_walk` but borrowed: valid until the next call. Entries of one
+        directory come together in a tar, so one cached fd saves most walks."""
+        key = tuple(parts)
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        fd = self._walk(parts, name, create=create)
+        if fd is None:
+            return None
+        self._drop_cache()
+        self._cache = (key, fd)
+        return fd
+
+    def _remove(self, fd: int, leaf: str, rel: str, *, keep_dir: bool = False) -> bool:
+        """Remove ``leaf`` in ``fd`` if present; True if a directory is kept."""
+        try:
+            st = os.stat(leaf, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        if stat.S_ISDIR(st.st_mode):
+            if keep_dir:
+                return True
+            shutil.rmtree(leaf, dir_fd=fd)
+            prefix = rel + "/"
+            for d in [d for d in self._dirs if d == rel or d.startswith(prefix)]:
+                del self._dirs[d]
+        else:
+            os.unlink(leaf, dir_fd=fd)
+        return False
+
+    # --- layers --------------------------------------------------------------
+
+    def apply_layer(self, blob: Path, *, what: str, diff_id: str | None) -> None:
+        """Apply one layer blob (tar, gzip or zstd). ``what`` names it in errors."""
+        self._what = what
+        self._touched = set()
+        self._drop_cache()
+        with open(blob, "rb") as raw:
+            stream = LayerStream(raw, what, self._budget)
+            reader = TarReader(stream, what)
+            for entry in reader:
+                self._entry(entry, reader)
+            stream.drain()
+        self._drop_cache()
+        self.report.layers += 1
+        if diff_id is not None and stream.diff_id() != diff_id:
+            raise DigestMismatch(
+                f"{what}: uncompressed content is {stream.diff_id()}, but the image config "
+                f"says {diff_id}", hint=_HINT)
+
+    def _entry(self, e: Entry, reader: TarReader) -> None:
+        b = self._budget
+        b.entries += 1
+        if b.entries > b.limits.max_entries:
+            raise self._hostile(f"more than {b.limits.max_entries} entries (SECPOD_MAX_ENTRIES)")
+        self.report.entries += 1
+        parts = self._split(e.name)
+        if not parts:
+            return  # the root itself: its mode and owner are the store's
+        leaf = parts[-1]
+        if leaf.startswith(".wh."):
+            self._whiteout(parts, e.name)
+            return
+        if e.uid != 0 or e.gid != 0:
+            self.report.foreign_owners += 1
+            if e.uid:
+                self.report.foreign_uids.add(e.uid)
+            if e.gid:
+                self.report.foreign_gids.add(e.gid)
+        mode = e.mode & 0o7777
+        if mode & 0o6000 and e.kind in (FILE, DIR):
+            mode &= ~0o6000
+            self.report.setuid_stripped += 1
+        rel = "/".join(parts)
+        self._touched.add(rel)
+        if e.kind == HARDLINK:
+            self._hardlink(parts, e)
+            return
+        fd = self._parent(parts[:-1], e.name, create=True)
+        assert fd is not None
+        if e.kind == FILE:
+            self._file(fd, leaf, rel, e, mode, reader)
+        elif e.kind == DIR:
+            if not self._remove(fd, leaf, rel, keep_dir=True):
+                os.mkdir(leaf, 0o700, dir_fd=fd)
+            self._dirs[rel] = (mode, e.mtime)
+        elif e.kind == SYMLINK:
+            target = e.linkname
+            if not target or "\0" in target or len(target.encode("utf-8", "surrogateescape")) \
+                    > MAX_PATH:
+                raise MalformedInput(f"{what_entry(self._what, e.name)}: bad symlink target",
+                                     hint=_HINT)
+            self._remove(fd, leaf, rel)
+            os.symlink(target, leaf, dir_fd=fd)
+            ns = int(e.mtime * 1e9)
+            os.utime(leaf, ns=(ns, ns), dir_fd=fd, follow_symlinks=False)
+        elif e.kind in (CHAR, BLOCKDEV):
+            self._remove(fd, leaf, rel)
+            self.report.devices_skipped += 1
+        elif e.kind == FIFO:
+            self._remove(fd, leaf, rel)
+            os.mkfifo(leaf, 0o600, dir_fd=fd)
+            os.chmod(leaf, mode & 0o1777, dir_fd=fd)
+        else:  # pragma: no cover - TarReader yields only the kinds above
+            raise AssertionError(e.kind)
+
+    def _file(self, fd: int, leaf: str, rel: str, e: Entry, mode: int, reader: TarReader) -> None:
+        b = self._budget
+        if e.size > b.limits.max_file_bytes:
+            raise self._hostile(f"entry {e.name!r} is {e.size} bytes, above the single-file "
+                                f"limit {b.limits.max_file_bytes} (SECPOD_MAX_FILE_BYTES)")
+        if b.file_bytes + e.size > b.limits.max_bytes:
+            raise self._hostile(f"entry {e.name!r} would take the unpacked size above "
+                                f"{b.limits.max_bytes} bytes (SECPOD_MAX_UNPACK_BYTES)")
+        self._remove(fd, leaf, rel)
+        ffd = os.open(leaf, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                      0o600, dir_fd=fd)
+        with open(ffd, "wb", buffering=0, closefd=True) as f:
+            while chunk := reader.read(_CHUNK):
+                view = memoryview(chunk)
+                while view:
+                    n = f.write(view)
+                    view = view[n or 0:]
+            os.fchmod(ffd, mode)
+            ns = int(e.mtime * 1e9)
+            os.utime(ffd, ns=(ns, ns))
+        b.file_bytes += e.size
+        self.report.bytes += e.size
+
+    def _hardlink(self, parts: list[str], e: Entry) -> None:
+        tparts = self._split(e.linkname, role=f"hardlink {e.name!r} -> target")
+        if not tparts:
+            raise MalformedInput(f"{self._what}: hardlink {e.name!r} points at the root",
+                                 hint=_HINT)
+        fd = self._parent(parts[:-1], e.name, create=True)
+        assert fd is not None
+        tfd = self._walk(tparts[:-1], e.linkname, create=False,
+                         role=f"hardlink {e.name!r} -> target")
+        if tfd is None:
+            raise MalformedInput(f"{self._what}: hardlink {e.name!r} -> {e.linkname!r}: "
+                                 "target missing", hint=_HINT)
+        try:
+            try:
+                tst = os.stat(tparts[-1], dir_fd=tfd, follow_symlinks=False)
+            except FileNotFoundError:
+                raise MalformedInput(f"{self._what}: hardlink {e.name!r} -> {e.linkname!r}: "
+                                     "target missing", hint=_HINT) from None
+            if stat.S_ISDIR(tst.st_mode):
+                raise MalformedInput(f"{self._what}: hardlink {e.name!r} -> {e.linkname!r}: "
+                                     "target is a directory", hint=_HINT)
+            try:
+                dst = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+                if os.path.samestat(dst, tst):
+                    return
+            except FileNotFoundError:
+                pass
+            self._remove(fd, parts[-1], "/".join(parts))
+            os.link(tparts[-1], parts[-1], src_dir_fd=tfd, dst_dir_fd=fd, follow_symlinks=False)
+        finally:
+            os.close(tfd)
+
+    def _whiteout(self, parts: list[str], name: str) -> None:
+        leaf = parts[-1]
+        self.report.whiteouts += 1
+        if leaf == ".wh..wh..opq":
+            fd = self._parent(parts[:-1], name, create=False)
+            if fd is not None:
+                self._clear(fd, "/".join(parts[:-1]))
+            return
+        if leaf.startswith(".wh..wh."):
+            return  # aufs bookkeeping (.wh..wh.plnk, ...), not content
+        target = leaf[len(".wh."):]
+        if target in ("", ".", ".."):
+            raise self._hostile(f"whiteout {name!r} names {target!r}")
+        rel = "/".join([*parts[:-1], target])
+        if rel in self._touched:
+            return  # a whiteout hides lower layers only
+        fd = self._parent(parts[:-1], name, create=False)
+        if fd is not None:
+            self._remove(fd, target, rel)
+
+    def _clear(self, fd: int, prefix: str) -> None:
+        """Opaque directory: remove what lower layers put under it."""
+        for child in os.listdir(fd):
+            rel = f"{prefix}/{child}" if prefix else child
+            if rel not in self._touched:
+                self._remove(fd, child, rel)
+                continue
+            st = os.stat(child, dir_fd=fd, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                sub = os.open(child, _DIR_FLAGS, dir_fd=fd)
+                try:
+                    self._clear(sub, rel)
+                finally:
+                    os.close(sub)
+
+    # --- sealing ---------------------------------------------------------------
+
+    def finish(self) -> dict[str, Any]:
+        """Create missing mountpoints, apply directory modes and times; return the report."""
+        self._drop_cache()
+        self._what = "rootfs"
+        self._mountpoints()
+        for rel in sorted(self._dirs, key=lambda r: r.count("/"), reverse=True):
+            mode, mtime = self._dirs[rel]
+            fd = self._walk(rel.split("/"), rel, create=False)
+            if fd is None:
+                continue
+            try:
+                os.fchmod(fd, mode)
+                ns = int(mtime * 1e9)
+                os.utime(fd, ns=(ns, ns))
+            finally:
+                os.close(fd)
+        return self.report.as_dict()
+
+    def _mountpoints(self) -> None:
+        r = self.report
+        root = self._root_fd
+        for d in MOUNTPOINT_DIRS:
+            try:
+                st = os.stat(d, dir_fd=root, follow_symlinks=False)
+            except FileNotFoundError:
+                os.mkdir(d, 0o700, dir_fd=root)
+                os.chmod(d, 0o1777 if d == "tmp" else 0o755, dir_fd=root)
+                r.created_mountpoints.append("/" + d)
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                r.symlinked_mountpoints["/" + d] = os.readlink(d, dir_fd=root)
+            elif not stat.S_ISDIR(st.st_mode):
+                r.conflicting_mountpoints["/" + d] = _kind_name(st.st_mode)
+        if "/etc" in r.symlinked_mountpoints or "/etc" in r.conflicting_mountpoints:
+            return
+        etc = os.open("etc", _DIR_FLAGS, dir_fd=root)
+        try:
+            for f in MOUNTPOINT_FILES:
+                path = "/etc/" + f
+                try:
+                    st = os.stat(f, dir_fd=etc, follow_symlinks=False)
+                except FileNotFoundError:
+                    fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                                 | os.O_CLOEXEC, 0o600, dir_fd=etc)
+                    os.fchmod(fd, 0o644)
+                    os.close(fd)
+                    r.created_mountpoints.append(path)
+                    continue
+                if stat.S_ISLNK(st.st_mode):
+                    r.symlinked_mountpoints[path] = os.readlink(f, dir_fd=etc)
+                elif not stat.S_ISREG(st.st_mode):
+                    r.conflicting_mountpoints[path] = _kind_name(st.st_mode)
+        finally:
+            os.close(etc)
+
+
+def what_entry(what: str, name: str) -> str:
+    return f"{what}: entry {name!r}"
+
+
+def force_rmtree(path: Path) -> None:
+    """Remove a tree whose directories may lack owner write or search permission."""
+    if not os.path.lexists(path):
+        return
+    if path.is_symlink() or not path.is_dir():
+        path.unlink()
+        return
+
+    def fix(func: Any, p: str, exc: Any) -> None:
+        parent = os.path.dirname(p)
+        for d in (parent, p):
+            try:
+                if stat.S_ISDIR(os.lstat(d).st_mode):
+                    os.chmod(d, 0o700)
+            except OSError:
+                pass
+        func(p)
+
+    os.chmod(path, 0o700)
+    for dirpath, dirnames, _ in os.walk(path):
+        for d in dirnames:
+            full = os.path.join(dirpath, d)
+            if stat.S_ISDIR(os.lstat(full).st_mode):
+                os.chmod(full, 0o700)
+    shutil.rmtree(path, onerror=fix)
