@@ -93,6 +93,18 @@ class SignatureRejected(Refused):
     """A signature was checked and is not acceptable under the policy."""
 
 
+class TrustPolicyError(MalformedInput):
+    """A trust policy file (containers-policy.json) is malformed; the message names the JSON path."""
+
+
+class KeyFormatError(MalformedInput):
+    """A key file is not in a format secpod reads, or cannot be decrypted with the passphrase."""
+
+
+class SigningError(Error):
+    """A signature could not be made (gpg failed, the key cannot sign)."""
+
+
 # --- audit ------------------------------------------------------------------
 
 

@@ -1,9 +1,320 @@
-"""CLI commands of this area (registered into the top-level parser)."""
+"""``secpod key generate``, ``sign``, ``verify`` and ``trust show|set``.
+
+Exit codes of ``verify``: 0 accepted, 1 rejected (or the check could not
+run: the message says which), 2 bad usage.
+"""
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from secpod.images.reference import Reference
 
 
-def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this area's commands to ``sub``."""
+    key = sub.add_parser("key", help="manage signing keys (cosign format)")
+    key_sub = key.add_subparsers(dest="key_command", metavar="COMMAND")
+    key_sub.required = True
+    gen = key_sub.add_parser(
+        "generate", help="make an ECDSA P-256 key pair: NAME.key (encrypted) and NAME.pub",
+        description="Make a cosign-compatible key pair. The passphrase comes from "
+                    "SECPOD_PASSWORD or COSIGN_PASSWORD, else a prompt on the terminal.")
+    gen.add_argument("--output-key-prefix", default="cosign", metavar="NAME",
+                     help="write NAME.key and NAME.pub (default: cosign)")
+    gen.set_defaults(func=_key_generate)
+
+    sign = sub.add_parser(
+        "sign", help="sign an image with a cosign key or a GPG key",
+        description="Sign IMAGE (a name in your store, or dir:PATH) and store the signature "
+                    "beside it. The private key's passphrase comes from SECPOD_PASSWORD or "
+                    "COSIGN_PASSWORD, else a prompt.")
+    sign.add_argument("image", metavar="IMAGE")
+    how = sign.add_mutually_exclusive_group(required=True)
+    how.add_argument("--key", type=Path, metavar="NAME.key", help="cosign private key")
+    how.add_argument("--gpg-key", metavar="FPR", help="GPG key fingerprint (your GNUPGHOME)")
+    sign.add_argument("--identity", metavar="REF",
+                      help="the reference to sign as (default: the image's name)")
+    sign.add_argument("--json", action="store_true", help="print the result as JSON")
+    sign.set_defaults(func=_sign)
+
+    verify = sub.add_parser(
+        "verify", help="check an image's signatures against the trust policy",
+        description="Evaluate the trust policy for IMAGE (a name in your store, or dir:PATH "
+                    "with --identity). Exit 0 accepted, 1 rejected, 2 usage.")
+    verify.add_argument("image", metavar="IMAGE")
+    src = verify.add_mutually_exclusive_group()
+    src.add_argument("--key", type=Path, metavar="NAME.pub",
+                     help="accept only sigstore signatures by this cosign public key "
+                          "(signedIdentity matchRepository, as cosign checks)")
+    src.add_argument("--policy", type=Path, metavar="FILE",
+                     help="evaluate this containers-policy.json file instead")
+    verify.add_argument("--identity", metavar="REF",
+                        help="for dir:PATH: the reference the image is claimed to have")
+    verify.add_argument("--json", action="store_true", help="print the decision as JSON")
+    verify.set_defaults(func=_verify)
+
+    trust = sub.add_parser("trust", help="show or edit the trust policy (like podman image trust)")
+    trust_sub = trust.add_subparsers(dest="trust_command", metavar="COMMAND")
+    trust_sub.required = True
+    show = trust_sub.add_parser("show", help="show the effective trust policy")
+    show.add_argument("--json", action="store_true", help="print the policy as JSON")
+    show.set_defaults(func=_trust_show)
+    tset = trust_sub.add_parser(
+        "set", help="set the requirement for a scope in your policy file",
+        description="Set SCOPE's requirement in $XDG_CONFIG_HOME/containers/policy.json. "
+                    "SCOPE is 'default', a registry, a namespace, a repository or a reference.")
+    tset.add_argument("scope", metavar="SCOPE")
+    tset.add_argument("--type", "-t", required=True, dest="trust_type",
+                      choices=["accept", "reject", "signedBy", "sigstoreSigned"])
+    tset.add_argument("--pubkeysfile", "-f", type=Path, action="append", default=[],
+                      metavar="FILE", help="a public key file (repeatable)")
+    tset.set_defaults(func=_trust_set)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """The image a command acts on: from the store, or a dir: layout."""
+
+    label: str
+    reference: Reference | None
+    digest: str
+    manifest: bytes | None
+    dir_path: Path | None
+    signatures: tuple[bytes, ...]
+
+
+def _target(image: str, identity: str | None, *, need_manifest: bool) -> _Target:
+    from secpod.errors import UsageError
+    from secpod.signing import identity as ident
+    from secpod.signing import store
+    from secpod.signing.payload import manifest_digest
+
+    if image.startswith("dir:"):
+        path = Path(image[4:]).resolve()
+        if not identity:
+            raise UsageError("dir:PATH needs --identity REF",
+                             hint="give the reference the image is claimed to have")
+        ref = ident.parse_named(identity)
+        if ref is None:
+            raise UsageError(f"invalid --identity {identity!r}", hint="use NAME[:TAG][@DIGEST]")
+        d = store.read_dir(path)
+        if d.manifest is None and need_manifest:
+            from secpod.errors import NotFound
+
+            raise NotFound(f"{path} has no manifest.json")
+        digest = manifest_digest(d.manifest) if d.manifest is not None else ""
+        return _Target(image, ref, digest, d.manifest, path, d.signatures)
+    from secpod.images import Store
+    from secpod.images import reference as refs
+
+    st = Store.open()
+    rec = st.resolve(image)
+    ref: Reference | None
+    if identity:
+        ref = ident.parse_named(identity)
+        if ref is None:
+            raise UsageError(f"invalid --identity {identity!r}", hint="use NAME[:TAG][@DIGEST]")
+    else:
+        try:
+            parsed = refs.parse(image)
+        except UsageError:
+            parsed = None
+        if parsed is not None and str(parsed) in rec.names:
+            ref = parsed
+        elif rec.names:
+            ref = refs.parse(rec.names[0])
+        else:
+            ref = None
+    manifest = st.manifest_bytes(rec.digest)
+    return _Target(image, ref, rec.digest, manifest, None,
+                   tuple(store.signatures_for(rec.digest)))
+
+
+def _audit(action: str, outcome: str, **kw: Any) -> None:
+    from secpod import audit
+
+    audit.record(action, outcome, **kw)
+
+
+def _key_generate(args: argparse.Namespace) -> int:
+    import os
+
+    from secpod.cli._output import status
+    from secpod.errors import Conflict, Error
+    from secpod.signing import keys
+
+    prefix = args.output_key_prefix
+    priv, pub = Path(f"{prefix}.key"), Path(f"{prefix}.pub")
+    try:
+        for p in (priv, pub):
+            if p.exists() or p.is_symlink():
+                raise Conflict(f"{p} already exists; refusing to overwrite a key",
+                               hint="choose another --output-key-prefix or move the old key")
+        passphrase = keys.read_passphrase(confirm=True, purpose=str(priv))
+        priv_pem, pub_pem = keys.generate_key_pair(passphrase)
+        written: list[Path] = []
+        try:
+            for path, data, mode in ((priv, priv_pem, 0o600), (pub, pub_pem, 0o644)):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+                written.append(path)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+        except OSError as e:
+            for path in written:
+                path.unlink(missing_ok=True)
+            if isinstance(e, FileExistsError):
+                raise Conflict(f"{e.filename} already exists; refusing to overwrite a key") from e
+            raise Conflict(f"cannot write {e.filename}: {e.strerror}") from e
+    except Error as e:
+        _audit("key.generate", "refused" if isinstance(e, Conflict) else "error",
+               reason=e.message, details={"private_key": str(priv), "public_key": str(pub)})
+        raise
+    _audit("key.generate", "ok", details={"private_key": str(priv.resolve()),
+                                          "public_key": str(pub.resolve())})
+    status(f"Private key written to {priv}")
+    status(f"Public key written to {pub}")
+    return 0
+
+
+def _sign(args: argparse.Namespace) -> int:
+    from secpod.cli._output import emit_json
+    from secpod.errors import Error, UsageError
+    from secpod.signing import keys, sign, store
+
+    image_ref: str | None = None
+    digest: str | None = None
+    try:
+        t = _target(args.image, args.identity, need_manifest=True)
+        digest = t.digest
+        if t.reference is None:
+            raise UsageError(f"{args.image} has no name to sign as",
+                             hint="give --identity REF")
+        image_ref = str(t.reference)
+        if args.key is not None:
+            try:
+                data = args.key.read_bytes()
+            except OSError as e:
+                from secpod.errors import NotFound
+
+                raise NotFound(f"cannot read the private key {args.key}: {e.strerror}") from e
+            passphrase = keys.read_passphrase(confirm=False, purpose=str(args.key))
+            private = keys.decrypt_private_key(data, passphrase, source=str(args.key))
+            blob = sign.sign_sigstore(private, image_ref, t.digest)
+            kind, signer = "sigstore", str(args.key)
+        else:
+            blob = sign.sign_gpg(args.gpg_key, image_ref, t.digest)
+            kind, signer = "gpg", args.gpg_key
+        if t.dir_path is not None:
+            path = store.add_dir_signature(t.dir_path, blob)
+        else:
+            path = store.add_signature(t.digest, blob)
+    except Error as e:
+        _audit("image.sign", "error", reason=e.message, image_ref=image_ref or args.image,
+               image_digest=digest)
+        raise
+    result = {"image": args.image, "identity": image_ref, "digest": t.digest, "kind": kind,
+              "signer": signer, "signature": str(path)}
+    _audit("image.sign", "ok", image_ref=image_ref, image_digest=t.digest,
+           details={"kind": kind, "signer": signer, "signature": str(path)})
+    if args.json:
+        emit_json(result)
+    else:
+        print(path)
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from secpod.cli._output import emit_json, status
+    from secpod.errors import Error
+    from secpod.signing import trust
+    from secpod.signing import policy as pol
+
+    digest: str | None = None
+    try:
+        t = _target(args.image, args.identity, need_manifest=False)
+        digest = t.digest or None
+        if args.key is not None:
+            key_path = args.key.resolve()
+            from secpod.signing import keys
+
+            try:
+                keys.load_public_key(key_path.read_bytes(), source=str(args.key))
+            except OSError as e:
+                from secpod.errors import NotFound
+
+                raise NotFound(f"cannot read the public key {args.key}: {e.strerror}") from e
+            from secpod.signing.identity import MatchRepository
+
+            policy = pol.Policy(default=(pol.SigstoreSigned(
+                key_path=str(key_path), signed_identity=MatchRepository()),))
+            eff = trust.EffectivePolicy(policy, None, (
+                f"only sigstore signatures by {args.key} count (this does not change what "
+                "`secpod run` accepts)",))
+        elif args.policy is not None:
+            eff = trust.EffectivePolicy(trust.read_policy(args.policy), args.policy, (
+                "explicit --policy (this does not change what `secpod run` accepts)",))
+        else:
+            eff = trust.effective_policy()
+        decision = trust.decide(t.reference, t.manifest, list(t.signatures), policy=eff.policy,
+                                policy_path=eff.path, notes=eff.notes)
+    except Error as e:
+        _audit("image.verify", "error", reason=e.message, image_ref=args.image,
+               image_digest=digest)
+        raise
+    _audit("image.verify", "ok" if decision.accepted else "refused",
+           reason=None if decision.accepted else "; ".join(decision.reasons),
+           image_ref=decision.reference or args.image, image_digest=digest,
+           trust=decision.as_dict())
+    if args.json:
+        emit_json({**decision.as_dict(), "digest": digest, "image": args.image})
+    else:
+        print(f"{'accepted' if decision.accepted else 'rejected'}: {decision.reference}")
+        for note in decision.notes:
+            status(f"note: {note}")
+        status(f"policy: {decision.policy_path or '(built-in default)'}; scope: "
+               f"{decision.scope or 'default'}")
+        for reason in decision.reasons:
+            status(f"  {reason}")
+    return 0 if decision.accepted else 1
+
+
+def _trust_show(args: argparse.Namespace) -> int:
+    from secpod.cli._output import emit_json, emit_table, status
+    from secpod.signing import trust
+
+    eff = trust.effective_policy()
+    if args.json:
+        emit_json(trust.policy_json(eff))
+        return 0
+    status(f"policy: {eff.path or '(built-in default)'}")
+    for note in eff.notes:
+        status(f"note: {note}")
+    rows = trust.describe_policy(eff)
+    emit_table(["TRANSPORT", "SCOPE", "TYPE", "KEYS"],
+               [[r["transport"], r["scope"], r["type"], ", ".join(r["keys"])] for r in rows])
+    return 0
+
+
+def _trust_set(args: argparse.Namespace) -> int:
+    from secpod.cli._output import status
+    from secpod.errors import Error, Refused
+    from secpod.signing import trust
+
+    details = {"scope": args.scope, "type": args.trust_type,
+               "pubkeysfile": [str(p) for p in args.pubkeysfile]}
+    try:
+        path, _ = trust.set_trust(args.scope, args.trust_type, list(args.pubkeysfile))
+    except Error as e:
+        _audit("trust.set", "refused" if isinstance(e, Refused) else "error", reason=e.message,
+               details=details)
+        raise
+    _audit("trust.set", "ok", details={**details, "policy_path": str(path)})
+    status(f"{args.scope}: {args.trust_type} (written to {path})")
+    return 0

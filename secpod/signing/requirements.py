@@ -1,0 +1,255 @@
+"""Policy requirements as objects: each has one method, ``check``, that raises on refusal.
+
+:func:`prepare` turns a parsed requirement (:mod:`secpod.signing.policy`) into
+one of these, reading the key and certificate files it names (the only I/O
+besides the ``gpg`` subprocess); ``check`` then evaluates an
+:class:`ImageUnderTest` and returns one line saying why it accepted, or
+raises SignatureRejected saying why not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from secpod.errors import SignatureRejected, VerificationError
+from secpod.images.reference import Reference
+from secpod.signing import gpg, keys, policy, sigstore, x509chain
+from secpod.signing.identity import IdentityMatcher
+from secpod.signing.payload import GPG_PAYLOAD_TYPE, check_manifest_digest, parse_payload
+
+MAX_KEY_FILE = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ImageUnderTest:
+    """What a requirement sees: the claimed reference, the manifest and raw signatures."""
+
+    reference: Reference | None
+    manifest: bytes | None
+    signatures: tuple[bytes, ...] = ()
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+class Requirement(Protocol):
+    """One policy requirement. ``check`` returns why it accepts, or raises SignatureRejected."""
+
+    type: str
+
+    def check(self, image: ImageUnderTest) -> str: ...
+
+
+class UnsafeAcceptAnything:
+    """``insecureAcceptAnything``: accepts every image without looking at signatures."""
+
+    type = "insecureAcceptAnything"
+
+    def check(self, image: ImageUnderTest) -> str:
+        # The warning is the reason itself: it reaches the user and the audit record.
+        return "insecureAcceptAnything: accepted WITHOUT checking any signature"
+
+
+class RejectAll:
+    """``reject``: refuses every image."""
+
+    type = "reject"
+
+    def check(self, image: ImageUnderTest) -> str:
+        raise SignatureRejected("the policy rejects every image in this scope (reject)")
+
+
+class SignedBaseLayerUnsupported:
+    """``signedBaseLayer``: containers/image has never implemented it; it always refuses."""
+
+    type = "signedBaseLayer"
+
+    def check(self, image: ImageUnderTest) -> str:
+        raise SignatureRejected("signedBaseLayer is not implemented (as in containers/image)")
+
+
+def _summary(rejections: list[str], *, none: str) -> SignatureRejected:
+    if not rejections:
+        return SignatureRejected(none)
+    if len(rejections) == 1:
+        return SignatureRejected(rejections[0])
+    return SignatureRejected("none of the signatures were accepted, reasons: "
+                             + "; ".join(rejections))
+
+
+@dataclass(frozen=True)
+class GPGSignedBy:
+    """``signedBy`` with keyType GPGKeys: one GPG simple signing by a listed key suffices."""
+
+    keyrings: tuple[bytes, ...]
+    identity: IdentityMatcher
+    type: str = "signedBy"
+
+    def check(self, image: ImageUnderTest) -> str:
+        rejections: list[str] = []
+        for blob in image.signatures:
+            if sigstore.is_sigstore_blob(blob):
+                continue
+            try:
+                result = gpg.verify(blob, self.keyrings)
+                claims = parse_payload(result.plaintext, payload_type=GPG_PAYLOAD_TYPE)
+                check_manifest_digest(image.manifest, claims.manifest_digest)
+                if not self.identity.matches(image.reference, claims.docker_reference):
+                    raise SignatureRejected(
+                        f"signature for identity {claims.docker_reference!r} is not accepted "
+                        f"({self.identity.type})")
+            except SignatureRejected as e:
+                rejections.append(e.message)
+                continue
+            return (f"signedBy: GPG signature by {result.fingerprint} for "
+                    f"{claims.docker_reference} accepted")
+        raise _summary(rejections, none="a signature was required, but no GPG signature exists")
+
+
+@dataclass(frozen=True)
+class UnimplementedKeyType:
+    """``signedBy`` with a keyType containers/image parses but never implemented."""
+
+    key_type: str
+    type: str = "signedBy"
+
+    def check(self, image: ImageUnderTest) -> str:
+        raise SignatureRejected(f'unimplemented "keyType" value {self.key_type!r}')
+
+
+@dataclass(frozen=True)
+class SigstoreSigned:
+    """``sigstoreSigned``: one sigstore signature valid under the trust root suffices."""
+
+    root: sigstore.SigstoreTrustRoot
+    identity: IdentityMatcher
+    type: str = "sigstoreSigned"
+
+    def check(self, image: ImageUnderTest) -> str:
+        rejections: list[str] = []
+        non_sigstore = 0
+        non_signature = 0
+        for blob in image.signatures:
+            if not sigstore.is_sigstore_blob(blob):
+                non_sigstore += 1
+                continue
+            try:
+                att = sigstore.parse_attachment(blob)
+                if att.mime_type != sigstore.SIGNATURE_MIME_TYPE:
+                    non_signature += 1
+                    continue
+                claims = sigstore.verify_attachment(
+                    att, self.root, manifest=image.manifest, intended=image.reference,
+                    identity=self.identity, now=image.now)
+            except SignatureRejected as e:
+                rejections.append(e.message)
+                continue
+            return f"sigstoreSigned: signature for {claims.docker_reference} accepted"
+        none = "a signature was required, but no signature exists"
+        if non_sigstore or non_signature:
+            none += (f" ({non_sigstore} non-sigstore signatures, {non_signature} sigstore "
+                     "non-signature attachments)")
+        raise _summary(rejections, none=none)
+
+
+@dataclass(frozen=True)
+class AllOf:
+    """Every requirement must accept; an empty list is an error, never a pass."""
+
+    requirements: tuple[Requirement, ...]
+
+    def __post_init__(self) -> None:
+        if not self.requirements:
+            raise VerificationError("internal error: an empty requirement list cannot decide")
+
+    def check(self, image: ImageUnderTest) -> list[str]:
+        """Return one acceptance reason per requirement; raise at the first refusal."""
+        return [r.check(image) for r in self.requirements]
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        p = Path(path)
+        if p.stat().st_size > MAX_KEY_FILE:
+            raise VerificationError(f"{what} {path} is too large")
+        return p.read_bytes()
+    except OSError as e:
+        raise VerificationError(f"cannot read {what} {path}: {e.strerror}",
+                                hint="fix the path in the trust policy") from e
+
+
+def _public_keys(paths: Sequence[str], datas: Sequence[bytes], what: str
+                 ) -> tuple[keys.PublicKey, ...]:
+    out = [keys.load_public_key(_read(p, what), source=p) for p in paths]
+    out += [keys.load_public_key(d, source=f"{what} data") for d in datas]
+    return tuple(out)
+
+
+def _certs(path: str | None, data: bytes | None, what: str) -> tuple[x509chain.x509.Certificate,
+                                                                     ...]:
+    raw = _read(path, what) if path is not None else data
+    if raw is None:
+        return ()
+    try:
+        return tuple(x509chain.parse_pem_certificates(raw, what=what))
+    except SignatureRejected as e:
+        raise VerificationError(f"{what} {path or '(data)'}: {e.message}",
+                                hint="fix the certificate file in the trust policy") from e
+
+
+def _sigstore_root(spec: policy.SigstoreSigned) -> sigstore.SigstoreTrustRoot:
+    paths = [spec.key_path] if spec.key_path else list(spec.key_paths or ())
+    datas = [spec.key_data] if spec.key_data is not None else list(spec.key_datas or ())
+    public = _public_keys(paths, datas, "public key")
+    rpaths = ([spec.rekor_public_key_path] if spec.rekor_public_key_path
+              else list(spec.rekor_public_key_paths or ()))
+    rdatas = ([spec.rekor_public_key_data] if spec.rekor_public_key_data is not None
+              else list(spec.rekor_public_key_datas or ()))
+    rekor = _public_keys(rpaths, rdatas, "Rekor public key")
+    rekor_ec: list[ec.EllipticCurvePublicKey] = []
+    for k in rekor:
+        if not isinstance(k, ec.EllipticCurvePublicKey):
+            raise VerificationError("Rekor public keys must be ECDSA keys")
+        rekor_ec.append(k)
+    fulcio = None
+    if spec.fulcio is not None:
+        fulcio = sigstore.FulcioRoot(
+            ca_certificates=_certs(spec.fulcio.ca_path, spec.fulcio.ca_data, "Fulcio CA"),
+            oidc_issuer=spec.fulcio.oidc_issuer, subject_email=spec.fulcio.subject_email)
+    pki = None
+    if spec.pki is not None:
+        pki = sigstore.PKIRoot(
+            roots=_certs(spec.pki.ca_roots_path, spec.pki.ca_roots_data, "PKI root CA"),
+            intermediates=_certs(spec.pki.ca_intermediates_path, spec.pki.ca_intermediates_data,
+                                 "PKI intermediate CA"),
+            subject_email=spec.pki.subject_email, subject_hostname=spec.pki.subject_hostname)
+    return sigstore.SigstoreTrustRoot(public_keys=public, fulcio=fulcio, pki=pki,
+                                      rekor_keys=tuple(rekor_ec))
+
+
+def prepare(spec: policy.RequirementSpec) -> Requirement:
+    """Load what a requirement needs (key files, certificates).
+
+    Raises VerificationError when a named file cannot be read, and
+    KeyFormatError when a key is not a public key secpod reads.
+    """
+    if isinstance(spec, policy.InsecureAcceptAnything):
+        return UnsafeAcceptAnything()
+    if isinstance(spec, policy.RejectRequirement):
+        return RejectAll()
+    if isinstance(spec, policy.SignedBaseLayer):
+        return SignedBaseLayerUnsupported()
+    if isinstance(spec, policy.SignedBy):
+        if spec.key_type != "GPGKeys":
+            return UnimplementedKeyType(spec.key_type)
+        if spec.key_data is not None:
+            rings: tuple[bytes, ...] = (spec.key_data,)
+        else:
+            paths = [spec.key_path] if spec.key_path else list(spec.key_paths or ())
+            rings = tuple(_read(p, "GPG keyring") for p in paths)
+        return GPGSignedBy(keyrings=rings, identity=spec.signed_identity)
+    return SigstoreSigned(root=_sigstore_root(spec), identity=spec.signed_identity)

@@ -1,0 +1,130 @@
+"""Where signatures live: beside images in the user's store, and in ``dir:`` layouts.
+
+User store: ``$XDG_DATA_HOME/secpod/signatures/sha256-<hex>/signature-N``, one
+file per signature in exactly the byte format of the ``dir:`` transport
+(sigstore attachments start with ``\\x00sigstore-json\\n``; anything else is an
+OpenPGP simple signing). Numbering is contiguous from 1, as containers/image
+reads it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from secpod import paths
+from secpod.errors import MalformedInput, NotFound, UsageError
+
+MAX_SIGNATURE = 4 * 1024 * 1024
+MAX_MANIFEST = 4 * 1024 * 1024
+MAX_SIGNATURES = 1000
+_DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
+
+
+def signatures_root() -> Path:
+    return paths.data_dir() / "signatures"
+
+
+def signature_dir(manifest_digest: str) -> Path:
+    """The folder of one manifest's signatures. Raises UsageError for a malformed digest."""
+    m = _DIGEST.fullmatch(manifest_digest)
+    if not m:
+        raise UsageError(f"invalid manifest digest {manifest_digest!r}",
+                         hint="a manifest digest is sha256: and 64 lowercase hex digits")
+    return signatures_root() / f"sha256-{m.group(1)}"
+
+
+def _read_bounded(path: Path, limit: int, what: str) -> bytes:
+    # O_NOFOLLOW: a signature folder is ours; a link in it is not something we wrote.
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise MalformedInput(f"{what} {path} is larger than {limit} bytes")
+    return data
+
+
+def _read_numbered(folder: Path) -> list[bytes]:
+    out: list[bytes] = []
+    for n in range(1, MAX_SIGNATURES + 1):
+        p = folder / f"signature-{n}"
+        try:
+            out.append(_read_bounded(p, MAX_SIGNATURE, "signature"))
+        except FileNotFoundError:
+            break
+    return out
+
+
+def signatures_for(manifest_digest: str) -> list[bytes]:
+    """The raw signature blobs stored for ``manifest_digest`` (empty when none)."""
+    folder = signature_dir(manifest_digest)
+    if not folder.is_dir():
+        return []
+    return _read_numbered(folder)
+
+
+def _append(folder: Path, blob: bytes) -> Path:
+    if not blob or len(blob) > MAX_SIGNATURE:
+        raise MalformedInput(f"a signature must be 1 to {MAX_SIGNATURE} bytes")
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    lock_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        existing = _read_numbered(folder)
+        for i, old in enumerate(existing, start=1):
+            if old == blob:
+                return folder / f"signature-{i}"
+        target = folder / f"signature-{len(existing) + 1}"
+        tmp = folder / f".{target.name}.tmp-{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(blob)
+                f.flush()
+                os.fsync(f.fileno())
+            os.link(tmp, target)  # fails rather than overwrite, should the lock be bypassed
+        finally:
+            tmp.unlink(missing_ok=True)
+        os.fsync(lock_fd)
+        return target
+    finally:
+        os.close(lock_fd)
+
+
+def add_signature(manifest_digest: str, blob: bytes) -> Path:
+    """Store ``blob`` as the next ``signature-N`` for ``manifest_digest``; return its path.
+
+    Storing the same bytes twice returns the existing file. Raises UsageError
+    (bad digest) or MalformedInput (empty or oversized blob).
+    """
+    return _append(signature_dir(manifest_digest), blob)
+
+
+@dataclass(frozen=True)
+class DirImage:
+    """An image in the ``dir:`` layout: ``manifest.json`` (may be absent) and signatures."""
+
+    path: Path
+    manifest: bytes | None
+    signatures: tuple[bytes, ...]
+
+
+def read_dir(path: Path) -> DirImage:
+    """Read a ``dir:`` layout. Raises NotFound when ``path`` is not a folder."""
+    if not path.is_dir():
+        raise NotFound(f"{path} is not a directory", hint="dir:PATH names a dir: image layout")
+    try:
+        manifest: bytes | None = _read_bounded(path / "manifest.json", MAX_MANIFEST, "manifest")
+    except FileNotFoundError:
+        manifest = None
+    return DirImage(path=path, manifest=manifest, signatures=tuple(_read_numbered(path)))
+
+
+def add_dir_signature(path: Path, blob: bytes) -> Path:
+    """Append ``blob`` as the next ``signature-N`` of a ``dir:`` layout."""
+    if not (path / "manifest.json").is_file():
+        raise NotFound(f"{path} has no manifest.json", hint="dir:PATH names a dir: image layout")
+    return _append(path, blob)

@@ -1,0 +1,311 @@
+"""The trust decision: which policy applies, and what it says about one image.
+
+Where the policy comes from, in order:
+
+1. the administrator's floor, when it names a trust policy: then nothing a
+   user has (their policy file, ``--policy``) is used, and the decision says so;
+2. an explicit ``policy_path``;
+3. ``$XDG_CONFIG_HOME/containers/policy.json`` (rootless Podman's user file);
+4. ``/etc/containers/policy.json``;
+5. the built-in default ``{"default":[{"type":"insecureAcceptAnything"}]}``
+   (Debian's), which the decision names as such.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from secpod.errors import Refused, SignatureRejected, TrustPolicyError, VerificationError
+from secpod.images import reference as refs
+from secpod.images.reference import Reference
+from secpod.signing import policy as pol
+from secpod.signing import requirements, store
+
+SYSTEM_POLICY = Path("/etc/containers/policy.json")
+MAX_POLICY = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TrustDecision:
+    """The verdict on one image and why: what the runner refuses on and the audit keeps."""
+
+    accepted: bool
+    reference: str
+    scope: str
+    requirements: tuple[str, ...]
+    policy_path: str | None
+    reasons: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "reference": self.reference,
+            "scope": self.scope,
+            "requirements": list(self.requirements),
+            "policy_path": self.policy_path,
+            "reasons": list(self.reasons),
+            "notes": list(self.notes),
+        }
+
+
+def user_policy_path() -> Path:
+    """Rootless Podman's user policy: ``$XDG_CONFIG_HOME/containers/policy.json``."""
+    value = os.environ.get("XDG_CONFIG_HOME", "")
+    base = Path(value) if value and os.path.isabs(value) else Path.home() / ".config"
+    return base / "containers" / "policy.json"
+
+
+def admin_trust_policy() -> Path | None:
+    """The trust policy the administrator's floor names, if any."""
+    try:
+        from secpod.policies import load_admin_policy
+    except ImportError:
+        # Only in trees where the policies area has no admin floor API yet.
+        return None
+    floor = load_admin_policy()
+    path = getattr(floor, "trust_policy_path", None)
+    return Path(path) if path else None
+
+
+def read_policy(path: Path) -> pol.Policy:
+    """Read and parse a policy file. Raises TrustPolicyError (malformed) or VerificationError."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_POLICY + 1)
+    except OSError as e:
+        raise VerificationError(f"cannot read the trust policy {path}: {e.strerror}",
+                                hint="fix the path or the file's permissions") from e
+    if len(data) > MAX_POLICY:
+        raise TrustPolicyError(f"the trust policy {path} is larger than {MAX_POLICY} bytes")
+    return pol.parse_policy(data, source=str(path))
+
+
+@dataclass(frozen=True)
+class EffectivePolicy:
+    policy: pol.Policy
+    path: Path | None
+    notes: tuple[str, ...]
+    admin: bool = False
+
+
+def effective_policy(policy_path: Path | None = None) -> EffectivePolicy:
+    """The policy that decides, with notes on what was ignored and why.
+
+    Raises TrustPolicyError / VerificationError when the chosen file is unusable
+    (never falls back to a weaker file when the chosen one is broken).
+    """
+    admin = admin_trust_policy()
+    if admin is not None:
+        notes = [f"the administrator's trust policy {admin} applies"]
+        user = user_policy_path()
+        if policy_path is not None:
+            notes.append(f"the requested policy {policy_path} is ignored")
+        elif user.exists():
+            notes.append(f"your policy {user} is ignored")
+        return EffectivePolicy(read_policy(admin), admin, tuple(notes), admin=True)
+    if policy_path is not None:
+        return EffectivePolicy(read_policy(policy_path), policy_path, ())
+    for candidate in (user_policy_path(), SYSTEM_POLICY):
+        if candidate.exists():
+            return EffectivePolicy(read_policy(candidate), candidate, ())
+    return EffectivePolicy(pol.BUILTIN_DEFAULT, None, (
+        "no policy.json found: secpod's built-in default accepts any image "
+        "(insecureAcceptAnything)",))
+
+
+def normalise(reference: str) -> Reference:
+    """``busybox`` -> ``docker.io/library/busybox:latest``. Raises UsageError."""
+    return refs.parse(reference)
+
+
+def decide(ref: Reference | None, manifest_bytes: bytes | None, signatures: list[bytes], *,
+           policy: pol.Policy, policy_path: Path | None, notes: tuple[str, ...] = (),
+           scope_ref: Reference | None = None) -> TrustDecision:
+    """Evaluate ``policy`` for an image; every requirement is evaluated for its reason.
+
+    ``ref`` is the identity the image is claimed to have; ``scope_ref`` (default
+    ``ref``) picks the policy scope. Never raises SignatureRejected; raises
+    VerificationError / KeyFormatError when a requirement cannot be prepared.
+    """
+    lookup = scope_ref or ref
+    if lookup is not None:
+        scope, specs = policy.requirements_for(lookup)
+    else:
+        scope, specs = "", policy.default
+    prepared = [requirements.prepare(s) for s in specs]
+    image = requirements.ImageUnderTest(reference=ref, manifest=manifest_bytes,
+                                        signatures=tuple(signatures))
+    reasons: list[str] = []
+    accepted = True
+    for req in prepared:
+        try:
+            reasons.append(req.check(image))
+        except SignatureRejected as e:
+            accepted = False
+            reasons.append(f"{req.type}: rejected: {e.message}")
+    return TrustDecision(
+        accepted=accepted,
+        reference=str(ref) if ref is not None else "",
+        scope=scope,
+        requirements=tuple(s.type for s in specs),
+        policy_path=str(policy_path) if policy_path is not None else None,
+        reasons=tuple(reasons),
+        notes=notes,
+    )
+
+
+def evaluate_image(reference: str, manifest_digest: str, manifest_bytes: bytes, *,
+                   policy_path: Path | None = None) -> TrustDecision:
+    """The runner's check: the effective policy for ``reference``, over the stored signatures.
+
+    Never raises SignatureRejected (a rejection is ``accepted=False``). Raises
+    VerificationError / TrustPolicyError / KeyFormatError when the check cannot
+    run, and UsageError for a malformed reference or digest.
+    """
+    ref = normalise(reference)
+    eff = effective_policy(policy_path)
+    from secpod.signing.payload import manifest_digest as compute
+
+    try:
+        actual = compute(manifest_bytes)
+    except SignatureRejected:
+        actual = None
+    if actual != manifest_digest:
+        raise VerificationError(
+            f"the manifest does not hash to {manifest_digest}",
+            hint="the image store is damaged; re-import the image")
+    return decide(ref, manifest_bytes, store.signatures_for(manifest_digest), policy=eff.policy,
+                  policy_path=eff.path, notes=eff.notes)
+
+
+# --- editing the user's policy (`secpod trust set`) ---------------------------------------
+
+TRUST_TYPES = {"accept": "insecureAcceptAnything", "reject": "reject", "signedBy": "signedBy",
+               "sigstoreSigned": "sigstoreSigned"}
+
+
+def _base_policy_for_edit() -> pol.Policy:
+    user = user_policy_path()
+    if user.exists():
+        return read_policy(user)
+    if SYSTEM_POLICY.exists():
+        return read_policy(SYSTEM_POLICY)
+    return pol.BUILTIN_DEFAULT
+
+
+def set_trust(scope: str, trust_type: str, pubkeys: list[Path]) -> tuple[Path, pol.Policy]:
+    """Set the requirement for ``scope`` (``default`` or a docker scope) in the user's file.
+
+    Like ``podman image trust set``: starts from the user's policy (or the
+    system's, or the built-in default), replaces that scope's requirements,
+    and writes the user's file atomically. Raises UsageError (bad arguments),
+    Refused (the administrator's policy applies) or TrustPolicyError.
+    """
+    from secpod.errors import UsageError
+
+    if trust_type not in TRUST_TYPES:
+        raise UsageError(f"unknown trust type {trust_type!r}",
+                         hint="use accept, reject, signedBy or sigstoreSigned")
+    admin = admin_trust_policy()
+    if admin is not None:
+        raise Refused(f"the administrator's trust policy {admin} applies; a user policy "
+                      "would be ignored", hint="ask the administrator to change it")
+    kind = TRUST_TYPES[trust_type]
+    if kind in ("signedBy", "sigstoreSigned") and not pubkeys:
+        raise UsageError(f"--type {trust_type} needs at least one --pubkeysfile")
+    if kind not in ("signedBy", "sigstoreSigned") and pubkeys:
+        raise UsageError(f"--pubkeysfile does not apply to --type {trust_type}")
+    keys = [str(p.resolve()) for p in pubkeys]
+    for k in keys:
+        if not Path(k).is_file():
+            raise UsageError(f"public key file {k} does not exist")
+    req: pol.RequirementSpec
+    if kind == "insecureAcceptAnything":
+        req = pol.InsecureAcceptAnything()
+    elif kind == "reject":
+        req = pol.RejectRequirement()
+    elif kind == "signedBy":
+        req = pol.SignedBy(key_type="GPGKeys", key_path=keys[0] if len(keys) == 1 else None,
+                           key_paths=tuple(keys) if len(keys) > 1 else None)
+    else:
+        from secpod.signing import keys as keymod
+
+        for k in keys:
+            keymod.load_public_key(Path(k).read_bytes(), source=k)
+        req = pol.SigstoreSigned(key_path=keys[0] if len(keys) == 1 else None,
+                                 key_paths=tuple(keys) if len(keys) > 1 else None)
+    base = _base_policy_for_edit()
+    if scope == "default":
+        new = pol.Policy(default=(req,), transports=base.transports)
+    else:
+        if not scope or any(c.isspace() for c in scope):
+            raise UsageError(f"invalid scope {scope!r}",
+                             hint="use default, a registry, a repository or a reference")
+        transports = {t: dict(s) for t, s in base.transports.items()}
+        transports.setdefault("docker", {})[scope] = (req,)
+        new = pol.Policy(default=base.default, transports=transports)
+    data = new.dumps()
+    pol.parse_policy(data, source="(the new policy)")  # never write what we cannot read back
+    path = user_policy_path()
+    _atomic_write(path, data)
+    return path, new
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".policy.json.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def describe_policy(eff: EffectivePolicy) -> list[dict[str, Any]]:
+    """Rows for ``secpod trust show``: one per scope, default first."""
+    rows = [{"transport": "", "scope": "default", "type": _types(eff.policy.default),
+             "keys": _keys(eff.policy.default)}]
+    for transport, scopes in sorted(eff.policy.transports.items()):
+        for scope, reqs in sorted(scopes.items()):
+            rows.append({"transport": transport, "scope": scope or "(all)",
+                         "type": _types(reqs), "keys": _keys(reqs)})
+    return rows
+
+
+def _types(reqs: tuple[pol.RequirementSpec, ...]) -> str:
+    names = {"insecureAcceptAnything": "accept"}
+    return ",".join(names.get(r.type, r.type) for r in reqs)
+
+
+def _keys(reqs: tuple[pol.RequirementSpec, ...]) -> list[str]:
+    out: list[str] = []
+    for r in reqs:
+        if isinstance(r, pol.SignedBy | pol.SigstoreSigned):
+            if r.key_path:
+                out.append(r.key_path)
+            out.extend(r.key_paths or ())
+            if r.key_data is not None:
+                out.append("(keyData)")
+        if isinstance(r, pol.SigstoreSigned):
+            out.extend("(keyData)" for _ in r.key_datas or ())
+            if r.fulcio is not None:
+                out.append(f"fulcio:{r.fulcio.subject_email}")
+            if r.pki is not None:
+                out.append(f"pki:{r.pki.subject_email or r.pki.subject_hostname}")
+    return out
+
+
+def policy_json(eff: EffectivePolicy) -> dict[str, Any]:
+    return {"policy_path": str(eff.path) if eff.path else None, "admin": eff.admin,
+            "notes": list(eff.notes), "policy": eff.policy.as_json()}
+
