@@ -15,7 +15,7 @@ import re
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Protocol
+from typing import IO, Any, BinaryIO, Literal, Protocol
 
 from secpod.errors import DigestMismatch, Error, MalformedInput, NotFound
 from secpod.images import reference
@@ -121,7 +121,7 @@ def _norm(name: str) -> str:
 
 
 class TarTree(Tree):
-    def __init__(self, path: Path, mode: str) -> None:
+    def __init__(self, path: Path, mode: Literal["r:", "r:gz"]) -> None:
         self.path = path
         try:
             self._tar = tarfile.open(path, mode)  # noqa: SIM115 - closed by close()
@@ -149,7 +149,7 @@ class TarTree(Tree):
                                  hint="the archive is truncated or corrupt") from e
         if f is None:
             raise MalformedInput(f"{self.path}: member {name} is not a file")
-        return io.BufferedReader(_Reader(f, f"{name} in {self.path}"), 1 << 20)  # type: ignore[return-value]
+        return io.BufferedReader(_Reader(f, f"{name} in {self.path}"), 1 << 20)
 
     def close(self) -> None:
         self._tar.close()
@@ -256,6 +256,7 @@ def load(path: Path, *, name: str | None = None) -> Loaded:
     elif path.is_file():
         with open(path, "rb") as f:
             head = f.read(512)
+        mode: Literal["r:", "r:gz"]
         if head[:2] == b"\x1f\x8b":
             mode = "r:gz"
         else:

@@ -16,6 +16,7 @@ secpod processes never lose each other's index updates.
 
 from __future__ import annotations
 
+import builtins
 import fcntl
 import hashlib
 import json
@@ -305,7 +306,7 @@ class Store:
             digest, _ = self._lookup(idx, ref)
             return self._record(digest, idx)
 
-    def list(self) -> list[ImageRecord]:
+    def list(self) -> builtins.list[ImageRecord]:
         """Every image in the store, newest import first."""
         with self._lock(shared=True):
             idx = self._read_index()
@@ -315,7 +316,7 @@ class Store:
 
     # --- adding --------------------------------------------------------------------
 
-    def add_image(self, manifest_bytes: bytes, source: BlobSource, *, names: list[str],
+    def add_image(self, manifest_bytes: bytes, source: BlobSource, *, names: builtins.list[str],
                   progress: Progress | None = None,
                   before_commit: BeforeCommit | None = None) -> ImageRecord:
         """Verify every blob of ``manifest_bytes`` from ``source``, store them, unpack the
@@ -349,7 +350,7 @@ class Store:
             config_bytes = (staged.get(manifest.config.digest)
                             or self.blob_path(manifest.config.digest)).read_bytes()
             config = parse_config(config_bytes, len(manifest.layers))
-            diff_ids: list[str] = config["rootfs"]["diff_ids"]
+            diff_ids: builtins.list[str] = config["rootfs"]["diff_ids"]
             unpacked = stage / "unpacked"
             if not self._unpacked(digest).is_dir():
                 (unpacked / "rootfs").mkdir(parents=True)
@@ -373,9 +374,9 @@ class Store:
             return False
 
     def _commit(self, digest: str, manifest: Any, staged: dict[str, Path], unpacked: Path,
-                wanted: list[str], say: Progress, before_commit: BeforeCommit | None,
+                wanted: builtins.list[str], say: Progress, before_commit: BeforeCommit | None,
                 ) -> ImageRecord:
-        moved_in: list[Path] = []
+        moved_in: builtins.list[Path] = []
         with self._lock():
             try:
                 for d in [manifest.config, *manifest.layers]:
@@ -429,7 +430,7 @@ class Store:
         audited = False
         details: dict[str, Any] = {"source": str(path)}
 
-        def record_ok(rec: ImageRecord, moved: list[str]) -> None:
+        def record_ok(rec: ImageRecord, moved: builtins.list[str]) -> None:
             nonlocal audited
             if moved:
                 details["moved_names"] = moved
@@ -525,7 +526,7 @@ class Store:
                 record = self._record(digest, idx)
                 drop = [by_name] if by_name else list(record.names)
                 delete = not [n for n in record.names if n not in drop]
-                users: list[str] = []
+                users: builtins.list[str] = []
                 if delete:
                     users = _containers_using(digest)
                     if users and not force:

@@ -31,7 +31,7 @@ import tarfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import zstandard
 
@@ -161,10 +161,10 @@ class LayerStream:
         self._counting = _Counting(raw)
         self._src: Any
         if self.kind == "gzip":
-            self._src = gzip.GzipFile(fileobj=self._counting, mode="rb")  # type: ignore[arg-type]
+            self._src = gzip.GzipFile(fileobj=cast(Any, self._counting), mode="rb")
         elif self.kind == "zstd":
             self._src = zstandard.ZstdDecompressor().stream_reader(
-                self._counting, read_across_frames=True, closefd=False)
+                cast(Any, self._counting), read_across_frames=True, closefd=False)
         else:
             self._src = self._counting
         self._hash = hashlib.sha256()
@@ -181,6 +181,7 @@ class LayerStream:
                                  hint="the layer is incomplete or damaged; get a fresh copy") from e
         if not data:
             self._eof = True
+            self._buf, self._pos = b"", 0
             return
         self.out += len(data)
         b = self._budget
@@ -198,12 +199,10 @@ class LayerStream:
         self._buf, self._pos = data, 0
 
     def read(self, n: int) -> bytes:
-        if self._pos >= len(self._buf):
+        while self._pos >= len(self._buf):
             if self._eof:
                 return b""
             self._fill()
-            if self._eof:
-                return b""
         chunk = self._buf[self._pos:self._pos + n]
         self._pos += len(chunk)
         return chunk

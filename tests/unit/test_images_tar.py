@@ -1,0 +1,115 @@
+"""The streaming layer-tar reader, and that the committed corpus is what its script makes."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from secpod.errors import HostileArchive, MalformedInput
+from secpod.images._tar import DIR, FILE, HARDLINK, SYMLINK, TarReader
+from secpod.images._unpack import sniff_compression
+
+CORPUS = Path(__file__).resolve().parents[1] / "assets" / "images"
+
+
+def make(fmt: int, members: list[tuple[tarfile.TarInfo, bytes]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as t:
+        for info, data in members:
+            t.addfile(info, io.BytesIO(data) if data else None)
+    return buf.getvalue()
+
+
+def info(name: str, kind: bytes = tarfile.REGTYPE, size: int = 0, link: str = "",
+         uid: int = 0) -> tarfile.TarInfo:
+    i = tarfile.TarInfo(name)
+    i.type, i.size, i.linkname, i.uid = kind, size, link, uid
+    return i
+
+
+def read_all(data: bytes) -> list[tuple[str, str, bytes, str, int]]:
+    r = TarReader(io.BytesIO(data), "t")
+    out = []
+    for e in r:
+        body = b""
+        while chunk := r.read(7):
+            body += chunk
+        out.append((e.kind, e.name, body, e.linkname, e.uid))
+    return out
+
+
+@pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT])
+def test_formats_and_long_names(fmt: int) -> None:
+    long = "d/" + "x" * 90 + "/" + "y" * 90 + "/file"
+    members = [(info("d", tarfile.DIRTYPE), b""), (info(long, size=5), b"hello"),
+               (info("s", tarfile.SYMTYPE, link="d/" + "t" * 120), b""),
+               (info("h", tarfile.LNKTYPE, link=long), b"")]
+    got = read_all(make(fmt, members))
+    assert got[0][:2] == (DIR, "d")
+    assert got[1] == (FILE, long, b"hello", "", 0)
+    assert got[2][0] == SYMLINK and got[2][3] == "d/" + "t" * 120
+    assert got[3][0] == HARDLINK and got[3][3] == long
+
+
+def test_pax_large_uid() -> None:
+    got = read_all(make(tarfile.PAX_FORMAT, [(info("f", size=1, uid=10_000_000), b"x")]))
+    assert got == [(FILE, "f", b"x", "", 10_000_000)]
+
+
+def test_oversized_pax_header_refused() -> None:
+    header = tarfile.TarInfo("././@PaxHeader")
+    header.type, header.size = tarfile.XHDTYPE, 64 << 20
+    data = header.tobuf(tarfile.USTAR_FORMAT) + bytes(1024)
+    with pytest.raises(HostileArchive) as e:
+        read_all(data)
+    assert e.value.message == "t: extended header of 67108864 bytes (limit 1048576)"
+
+
+def test_sparse_refused() -> None:
+    data = make(tarfile.PAX_FORMAT, [(info("f", size=1), b"x")])
+    data = data[:156] + tarfile.GNUTYPE_SPARSE + data[157:]
+    # fix the checksum so the header itself is valid
+    block = bytearray(data[:512])
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block)
+    with pytest.raises(MalformedInput) as e:
+        read_all(bytes(block) + data[512:])
+    assert "sparse" in e.value.message
+
+
+def test_missing_end_marker_is_truncation() -> None:
+    data = make(tarfile.PAX_FORMAT, [(info("f", size=3), b"abc")])
+    with pytest.raises(MalformedInput) as e:
+        read_all(data[:1024])
+    assert e.value.message == "t: truncated tar (no end-of-archive marker)"
+
+
+def test_bad_checksum() -> None:
+    data = bytearray(make(tarfile.PAX_FORMAT, [(info("f", size=3), b"abc")]))
+    data[0] ^= 1
+    with pytest.raises(MalformedInput) as e:
+        read_all(bytes(data))
+    assert e.value.message == "t: corrupt tar header (bad checksum)"
+
+
+def test_sniff() -> None:
+    assert sniff_compression(b"\x1f\x8b\x08\0") == "gzip"
+    assert sniff_compression(b"\x28\xb5\x2f\xfd") == "zstd"
+    assert sniff_compression(bytes(512)) == "tar"
+    with pytest.raises(MalformedInput) as e:
+        sniff_compression(b"BZh91AY&SY")
+    assert e.value.message == "bzip2-compressed layers are not supported"
+
+
+def test_corpus_is_what_the_script_makes(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, str(CORPUS / "make_corpus.py"), str(tmp_path)], check=True)
+    made = sorted(p.name for p in tmp_path.iterdir())
+    committed = sorted(p.name for p in CORPUS.glob("*.tar"))
+    assert made == committed
+    for name in made:
+        assert (tmp_path / name).read_bytes() == (CORPUS / name).read_bytes(), name
