@@ -99,8 +99,8 @@ def _target(image: str, identity: str | None, *, need_manifest: bool) -> _Target
         if not identity:
             raise UsageError("dir:PATH needs --identity REF",
                              hint="give the reference the image is claimed to have")
-        ref = ident.parse_named(identity)
-        if ref is None:
+        claimed = ident.parse_named(identity)
+        if claimed is None:
             raise UsageError(f"invalid --identity {identity!r}", hint="use NAME[:TAG][@DIGEST]")
         d = store.read_dir(path)
         if d.manifest is None and need_manifest:
@@ -108,7 +108,7 @@ def _target(image: str, identity: str | None, *, need_manifest: bool) -> _Target
 
             raise NotFound(f"{path} has no manifest.json")
         digest = manifest_digest(d.manifest) if d.manifest is not None else ""
-        return _Target(image, ref, digest, d.manifest, path, d.signatures)
+        return _Target(image, claimed, digest, d.manifest, path, d.signatures)
     from secpod.images import Store
     from secpod.images import reference as refs
 
@@ -233,8 +233,8 @@ def _sign(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from secpod.cli._output import emit_json, status
     from secpod.errors import Error
-    from secpod.signing import trust
     from secpod.signing import policy as pol
+    from secpod.signing import trust
 
     digest: str | None = None
     try:

@@ -46,7 +46,8 @@ def _repo_digest_or_exact(intended: Reference, signed: Reference) -> bool:
 class IdentityMatcher(Protocol):
     """A ``signedIdentity`` value: decides whether a signed reference fits the image."""
 
-    type: str
+    @property
+    def type(self) -> str: ...
 
     def matches(self, intended: Reference | None, signed: str) -> bool: ...
 
@@ -190,8 +191,11 @@ def parse_identity(value: Any, path: str) -> IdentityMatcher:
     kind = _json.expect_str(obj["type"], _json.child(path, "type"))
     if kind in ("matchExact", "matchRepoDigestOrExact", "matchRepository"):
         _json.expect_fields(obj, path, required={"type"})
-        return {"matchExact": MatchExact, "matchRepoDigestOrExact": MatchRepoDigestOrExact,
-                "matchRepository": MatchRepository}[kind]()
+        if kind == "matchExact":
+            return MatchExact()
+        if kind == "matchRepository":
+            return MatchRepository()
+        return MatchRepoDigestOrExact()
     if kind == "exactReference":
         _json.expect_fields(obj, path, required={"type", "dockerReference"})
         p = _json.child(path, "dockerReference")

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from secpod.errors import SignatureRejected, VerificationError
@@ -39,7 +40,8 @@ class ImageUnderTest:
 class Requirement(Protocol):
     """One policy requirement. ``check`` returns why it accepts, or raises SignatureRejected."""
 
-    type: str
+    @property
+    def type(self) -> str: ...
 
     def check(self, image: ImageUnderTest) -> str: ...
 
@@ -189,8 +191,7 @@ def _public_keys(paths: Sequence[str], datas: Sequence[bytes], what: str
     return tuple(out)
 
 
-def _certs(path: str | None, data: bytes | None, what: str) -> tuple[x509chain.x509.Certificate,
-                                                                     ...]:
+def _certs(path: str | None, data: bytes | None, what: str) -> tuple[x509.Certificate, ...]:
     raw = _read(path, what) if path is not None else data
     if raw is None:
         return ()

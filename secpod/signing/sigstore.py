@@ -286,9 +286,9 @@ def _pki_key(root: PKIRoot, cert_pem: bytes, intermediates: list[x509.Certificat
 
 def _cert_key(cert: x509.Certificate) -> keys.PublicKey:
     key = cert.public_key()
-    if not isinstance(key, keys.PublicKey):  # type: ignore[arg-type,misc]
+    if not isinstance(key, keys.PublicKey):
         raise SignatureRejected(f"unsupported certificate key type {type(key).__name__}")
-    return key  # type: ignore[return-value]
+    return key
 
 
 def verify_attachment(att: SigstoreAttachment, root: SigstoreTrustRoot, *,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -33,6 +34,7 @@ _HANDLED_CRITICAL = {
     ExtensionOID.AUTHORITY_INFORMATION_ACCESS,
 }
 _MAX_DEPTH = 8
+_E = TypeVar("_E", bound=x509.ExtensionType)
 
 
 def parse_pem_certificates(data: bytes, *, what: str) -> list[x509.Certificate]:
@@ -55,10 +57,9 @@ def parse_leaf(data: bytes) -> x509.Certificate:
     return certs[0]
 
 
-def _ext(cert: x509.Certificate, cls: type[x509.ExtensionType]) -> x509.Extension[
-        x509.ExtensionType] | None:
+def _ext(cert: x509.Certificate, cls: type[_E]) -> _E | None:
     try:
-        return cert.extensions.get_extension_for_class(cls)
+        return cert.extensions.get_extension_for_class(cls).value
     except x509.ExtensionNotFound:
         return None
 
@@ -86,21 +87,21 @@ def _allows_code_signing(cert: x509.Certificate) -> bool:
     ext = _ext(cert, x509.ExtendedKeyUsage)
     if ext is None:
         return True
-    usages = list(ext.value)  # type: ignore[call-overload]
+    usages = list(ext)
     return (ExtendedKeyUsageOID.CODE_SIGNING in usages
             or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in usages)
 
 
 def _is_ca(cert: x509.Certificate) -> bool:
     ext = _ext(cert, x509.BasicConstraints)
-    return ext is not None and bool(ext.value.ca)  # type: ignore[attr-defined]
+    return ext is not None and ext.ca
 
 
 def _path_len_ok(cert: x509.Certificate, intermediates_below: int) -> bool:
     ext = _ext(cert, x509.BasicConstraints)
-    if ext is None or ext.value.path_length is None:  # type: ignore[attr-defined]
+    if ext is None or ext.path_length is None:
         return True
-    return intermediates_below <= ext.value.path_length  # type: ignore[attr-defined]
+    return intermediates_below <= ext.path_length
 
 
 def _signed_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
@@ -174,14 +175,14 @@ def emails(cert: x509.Certificate) -> list[str]:
     ext = _ext(cert, x509.SubjectAlternativeName)
     if ext is None:
         return []
-    return list(ext.value.get_values_for_type(x509.RFC822Name))  # type: ignore[attr-defined]
+    return list(ext.get_values_for_type(x509.RFC822Name))
 
 
 def _dns_names(cert: x509.Certificate) -> list[str]:
     ext = _ext(cert, x509.SubjectAlternativeName)
     if ext is None:
         return []
-    return list(ext.value.get_values_for_type(x509.DNSName))  # type: ignore[attr-defined]
+    return list(ext.get_values_for_type(x509.DNSName))
 
 
 def matches_hostname(cert: x509.Certificate, hostname: str) -> bool:
@@ -195,7 +196,7 @@ def matches_hostname(cert: x509.Certificate, hostname: str) -> bool:
     if ip is not None:
         if ext is None:
             return False
-        return ip in ext.value.get_values_for_type(x509.IPAddress)  # type: ignore[attr-defined]
+        return ip in ext.get_values_for_type(x509.IPAddress)
     for name in _dns_names(cert):
         pattern = name.rstrip(".").lower()
         if pattern == host:
