@@ -82,6 +82,10 @@ class FloorRefused(Refused):
     """The administrator's floor refuses the requested confinement."""
 
 
+class AdminPolicyError(MalformedInput):
+    """/etc/secpod/policy.toml is malformed, or someone other than root could write it."""
+
+
 # --- signing ----------------------------------------------------------------
 
 
@@ -110,3 +114,11 @@ class SigningError(Error):
 
 class AuditError(Error):
     """The audit log could not be written or is not intact."""
+
+
+class CheckpointError(AuditError):
+    """A checkpoint or verifier key is malformed, or a signature on it does not verify."""
+
+
+class CollectorError(AuditError):
+    """The audit collector cannot be reached, is not root's, or refused a record."""

@@ -17,8 +17,9 @@ The derivation (kept here so a reviewer can read it, and a test re-runs it):
 4. Argument filters replace the plain entries for: ``clone`` (no namespace flags, as
    moby does; s390 takes flags in argument 1), ``clone3`` (ENOSYS, so libc falls back
    to clone, whose flags seccomp can see), ``socket`` (no AF_PACKET, no SOCK_RAW or
-   SOCK_PACKET outside AF_NETLINK), ``mknod``/``mknodat`` (FIFOs, sockets and regular
-   files only: no device nodes), and ``personality`` (containers-common's safe values).
+   SOCK_PACKET outside AF_NETLINK, no NETLINK_AUDIT), ``mknod``/``mknodat`` (FIFOs,
+   sockets and regular files only: no device nodes), and ``personality``
+   (containers-common's safe values).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ FORBIDDEN = frozenset({
 })
 
 _NS_FLAGS = 0x7E020000  # CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET
-_AF_NETLINK, _AF_PACKET = 16, 17
+_AF_NETLINK, _AF_PACKET, _NETLINK_AUDIT = 16, 17, 9
 _SOCK_TYPE_MASK = 0xF   # the low bits; SOCK_NONBLOCK and SOCK_CLOEXEC sit above
 _SOCK_OK = (1, 2, 5)    # STREAM, DGRAM, SEQPACKET (not RAW 3, RDM 4, PACKET 10)
 _S_IFMT = 0o170000
@@ -124,8 +125,9 @@ def derive(src: dict[str, Any]) -> dict[str, Any]:
                            includes={"arches": ["s390", "s390x"]}))
     syscalls.append({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38,
                      "comment": "ENOSYS: libc falls back to clone, whose flags are filtered"})
-    syscalls.append(_allow(["socket"], [_arg(0, "SCMP_CMP_EQ", _AF_NETLINK)],
-                           comment="netlink (ip(8) uses SOCK_RAW here)"))
+    syscalls.append(_allow(["socket"], [_arg(0, "SCMP_CMP_EQ", _AF_NETLINK),
+                                        _arg(2, "SCMP_CMP_NE", _NETLINK_AUDIT)],
+                           comment="netlink (ip(8) uses SOCK_RAW here), not the audit family"))
     for t in _SOCK_OK:
         syscalls.append(_allow(["socket"], [_arg(0, "SCMP_CMP_LT", _AF_NETLINK),
                                             _arg(1, "SCMP_CMP_MASKED_EQ", _SOCK_TYPE_MASK, t)]))

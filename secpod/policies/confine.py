@@ -186,17 +186,24 @@ def confine(request: RunRequest, host: HostFeatures, *,
     list) and HostError (a ``required`` setting this host cannot enforce).
     """
     prof = profile_mod.load(request.profile)
-    opts = _parse_security_opts(request.security_opts)
     if request.network not in (None, "none", "host", "loopback"):
         raise UsageError(f"unsupported --network {request.network!r}",
                          hint="use --network none (loopback only) or --network host")
 
-    if request.network == "host" and prof.network != "host":
-        from secpod.errors import FloorRefused
+    from secpod.policies import floor as floor_mod
 
-        raise FloorRefused("--network host is refused: no administrator policy allows it",
-                           hint="use the default loopback-only network (--network none)")
+    floor_mod.check(prof, request, weakenings(prof, request), host.arch)
+    return confine_profile(prof, request, host, mcs_in_use=mcs_in_use)
 
+
+def confine_profile(prof: profile_mod.Profile, request: RunRequest, host: HostFeatures, *,
+                    mcs_in_use: frozenset[str] = frozenset()) -> Confinement:
+    """:func:`confine` for an already loaded profile, WITHOUT the administrator's floor.
+
+    For ``profile lint`` and ``profile export``, which describe a profile and run
+    nothing; never use it to run a container.
+    """
+    opts = _parse_security_opts(request.security_opts)
     unenforced: list[str] = []
 
     # 1. capabilities
@@ -289,6 +296,8 @@ def confine(request: RunRequest, host: HostFeatures, *,
         limits.append(("pids", f"pids limit {prof.pids_limit}"))
     if prof.memory_limit is not None:
         limits.append(("memory", f"memory limit {prof.memory_limit} bytes"))
+    if prof.cpu_shares is not None:
+        limits.append(("cpu", f"cpu shares {prof.cpu_shares}"))
     if limits:
         if host.can_limit_resources:
             res: dict[str, Any] = {}
@@ -296,6 +305,8 @@ def confine(request: RunRequest, host: HostFeatures, *,
                 res["pids"] = {"limit": prof.pids_limit}
             if prof.memory_limit is not None:
                 res["memory"] = {"limit": prof.memory_limit}
+            if prof.cpu_shares is not None:
+                res["cpu"] = {"shares": prof.cpu_shares}
             linux["resources"] = res
         else:
             why = _no_limits_reason(host)

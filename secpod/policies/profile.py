@@ -43,6 +43,7 @@ A profile file (every key optional except where a built-in supplies it)::
     enforce = "if-available"            # or "required"
     pids = 512
     memory = "1g"
+    cpu_shares = 1024
 
     [selinux]
     enforce = "if-available"            # "required" | "if-available" | "off"
@@ -95,7 +96,7 @@ _SCHEMA: dict[str, Any] = {
     "namespaces": {"create": list},
     "network": {"mode": str},
     "sysctl": dict,
-    "limits": {"enforce": str, "pids": int, "memory": (str, int)},
+    "limits": {"enforce": str, "pids": int, "memory": (str, int), "cpu_shares": int},
     "selinux": {"enforce": str, "type": str},
     "apparmor": {"enforce": str, "profile": str},
     "trust": {"require_signed": bool},
@@ -136,6 +137,7 @@ class Profile:
     limits_enforce: str
     pids_limit: int | None
     memory_limit: int | None
+    cpu_shares: int | None
     selinux_enforce: str                      # "required" | "if-available" | "off"
     selinux_type: str
     apparmor_enforce: str
@@ -167,7 +169,7 @@ class Profile:
             "network": self.network,
             "sysctl": dict(self.sysctls),
             "limits": {"enforce": self.limits_enforce, "pids": self.pids_limit,
-                       "memory": self.memory_limit},
+                       "memory": self.memory_limit, "cpu_shares": self.cpu_shares},
             "selinux": {"enforce": self.selinux_enforce, "type": self.selinux_type},
             "apparmor": {"enforce": self.apparmor_enforce, "profile": self.apparmor_profile},
             "trust": {"require_signed": self.require_signed},
@@ -463,6 +465,9 @@ def build(doc: Mapping[str, Any], name: str, source: str, chain: tuple[str, ...]
         raise ProfileError(f"{src}: limits.pids must be positive")
     memory = limits.get("memory")
     mem = parse_size(memory, f"{src}: limits.memory") if memory is not None else None
+    shares = limits.get("cpu_shares")
+    if shares is not None and not 2 <= shares <= 262144:
+        raise ProfileError(f"{src}: limits.cpu_shares must be between 2 and 262144")
 
     se = doc.get("selinux", {})
     aa = doc.get("apparmor", {})
@@ -490,7 +495,7 @@ def build(doc: Mapping[str, Any], name: str, source: str, chain: tuple[str, ...]
         namespaces=tuple(n for n in NAMESPACES if n in ns),
         network=network,
         sysctls=tuple(sysctls),
-        limits_enforce=lim_enf, pids_limit=pids, memory_limit=mem,
+        limits_enforce=lim_enf, pids_limit=pids, memory_limit=mem, cpu_shares=shares,
         selinux_enforce=_enforce(se.get("enforce", "if-available"), f"{src}: selinux.enforce",
                                  allow_off=True),
         selinux_type=se_type,

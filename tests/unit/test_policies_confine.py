@@ -176,13 +176,14 @@ def test_required_refuses_and_if_available_records(user_profiles: Path, table: s
 def test_resources_only_where_enforceable() -> None:
     v2 = replace(HOST, cgroup_mode=CgroupMode.V2, cgroup_delegated=True)
     c = confine(RunRequest(profile="strict"), v2)
-    assert c.linux["resources"] == {"pids": {"limit": 512}, "memory": {"limit": 1 << 30}}
+    assert c.linux["resources"] == {"pids": {"limit": 512}, "memory": {"limit": 1 << 30},
+                                    "cpu": {"shares": 1024}}
     assert not any("limit" in u for u in c.unenforced)
 
 
 def test_lsms_where_available() -> None:
     host = replace(HOST, selinux_enabled=True, apparmor_enabled=True,
-                   apparmor_profiles=frozenset({"secpod-default"}))
+                   apparmor_profiles=frozenset({"secpod-strict"}))
     c = confine(RunRequest(profile="strict"), host, mcs_in_use=frozenset())
     label = c.process["selinuxLabel"]
     assert label.startswith("system_u:system_r:container_t:s0:c")
@@ -190,8 +191,8 @@ def test_lsms_where_available() -> None:
     assert c.linux["mountLabel"] == f"system_u:object_r:container_file_t:{level}"
     lo, hi = (int(x[1:]) for x in level.split(":")[1].split(","))
     assert 0 <= lo < hi < 1024
-    assert c.process["apparmorProfile"] == "secpod-default"
-    assert c.summary["selinux"] == label and c.summary["apparmor"] == "secpod-default"
+    assert c.process["apparmorProfile"] == "secpod-strict"
+    assert c.summary["selinux"] == label and c.summary["apparmor"] == "secpod-strict"
     assert c.unenforced == tuple(u for u in c.unenforced if "limit" in u)
 
 

@@ -1,0 +1,183 @@
+"""Is one profile at least as strict as another? Axis by axis, with the reasons why not.
+
+The floor uses this to decide whether a profile (or a profile with run flags
+applied) is at or above the least strict profile a user may use; ``profile diff``
+uses the same settings. A profile passes only if it is no weaker on any axis:
+capabilities a subset, seccomp allowing nothing the reference does not, every
+masked and read-only path kept, no namespace dropped, rlimits and cgroup limits
+no higher, LSM enforcement no lower, signed images still required.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from secpod.policies.profile import Profile
+
+_ENFORCE_RANK = {"off": 0, "if-available": 1, "required": 2}
+_UNCONFINED_TYPES = frozenset({"spc_t", "unconfined_t", "container_runtime_t", "kernel_t"})
+
+
+_U64 = (1 << 64) - 1
+Cmp = tuple[int, str, int, int]          # (index, op, value, valueTwo)
+
+
+def _allows(oci: dict[str, Any] | None) -> tuple[dict[str, list[list[Cmp]]], str]:
+    """name -> the argument conditions under which it is allowed ([] = always)."""
+    if oci is None:
+        return {}, "SCMP_ACT_ALLOW"
+    out: dict[str, list[list[Cmp]]] = {}
+    for e in oci["syscalls"]:
+        if e["action"] not in ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG"):
+            continue
+        conds = [(a["index"], a["op"], a["value"], a.get("valueTwo", 0) or 0)
+                 for a in e.get("args") or []]
+        for n in e["names"]:
+            out.setdefault(n, []).append(conds)
+    return out, oci["defaultAction"]
+
+
+def _holds(op: str, v: int, value: int, two: int) -> bool:
+    return {"SCMP_CMP_EQ": v == value, "SCMP_CMP_NE": v != value, "SCMP_CMP_LT": v < value,
+            "SCMP_CMP_LE": v <= value, "SCMP_CMP_GT": v > value, "SCMP_CMP_GE": v >= value,
+            "SCMP_CMP_MASKED_EQ": (v & value) == two}[op]
+
+
+def _range(op: str, value: int) -> tuple[int, int] | None:
+    """The closed interval of values ``op value`` admits, for the ordering operators."""
+    return {"SCMP_CMP_EQ": (value, value), "SCMP_CMP_LT": (0, value - 1),
+            "SCMP_CMP_LE": (0, value), "SCMP_CMP_GT": (value + 1, _U64),
+            "SCMP_CMP_GE": (value, _U64)}.get(op)
+
+
+def _implies(a: Cmp, b: Cmp) -> bool:
+    """Every argument value satisfying comparison ``a`` satisfies ``b`` (same index)."""
+    _, op_a, va, ta = a
+    _, op_b, vb, tb = b
+    if a[1:] == b[1:]:
+        return True
+    if op_a == "SCMP_CMP_EQ":
+        return _holds(op_b, va, vb, tb)
+    if op_a == "SCMP_CMP_MASKED_EQ":
+        # bits fixed by a's mask decide b when b's mask is within it
+        return op_b == "SCMP_CMP_MASKED_EQ" and vb & ~va == 0 and (ta & vb) == tb
+    ra, rb = _range(op_a, va), _range(op_b, vb)
+    if ra is not None and rb is not None:
+        return rb[0] <= ra[0] and ra[1] <= rb[1]
+    if ra is not None and op_b == "SCMP_CMP_NE":
+        return not ra[0] <= vb <= ra[1]
+    return False
+
+
+def _covered(cand: list[Cmp], ref: list[Cmp]) -> bool:
+    """The candidate rule's conditions imply every condition of the reference rule."""
+    return all(any(c[0] == r[0] and _implies(c, r) for c in cand) for r in ref)
+
+
+def seccomp_weaker(candidate: Profile, reference: Profile, arch: str) -> list[str]:
+    """Reasons the candidate's seccomp filter allows more than the reference's.
+
+    A candidate rule is covered when the reference allows the syscall always, or
+    has a rule whose argument conditions the candidate's imply (conservative:
+    when in doubt, the candidate is reported as weaker).
+    """
+    if reference.seccomp is None:
+        return []
+    if candidate.seccomp is None:
+        return ["seccomp: unconfined, where the reference filters syscalls"]
+    cand, cand_default = _allows(candidate.seccomp.to_oci(arch, candidate.capabilities))
+    ref, ref_default = _allows(reference.seccomp.to_oci(arch, reference.capabilities))
+    if cand_default in ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG") and ref_default not in (
+            "SCMP_ACT_ALLOW", "SCMP_ACT_LOG"):
+        return [f"seccomp: default action {cand_default}, where the reference denies"]
+    extra = sorted(name for name, rules in cand.items()
+                   if not all(any(_covered(r, rr) for rr in ref.get(name, [])) for r in rules))
+    if extra:
+        shown = ", ".join(extra[:8]) + (f" (+{len(extra) - 8} more)" if len(extra) > 8 else "")
+        return [f"seccomp: allows {shown}, which the reference does not"]
+    return []
+
+
+def _under(path: str, bases: tuple[str, ...]) -> bool:
+    # "~" is the user's home: under itself and under "/".
+    def norm(x: str) -> Path:
+        return Path("/~home" + x[1:]) if x == "~" or x.startswith("~/") else Path(x)
+
+    p = norm(path)
+    return any(p == norm(b) or norm(b) in p.parents for b in bases)
+
+
+def weaker(candidate: Profile, reference: Profile, arch: str = "amd64") -> list[str]:
+    """Each way ``candidate`` is weaker than ``reference`` (empty: at least as strict)."""
+    out: list[str] = []
+    extra_caps = [c for c in candidate.capabilities if c not in reference.capabilities]
+    if extra_caps:
+        out.append("capabilities: adds " + ", ".join(extra_caps))
+    out += seccomp_weaker(candidate, reference, arch)
+    if reference.no_new_privileges and not candidate.no_new_privileges:
+        out.append("noNewPrivileges: off")
+    if reference.read_only_root and not candidate.read_only_root:
+        out.append("root filesystem: writable")
+    for attr, what in (("masked_paths", "masked path"), ("readonly_paths", "read-only path")):
+        missing = [p for p in getattr(reference, attr) if p not in getattr(candidate, attr)]
+        if missing:
+            out.append(f"{what}s: drops " + ", ".join(missing))
+    dropped = [n for n in reference.namespaces if n not in candidate.namespaces]
+    if dropped:
+        out.append("namespaces: shares the host's " + ", ".join(dropped))
+    if reference.network != "host" and candidate.network == "host":
+        out.append("network: the host's network namespace")
+    cand_rl = {n: h for n, _, h in candidate.rlimits}
+    for name, _, hard in reference.rlimits:
+        if name not in cand_rl:
+            out.append(f"rlimit {name}: not set (reference: {hard})")
+        elif cand_rl[name] > hard:
+            out.append(f"rlimit {name}: {cand_rl[name]} (reference: {hard})")
+    for attr, what in (("pids_limit", "pids limit"), ("memory_limit", "memory limit")):
+        ref_v, cand_v = getattr(reference, attr), getattr(candidate, attr)
+        if ref_v is not None and (cand_v is None or cand_v > ref_v):
+            out.append(f"{what}: {cand_v if cand_v is not None else 'none'} (reference: {ref_v})")
+    for attr, what in (("limits_enforce", "limits enforcement"),
+                       ("selinux_enforce", "SELinux enforcement"),
+                       ("apparmor_enforce", "AppArmor enforcement")):
+        ref_e, cand_e = getattr(reference, attr), getattr(candidate, attr)
+        if _ENFORCE_RANK[cand_e] < _ENFORCE_RANK[ref_e]:
+            out.append(f"{what}: {cand_e} (reference: {ref_e})")
+    if reference.selinux_enforce != "off" and candidate.selinux_type in _UNCONFINED_TYPES:
+        out.append(f"SELinux type: {candidate.selinux_type} is unconfined")
+    if reference.apparmor_enforce != "off" and candidate.apparmor_profile == "unconfined":
+        out.append("AppArmor profile: unconfined")
+    wider = [s for s in candidate.allowed_bind_sources
+             if not _under(s, reference.allowed_bind_sources)]
+    if wider:
+        out.append("bind-mount sources: also " + ", ".join(wider))
+    devices = [d for d in candidate.devices if d not in reference.devices]
+    if devices:
+        out.append("devices: adds " + ", ".join(devices))
+    ref_sysctl = dict(reference.sysctls)
+    sysctls = [f"{k}={v}" for k, v in candidate.sysctls if ref_sysctl.get(k) != v]
+    if sysctls:
+        out.append("sysctls: sets " + ", ".join(sysctls))
+    if reference.require_signed and not candidate.require_signed:
+        out.append("trust: unsigned images accepted")
+    return out
+
+
+def diff(a: Profile, b: Profile) -> list[tuple[str, Any, Any]]:
+    """(setting, value in a, value in b) for every effective setting that differs."""
+    sa, sb = a.settings(), b.settings()
+    out: list[tuple[str, Any, Any]] = []
+
+    def walk(prefix: str, x: Any, y: Any) -> None:
+        if isinstance(x, dict) and isinstance(y, dict):
+            for k in sorted(set(x) | set(y)):
+                walk(f"{prefix}.{k}" if prefix else k, x.get(k), y.get(k))
+        elif x != y:
+            out.append((prefix, x, y))
+
+    for key in sorted(set(sa) | set(sb)):
+        if key in ("name", "source"):
+            continue
+        walk(key, sa.get(key), sb.get(key))
+    return out

@@ -1,0 +1,426 @@
+"""The administrator's floor: ``/etc/secpod/policy.toml``.
+
+Refused unless the file and its folder are owned by root and writable by no one
+else. It says, per user, per group, or for everyone::
+
+    [floor]                      # for everyone without a more specific rule
+    minimum = "strict"           # the least strict profile (compared axis by axis)
+    allowed = ["strict", "ci"]   # or/and: an explicit list of profiles
+    may_weaken = ["volume"]      # run flags allowed to take a run below the floor
+
+    [floor.users.alice]          # a user's own rule replaces the others
+    minimum = "default"
+    [floor.groups.builders]      # rules of all the user's groups are united
+    minimum = "default"
+    may_weaken = ["cap-add", "read-only=false"]
+
+    [mounts]
+    never = ["/", "/etc", "/var/run/*.sock", "~/.ssh"]   # also symlink-resolved; ~ = home
+
+    [trust]
+    policy = "/etc/secpod/trust-policy.json"   # users cannot replace it
+
+    [pam]
+    service = "secpod"           # its account stack must accept the user before anything runs
+
+    [audit]
+    collector = "/run/secpod/audit.sock"
+    required = true
+
+Run flags (the ``flag`` of :class:`~secpod.policies.confine.Weakening`):
+``cap-add``, ``seccomp``, ``seccomp=unconfined``, ``no-new-privileges=false``,
+``label=disable``, ``apparmor=unconfined``, ``read-only=false``,
+``network=host``, ``volume``. A request below the floor is refused with the
+rule that refused it; it is never raised silently to meet the floor.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import grp
+import os
+import pwd
+import stat
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from secpod import paths
+from secpod.errors import AdminPolicyError, FloorRefused, NotFound
+from secpod.policies import capabilities as caps_mod
+
+if TYPE_CHECKING:
+    from secpod.policies.confine import RunRequest, Weakening
+    from secpod.policies.profile import Profile
+
+POLICY_FILE = paths.ADMIN_DIR / "policy.toml"
+FLAGS = ("cap-add", "seccomp", "seccomp=unconfined", "no-new-privileges=false",
+         "label=disable", "apparmor=unconfined", "read-only=false", "network=host", "volume")
+_TOP = {"floor", "mounts", "trust", "pam", "audit"}
+_RULE = {"minimum", "allowed", "may_weaken"}
+
+
+@dataclass(frozen=True)
+class FloorRule:
+    """The floor for one scope (``floor``, ``floor.users.NAME``, ``floor.groups.NAME``)."""
+
+    scope: str
+    minimum: str | None = None
+    allowed: tuple[str, ...] | None = None
+    may_weaken: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AdminPolicy:
+    """The administrator's policy, validated. Exposed to the runner, signing and audit."""
+
+    path: Path
+    default: FloorRule | None
+    users: dict[str, FloorRule] = field(default_factory=dict)
+    groups: dict[str, FloorRule] = field(default_factory=dict)
+    never_mount: tuple[str, ...] = ()
+    trust_policy_path: Path | None = None
+    pam_service: str | None = None
+    audit_collector: Path | None = None
+    audit_required: bool = False
+
+    def rules_for(self, user: str) -> list[FloorRule]:
+        """The rules that apply to ``user``: their own, else their groups', else the default."""
+        if user in self.users:
+            return [self.users[user]]
+        mine = [self.groups[g] for g in sorted(user_groups(user)) if g in self.groups]
+        if mine:
+            return mine
+        return [self.default] if self.default else []
+
+
+def user_groups(user: str) -> set[str]:
+    try:
+        pw = pwd.getpwnam(user)
+    except KeyError:
+        return set()
+    names = set()
+    for gid in os.getgrouplist(user, pw.pw_gid):
+        try:
+            names.add(grp.getgrgid(gid).gr_name)
+        except KeyError:
+            continue
+    return names
+
+
+def _err(path: Path, what: str, hint: str | None = None) -> AdminPolicyError:
+    return AdminPolicyError(f"{path}: {what}",
+                            hint=hint or "ask the administrator to fix the secpod policy")
+
+
+def _check_owner(path: Path) -> None:
+    for p in (path, path.parent):
+        st = p.lstat()
+        if stat.S_ISLNK(st.st_mode):
+            raise _err(p, "is a symbolic link", f"as root: replace {p} with a real file")
+        if st.st_uid != 0 or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise AdminPolicyError(
+                f"refusing the administrator's policy: {p} is not owned by root or is "
+                "writable by group or others",
+                hint=f"as root: chown root:root {p} && chmod go-w {p}")
+
+
+def _rule(path: Path, scope: str, value: Any) -> FloorRule:
+    if not isinstance(value, dict):
+        raise _err(path, f"[{scope}] must be a table")
+    for k in value:
+        if k not in _RULE:
+            raise _err(path, f"unknown key {scope}.{k}", "rule keys: minimum, allowed, may_weaken")
+    minimum = value.get("minimum")
+    if minimum is not None and not isinstance(minimum, str):
+        raise _err(path, f"{scope}.minimum must be a profile name")
+    allowed = value.get("allowed")
+    if allowed is not None and (not isinstance(allowed, list)
+                                or not all(isinstance(a, str) for a in allowed)):
+        raise _err(path, f"{scope}.allowed must be a list of profile names")
+    weaken = value.get("may_weaken", [])
+    if not isinstance(weaken, list) or not all(isinstance(w, str) for w in weaken):
+        raise _err(path, f"{scope}.may_weaken must be a list of run flags")
+    for w in weaken:
+        if w not in FLAGS:
+            raise _err(path, f"{scope}.may_weaken: unknown run flag {w!r}",
+                       "run flags: " + ", ".join(FLAGS))
+    if minimum is None and allowed is None and not weaken:
+        raise _err(path, f"[{scope}] is empty", "give minimum, allowed or may_weaken")
+    return FloorRule(scope, minimum, tuple(allowed) if allowed is not None else None,
+                     tuple(weaken))
+
+
+def parse_admin_policy(path: Path, text: str) -> AdminPolicy:
+    """Validate the policy text. Raises AdminPolicyError naming the file and key."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise _err(path, f"not valid TOML: {e}") from e
+    for k in doc:
+        if k not in _TOP:
+            raise _err(path, f"unknown key {k!r}", "top-level tables: " + ", ".join(sorted(_TOP)))
+    floor = doc.get("floor", {})
+    if not isinstance(floor, dict):
+        raise _err(path, "[floor] must be a table")
+    users = floor.get("users", {})
+    groups = floor.get("groups", {})
+    if not isinstance(users, dict) or not isinstance(groups, dict):
+        raise _err(path, "floor.users and floor.groups must be tables")
+    base = {k: v for k, v in floor.items() if k not in ("users", "groups")}
+    default = _rule(path, "floor", base) if base else None
+    mounts = doc.get("mounts", {})
+    if not isinstance(mounts, dict) or set(mounts) - {"never"}:
+        raise _err(path, "[mounts] takes one key: never")
+    never = mounts.get("never", [])
+    if not isinstance(never, list) or not all(isinstance(n, str) and
+                                              (n.startswith("/") or n == "~" or
+                                               n.startswith("~/")) for n in never):
+        raise _err(path, "mounts.never must be a list of absolute paths (or ~/...)")
+    trust = doc.get("trust", {})
+    if not isinstance(trust, dict) or set(trust) - {"policy"}:
+        raise _err(path, "[trust] takes one key: policy")
+    tp = trust.get("policy")
+    if tp is not None and (not isinstance(tp, str) or not tp.startswith("/")):
+        raise _err(path, "trust.policy must be an absolute path")
+    pam = doc.get("pam", {})
+    if not isinstance(pam, dict) or set(pam) - {"service"}:
+        raise _err(path, "[pam] takes one key: service")
+    service = pam.get("service")
+    if service is not None and (not isinstance(service, str) or not service
+                                or "/" in service or service.startswith(".")):
+        raise _err(path, "pam.service must be a service name in /etc/pam.d")
+    audit = doc.get("audit", {})
+    if not isinstance(audit, dict) or set(audit) - {"collector", "required"}:
+        raise _err(path, "[audit] takes the keys collector and required")
+    collector = audit.get("collector")
+    if collector is not None and (not isinstance(collector, str) or not collector.startswith("/")):
+        raise _err(path, "audit.collector must be an absolute path to a socket")
+    required = audit.get("required", False)
+    if not isinstance(required, bool):
+        raise _err(path, "audit.required must be true or false")
+    return AdminPolicy(
+        path=path, default=default,
+        users={u: _rule(path, f"floor.users.{u}", r) for u, r in users.items()},
+        groups={g: _rule(path, f"floor.groups.{g}", r) for g, r in groups.items()},
+        never_mount=tuple(never),
+        trust_policy_path=Path(tp) if tp else None,
+        pam_service=service,
+        audit_collector=Path(collector) if collector else None,
+        audit_required=required,
+    )
+
+
+def load_admin_policy(path: Path | None = None) -> AdminPolicy | None:
+    """The administrator's policy, or None where there is none.
+
+    Raises AdminPolicyError when the file (or its folder) is not root's or is
+    writable by others, is malformed, or names an unknown key.
+    """
+    path = path or POLICY_FILE
+    try:
+        path.lstat()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise _err(path, f"cannot be read: {e.strerror}") from e
+    _check_owner(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise _err(path, f"cannot be read: {e}") from e
+    return parse_admin_policy(path, text)
+
+
+# --- checks ------------------------------------------------------------------
+
+
+def _refuse(policy: AdminPolicy, rule: str, user: str, what: str, hint: str) -> FloorRefused:
+    return FloorRefused(f"refused by the administrator's floor ({rule} in {policy.path}) "
+                        f"for user {user}: {what}", hint=hint)
+
+
+def _at_or_above(prof: Profile, rule: FloorRule, arch: str) -> list[str]:
+    """Empty if ``prof`` satisfies ``rule``; else the reasons it does not."""
+    from secpod.policies import compare
+    from secpod.policies.profile import load
+
+    reasons: list[str] = []
+    if rule.allowed is not None and prof.name not in rule.allowed:
+        reasons.append(f"profile {prof.name} is not one of {', '.join(rule.allowed)}")
+    if rule.minimum is not None:
+        try:
+            minimum = load(rule.minimum)
+        except NotFound as e:
+            raise AdminPolicyError(
+                f"the floor names the profile {rule.minimum!r} ({rule.scope}), which does "
+                "not exist", hint="ask the administrator to fix /etc/secpod/policy.toml") from e
+        if prof.name != minimum.name or prof.source != minimum.source:
+            reasons += compare.weaker(prof, minimum, arch)
+    return reasons
+
+
+def _with_flag(prof: Profile, w: Weakening, request: RunRequest) -> Profile:
+    """``prof`` with one weakening run flag applied (for the floor's comparison)."""
+    from secpod.policies import seccomp as seccomp_mod
+
+    if w.flag == "cap-add":
+        return replace(prof, capabilities=caps_mod.apply(prof.capabilities, request.cap_add,
+                                                         request.cap_drop))
+    if w.flag == "seccomp=unconfined":
+        return replace(prof, seccomp=None, seccomp_source="unconfined")
+    if w.flag == "seccomp":
+        value = next(o.partition("=")[2] for o in request.security_opts
+                     if o.startswith("seccomp"))
+        return replace(prof, seccomp=seccomp_mod.load(Path(value)), seccomp_source=value)
+    if w.flag == "no-new-privileges=false":
+        return replace(prof, no_new_privileges=False)
+    if w.flag == "label=disable":
+        return replace(prof, selinux_enforce="off")
+    if w.flag == "apparmor=unconfined":
+        return replace(prof, apparmor_enforce="off")
+    if w.flag == "read-only=false":
+        return replace(prof, read_only_root=False)
+    if w.flag == "network=host":
+        return replace(prof, network="host")
+    return prof
+
+
+def _expand(pattern: str, home: Path | None) -> list[str]:
+    if pattern == "~" or pattern.startswith("~/"):
+        if home is None:
+            return []
+        pattern = str(home) + pattern[1:]
+    out = [pattern.rstrip("/") or "/"]
+    # The symlink-resolved form of the pattern's literal part (/var/run -> /run).
+    literal, _, rest = pattern.partition("*")
+    head = os.path.dirname(literal) if rest or "*" in pattern else literal
+    try:
+        resolved = str(Path(head or "/").resolve())
+    except (OSError, RuntimeError):
+        resolved = head
+    if resolved != head:
+        tail = pattern[len(head):]
+        out.append((resolved.rstrip("/") + tail).rstrip("/") or "/")
+    return out
+
+
+def _hits(source: str, pattern: str) -> bool:
+    if fnmatch.fnmatchcase(source, pattern):
+        return True
+    # The source is inside a forbidden path, or contains it.
+    literal = pattern.split("*", 1)[0].rstrip("/") if "*" in pattern else pattern
+    if "*" not in pattern and (source == pattern or source.startswith(pattern.rstrip("/") + "/")):
+        return True
+    base = os.path.dirname(literal) if "*" in pattern else literal
+    return source == "/" or (base + "/").startswith(source.rstrip("/") + "/")
+
+
+def check_mount(policy: AdminPolicy, user: str, source: str) -> None:
+    """Refuse a bind source the policy never allows (as given and symlink-resolved)."""
+    from secpod.policies.profile import home_of
+
+    home = home_of(user)
+    forms = {os.path.normpath(source)}
+    try:
+        forms.add(str(Path(source).resolve(strict=True)))
+    except (OSError, RuntimeError):
+        pass
+    for pattern in policy.never_mount:
+        for pat in _expand(pattern, home):
+            for form in forms:
+                if _hits(form, pat):
+                    raise _refuse(policy, "mounts.never", user,
+                                  f"the host path {source} may not be mounted "
+                                  f"(it matches {pattern})",
+                                  "mount a folder that holds only what the container needs")
+
+
+def check_pam(policy: AdminPolicy, user: str) -> None:
+    """Ask the PAM service's account stack whether ``user`` may run containers."""
+    if not policy.pam_service:
+        return
+    try:
+        import PAM  # type: ignore[import-not-found]  # Debian python3-pam
+    except ImportError as e:
+        from secpod.errors import HostError
+
+        raise HostError("the administrator's policy needs a PAM check, and the PAM Python "
+                        "module is missing", hint="apt-get install python3-pam") from e
+    if not (Path("/etc/pam.d") / policy.pam_service).is_file():
+        raise AdminPolicyError(f"{policy.path}: pam.service {policy.pam_service!r} has no file "
+                               f"/etc/pam.d/{policy.pam_service}",
+                               hint="ask the administrator to install the PAM service file")
+    handle = PAM.pam()
+    try:
+        handle.start(policy.pam_service, user)
+        handle.acct_mgmt()
+    except PAM.error as e:
+        text = e.args[0] if e.args else str(e)
+        raise _refuse(policy, f"pam.service {policy.pam_service}", user,
+                      f"the PAM account check refuses this user ({text})",
+                      "ask the administrator for access") from e
+
+
+def invoking_user(request_user: str | None) -> str:
+    if request_user:
+        return request_user
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
+
+
+def check(prof: Profile, request: RunRequest, weakenings: list[Weakening], arch: str,
+          policy: AdminPolicy | None = None) -> AdminPolicy | None:
+    """Apply the floor to a request. Raises FloorRefused naming the rule; returns the policy.
+
+    Without an administrator's policy, only ``--network host`` is refused.
+    """
+    policy = policy if policy is not None else load_admin_policy()
+    user = invoking_user(request.user)
+    if policy is None:
+        if any(w.flag == "network=host" for w in weakenings):
+            raise FloorRefused("--network host is refused: no administrator's policy allows it",
+                               hint="use the default loopback-only network (--network none)")
+        return None
+    check_pam(policy, user)
+    for src, _, _ in request.volumes:
+        check_mount(policy, user, src)
+    rules = policy.rules_for(user)
+    if not rules:
+        if any(w.flag == "network=host" for w in weakenings):
+            raise _refuse(policy, "floor", user, "--network host is not allowed",
+                          'allow it with may_weaken = ["network=host"]')
+        return policy
+    # The profile itself must satisfy at least one applicable rule (groups unite).
+    failures = []
+    passing = []
+    for rule in rules:
+        reasons = _at_or_above(prof, rule, arch)
+        (failures.append((rule, reasons)) if reasons else passing.append(rule))
+    if not passing:
+        rule, reasons = failures[0]
+        raise _refuse(policy, rule.scope, user,
+                      f"profile {prof.name} is below the floor: " + "; ".join(reasons[:4]),
+                      f"use --profile {rule.minimum or (rule.allowed or ['strict'])[0]} "
+                      "or a profile that extends it without weakening it")
+    may = {f for r in passing for f in r.may_weaken}
+    for w in weakenings:
+        if w.flag in may:
+            continue
+        if w.flag == "network=host":
+            raise _refuse(policy, passing[0].scope, user, "--network host is not allowed",
+                          'the administrator may allow it with may_weaken = ["network=host"]')
+        if w.flag == "volume":
+            continue    # mounts are governed by mounts.never and the profile's bind sources
+        weakened = _with_flag(prof, w, request)
+        below = [r for r in passing if not _at_or_above(weakened, r, arch)]
+        if not below or all(r.minimum is None for r in passing):
+            raise _refuse(policy, passing[0].scope, user,
+                          f"--{w.flag if '=' not in w.flag else 'security-opt ' + w.flag} "
+                          f"weakens profile {prof.name} ({w.detail}), and the floor does not "
+                          "let this flag weaken it",
+                          f'the administrator may allow it with may_weaken = ["{w.flag}"]')
+    return policy
