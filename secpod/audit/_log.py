@@ -1,22 +1,38 @@
-"""Append-only JSON Lines log of audit records, one per user."""
+"""``record()``: the one way anything in secpod writes the audit trail.
+
+Each user has an append-only log under ``$XDG_DATA_HOME/secpod/audit`` (see
+:mod:`secpod.audit._store`). Where the administrator's policy names a
+collector, the record also goes there and is on the host log's disk before
+``record()`` returns.
+"""
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
 import pwd
 import socket
-from datetime import UTC, datetime
+import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
 from secpod import paths
-from secpod.errors import AuditError
+from secpod.audit import _canon, _policy, _store
+from secpod.errors import AuditError, CollectorError
+
+OUTCOMES = ("ok", "refused", "error")
+
+_logs: dict[str, _store.LogDir] = {}
+
+
+def log_dir() -> Path:
+    """The calling user's audit log directory."""
+    return paths.data_dir() / "audit"
 
 
 def log_path() -> Path:
-    return paths.data_dir() / "audit" / "log.jsonl"
+    """The calling user's audit log file."""
+    return log_dir() / "log.jsonl"
 
 
 def _user_name(uid: int) -> str:
@@ -24,6 +40,54 @@ def _user_name(uid: int) -> str:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
         return str(uid)
+
+
+def checkpoint_every() -> int:
+    """N of "a checkpoint every N records": ``checkpoint_every`` in
+    ``$XDG_CONFIG_HOME/secpod/audit.toml``, default 100.
+
+    Raises AuditError if that file is malformed.
+    """
+    path = paths.config_dir() / "audit.toml"
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        return _store.DEFAULT_CHECKPOINT_EVERY
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise AuditError(f"cannot read {path}: {e}") from e
+    n = data.get("checkpoint_every", _store.DEFAULT_CHECKPOINT_EVERY)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise AuditError(f"{path}: checkpoint_every must be a positive integer")
+    return n
+
+
+def user_log() -> _store.LogDir:
+    """The calling user's log (one object per process and directory)."""
+    d = log_dir()
+    log = _logs.get(str(d))
+    if log is None:
+        name = _store.key_name(socket.gethostname(), _user_name(os.getuid()))
+        log = _store.LogDir(d, name=name, checkpoint_every=checkpoint_every())
+        _logs[str(d)] = log
+    return log
+
+
+def _connect() -> tuple[Any, bool, str | None]:
+    """(client or None, required, why the collector is not there)."""
+    from secpod.audit import _collector
+
+    pol, err = _policy.safe_collector_policy()
+    if pol is None:
+        assert err is not None
+        return None, True, f"the administrator's policy cannot be read: {err.message}"
+    sock = pol.socket or (_policy.DEFAULT_SOCKET if pol.required else None)
+    if sock is None:
+        return None, False, None
+    try:
+        return _collector.CollectorClient(sock), pol.required, None
+    except CollectorError as e:
+        return None, pol.required, e.message
 
 
 def record(
@@ -41,16 +105,31 @@ def record(
     trust: dict[str, Any] | None = None,
     exit_status: int | None = None,
     details: dict[str, Any] | None = None,
+    checkpoint: bool = False,
 ) -> dict[str, Any]:
-    """Append one record durably (fsync) and return it.
+    """Append one record durably (fdatasync) and return it (with ``seq`` and ``prev``).
 
-    ``outcome`` is ``"ok"``, ``"refused"`` or ``"error"``.
-    Raises AuditError if the record cannot be written: the caller must then
-    not report the action as done.
+    ``outcome`` is ``"ok"``, ``"refused"`` or ``"error"``. ``checkpoint=True``
+    signs a checkpoint right after the record (the runner passes it when a
+    container exits). Where the administrator names a collector, the record
+    is also on the host log's disk before this returns.
+
+    Raises AuditError if the record cannot be written; the caller must then
+    not report the action as done. Raises CollectorError (an AuditError) if
+    the administrator requires the collector and it cannot be reached, for
+    an ``"ok"`` record: nothing is written then, and the caller records its
+    refusal (records with outcome ``"refused"`` or ``"error"`` are always
+    written to the user's log, noting that the collector was unreachable, and
+    never raise for the collector). If the collector fails after the record
+    is in the user's log, an ``"ok"`` record raises CollectorError as well.
     """
+    if outcome not in OUTCOMES:
+        raise AuditError(f"audit outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
+    if not action or not isinstance(action, str):
+        raise AuditError("an audit record needs an action name")
     uid = os.getuid()
     rec: dict[str, Any] = {
-        "time": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        "time": _canon.now(),
         "host": socket.gethostname(),
         "uid": uid,
         "user": _user_name(uid),
@@ -65,22 +144,30 @@ def record(
         "trust": trust,
         "exit_status": exit_status,
     }
+    client, required, unreachable = _connect()
+    if unreachable is not None:
+        if required and outcome == "ok":
+            raise CollectorError(
+                f"the audit collector is required and cannot be reached: {unreachable}",
+                hint="secpod does not act without the host's audit record; ask the "
+                     "administrator to start it (systemctl start secpod-audit-collector)")
+        details = {**(details or {}), "collector": f"unreachable: {unreachable}"}
     if details:
         rec["details"] = details
-    path = log_path()
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        line = (json.dumps(rec, sort_keys=True, separators=(",", ":")) + "\n").encode()
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as e:
-        raise AuditError(
-            f"cannot write the audit log {path}: {e.strerror}",
-            hint="secpod does not act without an audit record; fix the log's directory",
-        ) from e
-    return rec
+        written = user_log().append(rec, checkpoint=checkpoint)
+        if client is not None:
+            try:
+                client.submit(written, checkpoint=checkpoint)
+            except CollectorError as e:
+                if required and outcome == "ok":
+                    raise CollectorError(
+                        f"record {written['seq']} is in your log but the host's collector did "
+                        f"not take it: {e.message}",
+                        hint="the action does not go ahead; ask the administrator to check "
+                             "the collector") from e
+                print(f"secpod: warning: {e.message}", file=sys.stderr)
+    finally:
+        if client is not None:
+            client.close()
+    return written

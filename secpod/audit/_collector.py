@@ -1,0 +1,340 @@
+"""The host's audit collector: one root process, one unix socket, one host log.
+
+Protocol: the client sends one JSON object per line,
+``{"v": 1, "record": {...}, "checkpoint": bool}``; the collector answers one
+line, ``{"ok": true, "seq": N}`` once the host record is on disk, or
+``{"ok": false, "error": "..."}``. The collector takes the sender's identity
+from the socket (SO_PEERCRED), never from the record: a record whose uid or
+user is not the peer's is written as an ``audit.forgery`` record under the
+peer's real uid and refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import re
+import signal
+import socket
+import stat
+import struct
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from secpod.audit import _canon, _store
+from secpod.errors import AuditError, CollectorError
+
+MAX_LINE = 1 << 20
+_CRED = struct.Struct("3i")
+_ACTION_RE = re.compile(r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*$")
+_OUTCOMES = ("ok", "refused", "error")
+
+
+def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the process at the other end of a unix socket."""
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CRED.size)
+    pid, uid, gid = _CRED.unpack(raw)
+    return pid, uid, gid
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+# --- client ------------------------------------------------------------------
+
+
+class CollectorClient:
+    """A connection to the collector, checked to be root's.
+
+    Raises CollectorError when the socket is missing, not a socket, not owned
+    by root, refuses or does not answer.
+    """
+
+    def __init__(self, path: Path, *, timeout: float = 5.0) -> None:
+        self.path = path
+        hint = "ask the administrator to start it: systemctl start secpod-audit-collector"
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise CollectorError(f"the audit collector's socket {path} does not exist",
+                                 hint=hint) from None
+        except OSError as e:
+            raise CollectorError(f"cannot reach the audit collector at {path}: {e.strerror}",
+                                 hint=hint) from e
+        if not stat.S_ISSOCK(st.st_mode):
+            raise CollectorError(f"{path} is not a socket")
+        if st.st_uid != 0:
+            raise CollectorError(
+                f"the audit collector's socket {path} is owned by uid {st.st_uid}, not root",
+                hint="someone other than the administrator made it; tell the administrator")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.connect(str(path))
+        except ConnectionRefusedError:
+            self.sock.close()
+            raise CollectorError(f"the audit collector at {path} is not running "
+                                 "(connection refused)", hint=hint) from None
+        except TimeoutError:
+            self.sock.close()
+            raise CollectorError(f"the audit collector at {path} does not answer",
+                                 hint=hint) from None
+        except OSError as e:
+            self.sock.close()
+            raise CollectorError(f"cannot connect to the audit collector at {path}: "
+                                 f"{e.strerror}", hint=hint) from e
+        _pid, uid, _gid = peer_credentials(self.sock)
+        if uid != 0:
+            self.sock.close()
+            raise CollectorError(f"the process behind {path} runs as uid {uid}, not root",
+                                 hint="someone other than the administrator is listening there")
+        self._buf = b""
+
+    def submit(self, rec: dict[str, Any], *, checkpoint: bool = False) -> int:
+        """Send one record; return its sequence number in the host log.
+
+        Raises CollectorError if the collector refuses it or does not answer.
+        """
+        msg = json.dumps({"v": 1, "record": rec, "checkpoint": checkpoint},
+                         separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
+        try:
+            self.sock.sendall(msg)
+            while b"\n" not in self._buf:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise CollectorError(f"the audit collector at {self.path} closed the "
+                                         "connection without an answer (did it crash?)")
+                self._buf += chunk
+                if len(self._buf) > MAX_LINE:
+                    raise CollectorError("the audit collector's answer is too long")
+        except TimeoutError:
+            raise CollectorError(f"the audit collector at {self.path} does not answer") from None
+        except OSError as e:
+            raise CollectorError(f"lost the audit collector at {self.path}: {e.strerror}") from e
+        line, _, self._buf = self._buf.partition(b"\n")
+        try:
+            answer = json.loads(line)
+        except ValueError as e:
+            raise CollectorError("the audit collector answered something that is not JSON") from e
+        if not isinstance(answer, dict) or answer.get("ok") is not True:
+            err = answer.get("error") if isinstance(answer, dict) else None
+            raise CollectorError(f"the audit collector refused the record: {err}")
+        seq = answer.get("seq")
+        return seq if isinstance(seq, int) else -1
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+# --- server ------------------------------------------------------------------
+
+
+def _opt_str(v: Any, name: str, limit: int = 4096) -> str | None:
+    if v is None:
+        return None
+    if not isinstance(v, str) or len(v) > limit:
+        raise ValueError(f"{name} must be a string of at most {limit} characters")
+    return v
+
+
+def _opt_obj(v: Any, name: str) -> dict[str, Any] | None:
+    if v is None:
+        return None
+    if not isinstance(v, dict):
+        raise ValueError(f"{name} must be an object")
+    return v
+
+
+def _pair(v: Any, name: str, keys: tuple[str, str]) -> dict[str, str | None]:
+    obj = _opt_obj(v, name) or {}
+    return {k: _opt_str(obj.get(k), f"{name}.{k}", 1024) for k in keys}
+
+
+def validate_submission(rec: Any) -> dict[str, Any]:
+    """Check a submitted record's shape; return the fields the host log keeps.
+
+    Raises ValueError naming the first field that is wrong.
+    """
+    if not isinstance(rec, dict):
+        raise ValueError("the record must be a JSON object")
+    action = rec.get("action")
+    if not isinstance(action, str) or len(action) > 100 or not _ACTION_RE.match(action):
+        raise ValueError("action must be a dotted lower-case name")
+    if rec.get("outcome") not in _OUTCOMES:
+        raise ValueError("outcome must be ok, refused or error")
+    uid = rec.get("uid")
+    if not isinstance(uid, int) or isinstance(uid, bool):
+        raise ValueError("uid must be an integer")
+    if not isinstance(rec.get("user"), str):
+        raise ValueError("user must be a string")
+    exit_status = rec.get("exit_status")
+    if exit_status is not None and (not isinstance(exit_status, int)
+                                    or isinstance(exit_status, bool)):
+        raise ValueError("exit_status must be an integer or null")
+    seq = rec.get("seq")
+    body = {
+        "action": action,
+        "outcome": rec["outcome"],
+        "reason": _opt_str(rec.get("reason"), "reason"),
+        "container": _pair(rec.get("container"), "container", ("id", "name")),
+        "image": _pair(rec.get("image"), "image", ("ref", "digest")),
+        "profile": _opt_str(rec.get("profile"), "profile", 256),
+        "profile_hash": _opt_str(rec.get("profile_hash"), "profile_hash", 256),
+        "confinement": _opt_obj(rec.get("confinement"), "confinement"),
+        "trust": _opt_obj(rec.get("trust"), "trust"),
+        "exit_status": exit_status,
+    }
+    details = _opt_obj(rec.get("details"), "details")
+    if details:
+        body["details"] = details
+    body["source"] = {
+        "seq": seq if isinstance(seq, int) and not isinstance(seq, bool) else None,
+        "time": _opt_str(rec.get("time"), "time", 64),
+        "host": _opt_str(rec.get("host"), "host", 256),
+    }
+    return body
+
+
+def _host_body(peer_uid: int, peer_pid: int, **fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "time": _canon.now(), "host": socket.gethostname(), "uid": peer_uid,
+        "user": _user_name(peer_uid), "action": "", "outcome": "ok", "reason": None,
+        "container": {"id": None, "name": None}, "image": {"ref": None, "digest": None},
+        "profile": None, "profile_hash": None, "confinement": None, "trust": None,
+        "exit_status": None,
+    }
+    body.update(fields)
+    src = dict(body.get("source") or {})
+    src["pid"] = peer_pid
+    body["source"] = src
+    return body
+
+
+class Collector:
+    """Receives records on ``socket_path`` and appends them to the host log in ``log_dir``."""
+
+    def __init__(self, socket_path: Path, log_dir: Path, *,
+                 checkpoint_every: int = _store.DEFAULT_CHECKPOINT_EVERY) -> None:
+        self.socket_path = socket_path
+        self.log = _store.LogDir(log_dir, name=_store.key_name(socket.gethostname(), "host"),
+                                 shared=True, checkpoint_every=checkpoint_every)
+        self._listener: socket.socket | None = None
+        self._stop = threading.Event()
+
+    def handle(self, payload: bytes, pid: int, uid: int) -> dict[str, Any]:
+        """Turn one submitted line from peer (pid, uid) into a host record; return the answer."""
+        try:
+            msg = json.loads(payload)
+            if not isinstance(msg, dict) or msg.get("v") != 1:
+                raise ValueError("not a version 1 submission")
+            submitted = msg.get("record")
+            body = validate_submission(submitted)
+            checkpoint = msg.get("checkpoint") is True
+        except (ValueError, RecursionError) as e:
+            self.log.append(_host_body(uid, pid, action="audit.malformed", outcome="refused",
+                                       reason=f"a malformed record was submitted: {e}",
+                                       details={"bytes": len(payload)}))
+            return {"ok": False, "error": f"malformed record: {e}"}
+        true_user = _user_name(uid)
+        assert isinstance(submitted, dict)
+        if submitted["uid"] != uid or submitted["user"] != true_user:
+            rec = self.log.append(_host_body(
+                uid, pid, action="audit.forgery", outcome="refused",
+                reason=(f"a record claimed uid {submitted['uid']} ({submitted['user']}) but "
+                        f"was sent by uid {uid} ({true_user})"),
+                details={"claimed_uid": submitted["uid"], "claimed_user": submitted["user"],
+                         "claimed_action": body["action"],
+                         "claimed_outcome": body["outcome"]}), checkpoint=True)
+            return {"ok": False, "seq": rec["seq"],
+                    "error": f"the record's uid is not the sender's (uid {uid}); "
+                             "recorded as a forgery attempt"}
+        rec = self.log.append(_host_body(uid, pid, **body), checkpoint=checkpoint)
+        return {"ok": True, "seq": rec["seq"]}
+
+    def _serve_connection(self, conn: socket.socket) -> None:
+        try:
+            pid, uid, _gid = peer_credentials(conn)
+            conn.settimeout(60)
+            buf = b""
+            while not self._stop.is_set():
+                while b"\n" not in buf:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                    if len(buf) > MAX_LINE:
+                        self.handle(b"{}", pid, uid)
+                        conn.sendall(b'{"ok":false,"error":"record too long"}\n')
+                        return
+                line, _, buf = buf.partition(b"\n")
+                answer = self.handle(line, pid, uid)
+                conn.sendall(json.dumps(answer, separators=(",", ":")).encode() + b"\n")
+        except (OSError, AuditError) as e:
+            print(f"secpod-audit-collector: connection: {e}", file=sys.stderr, flush=True)
+        finally:
+            conn.close()
+
+    def _bind(self) -> socket.socket:
+        parent = self.socket_path.parent
+        parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        st = os.lstat(parent)
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            raise AuditError(f"{parent} must be owned by root and not writable by others")
+        try:
+            old = os.lstat(self.socket_path)
+        except FileNotFoundError:
+            pass
+        else:
+            if not stat.S_ISSOCK(old.st_mode):
+                raise AuditError(f"{self.socket_path} exists and is not a socket")
+            os.unlink(self.socket_path)  # a stale socket of a collector that is gone
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        sock.bind(str(self.socket_path))
+        os.chmod(self.socket_path, 0o666)  # every user may submit; identity comes from the kernel
+        sock.listen(64)
+        return sock
+
+    def serve(self, *, ready: Callable[[], None] | None = None) -> None:
+        """Run until SIGTERM or SIGINT. Raises AuditError if the socket or log cannot be set up."""
+        self.log.ensure_key()
+        self._listener = self._bind()
+        me = os.getpid()
+        self.log.append(_host_body(os.getuid(), me, action="audit.collect.start",
+                                   reason=f"listening on {self.socket_path}"))
+
+        def stop(_sig: int, _frame: object) -> None:
+            self._stop.set()
+            if self._listener is not None:
+                self._listener.close()
+
+        old_term = signal.signal(signal.SIGTERM, stop)
+        old_int = signal.signal(signal.SIGINT, stop)
+        if ready:
+            ready()
+        try:
+            while not self._stop.is_set():
+                try:
+                    conn, _ = self._listener.accept()
+                except OSError:
+                    if self._stop.is_set():
+                        break
+                    raise
+                threading.Thread(target=self._serve_connection, args=(conn,),
+                                 daemon=True).start()
+        finally:
+            signal.signal(signal.SIGTERM, old_term)
+            signal.signal(signal.SIGINT, old_int)
+            try:
+                os.unlink(self.socket_path)
+            except FileNotFoundError:
+                pass
+            self.log.append(_host_body(os.getuid(), me, action="audit.collect.stop",
+                                       reason="stopped by signal"), checkpoint=True)

@@ -1,0 +1,236 @@
+"""Ed25519 keys and checkpoints in the C2SP signed-note and tlog-checkpoint formats.
+
+A checkpoint is a signed note whose text is::
+
+    <origin>
+    <tree size, decimal>
+    <base64 RFC 6962 root hash>
+    time <RFC 3339 UTC>
+
+followed by a blank line and one signature line
+``— <key name> <base64(key id (4 bytes) || Ed25519 signature)>``. The key id is
+``SHA-256(key name || 0x0A || 0x01 || public key)[:4]`` and the verifier key
+(``vkey``) is ``<name>+<hex key id>+<base64(0x01 || public key)>``, as Go's
+``golang.org/x/mod/sumdb/note`` writes them, so other tools can check our
+checkpoints. Verification here is pure: bytes and a key in, a result or
+:class:`CheckpointError` out.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from dataclasses import dataclass
+
+from secpod.errors import CheckpointError
+
+ALG_ED25519 = 0x01
+_DASH = "\u2014 "
+_NAME_RE = re.compile(r"^[^\s+]+$")
+_MAX_NOTE = 16 * 1024
+
+
+def _b64decode(text: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise CheckpointError(f"{what} is not valid base64") from e
+
+
+def check_key_name(name: str) -> str:
+    """Return ``name`` if it is a valid note key name (non-empty, no spaces, no '+')."""
+    if not _NAME_RE.match(name):
+        raise CheckpointError(f"{name!r} is not a valid key name (no spaces or '+')")
+    return name
+
+
+def key_id(name: str, public: bytes) -> bytes:
+    """C2SP signed-note key id of an Ed25519 key."""
+    return hashlib.sha256(name.encode() + b"\n" + bytes([ALG_ED25519]) + public).digest()[:4]
+
+
+@dataclass(frozen=True)
+class VerifierKey:
+    """A public key that checks checkpoints: name, key id, Ed25519 public key."""
+
+    name: str
+    key_id: bytes
+    public: bytes
+
+    @classmethod
+    def parse(cls, text: str) -> VerifierKey:
+        """Parse a ``vkey`` string. Raises CheckpointError if it is malformed."""
+        text = text.strip()
+        parts = text.split("+", 2)  # base64 may itself contain '+'
+        if len(parts) != 3:
+            raise CheckpointError("a verifier key has the form NAME+KEYID+BASE64KEY")
+        name, hexid, b64 = parts
+        check_key_name(name)
+        try:
+            kid = bytes.fromhex(hexid)
+        except ValueError as e:
+            raise CheckpointError("the verifier key's id is not hexadecimal") from e
+        raw = _b64decode(b64, "the verifier key")
+        if len(kid) != 4 or len(raw) != 33 or raw[0] != ALG_ED25519:
+            raise CheckpointError("the verifier key is not an Ed25519 note key")
+        public = raw[1:]
+        if key_id(name, public) != kid:
+            raise CheckpointError("the verifier key's id does not match its key")
+        return cls(name=name, key_id=kid, public=public)
+
+    def __str__(self) -> str:
+        raw = base64.b64encode(bytes([ALG_ED25519]) + self.public).decode()
+        return f"{self.name}+{self.key_id.hex()}+{raw}"
+
+    def verify_signature(self, message: bytes, signature: bytes) -> bool:
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+        try:
+            Ed25519PublicKey.from_public_bytes(self.public).verify(signature, message)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class SignerKey:
+    """An Ed25519 private key with its note key name."""
+
+    name: str
+    seed: bytes
+
+    @classmethod
+    def generate(cls, name: str) -> SignerKey:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        check_key_name(name)
+        seed = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+            serialization.NoEncryption())
+        return cls(name=name, seed=seed)
+
+    @classmethod
+    def parse(cls, text: str) -> SignerKey:
+        """Parse ``PRIVATE+KEY+NAME+KEYID+BASE64``. Raises CheckpointError if malformed."""
+        parts = text.strip().split("+", 4)
+        if len(parts) != 5 or parts[0] != "PRIVATE" or parts[1] != "KEY":
+            raise CheckpointError("the log's private key file is malformed")
+        name, hexid, b64 = parts[2:]
+        check_key_name(name)
+        raw = _b64decode(b64, "the log's private key")
+        if len(raw) != 33 or raw[0] != ALG_ED25519:
+            raise CheckpointError("the log's private key is not an Ed25519 note key")
+        key = cls(name=name, seed=raw[1:])
+        if key.verifier().key_id.hex() != hexid:
+            raise CheckpointError("the log's private key does not match its key id")
+        return key
+
+    def __str__(self) -> str:
+        raw = base64.b64encode(bytes([ALG_ED25519]) + self.seed).decode()
+        return f"PRIVATE+KEY+{self.name}+{self.verifier().key_id.hex()}+{raw}"
+
+    def _private(self):  # type: ignore[no-untyped-def]
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        return Ed25519PrivateKey.from_private_bytes(self.seed)
+
+    def verifier(self) -> VerifierKey:
+        from cryptography.hazmat.primitives import serialization
+
+        public = self._private().public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return VerifierKey(name=self.name, key_id=key_id(self.name, public), public=public)
+
+    def sign_note(self, text: str) -> str:
+        """Return ``text`` as a signed note (``text`` must end with a newline)."""
+        if not text.endswith("\n") or "\n\n" in text:
+            raise CheckpointError("note text must end in one newline and have no blank line")
+        sig = self._private().sign(text.encode())
+        kid = self.verifier().key_id
+        return f"{text}\n{_DASH}{self.name} {base64.b64encode(kid + sig).decode()}\n"
+
+
+@dataclass(frozen=True)
+class NoteSignature:
+    name: str
+    key_id: bytes
+    signature: bytes
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A parsed (not yet verified) checkpoint."""
+
+    origin: str
+    size: int
+    root: bytes
+    time: str | None
+    text: str
+    signatures: tuple[NoteSignature, ...]
+
+    def verify(self, key: VerifierKey) -> None:
+        """Check that ``key`` signed this checkpoint.
+
+        Raises CheckpointError naming the signer found when another key signed
+        it, or saying the signature is invalid.
+        """
+        mine = [s for s in self.signatures if s.name == key.name and s.key_id == key.key_id]
+        if not mine:
+            found = ", ".join(f"{s.name} (key id {s.key_id.hex()})" for s in self.signatures)
+            raise CheckpointError(
+                f"signed by another key: {found}; expected {key.name} (key id {key.key_id.hex()})")
+        if not key.verify_signature(self.text.encode(), mine[0].signature):
+            raise CheckpointError(f"the signature by {key.name} does not verify")
+        if self.origin != key.name:
+            raise CheckpointError(f"origin {self.origin!r} is not the key's log {key.name!r}")
+
+
+def checkpoint_text(origin: str, size: int, root: bytes, time: str) -> str:
+    return f"{origin}\n{size}\n{base64.b64encode(root).decode()}\ntime {time}\n"
+
+
+def parse_checkpoint(note: str) -> Checkpoint:
+    """Parse a signed checkpoint note. Raises CheckpointError if it is malformed."""
+    if len(note) > _MAX_NOTE:
+        raise CheckpointError("the checkpoint is larger than a checkpoint can be")
+    if any(ord(c) < 0x20 and c != "\n" for c in note):
+        raise CheckpointError("the checkpoint contains control characters")
+    if not note.endswith("\n"):
+        raise CheckpointError("the checkpoint does not end with a newline")
+    cut = note.rfind("\n\n")
+    if cut < 0:
+        raise CheckpointError("the checkpoint has no signature block")
+    text = note[: cut + 1]
+    sigs: list[NoteSignature] = []
+    for line in note[cut + 2:-1].split("\n"):
+        if not line.startswith(_DASH):
+            raise CheckpointError(f"malformed signature line {line!r}")
+        name, _, b64 = line[len(_DASH):].partition(" ")
+        check_key_name(name)
+        raw = _b64decode(b64, "a checkpoint signature")
+        if len(raw) < 5:
+            raise CheckpointError("a checkpoint signature is too short")
+        sigs.append(NoteSignature(name=name, key_id=raw[:4], signature=raw[4:]))
+    lines = text[:-1].split("\n")
+    if len(lines) < 3:
+        raise CheckpointError("the checkpoint text has fewer than three lines")
+    origin, size_s, root_s = lines[:3]
+    if not origin:
+        raise CheckpointError("the checkpoint has an empty origin line")
+    if not size_s.isdigit() or (size_s != "0" and size_s.startswith("0")) or not size_s.isascii():
+        raise CheckpointError(f"the checkpoint's tree size {size_s!r} is not a decimal number")
+    root = _b64decode(root_s, "the checkpoint's root hash")
+    if len(root) != 32:
+        raise CheckpointError("the checkpoint's root hash is not a SHA-256 hash")
+    time = None
+    for ext in lines[3:]:
+        if not ext:
+            raise CheckpointError("the checkpoint has an empty extension line")
+        if ext.startswith("time "):
+            time = ext[5:]
+    return Checkpoint(origin=origin, size=int(size_s), root=root, time=time, text=text,
+                      signatures=tuple(sigs))

@@ -1,0 +1,154 @@
+"""Inclusion proofs: one record, its audit path, and the signed checkpoint it leads to.
+
+A proof is JSON::
+
+    {"format": "secpod-audit-proof/1", "seq": 41, "tree_size": 100,
+     "record": "<the record's line>", "path": ["<base64 hash>", ...],
+     "checkpoint": "<signed checkpoint note>"}
+
+:func:`verify_proof` checks it offline with nothing but the log's verifier key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from secpod.audit import _canon, _merkle, _note, _verify
+from secpod.errors import AuditError, MalformedInput
+
+FORMAT = "secpod-audit-proof/1"
+
+
+def _leaves(log: Path, size: int, seq: int) -> tuple[list[bytes], bytes]:
+    """Leaf hashes of the first ``size`` records of ``log``, and the line of record ``seq``."""
+    hashes: list[bytes] = []
+    line_of_seq = b""
+    pending = b""
+    leaf0 = hashlib.sha256(b"\x00")
+    for chunk in _verify.read_chunks(log):
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            if len(hashes) == seq:
+                line_of_seq = line
+            h = leaf0.copy()
+            h.update(line)
+            hashes.append(h.digest())
+            if len(hashes) == size:
+                return hashes, line_of_seq
+    raise AuditError(f"the log holds {len(hashes)} records, fewer than the checkpoint's {size}",
+                     hint="the log was truncated: run `secpod audit verify`")
+
+
+def prove(log_dir: Path, seq: int, *, checkpoint: Path | None = None) -> dict[str, Any]:
+    """An inclusion proof of record ``seq`` against ``checkpoint`` (default: the latest).
+
+    Raises AuditError if the record is not covered by the checkpoint or the log
+    does not match it, CheckpointError if the checkpoint is malformed or not
+    signed by the log's key.
+    """
+    if seq < 0:
+        raise AuditError("record numbers start at 0")
+    src = checkpoint or log_dir / "checkpoint"
+    try:
+        note = src.read_text()
+    except FileNotFoundError:
+        raise AuditError(f"there is no checkpoint at {src}",
+                         hint="sign one now with `secpod audit checkpoint`") from None
+    except OSError as e:
+        raise AuditError(f"cannot read {src}: {e.strerror}") from e
+    cp = _note.parse_checkpoint(note)
+    key = _verify.load_key(None, log_dir)
+    if key is not None:
+        cp.verify(key)
+    if seq >= cp.size:
+        raise AuditError(f"record {seq} is not covered by the checkpoint (it covers records "
+                         f"0-{cp.size - 1})",
+                         hint="sign a newer checkpoint with `secpod audit checkpoint`")
+    hashes, line = _leaves(log_dir / "log.jsonl", cp.size, seq)
+    if _merkle.frontier_root(_merkle.frontier_of(hashes)) != cp.root:
+        raise AuditError(f"the log does not match its checkpoint of size {cp.size}",
+                         hint="the log was changed: run `secpod audit verify`")
+    path = _merkle.inclusion_path(hashes, seq, cp.size)
+    return {
+        "format": FORMAT, "seq": seq, "tree_size": cp.size,
+        "record": line.decode("utf-8", "replace"),
+        "path": [base64.b64encode(h).decode() for h in path],
+        "checkpoint": note,
+    }
+
+
+def verify_proof(proof: Mapping[str, Any], key: _note.VerifierKey,
+                 checkpoint: str | None = None) -> dict[str, Any]:
+    """Check an inclusion proof offline; return the proven record.
+
+    Pure. Checks: (1) the proof's shape; (2) the checkpoint (``checkpoint``, or
+    the one inside the proof) is signed by ``key``; (3) it is for the proof's
+    tree size; (4) the record is record ``seq``; (5) the path leads from the
+    record's leaf hash to the checkpoint's root.
+    Raises MalformedInput for a malformed proof, CheckpointError when the
+    checkpoint is not the key's, AuditError when the proof does not hold.
+    """
+    # 1. shape
+    if proof.get("format") != FORMAT:
+        raise MalformedInput(f"not a secpod audit proof (format must be {FORMAT})")
+    seq, size, rec, path = (proof.get("seq"), proof.get("tree_size"), proof.get("record"),
+                            proof.get("path"))
+    if (not isinstance(seq, int) or not isinstance(size, int) or not isinstance(rec, str)
+            or not isinstance(path, list) or not all(isinstance(p, str) for p in path)):
+        raise MalformedInput("the proof needs seq, tree_size, record and path")
+    try:
+        hashes = [base64.b64decode(p, validate=True) for p in path]
+    except (binascii.Error, ValueError) as e:
+        raise MalformedInput("the proof's path is not base64") from e
+    if any(len(h) != 32 for h in hashes) or len(hashes) > 64:
+        raise MalformedInput("the proof's path is not a list of SHA-256 hashes")
+    # 2. checkpoint
+    note = checkpoint if checkpoint is not None else proof.get("checkpoint")
+    if not isinstance(note, str):
+        raise MalformedInput("the proof carries no checkpoint and none was given")
+    cp = _note.parse_checkpoint(note)
+    cp.verify(key)
+    # 3. size
+    if cp.size != size:
+        raise AuditError(f"the proof is for a tree of {size} records but the checkpoint is for "
+                         f"{cp.size}",
+                         hint="make a proof against that checkpoint: "
+                              "secpod audit prove SEQ --checkpoint FILE")
+    # 4. the record
+    line = rec.encode()
+    m = _canon.PREFIX_RE.match(line)
+    if m is None or int(m.group(1)) != seq:
+        raise AuditError(f"the proof's record is not record {seq}")
+    try:
+        parsed = json.loads(line)
+    except ValueError as e:
+        raise MalformedInput("the proof's record is not JSON") from e
+    # 5. the path
+    root = _merkle.root_from_inclusion(seq, size, _merkle.leaf_hash(line), hashes)
+    if root != cp.root:
+        raise AuditError(f"record {seq} is not in the log the checkpoint signs: the proof's "
+                         "path does not lead to its root")
+    if not isinstance(parsed, dict):
+        raise MalformedInput("the proof's record is not a JSON object")
+    return parsed
+
+
+def load_proof(path: Path) -> dict[str, Any]:
+    """Read a proof file. Raises MalformedInput if it is not a JSON object."""
+    try:
+        data = json.loads(path.read_bytes())
+    except OSError as e:
+        raise AuditError(f"cannot read {path}: {e.strerror}") from e
+    except ValueError as e:
+        raise MalformedInput(f"{path} is not JSON") from e
+    if not isinstance(data, dict):
+        raise MalformedInput(f"{path} is not a proof")
+    return data
+

@@ -1,0 +1,101 @@
+"""Reading records back: parse a log's lines and select the ones a person asks for."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from secpod.audit import _canon, _verify
+from secpod.errors import AuditError
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which records to show; every field given must match (times in record form)."""
+
+    user: str | None = None
+    container: str | None = None
+    image: str | None = None
+    action: str | None = None
+    since: str | None = None
+    until: str | None = None
+
+    @classmethod
+    def from_args(cls, *, user: str | None = None, container: str | None = None,
+                  image: str | None = None, action: str | None = None,
+                  since: str | None = None, until: str | None = None) -> Selection:
+        """Build a selection from a person's words. Raises UsageError for a bad time."""
+        return cls(user=user, container=container, image=image, action=action,
+                   since=_canon.parse_time(since) if since else None,
+                   until=_canon.parse_time(until) if until else None)
+
+    def matches(self, rec: dict[str, Any]) -> bool:
+        t = rec.get("time")
+        if self.since and (not isinstance(t, str) or t < self.since):
+            return False
+        if self.until and (not isinstance(t, str) or t > self.until):
+            return False
+        if self.user and self.user not in (rec.get("user"), str(rec.get("uid"))):
+            return False
+        if self.action and not fnmatch.fnmatchcase(str(rec.get("action")), self.action):
+            return False
+        if self.container:
+            c = rec.get("container") or {}
+            cid, name = c.get("id") or "", c.get("name") or ""
+            if not (name == self.container or (cid and cid.startswith(self.container))):
+                return False
+        if self.image:
+            img = rec.get("image") or {}
+            ref, digest = img.get("ref") or "", img.get("digest") or ""
+            want = self.image
+            if not (want in ref or (digest and (digest.startswith(want)
+                                                or digest.startswith("sha256:" + want)))):
+                return False
+        return True
+
+
+def warn(message: str) -> None:
+    print(f"secpod: warning: {message}", file=sys.stderr)
+
+
+def iter_records(log: Path, *, on_bad: Callable[[str], None] = warn
+                 ) -> Iterator[dict[str, Any]]:
+    """Parse every record of the log file ``log``; lines that are not records go to ``on_bad``.
+
+    Raises AuditError if the log cannot be read.
+    """
+    if not log.exists():
+        raise AuditError(f"there is no audit log at {log}",
+                         hint="a log starts with the first action secpod records")
+    pending = b""
+    n = 0
+    loads = json.loads
+    try:
+        for chunk in _verify.read_chunks(log):
+            lines = (pending + chunk).split(b"\n")
+            pending = lines.pop()
+            for line in lines:
+                n += 1
+                try:
+                    rec = loads(line)
+                except ValueError:
+                    on_bad(f"line {n} of {log} is not a record (run `secpod audit verify`)")
+                    continue
+                if isinstance(rec, dict):
+                    yield rec
+                else:
+                    on_bad(f"line {n} of {log} is not a record (run `secpod audit verify`)")
+    except OSError as e:
+        raise AuditError(f"cannot read {log}: {e.strerror}") from e
+    if pending:
+        on_bad(f"{log} ends in a torn line ({len(pending)} bytes; run `secpod audit verify`)")
+
+
+def select(log: Path, selection: Selection) -> Iterator[dict[str, Any]]:
+    """The records of ``log`` that ``selection`` matches, in log order."""
+    return (r for r in iter_records(log) if selection.matches(r))

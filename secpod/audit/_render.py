@@ -1,0 +1,385 @@
+"""Render a report (from :func:`secpod.audit._report.build_report`) as text, CSV, JSON or HTML.
+
+The HTML is one self-contained file: inline CSS and SVG, no scripts, fonts
+or images from anywhere else, so it can be mailed to an auditor and opened
+offline.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime
+from html import escape
+from typing import Any
+
+from secpod.audit import _canon
+
+FORMATS = ("text", "json", "csv", "html")
+
+
+def render(report: dict[str, Any], fmt: str) -> str:
+    """The report in ``fmt`` (one of FORMATS)."""
+    if fmt == "json":
+        return json.dumps(report, indent=2, sort_keys=True) + "\n"
+    if fmt == "csv":
+        return render_csv(report)
+    if fmt == "html":
+        return render_html(report)
+    return render_text(report)
+
+
+# --- text --------------------------------------------------------------------
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+    cells = [headers] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+            for r in cells]
+
+
+def _pairs(items: list[dict[str, Any]], key: str) -> str:
+    return "; ".join(f"{i[key]} ({i['count']})" for i in items)
+
+
+def render_text(r: dict[str, Any]) -> str:
+    t = r["totals"]
+    out = [
+        "secpod audit report",
+        f"source:  {r['source']}",
+        f"period:  {r['period']['first'] or '-'} .. {r['period']['last'] or '-'}",
+        f"records: {t['records']}   users: {t['users']}   containers: {t['containers']}   "
+        f"refusals: {t['refusals']}   errors: {t['errors']}",
+        f"unverified or rejected images: {t['unverified_images']}   containers with CIS "
+        f"findings: {t['containers_with_cis_findings']}   with unenforced settings: "
+        f"{t['containers_with_unenforced']}",
+        "",
+        "By user, image and profile",
+    ]
+    out += _table(
+        ["USER", "IMAGE", "PROFILE", "CONTAINERS", "REFUSALS", "ERRORS", "TRUST", "CIS",
+         "UNENFORCED"],
+        [[g["user"], g["image"] or "-", g["profile"] or "-", g["containers"], g["refusals"],
+          g["errors"], ",".join(f"{k}={v}" for k, v in g["trust"].items()) or "-",
+          ",".join(f"{c['id']}x{c['count']}" for c in g["cis_findings"]) or "-",
+          ",".join(f"{u['setting']}x{u['count']}" for u in g["unenforced"]) or "-"]
+         for g in r["groups"]])
+    out += ["", "Refusals and their reasons"]
+    out += _table(["COUNT", "REASON", "USERS"],
+                  [[x["count"], x["reason"], ",".join(x["users"])] for x in r["refusals"]]
+                  ) if r["refusals"] else ["(none)"]
+    out += ["", "Unsigned, unverified or rejected images"]
+    out += _table(["STATUS", "IMAGE", "DIGEST", "TIMES", "USERS"],
+                  [[i["status"], i["image"] or "-", (i["digest"] or "-")[:19], i["count"],
+                    ",".join(i["users"])] for i in r["images"]]) if r["images"] else ["(none)"]
+    out += ["", "CIS Docker Benchmark container-runtime findings"]
+    out += _table(["ID", "SEVERITY", "CONTAINERS", "TITLE", "USERS"],
+                  [[c["id"], c["severity"], c["containers"], c["title"], ",".join(c["users"])]
+                   for c in r["cis_findings"]]) if r["cis_findings"] else ["(none)"]
+    out += ["", "Settings not enforced on this host"]
+    out += _table(["CONTAINERS", "SETTING", "USERS"],
+                  [[u["containers"], u["setting"], ",".join(u["users"])]
+                   for u in r["unenforced"]]) if r["unenforced"] else ["(none)"]
+    return "\n".join(out) + "\n"
+
+
+# --- CSV ---------------------------------------------------------------------
+
+
+CSV_COLUMNS = ["user", "uid", "image", "profile", "containers", "starts", "exits",
+               "nonzero_exits", "refusals", "refusal_reasons", "errors", "verified",
+               "unverified", "rejected", "cis_findings", "unenforced"]
+
+
+def render_csv(r: dict[str, Any]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for g in r["groups"]:
+        w.writerow([g["user"], g["uid"], g["image"], g["profile"], g["containers"], g["starts"],
+                    g["exits"], g["nonzero_exits"], g["refusals"],
+                    _pairs(g["refusal_reasons"], "reason"), g["errors"],
+                    g["trust"].get("verified", 0), g["trust"].get("unverified", 0),
+                    g["trust"].get("rejected", 0), _pairs(g["cis_findings"], "id"),
+                    _pairs(g["unenforced"], "setting")])
+    return buf.getvalue()
+
+
+# --- HTML --------------------------------------------------------------------
+
+_CSS = """
+:root{--ink:#1d2433;--mute:#5b6478;--line:#e3e7ef;--bg:#f6f8fb;--ok:#2f9e6e;--warn:#e0a100;
+--bad:#d64545;--info:#3d6fd8;--card:#fff}
+*{box-sizing:border-box}
+body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;
+color:var(--ink);background:var(--bg)}
+header{background:#18223a;color:#fff;padding:22px 32px}
+header h1{margin:0 0 4px;font-size:22px;font-weight:650;letter-spacing:.2px}
+header p{margin:0;color:#b8c2d9;font-size:13px}
+main{padding:20px 32px 40px;max-width:1280px}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:12px;margin:0 0 22px}
+.card{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:12px 14px}
+.card b{display:block;font-size:26px;font-weight:650}
+.card span{color:var(--mute);font-size:12px;text-transform:uppercase;letter-spacing:.5px}
+.card.bad b{color:var(--bad)}.card.warn b{color:var(--warn)}.card.ok b{color:var(--ok)}
+section{background:var(--card);border:1px solid var(--line);border-radius:10px;
+padding:16px 18px;margin:0 0 18px}
+h2{font-size:16px;margin:0 0 12px}
+table{border-collapse:collapse;width:100%;font-size:13px}
+th{text-align:left;color:var(--mute);font-weight:600;border-bottom:2px solid var(--line);
+padding:6px 8px;white-space:nowrap}
+td{border-bottom:1px solid var(--line);padding:6px 8px;vertical-align:top}
+td.n{text-align:right;font-variant-numeric:tabular-nums}
+.chip{display:inline-block;border-radius:9px;padding:0 7px;margin:1px 3px 1px 0;font-size:12px;
+background:#eef1f7;color:var(--ink);white-space:nowrap}
+.chip.bad{background:#fde8e8;color:#a02828}.chip.warn{background:#fff3d1;color:#7a5a00}
+.chip.ok{background:#e3f5ec;color:#1f6b49}.chip.info{background:#e6edfb;color:#2a4f9e}
+.bar{height:8px;border-radius:4px;background:var(--bad);min-width:2px}
+.none{color:var(--mute);font-style:italic}
+.legend{display:flex;gap:16px;flex-wrap:wrap;color:var(--mute);font-size:12px;margin-top:8px}
+.legend i{display:inline-block;width:12px;height:12px;border-radius:3px;margin-right:5px;
+vertical-align:-2px}
+svg text{font-family:inherit}
+"""
+
+_COLORS = {"run": "#2f9e6e", "ok": "#9fb3d9", "refused": "#d64545", "error": "#e0a100"}
+
+
+def _ts(t: str | None) -> float | None:
+    if not t:
+        return None
+    try:
+        return datetime.strptime(t, _canon.TIME_FORMAT).replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+
+
+def _short_time(ts: float, span: float) -> str:
+    d = datetime.fromtimestamp(ts, UTC)
+    if span <= 2 * 86400:
+        return d.strftime("%H:%M:%S") if span < 600 else d.strftime("%d %b %H:%M")
+    return d.strftime("%d %b %Y")
+
+
+def _timeline_svg(tl: dict[str, Any]) -> str:
+    users: list[str] = tl.get("users") or []
+    start, end = _ts(tl.get("start")), _ts(tl.get("end"))
+    if not users or start is None or end is None:
+        return '<p class="none">No activity in this period.</p>'
+    span = max(end - start, 1.0)
+    left, right, top, lane = 150, 20, 28, 46
+    width = 1100
+    plot = width - left - right
+    height = top + lane * len(users) + 34
+
+    def x(ts: float) -> float:
+        return left + (ts - start) / span * plot
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+             f'width="100%" role="img" aria-label="Timeline of activity per user">']
+    # Lanes and names.
+    for i, u in enumerate(users):
+        y = top + i * lane
+        fill = "#f8fafd" if i % 2 == 0 else "#ffffff"
+        parts.append(f'<rect x="{left}" y="{y}" width="{plot}" height="{lane}" fill="{fill}"/>')
+        parts.append(f'<text x="{left - 10}" y="{y + lane / 2 + 5}" text-anchor="end" '
+                     f'font-size="13" font-weight="600" fill="#1d2433">{escape(u)}</text>')
+    # Time axis.
+    axis_y = top + lane * len(users)
+    parts.append(f'<line x1="{left}" y1="{axis_y}" x2="{left + plot}" y2="{axis_y}" '
+                 'stroke="#9aa3b5"/>')
+    for k in range(6):
+        ts = start + span * k / 5
+        xx = x(ts)
+        parts.append(f'<line x1="{xx:.1f}" y1="{top}" x2="{xx:.1f}" y2="{axis_y + 5}" '
+                     'stroke="#e3e7ef" stroke-dasharray="3 3"/>')
+        anchor = "start" if k == 0 else "end" if k == 5 else "middle"
+        parts.append(f'<text x="{xx:.1f}" y="{axis_y + 20}" text-anchor="{anchor}" '
+                     f'font-size="11" fill="#5b6478">{escape(_short_time(ts, span))}</text>')
+    lane_of = {u: i for i, u in enumerate(users)}
+    containers = tl.get("containers") or []
+    refusals = tl.get("refusals") or []
+    if containers or refusals:
+        for c in containers:
+            i = lane_of.get(c["user"])
+            s = _ts(c.get("start")) or _ts(c.get("created"))
+            if i is None or s is None:
+                continue
+            e = _ts(c.get("end"))
+            es = c.get("exit_status")
+            color = ("#8d97ab" if e is None else _COLORS["run"] if es == 0 else _COLORS["error"])
+            x0 = x(s)
+            w = max((x(e) if e is not None else left + plot) - x0, 4)
+            y = top + i * lane + 12
+            state = "still running" if e is None else f"exit {es}"
+            title = (f"{c.get('name') or c['id'][:12]} · {c.get('image') or '?'} · profile "
+                     f"{c.get('profile') or '?'} · {state}")
+            parts.append(f'<rect x="{x0:.1f}" y="{y}" width="{w:.1f}" height="{lane - 24}" '
+                         f'rx="4" fill="{color}" opacity="0.9"><title>{escape(title)}</title>'
+                         '</rect>')
+        for m in refusals:
+            i = lane_of.get(m["user"])
+            ts = _ts(m.get("time"))
+            if i is None or ts is None:
+                continue
+            cx, cy = x(ts), top + i * lane + lane / 2
+            title = f"refused {m.get('action')}: {m.get('reason')}"
+            parts.append(f'<path d="M{cx:.1f} {cy - 9:.1f} L{cx + 8:.1f} {cy:.1f} '
+                         f'L{cx:.1f} {cy + 9:.1f} L{cx - 8:.1f} {cy:.1f} Z" fill="#d64545" '
+                         f'stroke="#fff" stroke-width="1.5"><title>{escape(title)}</title>'
+                         '</path>')
+    else:
+        bins = tl.get("bins") or []
+        nb = max(len(bins), 1)
+        peak = max((sum(cell.values()) for b in bins for cell in b.values()), default=1) or 1
+        bw = plot / nb
+        for j, b in enumerate(bins):
+            for u, cell in b.items():
+                i = lane_of.get(u)
+                if i is None:
+                    continue
+                base = top + (i + 1) * lane - 6
+                hmax = lane - 12
+                for kind in ("run", "ok", "error", "refused"):
+                    n = cell.get(kind, 0)
+                    if not n:
+                        continue
+                    h = max(hmax * n / peak, 2)
+                    base -= h
+                    parts.append(f'<rect x="{left + j * bw + 1:.1f}" y="{base:.1f}" '
+                                 f'width="{max(bw - 2, 1):.1f}" height="{h:.1f}" '
+                                 f'fill="{_COLORS[kind]}"><title>{escape(u)}: {n} {kind}'
+                                 '</title></rect>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _chips(items: list[tuple[str, str]]) -> str:
+    if not items:
+        return '<span class="none">none</span>'
+    return "".join(f'<span class="chip {cls}">{escape(text)}</span>' for text, cls in items)
+
+
+def _sev_class(sev: str) -> str:
+    s = sev.lower()
+    return "bad" if s in ("high", "critical") else "warn" if s in ("medium", "moderate") else ""
+
+
+def render_html(r: dict[str, Any]) -> str:
+    t = r["totals"]
+    tl = r["timeline"]
+    cards = [
+        ("Records", t["records"], ""), ("Users", t["users"], ""),
+        ("Containers run", t["containers"], "ok"),
+        ("Refusals", t["refusals"], "bad" if t["refusals"] else ""),
+        ("Errors", t["errors"], "warn" if t["errors"] else ""),
+        ("Unverified images", t["unverified_images"], "warn" if t["unverified_images"] else ""),
+        ("With CIS findings", t["containers_with_cis_findings"],
+         "warn" if t["containers_with_cis_findings"] else ""),
+        ("Unenforced settings", t["containers_with_unenforced"],
+         "warn" if t["containers_with_unenforced"] else ""),
+    ]
+    cis_sev = {c["id"]: c["severity"] for c in r["cis_findings"]}
+    h: list[str] = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        "<title>secpod audit report</title>", f"<style>{_CSS}</style></head><body>",
+        "<header><h1>secpod audit report</h1>",
+        f"<p>{escape(r['source'])} &middot; {escape(r['period']['first'] or '-')} to "
+        f"{escape(r['period']['last'] or '-')} &middot; generated {escape(r['generated'])}</p>"
+        "</header><main>",
+        '<div class="cards">',
+    ]
+    for label, value, cls in cards:
+        h.append(f'<div class="card {cls}"><b>{value}</b><span>{escape(label)}</span></div>')
+    h.append("</div>")
+    legend = ('<div class="legend"><span><i style="background:#2f9e6e"></i>container, exit 0'
+              '</span><span><i style="background:#e0a100"></i>non-zero exit or error</span>'
+              '<span><i style="background:#8d97ab"></i>still running</span>'
+              '<span><i style="background:#d64545"></i>refused</span>'
+              '<span><i style="background:#9fb3d9"></i>other actions</span></div>')
+    h += ["<section><h2>Timeline</h2>", _timeline_svg(tl), legend, "</section>"]
+
+    h.append("<section><h2>By user, image and profile</h2>")
+    if r["groups"]:
+        h.append("<table><tr><th>User</th><th>Image</th><th>Profile</th><th>Containers</th>"
+                 "<th>Refusals</th><th>Errors</th><th>Trust</th><th>CIS findings</th>"
+                 "<th>Not enforced</th></tr>")
+        for g in r["groups"]:
+            trust = [(f"{k} {v}", {"verified": "ok", "unverified": "warn",
+                                   "rejected": "bad"}.get(k, "")) for k, v in g["trust"].items()]
+            cis = [(f"{c['id']} ×{c['count']}", _sev_class(cis_sev.get(c["id"], "")))
+                   for c in g["cis_findings"]]
+            un = [(f"{u['setting']} ×{u['count']}", "warn") for u in g["unenforced"]]
+            reasons = "".join(f"<div class='none'>{escape(x['reason'])} ×{x['count']}</div>"
+                              for x in g["refusal_reasons"][:3])
+            h.append(f"<tr><td>{escape(g['user'])}</td><td>{escape(g['image'] or '-')}</td>"
+                     f"<td>{escape(g['profile'] or '-')}</td><td class='n'>{g['containers']}"
+                     f"</td><td class='n'>{g['refusals']}{reasons}</td>"
+                     f"<td class='n'>{g['errors']}</td><td>{_chips(trust)}</td>"
+                     f"<td>{_chips(cis)}</td><td>{_chips(un)}</td></tr>")
+        h.append("</table>")
+    else:
+        h.append('<p class="none">Nothing ran or was refused in this period.</p>')
+    h.append("</section>")
+
+    h.append("<section><h2>Refusals and their reasons</h2>")
+    if r["refusals"]:
+        top = max(x["count"] for x in r["refusals"])
+        h.append("<table><tr><th>Count</th><th style='width:22%'></th><th>Reason</th>"
+                 "<th>Actions</th><th>Users</th></tr>")
+        for x in r["refusals"]:
+            pct = 100 * x["count"] / top
+            acts = _chips([(a, "info") for a in x["actions"]])
+            h.append(f"<tr><td class='n'>{x['count']}</td><td><div class='bar' "
+                     f"style='width:{pct:.0f}%'></div></td><td>{escape(x['reason'])}</td>"
+                     f"<td>{acts}</td><td>{escape(', '.join(x['users']))}</td></tr>")
+        h.append("</table>")
+    else:
+        h.append('<p class="none">No refusals.</p>')
+    h.append("</section>")
+
+    h.append("<section><h2>Unsigned, unverified or rejected images</h2>")
+    if r["images"]:
+        h.append("<table><tr><th>Status</th><th>Image</th><th>Digest</th><th>Times</th>"
+                 "<th>Policy</th><th>Users</th></tr>")
+        for i in r["images"]:
+            cls = "bad" if i["status"] == "rejected" else "warn"
+            h.append(f"<tr><td>{_chips([(i['status'], cls)])}</td>"
+                     f"<td>{escape(i['image'] or '-')}</td>"
+                     f"<td><code>{escape((i['digest'] or '-')[:23])}</code></td>"
+                     f"<td class='n'>{i['count']}</td>"
+                     f"<td>{escape(', '.join(i['requirements']) or '-')}</td>"
+                     f"<td>{escape(', '.join(i['users']))}</td></tr>")
+        h.append("</table>")
+    else:
+        h.append('<p class="none">Every image that ran was verified against a signature.</p>')
+    h.append("</section>")
+
+    h.append("<section><h2>CIS Docker Benchmark container-runtime findings</h2>")
+    if r["cis_findings"]:
+        h.append("<table><tr><th>Item</th><th>Severity</th><th>Title</th><th>Containers</th>"
+                 "<th>Users</th></tr>")
+        for c in r["cis_findings"]:
+            h.append(f"<tr><td>{escape(c['id'])}</td>"
+                     f"<td>{_chips([(c['severity'] or '?', _sev_class(c['severity']))])}</td>"
+                     f"<td>{escape(c['title'])}</td><td class='n'>{c['containers']}</td>"
+                     f"<td>{escape(', '.join(c['users']))}</td></tr>")
+        h.append("</table>")
+    else:
+        h.append('<p class="none">No container failed a CIS item.</p>')
+    h.append("</section>")
+
+    h.append("<section><h2>Settings not enforced on this host</h2>")
+    if r["unenforced"]:
+        h.append("<table><tr><th>Setting</th><th>Containers</th><th>Users</th></tr>")
+        for u in r["unenforced"]:
+            h.append(f"<tr><td>{escape(u['setting'])}</td><td class='n'>{u['containers']}</td>"
+                     f"<td>{escape(', '.join(u['users']))}</td></tr>")
+        h.append("</table>")
+    else:
+        h.append('<p class="none">Every LSM and cgroup setting was enforced.</p>')
+    h.append("</section></main></body></html>\n")
+    return "\n".join(h)

@@ -1,0 +1,496 @@
+"""One audit log on disk: append under a lock, durably, with signed checkpoints.
+
+A log directory holds::
+
+    log.jsonl          the records, one canonical line each (append-only)
+    state.json         cache: records, bytes, last leaf hash, Merkle compact range
+    checkpoints.jsonl  every signed checkpoint, one JSON line {"note": ...} each
+    checkpoint         the latest signed checkpoint (a C2SP signed note)
+    key                the log's Ed25519 note key (private, mode 0600)
+    key.vkey           its verifier key (public)
+    torn/              bytes of torn final lines moved aside by recovery
+
+Appends take an exclusive flock on log.jsonl, so concurrent writers never
+interleave. The state file saves re-reading the log: it is trusted only if
+the log's size and the hash of its final line match it; otherwise the log
+is scanned and the state rebuilt. The state is not fsynced: the log is, and
+the state is always rebuilt from the log when they disagree.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import stat
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from secpod.audit import _canon, _merkle, _note
+from secpod.errors import AuditError, CheckpointError
+
+_sha256 = hashlib.sha256
+_CHUNK = 1 << 24
+DEFAULT_CHECKPOINT_EVERY = 100
+
+
+_STATE_MAGIC = b"secpod-audit-state/1\n"
+_STATE_HEAD = struct.Struct("<QQQQ32sB")
+
+
+@dataclass
+class _State:
+    records: int = 0
+    size: int = 0
+    last_hash: str = _canon.ZERO_HASH
+    last_len: int = 0
+    frontier: list[bytes] = field(default_factory=list)
+    checkpoint: int = 0
+
+    def dump(self) -> bytes:
+        body = _STATE_HEAD.pack(self.records, self.size, self.last_len, self.checkpoint,
+                                bytes.fromhex(self.last_hash), len(self.frontier))
+        body += b"".join(self.frontier)
+        return _STATE_MAGIC + body + _sha256(body).digest()
+
+    @classmethod
+    def load(cls, raw: bytes) -> _State | None:
+        """Parse a state file; None if it is torn, damaged or not one."""
+        if not raw.startswith(_STATE_MAGIC):
+            return None
+        body = raw[len(_STATE_MAGIC):]
+        if len(body) < _STATE_HEAD.size:
+            return None
+        records, size, last_len, checkpoint, last, n = _STATE_HEAD.unpack_from(body)
+        end = _STATE_HEAD.size + 32 * n
+        if len(body) < end + 32 or _sha256(body[:end]).digest() != body[end:end + 32]:
+            return None
+        frontier = [body[i:i + 32] for i in range(_STATE_HEAD.size, end, 32)]
+        if n != bin(records).count("1"):
+            return None
+        return cls(records=records, size=size, last_hash=last.hex(), last_len=last_len,
+                   frontier=frontier, checkpoint=checkpoint)
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """What a full scan of a log found: its state, and any torn final bytes."""
+
+    state: _State
+    torn: bytes
+
+
+def scan(fd: int) -> ScanResult:
+    """Rebuild the state of the log open at ``fd`` from its lines (reads it once)."""
+    st = _State()
+    frontier = st.frontier
+    pending = b""
+    last = b""
+    offset = 0
+    pos = 0
+    while True:
+        chunk = os.pread(fd, _CHUNK, pos)
+        if not chunk:
+            break
+        pos += len(chunk)
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            h = _sha256(b"\x00" + line).digest()
+            _merkle.append_leaf(frontier, st.records, h)
+            st.records += 1
+            offset += len(line) + 1
+            last = line
+    if st.records:
+        st.last_hash = _merkle.leaf_hash(last).hex()
+        st.last_len = len(last) + 1
+    st.size = offset
+    return ScanResult(state=st, torn=pending)
+
+
+def key_name(host: str, label: str) -> str:
+    """A note key name (also the checkpoint origin) for a log of ``label`` on ``host``."""
+    def clean(s: str) -> str:
+        return "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in s)
+    return f"{clean(host) or 'localhost'}/secpod/audit/{clean(label) or 'log'}"
+
+
+class LogDir:
+    """An audit log directory (a user's, or the collector's host log).
+
+    ``shared`` logs (the host log) are readable by everyone and writable by
+    their owner only; private logs are the user's alone.
+    """
+
+    def __init__(self, path: Path, *, name: str, shared: bool = False,
+                 checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY) -> None:
+        if checkpoint_every < 1:
+            raise AuditError("checkpoints must come every 1 or more records")
+        self.path = path
+        self.name = name
+        self.shared = shared
+        self.checkpoint_every = checkpoint_every
+        self._key: _note.SignerKey | None = None
+        # Plain strings: appends are hot, and pathlib costs more than the syscalls.
+        self._log = str(path / "log.jsonl")
+        self._state = str(path / "state.json")
+        self._dir_checked = False
+
+    # --- paths ---------------------------------------------------------------
+
+    @property
+    def log_file(self) -> Path:
+        return self.path / "log.jsonl"
+
+    @property
+    def state_file(self) -> Path:
+        return self.path / "state.json"
+
+    @property
+    def checkpoints_file(self) -> Path:
+        return self.path / "checkpoints.jsonl"
+
+    @property
+    def latest_checkpoint_file(self) -> Path:
+        return self.path / "checkpoint"
+
+    @property
+    def key_file(self) -> Path:
+        return self.path / "key"
+
+    @property
+    def vkey_file(self) -> Path:
+        return self.path / "key.vkey"
+
+    @property
+    def torn_dir(self) -> Path:
+        return self.path / "torn"
+
+    @property
+    def _file_mode(self) -> int:
+        return 0o644 if self.shared else 0o600
+
+    # --- directory and key ---------------------------------------------------
+
+    def _ensure_dir(self) -> bool:
+        """Create the directory if missing; check who owns it. Return True if created."""
+        created = False
+        try:
+            os.mkdir(self.path, 0o755 if self.shared else 0o700)
+            created = True
+        except FileExistsError:
+            pass
+        except FileNotFoundError:
+            self.path.parent.mkdir(mode=0o755 if self.shared else 0o700, parents=True,
+                                   exist_ok=True)
+            os.mkdir(self.path, 0o755 if self.shared else 0o700)
+            created = True
+        st = os.lstat(self.path)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+            raise AuditError(f"{self.path} is not a directory owned by you",
+                             hint="the audit log lives in a directory only its owner writes")
+        if st.st_mode & 0o022:
+            raise AuditError(f"{self.path} is writable by other users",
+                             hint=f"chmod go-w {self.path}")
+        if created:
+            _fsync_dir(self.path.parent)
+        return created
+
+    def _write_new_file(self, path: Path, data: bytes, mode: int) -> None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+        try:
+            os.fchmod(fd, mode)
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+
+    def signer(self, *, create: bool = True) -> _note.SignerKey:
+        """The log's private key; created (with its vkey file) when missing and ``create``.
+
+        Raises CheckpointError if the key file is malformed, AuditError if it is missing
+        and ``create`` is false.
+        """
+        if self._key is not None:
+            return self._key
+        try:
+            text = self.key_file.read_text()
+        except FileNotFoundError:
+            if not create:
+                raise AuditError(f"the log's key {self.key_file} is missing") from None
+            key = _note.SignerKey.generate(self.name)
+            self._write_new_file(self.key_file, (str(key) + "\n").encode(), 0o600)
+            self._write_new_file(self.vkey_file, (str(key.verifier()) + "\n").encode(), 0o644)
+            _fsync_dir(self.path)
+            self._key = key
+            return key
+        except OSError as e:
+            raise AuditError(f"cannot read the log's key {self.key_file}: {e.strerror}") from e
+        self._key = _note.SignerKey.parse(text)
+        return self._key
+
+    def ensure_key(self) -> _note.VerifierKey:
+        """Create the directory and key if missing (under the log lock); return the vkey."""
+        with self._locked() as (fd, _created):
+            key = self.signer()
+            if not self.vkey_file.exists():
+                self._write_new_file(self.vkey_file, (str(key.verifier()) + "\n").encode(),
+                                     0o644)
+            return key.verifier()
+
+    # --- locking and state ---------------------------------------------------
+
+    class _Lock:
+        def __init__(self, log: LogDir) -> None:
+            self.log = log
+            self.fd = -1
+
+        def __enter__(self) -> tuple[int, bool]:
+            log = self.log
+            created = False
+            if not log._dir_checked:
+                created = log._ensure_dir()
+                log._dir_checked = True
+            path = log._log
+            flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
+            try:
+                self.fd = os.open(path, flags)
+            except FileNotFoundError:
+                created = log._ensure_dir() or created
+                try:
+                    self.fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, self.log._file_mode)
+                    created = True
+                except FileExistsError:
+                    self.fd = os.open(path, flags)
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX)
+                st = os.fstat(self.fd)
+                if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+                    raise AuditError(f"{path} is not a file owned by you")
+            except BaseException:
+                os.close(self.fd)
+                self.fd = -1
+                raise
+            return self.fd, created
+
+        def __exit__(self, *exc: object) -> None:
+            if self.fd >= 0:
+                os.close(self.fd)  # releases the flock
+
+    def _locked(self) -> LogDir._Lock:
+        return LogDir._Lock(self)
+
+    def _read_state(self, fd: int, size: int) -> _State | None:
+        """The saved state if it matches the log open at ``fd`` (of ``size`` bytes)."""
+        try:
+            sfd = os.open(self._state, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError:
+            return None
+        try:
+            raw = os.read(sfd, 4096)
+        finally:
+            os.close(sfd)
+        st = _State.load(raw)
+        if st is None or st.size != size:
+            return None
+        if st.records == 0:
+            return st if size == 0 else None
+        start = size - st.last_len
+        if start < 0:
+            return None
+        tail = os.pread(fd, st.last_len + 1, start - 1) if start else os.pread(fd, st.last_len, 0)
+        if start:
+            if tail[:1] != b"\n":
+                return None
+            tail = tail[1:]
+        if len(tail) != st.last_len or not tail.endswith(b"\n"):
+            return None
+        if _merkle.leaf_hash(tail[:-1]).hex() != st.last_hash:
+            return None
+        return st
+
+    def _saved_records(self) -> int | None:
+        try:
+            st = _State.load(self.state_file.read_bytes())
+        except OSError:
+            return None
+        return st.records if st else None
+
+    def _write_state(self, st: _State) -> None:
+        data = st.dump()
+        # Rewritten in place and never truncated: the checksum inside tells
+        # where it ends, and a torn write just means a rebuild from the log.
+        fd = os.open(self._state, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                     self._file_mode)
+        try:
+            os.pwrite(fd, data, 0)
+        finally:
+            os.close(fd)
+
+    # --- append --------------------------------------------------------------
+
+    def append(self, body: dict[str, Any], *, checkpoint: bool = False) -> dict[str, Any]:
+        """Append ``body`` as the next record, durably, and return it with seq and prev.
+
+        Recovers first if the log ends in a torn line or the state is stale (and
+        records that it did). Signs a checkpoint every ``checkpoint_every``
+        records and when ``checkpoint`` is true.
+        Raises AuditError if the log cannot be written.
+        """
+        try:
+            with self._locked() as (fd, created):
+                if created:
+                    self.signer()
+                size = os.fstat(fd).st_size
+                st = self._read_state(fd, size)
+                if st is None:
+                    st = self._recover(fd, size)
+                rec = self._append_locked(fd, st, body)
+                if checkpoint or st.records % self.checkpoint_every == 0:
+                    self._checkpoint_locked(st)
+                self._write_state(st)
+                if created:
+                    _fsync_dir(self.path)
+                return rec
+        except OSError as e:
+            raise AuditError(
+                f"cannot write the audit log {self.log_file}: {e.strerror or e}",
+                hint="secpod does not act without an audit record; fix the log's directory",
+            ) from e
+
+    def _append_locked(self, fd: int, st: _State, body: dict[str, Any]) -> dict[str, Any]:
+        line = _canon.encode(st.records, st.last_hash, body)
+        data = line + b"\n"
+        n = os.write(fd, data)
+        if n != len(data):
+            raise OSError(errno.ENOSPC, "short write (disk full?)")
+        os.fdatasync(fd)
+        h = _sha256(b"\x00" + line).digest()
+        rec = {"seq": st.records, "prev": st.last_hash, **body}
+        _merkle.append_leaf(st.frontier, st.records, h)
+        st.records += 1
+        st.size += len(data)
+        st.last_hash = h.hex()
+        st.last_len = len(data)
+        return rec
+
+    def _recover(self, fd: int, size: int) -> _State:
+        """Rebuild the state from the log; move a torn final line aside and say so."""
+        result = scan(fd)
+        st = result.state
+        saved = self._saved_records()
+        notes: list[str] = []
+        details: dict[str, Any] = {}
+        if result.torn:
+            torn = result.torn
+            digest = _sha256(torn).hexdigest()
+            self.torn_dir.mkdir(mode=0o700, exist_ok=True)
+            aside = self.torn_dir / f"{st.records}-{digest[:16]}.bin"
+            self._write_new_file(aside, torn, 0o600)
+            _fsync_dir(self.torn_dir)
+            os.ftruncate(fd, st.size)
+            os.fsync(fd)
+            notes.append(f"the log ended in a torn line ({len(torn)} bytes without a newline, "
+                         f"a write that never completed after record {st.records - 1}); "
+                         f"moved it to {aside}")
+            details.update(torn_bytes=len(torn), torn_sha256=digest, moved_to=str(aside))
+        if saved is not None and saved > st.records:
+            notes.append(f"the log holds {st.records} records but {saved} were written: "
+                         f"records were removed from its end")
+            details.update(records_written=saved, records_found=st.records)
+        if notes:
+            self._append_locked(fd, st, _recovery_body("; ".join(notes), details))
+            self._write_state(st)
+        return st
+
+    # --- checkpoints ---------------------------------------------------------
+
+    def checkpoint(self) -> str:
+        """Sign a checkpoint of the log as it is now and return the note.
+
+        Raises AuditError if the log cannot be written.
+        """
+        try:
+            with self._locked() as (fd, created):
+                key = self.signer()
+                size = os.fstat(fd).st_size
+                st = self._read_state(fd, size)
+                if st is None:
+                    st = self._recover(fd, size)
+                note = self._checkpoint_locked(st, key)
+                self._write_state(st)
+                if created:
+                    _fsync_dir(self.path)
+                return note
+        except OSError as e:
+            raise AuditError(f"cannot write a checkpoint of {self.log_file}: {e.strerror}") from e
+
+    def _checkpoint_locked(self, st: _State, key: _note.SignerKey | None = None) -> str:
+        try:
+            key = key or self.signer()
+        except CheckpointError as e:
+            raise AuditError(f"cannot sign a checkpoint: {e.message}",
+                             hint=f"the key {self.key_file} is damaged; move it aside and "
+                                  "a new key is made (verify then names the change of key)") from e
+        text = _note.checkpoint_text(key.name, st.records, _merkle.frontier_root(st.frontier),
+                                     _canon.now())
+        note = key.sign_note(text)
+        line = json.dumps({"note": note}, ensure_ascii=True, separators=(",", ":")).encode()
+        fd = os.open(self.checkpoints_file,
+                     os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                     self._file_mode)
+        try:
+            os.write(fd, line + b"\n")
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        self._write_new_file(self.latest_checkpoint_file, note.encode(), self._file_mode)
+        st.checkpoint = st.records
+        return note
+
+    # --- reading ---------------------------------------------------------------
+
+    def verifier(self) -> _note.VerifierKey | None:
+        """The log's verifier key from key.vkey, else from its private key; None if neither."""
+        try:
+            return _note.VerifierKey.parse(self.vkey_file.read_text())
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise AuditError(f"cannot read {self.vkey_file}: {e.strerror}") from e
+        try:
+            return _note.SignerKey.parse(self.key_file.read_text()).verifier()
+        except (FileNotFoundError, PermissionError):
+            return None
+
+
+def _recovery_body(reason: str, details: dict[str, Any]) -> dict[str, Any]:
+    import pwd
+    import socket
+
+    uid = os.getuid()
+    try:
+        user = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        user = str(uid)
+    return {
+        "time": _canon.now(), "host": socket.gethostname(), "uid": uid, "user": user,
+        "action": "audit.recover", "outcome": "ok", "reason": reason,
+        "container": {"id": None, "name": None}, "image": {"ref": None, "digest": None},
+        "profile": None, "profile_hash": None, "confinement": None, "trust": None,
+        "exit_status": None, "details": details,
+    }
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,454 @@
+"""Is an audit log intact? A pure check over its bytes, its checkpoints and a key.
+
+Checks, in order; each failure is a :class:`Problem` naming the record or
+checkpoint at fault:
+
+ 1. There is a verifier key (given, or the log's ``key.vkey``).
+ 2. Every checkpoint parses, is signed by that key, and names it as origin.
+ 3. Every line starts with ``{"seq":i,"prev":"<leaf hash of line i-1>",``:
+    a wrong seq means records were deleted, inserted or reordered; a wrong
+    prev means the previous record was modified.
+ 4. The log ends with a newline (a torn final line is reported, never
+    accepted).
+ 5. Each checkpoint's root equals the RFC 6962 root of the first
+    ``size`` records, and no checkpoint covers more records than the log
+    holds (truncation back past a checkpoint).
+ 6. The log still holds the last record the writer wrote (from its state
+    file): catches changes after the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from secpod.audit import _canon, _merkle, _note
+from secpod.errors import AuditError, CheckpointError
+
+_MAX_PROBLEMS = 50
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One way the log is not intact."""
+
+    kind: str
+    message: str
+    seq: int | None = None
+    checkpoint: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "message": self.message, "seq": self.seq,
+                "checkpoint": self.checkpoint}
+
+
+@dataclass(frozen=True)
+class CheckpointInput:
+    """A checkpoint to check, with a label that says where it came from."""
+
+    label: str
+    note: str
+
+
+@dataclass(frozen=True)
+class Written:
+    """What the writer last wrote (from its state file): records and the last leaf hash."""
+
+    records: int
+    last_hash: str
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The verdict on a log."""
+
+    records: int
+    size: int
+    root: bytes
+    key: str | None
+    checkpoints: int
+    covered: int
+    problems: tuple[Problem, ...] = field(default_factory=tuple)
+    more_problems: int = 0
+
+    @property
+    def intact(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "intact": self.intact, "records": self.records, "bytes": self.size,
+            "root": base64.b64encode(self.root).decode(), "key": self.key,
+            "checkpoints": self.checkpoints, "covered": self.covered,
+            "problems": [p.to_json() for p in self.problems],
+            "more_problems": self.more_problems,
+        }
+
+
+def _walk_batch(buf: bytes, start: int, end: int, hashes: list[bytes], n: int, offset: int,
+                seq: int, prev: bytes, resume: bytes | None,
+                add: Callable[[Problem], None]) -> tuple[int, bytes, bytes | None]:
+    """Check a batch line by line, reporting each break in the chain; return the state after."""
+    pos = start
+    for i, d in enumerate(hashes):
+        e = buf.find(b"\n", pos)
+        line = buf[pos:e]
+        want_prefix = b'{"seq":%d,"prev":"%s",' % (seq, prev)
+        if not line.startswith(want_prefix):
+            if resume is not None and line.startswith(resume):
+                m = _canon.PREFIX_RE.match(line)
+                assert m is not None
+                seq = int(m.group(1))
+                resume = None
+            else:
+                p, found = _diagnose(line, n + i + 1, offset + pos - start, seq, prev)
+                add(p)
+                if p.kind == "inserted":
+                    resume = want_prefix
+                seq = found
+        seq += 1
+        prev = d.hex().encode()
+        pos = e + 1
+    return seq, prev, resume
+
+
+class _BatchTree:
+    """An RFC 6962 compact range grown a batch of leaves at a time.
+
+    ``levels[k]`` holds the one node of height k still waiting for its right
+    sibling (bit k of the leaf count), or nothing; a batch is paired level by
+    level in list comprehensions, which is several times faster than one
+    leaf at a time.
+    """
+
+    def __init__(self) -> None:
+        self.levels: list[list[bytes]] = []
+
+    def extend(self, hashes: list[bytes]) -> None:
+        sha = hashlib.sha256
+        cur = hashes
+        k = 0
+        while cur:
+            if k == len(self.levels):
+                self.levels.append([])
+            buf = self.levels[k] + cur if self.levels[k] else cur
+            if len(buf) & 1:
+                self.levels[k] = [buf[-1]]
+                buf = buf[:-1]
+            else:
+                self.levels[k] = []
+            it = iter(buf)
+            cur = [sha(b"\x01" + left + right).digest() for left, right in zip(it, it)]
+            k += 1
+
+    def root(self) -> bytes:
+        frontier = [lv[0] for lv in reversed(self.levels) if lv]
+        return _merkle.frontier_root(frontier)
+
+
+def _records(start: int, end: int) -> str:
+    return f"record {start}" if end - start == 1 else f"records {start}-{end - 1}"
+
+
+def _diagnose(line: bytes, lineno: int, offset: int, want_seq: int, want_prev: bytes
+              ) -> tuple[Problem, int]:
+    """Name what is wrong with a line whose prefix is not the expected one; return the seq
+    to continue from."""
+    m = _canon.PREFIX_RE.match(line)
+    where = f"line {lineno}, byte {offset}"
+    if m is None:
+        return Problem("malformed", f"record {want_seq} ({where}) is not a record line: "
+                       "it was edited by hand or damaged", seq=want_seq), want_seq
+    seq = int(m.group(1))
+    if seq > want_seq:
+        gone = f"record {want_seq}" if seq == want_seq + 1 else f"records {want_seq}-{seq - 1}"
+        return Problem("deleted", f"{gone} missing: {where} holds record {seq} (deleted, "
+                       "or moved later)", seq=want_seq), seq
+    if seq < want_seq:
+        return Problem("inserted", f"{where} holds record {seq} where record {want_seq} belongs "
+                       "(a record was inserted, duplicated or moved)", seq=want_seq), seq
+    if seq == 0:
+        return Problem("modified", f"record 0 ({where}) has a changed link to before the log",
+                       seq=0), seq
+    return Problem("modified", f"record {seq - 1} was modified: its hash no longer matches the "
+                   f"link in record {seq} ({where})", seq=seq - 1), seq
+
+
+def verify_stream(chunks: Iterable[bytes], *, key: _note.VerifierKey | None,
+                  checkpoints: Sequence[CheckpointInput] = (),
+                  written: Written | None = None) -> Verification:
+    """Verify a log given as consecutive byte chunks. Pure: no I/O of its own."""
+    problems: list[Problem] = []
+    extra = 0
+    later_mismatches: list[int] = []
+
+    def add(p: Problem) -> None:
+        nonlocal extra
+        if len(problems) < _MAX_PROBLEMS:
+            problems.append(p)
+        else:
+            extra += 1
+
+    # 1. key
+    if key is None:
+        add(Problem("missing-key", "the log's verifier key is missing: no checkpoint can be "
+                    "checked"))
+
+    # 2. checkpoints
+    want: dict[int, list[tuple[CheckpointInput, _note.Checkpoint]]] = {}
+    parsed = 0
+    for cp_in in checkpoints:
+        try:
+            cp = _note.parse_checkpoint(cp_in.note)
+        except CheckpointError as e:
+            add(Problem("checkpoint-malformed", f"{cp_in.label} is malformed: {e.message}",
+                        checkpoint=cp_in.label))
+            continue
+        label = f"{cp_in.label} (size {cp.size}, {cp.time or 'no time'})"
+        parsed += 1
+        if key is not None:
+            try:
+                cp.verify(key)
+            except CheckpointError as e:
+                add(Problem("checkpoint-signature", f"{label}: {e.message}", checkpoint=label))
+                continue
+        want.setdefault(cp.size, []).append((CheckpointInput(label, cp_in.note), cp))
+
+    # 3. the chain, 5. roots on the way
+    sha = hashlib.sha256
+    tree = _BatchTree()
+    n = 0
+    offset = 0
+    seq = 0
+    prev = _canon.ZERO_HASH.encode()
+    pending = b""
+    covered = 0
+    written_leaf: bytes | None = None
+    wn = written.records if written else -1
+    # Sizes at which the tree's root is wanted; batches are cut there.
+    stops = sorted(set(want))
+    stop_i = 0
+
+    def check_root(size: int) -> None:
+        nonlocal covered
+        root = tree.root()
+        for cp_in, cp in want.pop(size, []):
+            if cp.root != root and any(p.kind == "checkpoint-mismatch" for p in problems):
+                later_mismatches.append(size)
+            elif cp.root != root:
+                add(Problem("checkpoint-mismatch", f"{cp_in.label} does not match the log: a "
+                            f"record before {size} was modified, inserted, deleted or "
+                            "reordered", checkpoint=cp_in.label))
+            else:
+                covered = max(covered, size)
+
+    resume: bytes | None = None  # where the chain goes on after a record out of place
+    if 0 in want:
+        check_root(0)
+    leaf0 = sha(b"\x00")
+    hexlify = binascii.b2a_hex
+    for chunk in chunks:
+        buf = pending + chunk if pending else chunk
+        mv = memoryview(buf)
+        find = buf.find
+        at = buf.startswith
+        pos = 0
+        last = buf.rfind(b"\n")
+        hashes: list[bytes] = []
+        keep = hashes.append
+        batch_seq, batch_prev = seq, prev
+        clean = resume is None
+        while pos <= last:
+            e = find(b"\n", pos)
+            h = leaf0.copy()
+            h.update(mv[pos:e])
+            d = h.digest()
+            if clean and not at(b'{"seq":%d,"prev":"%s",' % (seq, prev), pos):
+                clean = False
+            keep(d)
+            prev = hexlify(d)
+            seq += 1
+            pos = e + 1
+        if not clean:
+            # Something is wrong in this chunk: walk it again to name it.
+            seq, prev, resume = _walk_batch(buf, 0, pos, hashes, n, offset, batch_seq,
+                                            batch_prev, resume, add)
+        # Grow the tree, stopping where a checkpoint wants the root.
+        done = 0
+        end_n = n + len(hashes)
+        while stop_i < len(stops) and stops[stop_i] <= end_n:
+            cut = stops[stop_i] - n
+            stop_i += 1
+            if cut < done:
+                continue
+            tree.extend(hashes[done:cut])
+            done = cut
+            if n + cut in want:
+                check_root(n + cut)
+        tree.extend(hashes[done:])
+        if n < wn <= end_n:
+            written_leaf = hashes[wn - n - 1]
+        n = end_n
+        offset += pos
+        pending = bytes(mv[pos:])
+        mv.release()
+
+    # 4. torn end
+    if pending:
+        add(Problem("torn", f"the final line (record {seq}, line {n + 1}, byte {offset}) is "
+                    f"torn: {len(pending)} bytes without a newline, a write that never "
+                    "completed; the next record appended moves it aside and says so",
+                    seq=seq))
+
+    if later_mismatches:
+        add(Problem("checkpoint-mismatch", f"{len(later_mismatches)} later checkpoint(s) "
+                    f"(sizes {later_mismatches[0]}-{later_mismatches[-1]}) do not match "
+                    "either"))
+
+    # 5. checkpoints beyond the end
+    if want:
+        size = max(want)
+        cp_in = want[size][0][0]
+        others = sum(len(v) for v in want.values()) - 1
+        also = f" (and {others} earlier checkpoint(s) beyond the end)" if others else ""
+        add(Problem("truncated", f"the log holds {n} records but {cp_in.label} covers "
+                    f"{size}: {_records(n, size)} were removed (truncated back past a "
+                    f"checkpoint){also}", seq=n, checkpoint=cp_in.label))
+
+    # 6. what the writer last wrote
+    if written is not None and written.records > 0:
+        if written.records > n:
+            add(Problem("truncated", f"the log holds {n} records but {written.records} were "
+                        f"written: {_records(n, written.records)} were removed", seq=n))
+        elif written_leaf is not None and written_leaf.hex() != written.last_hash:
+            add(Problem("modified", f"record {written.records - 1} is not the record that was "
+                        "written there (it was modified or replaced)",
+                        seq=written.records - 1))
+
+    return Verification(records=n, size=offset, root=tree.root(),
+                        key=str(key) if key else None, checkpoints=parsed, covered=covered,
+                        problems=tuple(problems), more_problems=extra)
+
+
+# --- files -----------------------------------------------------------------------
+
+
+def read_chunks(path: Path, size: int = 1 << 24) -> Iterator[bytes]:
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            b = f.read(size)
+            if not b:
+                return
+            yield b
+
+
+def load_key(spec: str | None, log_dir: Path) -> _note.VerifierKey | None:
+    """The verifier key: ``spec`` (a vkey or a file holding one), else the log's own.
+
+    Raises CheckpointError if the key given is malformed, AuditError if a file
+    named cannot be read.
+    """
+    from secpod.audit._store import LogDir
+
+    if spec:
+        if "+" in spec and not os.path.exists(spec):
+            return _note.VerifierKey.parse(spec)
+        try:
+            return _note.VerifierKey.parse(Path(spec).read_text())
+        except OSError as e:
+            raise AuditError(f"cannot read the key {spec}: {e.strerror}") from e
+    try:
+        return LogDir(log_dir, name="-").verifier()
+    except CheckpointError:
+        raise
+
+
+def load_checkpoints(log_dir: Path, extra: Path | None = None
+                     ) -> tuple[list[CheckpointInput], list[Problem]]:
+    """The checkpoints kept beside a log (and ``extra``), and problems reading them."""
+    out: list[CheckpointInput] = []
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    path = log_dir / "checkpoints.jsonl"
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        data = b""
+    except OSError as e:
+        raise AuditError(f"cannot read {path}: {e.strerror}") from e
+    lines = data.split(b"\n")
+    if lines and lines[-1]:
+        problems.append(Problem("torn", f"{path}: the final line is torn (a checkpoint "
+                                "write that never completed)", checkpoint=f"{path.name} last"))
+    for i, raw in enumerate(lines[:-1], 1):
+        label = f"checkpoint {path.name}:{i}"
+        try:
+            note = json.loads(raw)["note"]
+            if not isinstance(note, str):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            problems.append(Problem("checkpoint-malformed", f"{label} is not a checkpoint "
+                                    "entry", checkpoint=label))
+            continue
+        if note not in seen:
+            seen.add(note)
+            out.append(CheckpointInput(label, note))
+    latest = log_dir / "checkpoint"
+    try:
+        note = latest.read_text(errors="replace")
+    except FileNotFoundError:
+        note = None
+    if note is not None and note not in seen:
+        seen.add(note)
+        out.append(CheckpointInput(f"checkpoint file {latest}", note))
+    if extra is not None:
+        try:
+            note = extra.read_text(errors="replace")
+        except OSError as e:
+            raise AuditError(f"cannot read the checkpoint {extra}: {e.strerror}") from e
+        out.append(CheckpointInput(f"checkpoint {extra}", note))
+    return out, problems
+
+
+def read_written(log_dir: Path) -> Written | None:
+    from secpod.audit._store import _State
+
+    try:
+        st = _State.load((log_dir / "state.json").read_bytes())
+    except OSError:
+        return None
+    return Written(st.records, st.last_hash) if st else None
+
+
+def verify_dir(log_dir: Path, *, key: str | None = None,
+               checkpoint: Path | None = None) -> Verification:
+    """Verify the log in ``log_dir`` against its checkpoints (and ``checkpoint``).
+
+    Raises AuditError if the log cannot be read at all, CheckpointError if
+    ``key`` is malformed.
+    """
+    log = log_dir / "log.jsonl"
+    if not log.exists():
+        raise AuditError(f"there is no audit log at {log}",
+                         hint="a log starts with the first action secpod records")
+    vkey = load_key(key, log_dir)
+    cps, cp_problems = load_checkpoints(log_dir, checkpoint)
+    try:
+        result = verify_stream(read_chunks(log), key=vkey, checkpoints=cps,
+                               written=read_written(log_dir))
+    except OSError as e:
+        raise AuditError(f"cannot read {log}: {e.strerror}") from e
+    if cp_problems:
+        probs = tuple(cp_problems) + result.problems
+        result = Verification(records=result.records, size=result.size, root=result.root,
+                              key=result.key, checkpoints=result.checkpoints,
+                              covered=result.covered, problems=probs,
+                              more_problems=result.more_problems)
+    return result
