@@ -15,7 +15,9 @@ else. It says, per user, per group, or for everyone::
     may_weaken = ["cap-add", "read-only=false"]
 
     [mounts]
-    never = ["/", "/etc", "/var/run/*.sock", "~/.ssh"]   # also symlink-resolved; ~ = home
+    # A path forbids itself, what is under it, and any source that contains it ("/"
+    # forbids only the root itself); checked as given and symlink-resolved; ~ = home.
+    never = ["/", "/etc", "/var/run/*.sock", "~/.ssh"]
 
     [trust]
     policy = "/etc/secpod/trust-policy.json"   # users cannot replace it
@@ -256,8 +258,7 @@ def _at_or_above(prof: Profile, rule: FloorRule, arch: str) -> list[str]:
             raise AdminPolicyError(
                 f"the floor names the profile {rule.minimum!r} ({rule.scope}), which does "
                 "not exist", hint="ask the administrator to fix /etc/secpod/policy.toml") from e
-        if prof.name != minimum.name or prof.source != minimum.source:
-            reasons += compare.weaker(prof, minimum, arch)
+        reasons += compare.weaker(prof, minimum, arch)
     return reasons
 
 
@@ -287,11 +288,9 @@ def _with_flag(prof: Profile, w: Weakening, request: RunRequest) -> Profile:
     return prof
 
 
-def _expand(pattern: str, home: Path | None) -> list[str]:
+def _expand(pattern: str, homes: list[Path]) -> list[str]:
     if pattern == "~" or pattern.startswith("~/"):
-        if home is None:
-            return []
-        pattern = str(home) + pattern[1:]
+        return [x for h in homes for x in _expand(str(h) + pattern[1:], [])]
     out = [pattern.rstrip("/") or "/"]
     # The symlink-resolved form of the pattern's literal part (/var/run -> /run).
     literal, _, rest = pattern.partition("*")
@@ -307,6 +306,8 @@ def _expand(pattern: str, home: Path | None) -> list[str]:
 
 
 def _hits(source: str, pattern: str) -> bool:
+    if pattern == "/":
+        return source == "/"     # "/" forbids the root itself, not everything under it
     if fnmatch.fnmatchcase(source, pattern):
         return True
     # The source is inside a forbidden path, or contains it.
@@ -321,14 +322,16 @@ def check_mount(policy: AdminPolicy, user: str, source: str) -> None:
     """Refuse a bind source the policy never allows (as given and symlink-resolved)."""
     from secpod.policies.profile import home_of
 
-    home = home_of(user)
+    # ~ is both the passwd home and $HOME: forbidding more is the safe side here.
+    homes = [h for h in (home_of(user), Path(os.environ.get("HOME", "") or "/nonexistent"))
+             if h is not None and str(h) not in ("/", "/nonexistent")]
     forms = {os.path.normpath(source)}
     try:
         forms.add(str(Path(source).resolve(strict=True)))
     except (OSError, RuntimeError):
         pass
     for pattern in policy.never_mount:
-        for pat in _expand(pattern, home):
+        for pat in _expand(pattern, homes):
             for form in forms:
                 if _hits(form, pat):
                     raise _refuse(policy, "mounts.never", user,
@@ -415,9 +418,12 @@ def check(prof: Profile, request: RunRequest, weakenings: list[Weakening], arch:
                           'the administrator may allow it with may_weaken = ["network=host"]')
         if w.flag == "volume":
             continue    # mounts are governed by mounts.never and the profile's bind sources
+        # Without may_weaken, a flag passes only if the run it makes still meets a
+        # rule's minimum; an allowed-list rule cannot judge a flag, so it refuses.
         weakened = _with_flag(prof, w, request)
-        below = [r for r in passing if not _at_or_above(weakened, r, arch)]
-        if not below or all(r.minimum is None for r in passing):
+        still = [r for r in passing
+                 if r.minimum is not None and not _at_or_above(weakened, r, arch)]
+        if not still:
             raise _refuse(policy, passing[0].scope, user,
                           f"--{w.flag if '=' not in w.flag else 'security-opt ' + w.flag} "
                           f"weakens profile {prof.name} ({w.detail}), and the floor does not "

@@ -410,6 +410,11 @@ def build(doc: Mapping[str, Any], name: str, source: str, chain: tuple[str, ...]
         seccomp_profile, seccomp_source = None, "unconfined"
     else:
         seccomp_path = Path(sec["profile"])
+        if not seccomp_path.is_file():
+            raise ProfileError(f"{src}: seccomp.profile: cannot read seccomp profile "
+                               f"{seccomp_path}: no such file",
+                               hint="a relative path is relative to the profile file "
+                                    "that names it")
         seccomp_profile = seccomp_mod.load(seccomp_path)
         seccomp_source = str(seccomp_path)
 
@@ -550,13 +555,16 @@ def canonical_json(data: Any) -> str:
 
 
 def home_of(user: str | None) -> Path | None:
-    """The home folder of ``user`` (or of the invoking user) for ``~`` in bind sources."""
+    """The home folder of ``user`` (or of the invoking user) from the password database.
+
+    Not ``$HOME``: a user could point that anywhere (``HOME=/etc``), and ``~`` in a
+    profile's allowed bind sources must not follow it.
+    """
     import pwd
 
     try:
         if user:
             return Path(pwd.getpwnam(user).pw_dir)
-        env = os.environ.get("HOME")
-        return Path(env) if env else Path(pwd.getpwuid(os.getuid()).pw_dir)
+        return Path(pwd.getpwuid(os.getuid()).pw_dir)
     except KeyError:
         return None

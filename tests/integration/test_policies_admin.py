@@ -1,0 +1,154 @@
+"""The administrator's floor end to end: a real /etc/secpod, real PAM, real `secpod run`.
+
+The suite runs as root in a private mount namespace; these tests bind-mount temp
+folders over /etc/secpod and /etc/pam.d there, so the host's files never change.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import WORK, User
+from tests.integration.conftest import audit_records
+
+pytestmark = [pytest.mark.root, pytest.mark.crun, pytest.mark.userns]
+
+
+def _private_mount_ns() -> None:
+    # scripts/test-env.sh execs `unshare -m` into pytest: our parent is still outside.
+    mine = os.readlink("/proc/self/ns/mnt")
+    others = []
+    for pid in (1, os.getppid()):
+        try:
+            others.append(os.readlink(f"/proc/{pid}/ns/mnt"))
+        except OSError:
+            continue
+    if not others or mine in others:
+        pytest.fail("these tests bind-mount over /etc: run them through scripts/test-env.sh, "
+                    "which gives the suite a private mount namespace")
+
+
+@pytest.fixture
+def bind_over() -> Iterator[Callable[[Path, Path], None]]:
+    """Bind-mount a folder over another (in this private namespace); undone afterwards."""
+    _private_mount_ns()
+    done: list[tuple[Path, bool]] = []
+
+    def bind(src: Path, target: Path) -> None:
+        created = not target.exists()
+        if created:
+            target.mkdir(mode=0o755)
+        subprocess.run(["mount", "--bind", str(src), str(target)], check=True)
+        done.append((target, created))
+
+    yield bind
+    for target, created in reversed(done):
+        subprocess.run(["umount", str(target)], check=True)
+        if created:
+            target.rmdir()
+
+
+@pytest.fixture
+def admin(bind_over: Callable[[Path, Path], None]) -> Iterator[Path]:
+    """An empty, root-owned /etc/secpod for this test; returns the folder to write into."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="etc-secpod-", dir=WORK))
+    folder.chmod(0o755)
+    bind_over(folder, Path("/etc/secpod"))
+    yield Path("/etc/secpod")
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def write_policy(text: str, mode: int = 0o644) -> Path:
+    p = Path("/etc/secpod/policy.toml")
+    p.write_text(text)
+    p.chmod(mode)
+    return p
+
+
+def test_floor_refuses_a_weaker_profile_and_audits_it(user: User, busybox: str,
+                                                      admin: Path) -> None:
+    write_policy('[floor]\nminimum = "strict"\n')
+    r = user.run("run", "--rm", "--profile", "default", busybox, "true")
+    assert r.returncode != 0
+    assert "refused by the administrator's floor (floor in /etc/secpod/policy.toml)" in r.stderr
+    assert "profile default is below the floor" in r.stderr
+    refused = [a for a in audit_records(user) if a["outcome"] == "refused"]
+    assert refused and "below the floor" in str(refused[-1]["reason"])
+
+
+def test_floor_lets_a_user_rule_through(user: User, busybox: str, admin: Path) -> None:
+    write_policy(f'[floor]\nminimum = "strict"\n[floor.users.{user.name}]\nminimum = "default"\n'
+                 '[mounts]\nnever = ["/etc", "~/.ssh"]\n')
+    r = user.run("run", "--rm", "--profile", "default", busybox, "echo", "ran")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ran"
+    ssh = user.home / ".ssh"
+    ssh.mkdir()
+    os.chown(ssh, user.uid, user.gid)
+    r = user.run("run", "--rm", "-v", f"{ssh}:/keys:ro", busybox, "true")
+    assert r.returncode != 0 and "mounts.never" in r.stderr and "may not be mounted" in r.stderr
+    link = user.home / "innocent"
+    link.symlink_to("/etc")
+    r = user.run("run", "--rm", "-v", f"{link}:/x:ro", busybox, "true")
+    assert r.returncode != 0 and "(it matches /etc)" in r.stderr
+
+
+def test_policy_writable_by_others_is_refused(user: User, busybox: str, admin: Path) -> None:
+    write_policy('[floor]\nminimum = "default"\n', mode=0o666)
+    r = user.run("run", "--rm", busybox, "true")
+    assert r.returncode != 0
+    assert "refusing the administrator's policy: /etc/secpod/policy.toml" in r.stderr
+    assert "chmod go-w" in r.stderr
+    os.chmod("/etc/secpod/policy.toml", 0o644)
+    os.chown("/etc/secpod/policy.toml", user.uid, -1)
+    r = user.run("run", "--rm", busybox, "true")
+    assert r.returncode != 0 and "not owned by root" in r.stderr
+
+
+def test_pam_account_stack_decides(user: User, user2: User, busybox_layout: Path,
+                                   admin: Path, bind_over: Callable[[Path, Path], None]) -> None:
+    pamd = Path(tempfile.mkdtemp(prefix="pam.d-", dir=WORK))
+    try:
+        subprocess.run(["cp", "-a", "/etc/pam.d/.", str(pamd)], check=True)
+        (pamd / "secpod-test").write_text(
+            f"# written by the secpod suite: only {user.name} may run containers\n"
+            f"account required pam_succeed_if.so quiet user = {user.name}\n")
+        pamd.chmod(0o755)
+        bind_over(pamd, Path("/etc/pam.d"))
+        write_policy('[pam]\nservice = "secpod-test"\n')
+        for u in (user, user2):
+            u.run("image", "import", str(busybox_layout), "--name", "busybox:latest", check=True)
+        ok = user.run("run", "--rm", "busybox:latest", "echo", "allowed")
+        assert ok.returncode == 0, ok.stderr
+        assert ok.stdout.strip() == "allowed"
+        no = user2.run("run", "--rm", "busybox:latest", "echo", "allowed")
+        assert no.returncode != 0 and "allowed" not in no.stdout
+        assert "pam.service secpod-test" in no.stderr
+        assert "the PAM account check refuses this user" in no.stderr
+    finally:
+        shutil.rmtree(pamd, ignore_errors=True)
+
+
+def test_admin_profiles_are_found_and_must_be_roots(user: User, busybox: str,
+                                                    admin: Path) -> None:
+    profiles = admin / "profiles"
+    profiles.mkdir(mode=0o755)
+    (profiles / "site.toml").write_text('extends = "default"\ndescription = "the site\'s"\n'
+                                        '[filesystem]\nread_only_root = true\n')
+    ls = user.run("profile", "ls", "--json")
+    assert ls.returncode == 0, ls.stderr
+    assert any(p["name"] == "site" and p["kind"] == "admin" for p in __import__("json").loads(
+        ls.stdout))
+    r = user.run("run", "--rm", "--profile", "site", busybox, "sh", "-c", "touch /x")
+    assert r.returncode != 0 and "Read-only file system" in r.stderr
+    (profiles / "site.toml").chmod(0o666)
+    r = user.run("profile", "show", "site")
+    assert r.returncode != 0 and "writable by group or others" in r.stderr
