@@ -10,37 +10,65 @@ root in, claims or an exception out. "The signature is not acceptable" is
 
 from __future__ import annotations
 
-from secpod.signing.keys import (
-    decrypt_private_key,
-    generate_key_pair,
-    load_public_key,
-    read_passphrase,
-)
-from secpod.signing.payload import SignedClaims, manifest_digest
-from secpod.signing.policy import Policy, parse_policy
-from secpod.signing.sign import sign_gpg, sign_sigstore
-from secpod.signing.sigstore import (
-    SigstoreAttachment,
-    SigstoreTrustRoot,
-    parse_attachment,
-    verify_attachment,
-)
-from secpod.signing.store import (
-    DirImage,
-    add_dir_signature,
-    add_signature,
-    read_dir,
-    signatures_for,
-)
-from secpod.signing.trust import (
-    EffectivePolicy,
-    TrustDecision,
-    decide,
-    effective_policy,
-    evaluate_image,
-    set_trust,
-    user_policy_path,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Lazy: `secpod verify` and the runner import only what they use (CLI start-up time).
+_WHERE = {
+    "decrypt_private_key": "keys", "generate_key_pair": "keys", "load_public_key": "keys",
+    "read_passphrase": "keys",
+    "SignedClaims": "payload", "manifest_digest": "payload",
+    "Policy": "policy", "parse_policy": "policy",
+    "sign_gpg": "sign", "sign_sigstore": "sign",
+    "SigstoreAttachment": "sigstore", "SigstoreTrustRoot": "sigstore",
+    "parse_attachment": "sigstore", "verify_attachment": "sigstore",
+    "DirImage": "store", "add_dir_signature": "store", "add_signature": "store",
+    "read_dir": "store", "signatures_for": "store",
+    "EffectivePolicy": "trust", "TrustDecision": "trust", "decide": "trust",
+    "effective_policy": "trust", "evaluate_image": "trust", "set_trust": "trust",
+    "user_policy_path": "trust",
+}
+
+if TYPE_CHECKING:
+    from secpod.signing.keys import (
+        decrypt_private_key,
+        generate_key_pair,
+        load_public_key,
+        read_passphrase,
+    )
+    from secpod.signing.payload import SignedClaims, manifest_digest
+    from secpod.signing.policy import Policy, parse_policy
+    from secpod.signing.sign import sign_gpg, sign_sigstore
+    from secpod.signing.sigstore import (
+        SigstoreAttachment,
+        SigstoreTrustRoot,
+        parse_attachment,
+        verify_attachment,
+    )
+    from secpod.signing.store import (
+        DirImage,
+        add_dir_signature,
+        add_signature,
+        read_dir,
+        signatures_for,
+    )
+    from secpod.signing.trust import (
+        EffectivePolicy,
+        TrustDecision,
+        decide,
+        effective_policy,
+        evaluate_image,
+        set_trust,
+        user_policy_path,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'secpod.signing' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"secpod.signing.{module}"), name)
+
 
 __all__ = [
     "DirImage",

@@ -13,16 +13,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
-
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
+from typing import TYPE_CHECKING, Protocol
 
 from secpod.errors import SignatureRejected, VerificationError
 from secpod.images.reference import Reference
-from secpod.signing import gpg, keys, policy, sigstore, x509chain
+from secpod.signing import gpg, policy
 from secpod.signing.identity import IdentityMatcher
 from secpod.signing.payload import GPG_PAYLOAD_TYPE, check_manifest_digest, parse_payload
+from secpod.signing.store import is_sigstore_blob
+
+if TYPE_CHECKING:
+    # The X.509 and key machinery loads only when a sigstore requirement applies.
+    from cryptography import x509
+
+    from secpod.signing import keys, sigstore
 
 MAX_KEY_FILE = 1024 * 1024
 
@@ -94,7 +98,7 @@ class GPGSignedBy:
     def check(self, image: ImageUnderTest) -> str:
         rejections: list[str] = []
         for blob in image.signatures:
-            if sigstore.is_sigstore_blob(blob):
+            if is_sigstore_blob(blob):
                 continue
             try:
                 result = gpg.verify(blob, self.keyrings)
@@ -132,11 +136,13 @@ class SigstoreSigned:
     type: str = "sigstoreSigned"
 
     def check(self, image: ImageUnderTest) -> str:
+        from secpod.signing import sigstore
+
         rejections: list[str] = []
         non_sigstore = 0
         non_signature = 0
         for blob in image.signatures:
-            if not sigstore.is_sigstore_blob(blob):
+            if not is_sigstore_blob(blob):
                 non_sigstore += 1
                 continue
             try:
@@ -186,12 +192,16 @@ def _read(path: str, what: str) -> bytes:
 
 def _public_keys(paths: Sequence[str], datas: Sequence[bytes], what: str
                  ) -> tuple[keys.PublicKey, ...]:
+    from secpod.signing import keys
+
     out = [keys.load_public_key(_read(p, what), source=p) for p in paths]
     out += [keys.load_public_key(d, source=f"{what} data") for d in datas]
     return tuple(out)
 
 
 def _certs(path: str | None, data: bytes | None, what: str) -> tuple[x509.Certificate, ...]:
+    from secpod.signing import x509chain
+
     raw = _read(path, what) if path is not None else data
     if raw is None:
         return ()
@@ -203,6 +213,10 @@ def _certs(path: str | None, data: bytes | None, what: str) -> tuple[x509.Certif
 
 
 def _sigstore_root(spec: policy.SigstoreSigned) -> sigstore.SigstoreTrustRoot:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from secpod.signing import sigstore
+
     paths = [spec.key_path] if spec.key_path else list(spec.key_paths or ())
     datas = [spec.key_data] if spec.key_data is not None else list(spec.key_datas or ())
     public = _public_keys(paths, datas, "public key")

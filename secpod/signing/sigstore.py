@@ -22,7 +22,6 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from secpod.errors import SignatureRejected, VerificationError
 from secpod.images.reference import Reference
@@ -35,8 +34,8 @@ from secpod.signing.payload import (
     make_payload,
     parse_payload,
 )
+from secpod.signing.store import SIGSTORE_PREFIX, is_sigstore_blob
 
-SIGSTORE_PREFIX = b"\x00sigstore-json\n"
 SIGNATURE_MIME_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 ANNOTATION_SIGNATURE = "dev.cosignproject.cosign/signature"
 ANNOTATION_CERTIFICATE = "dev.sigstore.cosign/certificate"
@@ -55,10 +54,6 @@ class SigstoreAttachment:
     mime_type: str
     payload: bytes
     annotations: Mapping[str, str] = field(default_factory=dict)
-
-
-def is_sigstore_blob(blob: bytes) -> bool:
-    return blob.startswith(SIGSTORE_PREFIX)
 
 
 def parse_attachment(blob: bytes) -> SigstoreAttachment:
@@ -401,7 +396,3 @@ def verify_attachment(att: SigstoreAttachment, root: SigstoreTrustRoot, *,
 
 def _key_id(key: keys.PublicKey) -> str:
     return "key sha256:" + hashlib.sha256(keys.public_key_der(key)).hexdigest()[:16]
-
-
-def certificate_der(pem: bytes) -> bytes:
-    return x509chain.parse_leaf(pem).public_bytes(Encoding.DER)

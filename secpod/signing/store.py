@@ -18,10 +18,16 @@ from pathlib import Path
 from secpod import paths
 from secpod.errors import MalformedInput, NotFound, UsageError
 
+SIGSTORE_PREFIX = b"\x00sigstore-json\n"
 MAX_SIGNATURE = 4 * 1024 * 1024
 MAX_MANIFEST = 4 * 1024 * 1024
 MAX_SIGNATURES = 1000
 _DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
+
+
+def is_sigstore_blob(blob: bytes) -> bool:
+    """A sigstore attachment (else an OpenPGP simple signing), by its first bytes."""
+    return blob.startswith(SIGSTORE_PREFIX)
 
 
 def signatures_root() -> Path:

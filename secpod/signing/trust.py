@@ -61,15 +61,16 @@ def user_policy_path() -> Path:
 
 
 def admin_trust_policy() -> Path | None:
-    """The trust policy the administrator's floor names, if any."""
-    try:
-        from secpod.policies import load_admin_policy
-    except ImportError:
-        # Only in trees where the policies area has no admin floor API yet.
-        return None
+    """The trust policy the administrator's floor names, if any.
+
+    Raises the floor's own error (AdminPolicyError) when /etc/secpod is unsafe or malformed.
+    """
+    from secpod.policies import load_admin_policy
+
     floor = load_admin_policy()
-    path = getattr(floor, "trust_policy_path", None)
-    return Path(path) if path else None
+    if floor is None or floor.trust_policy_path is None:
+        return None
+    return Path(floor.trust_policy_path)
 
 
 def read_policy(path: Path) -> pol.Policy:
