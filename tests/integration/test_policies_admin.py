@@ -6,6 +6,7 @@ folders over /etc/secpod and /etc/pam.d there, so the host's files never change.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -145,7 +146,7 @@ def test_admin_profiles_are_found_and_must_be_roots(user: User, busybox: str,
                                         '[filesystem]\nread_only_root = true\n')
     ls = user.run("profile", "ls", "--json")
     assert ls.returncode == 0, ls.stderr
-    assert any(p["name"] == "site" and p["kind"] == "admin" for p in __import__("json").loads(
+    assert any(p["name"] == "site" and p["kind"] == "admin" for p in json.loads(
         ls.stdout))
     r = user.run("run", "--rm", "--profile", "site", busybox, "sh", "-c", "touch /x")
     assert r.returncode != 0 and "Read-only file system" in r.stderr
