@@ -119,7 +119,7 @@ header{background:#18223a;color:#fff;padding:22px 32px}
 header h1{margin:0 0 4px;font-size:22px;font-weight:650;letter-spacing:.2px}
 header p{margin:0;color:#b8c2d9;font-size:13px}
 main{padding:20px 32px 40px;max-width:1280px}
-.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:12px;margin:0 0 22px}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(132px,1fr));gap:12px;margin:0 0 22px}
 .card{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:12px 14px}
 .card b{display:block;font-size:26px;font-weight:650}
 .card span{color:var(--mute);font-size:12px;text-transform:uppercase;letter-spacing:.5px}
@@ -138,6 +138,7 @@ background:#eef1f7;color:var(--ink);white-space:nowrap}
 .chip.ok{background:#e3f5ec;color:#1f6b49}.chip.info{background:#e6edfb;color:#2a4f9e}
 .bar{height:8px;border-radius:4px;background:var(--bad);min-width:2px}
 .none{color:var(--mute);font-style:italic}
+.why{color:var(--bad);font-size:12px;max-width:260px}
 .legend{display:flex;gap:16px;flex-wrap:wrap;color:var(--mute);font-size:12px;margin-top:8px}
 .legend i{display:inline-block;width:12px;height:12px;border-radius:3px;margin-right:5px;
 vertical-align:-2px}
@@ -156,6 +157,13 @@ def _ts(t: str | None) -> float | None:
         return None
 
 
+def _human(t: str | None) -> str:
+    ts = _ts(t)
+    if ts is None:
+        return t or "-"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def _short_time(ts: float, span: float) -> str:
     d = datetime.fromtimestamp(ts, UTC)
     if span <= 2 * 86400:
@@ -169,25 +177,52 @@ def _timeline_svg(tl: dict[str, Any]) -> str:
     if not users or start is None or end is None:
         return '<p class="none">No activity in this period.</p>'
     span = max(end - start, 1.0)
-    left, right, top, lane = 150, 20, 28, 46
+    left, right, top = 150, 20, 28
     width = 1100
     plot = width - left - right
-    height = top + lane * len(users) + 34
+    containers = tl.get("containers") or []
+    refusals = tl.get("refusals") or []
 
     def x(ts: float) -> float:
         return left + (ts - start) / span * plot
+
+    # Containers that overlap in time go on separate rows of their user's lane.
+    rows_of: dict[str, list[float]] = {u: [] for u in users}
+    placed: list[tuple[dict[str, Any], int, float, float | None]] = []
+    for c in sorted(containers, key=lambda c: c.get("start") or c.get("created") or ""):
+        s = _ts(c.get("start")) or _ts(c.get("created"))
+        rows = rows_of.get(c["user"])
+        if s is None or rows is None:
+            continue
+        e = _ts(c.get("end"))
+        x0, x1 = x(s), max(x(e) if e is not None else left + plot, x(s) + 4)
+        row = next((i for i, busy in enumerate(rows) if busy + 2 < x0), None)
+        if row is None:
+            row = len(rows) if len(rows) < 4 else min(range(len(rows)), key=rows.__getitem__)
+            if row == len(rows):
+                rows.append(0.0)
+        rows[row] = max(rows[row], x1)
+        placed.append((c, row, x0, e))
+    row_h = 22
+    lanes = {u: max(len(rows_of[u]), 1) for u in users}
+    lane_top: dict[str, float] = {}
+    y = float(top)
+    for u in users:
+        lane_top[u] = y
+        y += lanes[u] * row_h + 20
+    height = int(y) + 34
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
              f'width="100%" role="img" aria-label="Timeline of activity per user">']
     # Lanes and names.
     for i, u in enumerate(users):
-        y = top + i * lane
+        ly, lh = lane_top[u], lanes[u] * row_h + 20
         fill = "#f8fafd" if i % 2 == 0 else "#ffffff"
-        parts.append(f'<rect x="{left}" y="{y}" width="{plot}" height="{lane}" fill="{fill}"/>')
-        parts.append(f'<text x="{left - 10}" y="{y + lane / 2 + 5}" text-anchor="end" '
+        parts.append(f'<rect x="{left}" y="{ly}" width="{plot}" height="{lh}" fill="{fill}"/>')
+        parts.append(f'<text x="{left - 10}" y="{ly + lh / 2 + 5}" text-anchor="end" '
                      f'font-size="13" font-weight="600" fill="#1d2433">{escape(u)}</text>')
     # Time axis.
-    axis_y = top + lane * len(users)
+    axis_y = y
     parts.append(f'<line x1="{left}" y1="{axis_y}" x2="{left + plot}" y2="{axis_y}" '
                  'stroke="#9aa3b5"/>')
     for k in range(6):
@@ -198,33 +233,24 @@ def _timeline_svg(tl: dict[str, Any]) -> str:
         anchor = "start" if k == 0 else "end" if k == 5 else "middle"
         parts.append(f'<text x="{xx:.1f}" y="{axis_y + 20}" text-anchor="{anchor}" '
                      f'font-size="11" fill="#5b6478">{escape(_short_time(ts, span))}</text>')
-    lane_of = {u: i for i, u in enumerate(users)}
-    containers = tl.get("containers") or []
-    refusals = tl.get("refusals") or []
     if containers or refusals:
-        for c in containers:
-            i = lane_of.get(c["user"])
-            s = _ts(c.get("start")) or _ts(c.get("created"))
-            if i is None or s is None:
-                continue
-            e = _ts(c.get("end"))
+        for c, row, x0, e in placed:
             es = c.get("exit_status")
             color = ("#8d97ab" if e is None else _COLORS["run"] if es == 0 else _COLORS["error"])
-            x0 = x(s)
             w = max((x(e) if e is not None else left + plot) - x0, 4)
-            y = top + i * lane + 12
+            ry = lane_top[c["user"]] + 10 + row * row_h
             state = "still running" if e is None else f"exit {es}"
             title = (f"{c.get('name') or c['id'][:12]} · {c.get('image') or '?'} · profile "
                      f"{c.get('profile') or '?'} · {state}")
-            parts.append(f'<rect x="{x0:.1f}" y="{y}" width="{w:.1f}" height="{lane - 24}" '
+            parts.append(f'<rect x="{x0:.1f}" y="{ry}" width="{w:.1f}" height="{row_h - 6}" '
                          f'rx="4" fill="{color}" opacity="0.9"><title>{escape(title)}</title>'
                          '</rect>')
         for m in refusals:
-            i = lane_of.get(m["user"])
             ts = _ts(m.get("time"))
-            if i is None or ts is None:
+            if m["user"] not in lane_top or ts is None:
                 continue
-            cx, cy = x(ts), top + i * lane + lane / 2
+            cx = x(ts)
+            cy = lane_top[m["user"]] + (lanes[m["user"]] * row_h + 20) / 2
             title = f"refused {m.get('action')}: {m.get('reason')}"
             parts.append(f'<path d="M{cx:.1f} {cy - 9:.1f} L{cx + 8:.1f} {cy:.1f} '
                          f'L{cx:.1f} {cy + 9:.1f} L{cx - 8:.1f} {cy:.1f} Z" fill="#d64545" '
@@ -237,11 +263,10 @@ def _timeline_svg(tl: dict[str, Any]) -> str:
         bw = plot / nb
         for j, b in enumerate(bins):
             for u, cell in b.items():
-                i = lane_of.get(u)
-                if i is None:
+                if u not in lane_top:
                     continue
-                base = top + (i + 1) * lane - 6
-                hmax = lane - 12
+                base = lane_top[u] + row_h + 14
+                hmax = row_h + 8
                 for kind in ("run", "ok", "error", "refused"):
                     n = cell.get(kind, 0)
                     if not n:
@@ -287,8 +312,9 @@ def render_html(r: dict[str, Any]) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         "<title>secpod audit report</title>", f"<style>{_CSS}</style></head><body>",
         "<header><h1>secpod audit report</h1>",
-        f"<p>{escape(r['source'])} &middot; {escape(r['period']['first'] or '-')} to "
-        f"{escape(r['period']['last'] or '-')} &middot; generated {escape(r['generated'])}</p>"
+        f"<p>{escape(r['source'])} &middot; {escape(_human(r['period']['first']))} to "
+        f"{escape(_human(r['period']['last']))} &middot; generated "
+        f"{escape(_human(r['generated']))}</p>"
         "</header><main>",
         '<div class="cards">',
     ]
@@ -313,11 +339,11 @@ def render_html(r: dict[str, Any]) -> str:
             cis = [(f"{c['id']} ×{c['count']}", _sev_class(cis_sev.get(c["id"], "")))
                    for c in g["cis_findings"]]
             un = [(f"{u['setting']} ×{u['count']}", "warn") for u in g["unenforced"]]
-            reasons = "".join(f"<div class='none'>{escape(x['reason'])} ×{x['count']}</div>"
+            reasons = "".join(f"<div class='why'>{escape(x['reason'])} ×{x['count']}</div>"
                               for x in g["refusal_reasons"][:3])
             h.append(f"<tr><td>{escape(g['user'])}</td><td>{escape(g['image'] or '-')}</td>"
                      f"<td>{escape(g['profile'] or '-')}</td><td class='n'>{g['containers']}"
-                     f"</td><td class='n'>{g['refusals']}{reasons}</td>"
+                     f"</td><td>{'<b>%d</b>' % g['refusals'] if g['refusals'] else 0}{reasons}</td>"
                      f"<td class='n'>{g['errors']}</td><td>{_chips(trust)}</td>"
                      f"<td>{_chips(cis)}</td><td>{_chips(un)}</td></tr>")
         h.append("</table>")

@@ -1,0 +1,261 @@
+"""The log on disk: tamper detection (one change per case), recovery, checkpoints, locking.
+
+Each failure case copies tests/assets/audit/good (23 records, checkpoints at
+5, 10, 15, 20), changes one thing, and asserts what `verify` names.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+
+from secpod.audit import _note, _store
+from secpod.audit._verify import verify_dir
+from secpod.errors import AuditError
+
+GOOD = Path(__file__).parent.parent / "assets" / "audit" / "good"
+NAME = "test.example/secpod/audit/alice"
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Path:
+    d = tmp_path / "audit"
+    shutil.copytree(GOOD, d)
+    d.chmod(0o700)
+    for p in d.iterdir():
+        p.chmod(0o600)
+    return d
+
+
+def lines(d: Path) -> list[bytes]:
+    return (d / "log.jsonl").read_bytes().splitlines(keepends=True)
+
+
+def write(d: Path, ls: list[bytes]) -> None:
+    (d / "log.jsonl").write_bytes(b"".join(ls))
+
+
+def kinds(d: Path, **kw: object) -> list[tuple[str, int | None]]:
+    return [(p.kind, p.seq) for p in verify_dir(d, **kw).problems]  # type: ignore[arg-type]
+
+
+def body(i: int = 0, **kw: object) -> dict[str, object]:
+    b: dict[str, object] = {"time": f"2024-05-02T00:00:{i % 60:02d}.000000Z", "host": "h",
+                            "uid": 1000, "user": "alice", "action": "image.import",
+                            "outcome": "ok", "reason": None}
+    b.update(kw)
+    return b
+
+
+def test_the_good_log_is_intact(log: Path) -> None:
+    r = verify_dir(log)
+    assert r.intact, r.problems
+    assert (r.records, r.checkpoints, r.covered) == (23, 4, 20)
+
+
+def test_a_modified_record_is_named(log: Path) -> None:
+    ls = lines(log)
+    ls[3] = ls[3].replace(b'"outcome":"ok"', b'"outcome":"refused"')
+    write(log, ls)
+    r = verify_dir(log)
+    assert not r.intact
+    first = r.problems[0]
+    assert (first.kind, first.seq) == ("modified", 3)
+    assert "record 3 was modified" in first.message
+    assert any(p.kind == "checkpoint-mismatch" and "size 5" in p.message for p in r.problems)
+
+
+def test_an_inserted_record_is_named(log: Path) -> None:
+    ls = lines(log)
+    write(log, [*ls[:8], ls[4], *ls[8:]])
+    assert kinds(log)[0] == ("inserted", 8)
+
+
+def test_a_deleted_record_is_named(log: Path) -> None:
+    ls = lines(log)
+    del ls[12]
+    write(log, ls)
+    r = verify_dir(log)
+    assert (r.problems[0].kind, r.problems[0].seq) == ("deleted", 12)
+    assert "record 12 missing" in r.problems[0].message
+
+
+def test_reordered_records_are_named(log: Path) -> None:
+    ls = lines(log)
+    ls[6], ls[7] = ls[7], ls[6]
+    write(log, ls)
+    k = kinds(log)
+    assert k[0] == ("deleted", 6) and ("inserted", 8) in k
+
+
+def test_truncation_back_past_a_checkpoint_is_named(log: Path) -> None:
+    write(log, lines(log)[:17])
+    r = verify_dir(log)
+    msgs = [p.message for p in r.problems if p.kind == "truncated"]
+    assert any("holds 17 records" in m and "covers 20" in m and "truncated back past a "
+               "checkpoint" in m for m in msgs)
+
+
+def test_truncation_is_caught_by_a_checkpoint_kept_elsewhere(log: Path, tmp_path: Path) -> None:
+    kept = tmp_path / "kept-checkpoint"
+    shutil.copy(log / "checkpoint", kept)
+    write(log, lines(log)[:12])
+    for f in ("checkpoints.jsonl", "checkpoint", "state.json"):
+        (log / f).unlink()
+    assert verify_dir(log).intact  # nothing local left to tell
+    r = verify_dir(log, checkpoint=kept)
+    assert [p.kind for p in r.problems] == ["truncated"]
+    assert str(kept) in r.problems[0].message
+
+
+def test_a_torn_final_line_is_reported_never_accepted(log: Path) -> None:
+    with open(log / "log.jsonl", "ab") as f:
+        f.write(b'{"seq":23,"prev":"ab')
+    r = verify_dir(log)
+    assert [(p.kind, p.seq) for p in r.problems] == [("torn", 23)]
+    assert "20 bytes without a newline" in r.problems[0].message
+
+
+def test_a_checkpoint_signed_by_another_key_is_named(log: Path) -> None:
+    other = _note.SignerKey.generate(NAME)
+    cps = (log / "checkpoints.jsonl").read_text().splitlines()
+    note = json.loads(cps[1])["note"]
+    cp = _note.parse_checkpoint(note)
+    forged = other.sign_note(cp.text)
+    cps[1] = json.dumps({"note": forged})
+    (log / "checkpoints.jsonl").write_text("\n".join(cps) + "\n")
+    r = verify_dir(log)
+    assert [p.kind for p in r.problems] == ["checkpoint-signature"]
+    assert "checkpoints.jsonl:2 (size 10" in r.problems[0].message
+    assert f"expected {NAME} (key id" in r.problems[0].message
+
+
+def test_verifying_with_the_wrong_key_fails_every_checkpoint(log: Path) -> None:
+    other = _note.SignerKey.generate(NAME).verifier()
+    r = verify_dir(log, key=str(other))
+    assert r.problems and all(p.kind == "checkpoint-signature" for p in r.problems)
+
+
+def test_a_missing_key_is_named(log: Path) -> None:
+    (log / "key").unlink()
+    (log / "key.vkey").unlink()
+    assert kinds(log) == [("missing-key", None)]
+
+
+def test_a_change_to_the_last_record_is_caught_by_the_writer_state(log: Path) -> None:
+    ls = lines(log)
+    ls[-1] = ls[-1].replace(b'"outcome":"ok"', b'"outcome":"error"')
+    write(log, ls)
+    assert kinds(log) == [("modified", 22)]
+
+
+def test_a_hand_edited_line_is_named(log: Path) -> None:
+    ls = lines(log)
+    ls[9] = b'{"seq": 9, "oops": true}\n'
+    write(log, ls)
+    assert kinds(log)[0] == ("malformed", 9)
+
+
+# --- appending and recovery ----------------------------------------------------
+
+
+def test_append_continues_the_chain_and_checkpoints_on_request(log: Path) -> None:
+    d = _store.LogDir(log, name=NAME, checkpoint_every=5)
+    rec = d.append(body(), checkpoint=True)
+    assert rec["seq"] == 23
+    cp = _note.parse_checkpoint((log / "checkpoint").read_text())
+    assert cp.size == 24
+    r = verify_dir(log)
+    assert r.intact and r.covered == 24
+
+
+def test_the_next_append_moves_a_torn_line_aside_and_says_so(log: Path) -> None:
+    torn = b'{"seq":23,"prev":"ab'
+    with open(log / "log.jsonl", "ab") as f:
+        f.write(torn)
+    d = _store.LogDir(log, name=NAME, checkpoint_every=5)
+    rec = d.append(body())
+    assert rec["seq"] == 24
+    recs = [json.loads(x) for x in lines(log)]
+    recovery = recs[23]
+    assert recovery["action"] == "audit.recover"
+    assert "torn line (20 bytes" in recovery["reason"]
+    moved = Path(recovery["details"]["moved_to"])
+    assert moved.read_bytes() == torn
+    assert verify_dir(log).intact
+
+
+def test_records_removed_from_the_end_are_recorded_on_the_next_append(log: Path) -> None:
+    write(log, lines(log)[:21])
+    d = _store.LogDir(log, name=NAME, checkpoint_every=100)
+    d.append(body())
+    recovery = json.loads(lines(log)[21])
+    assert recovery["action"] == "audit.recover"
+    assert "holds 21 records but 23 were written" in recovery["reason"]
+
+
+@pytest.mark.parametrize("damage", ["missing", "garbage", "stale"])
+def test_a_missing_or_stale_state_file_is_rebuilt_from_the_log(log: Path, damage: str) -> None:
+    d = _store.LogDir(log, name=NAME, checkpoint_every=5)
+    old = (log / "state.json").read_bytes()
+    d.append(body(1))
+    if damage == "missing":
+        (log / "state.json").unlink()
+    elif damage == "garbage":
+        (log / "state.json").write_bytes(b"not a state")
+    else:
+        (log / "state.json").write_bytes(old)
+    d2 = _store.LogDir(log, name=NAME, checkpoint_every=5)
+    assert d2.append(body(2))["seq"] == 24
+    assert [json.loads(x)["action"] for x in lines(log)[-2:]] == ["image.import"] * 2
+    assert verify_dir(log).intact
+
+
+def test_a_new_log_makes_its_key_and_private_files(tmp_path: Path) -> None:
+    d = _store.LogDir(tmp_path / "new" / "audit", name="h/secpod/audit/u")
+    d.append(body())
+    root = tmp_path / "new" / "audit"
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700
+    assert stat.S_IMODE((root / "log.jsonl").stat().st_mode) == 0o600
+    assert stat.S_IMODE((root / "key").stat().st_mode) == 0o600
+    assert (root / "key.vkey").read_text().startswith("h/secpod/audit/u+")
+    assert verify_dir(root).intact
+
+
+def test_a_directory_others_can_write_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "audit"
+    root.mkdir(mode=0o777)
+    root.chmod(0o777)
+    with pytest.raises(AuditError, match="writable by other users"):
+        _store.LogDir(root, name="h/x").append(body())
+
+
+def _writer(path: str, who: int, n: int) -> None:
+    d = _store.LogDir(Path(path), name="h/x", checkpoint_every=7)
+    for i in range(n):
+        d.append(body(i, user=f"w{who}", details={"i": i}))
+
+
+def test_concurrent_writers_lose_and_interleave_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "audit"
+    _store.LogDir(path, name="h/x").ensure_key()
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_writer, args=(str(path), w, 25)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    r = verify_dir(path)
+    assert r.intact, r.problems
+    recs = [json.loads(x) for x in lines(path)]
+    assert len(recs) == 100
+    for w in range(4):
+        assert [x["details"]["i"] for x in recs if x["user"] == f"w{w}"] == list(range(25))
+    assert os.path.exists(path / "checkpoint")
