@@ -164,21 +164,6 @@ class SigstoreSigned:
         raise _summary(rejections, none=none)
 
 
-@dataclass(frozen=True)
-class AllOf:
-    """Every requirement must accept; an empty list is an error, never a pass."""
-
-    requirements: tuple[Requirement, ...]
-
-    def __post_init__(self) -> None:
-        if not self.requirements:
-            raise VerificationError("internal error: an empty requirement list cannot decide")
-
-    def check(self, image: ImageUnderTest) -> list[str]:
-        """Return one acceptance reason per requirement; raise at the first refusal."""
-        return [r.check(image) for r in self.requirements]
-
-
 def _read(path: str, what: str) -> bytes:
     try:
         p = Path(path)

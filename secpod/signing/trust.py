@@ -138,6 +138,10 @@ def decide(ref: Reference | None, manifest_bytes: bytes | None, signatures: list
         scope, specs = policy.requirements_for(lookup)
     else:
         scope, specs = "", policy.default
+    if not specs:
+        # The parser never yields an empty list; a hand-built Policy must not either.
+        raise VerificationError("an empty requirement list cannot decide",
+                                hint="every scope needs at least one requirement")
     prepared = [requirements.prepare(s) for s in specs]
     image = requirements.ImageUnderTest(reference=ref, manifest=manifest_bytes,
                                         signatures=tuple(signatures))
