@@ -17,11 +17,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import selectors
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -182,26 +184,53 @@ def start_conmon(rt: Runtime, cid: str, name: str, bundle: Path, folder: Path, *
         argv += ["--runtime-arg", arg]
     read_fd, write_fd = os.pipe()
     env = dict(os.environ, _OCI_SYNCPIPE=str(write_fd))
-    try:
-        proc = subprocess.Popen(argv, pass_fds=(write_fd,), env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                start_new_session=True)
-    finally:
-        os.close(write_fd)
+    # conmon keeps the sync pipe and stderr open for its whole life: read one message,
+    # never wait for EOF; its stderr goes to a file in the container's folder.
+    with open(folder / "conmon.err", "wb") as err_file:
+        try:
+            proc = subprocess.Popen(argv, pass_fds=(write_fd,), env=env,
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=err_file, start_new_session=True)
+        finally:
+            os.close(write_fd)
     with os.fdopen(read_fd, "rb") as sync:
-        raw = sync.read()
-    _, err = proc.communicate(timeout=60)
-    message: dict[str, Any] = {}
-    for chunk in raw.decode(errors="replace").replace("}{", "}\n{").splitlines():
-        with contextlib.suppress(json.JSONDecodeError):
-            message = json.loads(chunk)
-            break
-    pid = int(message.get("data", -1)) if message else -1
+        message = _read_sync_message(sync.fileno(), timeout=60)
+    proc.wait(timeout=60)
+    pid = int(message.get("data", -1)) if isinstance(message.get("data"), int) else -1
     if pid <= 0:
-        why = message.get("message") or crun_error(crun_log) or err.decode(errors="replace").strip()
-        raise RuntimeFailed(f"the container could not be created: {why or 'conmon failed'}",
+        why = (message.get("message") or crun_error(crun_log)
+               or _tail(folder / "conmon.err") or "conmon failed")
+        raise RuntimeFailed(f"the container could not be created: {why}",
                             hint="secpod doctor checks what this host allows")
     return pid
+
+
+def _read_sync_message(fd: int, timeout: float) -> dict[str, Any]:
+    """The first JSON object conmon writes to its sync pipe ({} on EOF or timeout)."""
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            break
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        buf += chunk
+        try:
+            data, _ = json.JSONDecoder().raw_decode(buf.decode(errors="replace").lstrip())
+        except json.JSONDecodeError:
+            continue
+        return data if isinstance(data, dict) else {}
+    return {}
+
+
+def _tail(path: Path) -> str:
+    try:
+        lines = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
 
 
 def monitor_pid(folder: Path) -> int | None:
