@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import os
 import tarfile
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+from secpod.errors import MalformedInput
 
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -24,22 +27,73 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 _EPOCH = 0
 
 
-def _layer_tar(rootfs: Path) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        paths = sorted(p for p in rootfs.rglob("*"))
-        for p in paths:
-            rel = p.relative_to(rootfs).as_posix()
-            info = tar.gettarinfo(str(p), arcname=rel)
-            info.uid = info.gid = 0
-            info.uname = info.gname = "root"
-            info.mtime = _EPOCH
-            if info.isreg():
-                with open(p, "rb") as f:
-                    tar.addfile(info, f)
-            else:
-                tar.addfile(info)
-    return buf.getvalue()
+class _Hashing:
+    """A write-only stream that hashes what passes through to ``out``."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.hash.update(data)
+        self.size += len(data)
+        return self.out.write(data)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+def _entries(rootfs: Path) -> Iterator[Path]:
+    """Every path under ``rootfs``, sorted, never following a symlink."""
+    for dirpath, dirnames, filenames in os.walk(rootfs, followlinks=False):
+        dirnames.sort()
+        here = Path(dirpath)
+        for name in sorted(dirnames + filenames):
+            yield here / name
+
+
+def _write_layer(rootfs: Path, blobs: Path) -> tuple[str, str, int]:
+    """Stream a reproducible gzip tar of ``rootfs`` into ``blobs``; never held in memory.
+
+    Returns (layer digest, diff_id, compressed size). Raises MalformedInput for an
+    unreadable file.
+    """
+    blobs.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".layer-", dir=blobs)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            compressed = _Hashing(raw)
+            with gzip.GzipFile(fileobj=compressed, mode="wb", compresslevel=6,
+                               mtime=0) as gz:
+                plain = _Hashing(gz)  # type: ignore[arg-type]
+                with tarfile.open(fileobj=plain, mode="w|",  # type: ignore[call-overload]
+                                  format=tarfile.PAX_FORMAT) as tar:
+                    for p in _entries(rootfs):
+                        rel = p.relative_to(rootfs).as_posix()
+                        try:
+                            info = tar.gettarinfo(str(p), arcname=rel)
+                        except OSError as e:
+                            raise MalformedInput(f"cannot read {p}: {e.strerror}") from e
+                        if info is None:
+                            continue  # sockets have no place in an image
+                        info.uid = info.gid = 0
+                        info.uname = info.gname = "root"
+                        info.mtime = _EPOCH
+                        if info.isreg():
+                            try:
+                                with open(p, "rb") as f:
+                                    tar.addfile(info, f)
+                            except OSError as e:
+                                raise MalformedInput(f"cannot read {p}: {e.strerror}") from e
+                        else:
+                            tar.addfile(info)
+        digest = compressed.hash.hexdigest()
+        os.replace(tmp, blobs / digest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return f"sha256:{digest}", "sha256:" + plain.hash.hexdigest(), compressed.size
 
 
 def _blob(layout: Path, data: bytes) -> str:
@@ -64,13 +118,12 @@ def write_layout(
 ) -> str:
     """Write ``layout`` (an OCI image layout) holding one image of ``rootfs``.
 
-    Returns the manifest digest. The folder must not exist or be empty.
+    Returns the manifest digest. The folder must not exist or be empty. The
+    layer is streamed to disk, so a large root filesystem costs no memory.
+    Raises MalformedInput for a file that cannot be read.
     """
     layout.mkdir(parents=True, exist_ok=True)
-    tar_bytes = _layer_tar(rootfs)
-    diff_id = "sha256:" + hashlib.sha256(tar_bytes).hexdigest()
-    gz = gzip.compress(tar_bytes, compresslevel=6, mtime=0)
-    layer_digest = _blob(layout, gz)
+    layer_digest, diff_id, layer_size = _write_layer(rootfs, layout / "blobs" / "sha256")
     machine = os.uname().machine
     config: dict[str, Any] = {
         "architecture": arch or {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine),
@@ -93,7 +146,7 @@ def write_layout(
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config_bytes)},
-        "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": layer_digest, "size": len(gz)}],
+        "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": layer_digest, "size": layer_size}],
     }
     manifest_bytes = json.dumps(manifest, sort_keys=True).encode()
     manifest_digest = _blob(layout, manifest_bytes)
