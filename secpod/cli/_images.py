@@ -71,7 +71,7 @@ def _ls(args: argparse.Namespace) -> int:
         for r in images:
             print(r.short_id())
     else:
-        rows = [(name, r.short_id(), human_size(r.size), r.created or "-")
+        rows = [(name, r.short_id(), human_size(r.size), r.created[:19].replace("T", " ") or "-")
                 for r in images for name in (r.familiar_names() or ("<none>",))]
         emit_table(("NAME", "ID", "SIZE", "CREATED"), rows)
     return 0

@@ -354,6 +354,7 @@ class Store:
             unpacked = stage / "unpacked"
             if not self._unpacked(digest).is_dir():
                 (unpacked / "rootfs").mkdir(parents=True)
+                (unpacked / "rootfs").chmod(0o755)  # the container's "/", whatever the umask
                 with Unpacker(unpacked / "rootfs", limits) as unpacker:
                     for i, d in enumerate(manifest.layers):
                         what = f"layer {i + 1}/{len(manifest.layers)} ({d.digest[7:19]})"
