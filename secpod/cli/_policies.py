@@ -1,4 +1,5 @@
-"""Policy commands: ``profile ls|show|diff|lint|export``, ``lint``, ``system install-apparmor``.
+"""Policy commands: ``profile ls|show|diff|lint|export|learn``, ``lint``,
+``system install-apparmor``.
 
 Exit codes: 0 success; 1 an error, or (``lint``, ``profile lint``) findings; 2 bad usage.
 """
@@ -259,6 +260,20 @@ def _install_apparmor(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     return 0, {"profiles": [r.name for r in results]}
 
 
+@_audited("profile.learn")
+def _learn(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
+    from secpod.policies.learn import learn
+
+    command = tuple(args.command[1:] if args.command[:1] == ["--"] else args.command)
+    result = learn(args.image, command, Path(args.out), profile=args.profile)
+    status(f"wrote {args.out}: {len(result.syscalls)} syscalls "
+           f"(the workload exited {result.exit_status})")
+    if args.json:
+        emit_json({"out": args.out, "syscalls": list(result.syscalls),
+                   "exit_status": result.exit_status})
+    return 0, {"syscalls": len(result.syscalls), "exit_status": result.exit_status}
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this area's commands to ``sub``."""
     p = sub.add_parser("profile", help="inspect, compare, check and export security profiles")
@@ -291,6 +306,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     q.add_argument("-o", "--out", metavar="PATH",
                    help="write here instead of stdout (a folder for --format k8s)")
     q.set_defaults(func=_export, allow_root=True)
+
+    q = psub.add_parser("learn", help="run a workload, record its syscalls, and write a "
+                                      "minimal seccomp profile")
+    q.add_argument("--out", required=True, metavar="FILE", help="the profile to write")
+    q.add_argument("--profile", default="default",
+                   help="the profile to run under while learning (default: default)")
+    q.add_argument("--json", action="store_true")
+    q.add_argument("image", metavar="IMAGE")
+    q.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD")
+    q.set_defaults(func=_learn)
 
     q = sub.add_parser("lint", help="check an OCI config.json against the CIS container items "
                                     "(exit 1 on findings)")

@@ -468,14 +468,14 @@ def build_filter(oci: Mapping[str, Any], source: str = "seccomp") -> tuple[Any, 
            "SCMP_CMP_MASKED_EQ": seccomp.MASKED_EQ}
     filt = seccomp.SyscallFilter(_scmp_action(seccomp, oci["defaultAction"],
                                               oci.get("defaultErrnoRet")))
-    native = seccomp.system_arch()
+    native = seccomp.system_arch() & 0xFFFFFFFF  # the bindings use signed AUDIT_ARCH values
     arches = list(oci.get("architectures") or [])
     for a in arches:
         arch = getattr(seccomp.Arch, a.removeprefix("SCMP_ARCH_"), None)
         if arch is None:
             raise ProfileError(f"{source}: libseccomp does not support {a}",
                                hint="remove the architecture from the profile")
-        if int(arch) != native and not filt.exist_arch(arch):
+        if int(arch) & 0xFFFFFFFF != native and not filt.exist_arch(arch):
             filt.add_arch(arch)
     rules = 0
     unresolved: set[str] = set()
