@@ -212,7 +212,7 @@ def _timeline_svg(tl: dict[str, Any]) -> str:
         y += lanes[u] * row_h + 20
     height = int(y) + 34
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+    parts = [f'<svg viewBox="0 0 {width} {height}" '
              f'width="100%" role="img" aria-label="Timeline of activity per user">']
     # Lanes and names.
     for i, u in enumerate(users):

@@ -1,0 +1,216 @@
+"""The host's audit collector: started as root, fed by two unprivileged users.
+
+The suite runs as root in a private mount namespace; the administrator's
+policy is a temp folder bind-mounted over /etc/secpod for each test, so the
+host's /etc never changes. The collector gets its socket and host log in a
+temp folder through its flags.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SECPOD_BIN, WORK, User
+
+pytestmark = [pytest.mark.root]
+PY = str(Path(sys.executable))
+
+
+@dataclass
+class Host:
+    folder: Path
+    socket: Path
+    log_dir: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [str(SECPOD_BIN), "audit", "collect", "--socket", str(self.socket), "--dir",
+             str(self.log_dir), "--checkpoint-every", "5"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 20
+        while not self.socket.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                out = self.proc.communicate(timeout=5)
+                pytest.fail(f"the collector did not start: {out!r}")
+            time.sleep(0.05)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=20)
+        self.proc = None
+
+    def records(self) -> list[dict[str, object]]:
+        return [json.loads(x) for x in (self.log_dir / "log.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture
+def host() -> Iterator[Host]:
+    WORK.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="audit-host-", dir=WORK))
+    folder.chmod(0o755)
+    h = Host(folder=folder, socket=folder / "run" / "audit.sock", log_dir=folder / "host")
+    h.start()
+    yield h
+    h.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _private_mount_namespace() -> bool:
+    mine = os.readlink("/proc/self/ns/mnt")
+    for pid in (1, os.getppid()):
+        try:
+            return mine != os.readlink(f"/proc/{pid}/ns/mnt")
+        except PermissionError:
+            continue  # pid 1 may be hidden from us; scripts/test-env.sh's caller is not
+    return False
+
+
+@pytest.fixture
+def admin_policy() -> Iterator[Callable[[str], None]]:
+    """Write /etc/secpod/policy.toml for this test (a root-owned folder bind-mounted there)."""
+    if not _private_mount_namespace():
+        pytest.fail("this test bind-mounts over /etc/secpod: run it through "
+                    "scripts/test-env.sh, which gives the suite a private mount namespace")
+    WORK.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="etc-secpod-", dir=WORK))
+    folder.chmod(0o755)
+    target = Path("/etc/secpod")
+    created = not target.exists()
+    if created:
+        target.mkdir(mode=0o755)
+    subprocess.run(["mount", "--bind", str(folder), str(target)], check=True)
+
+    def write(text: str) -> None:
+        (target / "policy.toml").write_text(text)
+        (target / "policy.toml").chmod(0o644)
+
+    yield write
+    subprocess.run(["umount", str(target)], check=True)
+    if created:
+        target.rmdir()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def py(user: User, code: str) -> subprocess.CompletedProcess[str]:
+    return user.sh([PY, "-c", code])
+
+
+def record(user: User, call: str) -> subprocess.CompletedProcess[str]:
+    return py(user, f"from secpod.audit import record\nrecord({call})")
+
+
+def test_each_users_records_reach_the_host_log_with_their_uid(
+        user: User, user2: User, host: Host, admin_policy: Callable[[str], None]) -> None:
+    admin_policy(f'[audit]\ncollector = "{host.socket}"\nrequired = true\n')
+    for u in (user, user2):
+        for i in range(3):
+            r = record(u, f"'image.tag', 'ok', image_ref='{u.name}:{i}'")
+            assert r.returncode == 0, r.stderr
+    recs = [r for r in host.records() if r["action"] == "image.tag"]
+    assert [(r["user"], r["uid"]) for r in recs] == [(user.name, user.uid)] * 3 + [
+        (user2.name, user2.uid)] * 3
+    assert [r["image"]["ref"] for r in recs][:3] == [f"{user.name}:{i}" for i in range(3)]  # type: ignore[index]
+    assert all(r["source"]["seq"] == i for i, r in enumerate(recs[:3]))  # type: ignore[index]
+
+    # The host log is root's: users read and verify it, and cannot write it.
+    assert (host.log_dir / "log.jsonl").stat().st_uid == 0
+    r = user.run("audit", "verify", "--dir", str(host.log_dir))
+    assert r.returncode == 0, r.stdout
+    r = py(user, f"open({str(host.log_dir / 'log.jsonl')!r}, 'a').write('x')")
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+    r = user.run("audit", "log", "--dir", str(host.log_dir), "--user", user2.name, "--json")
+    assert {x["uid"] for x in json.loads(r.stdout)} == {user2.uid}
+
+
+def test_a_forged_uid_is_recorded_as_a_forgery_under_the_true_uid(
+        user: User, user2: User, host: Host) -> None:
+    forged = {"uid": user2.uid, "user": user2.name, "action": "container.create",
+              "outcome": "ok", "seq": 0, "time": "2024-01-01T00:00:00.000000Z"}
+    code = (
+        "import json, socket\n"
+        "s = socket.socket(socket.AF_UNIX)\n"
+        f"s.connect({str(host.socket)!r})\n"
+        f"s.sendall(json.dumps({{'v': 1, 'record': {forged!r}}}).encode() + b'\\n')\n"
+        "print(s.recv(65536).decode())\n")
+    r = py(user, code)
+    answer = json.loads(r.stdout)
+    assert answer["ok"] is False and "forgery" in answer["error"]
+    recs = host.records()
+    assert not [x for x in recs if x["uid"] == user2.uid]
+    forgery = [x for x in recs if x["action"] == "audit.forgery"]
+    assert len(forgery) == 1
+    f = forgery[0]
+    assert (f["uid"], f["user"], f["outcome"]) == (user.uid, user.name, "refused")
+    assert f["details"]["claimed_uid"] == user2.uid  # type: ignore[index]
+    assert f"claimed uid {user2.uid} ({user2.name})" in str(f["reason"])
+
+
+def test_a_required_collector_that_is_down_stops_the_action(
+        user: User, host: Host, admin_policy: Callable[[str], None]) -> None:
+    admin_policy(f'[audit]\ncollector = "{host.socket}"\nrequired = true\n')
+    host.stop(signal.SIGKILL)  # a crashed collector: its socket is left behind
+    assert host.socket.exists()
+    r = record(user, "'container.create', 'ok'")
+    assert r.returncode != 0
+    assert "collector is required and cannot be reached" in r.stderr
+    assert "not running (connection refused)" in r.stderr
+    # The refusal itself is still written, to the user's own log.
+    r = record(user, "'container.run.refused', 'refused', reason='audit collector down'")
+    assert r.returncode == 0, r.stderr
+    recs = json.loads(user.run("audit", "log", "--json", check=True).stdout)
+    assert [x["action"] for x in recs] == ["container.run.refused"]
+    assert "unreachable" in recs[0]["details"]["collector"]
+
+
+def test_secpod_run_refuses_without_the_required_collector(
+        user: User, busybox: str, host: Host, admin_policy: Callable[[str], None]) -> None:
+    admin_policy(f'[audit]\ncollector = "{host.socket}"\nrequired = true\n')
+    host.stop()
+    r = user.run("run", "--rm", busybox, "true")
+    assert r.returncode != 0
+    assert "audit collector" in r.stderr
+    recs = json.loads(user.run("audit", "log", "--json", check=True).stdout)
+    assert recs[-1]["outcome"] in ("refused", "error")
+    assert "collector" in json.dumps(recs[-1])
+
+
+def test_a_socket_not_owned_by_root_is_refused(
+        user: User, user2: User, admin_policy: Callable[[str], None]) -> None:
+    spot = user2.home / "fake.sock"
+    user2.home.chmod(0o755)
+    r = py(user2, f"import socket\ns = socket.socket(socket.AF_UNIX)\ns.bind({str(spot)!r})")
+    assert r.returncode == 0 and spot.exists()
+    admin_policy(f'[audit]\ncollector = "{spot}"\nrequired = true\n')
+    r = record(user, "'container.create', 'ok'")
+    assert r.returncode != 0
+    assert f"owned by uid {user2.uid}, not root" in r.stderr
+
+
+def test_the_collector_refuses_to_run_unprivileged(user: User) -> None:
+    r = user.run("audit", "collect", "--socket", str(user.home / "s"), "--dir",
+                 str(user.home / "h"))
+    assert r.returncode == 1 and "runs as root" in r.stderr
+
+
+def test_the_host_log_records_the_collector_and_checkpoints_on_stop(host: Host) -> None:
+    host.stop()
+    recs = host.records()
+    assert [r["action"] for r in recs] == ["audit.collect.start", "audit.collect.stop"]
+    assert (host.log_dir / "checkpoint").read_text().split("\n")[1] == "2"
+    assert (host.log_dir / "key").stat().st_mode & 0o777 == 0o600
+    assert (host.log_dir / "log.jsonl").stat().st_mode & 0o777 == 0o644
+    assert host.log_dir.stat().st_mode & 0o777 == 0o755
