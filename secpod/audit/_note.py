@@ -23,8 +23,12 @@ import binascii
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from secpod.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 ALG_ED25519 = 0x01
 _DASH = "\u2014 "
@@ -133,7 +137,7 @@ class SignerKey:
         raw = base64.b64encode(bytes([ALG_ED25519]) + self.seed).decode()
         return f"PRIVATE+KEY+{self.name}+{self.verifier().key_id.hex()}+{raw}"
 
-    def _private(self):  # type: ignore[no-untyped-def]
+    def _private(self) -> Ed25519PrivateKey:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
         return Ed25519PrivateKey.from_private_bytes(self.seed)

@@ -38,7 +38,7 @@ def collector_policy() -> CollectorPolicy:
     policy cannot be read or is unsafe.
     """
     try:
-        from secpod.policies import load_admin_policy  # type: ignore[attr-defined]
+        from secpod.policies import load_admin_policy
     except ImportError:
         return read_policy_file(paths.ADMIN_DIR / "policy.toml")
     pol = load_admin_policy()

@@ -119,7 +119,8 @@ header{background:#18223a;color:#fff;padding:22px 32px}
 header h1{margin:0 0 4px;font-size:22px;font-weight:650;letter-spacing:.2px}
 header p{margin:0;color:#b8c2d9;font-size:13px}
 main{padding:20px 32px 40px;max-width:1280px}
-.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(132px,1fr));gap:12px;margin:0 0 22px}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(132px,1fr));gap:12px;
+margin:0 0 22px}
 .card{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:12px 14px}
 .card b{display:block;font-size:26px;font-weight:650}
 .card span{color:var(--mute);font-size:12px;text-transform:uppercase;letter-spacing:.5px}
@@ -246,10 +247,10 @@ def _timeline_svg(tl: dict[str, Any]) -> str:
                          f'rx="4" fill="{color}" opacity="0.9"><title>{escape(title)}</title>'
                          '</rect>')
         for m in refusals:
-            ts = _ts(m.get("time"))
-            if m["user"] not in lane_top or ts is None:
+            when = _ts(m.get("time"))
+            if m["user"] not in lane_top or when is None:
                 continue
-            cx = x(ts)
+            cx = x(when)
             cy = lane_top[m["user"]] + (lanes[m["user"]] * row_h + 20) / 2
             title = f"refused {m.get('action')}: {m.get('reason')}"
             parts.append(f'<path d="M{cx:.1f} {cy - 9:.1f} L{cx + 8:.1f} {cy:.1f} '
@@ -339,11 +340,12 @@ def render_html(r: dict[str, Any]) -> str:
             cis = [(f"{c['id']} ×{c['count']}", _sev_class(cis_sev.get(c["id"], "")))
                    for c in g["cis_findings"]]
             un = [(f"{u['setting']} ×{u['count']}", "warn") for u in g["unenforced"]]
+            refused = f"<b>{g['refusals']}</b>" if g["refusals"] else "0"
             reasons = "".join(f"<div class='why'>{escape(x['reason'])} ×{x['count']}</div>"
                               for x in g["refusal_reasons"][:3])
             h.append(f"<tr><td>{escape(g['user'])}</td><td>{escape(g['image'] or '-')}</td>"
                      f"<td>{escape(g['profile'] or '-')}</td><td class='n'>{g['containers']}"
-                     f"</td><td>{'<b>%d</b>' % g['refusals'] if g['refusals'] else 0}{reasons}</td>"
+                     f"</td><td>{refused}{reasons}</td>"
                      f"<td class='n'>{g['errors']}</td><td>{_chips(trust)}</td>"
                      f"<td>{_chips(cis)}</td><td>{_chips(un)}</td></tr>")
         h.append("</table>")

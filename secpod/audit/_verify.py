@@ -144,8 +144,9 @@ class _BatchTree:
                 buf = buf[:-1]
             else:
                 self.levels[k] = []
-            it = iter(buf)
-            cur = [sha(b"\x01" + left + right).digest() for left, right in zip(it, it)]
+            it = iter(buf)  # even length: pairs (0,1), (2,3), ...
+            cur = [sha(b"\x01" + left + right).digest()
+                   for left, right in zip(it, it, strict=True)]
             k += 1
 
     def root(self) -> bytes:
@@ -266,16 +267,16 @@ def verify_stream(chunks: Iterable[bytes], *, key: _note.VerifierKey | None,
         batch_seq, batch_prev = seq, prev
         clean = resume is None
         while pos <= last:
-            e = find(b"\n", pos)
+            eol = find(b"\n", pos)
             h = leaf0.copy()
-            h.update(mv[pos:e])
+            h.update(mv[pos:eol])
             d = h.digest()
             if clean and not at(b'{"seq":%d,"prev":"%s",' % (seq, prev), pos):
                 clean = False
             keep(d)
             prev = hexlify(d)
             seq += 1
-            pos = e + 1
+            pos = eol + 1
         if not clean:
             # Something is wrong in this chunk: walk it again to name it.
             seq, prev, resume = _walk_batch(buf, 0, pos, hashes, n, offset, batch_seq,
