@@ -99,6 +99,10 @@ class DirTree(Tree):
         self.root = root
 
     def _path(self, name: str) -> Path:
+        # Names come from the image's own manifest.json: keep them inside the folder.
+        if name.startswith("/") or ".." in name.split("/"):
+            raise MalformedInput(f"{name!r} points outside the image folder",
+                                 hint="the image is corrupt or hostile")
         return self.root / name
 
     def exists(self, name: str) -> bool:

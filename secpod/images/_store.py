@@ -116,11 +116,16 @@ def _normalise_name(name: str) -> str:
     return str(ref)
 
 
-def _copy_verified(src: BinaryIO, dest: Path, d: Descriptor, what: str) -> None:
+_PROGRESS_EVERY = 128 << 20
+
+
+def _copy_verified(src: BinaryIO, dest: Path, d: Descriptor, what: str,
+                   say: Progress | None = None) -> None:
     """Copy ``src`` to ``dest`` while hashing; raise DigestMismatch unless it matches ``d``."""
     alg, _, want = d.digest.partition(":")
     h = hashlib.new(alg)
     n = 0
+    next_report = _PROGRESS_EVERY
     dest.parent.mkdir(parents=True, exist_ok=True)
     with open(dest, "xb") as out:
         while chunk := src.read(1 << 20):
@@ -130,6 +135,9 @@ def _copy_verified(src: BinaryIO, dest: Path, d: Descriptor, what: str) -> None:
                                      "descriptor says", hint=_TAMPERED)
             h.update(chunk)
             out.write(chunk)
+            if say is not None and n >= next_report:
+                say(f"{what} {d.digest[7:19]}: {human_size(n)} of {human_size(d.size)}")
+                next_report += _PROGRESS_EVERY
         out.flush()
         os.fsync(out.fileno())
     if n != d.size:
@@ -343,7 +351,7 @@ class Store:
                     continue
                 dest = stage / "blobs" / d.digest.replace(":", "-")
                 with source.open_blob(d.raw) as src:
-                    _copy_verified(src, dest, d, what)
+                    _copy_verified(src, dest, d, what, say)
                 staged[d.digest] = dest
                 if what != "config":
                     say(f"{what} {d.digest[7:19]}: {human_size(d.size)} verified")

@@ -298,3 +298,14 @@ def test_concurrent_imports_lose_no_names(store: Store, tmp_path: Path) -> None:
     assert names == [f"app:{i}" for i in range(6)]
     assert len(store.list()) == 3
     assert list((store.root / "tmp").iterdir()) == []
+
+
+def test_docker_folder_names_stay_inside(store: Store, tmp_path: Path) -> None:
+    folder = tmp_path / "extracted"
+    folder.mkdir()
+    (folder / "manifest.json").write_text(json.dumps(
+        [{"Config": "../secret.json", "RepoTags": [], "Layers": []}]))
+    (tmp_path / "secret.json").write_text("{}")
+    with pytest.raises(MalformedInput) as info:
+        store.import_path(folder)
+    assert info.value.message == "'../secret.json' points outside the image folder"
