@@ -22,7 +22,9 @@ from secpod.errors import AuditError, CollectorError
 
 OUTCOMES = ("ok", "refused", "error")
 
-_logs: dict[str, _store.LogDir] = {}
+_logs: dict[tuple[str, str, int], _store.LogDir] = {}
+_names: dict[int, str] = {}
+_HOST = socket.gethostname()
 
 
 def log_dir() -> Path:
@@ -36,10 +38,14 @@ def log_path() -> Path:
 
 
 def _user_name(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
+    name = _names.get(uid)
+    if name is None:
+        try:
+            name = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            name = str(uid)
+        _names[uid] = name
+    return name
 
 
 def checkpoint_every() -> int:
@@ -64,12 +70,13 @@ def checkpoint_every() -> int:
 
 def user_log() -> _store.LogDir:
     """The calling user's log (one object per process and directory)."""
-    d = log_dir()
-    log = _logs.get(str(d))
+    env = os.environ
+    where = (env.get("XDG_DATA_HOME", ""), env.get("HOME", ""), os.getuid())
+    log = _logs.get(where)
     if log is None:
-        name = _store.key_name(socket.gethostname(), _user_name(os.getuid()))
-        log = _store.LogDir(d, name=name, checkpoint_every=checkpoint_every())
-        _logs[str(d)] = log
+        name = _store.key_name(_HOST, _user_name(where[2]))
+        log = _store.LogDir(log_dir(), name=name, checkpoint_every=checkpoint_every())
+        _logs[where] = log
     return log
 
 
@@ -130,7 +137,7 @@ def record(
     uid = os.getuid()
     rec: dict[str, Any] = {
         "time": _canon.now(),
-        "host": socket.gethostname(),
+        "host": _HOST,
         "uid": uid,
         "user": _user_name(uid),
         "action": action,

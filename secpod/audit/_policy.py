@@ -90,9 +90,31 @@ def read_policy_file(path: Path) -> CollectorPolicy:
     return CollectorPolicy(socket=Path(sock) if sock else None, required=required)
 
 
-def safe_collector_policy() -> tuple[CollectorPolicy | None, Error | None]:
-    """The collector policy, or the error that kept it from being read."""
+_cache: tuple[tuple[int, int, int, int] | None, CollectorPolicy] | None = None
+
+
+def _stamp(path: Path) -> tuple[int, int, int, int] | None:
     try:
-        return collector_policy(), None
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def safe_collector_policy() -> tuple[CollectorPolicy | None, Error | None]:
+    """The collector policy, or the error that kept it from being read.
+
+    Cached while the policy file is unchanged (same inode, size, mtime and
+    ctime): a long-running process calls this for every record.
+    """
+    global _cache
+    stamp = _stamp(paths.ADMIN_DIR / "policy.toml")
+    if _cache is not None and _cache[0] == stamp:
+        return _cache[1], None
+    try:
+        pol = collector_policy()
     except Error as e:
+        _cache = None
         return None, e
+    _cache = (stamp, pol)
+    return pol, None

@@ -17,6 +17,14 @@ from typing import Any
 from secpod.audit import _canon
 
 FORMATS = ("text", "json", "csv", "html")
+HTML_ROWS = 250  # per table; the JSON and CSV reports hold every row
+
+
+def _more(n: int) -> str:
+    if n <= HTML_ROWS:
+        return ""
+    return (f'<p class="none">and {n - HTML_ROWS:,} more rows: the JSON and CSV reports '
+            "hold them all.</p>")
 
 
 def render(report: dict[str, Any], fmt: str) -> str:
@@ -334,7 +342,7 @@ def render_html(r: dict[str, Any]) -> str:
         h.append("<table><tr><th>User</th><th>Image</th><th>Profile</th><th>Containers</th>"
                  "<th>Refusals</th><th>Errors</th><th>Trust</th><th>CIS findings</th>"
                  "<th>Not enforced</th></tr>")
-        for g in r["groups"]:
+        for g in r["groups"][:HTML_ROWS]:
             trust = [(f"{k} {v}", {"verified": "ok", "unverified": "warn",
                                    "rejected": "bad"}.get(k, "")) for k, v in g["trust"].items()]
             cis = [(f"{c['id']} ×{c['count']}", _sev_class(cis_sev.get(c["id"], "")))
@@ -349,6 +357,7 @@ def render_html(r: dict[str, Any]) -> str:
                      f"<td class='n'>{g['errors']}</td><td>{_chips(trust)}</td>"
                      f"<td>{_chips(cis)}</td><td>{_chips(un)}</td></tr>")
         h.append("</table>")
+        h.append(_more(len(r["groups"])))
     else:
         h.append('<p class="none">Nothing ran or was refused in this period.</p>')
     h.append("</section>")
@@ -358,13 +367,14 @@ def render_html(r: dict[str, Any]) -> str:
         top = max(x["count"] for x in r["refusals"])
         h.append("<table><tr><th>Count</th><th style='width:22%'></th><th>Reason</th>"
                  "<th>Actions</th><th>Users</th></tr>")
-        for x in r["refusals"]:
+        for x in r["refusals"][:HTML_ROWS]:
             pct = 100 * x["count"] / top
             acts = _chips([(a, "info") for a in x["actions"]])
             h.append(f"<tr><td class='n'>{x['count']}</td><td><div class='bar' "
                      f"style='width:{pct:.0f}%'></div></td><td>{escape(x['reason'])}</td>"
                      f"<td>{acts}</td><td>{escape(', '.join(x['users']))}</td></tr>")
         h.append("</table>")
+        h.append(_more(len(r["refusals"])))
     else:
         h.append('<p class="none">No refusals.</p>')
     h.append("</section>")
@@ -373,7 +383,7 @@ def render_html(r: dict[str, Any]) -> str:
     if r["images"]:
         h.append("<table><tr><th>Status</th><th>Image</th><th>Digest</th><th>Times</th>"
                  "<th>Policy</th><th>Users</th></tr>")
-        for i in r["images"]:
+        for i in r["images"][:HTML_ROWS]:
             cls = "bad" if i["status"] == "rejected" else "warn"
             h.append(f"<tr><td>{_chips([(i['status'], cls)])}</td>"
                      f"<td>{escape(i['image'] or '-')}</td>"
@@ -382,6 +392,7 @@ def render_html(r: dict[str, Any]) -> str:
                      f"<td>{escape(', '.join(i['requirements']) or '-')}</td>"
                      f"<td>{escape(', '.join(i['users']))}</td></tr>")
         h.append("</table>")
+        h.append(_more(len(r["images"])))
     else:
         h.append('<p class="none">Every image that ran was verified against a signature.</p>')
     h.append("</section>")

@@ -65,8 +65,8 @@ def _s(v: Any) -> str:
 def build_report(records: Iterable[dict[str, Any]], *, since: str | None = None,
                  until: str | None = None, source: str = "") -> dict[str, Any]:
     """Fold ``records`` (in log order) into the report. Pure."""
-    groups: dict[tuple[str, str, str], _Group] = defaultdict(_Group)
-    users: dict[str, Counter[str]] = defaultdict(Counter)
+    groups: dict[tuple[str, str, str], _Group] = {}
+    user_records: dict[str, int] = {}
     uids: dict[str, Any] = {}
     refusal_reasons: dict[str, Counter[str]] = defaultdict(Counter)   # reason -> actions
     refusal_users: dict[str, set[str]] = defaultdict(set)
@@ -75,18 +75,20 @@ def build_report(records: Iterable[dict[str, Any]], *, since: str | None = None,
     cis_users: dict[str, set[str]] = defaultdict(set)
     unenf_count: Counter[str] = Counter()
     unenf_users: dict[str, set[str]] = defaultdict(set)
-    actions: Counter[str] = Counter()
-    outcomes: Counter[str] = Counter()
-    times: list[tuple[str, str, str]] = []   # (time, user, outcome kind) for the timeline
+    actions: dict[str, int] = {}
+    outcomes: dict[str, int] = {}
+    minutes: dict[tuple[str, str, str], int] = {}   # (YYYY-MM-DDTHH:MM, user, kind) -> n
     lifetimes: dict[str, dict[str, Any]] = {}
     refusal_marks: list[dict[str, Any]] = []
     first = last = None
     total = 0
     flagged_cis = flagged_unenforced = 0
+    trust_actions = ("container.create", "container.run.refused", "image.verify")
 
+    # The hot loop of a million-record report: plain dict operations only.
     for rec in records:
         t = rec.get("time")
-        if not isinstance(t, str):
+        if t.__class__ is not str:
             continue
         if (since and t < since) or (until and t > until):
             continue
@@ -95,27 +97,32 @@ def build_report(records: Iterable[dict[str, Any]], *, since: str | None = None,
             first = t
         if last is None or t > last:
             last = t
-        user = _s(rec.get("user")) or str(rec.get("uid"))
-        uids.setdefault(user, rec.get("uid"))
+        user = rec.get("user")
+        if user.__class__ is not str or not user:
+            user = str(rec.get("uid"))
+        if user in user_records:
+            user_records[user] += 1
+        else:
+            user_records[user] = 1
+            uids[user] = rec.get("uid")
         action = _s(rec.get("action"))
         outcome = _s(rec.get("outcome"))
-        actions[action] += 1
-        outcomes[outcome] += 1
-        ucount = users[user]
-        ucount["records"] += 1
-        img = rec.get("image") or {}
-        ref = _s(img.get("ref")) if isinstance(img, dict) else ""
-        digest = _s(img.get("digest")) if isinstance(img, dict) else ""
+        actions[action] = actions.get(action, 0) + 1
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        img = rec.get("image")
+        if img.__class__ is dict:
+            ref, digest = _s(img.get("ref")), _s(img.get("digest"))
+        else:
+            ref = digest = ""
         profile = _s(rec.get("profile"))
-        g = groups[(user, ref or digest, profile)]
-        g.uid = rec.get("uid")
-        ctr = rec.get("container") or {}
-        cid = _s(ctr.get("id")) if isinstance(ctr, dict) else ""
+        gkey = (user, ref or digest, profile)
+        g = groups.get(gkey)
+        if g is None:
+            g = groups[gkey] = _Group(uid=rec.get("uid"))
         kind = outcome
         if outcome == "refused":
             reason = _s(rec.get("reason")) or "(no reason given)"
             g.refusals[reason] += 1
-            ucount["refusals"] += 1
             refusal_reasons[reason][action] += 1
             refusal_users[reason].add(user)
             if len(refusal_marks) < MAX_TIMELINE_ITEMS:
@@ -123,69 +130,82 @@ def build_report(records: Iterable[dict[str, Any]], *, since: str | None = None,
                                       "reason": reason, "image": ref or digest})
         elif outcome == "error":
             g.errors += 1
-            ucount["errors"] += 1
-        status = trust_status(rec.get("trust"))
-        if status is not None and action in ("container.create", "container.run.refused",
-                                             "image.verify"):
-            g.trust[status] += 1
-            if status != "verified":
-                key = (ref, digest, status)
-                entry = images.get(key)
-                if entry is None:
-                    trust = rec["trust"]
-                    reasons = trust.get("reasons") if isinstance(trust, dict) else None
-                    entry = images[key] = {
-                        "image": ref, "digest": digest, "status": status, "count": 0,
-                        "users": set(),
-                        "requirements": [r for r in trust.get("requirements") or []
-                                         if isinstance(r, str)],
-                        "reasons": [r for r in reasons or [] if isinstance(r, str)][:5]}
-                entry["count"] += 1
-                entry["users"].add(user)
-        if action == "container.create" and outcome == "ok":
-            g.containers += 1
-            ucount["containers"] += 1
-            kind = "run"
-            conf = rec.get("confinement")
-            if isinstance(conf, dict):
-                if conf.get("cis_findings"):
-                    flagged_cis += 1
-                if conf.get("unenforced"):
-                    flagged_unenforced += 1
-                for f in conf.get("cis_findings") or []:
-                    if isinstance(f, dict) and isinstance(f.get("id"), str):
-                        fid = f["id"]
-                        g.cis[fid] += 1
-                        if fid not in cis_info:
-                            cis_info[fid] = {"id": fid, "severity": _s(f.get("severity")),
-                                             "title": _s(f.get("title")), "containers": 0}
-                        cis_info[fid]["containers"] += 1
-                        cis_users[fid].add(user)
-                for u in conf.get("unenforced") or []:
-                    if isinstance(u, str):
-                        g.unenforced[u] += 1
-                        unenf_count[u] += 1
-                        unenf_users[u].add(user)
-            if cid and len(lifetimes) < MAX_TIMELINE_ITEMS:
-                lifetimes[cid] = {"id": cid, "name": _s(ctr.get("name")), "user": user,
-                                  "image": ref or digest, "profile": profile, "created": t,
-                                  "start": None, "end": None, "exit_status": None}
-        elif action == "container.start" and outcome == "ok":
-            g.starts += 1
-            if cid in lifetimes and lifetimes[cid]["start"] is None:
-                lifetimes[cid]["start"] = t
+        trust = rec.get("trust")
+        if trust and action in trust_actions:
+            status = trust_status(trust)
+            if status is not None:
+                g.trust[status] += 1
+                if status != "verified":
+                    key = (ref, digest, status)
+                    entry = images.get(key)
+                    if entry is None:
+                        reasons = trust.get("reasons")
+                        entry = images[key] = {
+                            "image": ref, "digest": digest, "status": status, "count": 0,
+                            "users": set(),
+                            "requirements": [r for r in trust.get("requirements") or []
+                                             if isinstance(r, str)],
+                            "reasons": [r for r in reasons or [] if isinstance(r, str)][:5]}
+                    entry["count"] += 1
+                    entry["users"].add(user)
+        if action == "container.create":
+            if outcome == "ok":
+                g.containers += 1
+                kind = "run"
+                conf = rec.get("confinement")
+                if conf.__class__ is dict:
+                    findings = conf.get("cis_findings")
+                    if findings and findings.__class__ is list:
+                        flagged_cis += 1
+                        for f in findings:
+                            if f.__class__ is dict and f.get("id").__class__ is str:
+                                fid = f["id"]
+                                g.cis[fid] += 1
+                                info = cis_info.get(fid)
+                                if info is None:
+                                    info = cis_info[fid] = {
+                                        "id": fid, "severity": _s(f.get("severity")),
+                                        "title": _s(f.get("title")), "containers": 0}
+                                info["containers"] += 1
+                                cis_users[fid].add(user)
+                    unenf = conf.get("unenforced")
+                    if unenf and unenf.__class__ is list:
+                        flagged_unenforced += 1
+                        for u in unenf:
+                            if u.__class__ is str:
+                                g.unenforced[u] += 1
+                                unenf_count[u] += 1
+                                unenf_users[u].add(user)
+                if len(lifetimes) < MAX_TIMELINE_ITEMS:
+                    ctr = rec.get("container")
+                    ctr = ctr if ctr.__class__ is dict else {}
+                    cid = _s(ctr.get("id"))
+                    if cid:
+                        lifetimes[cid] = {"id": cid, "name": _s(ctr.get("name")),
+                                          "user": user, "image": ref or digest,
+                                          "profile": profile, "created": t, "start": None,
+                                          "end": None, "exit_status": None}
+        elif action == "container.start":
+            if outcome == "ok":
+                g.starts += 1
+                if lifetimes:
+                    ctr = rec.get("container")
+                    life = lifetimes.get(_s(ctr.get("id"))) if ctr.__class__ is dict else None
+                    if life is not None and life["start"] is None:
+                        life["start"] = t
         elif action == "container.exit":
             g.exits += 1
             es = rec.get("exit_status")
-            if isinstance(es, int) and es != 0:
+            if es.__class__ is int and es != 0:
                 g.nonzero_exits += 1
-            if cid in lifetimes:
-                lifetimes[cid]["end"] = t
-                lifetimes[cid]["exit_status"] = es if isinstance(es, int) else None
-        times.append((t, user, kind))
-
-    def ranked(c: Counter[str]) -> list[dict[str, Any]]:
-        return [{"value": k, "count": v} for k, v in c.most_common()]
+            if lifetimes:
+                ctr = rec.get("container")
+                life = lifetimes.get(_s(ctr.get("id"))) if ctr.__class__ is dict else None
+                if life is not None:
+                    life["end"] = t
+                    life["exit_status"] = es if es.__class__ is int else None
+        mkey = (t[:16], user, kind)
+        minutes[mkey] = minutes.get(mkey, 0) + 1
 
     group_list = []
     for (user, image, profile), g in sorted(groups.items()):
@@ -216,7 +236,7 @@ def build_report(records: Iterable[dict[str, Any]], *, since: str | None = None,
         "period": {"first": first, "last": last},
         "totals": {
             "records": total,
-            "users": len(users),
+            "users": len(user_records),
             "containers": sum(g.containers for g in groups.values()),
             "refusals": outcomes.get("refused", 0),
             "errors": outcomes.get("error", 0),
@@ -226,9 +246,12 @@ def build_report(records: Iterable[dict[str, Any]], *, since: str | None = None,
             "unenforced_settings": len(unenf_count),
         },
         "actions": dict(sorted(actions.items())),
-        "users": [{"user": u, "uid": uids.get(u), "records": c["records"],
-                   "containers": c["containers"], "refusals": c["refusals"],
-                   "errors": c["errors"]} for u, c in sorted(users.items())],
+        "users": [{"user": u, "uid": uids.get(u), "records": n,
+                   "containers": sum(g.containers for k, g in groups.items() if k[0] == u),
+                   "refusals": sum(sum(g.refusals.values()) for k, g in groups.items()
+                                   if k[0] == u),
+                   "errors": sum(g.errors for k, g in groups.items() if k[0] == u)}
+                  for u, n in sorted(user_records.items())],
         "groups": group_list,
         "refusals": [{"reason": r, "count": sum(a.values()), "actions": dict(a),
                       "users": sorted(refusal_users[r])}
@@ -239,8 +262,8 @@ def build_report(records: Iterable[dict[str, Any]], *, since: str | None = None,
         "cis_findings": cis_list,
         "unenforced": [{"setting": s, "containers": n, "users": sorted(unenf_users[s])}
                        for s, n in unenf_count.most_common()],
-        "timeline": _timeline(times, first, last, list(lifetimes.values()), refusal_marks,
-                              sorted(users)),
+        "timeline": _timeline(minutes, first, last, list(lifetimes.values()), refusal_marks,
+                              sorted(user_records)),
     }
     return report
 
@@ -249,7 +272,7 @@ def _parse(t: str) -> datetime:
     return datetime.strptime(t, _canon.TIME_FORMAT).replace(tzinfo=UTC)
 
 
-def _timeline(times: list[tuple[str, str, str]], first: str | None, last: str | None,
+def _timeline(minutes: dict[tuple[str, str, str], int], first: str | None, last: str | None,
               lifetimes: list[dict[str, Any]], refusals: list[dict[str, Any]],
               users: list[str]) -> dict[str, Any]:
     """Activity per user in equal time bins, and (for small logs) each container's span."""
@@ -265,23 +288,24 @@ def _timeline(times: list[tuple[str, str, str]], first: str | None, last: str | 
     width = span / TIMELINE_BINS
     bins: list[dict[str, dict[str, int]]] = [dict() for _ in range(TIMELINE_BINS)]
     base = t0.timestamp()
-    cache: dict[str, float] = {}
-    for t, user, kind in times:
-        # Times share their first 19 characters with their neighbours; cache by second.
-        sec = t[:19]
-        ts = cache.get(sec)
-        if ts is None:
+    days: dict[str, float] = {}
+    for (t, user, kind), n in minutes.items():
+        # strptime per record is the slowest thing in a report: parse the day once,
+        # the time of day by hand (record times are YYYY-MM-DDTHH:MM:SS.ffffffZ).
+        day = days.get(t[:10])
+        if day is None:
             try:
-                ts = _parse(sec + ".000000Z").timestamp()
+                day = days[t[:10]] = _parse(t[:10] + "T00:00:00.000000Z").timestamp()
             except ValueError:
                 continue
-            if len(cache) > 100_000:
-                cache.clear()
-            cache[sec] = ts
-        i = min(int((ts - base) / width), TIMELINE_BINS - 1)
+        try:
+            ts = day + int(t[11:13]) * 3600 + int(t[14:16]) * 60
+        except ValueError:
+            continue
+        i = min(max(int((ts - base) / width), 0), TIMELINE_BINS - 1)
         cell = bins[i].setdefault(user, {"run": 0, "ok": 0, "refused": 0, "error": 0})
         if kind in cell:
-            cell[kind] += 1
+            cell[kind] += n
     return {
         "start": first, "end": last, "bin_seconds": width, "users": users,
         "bins": bins,

@@ -84,14 +84,17 @@ class ScanResult:
     torn: bytes
 
 
-def scan(fd: int) -> ScanResult:
-    """Rebuild the state of the log open at ``fd`` from its lines (reads it once)."""
-    st = _State()
+def scan(fd: int, base: _State | None = None) -> ScanResult:
+    """The state of the log open at ``fd``: ``base`` (a state known to match the log up to
+    ``base.size``) carried forward over the lines after it, or rebuilt from the start."""
+    st = _State() if base is None else _State(
+        records=base.records, size=base.size, last_hash=base.last_hash,
+        last_len=base.last_len, frontier=list(base.frontier), checkpoint=base.checkpoint)
     frontier = st.frontier
     pending = b""
     last = b""
-    offset = 0
-    pos = 0
+    pos = st.size
+    leaf0 = _sha256(b"\x00")
     while True:
         chunk = os.pread(fd, _CHUNK, pos)
         if not chunk:
@@ -100,15 +103,15 @@ def scan(fd: int) -> ScanResult:
         lines = (pending + chunk).split(b"\n")
         pending = lines.pop()
         for line in lines:
-            h = _sha256(b"\x00" + line).digest()
-            _merkle.append_leaf(frontier, st.records, h)
+            h = leaf0.copy()
+            h.update(line)
+            _merkle.append_leaf(frontier, st.records, h.digest())
             st.records += 1
-            offset += len(line) + 1
+            st.size += len(line) + 1
             last = line
-    if st.records:
+    if st.records and (base is None or st.records != base.records):
         st.last_hash = _merkle.leaf_hash(last).hex()
         st.last_len = len(last) + 1
-    st.size = offset
     return ScanResult(state=st, torn=pending)
 
 
@@ -287,7 +290,8 @@ class LogDir:
         return LogDir._Lock(self)
 
     def _read_state(self, fd: int, size: int) -> _State | None:
-        """The saved state if it matches the log open at ``fd`` (of ``size`` bytes)."""
+        """The saved state if the log open at ``fd`` (of ``size`` bytes) still holds, at the
+        state's offset, the record it names last; the log may have grown since."""
         try:
             sfd = os.open(self._state, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
         except OSError:
@@ -297,11 +301,11 @@ class LogDir:
         finally:
             os.close(sfd)
         st = _State.load(raw)
-        if st is None or st.size != size:
+        if st is None or st.size > size:
             return None
         if st.records == 0:
-            return st if size == 0 else None
-        start = size - st.last_len
+            return st if st.size == 0 else None
+        start = st.size - st.last_len
         if start < 0:
             return None
         tail = os.pread(fd, st.last_len + 1, start - 1) if start else os.pread(fd, st.last_len, 0)
@@ -349,8 +353,8 @@ class LogDir:
                     self.signer()
                 size = os.fstat(fd).st_size
                 st = self._read_state(fd, size)
-                if st is None:
-                    st = self._recover(fd, size)
+                if st is None or st.size != size:
+                    st = self._recover(fd, st)
                 rec = self._append_locked(fd, st, body)
                 if checkpoint or st.records % self.checkpoint_every == 0:
                     self._checkpoint_locked(st)
@@ -380,11 +384,12 @@ class LogDir:
         st.last_len = len(data)
         return rec
 
-    def _recover(self, fd: int, size: int) -> _State:
-        """Rebuild the state from the log; move a torn final line aside and say so."""
-        result = scan(fd)
+    def _recover(self, fd: int, base: _State | None) -> _State:
+        """Bring the state up to the log's end (from ``base``, a state that matches the log
+        so far, or from the start); move a torn final line aside and say so."""
+        result = scan(fd, base)
         st = result.state
-        saved = self._saved_records()
+        saved = self._saved_records() if base is None else None
         notes: list[str] = []
         details: dict[str, Any] = {}
         if result.torn:
@@ -421,8 +426,8 @@ class LogDir:
                 key = self.signer()
                 size = os.fstat(fd).st_size
                 st = self._read_state(fd, size)
-                if st is None:
-                    st = self._recover(fd, size)
+                if st is None or st.size != size:
+                    st = self._recover(fd, st)
                 note = self._checkpoint_locked(st, key)
                 self._write_state(st)
                 if created:
