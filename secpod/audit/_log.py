@@ -159,6 +159,9 @@ def record(
                 hint="secpod does not act without the host's audit record; ask the "
                      "administrator to start it (systemctl start secpod-audit-collector)")
         details = {**(details or {}), "collector": f"unreachable: {unreachable}"}
+        if not required:
+            print(f"secpod: warning: the audit collector cannot be reached: {unreachable}",
+                  file=sys.stderr)
     if details:
         rec["details"] = details
     try:
