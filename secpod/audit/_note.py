@@ -23,7 +23,7 @@ import binascii
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from secpod.errors import CheckpointError
 
@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 ALG_ED25519 = 0x01
 _DASH = "\u2014 "
 _NAME_RE = re.compile(r"^[^\s+]+$")
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")
 _MAX_NOTE = 16 * 1024
+_PUBLIC: dict[bytes, Any] = {}  # loaded public keys: a log has thousands of checkpoints
 
 
 def _b64decode(text: str, what: str) -> bytes:
@@ -93,7 +95,10 @@ class VerifierKey:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
         try:
-            Ed25519PublicKey.from_public_bytes(self.public).verify(signature, message)
+            key = _PUBLIC.get(self.public)
+            if key is None:
+                key = _PUBLIC[self.public] = Ed25519PublicKey.from_public_bytes(self.public)
+            key.verify(signature, message)
         except (InvalidSignature, ValueError):
             return False
         return True
@@ -176,21 +181,30 @@ class Checkpoint:
     text: str
     signatures: tuple[NoteSignature, ...]
 
-    def verify(self, key: VerifierKey) -> None:
-        """Check that ``key`` signed this checkpoint.
+    def signed_part(self, key: VerifierKey) -> NoteSignature:
+        """The signature line ``key`` would have made; check names and ids only (cheap).
 
         Raises CheckpointError naming the signer found when another key signed
-        it, or saying the signature is invalid.
+        it, or when its origin is not the key's log.
         """
         mine = [s for s in self.signatures if s.name == key.name and s.key_id == key.key_id]
         if not mine:
             found = ", ".join(f"{s.name} (key id {s.key_id.hex()})" for s in self.signatures)
             raise CheckpointError(
                 f"signed by another key: {found}; expected {key.name} (key id {key.key_id.hex()})")
-        if not key.verify_signature(self.text.encode(), mine[0].signature):
-            raise CheckpointError(f"the signature by {key.name} does not verify")
         if self.origin != key.name:
             raise CheckpointError(f"origin {self.origin!r} is not the key's log {key.name!r}")
+        return mine[0]
+
+    def verify(self, key: VerifierKey) -> None:
+        """Check that ``key`` signed this checkpoint.
+
+        Raises CheckpointError naming the signer found when another key signed
+        it, or saying the signature is invalid.
+        """
+        sig = self.signed_part(key)
+        if not key.verify_signature(self.text.encode(), sig.signature):
+            raise CheckpointError(f"the signature by {key.name} does not verify")
 
 
 def checkpoint_text(origin: str, size: int, root: bytes, time: str) -> str:
@@ -201,7 +215,7 @@ def parse_checkpoint(note: str) -> Checkpoint:
     """Parse a signed checkpoint note. Raises CheckpointError if it is malformed."""
     if len(note) > _MAX_NOTE:
         raise CheckpointError("the checkpoint is larger than a checkpoint can be")
-    if any(ord(c) < 0x20 and c != "\n" for c in note):
+    if _CONTROL.search(note):
         raise CheckpointError("the checkpoint contains control characters")
     if not note.endswith("\n"):
         raise CheckpointError("the checkpoint does not end with a newline")

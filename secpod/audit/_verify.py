@@ -23,6 +23,7 @@ import base64
 import binascii
 import hashlib
 import json
+import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -182,13 +183,29 @@ def _diagnose(line: bytes, lineno: int, offset: int, want_seq: int, want_prev: b
                    f"link in record {seq} ({where})", seq=seq - 1), seq
 
 
+SignatureCheck = Callable[[list[tuple[bytes, bytes]]], Callable[[], list[bool]]]
+
+
+def inline_signatures(key: _note.VerifierKey) -> SignatureCheck:
+    """Check (message, signature) pairs with ``key``, here and now."""
+    def start(items: list[tuple[bytes, bytes]]) -> Callable[[], list[bool]]:
+        results = [key.verify_signature(m, s) for m, s in items]
+        return lambda: results
+    return start
+
+
 def verify_stream(chunks: Iterable[bytes], *, key: _note.VerifierKey | None,
                   checkpoints: Sequence[CheckpointInput] = (),
-                  written: Written | None = None) -> Verification:
-    """Verify a log given as consecutive byte chunks. Pure: no I/O of its own."""
+                  written: Written | None = None,
+                  signatures: SignatureCheck | None = None) -> Verification:
+    """Verify a log given as consecutive byte chunks. Pure: no I/O of its own.
+
+    ``signatures`` checks the checkpoints' Ed25519 signatures (default: in
+    line); it is started before the chain and waited for after it, so a caller
+    may run it beside the chain (:func:`verify_dir` does, for many checkpoints).
+    """
     problems: list[Problem] = []
     extra = 0
-    later_mismatches: list[int] = []
 
     def add(p: Problem) -> None:
         nonlocal extra
@@ -202,9 +219,9 @@ def verify_stream(chunks: Iterable[bytes], *, key: _note.VerifierKey | None,
         add(Problem("missing-key", "the log's verifier key is missing: no checkpoint can be "
                     "checked"))
 
-    # 2. checkpoints
-    want: dict[int, list[tuple[CheckpointInput, _note.Checkpoint]]] = {}
-    parsed = 0
+    # 2. checkpoints: names and key ids now, signatures beside the chain
+    entries: list[tuple[str, _note.Checkpoint]] = []
+    signed: list[tuple[bytes, bytes]] = []
     for cp_in in checkpoints:
         try:
             cp = _note.parse_checkpoint(cp_in.note)
@@ -213,14 +230,18 @@ def verify_stream(chunks: Iterable[bytes], *, key: _note.VerifierKey | None,
                         checkpoint=cp_in.label))
             continue
         label = f"{cp_in.label} (size {cp.size}, {cp.time or 'no time'})"
-        parsed += 1
         if key is not None:
             try:
-                cp.verify(key)
+                part = cp.signed_part(key)
             except CheckpointError as e:
                 add(Problem("checkpoint-signature", f"{label}: {e.message}", checkpoint=label))
                 continue
-        want.setdefault(cp.size, []).append((CheckpointInput(label, cp_in.note), cp))
+            signed.append((cp.text.encode(), part.signature))
+        entries.append((label, cp))
+    parsed = len(entries) + sum(p.kind == "checkpoint-signature" for p in problems)
+    waiter = (signatures or inline_signatures(key))(signed) if key is not None else None
+    want = {cp.size for _label, cp in entries}
+    roots: dict[int, bytes] = {}
 
     # 3. the chain, 5. roots on the way
     sha = hashlib.sha256
@@ -230,29 +251,15 @@ def verify_stream(chunks: Iterable[bytes], *, key: _note.VerifierKey | None,
     seq = 0
     prev = _canon.ZERO_HASH.encode()
     pending = b""
-    covered = 0
     written_leaf: bytes | None = None
     wn = written.records if written else -1
     # Sizes at which the tree's root is wanted; batches are cut there.
-    stops = sorted(set(want))
+    stops = sorted(want)
     stop_i = 0
-
-    def check_root(size: int) -> None:
-        nonlocal covered
-        root = tree.root()
-        for cp_in, cp in want.pop(size, []):
-            if cp.root != root and any(p.kind == "checkpoint-mismatch" for p in problems):
-                later_mismatches.append(size)
-            elif cp.root != root:
-                add(Problem("checkpoint-mismatch", f"{cp_in.label} does not match the log: a "
-                            f"record before {size} was modified, inserted, deleted or "
-                            "reordered", checkpoint=cp_in.label))
-            else:
-                covered = max(covered, size)
 
     resume: bytes | None = None  # where the chain goes on after a record out of place
     if 0 in want:
-        check_root(0)
+        roots[0] = tree.root()
     leaf0 = sha(b"\x00")
     hexlify = binascii.b2a_hex
     for chunk in chunks:
@@ -291,8 +298,7 @@ def verify_stream(chunks: Iterable[bytes], *, key: _note.VerifierKey | None,
                 continue
             tree.extend(hashes[done:cut])
             done = cut
-            if n + cut in want:
-                check_root(n + cut)
+            roots[n + cut] = tree.root()
         tree.extend(hashes[done:])
         if n < wn <= end_n:
             written_leaf = hashes[wn - n - 1]
@@ -308,20 +314,36 @@ def verify_stream(chunks: Iterable[bytes], *, key: _note.VerifierKey | None,
                     "completed; the next record appended moves it aside and says so",
                     seq=seq))
 
-    if later_mismatches:
-        add(Problem("checkpoint-mismatch", f"{len(later_mismatches)} later checkpoint(s) "
-                    f"(sizes {later_mismatches[0]}-{later_mismatches[-1]}) do not match "
-                    "either"))
-
-    # 5. checkpoints beyond the end
-    if want:
-        size = max(want)
-        cp_in = want[size][0][0]
-        others = sum(len(v) for v in want.values()) - 1
-        also = f" (and {others} earlier checkpoint(s) beyond the end)" if others else ""
-        add(Problem("truncated", f"the log holds {n} records but {cp_in.label} covers "
+    # 2 (cont.) signatures, 5. roots and checkpoints beyond the end
+    good = waiter() if waiter is not None else [True] * len(entries)
+    covered = 0
+    mismatched: list[int] = []
+    beyond: list[tuple[str, int]] = []
+    for (label, cp), ok in zip(entries, good, strict=True):
+        if not ok:
+            add(Problem("checkpoint-signature", f"{label}: the signature by "
+                        f"{key.name if key else '?'} does not verify", checkpoint=label))
+        elif cp.size > n:
+            beyond.append((label, cp.size))
+        elif roots.get(cp.size) != cp.root:
+            if not mismatched:
+                add(Problem("checkpoint-mismatch", f"{label} does not match the log: a "
+                            f"record before {cp.size} was modified, inserted, deleted or "
+                            "reordered", checkpoint=label))
+            mismatched.append(cp.size)
+        else:
+            covered = max(covered, cp.size)
+    if len(mismatched) > 1:
+        later = sorted(mismatched[1:])
+        add(Problem("checkpoint-mismatch", f"{len(later)} later checkpoint(s) "
+                    f"(sizes {later[0]}-{later[-1]}) do not match either"))
+    if beyond:
+        label, size = max(beyond, key=lambda b: b[1])
+        also = f" (and {len(beyond) - 1} other checkpoint(s) beyond the end)" \
+            if len(beyond) > 1 else ""
+        add(Problem("truncated", f"the log holds {n} records but {label} covers "
                     f"{size}: {_records(n, size)} were removed (truncated back past a "
-                    f"checkpoint){also}", seq=n, checkpoint=cp_in.label))
+                    f"checkpoint){also}", seq=n, checkpoint=label))
 
     # 6. what the writer last wrote
     if written is not None and written.records > 0:
@@ -339,6 +361,42 @@ def verify_stream(chunks: Iterable[bytes], *, key: _note.VerifierKey | None,
 
 
 # --- files -----------------------------------------------------------------------
+
+
+def _signature_worker(key: _note.VerifierKey, items: list[tuple[bytes, bytes]],
+                      out: Any) -> None:
+    out.send([key.verify_signature(m, s) for m, s in items])
+    out.close()
+
+
+def _beside(key: _note.VerifierKey, threshold: int = 64) -> SignatureCheck:
+    """Check many checkpoint signatures in a child process while the chain is walked.
+
+    Ed25519 verification is ~0.1 ms each; a big log has thousands of
+    checkpoints, and a host has a second core. Few signatures are checked here.
+    """
+    def start(items: list[tuple[bytes, bytes]]) -> Callable[[], list[bool]]:
+        if len(items) < threshold:
+            return inline_signatures(key)(items)
+        ctx = multiprocessing.get_context("fork")
+        recv, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_signature_worker, args=(key, items, send), daemon=True)
+        proc.start()
+        send.close()
+
+        def wait() -> list[bool]:
+            try:
+                results: list[bool] = recv.recv()
+            except EOFError:
+                results = inline_signatures(key)(items)()  # the child died: do it here
+            finally:
+                recv.close()
+                proc.join()
+            if len(results) != len(items):
+                results = inline_signatures(key)(items)()
+            return results
+        return wait
+    return start
 
 
 def read_chunks(path: Path, size: int = 1 << 24) -> Iterator[bytes]:
@@ -443,7 +501,8 @@ def verify_dir(log_dir: Path, *, key: str | None = None,
     cps, cp_problems = load_checkpoints(log_dir, checkpoint)
     try:
         result = verify_stream(read_chunks(log), key=vkey, checkpoints=cps,
-                               written=read_written(log_dir))
+                               written=read_written(log_dir),
+                               signatures=_beside(vkey) if vkey is not None else None)
     except OSError as e:
         raise AuditError(f"cannot read {log}: {e.strerror}") from e
     if cp_problems:

@@ -6,6 +6,7 @@ Each failure case copies tests/assets/audit/good (23 records, checkpoints at
 
 from __future__ import annotations
 
+import base64
 import json
 import multiprocessing
 import os
@@ -259,3 +260,26 @@ def test_concurrent_writers_lose_and_interleave_nothing(tmp_path: Path) -> None:
     for w in range(4):
         assert [x["details"]["i"] for x in recs if x["user"] == f"w{w}"] == list(range(25))
     assert os.path.exists(path / "checkpoint")
+
+
+def test_signatures_checked_in_a_child_process_give_the_same_verdict(log: Path) -> None:
+    from secpod.audit._verify import (_beside, load_checkpoints, load_key, read_chunks,
+                                      read_written, verify_stream)
+
+    cps = (log / "checkpoints.jsonl").read_text().splitlines()
+    cp = _note.parse_checkpoint(json.loads(cps[2])["note"])
+    # Same name and key id, a signature that is not the key's: only Ed25519 can tell.
+    forged = base64.b64encode(cp.signatures[0].key_id + bytes(64)).decode()
+    bad = f"{cp.text}\n\u2014 {NAME} {forged}\n"
+    cps[2] = json.dumps({"note": bad})
+    (log / "checkpoints.jsonl").write_text("\n".join(cps) + "\n")
+    key = load_key(None, log)
+    assert key is not None
+    notes, _ = load_checkpoints(log)
+    results = [verify_stream(read_chunks(log / "log.jsonl"), key=key, checkpoints=notes,
+                             written=read_written(log), signatures=s)
+               for s in (None, _beside(key, threshold=1))]
+    assert results[0].problems == results[1].problems
+    assert [(p.kind, "size 15" in p.message) for p in results[0].problems] == [
+        ("checkpoint-signature", True)]
+    assert "does not verify" in results[0].problems[0].message
