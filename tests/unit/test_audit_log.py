@@ -263,8 +263,14 @@ def test_concurrent_writers_lose_and_interleave_nothing(tmp_path: Path) -> None:
 
 
 def test_signatures_checked_in_a_child_process_give_the_same_verdict(log: Path) -> None:
-    from secpod.audit._verify import (_beside, load_checkpoints, load_key, read_chunks,
-                                      read_written, verify_stream)
+    from secpod.audit._verify import (
+        _beside,
+        load_checkpoints,
+        load_key,
+        read_chunks,
+        read_written,
+        verify_stream,
+    )
 
     cps = (log / "checkpoints.jsonl").read_text().splitlines()
     cp = _note.parse_checkpoint(json.loads(cps[2])["note"])
