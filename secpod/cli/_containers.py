@@ -69,6 +69,17 @@ def _as_docker_codes(func: Any) -> Any:
     return wrapper
 
 
+def _tell_unenforced(ctr: Any) -> None:
+    """Say once per boot and profile what this host does not enforce (inspect always says)."""
+    from secpod.sandbox.state import first_notice
+
+    if ctr.unenforced and first_notice(f"{ctr.profile_hash}:{ctr.unenforced}"):
+        for line in ctr.unenforced:
+            print(f"secpod: not enforced on this host: {line}", file=sys.stderr)
+        print("secpod: (said once per boot; `secpod inspect` and `secpod doctor` repeat it)",
+              file=sys.stderr)
+
+
 @_as_docker_codes
 def _run(args: argparse.Namespace) -> int:
     from secpod.sandbox import lifecycle
@@ -79,8 +90,7 @@ def _run(args: argparse.Namespace) -> int:
 
     def announce(ctr: Any) -> None:
         created.append(ctr)
-        for line in ctr.unenforced:
-            print(f"secpod: not enforced on this host: {line}", file=sys.stderr)
+        _tell_unenforced(ctr)
 
     code = lifecycle.run(opts, on_created=announce)
     if args.detach:
@@ -93,8 +103,7 @@ def _create(args: argparse.Namespace) -> int:
     from secpod.sandbox import lifecycle
 
     ctr = lifecycle.create_detached(_options(args, detach=True))
-    for line in ctr.unenforced:
-        print(f"secpod: not enforced on this host: {line}", file=sys.stderr)
+    _tell_unenforced(ctr)
     print(ctr.id)
     return 0
 

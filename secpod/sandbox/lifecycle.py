@@ -308,11 +308,20 @@ def create_detached(opts: RunOptions) -> Container:
 
 
 def collect_exit(ctr: Container, runtime: Runtime) -> Container:
-    """Called by conmon's exit command (and by stop/rm): record the exit status once."""
-    try:
-        code: int | None = int(ctr.exit_file.read_text().strip())
-    except (OSError, ValueError):
-        code = None
+    """Called by conmon's exit command (and by stop/rm): record the exit status once.
+
+    conmon writes the exit file right after the process ends; give it a moment.
+    """
+    code: int | None = None
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            code = int(ctr.exit_file.read_text().strip())
+            break
+        except (OSError, ValueError):
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
     env = Environment(hostmod.probe(), runtime)
     _finish(ctr, env, code, reason=None if code is not None else "exit status unknown")
     return ctr
@@ -415,7 +424,7 @@ def stop(ref: str, timeout: float = 10) -> Container:
     if not _wait_stopped(ctr, rt, timeout):
         escalated = True
         with contextlib.suppress(RuntimeFailed):
-            rt.kill(ctr.id, "KILL", all_processes=True)
+            rt.kill(ctr.id, "KILL")
         _wait_stopped(ctr, rt, 10)
     _audit_ctr("container.stop", ctr, details={"timeout": timeout, "killed": escalated})
     _settle(ctr, rt)
@@ -461,7 +470,7 @@ def remove(ref: str, *, force: bool = False) -> Container:
     if status in ("running", "paused", "created"):
         _mark(ctr, "kill")
         with contextlib.suppress(RuntimeFailed):
-            rt.kill(ctr.id, "KILL", all_processes=True)
+            rt.kill(ctr.id, "KILL")
         _wait_stopped(ctr, rt, 10)
         if status != "created":
             _settle(ctr, rt)

@@ -193,3 +193,22 @@ def lookup(ref: str) -> Container:
 def containers_using(image_digest: str) -> list[str]:
     """Names of the containers made from the image with this manifest digest."""
     return [c.name for c in all_containers() if c.image_digest == image_digest]
+
+
+def first_notice(key: str) -> bool:
+    """True the first time ``key`` is asked for since boot (the runtime dir is per boot).
+
+    Used to tell a person once, not on every run, what the host does not enforce;
+    ``inspect``, ``doctor`` and the audit record always say it.
+    """
+    import hashlib
+
+    folder = paths.runtime_dir() / "notices"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(folder / hashlib.sha256(key.encode()).hexdigest()[:32],
+                     os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    os.close(fd)
+    return True

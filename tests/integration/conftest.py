@@ -37,10 +37,12 @@ def validate_runtime_config(config: dict[str, Any], shared: Path) -> None:
     """Validate an OCI runtime config against ../shared/oci-schemas/runtime-spec."""
     import jsonschema
     from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT7
 
     schemas = shared / "oci-schemas" / "runtime-spec"
     registry: Registry = Registry()
     for f in schemas.glob("*.json"):
-        registry = registry.with_resource(f.name, Resource.from_contents(json.loads(f.read_text())))
+        registry = registry.with_resource(f.name, Resource.from_contents(
+            json.loads(f.read_text()), default_specification=DRAFT7))
     schema = json.loads((schemas / "config-schema.json").read_text())
     jsonschema.Draft7Validator(schema, registry=registry).validate(config)

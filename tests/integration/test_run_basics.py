@@ -15,11 +15,19 @@ from tests.integration.conftest import audit_records, validate_runtime_config
 pytestmark = [pytest.mark.crun, pytest.mark.userns]
 
 
+def test_unenforced_settings_are_told_once_per_boot(user: User, busybox: str) -> None:
+    first = user.run("run", "--rm", busybox, "true")
+    assert "not enforced on this host" in first.stderr
+    assert "pids limit" in first.stderr
+    second = user.run("run", "--rm", busybox, "true")
+    assert second.stderr == ""
+
+
 def test_default_profile_has_podmans_capabilities(user: User, busybox: str) -> None:
     r = user.run("run", "--rm", busybox, "grep", "CapEff", "/proc/self/status")
     assert r.returncode == 0, r.stderr
     # CHOWN DAC_OVERRIDE FOWNER FSETID KILL NET_BIND_SERVICE SETFCAP SETGID SETPCAP SETUID SYS_CHROOT
-    assert r.stdout.split()[1] == "00000000800425fb"
+    assert r.stdout.split()[1] == "00000000800405fb"
 
 
 def test_writable_root_is_a_private_copy(user: User, busybox: str) -> None:
@@ -71,6 +79,7 @@ def test_name_clash_is_refused(user: User, busybox: str) -> None:
 
 
 def test_stdout_and_stderr_are_streamed_and_logged(user: User, busybox: str) -> None:
+    user.run("run", "--rm", busybox, "true", check=True)  # the once-per-boot notices go here
     r = user.run("run", "--name", "talker", busybox, "sh", "-c", "echo out; echo err >&2; printf tail")
     assert r.returncode == 0
     assert r.stdout == "out\ntail" and r.stderr == "err\n"
