@@ -26,6 +26,7 @@ import json
 import os
 import stat
 import struct
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,10 @@ class LogDir:
         self._log = str(path / "log.jsonl")
         self._state = str(path / "state.json")
         self._dir_checked = False
+        self._fd = self._sfd = -1
+        self._fd_pid = self._sfd_pid = 0
+        self._fd_id = self._sfd_id = (0, 0)
+        self._mutex = threading.Lock()
 
     # --- paths ---------------------------------------------------------------
 
@@ -203,13 +208,14 @@ class LogDir:
             _fsync_dir(self.path.parent)
         return created
 
-    def _write_new_file(self, path: Path, data: bytes, mode: int) -> None:
+    def _write_new_file(self, path: Path, data: bytes, mode: int, *, sync: bool = True) -> None:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
         try:
             os.fchmod(fd, mode)
             os.write(fd, data)
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -256,50 +262,88 @@ class LogDir:
 
         def __enter__(self) -> tuple[int, bool]:
             log = self.log
-            created = False
-            if not log._dir_checked:
-                created = log._ensure_dir()
-                log._dir_checked = True
-            path = log._log
-            flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
+            log._mutex.acquire()  # threads of one process share the fd, and flock with it
             try:
-                self.fd = os.open(path, flags)
-            except FileNotFoundError:
-                created = log._ensure_dir() or created
-                try:
-                    self.fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, self.log._file_mode)
-                    created = True
-                except FileExistsError:
-                    self.fd = os.open(path, flags)
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX)
-                st = os.fstat(self.fd)
-                if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
-                    raise AuditError(f"{path} is not a file owned by you")
+                fd, created = log._open_log()
+                fcntl.flock(fd, fcntl.LOCK_EX)
             except BaseException:
-                os.close(self.fd)
-                self.fd = -1
+                log._mutex.release()
                 raise
-            return self.fd, created
+            self.fd = fd
+            return fd, created
 
         def __exit__(self, *exc: object) -> None:
-            if self.fd >= 0:
-                os.close(self.fd)  # releases the flock
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+            finally:
+                self.log._mutex.release()
 
     def _locked(self) -> LogDir._Lock:
         return LogDir._Lock(self)
+
+    def _open_state(self) -> int:
+        """The state file's fd, kept like the log's (only used under the log's lock)."""
+        pid = os.getpid()
+        if self._sfd >= 0:
+            if self._sfd_pid == pid:
+                try:
+                    st = os.lstat(self._state)
+                except FileNotFoundError:
+                    st = None
+                if st is not None and (st.st_dev, st.st_ino) == self._sfd_id:
+                    return self._sfd
+            os.close(self._sfd)
+            self._sfd = -1
+        fd = os.open(self._state, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                     self._file_mode)
+        st = os.fstat(fd)
+        self._sfd, self._sfd_pid, self._sfd_id = fd, pid, (st.st_dev, st.st_ino)
+        return fd
+
+    def _open_log(self) -> tuple[int, bool]:
+        """The log's fd, kept open across appends of this process while the path still
+        names the same file; (re)opened (and created) otherwise."""
+        pid = os.getpid()
+        if self._fd >= 0:
+            if self._fd_pid == pid:
+                try:
+                    st = os.lstat(self._log)
+                except FileNotFoundError:
+                    st = None
+                if st is not None and (st.st_dev, st.st_ino) == self._fd_id:
+                    return self._fd, False
+            # Replaced, removed, or inherited across fork(): a child must not share the
+            # parent's open file description, or their flocks would not exclude each other.
+            os.close(self._fd)
+            self._fd = -1
+        created = False
+        if not self._dir_checked:
+            created = self._ensure_dir()
+            self._dir_checked = True
+        flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
+        try:
+            fd = os.open(self._log, flags)
+        except FileNotFoundError:
+            created = self._ensure_dir() or created
+            try:
+                fd = os.open(self._log, flags | os.O_CREAT | os.O_EXCL, self._file_mode)
+                created = True
+            except FileExistsError:
+                fd = os.open(self._log, flags)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+            os.close(fd)
+            raise AuditError(f"{self._log} is not a file owned by you")
+        self._fd, self._fd_pid, self._fd_id = fd, pid, (st.st_dev, st.st_ino)
+        return fd, created
 
     def _read_state(self, fd: int, size: int) -> _State | None:
         """The saved state if the log open at ``fd`` (of ``size`` bytes) still holds, at the
         state's offset, the record it names last; the log may have grown since."""
         try:
-            sfd = os.open(self._state, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            raw = os.pread(self._open_state(), 4096, 0)
         except OSError:
             return None
-        try:
-            raw = os.read(sfd, 4096)
-        finally:
-            os.close(sfd)
         st = _State.load(raw)
         if st is None or st.size > size:
             return None
@@ -330,12 +374,7 @@ class LogDir:
         data = st.dump()
         # Rewritten in place and never truncated: the checksum inside tells
         # where it ends, and a torn write just means a rebuild from the log.
-        fd = os.open(self._state, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
-                     self._file_mode)
-        try:
-            os.pwrite(fd, data, 0)
-        finally:
-            os.close(fd)
+        os.pwrite(self._open_state(), data, 0)
 
     # --- append --------------------------------------------------------------
 
@@ -455,7 +494,9 @@ class LogDir:
             os.fdatasync(fd)
         finally:
             os.close(fd)
-        self._write_new_file(self.latest_checkpoint_file, note.encode(), self._file_mode)
+        # A convenience copy of what checkpoints.jsonl already holds durably.
+        self._write_new_file(self.latest_checkpoint_file, note.encode(), self._file_mode,
+                             sync=False)
         st.checkpoint = st.records
         return note
 
