@@ -10,17 +10,42 @@ command cannot be invoked, 127 when it is not found, as Docker does).
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from secpod import __version__
-from secpod.cli import _audit, _containers, _images, _policies, _signing, _system
 from secpod.errors import Error
 
-_AREAS = (_system, _images, _containers, _policies, _signing, _audit)
+# Each area module registers its own commands. Only the area of the command being
+# run is imported (start-up time); help and unknown commands build them all.
+# tests/unit/test_cli_areas.py checks this table against what each area registers.
+_AREAS: dict[str, tuple[str, ...]] = {
+    "_system": ("doctor",),
+    "_images": ("image",),
+    "_containers": ("run", "create", "start", "ps", "logs", "stop", "kill", "rm", "exec",
+                    "inspect", "container-cleanup"),
+    "_policies": ("profile", "lint", "system"),
+    "_signing": ("key", "sign", "verify", "trust"),
+    "_audit": ("audit",),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _area(name: str) -> ModuleType:
+    return importlib.import_module(f"secpod.cli.{name}")
+
+
+def _command_word(argv: Sequence[str]) -> str | None:
+    for word in argv:
+        if word in ("-v", "--verbose"):
+            continue
+        return None if word.startswith("-") else word
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``command``, only the area that owns it is imported."""
     parser = argparse.ArgumentParser(
         prog="secpod",
         description="Rootless, daemonless container sandbox with signed images and an audit trail.",
@@ -30,8 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show a traceback when something fails")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for area in _AREAS:
-        area.register(sub)
+    owners = [a for a, cmds in _AREAS.items() if command in cmds]
+    for name in owners or list(_AREAS):
+        _area(name).register(sub)
     return parser
 
 
@@ -52,8 +78,12 @@ def _refuse_root(command: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words == ["--version"]:
+        print(f"secpod {__version__}")
+        return 0
+    parser = build_parser(_command_word(words))
+    args = parser.parse_args(words)
     try:
         if not getattr(args, "allow_root", False):
             _refuse_root(args.command)

@@ -1,0 +1,36 @@
+"""The CLI's command table matches what each area registers (lazy imports stay right)."""
+
+from __future__ import annotations
+
+import argparse
+
+from secpod import cli
+
+
+def _registered(area: str) -> set[str]:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    cli._area(area).register(sub)
+    return set(sub.choices)
+
+
+def test_every_area_registers_exactly_its_commands() -> None:
+    for area, commands in cli._AREAS.items():
+        assert _registered(area) == set(commands), area
+
+
+def test_commands_are_unique_across_areas() -> None:
+    seen: list[str] = [c for cmds in cli._AREAS.values() for c in cmds]
+    assert len(seen) == len(set(seen))
+
+
+def test_full_parser_knows_every_command() -> None:
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == {c for cmds in cli._AREAS.values() for c in cmds}
+
+
+def test_command_word_skips_global_flags() -> None:
+    assert cli._command_word(["-v", "run", "x"]) == "run"
+    assert cli._command_word(["--help"]) is None
+    assert cli._command_word([]) is None
