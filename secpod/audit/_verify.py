@@ -120,6 +120,9 @@ def _walk_batch(buf: bytes, start: int, end: int, hashes: list[bytes], n: int, o
     return seq, prev, resume
 
 
+_NODE0 = hashlib.sha256(b"\x01")
+
+
 class _BatchTree:
     """An RFC 6962 compact range grown a batch of leaves at a time.
 
@@ -133,7 +136,7 @@ class _BatchTree:
         self.levels: list[list[bytes]] = []
 
     def extend(self, hashes: list[bytes]) -> None:
-        sha = hashlib.sha256
+        node0 = _NODE0
         cur = hashes
         k = 0
         while cur:
@@ -146,8 +149,13 @@ class _BatchTree:
             else:
                 self.levels[k] = []
             it = iter(buf)  # even length: pairs (0,1), (2,3), ...
-            cur = [sha(b"\x01" + left + right).digest()
-                   for left, right in zip(it, it, strict=True)]
+            out: list[bytes] = []
+            keep = out.append
+            for left, right in zip(it, it, strict=True):
+                h = node0.copy()  # cheaper than a new hash object per node
+                h.update(left + right)
+                keep(h.digest())
+            cur = out
             k += 1
 
     def root(self) -> bytes:
@@ -500,7 +508,7 @@ def verify_dir(log_dir: Path, *, key: str | None = None,
     vkey = load_key(key, log_dir)
     cps, cp_problems = load_checkpoints(log_dir, checkpoint)
     try:
-        result = verify_stream(read_chunks(log), key=vkey, checkpoints=cps,
+        result = verify_stream(read_chunks(log, 1 << 20), key=vkey, checkpoints=cps,
                                written=read_written(log_dir),
                                signatures=_beside(vkey) if vkey is not None else None)
     except OSError as e:
