@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs the runner benchmarks (bench/runner_bench.py) as the unprivileged user in
+# the same arrangement as the tests: as root, a private mount namespace without
+# the cgroup v2 mount. Prints a markdown table; results go into docs/BENCHMARKS.md
+# by hand. Never part of `make test`.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+[ "$(id -u)" = 0 ] || { echo "run as root (it drops to the test user)" >&2; exit 2; }
+stage=$(bash "$here/scripts/test-env.sh" --setup-only)
+user=${SECPOD_TEST_USER:-secpodtest}
+# lowercase: podman names an image pulled from oci:PATH after the path
+work=/var/tmp/secpod-bench-$$
+rm -rf "$work"; mkdir "$work"
+chmod 755 "$work"; chown "$user:" "$work"
+trap 'rm -rf "$work"' EXIT
+unshare -m --propagation private -- bash -c '
+  if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified; fi
+  setpriv --reuid="$1" --regid="$1" --init-groups --reset-env \
+    env HOME="$2" PATH="$3/venv/bin:/usr/bin:/bin" XDG_RUNTIME_DIR="$2/run" \
+    XDG_DATA_HOME="$2/data" XDG_CONFIG_HOME="$2/config" COSIGN_PASSWORD=bench \
+    "$3/venv/bin/python" "$3/main/bench/runner_bench.py" "${@:4}"
+' bench "$user" "$work" "$stage" "$@"
