@@ -87,6 +87,10 @@ class Runtime:
         args = ["kill", *(["--all"] if all_processes else []), cid, signal]
         self.call(*args, what=f"sending {signal}")
 
+    def knows(self, cid: str) -> bool:
+        """Whether crun has state for the container (its folder under the state root)."""
+        return (self.root / cid).exists()
+
     def delete(self, cid: str, *, force: bool = False) -> None:
         """Forget the container; no error when crun does not know it."""
         subprocess.run(self.argv("delete", *(["--force"] if force else []), cid),

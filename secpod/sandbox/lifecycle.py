@@ -243,10 +243,12 @@ def _finish(ctr: Container, env: Environment, code: int | None, *, reason: str |
             current.finished = state.now()
             current.exit_recorded = True
             current.save()
+            # A container's exit closes a chapter of the log: sign a checkpoint.
             _audit_ctr("container.exit", current, "ok" if code is not None else "error",
-                       exit_status=code, reason=reason,
+                       exit_status=code, reason=reason, checkpoint=True,
                        details={"stopped_by": current.stopped_by} if current.stopped_by else None)
-        env.runtime.delete(ctr.id, force=True)
+        if env.runtime.knows(ctr.id):
+            env.runtime.delete(ctr.id, force=True)
     if current.auto_remove:
         state.release(current.id, current.name)
         _audit_ctr("container.rm", current, reason="--rm")
@@ -464,7 +466,7 @@ def remove(ref: str, *, force: bool = False) -> Container:
     ctr = state.lookup(ref)
     rt = Runtime.default()
     status = status_of(ctr, rt.state(ctr.id))
-    if status in ("running", "paused", "created") and not force:
+    if status in ("running", "paused") and not force:
         raise Conflict(f"container {ctr.name} is {status}",
                        hint=f"secpod stop {ctr.name} first, or secpod rm -f {ctr.name}")
     if status in ("running", "paused", "created"):
