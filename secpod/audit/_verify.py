@@ -202,15 +202,78 @@ def inline_signatures(key: _note.VerifierKey) -> SignatureCheck:
     return start
 
 
+class Prehashed:
+    """Leaf hashes of a log whose chain is walked elsewhere (see :func:`verify_dir`):
+    batches of (leaf hashes, bytes they span), and the bytes after the last newline
+    (known once the batches are consumed)."""
+
+    def __init__(self, batches: Iterable[tuple[list[bytes], int]], pending: bytes = b"") -> None:
+        self.batches = batches
+        self.pending = pending
+
+
+class _Chain:
+    """Walks a log's lines: leaf hashes, and every break in the seq/prev chain."""
+
+    def __init__(self, add: Callable[[Problem], None]) -> None:
+        self.add = add
+        self.seq = 0
+        self.prev = _canon.ZERO_HASH.encode()
+        self.resume: bytes | None = None  # where the chain goes on after a record out of place
+        self.pending = b""
+        self.n = 0
+        self.offset = 0
+
+    def walk(self, chunks: Iterable[bytes]) -> Iterator[tuple[list[bytes], int]]:
+        leaf0 = hashlib.sha256(b"\x00")
+        hexlify = binascii.b2a_hex
+        seq, prev = self.seq, self.prev
+        for chunk in chunks:
+            buf = self.pending + chunk if self.pending else chunk
+            mv = memoryview(buf)
+            find = buf.find
+            at = buf.startswith
+            pos = 0
+            last = buf.rfind(b"\n")
+            hashes: list[bytes] = []
+            keep = hashes.append
+            batch_seq, batch_prev = seq, prev
+            clean = self.resume is None
+            while pos <= last:
+                eol = find(b"\n", pos)
+                h = leaf0.copy()
+                h.update(mv[pos:eol])
+                d = h.digest()
+                if clean and not at(b'{"seq":%d,"prev":"%s",' % (seq, prev), pos):
+                    clean = False
+                keep(d)
+                prev = hexlify(d)
+                seq += 1
+                pos = eol + 1
+            if not clean:
+                # Something is wrong in this chunk: walk it again to name it.
+                seq, prev, self.resume = _walk_batch(buf, 0, pos, hashes, self.n, self.offset,
+                                                     batch_seq, batch_prev, self.resume,
+                                                     self.add)
+            self.seq, self.prev = seq, prev
+            self.n += len(hashes)
+            self.offset += pos
+            self.pending = bytes(mv[pos:])
+            mv.release()
+            yield hashes, pos
+
+
 def verify_stream(chunks: Iterable[bytes], *, key: _note.VerifierKey | None,
                   checkpoints: Sequence[CheckpointInput] = (),
                   written: Written | None = None,
-                  signatures: SignatureCheck | None = None) -> Verification:
+                  signatures: SignatureCheck | None = None,
+                  prehashed: Prehashed | None = None) -> Verification:
     """Verify a log given as consecutive byte chunks. Pure: no I/O of its own.
 
     ``signatures`` checks the checkpoints' Ed25519 signatures (default: in
     line); it is started before the chain and waited for after it, so a caller
     may run it beside the chain (:func:`verify_dir` does, for many checkpoints).
+    ``prehashed`` stands in for ``chunks`` when the chain was walked elsewhere.
     """
     problems: list[Problem] = []
     extra = 0
@@ -252,50 +315,19 @@ def verify_stream(chunks: Iterable[bytes], *, key: _note.VerifierKey | None,
     roots: dict[int, bytes] = {}
 
     # 3. the chain, 5. roots on the way
-    sha = hashlib.sha256
     tree = _BatchTree()
     n = 0
     offset = 0
-    seq = 0
-    prev = _canon.ZERO_HASH.encode()
-    pending = b""
     written_leaf: bytes | None = None
     wn = written.records if written else -1
     # Sizes at which the tree's root is wanted; batches are cut there.
     stops = sorted(want)
     stop_i = 0
-
-    resume: bytes | None = None  # where the chain goes on after a record out of place
     if 0 in want:
         roots[0] = tree.root()
-    leaf0 = sha(b"\x00")
-    hexlify = binascii.b2a_hex
-    for chunk in chunks:
-        buf = pending + chunk if pending else chunk
-        mv = memoryview(buf)
-        find = buf.find
-        at = buf.startswith
-        pos = 0
-        last = buf.rfind(b"\n")
-        hashes: list[bytes] = []
-        keep = hashes.append
-        batch_seq, batch_prev = seq, prev
-        clean = resume is None
-        while pos <= last:
-            eol = find(b"\n", pos)
-            h = leaf0.copy()
-            h.update(mv[pos:eol])
-            d = h.digest()
-            if clean and not at(b'{"seq":%d,"prev":"%s",' % (seq, prev), pos):
-                clean = False
-            keep(d)
-            prev = hexlify(d)
-            seq += 1
-            pos = eol + 1
-        if not clean:
-            # Something is wrong in this chunk: walk it again to name it.
-            seq, prev, resume = _walk_batch(buf, 0, pos, hashes, n, offset, batch_seq,
-                                            batch_prev, resume, add)
+    chain = _Chain(add)
+    batches = chain.walk(chunks) if prehashed is None else prehashed.batches
+    for hashes, nbytes in batches:
         # Grow the tree, stopping where a checkpoint wants the root.
         done = 0
         end_n = n + len(hashes)
@@ -311,9 +343,9 @@ def verify_stream(chunks: Iterable[bytes], *, key: _note.VerifierKey | None,
         if n < wn <= end_n:
             written_leaf = hashes[wn - n - 1]
         n = end_n
-        offset += pos
-        pending = bytes(mv[pos:])
-        mv.release()
+        offset += nbytes
+    pending = chain.pending if prehashed is None else prehashed.pending
+    seq = chain.seq if prehashed is None else n
 
     # 4. torn end
     if pending:
@@ -405,6 +437,101 @@ def _beside(key: _note.VerifierKey, threshold: int = 64) -> SignatureCheck:
             return results
         return wait
     return start
+
+
+# --- two cores for a big log ---------------------------------------------------------
+
+PARALLEL_MIN = 32 << 20     # below this, a second process costs more than it saves
+PARALLEL_MAX = 2 << 30      # above this, the second half's hashes would take too much memory
+
+
+class _Broken(Exception):
+    """The fast two-process walk found a break in the chain: walk again, in order."""
+
+
+def _split_point(log: Path) -> int | None:
+    """Where to cut the log in two (just after a newline near the middle), or None."""
+    if (os.cpu_count() or 1) < 2:
+        return None
+    size = log.stat().st_size
+    if not PARALLEL_MIN <= size <= PARALLEL_MAX:
+        return None
+    with open(log, "rb") as f:
+        f.seek(size // 2)
+        window = f.read(1 << 20)
+    nl = window.find(b"\n")
+    if nl < 0 or size // 2 + nl + 1 >= size:
+        return None
+    return size // 2 + nl + 1
+
+
+def _range_chunks(path: Path, start: int, end: int) -> Iterator[bytes]:
+    with open(path, "rb", buffering=0) as f:
+        f.seek(start)
+        left = end - start
+        while left > 0:
+            b = f.read(min(1 << 20, left))
+            if not b:
+                return
+            left -= len(b)
+            yield b
+
+
+def _raise(_p: Problem) -> None:
+    raise _Broken
+
+
+def _hash_second_half(path: Path, start: int, end: int, out: Any) -> None:
+    """Child: walk [start, end) from what its first line claims; send its leaf hashes."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(start)
+            m = _canon.PREFIX_RE.match(f.read(200))
+        if m is None:
+            raise _Broken
+        chain = _Chain(_raise)
+        chain.seq, chain.prev = int(m.group(1)), m.group(2)
+        hashes: list[bytes] = []
+        nbytes = 0
+        for batch, n in chain.walk(_range_chunks(path, start, end)):
+            hashes += batch
+            nbytes += n
+        out.send((True, int(m.group(1)), m.group(2), b"".join(hashes), nbytes, chain.pending))
+    except (_Broken, OSError):
+        out.send((False, 0, b"", b"", 0, b""))
+    out.close()
+
+
+def _two_halves(log: Path, split: int) -> Prehashed:
+    """Walk the first half here while a child walks the second; raises _Broken (from the
+    batches, as they are consumed) if either half, or the seam, breaks the chain."""
+    size = log.stat().st_size
+    ctx = multiprocessing.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_hash_second_half, args=(log, split, size, send), daemon=True)
+    child.start()
+    send.close()
+
+    def batches() -> Iterator[tuple[list[bytes], int]]:
+        try:
+            chain = _Chain(_raise)
+            yield from chain.walk(_range_chunks(log, 0, split))
+            if chain.pending:
+                raise _Broken
+            try:
+                ok, seq, prev, blob, nbytes, pending = recv.recv()
+            except EOFError:
+                raise _Broken from None
+            if not ok or seq != chain.n or prev != chain.prev:
+                raise _Broken
+            result.pending = pending
+            yield [blob[i:i + 32] for i in range(0, len(blob), 32)], nbytes
+        finally:
+            recv.close()
+            child.join()
+
+    result = Prehashed(batches())
+    return result
 
 
 def read_chunks(path: Path, size: int = 1 << 24) -> Iterator[bytes]:
@@ -507,10 +634,21 @@ def verify_dir(log_dir: Path, *, key: str | None = None,
                          hint="a log starts with the first action secpod records")
     vkey = load_key(key, log_dir)
     cps, cp_problems = load_checkpoints(log_dir, checkpoint)
+    written = read_written(log_dir)
     try:
-        result = verify_stream(read_chunks(log, 1 << 20), key=vkey, checkpoints=cps,
-                               written=read_written(log_dir),
-                               signatures=_beside(vkey) if vkey is not None else None)
+        result = None
+        split = _split_point(log)
+        if split is not None:
+            try:
+                result = verify_stream((), key=vkey, checkpoints=cps, written=written,
+                                       signatures=_beside(vkey) if vkey is not None else None,
+                                       prehashed=_two_halves(log, split))
+            except _Broken:
+                result = None  # walk it again in order, to name what is wrong
+        if result is None:
+            result = verify_stream(read_chunks(log, 1 << 20), key=vkey, checkpoints=cps,
+                                   written=written,
+                                   signatures=_beside(vkey) if vkey is not None else None)
     except OSError as e:
         raise AuditError(f"cannot read {log}: {e.strerror}") from e
     if cp_problems:

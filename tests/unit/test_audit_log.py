@@ -289,3 +289,32 @@ def test_signatures_checked_in_a_child_process_give_the_same_verdict(log: Path) 
     assert [(p.kind, "size 15" in p.message) for p in results[0].problems] == [
         ("checkpoint-signature", True)]
     assert "does not verify" in results[0].problems[0].message
+
+
+@pytest.mark.parametrize("damage", ["none", "first-half", "second-half", "seam", "torn",
+                                    "cut"])
+def test_the_two_process_walk_agrees_with_the_single_one(log: Path, damage: str,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    from secpod.audit import _verify
+
+    ls = lines(log)
+    half = sum(map(len, ls)) // 2
+    at_seam = next(i for i in range(len(ls)) if sum(map(len, ls[:i + 1])) > half)
+    if damage == "first-half":
+        ls[3] = ls[3].replace(b'"ok"', b'"error"')
+    elif damage == "second-half":
+        ls[19] = ls[19].replace(b'"ok"', b'"error"')
+    elif damage == "seam":
+        del ls[at_seam + 1]
+    elif damage == "torn":
+        ls.append(b'{"seq":23,"pr')
+    elif damage == "cut":
+        ls = ls[:16]
+    write(log, ls)
+    single = verify_dir(log)
+    monkeypatch.setattr(_verify, "PARALLEL_MIN", 0)
+    assert _verify._split_point(log / "log.jsonl") is not None
+    double = verify_dir(log)
+    assert double == single
+    assert double.intact == (damage == "none")
