@@ -166,6 +166,23 @@ def appends_per_second(writers: int, total: int) -> float:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def raw_fdatasync_per_second(total: int) -> float:
+    """The disk's ceiling: bare write(2) + fdatasync(2) of a 600-byte line, nothing else."""
+    tmp = Path(tempfile.mkdtemp(prefix="audit-bench-", dir="/var/tmp"))
+    try:
+        fd = os.open(tmp / "raw", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        line = b"x" * 599 + b"\n"
+        t0 = time.perf_counter()
+        for _ in range(total):
+            os.write(fd, line)
+            os.fdatasync(fd)
+        dt = time.perf_counter() - t0
+        os.close(fd)
+        return total / dt
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def verify_rate(folder: Path) -> float:
     from secpod.audit import verify_dir
 
@@ -196,6 +213,9 @@ def main() -> int:
     args = ap.parse_args()
 
     rows: list[tuple[str, str, str]] = []
+    raw = [raw_fdatasync_per_second(args.appends) for _ in range(args.runs)]
+    rows.append(("bare write+fdatasync (the disk's ceiling)", f"{statistics.median(raw):,.0f} /s",
+                 "-"))
     single = [appends_per_second(1, args.appends) for _ in range(args.runs)]
     rows.append(("durable appends, 1 writer", f"{statistics.median(single):,.0f} /s",
                  ">= 2,000 /s"))
