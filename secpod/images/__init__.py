@@ -10,8 +10,26 @@ container of the image shares read-only. docs/images.md has the rules.
 
 from __future__ import annotations
 
-from secpod.images._sources import BlobSource
+from typing import TYPE_CHECKING, Any
+
 from secpod.images._store import ImageRecord, Store, human_size
-from secpod.images._unpack import Limits
+
+# Lazy: the sources and the unpacker pull in tarfile, gzip and zstandard, which
+# `secpod run` (Store.resolve) never needs.
+_LAZY = {"BlobSource": "_sources", "Limits": "_unpack"}
+
+if TYPE_CHECKING:
+    from secpod.images._sources import BlobSource
+    from secpod.images._unpack import Limits
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'secpod.images' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"secpod.images.{module}"), name)
+
 
 __all__ = ["BlobSource", "ImageRecord", "Limits", "Store", "human_size"]

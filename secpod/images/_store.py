@@ -22,20 +22,22 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from secpod import paths
 from secpod.errors import Conflict, DigestMismatch, Error, MalformedInput, NotFound, UsageError
 from secpod.images import reference
 from secpod.images._manifest import Descriptor, parse_config, parse_manifest
-from secpod.images._sources import BlobSource
-from secpod.images._unpack import Limits, Unpacker, force_rmtree
+
+# The unpack and archive machinery (tarfile, gzip, zstandard) is imported where an image
+# comes in or goes out: `secpod run` only resolves images and never needs it.
+if TYPE_CHECKING:
+    from secpod.images._sources import BlobSource
 
 Progress = Callable[[str], None]
 BeforeCommit = Callable[["ImageRecord", list[str]], None]
@@ -193,6 +195,8 @@ class Store:
         return _Index(dict(names), dict(images))
 
     def _write_index(self, idx: _Index) -> None:
+        import tempfile
+
         data = json.dumps({"version": 1, "names": idx.names, "images": idx.images},
                           indent=1, sort_keys=True).encode()
         fd, tmp = tempfile.mkstemp(prefix=".index-", dir=self.root)
@@ -214,6 +218,10 @@ class Store:
     @contextmanager
     def _staging(self, prefix: str) -> Iterator[Path]:
         """A private folder under tmp/, locked while in use and removed afterwards."""
+        import tempfile
+
+        from secpod.images._unpack import force_rmtree
+
         self._sweep()
         stage = Path(tempfile.mkdtemp(prefix=prefix, dir=self.root / "tmp"))
         fd = os.open(stage / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -228,6 +236,8 @@ class Store:
 
     def _sweep(self) -> None:
         """Remove staging left by a killed secpod: its lock is no longer held."""
+        from secpod.images._unpack import force_rmtree
+
         tmp = self.root / "tmp"
         for entry in tmp.iterdir():
             lock = entry / ".lock"
@@ -336,6 +346,8 @@ class Store:
         Raises DigestMismatch, HostileArchive, MalformedInput, NotFound, UsageError,
         Conflict; on any failure (or interrupt) the store is as it was.
         """
+        from secpod.images._unpack import Limits, Unpacker
+
         say = progress or (lambda _m: None)
         manifest = parse_manifest(manifest_bytes)
         digest = "sha256:" + hashlib.sha256(manifest_bytes).hexdigest()
@@ -385,6 +397,8 @@ class Store:
     def _commit(self, digest: str, manifest: Any, staged: dict[str, Path], unpacked: Path,
                 wanted: builtins.list[str], say: Progress, before_commit: BeforeCommit | None,
                 ) -> ImageRecord:
+        from secpod.images._unpack import force_rmtree
+
         moved_in: builtins.list[Path] = []
         with self._lock():
             try:
