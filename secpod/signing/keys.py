@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import base64
-import getpass
 import hashlib
 import json
 import os
@@ -236,6 +235,8 @@ def read_passphrase(*, confirm: bool, purpose: str) -> bytes:
             f"no passphrase for {purpose}: no terminal to prompt on",
             hint="set SECPOD_PASSWORD (or COSIGN_PASSWORD) in the environment") from e
     tty.close()
+    import getpass  # termios and friends: only when there is someone to ask
+
     first = getpass.getpass(f"Passphrase for {purpose}: ", stream=sys.stderr)
     if confirm and getpass.getpass("Repeat the passphrase: ", stream=sys.stderr) != first:
         raise UsageError("the passphrases do not match", hint="run the command again")

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Protocol
 
 from secpod.errors import SignatureRejected, VerificationError
 from secpod.images.reference import Reference
-from secpod.signing import gpg, policy
+from secpod.signing import policy
 from secpod.signing.identity import IdentityMatcher
-from secpod.signing.payload import GPG_PAYLOAD_TYPE, check_manifest_digest, parse_payload
 from secpod.signing.store import is_sigstore_blob
 
 if TYPE_CHECKING:
-    # The X.509 and key machinery loads only when a sigstore requirement applies.
+    # The X.509 and key machinery loads only when a sigstore requirement applies, and
+    # gpg only for signedBy.
     from cryptography import x509
 
     from secpod.signing import keys, sigstore
@@ -96,6 +96,13 @@ class GPGSignedBy:
     type: str = "signedBy"
 
     def check(self, image: ImageUnderTest) -> str:
+        from secpod.signing import gpg
+        from secpod.signing.payload import (
+            GPG_PAYLOAD_TYPE,
+            check_manifest_digest,
+            parse_payload,
+        )
+
         rejections: list[str] = []
         for blob in image.signatures:
             if is_sigstore_blob(blob):

@@ -17,15 +17,15 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from secpod.errors import SignatureRejected, VerificationError
 from secpod.images.reference import Reference
-from secpod.signing import _json, keys, x509chain
+from secpod.signing import _json, keys
 from secpod.signing.identity import IdentityMatcher
 from secpod.signing.payload import (
     SIGSTORE_PAYLOAD_TYPE,
@@ -35,6 +35,11 @@ from secpod.signing.payload import (
     parse_payload,
 )
 from secpod.signing.store import SIGSTORE_PREFIX, is_sigstore_blob
+
+if TYPE_CHECKING:
+    # X.509 (cryptography.x509, a third of this package's import time) is loaded only
+    # for fulcio and pki roots; a key-based check never touches a certificate.
+    from cryptography import x509
 
 SIGNATURE_MIME_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 ANNOTATION_SIGNATURE = "dev.cosignproject.cosign/signature"
@@ -223,12 +228,16 @@ def _chain_intermediates(annotations: Mapping[str, str]) -> list[x509.Certificat
     chain = annotations.get(ANNOTATION_CHAIN)
     if not chain:
         return []
+    from secpod.signing import x509chain
+
     certs = x509chain.parse_pem_certificates(chain.encode(), what="the certificate chain")
     # The last certificate is the root; only the policy decides which roots count.
     return certs[:-1]
 
 
 def _oidc_issuer(cert: x509.Certificate) -> str | None:
+    from secpod.signing import x509chain
+
     v1 = x509chain.extension_value(cert, _OID_ISSUER_V1)
     v2 = x509chain.extension_value(cert, _OID_ISSUER_V2)
     issuer_v1 = v1.decode("utf-8", "replace") if v1 is not None else None
@@ -252,6 +261,8 @@ def _oidc_issuer(cert: x509.Certificate) -> str | None:
 
 def _fulcio_key(root: FulcioRoot, cert_pem: bytes, intermediates: list[x509.Certificate],
                 at: datetime) -> keys.PublicKey:
+    from secpod.signing import x509chain
+
     leaf = x509chain.parse_leaf(cert_pem)
     x509chain.verify_chain(leaf, intermediates=intermediates, roots=root.ca_certificates, at=at)
     issuer = _oidc_issuer(leaf)
@@ -267,6 +278,8 @@ def _fulcio_key(root: FulcioRoot, cert_pem: bytes, intermediates: list[x509.Cert
 
 def _pki_key(root: PKIRoot, cert_pem: bytes, intermediates: list[x509.Certificate],
              now: datetime) -> keys.PublicKey:
+    from secpod.signing import x509chain
+
     leaf = x509chain.parse_leaf(cert_pem)
     x509chain.verify_chain(leaf, intermediates=[*root.intermediates, *intermediates],
                            roots=root.roots, at=now)

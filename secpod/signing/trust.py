@@ -14,7 +14,6 @@ Where the policy comes from, in order:
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -262,6 +261,8 @@ def set_trust(scope: str, trust_type: str, pubkeys: list[Path]) -> tuple[Path, p
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
+    import tempfile
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".policy.json.", dir=path.parent)
     try:
