@@ -80,13 +80,17 @@ def user_log() -> _store.LogDir:
     return log
 
 
-def _connect() -> tuple[Any, bool, str | None]:
+def _connect(outcome: str) -> tuple[Any, bool, str | None]:
     """(client or None, required, why the collector is not there)."""
     from secpod.audit import _collector
 
     pol, err = _policy.safe_collector_policy()
     if pol is None:
         assert err is not None
+        if outcome == "ok":
+            raise AuditError(
+                f"secpod cannot tell where audit records must go: {err.message}",
+                hint=err.hint or "ask the administrator to fix /etc/secpod/policy.toml") from err
         return None, True, f"the administrator's policy cannot be read: {err.message}"
     sock = pol.socket or (_policy.DEFAULT_SOCKET if pol.required else None)
     if sock is None:
@@ -121,7 +125,8 @@ def record(
     container exits). Where the administrator names a collector, the record
     is also on the host log's disk before this returns.
 
-    Raises AuditError if the record cannot be written; the caller must then
+    Raises AuditError if the record cannot be written, or (for an ``"ok"``
+    record) if the administrator's policy cannot be read; the caller must then
     not report the action as done. Raises CollectorError (an AuditError) if
     the administrator requires the collector and it cannot be reached, for
     an ``"ok"`` record: nothing is written then, and the caller records its
@@ -151,7 +156,7 @@ def record(
         "trust": trust,
         "exit_status": exit_status,
     }
-    client, required, unreachable = _connect()
+    client, required, unreachable = _connect(outcome)
     if unreachable is not None:
         if required and outcome == "ok":
             raise CollectorError(

@@ -214,3 +214,16 @@ def test_the_host_log_records_the_collector_and_checkpoints_on_stop(host: Host) 
     assert (host.log_dir / "key").stat().st_mode & 0o777 == 0o600
     assert (host.log_dir / "log.jsonl").stat().st_mode & 0o777 == 0o644
     assert host.log_dir.stat().st_mode & 0o777 == 0o755
+
+
+def test_an_unsafe_admin_policy_stops_ok_records_but_not_refusals(
+        user: User, admin_policy: Callable[[str], None]) -> None:
+    admin_policy('[audit]\ncollector = "/run/secpod/audit.sock"\n')
+    Path("/etc/secpod/policy.toml").chmod(0o666)  # a user could rewrite it
+    r = record(user, "'image.tag', 'ok'")
+    assert r.returncode != 0 and "cannot tell where audit records must go" in r.stderr
+    r = record(user, "'container.run.refused', 'refused', reason='policy unsafe'")
+    assert r.returncode == 0, r.stderr
+    recs = json.loads(user.run("audit", "log", "--json", check=True).stdout)
+    assert [x["action"] for x in recs] == ["container.run.refused"]
+    assert "cannot be read" in recs[0]["details"]["collector"]
