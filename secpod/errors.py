@@ -109,6 +109,21 @@ class SigningError(Error):
     """A signature could not be made (gpg failed, the key cannot sign)."""
 
 
+# --- registry ---------------------------------------------------------------
+
+
+class RegistryError(Error):
+    """A registry answered with an error; the message names the host, status and code."""
+
+
+class RegistryUnreachable(RegistryError):
+    """No connection to a registry: refused, unknown host, timeout, or a TLS failure."""
+
+
+class AuthenticationFailed(RegistryError):
+    """A registry requires credentials, or refused the ones given."""
+
+
 # --- audit ------------------------------------------------------------------
 
 

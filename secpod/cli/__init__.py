@@ -29,6 +29,7 @@ _AREAS: dict[str, tuple[str, ...]] = {
     "_policies": ("profile", "lint", "system"),
     "_signing": ("key", "sign", "verify", "trust"),
     "_audit": ("audit",),
+    "_registry": ("pull", "push"),
 }
 
 

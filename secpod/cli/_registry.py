@@ -1,0 +1,89 @@
+"""``secpod pull`` and ``secpod push``: parse, call secpod.images.registry, print.
+
+The image digest goes to stdout (or JSON with ``--json``); progress to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from secpod.images.registry import RegistryOptions
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
+
+
+def _connection_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tls-verify", type=_bool, nargs="?", const=True, default=True,
+                   metavar="BOOL",
+                   help="verify TLS (default true); false also allows plain HTTP")
+    p.add_argument("--creds", metavar="USER:PASS", help="credentials for the registry")
+    p.add_argument("--authfile", type=Path, metavar="FILE",
+                   help="containers-auth.json file (default: "
+                        "$XDG_RUNTIME_DIR/containers/auth.json, as Podman)")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this area's commands to ``sub``."""
+    p = sub.add_parser(
+        "pull", help="pull an image and its signatures from a registry",
+        description="Pull REF (HOST[:PORT]/NAME[:TAG][@DIGEST]) into your store, with its "
+                    "cosign signatures (the .sig tag and OCI 1.1 referrers), so run and "
+                    "verify work offline. Prints the image's manifest digest.")
+    p.add_argument("ref", metavar="REF")
+    _connection_options(p)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=_pull)
+
+    p = sub.add_parser(
+        "push", help="push an image and its signatures to a registry",
+        description="Push IMAGE (a name or digest in your store) to REF "
+                    "(HOST[:PORT]/NAME[:TAG]), and its sigstore signatures as the "
+                    "sha256-<hex>.sig tag. --sign-by signs for REF first; the key's "
+                    "passphrase comes from SECPOD_PASSWORD or COSIGN_PASSWORD, else a prompt.")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("ref", metavar="REF")
+    p.add_argument("--sign-by", type=Path, metavar="NAME.key",
+                   help="sign the image as REF with this cosign private key, then push")
+    _connection_options(p)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=_push)
+
+
+def _options(args: argparse.Namespace) -> RegistryOptions:
+    from secpod.images.registry import RegistryOptions
+
+    return RegistryOptions(tls_verify=args.tls_verify, creds=args.creds, authfile=args.authfile)
+
+
+def _pull(args: argparse.Namespace) -> int:
+    from secpod.cli._output import emit_json, status
+    from secpod.images.registry import pull
+
+    result = pull(args.ref, _options(args), progress=status)
+    if args.json:
+        emit_json(result.as_dict())
+    else:
+        print(result.digest)
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    from secpod.cli._output import emit_json, status
+    from secpod.images.registry import push
+
+    result = push(args.image, args.ref, _options(args), sign_by=args.sign_by, progress=status)
+    if args.json:
+        emit_json(result.as_dict())
+    else:
+        print(result.digest)
+    return 0
