@@ -7,11 +7,32 @@ bundle's ``config.json``, and a summary for the audit record.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+# confine is eager: the function must shadow the submodule of the same name.
 from secpod.policies.confine import Confinement, RunRequest, confine
-from secpod.policies.floor import AdminPolicy, FloorRule, load_admin_policy
-from secpod.policies.lint import Finding, lint_config, lint_profile
 from secpod.policies.profile import Profile, available, load, load_file
 from secpod.policies.seccomp import SeccompProfile, SeccompReport, compile_oci
+
+# Lazy: the floor and lint load when something asks for them (PEP 562).
+_LAZY = {
+    "AdminPolicy": "floor", "FloorRule": "floor", "load_admin_policy": "floor",
+    "Finding": "lint", "lint_config": "lint", "lint_profile": "lint",
+}
+
+if TYPE_CHECKING:
+    from secpod.policies.floor import AdminPolicy, FloorRule, load_admin_policy
+    from secpod.policies.lint import Finding, lint_config, lint_profile
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'secpod.policies' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"secpod.policies.{module}"), name)
+
 
 __all__ = [
     "AdminPolicy",

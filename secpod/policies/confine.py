@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -137,6 +136,8 @@ def _bind_allowed(source: Path, allowed: tuple[str, ...], user: str | None) -> b
 
 
 def _mcs_label() -> str:
+    import secrets
+
     # Two distinct categories, c0..c1023, as container-selinux allocates them.
     a = secrets.randbelow(1024)
     b = secrets.randbelow(1023)
@@ -391,10 +392,51 @@ def _no_limits_reason(host: HostFeatures) -> str:
 
 
 _REPORTS: dict[str, seccomp_mod.SeccompReport] = {}
+# Bump when compile_oci counts differently: old entries then no longer match.
+_REPORT_CACHE_FORMAT = "seccomp-report/1"
 
 
 def _compile_cached(oci: dict[str, Any], source: str) -> seccomp_mod.SeccompReport:
-    key = hashlib.sha256(profile_mod.canonical_json(oci).encode()).hexdigest()
-    if key not in _REPORTS:
-        _REPORTS[key] = seccomp_mod.compile_oci(oci, source)
-    return _REPORTS[key]
+    """:func:`seccomp.compile_oci`, remembered per process and in the user's cache.
+
+    The compile is a pure function of the OCI JSON and the libseccomp version (15-30 ms
+    on every run otherwise). A cached report only says what an identical compile said
+    before; crun compiles the filter itself, so a wrong entry cannot loosen it.
+    """
+    digest = hashlib.sha256(profile_mod.canonical_json(oci).encode()).hexdigest()
+    if digest in _REPORTS:
+        return _REPORTS[digest]
+    from secpod.policies import _cache
+
+    version = seccomp_mod.libseccomp_version()
+    key = hashlib.sha256(f"{_REPORT_CACHE_FORMAT}\0{version}\0{digest}".encode()).hexdigest()
+    report = None
+    if version != "unknown":
+        report = _report_from_cache(_cache.get("seccomp-report", key), oci, version)
+    if report is None:
+        report = seccomp_mod.compile_oci(oci, source)
+        if version != "unknown":
+            _cache.put("seccomp-report", key, report.as_dict())
+    _REPORTS[digest] = report
+    return report
+
+
+def _report_from_cache(value: Any, oci: dict[str, Any],
+                       version: str) -> seccomp_mod.SeccompReport | None:
+    """A cached report if it is well formed and fits ``oci``; else None (compile again)."""
+    if not isinstance(value, dict):
+        return None
+    rules, bpf = value.get("rules"), value.get("bpf_instructions")
+    arches, unresolved = value.get("architectures"), value.get("unresolved")
+    names = {n for e in oci.get("syscalls") or [] for n in e.get("names") or []}
+    if (not isinstance(rules, int) or isinstance(rules, bool) or rules < 0
+            or not isinstance(bpf, int) or isinstance(bpf, bool) or bpf <= 0
+            or arches != list(oci.get("architectures") or ())
+            or not isinstance(unresolved, list)
+            or not all(isinstance(n, str) and n in names for n in unresolved)
+            or unresolved != sorted(set(unresolved))
+            or value.get("libseccomp") != version):
+        return None
+    return seccomp_mod.SeccompReport(rules=rules, bpf_instructions=bpf,
+                                     architectures=tuple(arches),
+                                     unresolved=tuple(unresolved), libseccomp=version)

@@ -38,12 +38,9 @@ rule that refused it; it is never raised silently to meet the floor.
 
 from __future__ import annotations
 
-import fnmatch
-import grp
 import os
 import pwd
 import stat
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -102,6 +99,8 @@ def user_groups(user: str) -> set[str]:
         pw = pwd.getpwnam(user)
     except KeyError:
         return set()
+    import grp
+
     names = set()
     for gid in os.getgrouplist(user, pw.pw_gid):
         try:
@@ -156,6 +155,8 @@ def _rule(path: Path, scope: str, value: Any) -> FloorRule:
 
 def parse_admin_policy(path: Path, text: str) -> AdminPolicy:
     """Validate the policy text. Raises AdminPolicyError naming the file and key."""
+    import tomllib
+
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -306,6 +307,8 @@ def _expand(pattern: str, homes: list[Path]) -> list[str]:
 
 
 def _hits(source: str, pattern: str) -> bool:
+    import fnmatch
+
     if pattern == "/":
         return source == "/"     # "/" forbids the root itself, not everything under it
     if fnmatch.fnmatchcase(source, pattern):

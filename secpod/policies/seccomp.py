@@ -29,7 +29,6 @@ import errno as _errno
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -503,6 +502,8 @@ def compile_oci(oci: Mapping[str, Any], source: str = "seccomp") -> SeccompRepor
 
     Raises ProfileError when libseccomp rejects a rule (naming the syscall).
     """
+    import tempfile
+
     filt, rules, unresolved = build_filter(oci, source)
     with tempfile.TemporaryFile() as fh:
         filt.export_bpf(fh)
