@@ -142,7 +142,7 @@ padding:6px 8px;white-space:nowrap}
 td{border-bottom:1px solid var(--line);padding:6px 8px;vertical-align:top}
 td.n{text-align:right;font-variant-numeric:tabular-nums}
 .chip{display:inline-block;border-radius:9px;padding:0 7px;margin:1px 3px 1px 0;font-size:12px;
-background:#eef1f7;color:var(--ink);white-space:nowrap}
+background:#eef1f7;color:var(--ink);max-width:100%;overflow-wrap:anywhere}
 .chip.bad{background:#fde8e8;color:#a02828}.chip.warn{background:#fff3d1;color:#7a5a00}
 .chip.ok{background:#e3f5ec;color:#1f6b49}.chip.info{background:#e6edfb;color:#2a4f9e}
 .bar{height:8px;border-radius:4px;background:var(--bad);min-width:2px}
@@ -268,7 +268,10 @@ def _timeline_svg(tl: dict[str, Any]) -> str:
     else:
         bins = tl.get("bins") or []
         nb = max(len(bins), 1)
-        peak = max((sum(cell.values()) for b in bins for cell in b.values()), default=1) or 1
+        # Containers, errors and refusals: the other actions would only bury them.
+        shown = ("run", "error", "refused")
+        peak = max((sum(cell.get(k, 0) for k in shown) for b in bins for cell in b.values()),
+                   default=1) or 1
         bw = plot / nb
         for j, b in enumerate(bins):
             for u, cell in b.items():
@@ -276,7 +279,7 @@ def _timeline_svg(tl: dict[str, Any]) -> str:
                     continue
                 base = lane_top[u] + row_h + 14
                 hmax = row_h + 8
-                for kind in ("run", "ok", "error", "refused"):
+                for kind in shown:
                     n = cell.get(kind, 0)
                     if not n:
                         continue
@@ -328,13 +331,18 @@ def render_html(r: dict[str, Any]) -> str:
         '<div class="cards">',
     ]
     for label, value, cls in cards:
-        h.append(f'<div class="card {cls}"><b>{value}</b><span>{escape(label)}</span></div>')
+        h.append(f'<div class="card {cls}"><b>{value:,}</b><span>{escape(label)}</span></div>')
     h.append("</div>")
-    legend = ('<div class="legend"><span><i style="background:#2f9e6e"></i>container, exit 0'
-              '</span><span><i style="background:#e0a100"></i>non-zero exit or error</span>'
-              '<span><i style="background:#8d97ab"></i>still running</span>'
-              '<span><i style="background:#d64545"></i>refused</span>'
-              '<span><i style="background:#9fb3d9"></i>other actions</span></div>')
+    def key(color: str, text: str) -> str:
+        return f'<span><i style="background:{color}"></i>{escape(text)}</span>'
+
+    if tl.get("containers") or tl.get("refusals"):
+        keys = [key("#2f9e6e", "container, exit 0"), key("#e0a100", "non-zero exit"),
+                key("#8d97ab", "still running"), key("#d64545", "refused")]
+    else:
+        keys = [key("#2f9e6e", "containers created"), key("#e0a100", "errors"),
+                key("#d64545", "refusals"), "<span>per time slice, scaled to the busiest</span>"]
+    legend = '<div class="legend">' + "".join(keys) + "</div>"
     h += ["<section><h2>Timeline</h2>", _timeline_svg(tl), legend, "</section>"]
 
     h.append("<section><h2>By user, image and profile</h2>")
