@@ -42,6 +42,11 @@ make_user() {
 }
 make_user "$user" 200000
 make_user "$user2" 300000
+# and one with no subordinate ranges, to prove secpod says what is missing
+# (useradd gives new users ranges by default: SUB_UID_COUNT=0 stops it).
+id secpodnoids >/dev/null 2>&1 || useradd --create-home --shell /bin/bash \
+  -K SUB_UID_COUNT=0 -K SUB_GID_COUNT=0 secpodnoids
+sed -i '/^secpodnoids:/d' /etc/subuid /etc/subgid
 
 # Stage the checkout and ../shared where the test users can read them (a clone
 # under /root is not readable by them), and the venv beside them.

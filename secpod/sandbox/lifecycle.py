@@ -92,12 +92,20 @@ def _refused(stage: str, e: Error, opts: RunOptions, **fields: Any) -> None:
                  container_name=opts.name)
 
 
+def _load_environment(opts: RunOptions) -> Environment:
+    try:
+        return Environment.load()
+    except Error as e:
+        _refused("preflight", e, opts)
+        raise
+
+
 def create(opts: RunOptions, env: Environment | None = None) -> Container:
     """Build a container's bundle and record; do not start it. Raises Error subclasses."""
     from secpod import images, policies, signing
 
+    env = env or _load_environment(opts)
     try:
-        env = env or Environment.load()
         identity = preflight.identity()
     except Error as e:
         _refused("preflight", e, opts)
@@ -212,7 +220,7 @@ def run(opts: RunOptions, *, on_created: Callable[[Container], None] | None = No
 
     Detached: returns 0 once the container runs under its monitor.
     """
-    env = Environment.load()
+    env = _load_environment(opts)
     ctr = create(opts, env)
     if on_created:
         on_created(ctr)
@@ -256,7 +264,12 @@ def _finish(ctr: Container, env: Environment, code: int | None, *, reason: str |
 
 def start(ctr: Container, env: Environment | None = None) -> Container:
     """Start a created (or exited, detached) container under conmon."""
-    env = env or Environment.load()
+    if env is None:
+        try:
+            env = Environment.load()
+        except Error as e:
+            _audit_ctr("container.start", ctr, "refused", reason=f"preflight: {e.message}")
+            raise
     status = status_of(ctr, env.runtime.state(ctr.id))
     if status in ("running", "paused"):
         raise Conflict(f"container {ctr.name} is already running")
@@ -294,7 +307,7 @@ def start(ctr: Container, env: Environment | None = None) -> Container:
 
 def create_detached(opts: RunOptions) -> Container:
     """``secpod create``: bundle plus a conmon holding the created container."""
-    env = Environment.load()
+    env = _load_environment(opts)
     ctr = create(opts, env)
     ctr.monitor = "conmon"
     ctr.save()

@@ -1,0 +1,69 @@
+"""A host that lacks what secpod needs: one clear error, a hint, an audit record, nothing left."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import User, make_user
+from tests.integration.conftest import audit_records
+
+pytestmark = [pytest.mark.crun, pytest.mark.userns]
+
+
+@pytest.fixture
+def noids() -> Iterator[User]:
+    """A user with no subordinate uid/gid ranges."""
+    yield from make_user("secpodnoids")
+
+
+def _nothing_left(user: User) -> None:
+    containers = user.home / "data" / "secpod" / "containers"
+    leftovers = [p.name for p in containers.iterdir()] if containers.exists() else []
+    assert leftovers in ([], ["names"])
+    names = containers / "names"
+    assert not names.exists() or not list(names.iterdir())
+
+
+def test_missing_subordinate_range(noids: User, busybox_layout: Path) -> None:
+    noids.run("image", "import", str(busybox_layout), "--name", "busybox:latest", check=True)
+    r = noids.run("run", "--rm", "busybox", "true")
+    assert r.returncode == 125
+    assert "no subordinate uid range for secpodnoids" in r.stderr
+    assert "usermod --add-subuids" in r.stderr
+    rec = audit_records(noids)[-1]
+    assert rec["action"] == "container.run.refused" and rec["reason"].startswith("preflight:")
+    _nothing_left(noids)
+    doctor = noids.run("doctor")
+    assert doctor.returncode == 1 and "no subordinate uid range" in doctor.stdout
+
+
+def test_missing_crun(user: User, busybox: str) -> None:
+    # a PATH with everything a run needs but crun
+    bindir = user.home / "bin"
+    bindir.mkdir()
+    for tool in ("cp", "env", "sh"):
+        (bindir / tool).symlink_to(f"/bin/{tool}")
+    venv_bin = Path(user.env["PATH"].split(":")[0])
+    user.env = dict(user.env, PATH=f"{venv_bin}:{bindir}")
+    assert not any((Path(d) / "crun").exists() for d in user.env["PATH"].split(":"))
+    r = user.run("run", "--rm", busybox, "true")
+    assert r.returncode == 125
+    assert "crun not found" in r.stderr and "apt-get install crun" in r.stderr
+    assert audit_records(user)[-1]["action"] == "container.run.refused"
+    _nothing_left(user)
+
+
+def test_runtime_dir_of_someone_else_is_refused(user: User, busybox: str) -> None:
+    other = user.home / "not-mine"
+    (other / "secpod").mkdir(parents=True)
+    os.chown(user.home / "not-mine", 0, 0)
+    os.chown(other / "secpod", 0, 0)
+    user.env = dict(user.env, XDG_RUNTIME_DIR=str(other))
+    r = user.run("run", "--rm", busybox, "true")
+    assert r.returncode == 125
+    assert "not a directory owned by you" in r.stderr
+    _nothing_left(user)
