@@ -366,3 +366,144 @@ def test_hostile_registry_garbage_json_and_oversized_blob(user: User, hostile: s
     assert store_files(user) == []
     recs = [r for r in audit(user) if r["action"] == "image.pull"]
     assert [r["outcome"] for r in recs] == ["error", "error"]
+
+
+# --- the client itself, in this process, against the same registry ---------------------------
+
+class _Breaking:
+    """An upload body that delivers ``after`` bytes and then loses the connection."""
+
+    def __init__(self, inner: Any, after: int) -> None:
+        self.inner = inner
+        self.left = after
+
+    def read(self, size: int = -1) -> bytes:
+        if self.left <= 0:
+            raise ConnectionResetError(104, "Connection reset by peer")
+        data: bytes = self.inner.read(min(size if size >= 0 else self.left, self.left))
+        self.left -= len(data)
+        return data
+
+
+@pytest.mark.parametrize("kept", [0, 30_000])
+def test_chunked_upload_survives_a_broken_chunk(registry: Registry, tmp_path: Path, kept: int,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk whose connection breaks: the upload resumes at the registry's Range when the
+    registry kept none of it, and restarts when it kept a part (docker-registry then
+    refuses the session); either way the blob arrives whole."""
+    import os
+
+    from secpod.images._manifest import descriptor
+    from secpod.images.registry import RegistryClient, _http
+
+    data = os.urandom(300_000)
+    blob = tmp_path / "blob"
+    blob.write_bytes(data)
+    digest = digest_of(data)
+    original = _http.Session._send
+    patches: list[str] = []
+
+    def flaky(self: Any, origin: Any, method: str, target: str, headers: dict[str, str],
+              body: Any) -> Any:
+        if method == "PATCH":
+            patches.append(headers["Content-Range"])
+            if len(patches) == 2:
+                body = _Breaking(body, after=kept)
+        return original(self, origin, method, target, headers, body)
+
+    monkeypatch.setattr(_http.Session, "_send", flaky)
+    repo = f"resume/blob{kept}"
+    with RegistryClient(registry.host, tls_verify=False, push=True) as client:
+        client.upload_blob(repo, digest, blob, chunk_size=64 << 10, monolithic_max=0)
+        assert client.blob_size(repo, digest) == len(data)
+        with client.open_blob(repo, descriptor(
+                {"mediaType": "application/octet-stream", "digest": digest,
+                 "size": len(data)}, "blob")) as f:
+            assert f.read() == data
+    assert patches[:2] == ["0-65535", "65536-131071"]
+    assert patches[2] == ("65536-131071" if kept == 0 else "0-65535")
+
+
+def _put_artifact(client: Any, repo: str, subject: str, artifact_type: str,
+                  layers: list[tuple[str, bytes, dict[str, str]]]) -> dict[str, Any]:
+    """Upload an OCI 1.1 artifact manifest naming ``subject``; return its index entry."""
+    empty = b"{}"
+    client.upload_bytes(repo, digest_of(empty), empty)
+    descs = []
+    for media_type, data, annotations in layers:
+        client.upload_bytes(repo, digest_of(data), data)
+        d: dict[str, Any] = {"mediaType": media_type, "digest": digest_of(data),
+                             "size": len(data)}
+        if annotations:
+            d["annotations"] = annotations
+        descs.append(d)
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": artifact_type,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": digest_of(empty),
+                   "size": 2},
+        "layers": descs,
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": subject, "size": 1}}).encode()
+    digest = client.put_manifest(repo, digest_of(manifest), manifest,
+                                 "application/vnd.oci.image.manifest.v1+json")
+    return {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest,
+            "size": len(manifest), "artifactType": artifact_type}
+
+
+def test_referrers_signature_is_stored_and_bundle_is_reported(user: User, user2: User,
+                                                              registry: Registry) -> None:
+    """Docker-registry 2.8 has no referrers API: the fallback tag sha256-<hex> lists a
+    cosign simple-signing referrer (stored, verifiable) and a cosign 3 Sigstore bundle
+    (reported, not stored: secpod cannot verify that format)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from secpod.images.registry import RegistryClient
+    from secpod.signing import parse_attachment
+    from secpod.signing.sigstore import make_signature
+
+    unique_image(user, "referred:1")
+    ref = f"{registry.host}/referred/image:1"
+    digest = user.run("push", "referred:1", ref, NO_TLS, check=True).stdout.strip()
+    key = ec.generate_private_key(ec.SECP256R1())
+    att = parse_attachment(make_signature(key, ref, digest))
+    bundle = json.dumps({
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": {"publicKey": {"hint": "test"}},
+        "dsseEnvelope": {"payload": "e30=", "payloadType": "application/vnd.in-toto+json",
+                         "signatures": [{"sig": "AAAA"}]}}).encode()
+    with RegistryClient(registry.host, tls_verify=False, push=True) as client:
+        entries = [
+            _put_artifact(client, "referred/image", digest,
+                          "application/vnd.dev.cosign.artifact.sig.v1+json",
+                          [(att.mime_type, att.payload, dict(att.annotations))]),
+            _put_artifact(client, "referred/image", digest,
+                          "application/vnd.dev.sigstore.bundle.v0.3+json",
+                          [("application/vnd.dev.sigstore.bundle.v0.3+json", bundle, {})]),
+            _put_artifact(client, "referred/image", digest, "application/spdx+json",
+                          [("application/spdx+json", b'{"spdxVersion":"SPDX-2.3"}', {})]),
+        ]
+        index = json.dumps({"schemaVersion": 2,
+                            "mediaType": "application/vnd.oci.image.index.v1+json",
+                            "manifests": entries}).encode()
+        client.put_manifest("referred/image", digest.replace(":", "-"), index,
+                            "application/vnd.oci.image.index.v1+json")
+
+    pub = user2.file("referrer.pub", key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    pulled = user2.run("pull", ref, NO_TLS, "--json")
+    assert pulled.returncode == 0, pulled.stderr
+    info = json.loads(pulled.stdout)
+    assert info["signatures"] == 1
+    assert info["signature_sources"] == [f"tag {digest.replace(':', '-')}"]
+    [b] = info["bundles"]
+    assert b["content"] == "dsse-envelope" and b["payload_type"] == "application/vnd.in-toto+json"
+    assert any("not stored" in n for n in info["notes"])
+    assert "Sigstore bundle" in pulled.stderr
+    [sig] = signature_files(user2)
+    assert sig.read_bytes().startswith(b"\x00sigstore-json\n")
+    verified = user2.run("verify", ref, "--key", str(pub))
+    assert verified.returncode == 0, verified.stderr
+    [rec] = [r for r in audit(user2) if r["action"] == "image.pull"]
+    assert rec["details"]["bundles"][0]["digest"] == digest_of(bundle)

@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from secpod.errors import DigestMismatch, MalformedInput, NotFound, RegistryError
+from secpod.errors import (
+    DigestMismatch,
+    MalformedInput,
+    NotFound,
+    RegistryError,
+    RegistryUnreachable,
+)
 from secpod.images._manifest import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
@@ -306,8 +312,7 @@ class RegistryClient:
 
     def upload_blob(self, repo: str, digest: str, path: Path, *,
                     chunk_size: int = CHUNK, monolithic_max: int = MONOLITHIC_MAX,
-                    progress: Progress | None = None,
-                    _fault: Callable[[int], None] | None = None) -> None:
+                    progress: Progress | None = None) -> None:
         """Upload the file at ``path`` as blob ``digest``: one PUT when small, PATCH chunks
         when large, resuming from the registry's ``Range`` after a broken chunk.
 
@@ -338,19 +343,27 @@ class RegistryClient:
             while offset < size:
                 n = min(chunk_size, size - offset)
                 try:
-                    if _fault is not None:
-                        _fault(offset)
                     resp = self.session.request(
                         "PATCH", location, scope=self._scope(repo),
                         body=_Window(f, offset, n, tick),
                         headers={"Content-Type": "application/octet-stream",
                                  "Content-Length": str(n),
                                  "Content-Range": f"{offset}-{offset + n - 1}"})
-                except (RegistryError, OSError) as e:
+                except RegistryUnreachable as e:
+                    # The connection broke mid-chunk. Resume where the registry says the
+                    # upload stands; a registry that kept part of the chunk (docker-registry
+                    # then refuses the session) gets a fresh upload from byte 0.
                     if resumes >= MAX_RESUMES:
                         raise
                     resumes += 1
-                    offset = self._resume_offset(repo, location, what, e)
+                    kept = self._resume_offset(repo, location, e)
+                    if kept is None:
+                        location = self._start_upload(repo, what)
+                        kept = 0
+                    offset = kept
+                    if progress is not None:
+                        progress(f"blob {digest[7:19]}: connection lost, "
+                                 f"{'resuming at byte ' + str(offset) if offset else 'restarting'}")
                     continue
                 if resp.status != 202:
                     raise error_from(resp, what, self.host)
@@ -403,15 +416,16 @@ class RegistryClient:
             return int(end) + 1
         return default
 
-    def _resume_offset(self, repo: str, location: str, what: str, cause: Exception) -> int:
-        """After a broken chunk: how much of the upload the registry kept."""
+    def _resume_offset(self, repo: str, location: str, cause: Exception) -> int | None:
+        """After a broken chunk: how much of the upload the registry kept, or None when
+        it no longer accepts this upload session."""
         try:
             resp = self.session.request("GET", location, scope=self._scope(repo))
-        except RegistryError as e:
-            raise RegistryError(f"upload of {what} broke ({cause}) and cannot be resumed "
-                                f"({e.message})", hint="run the push again") from e
+        except RegistryUnreachable:
+            raise cause from None
         if resp.status not in (204, 200):
-            raise error_from(resp, f"the upload status of {what}", self.host)
+            resp.close()
+            return None
         resp.close()
         return self._range_end(resp, 0)
 
