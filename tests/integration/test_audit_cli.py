@@ -216,7 +216,7 @@ def test_the_html_report_displays_in_chromium(user: User, user2: User, busybox: 
     out.chmod(0o644)
     shot = user.home / "shot.png"
     browser = ["chromium", "--headless", "--no-sandbox", "--disable-gpu",
-               "--window-size=1280,900", f"--user-data-dir={user.home / 'chromium'}"]
+               "--window-size=1000,700", f"--user-data-dir={user.home / 'chromium'}"]
     r = user.sh([*browser, f"--screenshot={shot}", f"file://{out}"], timeout=120)
     assert shot.exists(), r.stderr
     width, channels, rows = _png_pixels(shot.read_bytes())
