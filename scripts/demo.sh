@@ -56,7 +56,7 @@ secpod run --rm --profile strict demo/busybox:1.0 sh -c '
   echo "network interfaces: $(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " ")"
   touch /escape 2>&1 || true
   unshare -U true 2>&1 || true
-  echo "bytes read from /proc/kcore: $(wc -c < /proc/kcore)"
+  echo "bytes read from the masked /proc/keys: $(wc -c < /proc/keys)"
 '
 
 say "what strict asked for and this host could not enforce (recorded, not pretended)"
@@ -64,8 +64,13 @@ secpod create --profile strict --name demo-inspect demo/busybox:1.0 true >/dev/n
 secpod inspect demo-inspect | python3 -c 'import json,sys; i=json.load(sys.stdin)[0]; print("\n".join("  - " + u for u in i["unenforced"]) or "  (everything enforced)")'
 secpod rm demo-inspect >/dev/null
 
-say "an unsigned image is refused under strict"
-secpod image import demo-layout --name demo/unsigned:1.0
+say "another image, never signed, is refused under strict"
+python3 - <<'PY'
+from pathlib import Path
+from secpod.images.build import write_layout
+print(write_layout(Path("demo-rootfs"), Path("demo-layout-2"), cmd=["/bin/echo", "unsigned"]))
+PY
+secpod image import demo-layout-2 --name demo/unsigned:1.0
 secpod run --rm --profile strict demo/unsigned:1.0 true || echo "(refused, exit $?)"
 
 say "the audit trail of all this"
