@@ -103,6 +103,8 @@ class ImageRecord:
 
 @dataclass
 class _Index:
+    """index.json: names to manifest digests, and what is known of each image."""
+
     names: dict[str, str]
     images: dict[str, dict[str, Any]]
 

@@ -68,6 +68,8 @@ class Weakening:
 
 @dataclass
 class _Opts:
+    """The parsed ``--security-opt`` values."""
+
     seccomp: str | None = None          # "unconfined" or a file path
     no_new_privileges: bool | None = None
     label_disable: bool = False

@@ -105,6 +105,8 @@ _TMPFS_KEYS = {"size": (str, int), "mode": str, "options": list}
 
 @dataclass(frozen=True)
 class Tmpfs:
+    """One tmpfs mount of ``[filesystem.tmpfs]``."""
+
     path: str
     size: int            # bytes
     mode: str            # octal string, e.g. "1777"

@@ -87,6 +87,8 @@ _KERNEL_RE = re.compile(r"^(\d+)\.(\d+)")
 
 @dataclass(frozen=True)
 class SeccompArg:
+    """One argument comparison of a rule (``args[]``)."""
+
     index: int
     value: int
     value_two: int
@@ -110,6 +112,8 @@ class Filter:
 
 @dataclass(frozen=True)
 class SeccompRule:
+    """One ``syscalls[]`` entry, with its conditions."""
+
     names: tuple[str, ...]
     action: str
     errno_ret: int | None

@@ -28,6 +28,8 @@ _C = _json.child
 
 @dataclass(frozen=True)
 class InsecureAcceptAnything:
+    """``insecureAcceptAnything``: any image, no signature looked at."""
+
     type: str = "insecureAcceptAnything"
 
     def as_json(self) -> dict[str, Any]:
@@ -36,6 +38,8 @@ class InsecureAcceptAnything:
 
 @dataclass(frozen=True)
 class RejectRequirement:
+    """``reject``: no image."""
+
     type: str = "reject"
 
     def as_json(self) -> dict[str, Any]:
@@ -67,6 +71,8 @@ class SignedBy:
 
 @dataclass(frozen=True)
 class FulcioSpec:
+    """``fulcio``: the CA (path or data) and the OIDC identity certificates must carry."""
+
     ca_path: str | None
     ca_data: bytes | None
     oidc_issuer: str
@@ -85,6 +91,8 @@ class FulcioSpec:
 
 @dataclass(frozen=True)
 class PKISpec:
+    """``pki``: an organisation's CA roots and intermediates, and the required subject."""
+
     ca_roots_path: str | None
     ca_roots_data: bytes | None
     ca_intermediates_path: str | None = None

@@ -87,6 +87,8 @@ def read_policy(path: Path) -> pol.Policy:
 
 @dataclass(frozen=True)
 class EffectivePolicy:
+    """The policy that decides, where it came from, and what was ignored and why."""
+
     policy: pol.Policy
     path: Path | None
     notes: tuple[str, ...]
