@@ -38,8 +38,17 @@ def hyperfine(name: str, command: str, *, prepare: str | None = None, runs: int 
     out = HOME / f"hf-{name}.json"
     argv = ["hyperfine", "-N", "-w", "3", "-r", str(runs), "--export-json", str(out)]
     if prepare:
-        argv = ["hyperfine", "-w", "1", "-r", str(runs), "--export-json", str(out),
-                "--prepare", prepare]
+        argv = [
+            "hyperfine",
+            "-w",
+            "1",
+            "-r",
+            str(runs),
+            "--export-json",
+            str(out),
+            "--prepare",
+            prepare,
+        ]
     subprocess.run([*argv, command], check=True, stdout=subprocess.DEVNULL)
     return float(json.loads(out.read_text())["results"][0]["median"])
 
@@ -51,14 +60,24 @@ def setup_image() -> Path:
     sh("secpod", "image", "import", str(layout), "--name", "bench/busybox:1")
     sh("secpod", "key", "generate", "--output-key-prefix", str(HOME / "bench"))
     sh("secpod", "sign", "bench/busybox:1", "--key", str(HOME / "bench.key"))
-    sh("secpod", "trust", "set", "--type", "sigstoreSigned", "--pubkeysfile",
-       str(HOME / "bench.pub"), "docker.io/bench/busybox")
+    sh(
+        "secpod",
+        "trust",
+        "set",
+        "--type",
+        "sigstoreSigned",
+        "--pubkeysfile",
+        str(HOME / "bench.pub"),
+        "docker.io/bench/busybox",
+    )
     return layout
 
 
 def bare_crun_bundle() -> Path:
     """The bundle secpod builds for strict, copied out to run with bare crun."""
-    cid = sh("secpod", "create", "--profile", "strict", "bench/busybox:1", "/bin/true").stdout.strip()
+    cid = sh(
+        "secpod", "create", "--profile", "strict", "bench/busybox:1", "/bin/true"
+    ).stdout.strip()
     info = json.loads(sh("secpod", "inspect", cid).stdout)[0]
     bundle = HOME / "bare-bundle"
     bundle.mkdir()
@@ -106,43 +125,67 @@ def main() -> None:
     bundle = bare_crun_bundle()
     crun_root = HOME / "crun-bare"
     crun_root.mkdir()
-    pulled = subprocess.run(["podman", "--cgroup-manager=cgroupfs", "pull", "-q", f"oci:{layout}"],
-                            text=True, capture_output=True, check=False)
+    pulled = subprocess.run(
+        ["podman", "--cgroup-manager=cgroupfs", "pull", "-q", f"oci:{layout}"],
+        text=True,
+        capture_output=True,
+        check=False,
+    )
     if pulled.returncode != 0:
         raise SystemExit(f"podman pull failed: {pulled.stderr}")
     podman_image = "localhost" + str(layout)
 
     strict = hyperfine("strict", "secpod run --rm --profile strict bench/busybox:1 /bin/true")
-    crun = hyperfine("crun", f"crun --root {crun_root} --cgroup-manager=disabled run "
-                             f"--bundle {bundle} bench-bare")
-    podman = hyperfine("podman", "podman --cgroup-manager=cgroupfs run --rm --network=none "
-                                 f"{podman_image} /bin/true")
+    crun = hyperfine(
+        "crun",
+        f"crun --root {crun_root} --cgroup-manager=disabled run --bundle {bundle} bench-bare",
+    )
+    podman = hyperfine(
+        "podman",
+        f"podman --cgroup-manager=cgroupfs run --rm --network=none {podman_image} /bin/true",
+    )
     default = hyperfine("default", "secpod run --rm bench/busybox:1 /bin/true")
     version = hyperfine("version", "secpod --version")
-    rows += [("secpod run --rm --profile strict", strict), ("secpod run --rm (default profile)",
-             default), ("bare crun run (same strict bundle)", crun),
-             ("podman run --rm --network=none", podman), ("secpod --version", version)]
+    rows += [
+        ("secpod run --rm --profile strict", strict),
+        ("secpod run --rm (default profile)", default),
+        ("bare crun run (same strict bundle)", crun),
+        ("podman run --rm --network=none", podman),
+        ("secpod --version", version),
+    ]
 
     big = big_layout()
     size = sum(f.stat().st_size for f in big.rglob("*") if f.is_file())
     store = HOME / "import-data"
-    imp = hyperfine("import", f"env XDG_DATA_HOME={store} secpod image import {big}",
-                    prepare=f"rm -rf {store}", runs=5)
+    imp = hyperfine(
+        "import",
+        f"env XDG_DATA_HOME={store} secpod image import {big}",
+        prepare=f"rm -rf {store}",
+        runs=5,
+    )
     umoci_out = HOME / "umoci-bundle"
-    umoci = hyperfine("umoci", f"umoci unpack --rootless --image {big}:latest {umoci_out}",
-                      prepare=f"rm -rf {umoci_out}", runs=5)
+    umoci = hyperfine(
+        "umoci",
+        f"umoci unpack --rootless --image {big}:latest {umoci_out}",
+        prepare=f"rm -rf {umoci_out}",
+        runs=5,
+    )
     rss = monitor_rss()
 
     print("| measurement | median | ratio |")
     print("|---|---:|---:|")
     for name, value in rows:
         print(f"| {name} | {value * 1000:.1f} ms | {value / podman:.2f} × podman |")
-    print(f"| import of a {size / 1e6:.0f} MB image (secpod image import) | {imp:.2f} s | "
-          f"{imp / umoci:.2f} × umoci |")
+    print(
+        f"| import of a {size / 1e6:.0f} MB image (secpod image import) | {imp:.2f} s | "
+        f"{imp / umoci:.2f} × umoci |"
+    )
     print(f"| umoci unpack --rootless (same image) | {umoci:.2f} s | 1.00 |")
     print(f"| monitor (conmon) resident memory of a -d container | {rss / 1024:.1f} MB | |")
-    print(f"\nstrict run / bare crun: {strict / crun:.2f}; runs per timing: {RUNS}; "
-          f"host: {os.uname().release}, {os.cpu_count()} cores; {time.strftime('%Y-%m-%d')}")
+    print(
+        f"\nstrict run / bare crun: {strict / crun:.2f}; runs per timing: {RUNS}; "
+        f"host: {os.uname().release}, {os.cpu_count()} cores; {time.strftime('%Y-%m-%d')}"
+    )
 
 
 if __name__ == "__main__":

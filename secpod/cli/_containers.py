@@ -8,31 +8,56 @@ from typing import Any
 
 from secpod.cli._output import emit_json, emit_table
 
-SubParsers = "argparse._SubParsersAction[argparse.ArgumentParser]"
-
 
 def _run_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default="default",
-                   help="security profile (strict, default, or one of yours); default: default")
+    p.add_argument(
+        "--profile",
+        default="default",
+        help="security profile (strict, default, or one of yours); default: default",
+    )
     p.add_argument("--name", help="a unique name for the container")
-    p.add_argument("--rm", dest="auto_remove", action="store_true",
-                   help="remove the container when it exits")
-    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY[=VALUE]",
-                   help="set an environment variable (KEY alone takes it from your environment)")
-    p.add_argument("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]",
-                   help="bind-mount a host path (the administrator's floor may forbid it)")
+    p.add_argument(
+        "--rm", dest="auto_remove", action="store_true", help="remove the container when it exits"
+    )
+    p.add_argument(
+        "-e",
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY[=VALUE]",
+        help="set an environment variable (KEY alone takes it from your environment)",
+    )
+    p.add_argument(
+        "-v",
+        "--volume",
+        action="append",
+        default=[],
+        metavar="SRC:DST[:ro]",
+        help="bind-mount a host path (the administrator's floor may forbid it)",
+    )
     p.add_argument("-w", "--workdir", help="working directory inside the container")
     p.add_argument("-u", "--user", help="UID[:GID] or NAME[:GROUP] from the image")
     p.add_argument("-i", "--interactive", action="store_true", help="keep stdin attached")
-    p.add_argument("--entrypoint", help="replace the image's entrypoint (\"\" clears it)")
+    p.add_argument("--entrypoint", help='replace the image\'s entrypoint ("" clears it)')
     p.add_argument("--cap-add", action="append", default=[], metavar="CAP")
     p.add_argument("--cap-drop", action="append", default=[], metavar="CAP")
-    p.add_argument("--security-opt", action="append", default=[], metavar="OPT",
-                   help="seccomp=FILE|unconfined, no-new-privileges=false, label=disable, "
-                        "apparmor=NAME")
-    p.add_argument("--read-only", dest="read_only", default=None,
-                   type=lambda s: s.lower() not in ("false", "0", "no"), nargs="?", const=True,
-                   metavar="BOOL", help="read-only root (--read-only=false to make it writable)")
+    p.add_argument(
+        "--security-opt",
+        action="append",
+        default=[],
+        metavar="OPT",
+        help="seccomp=FILE|unconfined, no-new-privileges=false, label=disable, apparmor=NAME",
+    )
+    p.add_argument(
+        "--read-only",
+        dest="read_only",
+        default=None,
+        type=lambda s: s.lower() not in ("false", "0", "no"),
+        nargs="?",
+        const=True,
+        metavar="BOOL",
+        help="read-only root (--read-only=false to make it writable)",
+    )
     p.add_argument("--network", help="none (loopback only; the default) or host")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD")
@@ -47,16 +72,30 @@ def _options(args: argparse.Namespace, *, detach: bool) -> Any:
         entry = tuple(args.entrypoint.split()) if args.entrypoint else ()
     return RunOptions(
         image=args.image,
-        process=ProcessRequest(command=tuple(args.command), entrypoint=entry, env=tuple(args.env),
-                               workdir=args.workdir, user=args.user,
-                               interactive=args.interactive),
-        name=args.name, profile=args.profile, detach=detach, auto_remove=args.auto_remove,
-        volumes=tuple(args.volume), cap_add=tuple(args.cap_add), cap_drop=tuple(args.cap_drop),
-        security_opts=tuple(args.security_opt), read_only=args.read_only, network=args.network)
+        process=ProcessRequest(
+            command=tuple(args.command),
+            entrypoint=entry,
+            env=tuple(args.env),
+            workdir=args.workdir,
+            user=args.user,
+            interactive=args.interactive,
+        ),
+        name=args.name,
+        profile=args.profile,
+        detach=detach,
+        auto_remove=args.auto_remove,
+        volumes=tuple(args.volume),
+        cap_add=tuple(args.cap_add),
+        cap_drop=tuple(args.cap_drop),
+        security_opts=tuple(args.security_opt),
+        read_only=args.read_only,
+        network=args.network,
+    )
 
 
 def _as_docker_codes(func: Any) -> Any:
     """secpod's own failures before the container ran exit 125, as Docker's do."""
+
     def wrapper(args: argparse.Namespace) -> int:
         from secpod.errors import Error
 
@@ -66,6 +105,7 @@ def _as_docker_codes(func: Any) -> Any:
             if e.exit_code == 1:
                 e.exit_code = 125
             raise
+
     return wrapper
 
 
@@ -76,8 +116,10 @@ def _tell_unenforced(ctr: Any) -> None:
     if ctr.unenforced and first_notice(f"{ctr.profile_hash}:{ctr.unenforced}"):
         for line in ctr.unenforced:
             print(f"secpod: not enforced on this host: {line}", file=sys.stderr)
-        print("secpod: (said once per boot; `secpod inspect` and `secpod doctor` repeat it)",
-              file=sys.stderr)
+        print(
+            "secpod: (said once per boot; `secpod inspect` and `secpod doctor` repeat it)",
+            file=sys.stderr,
+        )
 
 
 @_as_docker_codes
@@ -127,14 +169,28 @@ def _ps(args: argparse.Namespace) -> int:
     elif args.json:
         emit_json(rows)
     else:
+
         def status(r: dict[str, Any]) -> str:
             if r["status"] == "exited":
                 code = "?" if r["exit_code"] is None else r["exit_code"]
                 return f"Exited ({code}) {r['finished'] or ''}".strip()
             return str(r["status"]).capitalize()
-        emit_table(("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PROFILE", "NAMES"),
-                   [(r["id"][:12], r["image"], " ".join(r["command"])[:30], r["created"][:19],
-                     status(r), r["profile"], r["name"]) for r in rows])
+
+        emit_table(
+            ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PROFILE", "NAMES"),
+            [
+                (
+                    r["id"][:12],
+                    r["image"],
+                    " ".join(r["command"])[:30],
+                    r["created"][:19],
+                    status(r),
+                    r["profile"],
+                    r["name"],
+                )
+                for r in rows
+            ],
+        )
     return 0
 
 
@@ -184,8 +240,14 @@ def _rm(args: argparse.Namespace) -> int:
 def _exec(args: argparse.Namespace) -> int:
     from secpod.sandbox import lifecycle
 
-    return lifecycle.exec_in(args.container, args.command, env=tuple(args.env),
-                             workdir=args.workdir, user=args.user, interactive=args.interactive)
+    return lifecycle.exec_in(
+        args.container,
+        args.command,
+        env=tuple(args.env),
+        workdir=args.workdir,
+        user=args.user,
+        interactive=args.interactive,
+    )
 
 
 def _inspect(args: argparse.Namespace) -> int:
@@ -208,10 +270,14 @@ def _cleanup(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: SubParsers) -> None:  # type: ignore[valid-type]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run a command in a new container")
-    p.add_argument("-d", "--detach", action="store_true",
-                   help="run in the background under a monitor; print the container id")
+    p.add_argument(
+        "-d",
+        "--detach",
+        action="store_true",
+        help="run in the background under a monitor; print the container id",
+    )
     _run_flags(p)
     p.set_defaults(func=_run)
 

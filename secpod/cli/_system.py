@@ -27,7 +27,9 @@ def _doctor(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    p = sub.add_parser("doctor", help="check what this host allows (exit 1 if containers cannot run)")
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "doctor", help="check what this host allows (exit 1 if containers cannot run)"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_doctor, allow_root=True)

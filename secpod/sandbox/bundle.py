@@ -53,16 +53,20 @@ class CommandNotExecutable(MalformedInput):
 
 def process_args(image_config: dict[str, Any], req: ProcessRequest) -> list[str]:
     """Entrypoint + command, Docker's way: CLI words replace Cmd; --entrypoint replaces both."""
-    entry = list(req.entrypoint) if req.entrypoint is not None else list(
-        image_config.get("Entrypoint") or [])
+    entry = (
+        list(req.entrypoint)
+        if req.entrypoint is not None
+        else list(image_config.get("Entrypoint") or [])
+    )
     if req.entrypoint is not None:
         cmd = list(req.command)
     else:
         cmd = list(req.command) if req.command else list(image_config.get("Cmd") or [])
     args = entry + cmd
     if not args:
-        raise UsageError("the image has no command and none was given",
-                         hint="secpod run IMAGE COMMAND [ARG...]")
+        raise UsageError(
+            "the image has no command and none was given", hint="secpod run IMAGE COMMAND [ARG...]"
+        )
     return args
 
 
@@ -88,29 +92,66 @@ def process_env(image_config: dict[str, Any], req: ProcessRequest, hostname: str
 
 def _base_mounts(userdata: Path, *, own_netns: bool, root_readonly: bool) -> list[dict[str, Any]]:
     mounts: list[dict[str, Any]] = [
-        {"destination": "/proc", "type": "proc", "source": "proc",
-         "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-         "options": ["nosuid", "noexec", "nodev"]},
+        {
+            "destination": "/proc",
+            "type": "proc",
+            "source": "proc",
+            "options": ["nosuid", "noexec", "nodev"],
+        },
+        {
+            "destination": "/dev",
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
+        },
+        {
+            "destination": "/dev/pts",
+            "type": "devpts",
+            "source": "devpts",
+            "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"],
+        },
+        {
+            "destination": "/dev/shm",  # noqa: S108 - a path inside the container
+            "type": "tmpfs",
+            "source": "shm",
+            "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        },
+        {
+            "destination": "/dev/mqueue",
+            "type": "mqueue",
+            "source": "mqueue",
+            "options": ["nosuid", "noexec", "nodev"],
+        },
     ]
     if own_netns:
-        mounts.append({"destination": "/sys", "type": "sysfs", "source": "sysfs",
-                       "options": ["nosuid", "noexec", "nodev", "ro"]})
+        mounts.append(
+            {
+                "destination": "/sys",
+                "type": "sysfs",
+                "source": "sysfs",
+                "options": ["nosuid", "noexec", "nodev", "ro"],
+            }
+        )
     else:
         # A sysfs mount needs a network namespace of our own; without one, bind the host's.
-        mounts.append({"destination": "/sys", "type": "bind", "source": "/sys",
-                       "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+        mounts.append(
+            {
+                "destination": "/sys",
+                "type": "bind",
+                "source": "/sys",
+                "options": ["rbind", "nosuid", "noexec", "nodev", "ro"],
+            }
+        )
     mode = "ro" if root_readonly else "rw"
     for name in ("hosts", "resolv.conf", "hostname"):
-        mounts.append({"destination": f"/etc/{name}", "type": "bind",
-                       "source": str(userdata / name),
-                       "options": ["rbind", mode, "nosuid", "nodev", "noexec"]})
+        mounts.append(
+            {
+                "destination": f"/etc/{name}",
+                "type": "bind",
+                "source": str(userdata / name),
+                "options": ["rbind", mode, "nosuid", "nodev", "noexec"],
+            }
+        )
     return mounts
 
 
@@ -119,7 +160,8 @@ def write_userdata(userdata: Path, hostname: str) -> None:
     userdata.mkdir(mode=0o700, exist_ok=True)
     (userdata / "hostname").write_text(hostname + "\n")
     (userdata / "hosts").write_text(
-        f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n")
+        f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
+    )
     (userdata / "resolv.conf").write_text("# no network: this container has loopback only\n")
 
 
@@ -129,11 +171,17 @@ def prepare_rootfs(image_rootfs: Path, folder: Path, *, readonly: bool) -> tuple
         return image_rootfs, "shared-readonly"
     target = folder / "rootfs"
     # --reflink=auto: a cheap copy-on-write clone where the filesystem supports it.
-    proc = subprocess.run(["cp", "-a", "--reflink=auto", f"{image_rootfs}/.", str(target)],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["cp", "-a", "--reflink=auto", f"{image_rootfs}/.", str(target)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
-        raise MalformedInput(f"cannot copy the image's root filesystem: {proc.stderr.strip()}",
-                             hint="check free space in the data dir")
+        raise MalformedInput(
+            f"cannot copy the image's root filesystem: {proc.stderr.strip()}",
+            hint="check free space in the data dir",
+        )
     return target, "private-copy"
 
 
@@ -163,8 +211,9 @@ def build_config(
     check_command(rootfs, args[0], search, cwd)
 
     linux = dict(confinement.linux)
-    namespaces = [{"type": "user"}] + [ns for ns in linux.pop("namespaces", [])
-                                        if ns.get("type") != "user"]
+    namespaces = [{"type": "user"}] + [
+        ns for ns in linux.pop("namespaces", []) if ns.get("type") != "user"
+    ]
     own_netns = any(ns.get("type") == "network" for ns in namespaces)
     mounts = _base_mounts(userdata, own_netns=own_netns, root_readonly=confinement.root_readonly)
     mounts += [dict(m) for m in confinement.mounts]
@@ -205,11 +254,14 @@ def check_command(rootfs: Path, name: str, search_path: str, cwd: str) -> None:
     """Fail early, as Docker does, when the command is missing (127) or not executable (126)."""
     host, container_path = rootfsmod.find_executable(rootfs, name, search_path, cwd)
     if host is None:
-        raise CommandNotFound(f"{name}: command not found in the image",
-                              hint=f"the image's PATH is {search_path}")
+        raise CommandNotFound(
+            f"{name}: command not found in the image", hint=f"the image's PATH is {search_path}"
+        )
     if not rootfsmod.is_executable(host):
-        raise CommandNotExecutable(f"{container_path}: permission denied (not an executable file)",
-                                   hint="check the file's mode in the image")
+        raise CommandNotExecutable(
+            f"{container_path}: permission denied (not an executable file)",
+            hint="check the file's mode in the image",
+        )
 
 
 def write_config(bundle: Path, config: dict[str, Any]) -> Path:

@@ -50,20 +50,26 @@ class Runtime:
     def call(self, *args: str, what: str, timeout: float = 60) -> str:
         """Run a crun subcommand; raise RuntimeFailed with crun's own words on failure."""
         try:
-            proc = subprocess.run(self.argv(*args), capture_output=True, text=True,
-                                  timeout=timeout, check=False)
+            proc = subprocess.run(
+                self.argv(*args), capture_output=True, text=True, timeout=timeout, check=False
+            )
         except subprocess.TimeoutExpired as e:
-            raise RuntimeFailed(f"crun {args[0]} did not answer within {timeout:.0f}s while {what}",
-                                hint="secpod ps -a; secpod rm -f the container") from e
+            raise RuntimeFailed(
+                f"crun {args[0]} did not answer within {timeout:.0f}s while {what}",
+                hint="secpod ps -a; secpod rm -f the container",
+            ) from e
         if proc.returncode != 0:
-            raise RuntimeFailed(f"crun failed while {what}: {_crun_words(proc.stderr)}",
-                                hint="secpod doctor checks what this host allows")
+            raise RuntimeFailed(
+                f"crun failed while {what}: {_crun_words(proc.stderr)}",
+                hint="secpod doctor checks what this host allows",
+            )
         return proc.stdout
 
     def state(self, cid: str) -> dict[str, Any] | None:
         """crun's state of the container, or None when crun does not know it."""
-        proc = subprocess.run(self.argv("state", cid), capture_output=True, text=True,
-                              check=False, timeout=30)
+        proc = subprocess.run(
+            self.argv("state", cid), capture_output=True, text=True, check=False, timeout=30
+        )
         if proc.returncode != 0:
             return None
         try:
@@ -93,8 +99,12 @@ class Runtime:
 
     def delete(self, cid: str, *, force: bool = False) -> None:
         """Forget the container; no error when crun does not know it."""
-        subprocess.run(self.argv("delete", *(["--force"] if force else []), cid),
-                       capture_output=True, check=False, timeout=60)
+        subprocess.run(
+            self.argv("delete", *(["--force"] if force else []), cid),
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )
 
 
 def _crun_words(stderr: str) -> str:

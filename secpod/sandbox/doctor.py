@@ -16,7 +16,7 @@ from secpod.sandbox import preflight
 @dataclass(frozen=True)
 class Check:
     name: str
-    status: str          # "ok", "warn" (runs, with less enforced) or "fail" (cannot run)
+    status: str  # "ok", "warn" (runs, with less enforced) or "fail" (cannot run)
     detail: str
     hint: str | None = None
 
@@ -46,67 +46,133 @@ def run_checks() -> list[Check]:
     def user() -> Check:
         preflight.refuse_root()
         return Check("user", "ok", f"uid {os.getuid()}, not root, no setuid/setgid wrapper")
+
     checks.append(_guard("user", user))
 
     def ids() -> Check:
         ident = preflight.identity()
         spans = ", ".join(f"{m.host_id}+{m.size}" for m in ident.uid_map[1:])
-        return Check("id mappings", "ok",
-                     f"container root = uid {ident.uid}; subordinate uids {spans}; "
-                     "newuidmap/newgidmap present")
+        return Check(
+            "id mappings",
+            "ok",
+            f"container root = uid {ident.uid}; subordinate uids {spans}; "
+            "newuidmap/newgidmap present",
+        )
+
     if os.getuid() != 0:
         checks.append(_guard("id mappings", ids))
 
     if preflight.userns_allowed():
-        probe = subprocess.run(["unshare", "--user", "true"], capture_output=True, text=True,
-                               check=False) if shutil.which("unshare") else None
+        probe = (
+            subprocess.run(
+                ["unshare", "--user", "true"], capture_output=True, text=True, check=False
+            )
+            if shutil.which("unshare")
+            else None
+        )
         if probe is None or probe.returncode == 0:
             checks.append(Check("user namespaces", "ok", "unprivileged user namespaces allowed"))
         else:
-            checks.append(Check("user namespaces", "fail", probe.stderr.strip(),
-                                "as root: sysctl -w user.max_user_namespaces=15000"))
+            checks.append(
+                Check(
+                    "user namespaces",
+                    "fail",
+                    probe.stderr.strip(),
+                    "as root: sysctl -w user.max_user_namespaces=15000",
+                )
+            )
     else:
-        checks.append(Check("user namespaces", "fail", "unprivileged user namespaces are disabled",
-                            "as root: sysctl -w user.max_user_namespaces=15000"))
+        checks.append(
+            Check(
+                "user namespaces",
+                "fail",
+                "unprivileged user namespaces are disabled",
+                "as root: sysctl -w user.max_user_namespaces=15000",
+            )
+        )
 
     crun = shutil.which("crun")
-    checks.append(Check("crun", "ok", f"{crun}: {_version([crun, '--version'])}") if crun else
-                  Check("crun", "fail", "crun not found", "apt-get install crun"))
+    checks.append(
+        Check("crun", "ok", f"{crun}: {_version([crun, '--version'])}")
+        if crun
+        else Check("crun", "fail", "crun not found", "apt-get install crun")
+    )
     conmon = shutil.which("conmon", path=os.environ.get("PATH", "") + ":/usr/bin")
-    checks.append(Check("conmon", "ok", f"{conmon}: {_version([conmon, '--version'])}") if conmon
-                  else Check("conmon", "fail", "conmon not found (needed for -d and create)",
-                             "apt-get install conmon"))
+    checks.append(
+        Check("conmon", "ok", f"{conmon}: {_version([conmon, '--version'])}")
+        if conmon
+        else Check(
+            "conmon",
+            "fail",
+            "conmon not found (needed for -d and create)",
+            "apt-get install conmon",
+        )
+    )
 
     mode = features.cgroup_mode
     if mode is hostmod.CgroupMode.HYBRID:
-        checks.append(Check("cgroups", "fail",
-                            "hybrid layout: v1 controllers plus a v2 mount at "
-                            "/sys/fs/cgroup/unified; rootless crun refuses it",
-                            preflight.HYBRID_HINT))
+        checks.append(
+            Check(
+                "cgroups",
+                "fail",
+                "hybrid layout: v1 controllers plus a v2 mount at "
+                "/sys/fs/cgroup/unified; rootless crun refuses it",
+                preflight.HYBRID_HINT,
+            )
+        )
     elif features.can_limit_resources:
-        checks.append(Check("cgroups", "ok", "cgroup v2 with a delegated cgroup: "
-                            "pids and memory limits are enforced"))
+        checks.append(
+            Check(
+                "cgroups",
+                "ok",
+                "cgroup v2 with a delegated cgroup: pids and memory limits are enforced",
+            )
+        )
     else:
-        checks.append(Check("cgroups", "warn",
-                            f"cgroup {mode.value} without delegation to this user: containers run "
-                            "with crun's cgroup manager disabled; pids/memory limits are not "
-                            "enforced (profiles that require them refuse to run)",
-                            "use cgroup v2 with systemd user delegation (Delegate=yes) "
-                            "to enforce limits"))
-    checks.append(Check("seccomp", "ok" if features.seccomp else "fail",
-                        "seccomp filters available" if features.seccomp else "no seccomp"))
-    checks.append(Check("selinux", "ok" if features.selinux_enabled else "warn",
-                        "SELinux enabled: container labels enforced" if features.selinux_enabled
-                        else "SELinux is off: labels are recorded as not enforced"))
-    checks.append(Check("apparmor", "ok" if features.apparmor_enabled else "warn",
-                        f"AppArmor enabled, {len(features.apparmor_profiles)} profiles loaded"
-                        if features.apparmor_enabled else
-                        "AppArmor is not in this kernel: profiles are recorded as not enforced"))
-    checks.append(Check("landlock", "ok" if features.landlock else "warn",
-                        "Landlock available" if features.landlock else "Landlock not available"))
+        checks.append(
+            Check(
+                "cgroups",
+                "warn",
+                f"cgroup {mode.value} without delegation to this user: containers run "
+                "with crun's cgroup manager disabled; pids/memory limits are not "
+                "enforced (profiles that require them refuse to run)",
+                "use cgroup v2 with systemd user delegation (Delegate=yes) to enforce limits",
+            )
+        )
+    checks.append(
+        Check(
+            "seccomp",
+            "ok" if features.seccomp else "fail",
+            "seccomp filters available" if features.seccomp else "no seccomp",
+        )
+    )
+    checks.append(
+        Check(
+            "selinux",
+            "ok" if features.selinux_enabled else "warn",
+            "SELinux enabled: container labels enforced"
+            if features.selinux_enabled
+            else "SELinux is off: labels are recorded as not enforced",
+        )
+    )
+    checks.append(
+        Check(
+            "apparmor",
+            "ok" if features.apparmor_enabled else "warn",
+            f"AppArmor enabled, {len(features.apparmor_profiles)} profiles loaded"
+            if features.apparmor_enabled
+            else "AppArmor is not in this kernel: profiles are recorded as not enforced",
+        )
+    )
+    checks.append(
+        Check(
+            "landlock",
+            "ok" if features.landlock else "warn",
+            "Landlock available" if features.landlock else "Landlock not available",
+        )
+    )
     return checks
 
 
 def as_json(checks: list[Check]) -> dict[str, object]:
-    return {"ok": all(c.status != "fail" for c in checks),
-            "checks": [c.as_dict() for c in checks]}
+    return {"ok": all(c.status != "fail" for c in checks), "checks": [c.as_dict() for c in checks]}

@@ -14,9 +14,9 @@ from pathlib import Path
 
 
 class CgroupMode(Enum):
-    V2 = "v2"            # unified hierarchy only
-    HYBRID = "hybrid"    # v1 controllers plus a v2 mount at /sys/fs/cgroup/unified
-    V1 = "v1"            # legacy v1 only
+    V2 = "v2"  # unified hierarchy only
+    HYBRID = "hybrid"  # v1 controllers plus a v2 mount at /sys/fs/cgroup/unified
+    V1 = "v1"  # legacy v1 only
     NONE = "none"
 
 
@@ -25,10 +25,10 @@ class HostFeatures:
     """Facts about the host that decide what a profile can enforce."""
 
     cgroup_mode: CgroupMode
-    cgroup_delegated: bool      # a cgroup the user may write limits into exists
+    cgroup_delegated: bool  # a cgroup the user may write limits into exists
     selinux_enabled: bool
-    apparmor_enabled: bool      # the kernel has AppArmor and it is enabled
-    apparmor_profiles: frozenset[str]   # profiles loaded in the kernel (names)
+    apparmor_enabled: bool  # the kernel has AppArmor and it is enabled
+    apparmor_profiles: frozenset[str]  # profiles loaded in the kernel (names)
     landlock: bool
     seccomp: bool
     arch: str
@@ -82,7 +82,7 @@ def _apparmor() -> tuple[bool, frozenset[str]]:
 
 def _selinux() -> bool:
     try:
-        import selinux  # Debian's python3-selinux
+        import selinux  # type: ignore[import-untyped]  # Debian's python3-selinux
 
         return bool(selinux.is_selinux_enabled())
     except ImportError:

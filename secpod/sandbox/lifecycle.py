@@ -26,8 +26,18 @@ from secpod.sandbox import monitor, preflight, state
 from secpod.sandbox.crun import Runtime
 from secpod.sandbox.state import Container
 
-SIGNALS = {"HUP": 1, "INT": 2, "QUIT": 3, "KILL": 9, "USR1": 10, "USR2": 12, "TERM": 15,
-           "CONT": 18, "STOP": 19, "WINCH": 28}
+SIGNALS = {
+    "HUP": 1,
+    "INT": 2,
+    "QUIT": 3,
+    "KILL": 9,
+    "USR1": 10,
+    "USR2": 12,
+    "TERM": 15,
+    "CONT": 18,
+    "STOP": 19,
+    "WINCH": 28,
+}
 
 
 @dataclass(frozen=True)
@@ -75,21 +85,30 @@ def parse_volume(spec: str) -> tuple[str, str, bool]:
         raise UsageError(f"the volume destination {dst!r} is not absolute")
     src_path = Path(src).expanduser()
     if not src_path.is_absolute():
-        raise UsageError(f"the volume source {src!r} is not an absolute path",
-                         hint="named volumes are not supported; give a host path")
+        raise UsageError(
+            f"the volume source {src!r} is not an absolute path",
+            hint="named volumes are not supported; give a host path",
+        )
     if not src_path.exists():
-        raise UsageError(f"the volume source {src} does not exist",
-                         hint="create it first; secpod does not create host paths")
+        raise UsageError(
+            f"the volume source {src} does not exist",
+            hint="create it first; secpod does not create host paths",
+        )
     return str(src_path.resolve()), dst, mode == "ro"
 
 
 def _refused(stage: str, e: Error, opts: RunOptions, **fields: Any) -> None:
     """Record a refusal of ``run``/``create`` at ``stage``; the caller re-raises."""
-    audit.record("container.run.refused", "refused" if stage != "runtime" else "error",
-                 reason=f"{stage}: {e.message}", profile=opts.profile,
-                 image_ref=fields.get("image_ref", opts.image),
-                 image_digest=fields.get("image_digest"), trust=fields.get("trust"),
-                 container_name=opts.name)
+    audit.record(
+        "container.run.refused",
+        "refused" if stage != "runtime" else "error",
+        reason=f"{stage}: {e.message}",
+        profile=opts.profile,
+        image_ref=fields.get("image_ref", opts.image),
+        image_digest=fields.get("image_digest"),
+        trust=fields.get("trust"),
+        container_name=opts.name,
+    )
 
 
 def _load_environment(opts: RunOptions) -> Environment:
@@ -115,9 +134,15 @@ def create(opts: RunOptions, env: Environment | None = None) -> Container:
     try:
         volumes = tuple(parse_volume(v) for v in opts.volumes)
         request = policies.RunRequest(
-            profile=opts.profile, cap_add=opts.cap_add, cap_drop=opts.cap_drop,
-            security_opts=opts.security_opts, volumes=volumes, read_only=opts.read_only,
-            network=opts.network, user=identity.user)
+            profile=opts.profile,
+            cap_add=opts.cap_add,
+            cap_drop=opts.cap_drop,
+            security_opts=opts.security_opts,
+            volumes=volumes,
+            read_only=opts.read_only,
+            network=opts.network,
+            user=identity.user,
+        )
         confinement = policies.confine(request, env.features)
     except Error as e:
         _refused("policy", e, opts)
@@ -138,42 +163,72 @@ def create(opts: RunOptions, env: Environment | None = None) -> Container:
         raise
     trust = decision.as_dict()
     if not decision.accepted:
-        err = Error(f"the trust policy rejects {ref}: {'; '.join(decision.reasons)}",
-                    hint="secpod verify IMAGE explains the decision; secpod trust show")
+        err = Error(
+            f"the trust policy rejects {ref}: {'; '.join(decision.reasons)}",
+            hint="secpod verify IMAGE explains the decision; secpod trust show",
+        )
         _refused("trust", err, opts, image_ref=ref, image_digest=image.digest, trust=trust)
         raise signing_rejected(err)
     if confinement.require_signed and set(decision.requirements) <= {"insecureAcceptAnything"}:
-        err = Error(f"profile {confinement.profile} runs only signed images, and the trust "
-                    f"policy accepts {ref} without a signature (insecureAcceptAnything)",
-                    hint="sign the image (secpod sign) and require it (secpod trust set), "
-                         "or use --profile default")
+        err = Error(
+            f"profile {confinement.profile} runs only signed images, and the trust "
+            f"policy accepts {ref} without a signature (insecureAcceptAnything)",
+            hint="sign the image (secpod sign) and require it (secpod trust set), "
+            "or use --profile default",
+        )
         _refused("trust", err, opts, image_ref=ref, image_digest=image.digest, trust=trust)
         raise signing_rejected(err)
 
     cid, name, folder = state.reserve(opts.name)
     try:
         hostname = cid[:12]
-        rootfs, root_mode = bundlemod.prepare_rootfs(image.rootfs, folder,
-                                                     readonly=confinement.root_readonly)
+        rootfs, root_mode = bundlemod.prepare_rootfs(
+            image.rootfs, folder, readonly=confinement.root_readonly
+        )
         bundlemod.write_userdata(folder / "userdata", hostname)
         config = bundlemod.build_config(
-            cid=cid, hostname=hostname, rootfs=rootfs, image_config=image.config,
-            request=opts.process, confinement=confinement, identity=identity,
-            userdata=folder / "userdata")
+            cid=cid,
+            hostname=hostname,
+            rootfs=rootfs,
+            image_config=image.config,
+            request=opts.process,
+            confinement=confinement,
+            identity=identity,
+            userdata=folder / "userdata",
+        )
         bundlemod.write_config(folder / "bundle", config)
         summary = dict(confinement.summary)
         summary["cis_findings"] = _cis_findings(config, confinement.profile)
         ctr = Container(
-            id=cid, name=name, image_ref=ref, image_digest=image.digest,
-            profile=confinement.profile, profile_hash=confinement.profile_hash,
-            created=state.now(), args=config["process"]["args"], root_mode=root_mode,
-            detach=opts.detach, auto_remove=opts.auto_remove,
-            unenforced=list(confinement.unenforced), confinement=summary, trust=trust)
+            id=cid,
+            name=name,
+            image_ref=ref,
+            image_digest=image.digest,
+            profile=confinement.profile,
+            profile_hash=confinement.profile_hash,
+            created=state.now(),
+            args=config["process"]["args"],
+            root_mode=root_mode,
+            detach=opts.detach,
+            auto_remove=opts.auto_remove,
+            unenforced=list(confinement.unenforced),
+            confinement=summary,
+            trust=trust,
+        )
         ctr.log_path.touch(mode=0o600)
         ctr.save()
-        audit.record("container.create", "ok", container_id=cid, container_name=name,
-                     image_ref=ref, image_digest=image.digest, profile=confinement.profile,
-                     profile_hash=confinement.profile_hash, confinement=summary, trust=trust)
+        audit.record(
+            "container.create",
+            "ok",
+            container_id=cid,
+            container_name=name,
+            image_ref=ref,
+            image_digest=image.digest,
+            profile=confinement.profile,
+            profile_hash=confinement.profile_hash,
+            confinement=summary,
+            trust=trust,
+        )
     except Error as e:
         state.release(cid, name)
         _refused("bundle", e, opts, image_ref=ref, image_digest=image.digest, trust=trust)
@@ -205,14 +260,23 @@ def _cis_findings(config: dict[str, Any], profile: str) -> list[dict[str, str]]:
         from secpod.policies import lint_config
     except ImportError:
         return []
-    return [{"id": f.id, "severity": f.severity, "title": f.title}
-            for f in lint_config(config, profile)]
+    return [
+        {"id": f.id, "severity": f.severity, "title": f.title} for f in lint_config(config, profile)
+    ]
 
 
 def _audit_ctr(action: str, ctr: Container, outcome: str = "ok", **kw: Any) -> None:
-    audit.record(action, outcome, container_id=ctr.id, container_name=ctr.name,
-                 image_ref=ctr.image_ref, image_digest=ctr.image_digest, profile=ctr.profile,
-                 profile_hash=ctr.profile_hash, **kw)
+    audit.record(
+        action,
+        outcome,
+        container_id=ctr.id,
+        container_name=ctr.name,
+        image_ref=ctr.image_ref,
+        image_digest=ctr.image_digest,
+        profile=ctr.profile,
+        profile_hash=ctr.profile_hash,
+        **kw,
+    )
 
 
 def run(opts: RunOptions, *, on_created: Callable[[Container], None] | None = None) -> int:
@@ -232,9 +296,14 @@ def run(opts: RunOptions, *, on_created: Callable[[Container], None] | None = No
     ctr.save()
     _audit_ctr("container.start", ctr)
     try:
-        code = monitor.run_foreground(env.runtime, ctr.id, ctr.bundle, ctr.dir,
-                                      interactive=opts.process.interactive,
-                                      log_path=ctr.log_path)
+        code = monitor.run_foreground(
+            env.runtime,
+            ctr.id,
+            ctr.bundle,
+            ctr.dir,
+            interactive=opts.process.interactive,
+            log_path=ctr.log_path,
+        )
     except RuntimeFailed as e:
         _finish(ctr, env, None, reason=e.message)
         raise
@@ -242,7 +311,9 @@ def run(opts: RunOptions, *, on_created: Callable[[Container], None] | None = No
     return code
 
 
-def _finish(ctr: Container, env: Environment, code: int | None, *, reason: str | None = None) -> None:
+def _finish(
+    ctr: Container, env: Environment, code: int | None, *, reason: str | None = None
+) -> None:
     """Record the exit once (whoever sees it first), then remove --rm containers."""
     with ctr.locked():
         current = ctr.reload()
@@ -252,9 +323,15 @@ def _finish(ctr: Container, env: Environment, code: int | None, *, reason: str |
             current.exit_recorded = True
             current.save()
             # A container's exit closes a chapter of the log: sign a checkpoint.
-            _audit_ctr("container.exit", current, "ok" if code is not None else "error",
-                       exit_status=code, reason=reason, checkpoint=True,
-                       details={"stopped_by": current.stopped_by} if current.stopped_by else None)
+            _audit_ctr(
+                "container.exit",
+                current,
+                "ok" if code is not None else "error",
+                exit_status=code,
+                reason=reason,
+                checkpoint=True,
+                details={"stopped_by": current.stopped_by} if current.stopped_by else None,
+            )
         if env.runtime.knows(ctr.id):
             env.runtime.delete(ctr.id, force=True)
     if current.auto_remove:
@@ -288,8 +365,15 @@ def start(ctr: Container, env: Environment | None = None) -> Container:
             ctr.monitor = "conmon"
             ctr.save()
             try:
-                monitor.start_conmon(env.runtime, ctr.id, ctr.name, ctr.bundle, ctr.dir,
-                                     log_path=ctr.log_path, exit_dir=state.exits_dir())
+                monitor.start_conmon(
+                    env.runtime,
+                    ctr.id,
+                    ctr.name,
+                    ctr.bundle,
+                    ctr.dir,
+                    log_path=ctr.log_path,
+                    exit_dir=state.exits_dir(),
+                )
             except RuntimeFailed as e:
                 _audit_ctr("container.start", ctr, "error", reason=e.message)
                 env.runtime.delete(ctr.id, force=True)
@@ -312,8 +396,15 @@ def create_detached(opts: RunOptions) -> Container:
     ctr.monitor = "conmon"
     ctr.save()
     try:
-        monitor.start_conmon(env.runtime, ctr.id, ctr.name, ctr.bundle, ctr.dir,
-                             log_path=ctr.log_path, exit_dir=state.exits_dir())
+        monitor.start_conmon(
+            env.runtime,
+            ctr.id,
+            ctr.name,
+            ctr.bundle,
+            ctr.dir,
+            log_path=ctr.log_path,
+            exit_dir=state.exits_dir(),
+        )
     except RuntimeFailed as e:
         _audit_ctr("container.rm", ctr, "error", reason=f"create failed: {e.message}")
         env.runtime.delete(ctr.id, force=True)
@@ -356,10 +447,18 @@ def status_of(ctr: Container, crun_state: dict[str, Any] | None) -> str:
 def describe(ctr: Container, crun_state: dict[str, Any] | None) -> dict[str, Any]:
     status = status_of(ctr, crun_state)
     return {
-        "id": ctr.id, "name": ctr.name, "image": ctr.image_ref, "image_digest": ctr.image_digest,
-        "command": ctr.args, "created": ctr.created, "started": ctr.started,
-        "finished": ctr.finished, "status": status, "exit_code": ctr.exit_code,
-        "profile": ctr.profile, "pid": (crun_state or {}).get("pid"),
+        "id": ctr.id,
+        "name": ctr.name,
+        "image": ctr.image_ref,
+        "image_digest": ctr.image_digest,
+        "command": ctr.args,
+        "created": ctr.created,
+        "started": ctr.started,
+        "finished": ctr.finished,
+        "status": status,
+        "exit_code": ctr.exit_code,
+        "profile": ctr.profile,
+        "pid": (crun_state or {}).get("pid"),
     }
 
 
@@ -382,13 +481,22 @@ def inspect(ref: str) -> dict[str, Any]:
     rt = Runtime.default()
     info = describe(ctr, rt.state(ctr.id))
     config = json.loads((ctr.bundle / "config.json").read_text())
-    info.update({
-        "profile_hash": ctr.profile_hash, "root": ctr.root_mode, "auto_remove": ctr.auto_remove,
-        "monitor": ctr.monitor, "monitor_pid": monitor.monitor_pid(ctr.dir),
-        "stopped_by": ctr.stopped_by, "confinement": ctr.confinement,
-        "unenforced": ctr.unenforced, "trust": ctr.trust, "bundle": str(ctr.bundle),
-        "log_path": str(ctr.log_path), "config": config,
-    })
+    info.update(
+        {
+            "profile_hash": ctr.profile_hash,
+            "root": ctr.root_mode,
+            "auto_remove": ctr.auto_remove,
+            "monitor": ctr.monitor,
+            "monitor_pid": monitor.monitor_pid(ctr.dir),
+            "stopped_by": ctr.stopped_by,
+            "confinement": ctr.confinement,
+            "unenforced": ctr.unenforced,
+            "trust": ctr.trust,
+            "bundle": str(ctr.bundle),
+            "log_path": str(ctr.log_path),
+            "config": config,
+        }
+    )
     return info
 
 
@@ -480,8 +588,10 @@ def remove(ref: str, *, force: bool = False) -> Container:
     rt = Runtime.default()
     status = status_of(ctr, rt.state(ctr.id))
     if status in ("running", "paused") and not force:
-        raise Conflict(f"container {ctr.name} is {status}",
-                       hint=f"secpod stop {ctr.name} first, or secpod rm -f {ctr.name}")
+        raise Conflict(
+            f"container {ctr.name} is {status}",
+            hint=f"secpod stop {ctr.name} first, or secpod rm -f {ctr.name}",
+        )
     if status in ("running", "paused", "created"):
         _mark(ctr, "kill")
         with contextlib.suppress(RuntimeFailed):
@@ -499,8 +609,15 @@ def remove(ref: str, *, force: bool = False) -> Container:
     return ctr
 
 
-def exec_in(ref: str, command: list[str], *, env: tuple[str, ...] = (), workdir: str | None = None,
-            user: str | None = None, interactive: bool = False) -> int:
+def exec_in(
+    ref: str,
+    command: list[str],
+    *,
+    env: tuple[str, ...] = (),
+    workdir: str | None = None,
+    user: str | None = None,
+    interactive: bool = False,
+) -> int:
     """Run ``command`` in a running container, confined as its main process; return its status."""
     import subprocess
 
@@ -530,8 +647,11 @@ def exec_in(ref: str, command: list[str], *, env: tuple[str, ...] = (), workdir:
     spec = ctr.dir / f"exec-{os.getpid()}.json"
     spec.write_text(json.dumps(process))
     try:
-        proc = subprocess.run(rt.argv("exec", "--process", str(spec), ctr.id),
-                              stdin=None if interactive else subprocess.DEVNULL, check=False)
+        proc = subprocess.run(
+            rt.argv("exec", "--process", str(spec), ctr.id),
+            stdin=None if interactive else subprocess.DEVNULL,
+            check=False,
+        )
     finally:
         with contextlib.suppress(FileNotFoundError):
             spec.unlink()

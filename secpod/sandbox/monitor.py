@@ -32,8 +32,15 @@ from secpod import paths
 from secpod.errors import HostError, RuntimeFailed
 from secpod.sandbox.crun import Runtime
 
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
-             signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
+FORWARDED = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGWINCH,
+)
 
 
 def _stamp() -> bytes:
@@ -81,20 +88,35 @@ def crun_error(log: Path) -> str:
     return ""
 
 
-def run_foreground(rt: Runtime, cid: str, bundle: Path, folder: Path, *,
-                   interactive: bool, log_path: Path) -> int:
+def run_foreground(
+    rt: Runtime, cid: str, bundle: Path, folder: Path, *, interactive: bool, log_path: Path
+) -> int:
     """Run the container attached; return its exit status (128+N when killed by signal N).
 
     Raises RuntimeFailed when crun fails before the container's process starts.
     """
     pidfile = folder / "pid"
     crun_log = folder / "crun.log"
-    argv = [rt.binary, *rt.global_args, f"--log=file:{crun_log}", "--log-format=json",
-            "run", "--bundle", str(bundle), "--pid-file", str(pidfile), cid]
+    argv = [
+        rt.binary,
+        *rt.global_args,
+        f"--log=file:{crun_log}",
+        "--log-format=json",
+        "run",
+        "--bundle",
+        str(bundle),
+        "--pid-file",
+        str(pidfile),
+        cid,
+    ]
     # crun gets its own session: terminal signals reach secpod, which forwards each once.
-    proc = subprocess.Popen(argv, stdin=None if interactive else subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        argv,
+        stdin=None if interactive else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     previous = {}
 
     def forward(signum: int, _frame: object) -> None:
@@ -112,15 +134,19 @@ def run_foreground(rt: Runtime, cid: str, bundle: Path, folder: Path, *,
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if code != 0 and not pidfile.exists():
-        raise RuntimeFailed(f"crun could not start the container: {crun_error(crun_log) or code}",
-                            hint="secpod doctor checks what this host allows")
+        raise RuntimeFailed(
+            f"crun could not start the container: {crun_error(crun_log) or code}",
+            hint="secpod doctor checks what this host allows",
+        )
     return 128 - code if code < 0 else code
 
 
 def _pump(proc: subprocess.Popen[bytes], log: LogWriter) -> None:
     assert proc.stdout is not None and proc.stderr is not None
-    targets = {proc.stdout.fileno(): (b"stdout", sys.stdout.buffer),
-               proc.stderr.fileno(): (b"stderr", sys.stderr.buffer)}
+    targets = {
+        proc.stdout.fileno(): (b"stdout", sys.stdout.buffer),
+        proc.stderr.fileno(): (b"stderr", sys.stderr.buffer),
+    }
     sel = selectors.DefaultSelector()
     for fd in targets:
         sel.register(fd, selectors.EVENT_READ)
@@ -156,13 +182,15 @@ class _Null:
 def conmon_path() -> str:
     path = shutil.which("conmon", path=os.environ.get("PATH", "") + ":/usr/bin:/usr/libexec/podman")
     if path is None:
-        raise HostError("conmon not found (needed for detached containers)",
-                        hint="apt-get install conmon")
+        raise HostError(
+            "conmon not found (needed for detached containers)", hint="apt-get install conmon"
+        )
     return path
 
 
-def start_conmon(rt: Runtime, cid: str, name: str, bundle: Path, folder: Path, *,
-                 log_path: Path, exit_dir: Path) -> int:
+def start_conmon(
+    rt: Runtime, cid: str, name: str, bundle: Path, folder: Path, *, log_path: Path, exit_dir: Path
+) -> int:
     """Create the container under a new conmon; return the container's pid.
 
     conmon double-forks and outlives this process. Raises RuntimeFailed with
@@ -172,14 +200,43 @@ def start_conmon(rt: Runtime, cid: str, name: str, bundle: Path, folder: Path, *
     sockets.mkdir(mode=0o700, parents=True, exist_ok=True)
     exit_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     crun_log = folder / "crun.log"
-    argv = [conmon_path(), "--api-version", "1", "-c", cid, "-u", cid, "-n", name,
-            "-r", rt.binary, "-b", str(bundle), "-p", str(folder / "pid"),
-            "-P", str(folder / "conmon.pid"), "-l", f"k8s-file:{log_path}",
-            "--exit-dir", str(exit_dir), "--socket-dir-path", str(sockets),
-            "--log-level", "error",
-            "--exit-command", sys.executable,
-            "--exit-command-arg", "-m", "--exit-command-arg", "secpod",
-            "--exit-command-arg", "container-cleanup", "--exit-command-arg", cid]
+    argv = [
+        conmon_path(),
+        "--api-version",
+        "1",
+        "-c",
+        cid,
+        "-u",
+        cid,
+        "-n",
+        name,
+        "-r",
+        rt.binary,
+        "-b",
+        str(bundle),
+        "-p",
+        str(folder / "pid"),
+        "-P",
+        str(folder / "conmon.pid"),
+        "-l",
+        f"k8s-file:{log_path}",
+        "--exit-dir",
+        str(exit_dir),
+        "--socket-dir-path",
+        str(sockets),
+        "--log-level",
+        "error",
+        "--exit-command",
+        sys.executable,
+        "--exit-command-arg",
+        "-m",
+        "--exit-command-arg",
+        "secpod",
+        "--exit-command-arg",
+        "container-cleanup",
+        "--exit-command-arg",
+        cid,
+    ]
     for arg in (*rt.global_args, f"--log=file:{crun_log}", "--log-format=json"):
         argv += ["--runtime-arg", arg]
     read_fd, write_fd = os.pipe()
@@ -188,9 +245,15 @@ def start_conmon(rt: Runtime, cid: str, name: str, bundle: Path, folder: Path, *
     # never wait for EOF; its stderr goes to a file in the container's folder.
     with open(folder / "conmon.err", "wb") as err_file:
         try:
-            proc = subprocess.Popen(argv, pass_fds=(write_fd,), env=env,
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=err_file, start_new_session=True)
+            proc = subprocess.Popen(
+                argv,
+                pass_fds=(write_fd,),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err_file,
+                start_new_session=True,
+            )
         finally:
             os.close(write_fd)
     with os.fdopen(read_fd, "rb") as sync:
@@ -198,10 +261,16 @@ def start_conmon(rt: Runtime, cid: str, name: str, bundle: Path, folder: Path, *
     proc.wait(timeout=60)
     pid = int(message.get("data", -1)) if isinstance(message.get("data"), int) else -1
     if pid <= 0:
-        why = (message.get("message") or crun_error(crun_log)
-               or _tail(folder / "conmon.err") or "conmon failed")
-        raise RuntimeFailed(f"the container could not be created: {why}",
-                            hint="secpod doctor checks what this host allows")
+        why = (
+            message.get("message")
+            or crun_error(crun_log)
+            or _tail(folder / "conmon.err")
+            or "conmon failed"
+        )
+        raise RuntimeFailed(
+            f"the container could not be created: {why}",
+            hint="secpod doctor checks what this host allows",
+        )
     return pid
 
 

@@ -46,8 +46,8 @@ def refuse_root() -> None:
         raise RootRefused(
             "secpod does not run containers as root",
             hint="run it as an ordinary user with subuid/subgid ranges "
-                 "(usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER), "
-                 "e.g. `su - USER -c 'secpod ...'`",
+            "(usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER), "
+            "e.g. `su - USER -c 'secpod ...'`",
         )
 
 
@@ -73,8 +73,10 @@ def _setuid_helper(name: str) -> Path:
     except OSError:
         pass
     if not (st.st_mode & 0o4000 and st.st_uid == 0) and not has_caps:
-        raise HostError(f"{path} is neither setuid root nor has file capabilities",
-                        hint="reinstall the uidmap package")
+        raise HostError(
+            f"{path} is neither setuid root nor has file capabilities",
+            hint="reinstall the uidmap package",
+        )
     return Path(path)
 
 
@@ -95,8 +97,10 @@ def identity() -> Identity:
 
 
 def userns_allowed() -> bool:
-    for path, bad in (("/proc/sys/kernel/unprivileged_userns_clone", "0"),
-                      ("/proc/sys/user/max_user_namespaces", "0")):
+    for path, bad in (
+        ("/proc/sys/kernel/unprivileged_userns_clone", "0"),
+        ("/proc/sys/user/max_user_namespaces", "0"),
+    ):
         try:
             if Path(path).read_text().strip() == bad:
                 return False
@@ -108,9 +112,12 @@ def userns_allowed() -> bool:
 def check_host(features: hostmod.HostFeatures) -> None:
     """Raise HostError when the kernel or the cgroup layout stops rootless crun."""
     if not userns_allowed():
-        raise HostError("unprivileged user namespaces are disabled on this host",
-                        hint="as root: sysctl -w user.max_user_namespaces=15000 "
-                             "(and kernel.unprivileged_userns_clone=1 where it exists)")
+        raise HostError(
+            "unprivileged user namespaces are disabled on this host",
+            hint="as root: sysctl -w user.max_user_namespaces=15000 "
+            "(and kernel.unprivileged_userns_clone=1 where it exists)",
+        )
     if features.cgroup_mode is hostmod.CgroupMode.HYBRID:
-        raise HostError("cgroups in hybrid mode: rootless crun cannot run containers here",
-                        hint=HYBRID_HINT)
+        raise HostError(
+            "cgroups in hybrid mode: rootless crun cannot run containers here", hint=HYBRID_HINT
+        )

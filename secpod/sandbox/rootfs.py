@@ -46,18 +46,22 @@ def resolve(root: Path, path: str) -> Path:
             target = os.readlink(candidate)
             if target.startswith("/"):
                 resolved = []
-            parts = list(PurePosixPath(target).parts[1 if target.startswith("/") else 0:]) + parts
+            parts = list(PurePosixPath(target).parts[1 if target.startswith("/") else 0 :]) + parts
             continue
         resolved.append(part)
     return root.joinpath(*resolved)
 
 
-def find_executable(root: Path, name: str, search_path: str, cwd: str = "/") -> tuple[Path | None, str]:
+def find_executable(
+    root: Path, name: str, search_path: str, cwd: str = "/"
+) -> tuple[Path | None, str]:
     """Find ``name`` as the container would exec it: ``(host path or None, container path)``."""
     if "/" in name:
         container_path = name if name.startswith("/") else str(PurePosixPath(cwd, name))
-        return (resolve(root, container_path) if _exists(resolve(root, container_path)) else None,
-                container_path)
+        return (
+            resolve(root, container_path) if _exists(resolve(root, container_path)) else None,
+            container_path,
+        )
     for directory in search_path.split(":"):
         if not directory:
             continue
@@ -100,18 +104,24 @@ def lookup_user(root: Path, spec: str) -> tuple[int, int, str | None]:
             break
     if uid is None:
         if not user.isdigit():
-            raise MalformedInput(f"user {user!r} is not in the image's /etc/passwd",
-                                 hint="give a numeric --user UID[:GID]")
+            raise MalformedInput(
+                f"user {user!r} is not in the image's /etc/passwd",
+                hint="give a numeric --user UID[:GID]",
+            )
         uid, gid = int(user), int(user) if not group else None
     if group:
         if group.isdigit():
             gid = int(group)
         else:
-            gid = next((_int(f[2]) for f in _read_db(root, "/etc/group")
-                        if len(f) >= 3 and f[0] == group), None)
+            gid = next(
+                (_int(f[2]) for f in _read_db(root, "/etc/group") if len(f) >= 3 and f[0] == group),
+                None,
+            )
             if gid is None:
-                raise MalformedInput(f"group {group!r} is not in the image's /etc/group",
-                                     hint="give a numeric --user UID:GID")
+                raise MalformedInput(
+                    f"group {group!r} is not in the image's /etc/group",
+                    hint="give a numeric --user UID:GID",
+                )
     return uid, gid if gid is not None else 0, home
 
 

@@ -25,10 +25,50 @@ from typing import Any
 from secpod import paths
 from secpod.errors import Conflict, NotFound, UsageError
 
-_ADJ = ("amber", "brave", "calm", "deft", "eager", "fair", "gentle", "hardy", "keen", "lucid",
-        "merry", "noble", "quiet", "rapid", "sober", "tidy", "vivid", "wary", "young", "zesty")
-_NOUN = ("otter", "falcon", "badger", "heron", "lynx", "marten", "osprey", "puffin", "raven",
-         "shrike", "stoat", "tern", "vole", "wren", "yak", "ibex", "kite", "newt", "orca", "pika")
+_ADJ = (
+    "amber",
+    "brave",
+    "calm",
+    "deft",
+    "eager",
+    "fair",
+    "gentle",
+    "hardy",
+    "keen",
+    "lucid",
+    "merry",
+    "noble",
+    "quiet",
+    "rapid",
+    "sober",
+    "tidy",
+    "vivid",
+    "wary",
+    "young",
+    "zesty",
+)
+_NOUN = (
+    "otter",
+    "falcon",
+    "badger",
+    "heron",
+    "lynx",
+    "marten",
+    "osprey",
+    "puffin",
+    "raven",
+    "shrike",
+    "stoat",
+    "tern",
+    "vole",
+    "wren",
+    "yak",
+    "ibex",
+    "kite",
+    "newt",
+    "orca",
+    "pika",
+)
 
 
 def now() -> str:
@@ -47,18 +87,18 @@ class Container:
     profile_hash: str
     created: str
     args: list[str]
-    root_mode: str                      # "shared-readonly" or "private-copy"
+    root_mode: str  # "shared-readonly" or "private-copy"
     detach: bool = False
     auto_remove: bool = False
     started: str | None = None
     finished: str | None = None
     exit_code: int | None = None
     exit_recorded: bool = False
-    stopped_by: str | None = None        # "stop", "kill" or None
+    stopped_by: str | None = None  # "stop", "kill" or None
     unenforced: list[str] = field(default_factory=list)
     confinement: dict[str, Any] = field(default_factory=dict)
     trust: dict[str, Any] | None = None
-    monitor: str = "none"               # "conmon" for -d, "secpod" for foreground runs
+    monitor: str = "none"  # "conmon" for -d, "secpod" for foreground runs
 
     @property
     def short_id(self) -> str:
@@ -111,8 +151,9 @@ def _names_dir() -> Path:
 
 
 def _valid_name(name: str) -> bool:
-    return (0 < len(name) <= 128 and name[0].isalnum()
-            and all(c.isalnum() or c in "_.-" for c in name))
+    return (
+        0 < len(name) <= 128 and name[0].isalnum() and all(c.isalnum() or c in "_.-" for c in name)
+    )
 
 
 def reserve(name: str | None) -> tuple[str, str, Path]:
@@ -122,17 +163,23 @@ def reserve(name: str | None) -> tuple[str, str, Path]:
     names.mkdir(parents=True, exist_ok=True)
     cid = secrets.token_hex(32)
     if name is not None and not _valid_name(name):
-        raise UsageError(f"invalid container name {name!r}",
-                         hint="names are letters, digits, '_', '.' and '-', starting alphanumeric")
+        raise UsageError(
+            f"invalid container name {name!r}",
+            hint="names are letters, digits, '_', '.' and '-', starting alphanumeric",
+        )
     for _attempt in range(20):
-        candidate = name or f"{secrets.choice(_ADJ)}_{secrets.choice(_NOUN)}_{secrets.randbelow(100)}"
+        candidate = (
+            name or f"{secrets.choice(_ADJ)}_{secrets.choice(_NOUN)}_{secrets.randbelow(100)}"
+        )
         try:
             os.symlink(cid, names / candidate)
         except FileExistsError:
             if name is not None:
                 other = os.readlink(names / candidate)
-                raise Conflict(f"the name {name!r} is in use by container {other[:12]}",
-                               hint=f"secpod rm {name}, or choose another --name") from None
+                raise Conflict(
+                    f"the name {name!r} is in use by container {other[:12]}",
+                    hint=f"secpod rm {name}, or choose another --name",
+                ) from None
             continue
         folder = containers_dir() / cid
         folder.mkdir(mode=0o700)
@@ -185,8 +232,10 @@ def lookup(ref: str) -> Container:
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
-            raise UsageError(f"{ref!r} matches {len(matches)} containers",
-                             hint="give more of the id, or the name")
+            raise UsageError(
+                f"{ref!r} matches {len(matches)} containers",
+                hint="give more of the id, or the name",
+            )
     raise NotFound(f"no such container: {ref}", hint="secpod ps -a lists your containers")
 
 
@@ -206,8 +255,11 @@ def first_notice(key: str) -> bool:
     folder = paths.runtime_dir() / "notices"
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
-        fd = os.open(folder / hashlib.sha256(key.encode()).hexdigest()[:32],
-                     os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(
+            folder / hashlib.sha256(key.encode()).hexdigest()[:32],
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+            0o600,
+        )
     except FileExistsError:
         return False
     os.close(fd)

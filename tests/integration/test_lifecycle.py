@@ -43,7 +43,15 @@ def test_detached_container_survives_the_shell_that_started_it(user: User, busyb
 
 def test_exec_runs_confined_like_the_container(user: User, busybox: str) -> None:
     user.run("run", "-d", "--name", "box", busybox, "sleep", "60", check=True)
-    r = user.run("exec", "-e", "X=1", "box", "sh", "-c", "echo $X; grep -E 'CapEff|NoNewPrivs|Seccomp:' /proc/self/status")
+    r = user.run(
+        "exec",
+        "-e",
+        "X=1",
+        "box",
+        "sh",
+        "-c",
+        "echo $X; grep -E 'CapEff|NoNewPrivs|Seccomp:' /proc/self/status",
+    )
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0] == "1"
@@ -55,25 +63,55 @@ def test_exec_runs_confined_like_the_container(user: User, busybox: str) -> None
 
 
 def test_stop_sends_term_then_kill_after_timeout(user: User, busybox: str) -> None:
-    user.run("run", "-d", "--name", "stubborn", busybox, "sh", "-c",
-             "trap '' TERM; while :; do sleep 0.1; done", check=True)
+    user.run(
+        "run",
+        "-d",
+        "--name",
+        "stubborn",
+        busybox,
+        "sh",
+        "-c",
+        "trap '' TERM; while :; do sleep 0.1; done",
+        check=True,
+    )
     r = user.run("stop", "-t", "1", "stubborn")
     assert r.returncode == 0, r.stderr
     row = ps(user, "-a")[0]
     assert row["status"] == "exited" and row["exit_code"] == 137
-    user.run("run", "-d", "--name", "polite", busybox, "sh", "-c",
-             "trap 'exit 0' TERM; while :; do sleep 0.1; done", check=True)
+    user.run(
+        "run",
+        "-d",
+        "--name",
+        "polite",
+        busybox,
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; while :; do sleep 0.1; done",
+        check=True,
+    )
     assert user.run("stop", "polite").returncode == 0
     polite = next(x for x in ps(user, "-a") if x["name"] == "polite")
     assert polite["exit_code"] == 0
     exits = [x for x in audit_records(user) if x["action"] == "container.exit"]
-    assert {x["container"]["name"]: x["exit_status"] for x in exits} == {"stubborn": 137, "polite": 0}
+    assert {x["container"]["name"]: x["exit_status"] for x in exits} == {
+        "stubborn": 137,
+        "polite": 0,
+    }
 
 
 def test_kill_rm_and_rm_force(user: User, busybox: str) -> None:
     # PID 1 of a pid namespace ignores signals it has no handler for: trap USR1.
-    user.run("run", "-d", "--name", "victim", busybox, "sh", "-c",
-             "trap 'exit 10' USR1; while :; do sleep 0.1; done", check=True)
+    user.run(
+        "run",
+        "-d",
+        "--name",
+        "victim",
+        busybox,
+        "sh",
+        "-c",
+        "trap 'exit 10' USR1; while :; do sleep 0.1; done",
+        check=True,
+    )
     r = user.run("rm", "victim")
     assert r.returncode == 1 and "rm -f" in r.stderr
     assert user.run("kill", "-s", "USR1", "victim").returncode == 0
@@ -95,7 +133,9 @@ def test_run_detached_rm_removes_itself_on_exit(user: User, busybox: str) -> Non
 
 
 def test_create_then_start_then_restart(user: User, busybox: str) -> None:
-    cid = user.run("create", "--name", "later", busybox, "sh", "-c", "echo run", check=True).stdout.strip()
+    cid = user.run(
+        "create", "--name", "later", busybox, "sh", "-c", "echo run", check=True
+    ).stdout.strip()
     assert ps(user, "-a")[0]["status"] == "created"
     assert user.run("start", "later").returncode == 0
     wait_for(lambda: ps(user, "-a")[0]["status"] == "exited")
@@ -104,8 +144,14 @@ def test_create_then_start_then_restart(user: User, busybox: str) -> None:
 
 
 def test_container_not_found(user: User) -> None:
-    for cmd in (["stop", "ghost"], ["kill", "ghost"], ["rm", "ghost"], ["logs", "ghost"],
-                ["exec", "ghost", "true"], ["inspect", "ghost"]):
+    for cmd in (
+        ["stop", "ghost"],
+        ["kill", "ghost"],
+        ["rm", "ghost"],
+        ["logs", "ghost"],
+        ["exec", "ghost", "true"],
+        ["inspect", "ghost"],
+    ):
         r = user.run(*cmd)
         assert r.returncode != 0, cmd
         assert "no such container: ghost" in r.stderr, cmd

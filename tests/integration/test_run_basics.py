@@ -43,10 +43,22 @@ def test_env_workdir_user_and_volume(user: User, busybox: str) -> None:
     shared_dir.mkdir()
     os.chown(shared_dir, user.uid, user.gid)
     (shared_dir / "in.txt").write_text("from host\n")
-    r = user.run("run", "--rm", "-e", "GREETING=hello", "-w", "/tmp", "--user", "1000:1000",
-                 "-v", f"{shared_dir}:/data:ro", busybox,
-                 "sh", "-c", "echo $GREETING; pwd; id -u; id -g; cat /data/in.txt; "
-                 "touch /data/x 2>/dev/null || echo ro")
+    r = user.run(
+        "run",
+        "--rm",
+        "-e",
+        "GREETING=hello",
+        "-w",
+        "/tmp",
+        "--user",
+        "1000:1000",
+        "-v",
+        f"{shared_dir}:/data:ro",
+        busybox,
+        "sh",
+        "-c",
+        "echo $GREETING; pwd; id -u; id -g; cat /data/in.txt; touch /data/x 2>/dev/null || echo ro",
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["hello", "/tmp", "1000", "1000", "from host", "ro"]
 
@@ -80,7 +92,9 @@ def test_name_clash_is_refused(user: User, busybox: str) -> None:
 
 def test_stdout_and_stderr_are_streamed_and_logged(user: User, busybox: str) -> None:
     user.run("run", "--rm", busybox, "true", check=True)  # the once-per-boot notices go here
-    r = user.run("run", "--name", "talker", busybox, "sh", "-c", "echo out; echo err >&2; printf tail")
+    r = user.run(
+        "run", "--name", "talker", busybox, "sh", "-c", "echo out; echo err >&2; printf tail"
+    )
     assert r.returncode == 0
     assert r.stdout == "out\ntail" and r.stderr == "err\n"
     logs = user.run("logs", "talker")
@@ -88,9 +102,17 @@ def test_stdout_and_stderr_are_streamed_and_logged(user: User, busybox: str) -> 
 
 
 def test_foreground_run_forwards_sigterm(user: User, busybox: str) -> None:
-    proc = user.popen("run", "--name", "fg", busybox, "sh", "-c",
-                      "trap 'echo got-term; exit 3' TERM; echo ready; while :; do sleep 0.1; done",
-                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = user.popen(
+        "run",
+        "--name",
+        "fg",
+        busybox,
+        "sh",
+        "-c",
+        "trap 'echo got-term; exit 3' TERM; echo ready; while :; do sleep 0.1; done",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert proc.stdout is not None
     assert proc.stdout.readline() == "ready\n"
     # setpriv execs secpod: the Popen pid is secpod's own.
@@ -102,8 +124,13 @@ def test_foreground_run_forwards_sigterm(user: User, busybox: str) -> None:
 
 def test_root_is_refused_with_a_hint_and_audited(tmp_path: Path) -> None:
     env = dict(os.environ, XDG_DATA_HOME=str(tmp_path), XDG_RUNTIME_DIR=str(tmp_path / "run"))
-    r = subprocess.run([str(SECPOD_BIN), "run", "busybox", "true"], capture_output=True,
-                       text=True, env=env, check=False)
+    r = subprocess.run(
+        [str(SECPOD_BIN), "run", "busybox", "true"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert r.returncode == 1
     assert "does not run containers as root" in r.stderr
     assert "subuid" in r.stderr
@@ -114,15 +141,25 @@ def test_root_is_refused_with_a_hint_and_audited(tmp_path: Path) -> None:
 
 def test_setgid_wrapper_is_refused(user: User) -> None:
     # real gid = the user's, effective gid = 0: what a setgid-root wrapper would give.
-    argv = ["setpriv", f"--reuid={user.uid}", f"--rgid={user.gid}", "--egid=0", "--clear-groups",
-            "env", *[f"{k}={v}" for k, v in user.env.items()], str(SECPOD_BIN), "ps"]
+    argv = [
+        "setpriv",
+        f"--reuid={user.uid}",
+        f"--rgid={user.gid}",
+        "--egid=0",
+        "--clear-groups",
+        "env",
+        *[f"{k}={v}" for k, v in user.env.items()],
+        str(SECPOD_BIN),
+        "ps",
+    ]
     r = subprocess.run(argv, capture_output=True, text=True, check=False)
     assert r.returncode == 1
     assert "setuid or setgid" in r.stderr
 
 
-def test_config_json_validates_against_the_runtime_spec(user: User, busybox: str,
-                                                        shared: Path) -> None:
+def test_config_json_validates_against_the_runtime_spec(
+    user: User, busybox: str, shared: Path
+) -> None:
     cid = user.run("create", busybox, "true", check=True).stdout.strip()
     config = json.loads(user.run("inspect", cid, check=True).stdout)[0]["config"]
     validate_runtime_config(config, shared)

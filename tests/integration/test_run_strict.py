@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import User
-import json
-from pathlib import Path
-
 from tests.integration.conftest import audit_records, validate_runtime_config
 
 pytestmark = [pytest.mark.crun, pytest.mark.userns]
@@ -41,8 +40,16 @@ def test_uid_map_is_the_user_and_its_subordinate_range(user: User, signed_busybo
 
 
 def test_root_filesystem_is_read_only(user: User, signed_busybox: str) -> None:
-    r = user.run("run", "--rm", "--profile", "strict", signed_busybox,
-                 "sh", "-c", "echo x > /pwned; echo rc=$?; echo y > /tmp/ok && cat /tmp/ok")
+    r = user.run(
+        "run",
+        "--rm",
+        "--profile",
+        "strict",
+        signed_busybox,
+        "sh",
+        "-c",
+        "echo x > /pwned; echo rc=$?; echo y > /tmp/ok && cat /tmp/ok",
+    )
     assert "Read-only file system" in r.stderr
     assert "rc=1" in r.stdout
     assert "y" in r.stdout.splitlines()
@@ -50,9 +57,17 @@ def test_root_filesystem_is_read_only(user: User, signed_busybox: str) -> None:
 
 def test_masked_paths_read_empty(user: User, signed_busybox: str) -> None:
     # /proc/kcore exists only on kernels built with it; where it exists it must read empty
-    r = user.run("run", "--rm", "--profile", "strict", signed_busybox, "sh", "-c",
-                 "cat /proc/keys /proc/timer_list | wc -c; ls -A /sys/firmware | wc -l; "
-                 "if [ -e /proc/kcore ]; then wc -c < /proc/kcore; else echo 0; fi")
+    r = user.run(
+        "run",
+        "--rm",
+        "--profile",
+        "strict",
+        signed_busybox,
+        "sh",
+        "-c",
+        "cat /proc/keys /proc/timer_list | wc -c; ls -A /sys/firmware | wc -l; "
+        "if [ -e /proc/kcore ]; then wc -c < /proc/kcore; else echo 0; fi",
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["0", "0", "0"]
 
@@ -90,7 +105,8 @@ def test_strict_refuses_unsigned_image_under_accept_anything(user: User, busybox
 
 
 def test_strict_config_json_validates_and_inspect_reports_unenforced(
-        user: User, signed_busybox: str, shared: Path) -> None:
+    user: User, signed_busybox: str, shared: Path
+) -> None:
     r = user.run("create", "--profile", "strict", signed_busybox, "true")
     assert r.returncode == 0, r.stderr
     info = json.loads(user.run("inspect", r.stdout.strip(), check=True).stdout)[0]

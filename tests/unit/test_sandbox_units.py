@@ -15,8 +15,10 @@ from secpod.sandbox.monitor import LogWriter
 def test_subordinate_ranges_by_name_and_number(tmp_path: Path) -> None:
     f = tmp_path / "subuid"
     f.write_text("alice:100000:65536\n1001:300000:10\nbob:200000:65536\nbroken line\nalice:x:1\n")
-    assert idmap.subordinate_ranges(f, "alice", 1001) == [idmap.Range(100000, 65536),
-                                                         idmap.Range(300000, 10)]
+    assert idmap.subordinate_ranges(f, "alice", 1001) == [
+        idmap.Range(100000, 65536),
+        idmap.Range(300000, 10),
+    ]
     assert idmap.subordinate_ranges(tmp_path / "missing", "alice", 1001) == []
 
 
@@ -58,7 +60,9 @@ def test_find_executable_and_user_lookup(tmp_path: Path) -> None:
     tool.chmod(0o755)
     (root / "bin" / "alias").symlink_to("tool")
     (root / "etc").mkdir()
-    (root / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n")
+    (root / "etc" / "passwd").write_text(
+        "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n"
+    )
     (root / "etc" / "group").write_text("root:x:0:\nstaff:x:50:\n")
     found, _ = rootfs.find_executable(root, "alias", "/usr/bin:/bin")
     assert found == tool and rootfs.is_executable(found)
@@ -81,8 +85,11 @@ def test_process_args_follow_docker_rules() -> None:
 
 def test_process_env_merges_image_and_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FROM_HOST", "yes")
-    env = bundle.process_env({"Env": ["A=1", "PATH=/bin"]},
-                             bundle.ProcessRequest(env=("A=2", "FROM_HOST", "UNSET_ONE")), "h1")
+    env = bundle.process_env(
+        {"Env": ["A=1", "PATH=/bin"]},
+        bundle.ProcessRequest(env=("A=2", "FROM_HOST", "UNSET_ONE")),
+        "h1",
+    )
     assert "A=2" in env and "PATH=/bin" in env and "FROM_HOST=yes" in env
     assert "HOSTNAME=h1" in env and not any(e.startswith("UNSET_ONE") for e in env)
 
@@ -97,15 +104,24 @@ def test_log_writer_keeps_partial_lines(tmp_path: Path) -> None:
     assert lines == [b"stdout F a", b"stdout F bc", b"stderr P tail"]
 
 
-@pytest.mark.parametrize(("mounts", "mode"), [
-    ("31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n"
-     "32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n"
-     "41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n", host.CgroupMode.HYBRID),
-    ("31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n"
-     "32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n", host.CgroupMode.V1),
-    ("31 23 0:28 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n", host.CgroupMode.V2),
-    ("", host.CgroupMode.NONE),
-])
+@pytest.mark.parametrize(
+    ("mounts", "mode"),
+    [
+        (
+            "31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n"
+            "32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n"
+            "41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n",
+            host.CgroupMode.HYBRID,
+        ),
+        (
+            "31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n"
+            "32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n",
+            host.CgroupMode.V1,
+        ),
+        ("31 23 0:28 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n", host.CgroupMode.V2),
+        ("", host.CgroupMode.NONE),
+    ],
+)
 def test_cgroup_mode_from_mountinfo(mounts: str, mode: host.CgroupMode) -> None:
     assert host._cgroup_mode(mounts) is mode
 
