@@ -271,7 +271,7 @@ def test_unknown_repository_and_tag(user: User, busybox: str, registry: Registry
 
 def test_tampered_blob_is_refused_and_nothing_is_stored(user: User, user2: User,
                                                         registry: Registry) -> None:
-    digest = unique_image(user, "tamper:1")
+    unique_image(user, "tamper:1")
     ref = f"{registry.host}/tamper/image:1"
     user.run("push", "tamper:1", ref, NO_TLS, check=True)
     manifest = json.loads(subprocess.run(
@@ -430,12 +430,12 @@ def _put_artifact(client: Any, repo: str, subject: str, artifact_type: str,
     empty = b"{}"
     client.upload_bytes(repo, digest_of(empty), empty)
     descs = []
-    for media_type, data, annotations in layers:
+    for media_type, data, notes in layers:
         client.upload_bytes(repo, digest_of(data), data)
         d: dict[str, Any] = {"mediaType": media_type, "digest": digest_of(data),
                              "size": len(data)}
-        if annotations:
-            d["annotations"] = annotations
+        if notes:
+            d["annotations"] = notes
         descs.append(d)
     manifest = json.dumps({
         "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",

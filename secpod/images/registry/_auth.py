@@ -145,7 +145,9 @@ def find_credentials(domain: str, path: str, *, creds: str | None,
         return lookup(read_authfile(authfile), domain, path)
     for candidate in default_authfiles():
         if candidate.is_file():
-            return lookup(read_authfile(candidate), domain, path)
+            found = lookup(read_authfile(candidate), domain, path)
+            if found is not None:
+                return found
     return None
 
 

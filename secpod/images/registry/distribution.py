@@ -373,7 +373,8 @@ class RegistryClient:
                 if progress is not None:
                     from secpod.images import human_size
 
-                    progress(f"blob {digest[7:19]}: {human_size(offset)} of {human_size(size)} sent")
+                    progress(f"blob {digest[7:19]}: {human_size(offset)} of "
+                             f"{human_size(size)} sent")
         resp = self.session.request("PUT", self._with_digest(location, digest),
                                     scope=self._scope(repo), body=b"",
                                     headers={"Content-Length": "0"})
