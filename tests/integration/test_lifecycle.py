@@ -155,3 +155,15 @@ def test_container_not_found(user: User) -> None:
         r = user.run(*cmd)
         assert r.returncode != 0, cmd
         assert "no such container: ghost" in r.stderr, cmd
+
+
+def test_logs_follow_returns_when_the_container_exits(user: User, busybox: str) -> None:
+    user.run(
+        "run", "-d", "--name", "chatty", busybox, "sh", "-c",
+        "echo first; sleep 1; echo second >&2; sleep 0.5; echo third",
+        check=True,
+    )
+    r = user.run("logs", "-f", "chatty", timeout=30)
+    assert r.returncode == 0
+    assert r.stdout == "first\nthird\n"
+    assert r.stderr == "second\n"
