@@ -101,6 +101,10 @@ def test_push_then_pull_into_another_users_store(user: User, user2: User, busybo
     assert [(r["outcome"], r["image"]["digest"], r["image"]["ref"]) for r in pull_rec] == [
         ("ok", digest, ref)]
 
+    by_digest = user2.run("pull", f"{registry.host}/test/busybox@{digest}", NO_TLS)
+    assert by_digest.returncode == 0, by_digest.stderr
+    assert by_digest.stdout.strip() == digest
+
     again = user.run("push", busybox, ref, NO_TLS, "--json", check=True)
     result = json.loads(again.stdout)
     assert result["blobs_sent"] == 0 and result["blobs_skipped"] == 2
@@ -292,6 +296,22 @@ def test_tampered_blob_is_refused_and_nothing_is_stored(user: User, user2: User,
     assert json.loads(user2.run("image", "ls", "--json", check=True).stdout) == []
     [rec] = [r for r in audit(user2) if r["action"] == "image.pull"]
     assert rec["outcome"] == "error" and "content is sha256:" in rec["reason"]
+
+    # A manifest changed in the registry's storage: by tag and by digest.
+    raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
+                         check=True, capture_output=True).stdout
+    mfile = registry.blob_file(digest_of(raw))
+    config = manifest["config"]["digest"].encode()
+    forged = raw.replace(config, config[:-1] + (b"0" if config[-1:] != b"0" else b"1"), 1)
+    assert forged != raw and len(forged) == len(raw)
+    mfile.write_bytes(forged)
+    by_tag = user2.run("pull", ref, NO_TLS)
+    assert by_tag.returncode == 1
+    assert "does not match the digest the registry names" in by_tag.stderr
+    by_digest = user2.run("pull", f"{registry.host}/tamper/image@{digest_of(raw)}", NO_TLS)
+    assert by_digest.returncode == 1
+    assert f"content is {digest_of(forged)}" in by_digest.stderr
+    assert store_files(user2) == []
 
 
 # --- a hostile registry: garbage JSON, an oversized blob -------------------------------------
