@@ -9,6 +9,7 @@ import http.server
 import json
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 from dataclasses import dataclass, field
 
 import pytest
@@ -52,8 +53,7 @@ def servers() -> Iterator[Callable[[], Server]]:
             def _do(self) -> None:
                 path = self.path.split("?")[0]
                 length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
+                self.body = self.rfile.read(length) if length else b""
                 state.seen.append((self.command, self.path, dict(self.headers)))
                 route = state.routes.get((self.command, path))
                 status, headers, body = (route(self) if callable(route) else route
@@ -71,6 +71,8 @@ def servers() -> Iterator[Callable[[], Server]]:
             do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = _do  # noqa: N815
 
         srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        srv.daemon_threads = True
+        srv.block_on_close = False  # keep-alive clients of a test may still be connected
         threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02},
                          daemon=True).start()
         started.append(srv)
@@ -266,3 +268,75 @@ def test_referrers_fall_back_to_the_tag(servers: Callable[[], Server]) -> None:
         200, {"Content-Type": "application/vnd.oci.image.index.v1+json"}, index)
     found = client.referrers("a", subject)
     assert found is not None and found[1] == "referrers API"
+
+
+def test_upload_restarts_when_the_registry_refuses_the_resumed_range(
+        servers: Callable[[], Server], tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk breaks after part of it arrived; the registry reports the range it had
+    acknowledged (stale), refuses the resumed chunk (416), and the blob starts over."""
+    from secpod.images.registry import _http
+
+    s = servers()
+    data = bytes(range(256)) * 1000
+    blob = tmp_path / "blob"
+    blob.write_bytes(data)
+    uploads: dict[str, bytearray] = {}
+    acked: dict[str, int] = {}
+    s.routes[("GET", "/v2/")] = (200, {}, b"{}")
+
+    def start(req: Any) -> Answer:
+        name = f"/v2/a/blobs/uploads/u{len(uploads)}"
+        uploads[name], acked[name] = bytearray(), 0
+        s.routes[("PATCH", name)] = patch
+        s.routes[("GET", name)] = status
+        s.routes[("PUT", name)] = finish
+        return 202, {"Location": name}, b""
+
+    def patch(req: Any) -> Answer:
+        name = req.path.split("?")[0]
+        first = int(req.headers["Content-Range"].split("-")[0])
+        if first != len(uploads[name]):
+            return 416, {}, b'{"errors":[{"code":"BLOB_UPLOAD_INVALID"}]}'
+        uploads[name] += req.body
+        if len(req.body) == int(req.headers["Content-Length"]):
+            acked[name] = len(uploads[name])
+        return 202, {"Location": name, "Range": f"0-{len(uploads[name]) - 1}"}, b""
+
+    def status(req: Any) -> Answer:
+        name = req.path.split("?")[0]
+        return 204, {"Range": f"0-{acked[name] - 1}", "Location": name}, b""
+
+    def finish(req: Any) -> Answer:
+        name = req.path.split("?")[0]
+        ok = bytes(uploads[name]) + req.body == data and f"digest={sha(data).replace(':', '%3A')}" \
+            in req.path
+        return (201, {}, b"") if ok else (400, {}, b'{"errors":[{"code":"DIGEST_INVALID"}]}')
+
+    s.routes[("POST", "/v2/a/blobs/uploads/")] = start
+    original = _http.Session._send
+    sent: list[str] = []
+
+    class Half:
+        def __init__(self, inner: Any) -> None:
+            self.inner, self.left = inner, 10_000
+
+        def read(self, size: int = -1) -> bytes:
+            if self.left <= 0:
+                raise ConnectionResetError(104, "reset")
+            out: bytes = self.inner.read(min(size, self.left))
+            self.left -= len(out)
+            return out
+
+    def flaky(self: Any, origin: Any, method: str, target: str, headers: dict[str, str],
+              body: Any) -> Any:
+        if method == "PATCH":
+            sent.append(f"{target.split('/')[-1]} {headers['Content-Range']}")
+            if len(sent) == 2:
+                body = Half(body)
+        return original(self, origin, method, target, headers, body)
+
+    monkeypatch.setattr(_http.Session, "_send", flaky)
+    client = RegistryClient(s.host, tls_verify=False, push=True)
+    client.upload_blob("a", sha(data), blob, chunk_size=65536, monolithic_max=0)
+    assert sent[:4] == ["u0 0-65535", "u0 65536-131071", "u0 65536-131071", "u1 0-65535"]
+    assert len(uploads["/v2/a/blobs/uploads/u1"]) == len(data)

@@ -365,6 +365,14 @@ class RegistryClient:
                         progress(f"blob {digest[7:19]}: connection lost, "
                                  f"{'resuming at byte ' + str(offset) if offset else 'restarting'}")
                     continue
+                if resp.status in (400, 404, 416) and 0 < resumes < MAX_RESUMES:
+                    # After a break the registry may still have been writing the broken
+                    # chunk when it told us the upload's range: start this blob over.
+                    resp.close()
+                    resumes += 1
+                    location = self._start_upload(repo, what)
+                    offset = 0
+                    continue
                 if resp.status != 202:
                     raise error_from(resp, what, self.host)
                 resp.close()
