@@ -9,8 +9,8 @@ import http.server
 import json
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
