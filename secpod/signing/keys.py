@@ -25,7 +25,7 @@ import sys
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from secpod.errors import KeyFormatError, UsageError, VerificationError
@@ -70,6 +70,35 @@ def _pem_blocks(data: bytes) -> list[tuple[str, bytes]]:
     return out
 
 
+# cryptography.hazmat.primitives.serialization (its SSH half pulls in bcrypt and the
+# ciphers) is imported where a key is written or a less common key is read: the run
+# path only reads a cosign ECDSA public key, which _ec_spki parses.
+#
+# SubjectPublicKeyInfo DER of an uncompressed point on a named NIST curve: a fixed
+# header (algorithm id-ecPublicKey, the curve's OID, the BIT STRING's length), then
+# the point. cosign and secpod write P-256 keys this way.
+_EC_SPKI_HEADERS: dict[bytes, tuple[ec.EllipticCurve, int]] = {
+    bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200"): (ec.SECP256R1(), 65),
+    bytes.fromhex("3076301006072a8648ce3d020106052b81040022036200"): (ec.SECP384R1(), 97),
+    bytes.fromhex("30819b301006072a8648ce3d020106052b8104002303818600"): (ec.SECP521R1(), 133),
+}
+
+
+def _ec_spki(der: bytes) -> ec.EllipticCurvePublicKey | None:
+    """The key of a named-curve ECDSA SubjectPublicKeyInfo, or None for any other DER.
+
+    Byte for byte the form ``load_der_public_key`` reads for these keys; the point
+    itself is checked (on the curve) by ``from_encoded_point``.
+    """
+    for header, (curve, size) in _EC_SPKI_HEADERS.items():
+        if der.startswith(header) and len(der) == len(header) + size:
+            point = der[len(header):]
+            if point[0] != 4:
+                return None
+            return ec.EllipticCurvePublicKey.from_encoded_point(curve, point)
+    return None
+
+
 def load_public_key(data: bytes, *, source: str) -> PublicKey:
     """Parse one PKIX PEM public key. Raises KeyFormatError naming ``source``."""
     try:
@@ -80,8 +109,13 @@ def load_public_key(data: bytes, *, source: str) -> PublicKey:
     if len(blocks) != 1 or blocks[0][0] != "PUBLIC KEY":
         raise KeyFormatError(f"{source}: expected exactly one PEM 'PUBLIC KEY' block",
                              hint="use a cosign public key (-----BEGIN PUBLIC KEY-----)")
+    key: object
     try:
-        key = serialization.load_der_public_key(blocks[0][1])
+        key = _ec_spki(blocks[0][1])
+        if key is None:
+            from cryptography.hazmat.primitives import serialization
+
+            key = serialization.load_der_public_key(blocks[0][1])
     except (ValueError, UnsupportedAlgorithm) as e:
         raise KeyFormatError(f"{source}: the public key cannot be parsed: {e}") from e
     if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey):
@@ -91,11 +125,15 @@ def load_public_key(data: bytes, *, source: str) -> PublicKey:
 
 
 def public_key_pem(key: PublicKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return key.public_bytes(serialization.Encoding.PEM,
                             serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def public_key_der(key: PublicKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return key.public_bytes(serialization.Encoding.DER,
                             serialization.PublicFormat.SubjectPublicKeyInfo)
 
@@ -128,6 +166,7 @@ def _derive(passphrase: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
 
 def encrypt_private_key(key: PrivateKey, passphrase: bytes) -> bytes:
     """The private key as cosign writes it (ENCRYPTED SIGSTORE PRIVATE KEY PEM)."""
+    from cryptography.hazmat.primitives import serialization
     from nacl.secret import SecretBox
 
     der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
@@ -159,6 +198,7 @@ def _b64_field(obj: dict[str, Any], key: str, path: str) -> bytes:
 
 def decrypt_private_key(data: bytes, passphrase: bytes, *, source: str) -> PrivateKey:
     """Read a cosign encrypted private key. Raises KeyFormatError (format or passphrase)."""
+    from cryptography.hazmat.primitives import serialization
     from nacl.exceptions import CryptoError
     from nacl.secret import SecretBox
 
