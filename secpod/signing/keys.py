@@ -70,9 +70,9 @@ def _pem_blocks(data: bytes) -> list[tuple[str, bytes]]:
     return out
 
 
-# cryptography.hazmat.primitives.serialization (its SSH half pulls in bcrypt and the
-# ciphers) is imported where a key is written or a less common key is read: the run
-# path only reads a cosign ECDSA public key, which _ec_spki parses.
+# cryptography.hazmat.primitives.serialization (its SSH half alone pulls in bcrypt and
+# a dataclass) is imported where a key is written or a less common key is read: the
+# run path only reads a cosign ECDSA public key, which _ec_spki parses.
 #
 # SubjectPublicKeyInfo DER of an uncompressed point on a named NIST curve: a fixed
 # header (algorithm id-ecPublicKey, the curve's OID, the BIT STRING's length), then
