@@ -401,7 +401,7 @@ _REPORT_CACHE_FORMAT = "seccomp-report/1"
 def _compile_cached(oci: dict[str, Any], source: str) -> seccomp_mod.SeccompReport:
     """:func:`seccomp.compile_oci`, remembered per process and in the user's cache.
 
-    The compile is a pure function of the OCI JSON and the libseccomp version (15-30 ms
+    The compile is a pure function of the OCI JSON and the libseccomp version (3-30 ms
     on every run otherwise). A cached report only says what an identical compile said
     before; crun compiles the filter itself, so a wrong entry cannot loosen it.
     """
