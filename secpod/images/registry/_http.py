@@ -31,6 +31,7 @@ from secpod.images.registry._auth import Challenge, Credentials, parse_challenge
 MAX_ERROR_BODY = 64 << 10
 MAX_TOKEN_BODY = 1 << 20
 MAX_REDIRECTS = 5
+PROBE_TIMEOUT = 5.0
 BLOCK = 1 << 20
 _REDIRECTS = {301, 302, 303, 307, 308}
 _TLS_HINT = "for a registry that serves plain HTTP or a self-signed certificate, use " \
@@ -253,12 +254,21 @@ class Session:
         for scheme in schemes:
             host, port = _split_host(netloc, scheme)
             origin = Origin(scheme, host, port)
+            probing = scheme == "https" and not self.tls_verify
+            conn = self._conn(origin)
+            if probing:
+                # A plain-HTTP server may never answer a TLS hello: do not wait long.
+                conn.timeout = min(self.timeout, PROBE_TIMEOUT)
             try:
                 resp = self._send(origin, "GET", "/v2/", {"Accept": "application/json"}, None)
             except RegistryUnreachable as e:
                 last = e
                 self._conns.pop(origin, None)
                 continue
+            finally:
+                conn.timeout = self.timeout
+                if conn.sock is not None:
+                    conn.sock.settimeout(self.timeout)
             if resp.status == 401:
                 self._learn(resp)
                 resp.close()
