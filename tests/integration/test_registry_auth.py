@@ -23,6 +23,8 @@ from tests.integration.registry_server import (
     start_registry,
 )
 
+pytestmark = [pytest.mark.registry]
+
 NO_TLS = "--tls-verify=false"
 USER, GOOD, BAD = "alice", "s3cret-pass", "wrong-pass"
 

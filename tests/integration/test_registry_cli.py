@@ -22,6 +22,8 @@ import pytest
 from tests.conftest import WORK, User
 from tests.integration.registry_server import Registry, digest_of, free_port, start_registry
 
+pytestmark = [pytest.mark.registry, pytest.mark.crun, pytest.mark.userns]
+
 NO_TLS = "--tls-verify=false"
 PASSWORD = "registry test passphrase"  # noqa: S105
 
