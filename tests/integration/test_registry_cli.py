@@ -110,6 +110,7 @@ def test_push_then_pull_into_another_users_store(user: User, user2: User, busybo
     again = user.run("push", busybox, ref, NO_TLS, "--json", check=True)
     result = json.loads(again.stdout)
     assert result["blobs_sent"] == 0 and result["blobs_skipped"] == 2
+    assert "already points at it" in again.stderr
 
 
 def test_signed_push_then_trusted_pull_and_strict_run(user: User, user2: User, busybox: str,

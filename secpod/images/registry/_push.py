@@ -161,9 +161,12 @@ def push(image: str, ref_text: str, options: RegistryOptions | None = None, *,
                 sent += 1
                 sent_bytes += d.size
                 say(f"{what} {d.digest[7:19]}: {human_size(d.size)} sent")
-            client.put_manifest(dest.path, dest.tag or "latest", manifest_bytes,
-                                manifest.media_type)
-            say(f"manifest {digest[7:19]} written as {dest}")
+            tag_ = dest.tag or "latest"
+            if client.head_manifest(dest.path, tag_, accept=(manifest.media_type,)) == digest:
+                say(f"manifest {digest[7:19]}: {dest} already points at it")
+            else:
+                client.put_manifest(dest.path, tag_, manifest_bytes, manifest.media_type)
+                say(f"manifest {digest[7:19]} written as {dest}")
             layers: list[cosign.SigLayer] = []
             gpg = 0
             for blob in signatures_for(digest):

@@ -220,6 +220,25 @@ class RegistryClient:
                                      f"names ({named})", hint=_TAMPERED)
         return Manifest(data=data, media_type=_media_type(resp, data), digest=_sha256(data))
 
+    def head_manifest(self, repo: str, ref: str, *,
+                      accept: tuple[str, ...] = ALL_MANIFESTS) -> str | None:
+        """The digest the registry names for a tag or digest (``Docker-Content-Digest``), or
+        None when it has no such manifest or names no digest. Raises RegistryError."""
+        resp = self.session.request("HEAD", f"/v2/{repo}/manifests/{ref}",
+                                    scope=self._scope(repo), follow=True,
+                                    headers={"Accept": ", ".join(accept)})
+        if resp.status == 404:
+            resp.close()
+            return None
+        if resp.status != 200:
+            raise error_from(resp, f"manifest {self._what(repo, ref)}", self.host)
+        resp.close()
+        named = (resp.header("Docker-Content-Digest") or "").strip()
+        try:
+            return check_digest(named, "Docker-Content-Digest")
+        except MalformedInput:
+            return None
+
     def put_manifest(self, repo: str, ref: str, data: bytes, media_type: str) -> str:
         """Upload a manifest under a tag or digest; return its digest.
 
