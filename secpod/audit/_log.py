@@ -12,7 +12,6 @@ import os
 import pwd
 import socket
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -56,11 +55,16 @@ def checkpoint_every() -> int:
     """
     path = paths.config_dir() / "audit.toml"
     try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
+        raw = path.read_bytes()
     except FileNotFoundError:
         return _store.DEFAULT_CHECKPOINT_EVERY
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+    except OSError as e:
+        raise AuditError(f"cannot read {path}: {e.strerror}") from e
+    import tomllib  # only when there is a file: every command records
+
+    try:
+        data = tomllib.loads(raw.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise AuditError(f"cannot read {path}: {e}") from e
     n = data.get("checkpoint_every", _store.DEFAULT_CHECKPOINT_EVERY)
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
