@@ -403,7 +403,8 @@ def _compile_cached(oci: dict[str, Any], source: str) -> seccomp_mod.SeccompRepo
 
     The compile is a pure function of the OCI JSON and the libseccomp version (3-30 ms
     on every run otherwise). A cached report only says what an identical compile said
-    before; crun compiles the filter itself, so a wrong entry cannot loosen it.
+    before (libseccomp accepted it, and its BPF length); crun compiles the filter
+    itself, so a wrong entry cannot loosen it.
     """
     digest = hashlib.sha256(profile_mod.canonical_json(oci).encode()).hexdigest()
     if digest in _REPORTS:
@@ -425,20 +426,21 @@ def _compile_cached(oci: dict[str, Any], source: str) -> seccomp_mod.SeccompRepo
 
 def _report_from_cache(value: Any, oci: dict[str, Any],
                        version: str) -> seccomp_mod.SeccompReport | None:
-    """A cached report if it is well formed and fits ``oci``; else None (compile again)."""
+    """A cached report if it is well formed and fits ``oci``; else None (compile again).
+
+    The rule count and the unresolved names are recounted (libseccomp's name lookup,
+    well under a millisecond) and must agree; only the BPF length is taken on trust.
+    """
     if not isinstance(value, dict):
         return None
-    rules, bpf = value.get("rules"), value.get("bpf_instructions")
-    arches, unresolved = value.get("architectures"), value.get("unresolved")
-    names = {n for e in oci.get("syscalls") or [] for n in e.get("names") or []}
-    if (not isinstance(rules, int) or isinstance(rules, bool) or rules < 0
-            or not isinstance(bpf, int) or isinstance(bpf, bool) or bpf <= 0
-            or arches != list(oci.get("architectures") or ())
-            or not isinstance(unresolved, list)
-            or not all(isinstance(n, str) and n in names for n in unresolved)
-            or unresolved != sorted(set(unresolved))
+    bpf = value.get("bpf_instructions")
+    if (not isinstance(bpf, int) or isinstance(bpf, bool) or bpf <= 0
+            or value.get("architectures") != list(oci.get("architectures") or ())
             or value.get("libseccomp") != version):
         return None
+    rules, unresolved = seccomp_mod.resolution(oci)
+    if value.get("rules") != rules or value.get("unresolved") != list(unresolved):
+        return None
     return seccomp_mod.SeccompReport(rules=rules, bpf_instructions=bpf,
-                                     architectures=tuple(arches),
-                                     unresolved=tuple(unresolved), libseccomp=version)
+                                     architectures=tuple(oci.get("architectures") or ()),
+                                     unresolved=unresolved, libseccomp=version)

@@ -501,6 +501,20 @@ def build_filter(oci: Mapping[str, Any], source: str = "seccomp") -> tuple[Any, 
     return filt, rules, unresolved
 
 
+def resolution(oci: Mapping[str, Any]) -> tuple[int, tuple[str, ...]]:
+    """(rules, unresolved names) that :func:`build_filter` counts for ``oci``, without
+    building the filter: one rule per syscall name libseccomp knows, per entry."""
+    rules = 0
+    unresolved: set[str] = set()
+    for entry in oci.get("syscalls") or []:
+        for name in entry["names"]:
+            if _known_to_libseccomp(name):
+                rules += 1
+            else:
+                unresolved.add(name)
+    return rules, tuple(sorted(unresolved))
+
+
 def compile_oci(oci: Mapping[str, Any], source: str = "seccomp") -> SeccompReport:
     """Compile an OCI ``linux.seccomp`` with libseccomp, as crun would, without loading it.
 

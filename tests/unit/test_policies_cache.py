@@ -64,7 +64,8 @@ def test_second_run_reads_the_cache(cache: Path, compiles: list[str]) -> None:
     assert len(compiles) == 1
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "forged", "other-key", "mode"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "forged", "rules", "other-key",
+                                    "mode"])
 def test_a_bad_entry_is_ignored_and_rewritten(cache: Path, compiles: list[str],
                                              damage: str) -> None:
     first = _strict_summary()
@@ -76,6 +77,9 @@ def test_a_bad_entry_is_ignored_and_rewritten(cache: Path, compiles: list[str],
         entry.write_bytes(entry.read_bytes()[:40])
     elif damage == "forged":
         doc["value"]["unresolved"] = ["not_a_syscall_in_this_profile"]
+        entry.write_text(json.dumps(doc))
+    elif damage == "rules":
+        doc["value"]["rules"] += 1
         entry.write_text(json.dumps(doc))
     elif damage == "other-key":
         doc["key"] = "0" * 64
@@ -128,3 +132,10 @@ def test_cache_functions_survive_an_unusable_folder(tmp_path: Path,
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
     _cache.put("k", "a" * 64, {"x": 1})
     assert _cache.get("k", "a" * 64) is None
+
+
+@pytest.mark.parametrize("profile", ["strict", "default"])
+def test_recounting_agrees_with_a_compile(profile: str) -> None:
+    oci = confine(RunRequest(profile=profile), HOST).linux["seccomp"]
+    report = seccomp_mod.compile_oci(oci, profile)
+    assert seccomp_mod.resolution(oci) == (report.rules, report.unresolved)
