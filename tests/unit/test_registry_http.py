@@ -340,3 +340,12 @@ def test_upload_restarts_when_the_registry_refuses_the_resumed_range(
     client.upload_blob("a", sha(data), blob, chunk_size=65536, monolithic_max=0)
     assert sent[:4] == ["u0 0-65535", "u0 65536-131071", "u0 65536-131071", "u1 0-65535"]
     assert len(uploads["/v2/a/blobs/uploads/u1"]) == len(data)
+
+
+def test_no_downgrade_from_https_to_plain_http() -> None:
+    from secpod.images.registry._http import Origin, Session
+
+    session = Session("reg.example.com", tls_verify=True)
+    session._origin = Origin("https", "reg.example.com", 443)  # as if /v2/ had answered
+    with pytest.raises(RegistryError, match=r"sent secpod to plain HTTP \(reg.example.com:80\)"):
+        session.request("PUT", "http://reg.example.com/v2/a/blobs/uploads/1", scope=None)

@@ -370,6 +370,7 @@ class Session:
         """
         origin = self.origin()
         target_origin, path = self._resolve(origin, target)
+        self._no_downgrade(origin, target_origin)
         own = target_origin == origin
         hdrs = dict(headers or {})
         if own:
@@ -396,6 +397,13 @@ class Session:
             return self._follow(origin, resp, method, headers or {}, scope)
         return resp
 
+    def _no_downgrade(self, origin: Origin, target: Origin) -> None:
+        """A registry reached over HTTPS may not send us to plain HTTP (a redirect, an
+        upload Location) unless TLS verification is off."""
+        if target.scheme == "http" and origin.scheme == "https" and self.tls_verify:
+            raise RegistryError(f"{origin.netloc} sent secpod to plain HTTP ({target.netloc})",
+                                hint="refusing to downgrade; " + _TLS_HINT)
+
     def _resolve(self, origin: Origin, target: str) -> tuple[Origin, str]:
         if target.startswith("/"):
             return origin, target
@@ -416,9 +424,7 @@ class Session:
                 raise RegistryError(f"{origin.netloc} sent a redirect without a Location")
             url = urllib.parse.urljoin(url, location)
             nxt, path = self._resolve(origin, url)
-            if nxt.scheme == "http" and origin.scheme == "https" and self.tls_verify:
-                raise RegistryError(f"{origin.netloc} redirected to plain HTTP ({nxt.netloc})",
-                                    hint="refusing to downgrade; " + _TLS_HINT)
+            self._no_downgrade(origin, nxt)
             hdrs = dict(headers)
             if nxt == origin:
                 hdrs.update(self._authorization(scope))
