@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from secpod import audit
-from secpod.errors import Conflict, Error, RuntimeFailed, UsageError
+from secpod.errors import AuditError, Conflict, Error, RuntimeFailed, UsageError
 from secpod.sandbox import bundle as bundlemod
 from secpod.sandbox import host as hostmod
 from secpod.sandbox import monitor, preflight, state
@@ -231,7 +231,8 @@ def create(opts: RunOptions, env: Environment | None = None) -> Container:
         )
     except Error as e:
         state.release(cid, name)
-        _refused("bundle", e, opts, image_ref=ref, image_digest=image.digest, trust=trust)
+        stage = "audit" if isinstance(e, AuditError) else "bundle"
+        _refused(stage, e, opts, image_ref=ref, image_digest=image.digest, trust=trust)
         raise
     except BaseException:
         state.release(cid, name)
