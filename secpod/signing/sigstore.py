@@ -37,20 +37,27 @@ from secpod.signing.payload import (
 from secpod.signing.store import SIGSTORE_PREFIX, is_sigstore_blob
 
 if TYPE_CHECKING:
-    # X.509 (cryptography.x509, a third of this package's import time) is loaded only
-    # for fulcio and pki roots; a key-based check never touches a certificate.
-    from cryptography import x509
+    from secpod.signing._certroots import FulcioRoot as FulcioRoot
+    from secpod.signing._certroots import PKIRoot as PKIRoot
+
+# Certificates (cryptography.x509, a third of this package's import time) and the
+# Fulcio and PKI roots live in _certroots, loaded only for such roots: a key-based
+# check never touches a certificate.
+_ELSEWHERE = ("FulcioRoot", "PKIRoot")
+
+
+def __getattr__(name: str) -> object:
+    if name in _ELSEWHERE:
+        from secpod.signing import _certroots
+
+        return getattr(_certroots, name)
+    raise AttributeError(f"module 'secpod.signing.sigstore' has no attribute {name!r}")
 
 SIGNATURE_MIME_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 ANNOTATION_SIGNATURE = "dev.cosignproject.cosign/signature"
 ANNOTATION_CERTIFICATE = "dev.sigstore.cosign/certificate"
 ANNOTATION_CHAIN = "dev.sigstore.cosign/chain"
 ANNOTATION_BUNDLE = "dev.sigstore.cosign/bundle"
-
-# Fulcio's OIDC issuer: the deprecated raw-string extension and its DER successor.
-_OID_ISSUER_V1 = "1.3.6.1.4.1.57264.1.1"
-_OID_ISSUER_V2 = "1.3.6.1.4.1.57264.1.8"
-
 
 @dataclass(frozen=True)
 class SigstoreAttachment:
@@ -111,25 +118,6 @@ def make_signature(private_key: keys.PrivateKey, docker_reference: str, manifest
     return serialize_attachment(SigstoreAttachment(
         mime_type=SIGNATURE_MIME_TYPE, payload=payload,
         annotations={ANNOTATION_SIGNATURE: base64.b64encode(sig).decode()}))
-
-
-@dataclass(frozen=True)
-class FulcioRoot:
-    """Fulcio CA certificates and the OIDC identity a certificate must carry."""
-
-    ca_certificates: tuple[x509.Certificate, ...]
-    oidc_issuer: str
-    subject_email: str
-
-
-@dataclass(frozen=True)
-class PKIRoot:
-    """An organisation's own CA: roots, optional intermediates, required subject."""
-
-    roots: tuple[x509.Certificate, ...]
-    intermediates: tuple[x509.Certificate, ...] = ()
-    subject_email: str | None = None
-    subject_hostname: str | None = None
 
 
 @dataclass(frozen=True)
@@ -224,81 +212,6 @@ def _pem_der(pem: bytes) -> bytes | None:
         return None
 
 
-def _chain_intermediates(annotations: Mapping[str, str]) -> list[x509.Certificate]:
-    chain = annotations.get(ANNOTATION_CHAIN)
-    if not chain:
-        return []
-    from secpod.signing import x509chain
-
-    certs = x509chain.parse_pem_certificates(chain.encode(), what="the certificate chain")
-    # The last certificate is the root; only the policy decides which roots count.
-    return certs[:-1]
-
-
-def _oidc_issuer(cert: x509.Certificate) -> str | None:
-    from secpod.signing import x509chain
-
-    v1 = x509chain.extension_value(cert, _OID_ISSUER_V1)
-    v2 = x509chain.extension_value(cert, _OID_ISSUER_V2)
-    issuer_v1 = v1.decode("utf-8", "replace") if v1 is not None else None
-    issuer_v2: str | None = None
-    if v2 is not None:
-        # DER UTF8String: tag 0x0c, short or long length form.
-        if len(v2) < 2 or v2[0] != 0x0C:
-            raise SignatureRejected("the certificate's OIDC issuer extension is malformed")
-        n, off = v2[1], 2
-        if n & 0x80:
-            width = n & 0x7F
-            n, off = int.from_bytes(v2[2:2 + width], "big"), 2 + width
-        if off + n != len(v2):
-            raise SignatureRejected("the certificate's OIDC issuer extension is malformed")
-        issuer_v2 = v2[off:].decode("utf-8", "replace")
-    if issuer_v1 is not None and issuer_v2 is not None and issuer_v1 != issuer_v2:
-        raise SignatureRejected(f"inconsistent OIDC issuer extension values {issuer_v1!r} and "
-                                f"{issuer_v2!r}")
-    return issuer_v2 if issuer_v2 is not None else issuer_v1
-
-
-def _fulcio_key(root: FulcioRoot, cert_pem: bytes, intermediates: list[x509.Certificate],
-                at: datetime) -> keys.PublicKey:
-    from secpod.signing import x509chain
-
-    leaf = x509chain.parse_leaf(cert_pem)
-    x509chain.verify_chain(leaf, intermediates=intermediates, roots=root.ca_certificates, at=at)
-    issuer = _oidc_issuer(leaf)
-    if issuer is None:
-        raise SignatureRejected("the Fulcio certificate has no OIDC issuer extension")
-    if issuer != root.oidc_issuer:
-        raise SignatureRejected(f"required OIDC issuer {root.oidc_issuer!r}, got {issuer!r}")
-    got = x509chain.emails(leaf)
-    if root.subject_email not in got:
-        raise SignatureRejected(f"required email {root.subject_email!r} not found (got {got!r})")
-    return _cert_key(leaf)
-
-
-def _pki_key(root: PKIRoot, cert_pem: bytes, intermediates: list[x509.Certificate],
-             now: datetime) -> keys.PublicKey:
-    from secpod.signing import x509chain
-
-    leaf = x509chain.parse_leaf(cert_pem)
-    x509chain.verify_chain(leaf, intermediates=[*root.intermediates, *intermediates],
-                           roots=root.roots, at=now)
-    if root.subject_hostname and not x509chain.matches_hostname(leaf, root.subject_hostname):
-        raise SignatureRejected(f"the certificate is not valid for host "
-                                f"{root.subject_hostname!r}")
-    if root.subject_email and root.subject_email not in x509chain.emails(leaf):
-        raise SignatureRejected(f"required email {root.subject_email!r} not found "
-                                f"(got {x509chain.emails(leaf)!r})")
-    return _cert_key(leaf)
-
-
-def _cert_key(cert: x509.Certificate) -> keys.PublicKey:
-    key = cert.public_key()
-    if not isinstance(key, keys.PublicKey):
-        raise SignatureRejected(f"unsupported certificate key type {type(key).__name__}")
-    return key
-
-
 def verify_attachment(att: SigstoreAttachment, root: SigstoreTrustRoot, *,
                       manifest: bytes | None, intended: Reference | None,
                       identity: IdentityMatcher, now: datetime | None = None) -> SignedClaims:
@@ -368,17 +281,22 @@ def verify_attachment(att: SigstoreAttachment, root: SigstoreTrustRoot, *,
         integrated = verify_rekor_set(root.rekor_keys, set_bytes.encode(), cert_pem.encode(),
                                       b64_sig, att.payload)
         # 4 (fulcio): the certificate lives minutes; the log proves when it signed.
+        from secpod.signing import _certroots
+
         at = datetime.fromtimestamp(integrated, UTC)
-        candidates = [_fulcio_key(root.fulcio, cert_pem.encode(),
-                                  _chain_intermediates(att.annotations), at)]
+        candidates = [_certroots.fulcio_key(root.fulcio, cert_pem.encode(),
+                                            _certroots.chain_intermediates(att.annotations),
+                                            at)]
     else:
         assert root.pki is not None
         cert_pem = att.annotations.get(ANNOTATION_CERTIFICATE)
         if cert_pem is None:
             raise SignatureRejected(f"missing {ANNOTATION_CERTIFICATE} annotation")
         # 4 (pki)
-        candidates = [_pki_key(root.pki, cert_pem.encode(),
-                               _chain_intermediates(att.annotations), now)]
+        from secpod.signing import _certroots
+
+        candidates = [_certroots.pki_key(root.pki, cert_pem.encode(),
+                                         _certroots.chain_intermediates(att.annotations), now)]
 
     # 5
     try:
