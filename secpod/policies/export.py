@@ -10,6 +10,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from secpod.errors import UsageError
+from secpod.policies.capabilities import ALL_CAPS
 from secpod.policies.confine import Confinement, RunRequest, confine_profile
 from secpod.policies.profile import Profile
 
@@ -124,16 +125,7 @@ def k8s(prof: Profile, arch: str) -> dict[str, Any]:
 
 # --- AppArmor -----------------------------------------------------------------
 
-_AA_CAPS = {c: c.removeprefix("CAP_").lower() for c in (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
-    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE")}
+_AA_CAPS = {c: c.removeprefix("CAP_").lower() for c in ALL_CAPS}
 
 
 def apparmor(prof: Profile) -> str:

@@ -366,15 +366,7 @@ def start(ctr: Container, env: Environment | None = None) -> Container:
             ctr.monitor = "conmon"
             ctr.save()
             try:
-                monitor.start_conmon(
-                    env.runtime,
-                    ctr.id,
-                    ctr.name,
-                    ctr.bundle,
-                    ctr.dir,
-                    log_path=ctr.log_path,
-                    exit_dir=state.exits_dir(),
-                )
+                _launch_monitor(env, ctr)
             except RuntimeFailed as e:
                 _audit_ctr("container.start", ctr, "error", reason=e.message)
                 env.runtime.delete(ctr.id, force=True)
@@ -390,6 +382,19 @@ def start(ctr: Container, env: Environment | None = None) -> Container:
     return ctr
 
 
+def _launch_monitor(env: Environment, ctr: Container) -> int:
+    """conmon runs ``crun create`` for the container and holds it; returns its pid."""
+    return monitor.start_conmon(
+        env.runtime,
+        ctr.id,
+        ctr.name,
+        ctr.bundle,
+        ctr.dir,
+        log_path=ctr.log_path,
+        exit_dir=state.exits_dir(),
+    )
+
+
 def create_detached(opts: RunOptions) -> Container:
     """``secpod create``: bundle plus a conmon holding the created container."""
     env = _load_environment(opts)
@@ -397,15 +402,7 @@ def create_detached(opts: RunOptions) -> Container:
     ctr.monitor = "conmon"
     ctr.save()
     try:
-        monitor.start_conmon(
-            env.runtime,
-            ctr.id,
-            ctr.name,
-            ctr.bundle,
-            ctr.dir,
-            log_path=ctr.log_path,
-            exit_dir=state.exits_dir(),
-        )
+        _launch_monitor(env, ctr)
     except RuntimeFailed as e:
         _audit_ctr("container.rm", ctr, "error", reason=f"create failed: {e.message}")
         env.runtime.delete(ctr.id, force=True)
