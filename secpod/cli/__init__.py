@@ -45,8 +45,23 @@ def _command_word(argv: Sequence[str]) -> str | None:
     return None
 
 
+def _bind_translations() -> None:
+    """Look argparse's message catalogue up once, not on each of its ~100 calls.
+
+    argparse calls ``gettext.gettext`` for every help and usage string, and each
+    call searches the locale folders again (about 1,200 ``stat`` calls for one
+    parser). The translation found is the same one gettext would find each time.
+    """
+    import gettext
+
+    translation = gettext.translation(gettext.textdomain(), fallback=True)
+    argparse._ = translation.gettext  # type: ignore[attr-defined]
+    argparse.ngettext = translation.ngettext  # type: ignore[attr-defined]
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; with ``command``, only the area that owns it is imported."""
+    _bind_translations()
     parser = argparse.ArgumentParser(
         prog="secpod",
         description="Rootless, daemonless container sandbox with signed images and an audit trail.",

@@ -275,7 +275,7 @@ def lint_profile(prof: Profile) -> list[Finding]:
 
     ideal = HostFeatures(cgroup_mode=CgroupMode.V2, cgroup_delegated=True,
                          selinux_enabled=True, apparmor_enabled=True,
-                         apparmor_profiles=frozenset({prof.apparmor_profile}), landlock=True,
+                         apparmor_profiles=frozenset({prof.apparmor_profile}),
                          seccomp=True, arch=probe().arch)
     conf = confinement_of(prof, ideal)
     findings = lint_config(oci_config(conf))

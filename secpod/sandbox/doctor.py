@@ -167,8 +167,8 @@ def run_checks() -> list[Check]:
     checks.append(
         Check(
             "landlock",
-            "ok" if features.landlock else "warn",
-            "Landlock available" if features.landlock else "Landlock not available",
+            "ok" if hostmod.landlock_available() else "warn",
+            "Landlock available" if hostmod.landlock_available() else "Landlock not available",
         )
     )
     return checks

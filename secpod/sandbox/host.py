@@ -29,7 +29,6 @@ class HostFeatures:
     selinux_enabled: bool
     apparmor_enabled: bool  # the kernel has AppArmor and it is enabled
     apparmor_profiles: frozenset[str]  # profiles loaded in the kernel (names)
-    landlock: bool
     seccomp: bool
     arch: str
 
@@ -81,6 +80,9 @@ def _apparmor() -> tuple[bool, frozenset[str]]:
 
 
 def _selinux() -> bool:
+    # selinuxfs is mounted wherever SELinux is enabled: without it, skip the binding.
+    if not Path("/sys/fs/selinux").is_dir():
+        return False
     try:
         import selinux  # type: ignore[import-untyped]  # Debian's python3-selinux
 
@@ -89,7 +91,8 @@ def _selinux() -> bool:
         return Path("/sys/fs/selinux/enforce").exists()
 
 
-def _landlock() -> bool:
+def landlock_available() -> bool:
+    """Whether the kernel offers Landlock (doctor reports it; nothing depends on it yet)."""
     try:
         return "landlock" in Path("/sys/kernel/security/lsm").read_text().split(",")
     except OSError:
@@ -121,7 +124,6 @@ def probe() -> HostFeatures:
         selinux_enabled=_selinux(),
         apparmor_enabled=aa_enabled,
         apparmor_profiles=aa_profiles,
-        landlock=_landlock(),
         seccomp=seccomp,
         arch={"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine),
     )

@@ -17,7 +17,7 @@ from secpod.sandbox.host import CgroupMode, HostFeatures
 
 HOST = HostFeatures(cgroup_mode=CgroupMode.HYBRID, cgroup_delegated=False,
                     selinux_enabled=False, apparmor_enabled=False,
-                    apparmor_profiles=frozenset(), landlock=True, seccomp=True, arch="amd64")
+                    apparmor_profiles=frozenset(), seccomp=True, arch="amd64")
 # The package's `confine` is the function; the module holds the per-process memo.
 confine_mod = importlib.import_module("secpod.policies.confine")
 

@@ -19,7 +19,7 @@ PODMAN_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP
 # This host, as the suite sees it: hybrid cgroups, no SELinux, no AppArmor.
 HOST = HostFeatures(cgroup_mode=CgroupMode.HYBRID, cgroup_delegated=False,
                     selinux_enabled=False, apparmor_enabled=False,
-                    apparmor_profiles=frozenset(), landlock=True, seccomp=True, arch="amd64")
+                    apparmor_profiles=frozenset(), seccomp=True, arch="amd64")
 
 
 @pytest.fixture

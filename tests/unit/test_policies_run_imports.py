@@ -14,7 +14,7 @@ from secpod import policies
 from secpod.sandbox.host import CgroupMode, HostFeatures
 host = HostFeatures(cgroup_mode=CgroupMode.HYBRID, cgroup_delegated=False,
                     selinux_enabled=False, apparmor_enabled=False, apparmor_profiles=frozenset(),
-                    landlock=True, seccomp=True, arch="amd64")
+                    seccomp=True, arch="amd64")
 policies.confine(policies.RunRequest(profile="strict"), host)
 print(json.dumps(sorted(sys.modules)))
 """
