@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ OUTCOMES = ("ok", "refused", "error")
 
 _logs: dict[tuple[str, str, int], _store.LogDir] = {}
 _names: dict[int, str] = {}
-_HOST = socket.gethostname()
+_HOST = os.uname().nodename  # what gethostname() returns, without importing socket
 
 
 def log_dir() -> Path:
