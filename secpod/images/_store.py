@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -124,26 +125,33 @@ _PROGRESS_EVERY = 128 << 20
 
 
 def _copy_verified(src: BinaryIO, dest: Path, d: Descriptor, what: str,
-                   say: Progress | None = None) -> None:
-    """Copy ``src`` to ``dest`` while hashing; raise DigestMismatch unless it matches ``d``."""
+                   say: Progress | None = None, wrote: Callable[[int], None] | None = None,
+                   ) -> None:
+    """Copy ``src`` to ``dest`` while hashing; raise DigestMismatch unless it matches ``d``.
+
+    ``wrote(n)`` is told of every ``n`` bytes once they are in the file (the
+    unpacking thread reads behind it). The caller syncs the file.
+    """
     alg, _, want = d.digest.partition(":")
     h = hashlib.new(alg)
     n = 0
     next_report = _PROGRESS_EVERY
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with open(dest, "xb") as out:
+    with open(dest, "xb", buffering=0) as out:
         while chunk := src.read(1 << 20):
             n += len(chunk)
             if n > d.size:
                 raise DigestMismatch(f"{what} {d.digest}: longer than the {d.size} bytes its "
                                      "descriptor says", hint=_TAMPERED)
             h.update(chunk)
-            out.write(chunk)
+            view = memoryview(chunk)
+            while view:
+                view = view[out.write(view) or 0:]
+            if wrote is not None:
+                wrote(len(chunk))
             if say is not None and n >= next_report:
                 say(f"{what} {d.digest[7:19]}: {human_size(n)} of {human_size(d.size)}")
                 next_report += _PROGRESS_EVERY
-        out.flush()
-        os.fsync(out.fileno())
     if n != d.size:
         raise DigestMismatch(f"{what} {d.digest}: {n} bytes, its descriptor says {d.size}",
                              hint=_TAMPERED)
@@ -348,7 +356,8 @@ class Store:
         Raises DigestMismatch, HostileArchive, MalformedInput, NotFound, UsageError,
         Conflict; on any failure (or interrupt) the store is as it was.
         """
-        from secpod.images._unpack import Limits, Unpacker
+        from secpod.images._pipeline import Pipe, Syncer, UnpackThread
+        from secpod.images._unpack import Limits
 
         say = progress or (lambda _m: None)
         manifest = parse_manifest(manifest_bytes)
@@ -360,31 +369,60 @@ class Store:
             blobs = [("config", manifest.config)] + [
                 (f"layer {i + 1}/{len(manifest.layers)}", d)
                 for i, d in enumerate(manifest.layers)]
-            for what, d in blobs:
-                if d.digest in staged or self._has_blob(d):
-                    continue
-                dest = stage / "blobs" / d.digest.replace(":", "-")
-                with source.open_blob(d.raw) as src:
-                    _copy_verified(src, dest, d, what, say)
-                staged[d.digest] = dest
-                if what != "config":
-                    say(f"{what} {d.digest[7:19]}: {human_size(d.size)} verified")
-            config_bytes = (staged.get(manifest.config.digest)
-                            or self.blob_path(manifest.config.digest)).read_bytes()
-            config = parse_config(config_bytes, len(manifest.layers))
-            diff_ids: builtins.list[str] = config["rootfs"]["diff_ids"]
             unpacked = stage / "unpacked"
-            if not self._unpacked(digest).is_dir():
-                (unpacked / "rootfs").mkdir(parents=True)
-                (unpacked / "rootfs").chmod(0o755)  # the container's "/", whatever the umask
-                with Unpacker(unpacked / "rootfs", limits) as unpacker:
-                    for i, d in enumerate(manifest.layers):
-                        what = f"layer {i + 1}/{len(manifest.layers)} ({d.digest[7:19]})"
-                        blob = staged.get(d.digest) or self.blob_path(d.digest)
-                        unpacker.apply_layer(blob, what=what, diff_id=diff_ids[i])
-                        say(f"{what}: unpacked")
-                    report = unpacker.finish()
-                (unpacked / "report.json").write_text(json.dumps(report, sort_keys=True))
+            pipe = Pipe()
+            syncer = Syncer()
+            unpack: UnpackThread | None = None
+            # An error found in the config is raised only once every blob is verified,
+            # so a tampered blob is always reported as such (as when verifying came first).
+            config_error: Error | None = None
+            try:
+                for what, d in blobs:
+                    if d.digest in staged or self._has_blob(d):
+                        pipe.complete(d.digest, staged.get(d.digest) or self.blob_path(d.digest),
+                                      d.size)
+                    else:
+                        dest = stage / "blobs" / d.digest.replace(":", "-")
+                        blob = pipe.start(d.digest, dest)
+                        with source.open_blob(d.raw) as src:
+                            _copy_verified(src, dest, d, what, say, partial(pipe.wrote, blob))
+                        pipe.finish(blob)
+                        syncer.add(dest)
+                        staged[d.digest] = dest
+                        if what != "config":
+                            say(f"{what} {d.digest[7:19]}: {human_size(d.size)} verified")
+                    if what != "config":
+                        continue
+                    try:
+                        config_bytes = (staged.get(d.digest) or self.blob_path(d.digest)
+                                        ).read_bytes()
+                        config = parse_config(config_bytes, len(manifest.layers))
+                    except Error as e:
+                        config_error = e
+                        continue
+                    if self._unpacked(digest).is_dir():
+                        continue
+                    diff_ids: builtins.list[str] = config["rootfs"]["diff_ids"]
+                    (unpacked / "rootfs").mkdir(parents=True)
+                    (unpacked / "rootfs").chmod(0o755)  # the container's "/", whatever the umask
+                    unpack = UnpackThread(pipe, unpacked / "rootfs", limits, [
+                        (f"layer {i + 1}/{len(manifest.layers)} ({ld.digest[7:19]})",
+                         ld.digest, diff_ids[i]) for i, ld in enumerate(manifest.layers)], say)
+                    unpack.start()
+                if config_error is not None:
+                    raise config_error
+                if unpack is not None:
+                    unpack.join()
+                    if unpack.error is not None:
+                        raise unpack.error
+                    (unpacked / "report.json").write_text(json.dumps(unpack.report,
+                                                                     sort_keys=True))
+                syncer.wait()
+            finally:
+                syncer.stop()
+                pipe.abort()
+                if unpack is not None:
+                    unpack.join()
             mpath = stage / "manifest"
             mpath.write_bytes(manifest_bytes)
             staged.setdefault(digest, mpath)

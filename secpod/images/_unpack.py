@@ -375,17 +375,22 @@ class Unpacker:
 
     # --- layers --------------------------------------------------------------
 
-    def apply_layer(self, blob: Path, *, what: str, diff_id: str | None) -> None:
-        """Apply one layer blob (tar, gzip or zstd). ``what`` names it in errors."""
+    def apply_layer(self, blob: Path | BinaryIO, *, what: str, diff_id: str | None) -> None:
+        """Apply one layer blob (tar, gzip or zstd), a file or a stream open at its start
+        (read to its end, ``seek(0)`` once after the first 512 bytes). ``what`` names it
+        in errors."""
+        if isinstance(blob, Path):
+            with open(blob, "rb") as raw:
+                self.apply_layer(raw, what=what, diff_id=diff_id)
+            return
         self._what = what
         self._touched = set()
         self._drop_cache()
-        with open(blob, "rb") as raw:
-            stream = LayerStream(raw, what, self._budget)
-            reader = TarReader(stream, what)
-            for entry in reader:
-                self._entry(entry, reader)
-            stream.drain()
+        stream = LayerStream(blob, what, self._budget)
+        reader = TarReader(stream, what)
+        for entry in reader:
+            self._entry(entry, reader)
+        stream.drain()
         self._drop_cache()
         self.report.layers += 1
         if diff_id is not None and stream.diff_id() != diff_id:
