@@ -196,8 +196,11 @@ class LogDir:
         except FileNotFoundError:
             self.path.parent.mkdir(mode=0o755 if self.shared else 0o700, parents=True,
                                    exist_ok=True)
-            os.mkdir(self.path, 0o755 if self.shared else 0o700)
-            created = True
+            try:
+                os.mkdir(self.path, 0o755 if self.shared else 0o700)
+                created = True
+            except FileExistsError:  # a concurrent first writer made it meanwhile
+                pass
         st = os.lstat(self.path)
         if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
             raise AuditError(f"{self.path} is not a directory owned by you",

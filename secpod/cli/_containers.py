@@ -38,6 +38,7 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-w", "--workdir", help="working directory inside the container")
     p.add_argument("-u", "--user", help="UID[:GID] or NAME[:GROUP] from the image")
     p.add_argument("-i", "--interactive", action="store_true", help="keep stdin attached")
+    p.add_argument("-t", "--tty", action="store_true", help="give the container a terminal")
     p.add_argument("--entrypoint", help='replace the image\'s entrypoint ("" clears it)')
     p.add_argument("--cap-add", action="append", default=[], metavar="CAP")
     p.add_argument("--cap-drop", action="append", default=[], metavar="CAP")
@@ -79,6 +80,7 @@ def _options(args: argparse.Namespace, *, detach: bool) -> Any:
             workdir=args.workdir,
             user=args.user,
             interactive=args.interactive,
+            tty=args.tty,
         ),
         name=args.name,
         profile=args.profile,
@@ -247,6 +249,7 @@ def _exec(args: argparse.Namespace) -> int:
         workdir=args.workdir,
         user=args.user,
         interactive=args.interactive,
+        tty=args.tty,
     )
 
 
@@ -319,7 +322,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("-e", "--env", action="append", default=[], metavar="KEY[=VALUE]")
     p.add_argument("-w", "--workdir")
     p.add_argument("-u", "--user")
-    p.add_argument("-i", "--interactive", action="store_true")
+    p.add_argument("-i", "--interactive", action="store_true", help="keep stdin attached")
+    p.add_argument("-t", "--tty", action="store_true", help="give the command a terminal")
     p.add_argument("container", metavar="CONTAINER")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD")
     p.set_defaults(func=_exec)

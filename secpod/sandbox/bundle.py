@@ -37,6 +37,7 @@ class ProcessRequest:
     workdir: str | None = None
     user: str | None = None
     interactive: bool = False
+    tty: bool = False
 
 
 class CommandNotFound(MalformedInput):
@@ -223,7 +224,7 @@ def build_config(
     rootfsmod.ensure_mountpoint(rootfs, cwd, directory=True)
 
     process: dict[str, Any] = {
-        "terminal": False,
+        "terminal": request.tty,
         "user": {"uid": uid, "gid": gid},
         "args": args,
         "env": env,

@@ -214,6 +214,7 @@ def create(opts: RunOptions, env: Environment | None = None) -> Container:
             unenforced=list(confinement.unenforced),
             confinement=summary,
             trust=trust,
+            tty=opts.process.tty,
         )
         ctr.log_path.touch(mode=0o600)
         ctr.save()
@@ -304,6 +305,7 @@ def run(opts: RunOptions, *, on_created: Callable[[Container], None] | None = No
             ctr.dir,
             interactive=opts.process.interactive,
             log_path=ctr.log_path,
+            terminal=opts.process.tty,
         )
     except RuntimeFailed as e:
         _finish(ctr, env, None, reason=e.message)
@@ -392,6 +394,7 @@ def _launch_monitor(env: Environment, ctr: Container) -> int:
         ctr.dir,
         log_path=ctr.log_path,
         exit_dir=state.exits_dir(),
+        terminal=ctr.tty,
     )
 
 
@@ -615,10 +618,9 @@ def exec_in(
     workdir: str | None = None,
     user: str | None = None,
     interactive: bool = False,
+    tty: bool = False,
 ) -> int:
     """Run ``command`` in a running container, confined as its main process; return its status."""
-    import subprocess
-
     ctr = state.lookup(ref)
     rt = Runtime.default()
     if status_of(ctr, rt.state(ctr.id)) != "running":
@@ -628,7 +630,7 @@ def exec_in(
     config = json.loads((ctr.bundle / "config.json").read_text())
     process = dict(config["process"])
     process["args"] = list(command)
-    process["terminal"] = False
+    process["terminal"] = tty
     if env:
         merged = {e.partition("=")[0]: e for e in process.get("env", [])}
         for item in env:
@@ -645,15 +647,17 @@ def exec_in(
     spec = ctr.dir / f"exec-{os.getpid()}.json"
     spec.write_text(json.dumps(process))
     try:
-        proc = subprocess.run(
-            rt.argv("exec", "--process", str(spec), ctr.id),
-            stdin=None if interactive else subprocess.DEVNULL,
-            check=False,
+        code = monitor.attach(
+            rt.argv("exec", "--process", str(spec)),
+            [ctr.id],
+            interactive=interactive,
+            terminal=tty,
+            sink=None,
+            console=state.exits_dir().parent / "sockets" / f"exec-{os.getpid()}.console",
         )
     finally:
         with contextlib.suppress(FileNotFoundError):
             spec.unlink()
-    code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
     _audit_ctr("container.exec", ctr, exit_status=code, details={"command": list(command)})
     return code
 

@@ -89,7 +89,14 @@ def crun_error(log: Path) -> str:
 
 
 def run_foreground(
-    rt: Runtime, cid: str, bundle: Path, folder: Path, *, interactive: bool, log_path: Path
+    rt: Runtime,
+    cid: str,
+    bundle: Path,
+    folder: Path,
+    *,
+    interactive: bool,
+    log_path: Path,
+    terminal: bool = False,
 ) -> int:
     """Run the container attached; return its exit status (128+N when killed by signal N).
 
@@ -97,51 +104,76 @@ def run_foreground(
     """
     pidfile = folder / "pid"
     crun_log = folder / "crun.log"
-    argv = [
-        rt.binary,
-        *rt.global_args,
-        f"--log=file:{crun_log}",
-        "--log-format=json",
-        "run",
-        "--bundle",
-        str(bundle),
-        "--pid-file",
-        str(pidfile),
-        cid,
-    ]
-    # crun gets its own session: terminal signals reach secpod, which forwards each once.
-    proc = subprocess.Popen(
-        argv,
-        stdin=None if interactive else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    previous = {}
-
-    def forward(signum: int, _frame: object) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signum)
-
-    for sig in FORWARDED:
-        previous[sig] = signal.signal(sig, forward)
+    head = [rt.binary, *rt.global_args, f"--log=file:{crun_log}", "--log-format=json", "run"]
+    tail = ["--bundle", str(bundle), "--pid-file", str(pidfile), cid]
     log = LogWriter(log_path)
     try:
-        _pump(proc, log)
-        code = proc.wait()
+        code = attach(head, tail, interactive=interactive, terminal=terminal, sink=log,
+                      console=paths.runtime_dir() / "sockets" / f"{cid[:12]}.console")
     finally:
         log.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     if code != 0 and not pidfile.exists():
         raise RuntimeFailed(
             f"crun could not start the container: {crun_error(crun_log) or code}",
             hint="secpod doctor checks what this host allows",
         )
+    return code
+
+
+def attach(
+    head: list[str],
+    tail: list[str],
+    *,
+    interactive: bool,
+    terminal: bool,
+    sink: LogWriter | None,
+    console: Path,
+) -> int:
+    """Run ``head [--console-socket S] tail`` (a crun run or exec) attached to our stdio.
+
+    Signals are forwarded once (crun gets its own session); with a terminal the
+    container's pty is copied instead of pipes, and SIGWINCH resizes it.
+    Returns the exit status, 128+N for signal N.
+    """
+    from secpod.sandbox import tty
+
+    sock = tty.ConsoleSocket(console) if terminal else None
+    argv = [*head, *(["--console-socket", str(console)] if sock else []), *tail]
+    proc = subprocess.Popen(
+        argv,
+        stdin=None if interactive and not terminal else subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL if terminal else subprocess.PIPE,
+        stderr=subprocess.DEVNULL if terminal else subprocess.PIPE,
+        start_new_session=True,
+    )
+    master: int | None = None
+
+    def forward(signum: int, _frame: object) -> None:
+        if signum == signal.SIGWINCH and master is not None:
+            tty.sync_window_size(master)
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
+    try:
+        if sock is not None:
+            master = sock.receive(proc)
+            sock.close()
+            if master is not None:
+                tty.sync_window_size(master)
+                tty.copy(master, interactive=interactive, sink=sink)
+                os.close(master)
+        else:
+            _pump(proc, sink)
+        code = proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 128 - code if code < 0 else code
 
 
-def _pump(proc: subprocess.Popen[bytes], log: LogWriter) -> None:
+def _pump(proc: subprocess.Popen[bytes], log: LogWriter | None) -> None:
     assert proc.stdout is not None and proc.stderr is not None
     targets = {
         proc.stdout.fileno(): (b"stdout", sys.stdout.buffer),
@@ -162,7 +194,8 @@ def _pump(proc: subprocess.Popen[bytes], log: LogWriter) -> None:
                 del targets[fd]
                 continue
             stream, out = targets[fd]
-            log.write(stream, data)
+            if log is not None:
+                log.write(stream, data)
             try:
                 out.write(data)
                 out.flush()
@@ -189,7 +222,15 @@ def conmon_path() -> str:
 
 
 def start_conmon(
-    rt: Runtime, cid: str, name: str, bundle: Path, folder: Path, *, log_path: Path, exit_dir: Path
+    rt: Runtime,
+    cid: str,
+    name: str,
+    bundle: Path,
+    folder: Path,
+    *,
+    log_path: Path,
+    exit_dir: Path,
+    terminal: bool = False,
 ) -> int:
     """Create the container under a new conmon; return the container's pid.
 
@@ -237,6 +278,8 @@ def start_conmon(
         "--exit-command-arg",
         cid,
     ]
+    if terminal:
+        argv.append("--terminal")  # conmon receives the pty and logs its output
     for arg in (*rt.global_args, f"--log=file:{crun_log}", "--log-format=json"):
         argv += ["--runtime-arg", arg]
     read_fd, write_fd = os.pipe()

@@ -99,6 +99,7 @@ class Container:
     confinement: dict[str, Any] = field(default_factory=dict)
     trust: dict[str, Any] | None = None
     monitor: str = "none"  # "conmon" for -d, "secpod" for foreground runs
+    tty: bool = False
 
     @property
     def short_id(self) -> str:

@@ -1,0 +1,69 @@
+"""`run -t`, `run -it`, `exec -t` and `run -d -t`: a terminal inside the container."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import SECPOD_BIN, User
+
+pytestmark = [pytest.mark.crun, pytest.mark.userns]
+
+
+def test_run_t_gives_the_container_a_terminal(user: User, busybox: str) -> None:
+    r = user.run("run", "--rm", "-t", busybox, "sh", "-c", "tty; [ -t 1 ] && echo is-a-tty")
+    assert r.returncode == 0, r.stderr
+    assert "/dev/pts/0" in r.stdout and "is-a-tty" in r.stdout
+
+
+def test_run_it_reads_piped_input_through_the_terminal(user: User, busybox: str) -> None:
+    r = user.run("run", "--rm", "-i", "-t", busybox, "sh", "-c", "read x; echo got-$x",
+                 input="hello\n")
+    assert r.returncode == 0, r.stderr
+    assert "got-hello" in r.stdout
+
+
+def test_interactive_shell_on_a_real_terminal(user: User, busybox: str) -> None:
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        user.command([str(SECPOD_BIN), "run", "--rm", "-it", busybox, "sh"]),
+        stdin=slave, stdout=slave, stderr=slave, cwd=str(user.home), start_new_session=True,
+    )
+    os.close(slave)
+    seen = b""
+
+    def read_until(token: bytes, timeout: float = 30) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while token not in seen:
+            left = deadline - time.monotonic()
+            assert left > 0, f"{token!r} not seen in {seen!r}"
+            ready, _, _ = select.select([master], [], [], left)
+            if ready:
+                seen += os.read(master, 4096)
+
+    read_until(b"# ")
+    if b"\x1b[6n" in seen:  # busybox asks where the cursor is, as a real terminal would answer
+        os.write(master, b"\x1b[1;1R")
+    os.write(master, b"echo $((6*7))x\r")
+    read_until(b"42x")
+    os.write(master, b"exit 3\r")
+    assert proc.wait(timeout=30) == 3
+    os.close(master)
+
+
+def test_exec_t_and_detached_terminal_logs(user: User, busybox: str) -> None:
+    user.run("run", "-d", "-t", "--name", "termbox", busybox, "sh", "-c",
+             "tty; sleep 60", check=True)
+    deadline = time.monotonic() + 15
+    while "/dev/pts/0" not in user.run("logs", "termbox").stdout:
+        assert time.monotonic() < deadline, user.run("logs", "termbox")
+        time.sleep(0.1)
+    r = user.run("exec", "-t", "termbox", "sh", "-c", "[ -t 1 ] && echo exec-tty")
+    assert r.returncode == 0, r.stderr
+    assert "exec-tty" in r.stdout
