@@ -98,7 +98,7 @@ class SignatureRejected(Refused):
 
 
 class TrustPolicyError(MalformedInput):
-    """A trust policy file (containers-policy.json) is malformed; the message names the JSON path."""
+    """A trust policy file (containers-policy.json) is malformed; the message names its path."""
 
 
 class KeyFormatError(MalformedInput):
