@@ -143,7 +143,8 @@ def create(opts: RunOptions, env: Environment | None = None) -> Container:
             network=opts.network,
             user=identity.user,
         )
-        confinement = policies.confine(request, env.features)
+        in_use = state.selinux_levels_in_use() if env.features.selinux_enabled else frozenset()
+        confinement = policies.confine(request, env.features, mcs_in_use=in_use)
     except Error as e:
         _refused("policy", e, opts)
         raise

@@ -240,6 +240,20 @@ def lookup(ref: str) -> Container:
     raise NotFound(f"no such container: {ref}", hint="secpod ps -a lists your containers")
 
 
+def selinux_levels_in_use() -> frozenset[str]:
+    """MCS levels (``s0:cX,cY``) of the user's containers that have not exited.
+
+    A new container gets a pair none of these has, so two of the user's
+    containers never share an SELinux category pair.
+    """
+    levels = set()
+    for c in all_containers():
+        label = (c.confinement or {}).get("selinux")
+        if isinstance(label, str) and not c.exit_recorded and label.count(":") >= 3:
+            levels.add(label.split(":", 3)[3])
+    return frozenset(levels)
+
+
 def containers_using(image_digest: str) -> list[str]:
     """Names of the containers made from the image with this manifest digest."""
     return [c.name for c in all_containers() if c.image_digest == image_digest]

@@ -131,3 +131,22 @@ def test_probe_reads_this_host() -> None:
     assert features.seccomp
     assert not features.can_limit_resources or features.cgroup_mode is host.CgroupMode.V2
     assert os.uname().machine  # probe has no side effects to check beyond not raising
+
+
+def test_selinux_levels_in_use_skip_exited_containers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from secpod.sandbox import state
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    labels = {"a": "system_u:system_r:container_t:s0:c1,c2",
+              "b": "system_u:system_r:container_t:s0:c3,c4", "c": None}
+    for name, label in labels.items():
+        cid, cname, _ = state.reserve(name)
+        ctr = state.Container(id=cid, name=cname, image_ref="x", image_digest="sha256:0",
+                              profile="strict", profile_hash="h", created=state.now(),
+                              args=["true"], root_mode="shared-readonly",
+                              confinement={"selinux": label}, exit_recorded=(name == "b"))
+        ctr.save()
+    assert state.selinux_levels_in_use() == frozenset({"s0:c1,c2"})
