@@ -109,6 +109,14 @@ class SigningError(Error):
     """A signature could not be made (gpg failed, the key cannot sign)."""
 
 
+class RegistriesConfigError(MalformedInput):
+    """A registries.d(5) file is malformed or conflicts with another; the message names it."""
+
+
+class LookasideError(Error):
+    """A lookaside signature store (registries.d) could not be read or written."""
+
+
 # --- registry ---------------------------------------------------------------
 
 
