@@ -11,7 +11,7 @@ truncated layer is an error and not a silently shorter image.
 from __future__ import annotations
 
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -56,6 +56,10 @@ class TarReader:
 
     def __init__(self, stream: Readable, what: str) -> None:
         self._stream = stream
+        # A stream with ``view(n)`` (a memoryview valid until its next read) hands file
+        # data over without a copy.
+        self._view: Callable[[int], memoryview] = getattr(
+            stream, "view", lambda n: memoryview(stream.read(n)))
         self._what = what
         self._remaining = 0  # data bytes of the current entry not read yet
         self._padding = 0
@@ -74,10 +78,14 @@ class TarReader:
 
     def read(self, n: int) -> bytes:
         """Up to ``n`` bytes of the current entry's data; b"" at its end."""
+        return self.view(n).tobytes()
+
+    def view(self, n: int) -> memoryview:
+        """Like :meth:`read`, but a view valid only until the next read (no copy)."""
         n = min(n, self._remaining)
         if n <= 0:
-            return b""
-        chunk = self._stream.read(n)
+            return memoryview(b"")
+        chunk = self._view(n)
         if not chunk:
             raise MalformedInput(f"{self._what}: truncated tar (inside a file's data)",
                                  hint="the layer is incomplete; get a fresh copy of the image")
@@ -86,7 +94,7 @@ class TarReader:
 
     def _skip_rest(self) -> None:
         while self._remaining > 0:
-            self.read(1 << 20)
+            self.view(1 << 20)
         if self._padding:
             self._exact(self._padding, "padding")
             self._padding = 0

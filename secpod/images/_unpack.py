@@ -22,7 +22,6 @@ ever followed, whatever the order of entries.
 from __future__ import annotations
 
 import errno
-import gzip
 import hashlib
 import os
 import shutil
@@ -53,6 +52,10 @@ RATIO_FLOOR = 64 << 20  # below this many unpacked bytes the ratio is not judged
 MAX_PATH = 4096
 MAX_NAME = 255
 _CHUNK = 1 << 20
+# Decompressed bytes per step: small enough to stay in cache from the inflate through
+# the hash to the write, and to bound what one compressed read can expand to.
+_OUT = 256 << 10
+_IN = 256 << 10
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _HINT = "the image is hostile or corrupt; nothing was imported"
 MOUNTPOINT_DIRS = ("proc", "sys", "dev", "tmp", "run", "etc")
@@ -146,6 +149,50 @@ class _Budget:
     entries: int = 0
 
 
+class _Gunzip:
+    """The members of a gzip stream, one bounded chunk of output per :meth:`read`.
+
+    zlib checks each member's header, CRC-32 and length itself (``wbits=31``);
+    ``gzip.GzipFile`` would add its own CRC, 8 KiB reads and two buffer layers
+    on top. As GzipFile does, it reads concatenated members and skips zero
+    padding after a member; anything else after one must be another member.
+    """
+
+    def __init__(self, src: _Counting) -> None:
+        self._src = src
+        self._z = zlib.decompressobj(31)
+        self._pending = b""  # input not given to ``_z`` yet (after a member's end)
+        self._eof = False
+
+    def read(self, n: int) -> bytes:
+        while not self._eof:
+            z = self._z
+            if z.eof:
+                rest = z.unused_data + self._pending
+                self._pending = b""
+                rest = rest.lstrip(b"\0")
+                while not rest:
+                    more = self._src.read(_IN)
+                    if not more:
+                        self._eof = True
+                        return b""
+                    rest = more.lstrip(b"\0")
+                self._z = z = zlib.decompressobj(31)
+                data = z.decompress(rest, n)
+            elif z.unconsumed_tail:
+                data = z.decompress(z.unconsumed_tail, n)
+            else:
+                chunk = self._pending or self._src.read(_IN)
+                self._pending = b""
+                if not chunk:
+                    raise EOFError("Compressed file ended before the end-of-stream marker "
+                                   "was reached")
+                data = z.decompress(chunk, n)
+            if data:
+                return data
+        return b""
+
+
 class LayerStream:
     """The uncompressed bytes of one layer blob, bounded and hashed while read."""
 
@@ -161,27 +208,27 @@ class LayerStream:
         self._counting = _Counting(raw)
         self._src: Any
         if self.kind == "gzip":
-            self._src = gzip.GzipFile(fileobj=cast(Any, self._counting), mode="rb")
+            self._src = _Gunzip(self._counting)
         elif self.kind == "zstd":
             self._src = zstandard.ZstdDecompressor().stream_reader(
                 cast(Any, self._counting), read_across_frames=True, closefd=False)
         else:
             self._src = self._counting
         self._hash = hashlib.sha256()
-        self._buf = b""
+        self._buf = memoryview(b"")
         self._pos = 0
         self.out = 0
         self._eof = False
 
     def _fill(self) -> None:
         try:
-            data = self._src.read(256 << 10)
+            data = self._src.read(_OUT)
         except (EOFError, OSError, zlib.error, zstandard.ZstdError) as e:
             raise MalformedInput(f"{self._what}: corrupt or truncated {self.kind} data ({e})",
                                  hint="the layer is incomplete or damaged; get a fresh copy") from e
         if not data:
             self._eof = True
-            self._buf, self._pos = b"", 0
+            self._buf, self._pos = memoryview(b""), 0
             return
         self.out += len(data)
         b = self._budget
@@ -196,20 +243,25 @@ class LayerStream:
                 f"{self._what}: compression ratio above {b.limits.max_ratio}:1 "
                 "(SECPOD_MAX_RATIO): a decompression bomb", hint=_HINT)
         self._hash.update(data)
-        self._buf, self._pos = data, 0
+        self._buf, self._pos = memoryview(data), 0
 
-    def read(self, n: int) -> bytes:
+    def view(self, n: int) -> memoryview:
+        """Up to ``n`` next bytes, without a copy: valid until the next read; empty at the
+        end."""
         while self._pos >= len(self._buf):
             if self._eof:
-                return b""
+                return self._buf
             self._fill()
         chunk = self._buf[self._pos:self._pos + n]
         self._pos += len(chunk)
         return chunk
 
+    def read(self, n: int) -> bytes:
+        return self.view(n).tobytes()
+
     def drain(self) -> None:
         """Read to the end, so the whole stream is bounded, checked and hashed."""
-        while self.read(_CHUNK):
+        while self.view(_CHUNK):
             pass
 
     def diff_id(self) -> str:
@@ -465,15 +517,15 @@ class Unpacker:
         self._remove(fd, leaf, rel)
         ffd = os.open(leaf, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                       0o600, dir_fd=fd)
-        with open(ffd, "wb", buffering=0, closefd=True) as f:
-            while chunk := reader.read(_CHUNK):
-                view = memoryview(chunk)
+        try:
+            while view := reader.view(_CHUNK):
                 while view:
-                    n = f.write(view)
-                    view = view[n or 0:]
+                    view = view[os.write(ffd, view):]
             os.fchmod(ffd, mode)
             ns = int(e.mtime * 1e9)
             os.utime(ffd, ns=(ns, ns))
+        finally:
+            os.close(ffd)
         b.file_bytes += e.size
         self.report.bytes += e.size
 

@@ -113,3 +113,46 @@ def test_corpus_is_what_the_script_makes(tmp_path: Path) -> None:
     assert made == committed
     for name in made:
         assert (tmp_path / name).read_bytes() == (CORPUS / name).read_bytes(), name
+
+
+def _gunzip_all(blob: bytes) -> tuple[bytes, str]:
+    from secpod.images._unpack import LayerStream, Limits, _Budget
+
+    stream = LayerStream(io.BytesIO(blob), "t", _Budget(Limits()))
+    out = b""
+    while chunk := stream.read(100_000):
+        out += chunk
+    return out, stream.diff_id()
+
+
+def test_gzip_members_padding_and_large_output() -> None:
+    """Concatenated members and zero padding after a member read as GzipFile reads them,
+    and output larger than one step (compressible and not) comes out whole."""
+    import gzip
+    import hashlib
+    import os
+
+    one, two = bytes(600_000), os.urandom(700_000)
+    blob = gzip.compress(one) + bytes(1000) + gzip.compress(two, compresslevel=1) + bytes(7)
+    out, diff_id = _gunzip_all(blob)
+    assert out == one + two == gzip.GzipFile(fileobj=io.BytesIO(blob)).read()
+    assert diff_id == "sha256:" + hashlib.sha256(one + two).hexdigest()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage-after", "bad-crc"])
+def test_gzip_damage(damage: str) -> None:
+    import gzip
+
+    blob = bytearray(gzip.compress(b"layer bytes " * 10_000))
+    if damage == "truncated":
+        blob = blob[:len(blob) // 2]
+    elif damage == "garbage-after":
+        blob += b"not gzip"
+    else:
+        blob[-6] ^= 0xFF  # in the CRC-32 of the trailer
+    with pytest.raises(MalformedInput) as e:
+        _gunzip_all(bytes(blob))
+    assert e.value.message.startswith("t: corrupt or truncated gzip data (")
+    if damage == "truncated":
+        assert "Compressed file ended before the end-of-stream marker was reached" in \
+            e.value.message
