@@ -211,6 +211,11 @@ def _sign(args: argparse.Namespace) -> int:
         else:
             blob = sign.sign_gpg(args.gpg_key, image_ref, t.digest)
             kind, signer = "gpg", args.gpg_key
+        staged = None
+        if kind == "gpg" and t.dir_path is None:
+            from secpod.signing.lookaside import stage_signature
+
+            staged = stage_signature(t.reference, t.digest, blob)
         if t.dir_path is not None:
             path = store.add_dir_signature(t.dir_path, blob)
         else:
@@ -221,8 +226,17 @@ def _sign(args: argparse.Namespace) -> int:
         raise
     result = {"image": args.image, "identity": image_ref, "digest": t.digest, "kind": kind,
               "signer": signer, "signature": str(path)}
+    if staged is not None:
+        from secpod.cli._output import status
+
+        if staged.path is not None:
+            result["lookaside"] = str(staged.path)
+            status(f"signature also written to the lookaside store: {staged.path}")
+        elif staged.warning:
+            status(f"warning: {staged.warning}")
     _audit("image.sign", "ok", image_ref=image_ref, image_digest=t.digest,
-           details={"kind": kind, "signer": signer, "signature": str(path)})
+           details={k: v for k, v in result.items() if k in ("kind", "signer", "signature",
+                                                              "lookaside")})
     if args.json:
         emit_json(result)
     else:

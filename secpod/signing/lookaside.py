@@ -152,15 +152,15 @@ def _section(value: Any, where: str, source: str) -> Section:
 
 
 def _yaml_load(data: bytes, source: str) -> Any:
-    import yaml
+    import yaml  # type: ignore[import-untyped]  # no stubs in Debian's python3-yaml
 
-    class StrictLoader(yaml.SafeLoader):
+    class StrictLoader(yaml.SafeLoader):  # type: ignore[misc]
         """SafeLoader that refuses a key given twice in one mapping."""
 
-    def mapping(loader: StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    def mapping(loader: StrictLoader, node: Any) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
-            key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+            key = loader.construct_object(key_node)
             if isinstance(key, (list, dict)):
                 raise RegistriesConfigError(f"invalid registries.d file {source}: a key must "
                                             "be a string", hint=_HINT)
@@ -169,7 +169,7 @@ def _yaml_load(data: bytes, source: str) -> Any:
                     f"invalid registries.d file {source}: key {key!r} is given twice "
                     f"(line {key_node.start_mark.line + 1})", hint=_HINT)
             seen.add(key)
-        return loader.construct_mapping(node)  # type: ignore[no-untyped-call]
+        return dict(loader.construct_mapping(node))
 
     StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
     try:

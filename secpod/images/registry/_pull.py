@@ -228,6 +228,18 @@ def pull(ref_text: str, options: RegistryOptions | None = None, *,
                 notes.append(_bundle_note(referred.bundles))
             for note in notes:
                 say(f"note: {note}")
+            # registries.d lookaside store: GPG signatures beside the registry; an
+            # unreadable store warns only (the trust policy judges a missing signature).
+            from secpod.signing.lookaside import fetch_for_pull
+
+            side = fetch_for_pull(ref, image.digest)
+            signatures += side.signatures
+            sources += side.sources
+            notes += side.warnings
+            for warning in side.warnings:
+                say(f"warning: {warning}")
+            if side.details:
+                details["lookaside"] = side.details
             labels = {d.digest: f"layer {i + 1}/{len(manifest.layers)} {d.digest[7:19]}"
                       for i, d in enumerate(manifest.layers)}
             source = RegistrySource(client, ref.path, labels, say)

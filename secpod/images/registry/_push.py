@@ -169,15 +169,29 @@ def push(image: str, ref_text: str, options: RegistryOptions | None = None, *,
                 say(f"manifest {digest[7:19]} written as {dest}")
             layers: list[cosign.SigLayer] = []
             gpg = 0
+            gpg_blobs: list[bytes] = []
             for blob in signatures_for(digest):
                 layer = cosign.from_attachment(blob)
                 if layer is None:
                     gpg += 1
+                    gpg_blobs.append(blob)
                 else:
                     layers.append(layer)
-            if gpg:
+            # GPG signatures go to the lookaside store registries.d names for the
+            # destination (file:// only), as containers/image writes them.
+            from secpod.signing.lookaside import stage_signature
+
+            staged = [stage_signature(dest, digest, b) for b in gpg_blobs]
+            staged_paths = [str(s.path) for s in staged if s is not None and s.path is not None]
+            if staged_paths:
+                details["lookaside_staged"] = staged_paths
+                say(f"{len(staged_paths)} GPG signature(s) written to the lookaside store "
+                    f"{staged[0].url if staged[0] else ''}")
+            elif gpg:
+                if staged[0] is not None and staged[0].warning:
+                    say(f"warning: {staged[0].warning}")
                 say(f"note: {gpg} GPG signature(s) not pushed: a registry's .sig tag carries "
-                    "sigstore signatures only")
+                    "sigstore signatures only (a registries.d lookaside-staging takes them)")
             pushed = _push_signatures(client, dest.path, digest, layers) if layers else 0
             tag = cosign.sig_tag(digest) if layers else None
             if layers:
