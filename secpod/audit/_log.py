@@ -85,8 +85,6 @@ def user_log() -> _store.LogDir:
 
 def _connect(outcome: str) -> tuple[Any, bool, str | None]:
     """(client or None, required, why the collector is not there)."""
-    from secpod.audit import _collector
-
     pol, err = _policy.safe_collector_policy()
     if pol is None:
         assert err is not None
@@ -98,6 +96,9 @@ def _connect(outcome: str) -> tuple[Any, bool, str | None]:
     sock = pol.socket or (_policy.DEFAULT_SOCKET if pol.required else None)
     if sock is None:
         return None, False, None
+    # Only with a collector: the client pulls in socket, threading and signal.
+    from secpod.audit import _collector
+
     try:
         return _collector.CollectorClient(sock), pol.required, None
     except CollectorError as e:

@@ -148,10 +148,9 @@ class SignerKey:
         return Ed25519PrivateKey.from_private_bytes(self.seed)
 
     def verifier(self) -> VerifierKey:
-        from cryptography.hazmat.primitives import serialization
-
-        public = self._private().public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        # public_bytes_raw, not public_bytes(Encoding.Raw, ...): the serialization
+        # package drags in the SSH, DSA and DH modules on every checkpoint.
+        public = self._private().public_key().public_bytes_raw()
         return VerifierKey(name=self.name, key_id=key_id(self.name, public), public=public)
 
     def sign_note(self, text: str) -> str:
