@@ -135,9 +135,12 @@ def attach(
     container's pty is copied instead of pipes, and SIGWINCH resizes it.
     Returns the exit status, 128+N for signal N.
     """
-    from secpod.sandbox import tty
+    sock = None
+    if terminal:
+        # Only with a terminal: tty pulls in termios, tty and socket.
+        from secpod.sandbox import tty
 
-    sock = tty.ConsoleSocket(console) if terminal else None
+        sock = tty.ConsoleSocket(console)
     argv = [*head, *(["--console-socket", str(console)] if sock else []), *tail]
     proc = subprocess.Popen(
         argv,

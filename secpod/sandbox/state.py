@@ -14,16 +14,17 @@ import dataclasses
 import fcntl
 import json
 import os
-import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from secpod import paths
 from secpod.errors import Conflict, NotFound, UsageError
+
+_T = TypeVar("_T")
 
 _ADJ = (
     "amber",
@@ -157,12 +158,22 @@ def _valid_name(name: str) -> bool:
     )
 
 
+def _pick(seq: Sequence[_T]) -> _T:
+    """A uniformly random element (for names only: nothing secret depends on it)."""
+    limit = (1 << 32) - (1 << 32) % len(seq)
+    while True:
+        n = int.from_bytes(os.urandom(4), "little")
+        if n < limit:
+            return seq[n % len(seq)]
+
+
 def reserve(name: str | None) -> tuple[str, str, Path]:
     """Reserve a new id and a unique name; return (id, name, folder). Raises Conflict."""
     paths.ensure_private_dir(paths.data_dir())
     names = _names_dir()
     names.mkdir(parents=True, exist_ok=True)
-    cid = secrets.token_hex(32)
+    # os.urandom, not secrets: the secrets module pulls in random, hmac and base64.
+    cid = os.urandom(32).hex()
     if name is not None and not _valid_name(name):
         raise UsageError(
             f"invalid container name {name!r}",
@@ -170,7 +181,7 @@ def reserve(name: str | None) -> tuple[str, str, Path]:
         )
     for _attempt in range(20):
         candidate = (
-            name or f"{secrets.choice(_ADJ)}_{secrets.choice(_NOUN)}_{secrets.randbelow(100)}"
+            name or f"{_pick(_ADJ)}_{_pick(_NOUN)}_{_pick(range(100))}"
         )
         try:
             os.symlink(cid, names / candidate)

@@ -20,7 +20,6 @@ import base64
 import hashlib
 import json
 import os
-import secrets
 import sys
 from typing import Any
 
@@ -171,8 +170,10 @@ def encrypt_private_key(key: PrivateKey, passphrase: bytes) -> bytes:
 
     der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    salt = secrets.token_bytes(32)
-    nonce = secrets.token_bytes(SecretBox.NONCE_SIZE)
+    # os.urandom is what secrets.token_bytes calls; importing secrets (random, hmac)
+    # would cost every `secpod run` that verifies a signature.
+    salt = os.urandom(32)
+    nonce = os.urandom(SecretBox.NONCE_SIZE)
     box = SecretBox(_derive(passphrase, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P))
     ciphertext = box.encrypt(der, nonce).ciphertext
     b64 = base64.b64encode
