@@ -19,7 +19,9 @@ DEFAULT_SOCKET = Path("/run/secpod/audit.sock")
 DEFAULT_HOST_DIR = Path("/var/lib/secpod/audit")
 
 
-@dataclass(frozen=True)
+# eq=False: instances are never compared; spares the generated __eq__ and
+# __hash__ that every start-up would compile.
+@dataclass(frozen=True, eq=False)
 class CollectorPolicy:
     """Where records must also go, and whether acting without the collector is refused."""
 

@@ -43,7 +43,9 @@ _STATE_MAGIC = b"secpod-audit-state/1\n"
 _STATE_HEAD = struct.Struct("<QQQQ32sB")
 
 
-@dataclass
+# eq=False: instances are never compared; spares the generated __eq__ and
+# __hash__ that every start-up would compile.
+@dataclass(eq=False)
 class _State:
     records: int = 0
     size: int = 0
@@ -77,7 +79,9 @@ class _State:
                    frontier=frontier, checkpoint=checkpoint)
 
 
-@dataclass(frozen=True)
+# eq=False: instances are never compared; spares the generated __eq__ and
+# __hash__ that every start-up would compile.
+@dataclass(frozen=True, eq=False)
 class ScanResult:
     """What a full scan of a log found: its state, and any torn final bytes."""
 

@@ -27,7 +27,9 @@ _RLIMIT_NAMES = {n: f"RLIMIT_{n.upper()}" for n in profile_mod.RLIMITS}
 _SECURITY_OPTS = ("seccomp", "no-new-privileges", "label", "apparmor")
 
 
-@dataclass(frozen=True)
+# eq=False: instances are never compared; spares the generated __eq__ and
+# __hash__ that every start-up would compile.
+@dataclass(frozen=True, eq=False)
 class RunRequest:
     """What the user asked on the command line that touches confinement."""
 
@@ -42,7 +44,9 @@ class RunRequest:
     user: str | None = None                 # the invoking user's name, for the floor
 
 
-@dataclass(frozen=True)
+# eq=False: instances are never compared; spares the generated __eq__ and
+# __hash__ that every start-up would compile.
+@dataclass(frozen=True, eq=False)
 class Confinement:
     """The resolved confinement: OCI fragments for the bundle builder, and a summary."""
 
@@ -58,7 +62,9 @@ class Confinement:
     seccomp_report: seccomp_mod.SeccompReport | None = field(default=None, compare=False)
 
 
-@dataclass(frozen=True)
+# eq=False: instances are never compared; spares the generated __eq__ and
+# __hash__ that every start-up would compile.
+@dataclass(frozen=True, eq=False)
 class Weakening:
     """One way a request is weaker than its profile (the floor decides on each)."""
 
@@ -66,7 +72,9 @@ class Weakening:
     detail: str      # what exactly, for the refusal message
 
 
-@dataclass
+# eq=False: instances are never compared; spares the generated __eq__ and
+# __hash__ that every start-up would compile.
+@dataclass(eq=False)
 class _Opts:
     """The parsed ``--security-opt`` values."""
 

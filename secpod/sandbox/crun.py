@@ -26,7 +26,9 @@ def crun_path() -> str:
     return path
 
 
-@dataclass(frozen=True)
+# eq=False: instances are never compared; spares the generated __eq__ and
+# __hash__ that every start-up would compile.
+@dataclass(frozen=True, eq=False)
 class Runtime:
     """crun with this user's state root and the cgroup manager this host allows."""
 

@@ -20,7 +20,9 @@ class CgroupMode(Enum):
     NONE = "none"
 
 
-@dataclass(frozen=True)
+# eq=False: instances are never compared; spares the generated __eq__ and
+# __hash__ that every start-up would compile.
+@dataclass(frozen=True, eq=False)
 class HostFeatures:
     """Facts about the host that decide what a profile can enforce."""
 

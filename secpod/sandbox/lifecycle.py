@@ -40,7 +40,9 @@ SIGNALS = {
 }
 
 
-@dataclass(frozen=True)
+# eq=False: instances are never compared; spares the generated __eq__ and
+# __hash__ that every start-up would compile.
+@dataclass(frozen=True, eq=False)
 class RunOptions:
     """Everything ``secpod run``/``create`` is asked."""
 
@@ -58,7 +60,9 @@ class RunOptions:
     network: str | None = None
 
 
-@dataclass(frozen=True)
+# eq=False: instances are never compared; spares the generated __eq__ and
+# __hash__ that every start-up would compile.
+@dataclass(frozen=True, eq=False)
 class Environment:
     """The host facts and the runtime one command works with."""
 

@@ -51,7 +51,9 @@ def refuse_root() -> None:
         )
 
 
-@dataclass(frozen=True)
+# eq=False: instances are never compared; spares the generated __eq__ and
+# __hash__ that every start-up would compile.
+@dataclass(frozen=True, eq=False)
 class Identity:
     """Who runs the container and how ids map into it."""
 

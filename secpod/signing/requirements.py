@@ -31,7 +31,9 @@ if TYPE_CHECKING:
 MAX_KEY_FILE = 1024 * 1024
 
 
-@dataclass(frozen=True)
+# eq=False: instances are never compared; spares the generated __eq__ and
+# __hash__ that every start-up would compile.
+@dataclass(frozen=True, eq=False)
 class ImageUnderTest:
     """What a requirement sees: the claimed reference, the manifest and raw signatures."""
 

@@ -59,7 +59,9 @@ ANNOTATION_CERTIFICATE = "dev.sigstore.cosign/certificate"
 ANNOTATION_CHAIN = "dev.sigstore.cosign/chain"
 ANNOTATION_BUNDLE = "dev.sigstore.cosign/bundle"
 
-@dataclass(frozen=True)
+# eq=False: instances are never compared; spares the generated __eq__ and
+# __hash__ that every start-up would compile.
+@dataclass(frozen=True, eq=False)
 class SigstoreAttachment:
     """One sigstore attachment: untrusted until verified."""
 
@@ -120,7 +122,9 @@ def make_signature(private_key: keys.PrivateKey, docker_reference: str, manifest
         annotations={ANNOTATION_SIGNATURE: base64.b64encode(sig).decode()}))
 
 
-@dataclass(frozen=True)
+# eq=False: instances are never compared; spares the generated __eq__ and
+# __hash__ that every start-up would compile.
+@dataclass(frozen=True, eq=False)
 class SigstoreTrustRoot:
     """Exactly one of public keys, Fulcio or PKI; Rekor keys optional (required for Fulcio)."""
 

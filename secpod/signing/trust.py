@@ -28,7 +28,9 @@ SYSTEM_POLICY = Path("/etc/containers/policy.json")
 MAX_POLICY = 1024 * 1024
 
 
-@dataclass(frozen=True)
+# eq=False: instances are never compared; spares the generated __eq__ and
+# __hash__ that every start-up would compile.
+@dataclass(frozen=True, eq=False)
 class TrustDecision:
     """The verdict on one image and why: what the runner refuses on and the audit keeps."""
 
@@ -85,7 +87,9 @@ def read_policy(path: Path) -> pol.Policy:
     return pol.parse_policy(data, source=str(path))
 
 
-@dataclass(frozen=True)
+# eq=False: instances are never compared; spares the generated __eq__ and
+# __hash__ that every start-up would compile.
+@dataclass(frozen=True, eq=False)
 class EffectivePolicy:
     """The policy that decides, where it came from, and what was ignored and why."""
 
