@@ -15,7 +15,8 @@ import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from secpod.errors import TrustPolicyError
 from secpod.images.reference import Reference
@@ -44,74 +45,6 @@ class RejectRequirement:
 
     def as_json(self) -> dict[str, Any]:
         return {"type": self.type}
-
-
-@dataclass(frozen=True)
-class SignedBy:
-    """GPG simple signing. Exactly one of key_path / key_paths / key_data is set."""
-
-    key_type: str
-    key_path: str | None = None
-    key_paths: tuple[str, ...] | None = None
-    key_data: bytes | None = None
-    signed_identity: IdentityMatcher = field(default_factory=MatchRepoDigestOrExact)
-    type: str = "signedBy"
-
-    def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.type, "keyType": self.key_type}
-        if self.key_path is not None:
-            out["keyPath"] = self.key_path
-        if self.key_paths is not None:
-            out["keyPaths"] = list(self.key_paths)
-        if self.key_data is not None:
-            out["keyData"] = base64.b64encode(self.key_data).decode()
-        out["signedIdentity"] = self.signed_identity.as_json()
-        return out
-
-
-@dataclass(frozen=True)
-class FulcioSpec:
-    """``fulcio``: the CA (path or data) and the OIDC identity certificates must carry."""
-
-    ca_path: str | None
-    ca_data: bytes | None
-    oidc_issuer: str
-    subject_email: str
-
-    def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        if self.ca_path is not None:
-            out["caPath"] = self.ca_path
-        if self.ca_data is not None:
-            out["caData"] = base64.b64encode(self.ca_data).decode()
-        out["oidcIssuer"] = self.oidc_issuer
-        out["subjectEmail"] = self.subject_email
-        return out
-
-
-@dataclass(frozen=True)
-class PKISpec:
-    """``pki``: an organisation's CA roots and intermediates, and the required subject."""
-
-    ca_roots_path: str | None
-    ca_roots_data: bytes | None
-    ca_intermediates_path: str | None = None
-    ca_intermediates_data: bytes | None = None
-    subject_email: str | None = None
-    subject_hostname: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        b64 = base64.b64encode
-        for key, value in (("caRootsPath", self.ca_roots_path),
-                           ("caRootsData", self.ca_roots_data),
-                           ("caIntermediatesPath", self.ca_intermediates_path),
-                           ("caIntermediatesData", self.ca_intermediates_data),
-                           ("subjectEmail", self.subject_email),
-                           ("subjectHostname", self.subject_hostname)):
-            if value is not None:
-                out[key] = b64(value).decode() if isinstance(value, bytes) else value
-        return out
 
 
 @dataclass(frozen=True)
@@ -156,19 +89,32 @@ class SigstoreSigned:
         return out
 
 
-@dataclass(frozen=True)
-class SignedBaseLayer:
-    """Parsed for compatibility; containers/image does not implement it, so it rejects."""
+if TYPE_CHECKING:
+    from secpod.signing._policy_rare import FulcioSpec as FulcioSpec
+    from secpod.signing._policy_rare import PKISpec as PKISpec
+    from secpod.signing._policy_rare import SignedBaseLayer as SignedBaseLayer
+    from secpod.signing._policy_rare import SignedBy as SignedBy
 
-    base_layer_identity: IdentityMatcher
-    type: str = "signedBaseLayer"
+    RequirementSpec: TypeAlias = (InsecureAcceptAnything | RejectRequirement | SignedBy
+                                  | SigstoreSigned | SignedBaseLayer)
 
-    def as_json(self) -> dict[str, Any]:
-        return {"type": self.type, "baseLayerIdentity": self.base_layer_identity.as_json()}
+# signedBy (GPG), signedBaseLayer and sigstoreSigned's fulcio and pki live in
+# _policy_rare, loaded when a policy names one of them: a key-based sigstore
+# policy (the common case, and every `secpod run` under it) never builds them.
+_RARE = ("SignedBy", "FulcioSpec", "PKISpec", "SignedBaseLayer")
 
 
-RequirementSpec = (InsecureAcceptAnything | RejectRequirement | SignedBy | SigstoreSigned
-                   | SignedBaseLayer)
+def __getattr__(name: str) -> Any:
+    if name in _RARE:
+        from secpod.signing import _policy_rare
+
+        return getattr(_policy_rare, name)
+    if name == "RequirementSpec":
+        from secpod.signing import _policy_rare as r
+
+        return (InsecureAcceptAnything | RejectRequirement | r.SignedBy | SigstoreSigned
+                | r.SignedBaseLayer)
+    raise AttributeError(f"module 'secpod.signing.policy' has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -262,78 +208,23 @@ def _requirement(value: Any, path: str) -> RequirementSpec:
     if kind == "reject":
         _json.expect_fields(obj, path, required={"type"})
         return RejectRequirement()
-    if kind == "signedBy":
-        return _signed_by(obj, path)
     if kind == "sigstoreSigned":
         return _sigstore_signed(obj, path)
+    if kind == "signedBy":
+        from secpod.signing import _policy_rare
+
+        return _policy_rare.signed_by(obj, path)
     if kind == "signedBaseLayer":
-        _json.expect_fields(obj, path, required={"type", "baseLayerIdentity"})
-        return SignedBaseLayer(parse_identity(obj["baseLayerIdentity"],
-                                              _C(path, "baseLayerIdentity")))
+        from secpod.signing import _policy_rare
+
+        return _policy_rare.signed_base_layer(obj, path)
     raise _json.JSONShapeError(_C(path, "type"), f"unknown policy requirement type {kind!r}")
 
 
-def _signed_by(obj: dict[str, Any], path: str) -> SignedBy:
-    _json.expect_fields(obj, path, required={"type", "keyType"},
-                        optional={"keyPath", "keyPaths", "keyData", "signedIdentity"})
-    key_type = _json.expect_str(obj["keyType"], _C(path, "keyType"))
-    if key_type not in GPG_KEY_TYPES:
-        raise _json.JSONShapeError(_C(path, "keyType"), f"unknown keyType {key_type!r}")
-    sources = [k for k in ("keyPath", "keyPaths", "keyData") if k in obj]
-    if len(sources) != 1:
-        raise _json.JSONShapeError(path, 'exactly one of "keyPath", "keyPaths" and "keyData" '
-                                         "must be specified")
-    return SignedBy(
-        key_type=key_type,
-        key_path=_json.expect_str(obj["keyPath"], _C(path, "keyPath"), nonempty=True)
-        if "keyPath" in obj else None,
-        key_paths=_str_list(obj["keyPaths"], _C(path, "keyPaths")) if "keyPaths" in obj else None,
-        key_data=_b64(obj["keyData"], _C(path, "keyData")) if "keyData" in obj else None,
-        signed_identity=_identity(obj, path),
-    )
+def _rare() -> ModuleType:
+    from secpod.signing import _policy_rare
 
-
-def _fulcio(value: Any, path: str) -> FulcioSpec:
-    obj = _json.expect_object(value, path)
-    _json.expect_fields(obj, path, required={"oidcIssuer", "subjectEmail"},
-                        optional={"caPath", "caData"})
-    if ("caPath" in obj) == ("caData" in obj):
-        raise _json.JSONShapeError(path, 'exactly one of "caPath" and "caData" must be specified')
-    return FulcioSpec(
-        ca_path=_json.expect_str(obj["caPath"], _C(path, "caPath"), nonempty=True)
-        if "caPath" in obj else None,
-        ca_data=_b64(obj["caData"], _C(path, "caData")) if "caData" in obj else None,
-        oidc_issuer=_json.expect_str(obj["oidcIssuer"], _C(path, "oidcIssuer"), nonempty=True),
-        subject_email=_json.expect_str(obj["subjectEmail"], _C(path, "subjectEmail"),
-                                       nonempty=True),
-    )
-
-
-def _pki(value: Any, path: str) -> PKISpec:
-    obj = _json.expect_object(value, path)
-    _json.expect_fields(obj, path, optional={
-        "caRootsPath", "caRootsData", "caIntermediatesPath", "caIntermediatesData",
-        "subjectEmail", "subjectHostname"})
-    if ("caRootsPath" in obj) == ("caRootsData" in obj):
-        raise _json.JSONShapeError(path, 'exactly one of "caRootsPath" and "caRootsData" must '
-                                         "be specified")
-    if "caIntermediatesPath" in obj and "caIntermediatesData" in obj:
-        raise _json.JSONShapeError(path, 'at most one of "caIntermediatesPath" and '
-                                         '"caIntermediatesData" may be specified')
-    if "subjectEmail" not in obj and "subjectHostname" not in obj:
-        raise _json.JSONShapeError(path, 'at least one of "subjectEmail" and "subjectHostname" '
-                                         "must be specified")
-
-    def s(key: str) -> str | None:
-        return _json.expect_str(obj[key], _C(path, key), nonempty=True) if key in obj else None
-
-    def b(key: str) -> bytes | None:
-        return _b64(obj[key], _C(path, key)) if key in obj else None
-
-    return PKISpec(ca_roots_path=s("caRootsPath"), ca_roots_data=b("caRootsData"),
-                   ca_intermediates_path=s("caIntermediatesPath"),
-                   ca_intermediates_data=b("caIntermediatesData"),
-                   subject_email=s("subjectEmail"), subject_hostname=s("subjectHostname"))
+    return _policy_rare
 
 
 def _sigstore_signed(obj: dict[str, Any], path: str) -> SigstoreSigned:
@@ -365,8 +256,8 @@ def _sigstore_signed(obj: dict[str, Any], path: str) -> SigstoreSigned:
         key_paths=_str_list(obj["keyPaths"], _C(path, "keyPaths")) if "keyPaths" in obj else None,
         key_data=_b64(obj["keyData"], _C(path, "keyData")) if "keyData" in obj else None,
         key_datas=_b64_list(obj["keyDatas"], _C(path, "keyDatas")) if "keyDatas" in obj else None,
-        fulcio=_fulcio(obj["fulcio"], _C(path, "fulcio")) if "fulcio" in obj else None,
-        pki=_pki(obj["pki"], _C(path, "pki")) if "pki" in obj else None,
+        fulcio=_rare().fulcio(obj["fulcio"], _C(path, "fulcio")) if "fulcio" in obj else None,
+        pki=_rare().pki(obj["pki"], _C(path, "pki")) if "pki" in obj else None,
         rekor_public_key_path=s("rekorPublicKeyPath"),
         rekor_public_key_paths=_str_list(obj["rekorPublicKeyPaths"],
                                          _C(path, "rekorPublicKeyPaths"))

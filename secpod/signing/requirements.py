@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from secpod.errors import SignatureRejected, VerificationError
 from secpod.images.reference import Reference
@@ -27,8 +27,22 @@ if TYPE_CHECKING:
     from cryptography import x509
 
     from secpod.signing import keys, sigstore
+    from secpod.signing._signedby import GPGSignedBy as GPGSignedBy
+    from secpod.signing._signedby import UnimplementedKeyType as UnimplementedKeyType
 
 MAX_KEY_FILE = 1024 * 1024
+
+# The signedBy requirements live in _signedby, loaded when a policy has one: a
+# key-based sigstore policy never builds their classes at start-up.
+_SIGNEDBY = ("GPGSignedBy", "UnimplementedKeyType")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SIGNEDBY:
+        from secpod.signing import _signedby
+
+        return getattr(_signedby, name)
+    raise AttributeError(f"module 'secpod.signing.requirements' has no attribute {name!r}")
 
 
 # eq=False: instances are never compared; spares the generated __eq__ and
@@ -87,53 +101,6 @@ def _summary(rejections: list[str], *, none: str) -> SignatureRejected:
         return SignatureRejected(rejections[0])
     return SignatureRejected("none of the signatures were accepted, reasons: "
                              + "; ".join(rejections))
-
-
-@dataclass(frozen=True)
-class GPGSignedBy:
-    """``signedBy`` with keyType GPGKeys: one GPG simple signing by a listed key suffices."""
-
-    keyrings: tuple[bytes, ...]
-    identity: IdentityMatcher
-    type: str = "signedBy"
-
-    def check(self, image: ImageUnderTest) -> str:
-        from secpod.signing import gpg
-        from secpod.signing.payload import (
-            GPG_PAYLOAD_TYPE,
-            check_manifest_digest,
-            parse_payload,
-        )
-
-        rejections: list[str] = []
-        for blob in image.signatures:
-            if is_sigstore_blob(blob):
-                continue
-            try:
-                result = gpg.verify(blob, self.keyrings)
-                claims = parse_payload(result.plaintext, payload_type=GPG_PAYLOAD_TYPE)
-                check_manifest_digest(image.manifest, claims.manifest_digest)
-                if not self.identity.matches(image.reference, claims.docker_reference):
-                    raise SignatureRejected(
-                        f"signature for identity {claims.docker_reference!r} is not accepted "
-                        f"({self.identity.type})")
-            except SignatureRejected as e:
-                rejections.append(e.message)
-                continue
-            return (f"signedBy: GPG signature by {result.fingerprint} for "
-                    f"{claims.docker_reference} accepted")
-        raise _summary(rejections, none="a signature was required, but no GPG signature exists")
-
-
-@dataclass(frozen=True)
-class UnimplementedKeyType:
-    """``signedBy`` with a keyType containers/image parses but never implemented."""
-
-    key_type: str
-    type: str = "signedBy"
-
-    def check(self, image: ImageUnderTest) -> str:
-        raise SignatureRejected(f'unimplemented "keyType" value {self.key_type!r}')
 
 
 @dataclass(frozen=True)
@@ -250,15 +217,18 @@ def prepare(spec: policy.RequirementSpec) -> Requirement:
         return UnsafeAcceptAnything()
     if isinstance(spec, policy.RejectRequirement):
         return RejectAll()
-    if isinstance(spec, policy.SignedBaseLayer):
+    if isinstance(spec, policy.SigstoreSigned):
+        return SigstoreSigned(root=_sigstore_root(spec), identity=spec.signed_identity)
+    # The other two classes live in _policy_rare (loaded only for policies that name them).
+    from secpod.signing import _policy_rare, _signedby
+
+    if isinstance(spec, _policy_rare.SignedBaseLayer):
         return SignedBaseLayerUnsupported()
-    if isinstance(spec, policy.SignedBy):
-        if spec.key_type != "GPGKeys":
-            return UnimplementedKeyType(spec.key_type)
-        if spec.key_data is not None:
-            rings: tuple[bytes, ...] = (spec.key_data,)
-        else:
-            paths = [spec.key_path] if spec.key_path else list(spec.key_paths or ())
-            rings = tuple(_read(p, "GPG keyring") for p in paths)
-        return GPGSignedBy(keyrings=rings, identity=spec.signed_identity)
-    return SigstoreSigned(root=_sigstore_root(spec), identity=spec.signed_identity)
+    if spec.key_type != "GPGKeys":
+        return _signedby.UnimplementedKeyType(spec.key_type)
+    if spec.key_data is not None:
+        rings: tuple[bytes, ...] = (spec.key_data,)
+    else:
+        paths = [spec.key_path] if spec.key_path else list(spec.key_paths or ())
+        rings = tuple(_read(p, "GPG keyring") for p in paths)
+    return _signedby.GPGSignedBy(keyrings=rings, identity=spec.signed_identity)
