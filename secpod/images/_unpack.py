@@ -149,46 +149,103 @@ class _Budget:
     entries: int = 0
 
 
+_FHCRC, _FEXTRA, _FNAME, _FCOMMENT = 2, 4, 8, 16
+_MAX_GZIP_HEADER = 1 << 20
+_TRUNCATED = "Compressed file ended before the end-of-stream marker was reached"
+
+
+def _gzip_header_size(buf: bytes) -> int | None:
+    """The length of the gzip member header (RFC 1952) at the start of ``buf``, or None
+    if ``buf`` holds only part of it. Raises zlib.error for what is not a gzip header."""
+    if buf[:1] not in (b"", b"\x1f") or buf[1:2] not in (b"", b"\x8b"):
+        raise zlib.error("incorrect header check")
+    if len(buf) < 10:
+        return None
+    if buf[2] != 8:
+        raise zlib.error("unknown compression method")
+    flags = buf[3]
+    if flags & 0xE0:
+        raise zlib.error("unknown header flags set")
+    pos = 10
+    if flags & _FEXTRA:
+        if len(buf) < pos + 2:
+            return None
+        pos += 2 + int.from_bytes(buf[pos:pos + 2], "little")
+    for flag in (_FNAME, _FCOMMENT):
+        if flags & flag:
+            end = buf.find(b"\0", pos)
+            if end < 0:
+                return None
+            pos = end + 1
+    if flags & _FHCRC:
+        pos += 2
+    return pos if len(buf) >= pos else None
+
+
 class _Gunzip:
     """The members of a gzip stream, one bounded chunk of output per :meth:`read`.
 
-    zlib checks each member's header, CRC-32 and length itself (``wbits=31``);
-    ``gzip.GzipFile`` would add its own CRC, 8 KiB reads and two buffer layers
-    on top. As GzipFile does, it reads concatenated members and skips zero
-    padding after a member; anything else after one must be another member.
+    Each member's header is parsed here and its body inflated raw: the CRC-32
+    in the trailer is not computed (it costs as much as the inflate itself, and
+    every layer's uncompressed bytes are checked against their diff_id, a
+    sha256, before anything is kept); the trailer must still be there and its
+    length must match. As ``gzip.GzipFile`` does, concatenated members are read
+    and zero padding after a member is skipped.
     """
 
     def __init__(self, src: _Counting) -> None:
         self._src = src
-        self._z = zlib.decompressobj(31)
-        self._pending = b""  # input not given to ``_z`` yet (after a member's end)
+        self._buf = b""  # input not given to an inflater: headers, trailers
+        self._z: Any = None  # the raw inflater of the current member's body
+        self._size = 0  # what it has put out
+        self._first = True
         self._eof = False
+
+    def _more(self) -> bool:
+        data = self._src.read(_IN)
+        if not data:
+            return False
+        self._buf = self._buf + data if self._buf else data
+        return True
 
     def read(self, n: int) -> bytes:
         while not self._eof:
             z = self._z
-            if z.eof:
-                rest = z.unused_data + self._pending
-                self._pending = b""
-                rest = rest.lstrip(b"\0")
-                while not rest:
-                    more = self._src.read(_IN)
-                    if not more:
-                        self._eof = True
-                        return b""
-                    rest = more.lstrip(b"\0")
-                self._z = z = zlib.decompressobj(31)
-                data = z.decompress(rest, n)
+            if z is None:  # at a member's header
+                if not self._first:
+                    self._buf = self._buf.lstrip(b"\0")
+                    if not self._buf:
+                        if not self._more():
+                            self._eof = True
+                        continue
+                size = _gzip_header_size(self._buf)
+                if size is None:
+                    if len(self._buf) > _MAX_GZIP_HEADER:
+                        raise zlib.error(f"gzip header longer than {_MAX_GZIP_HEADER} bytes")
+                    if not self._more():
+                        raise EOFError(_TRUNCATED)
+                    continue
+                self._z = z = zlib.decompressobj(-zlib.MAX_WBITS)
+                self._first, self._size = False, 0
+                data, self._buf = z.decompress(self._buf[size:], n), b""
+            elif z.eof:  # at its trailer: CRC-32 and length
+                self._buf = z.unused_data
+                while len(self._buf) < 8:
+                    if not self._more():
+                        raise EOFError(_TRUNCATED)
+                if int.from_bytes(self._buf[4:8], "little") != self._size & 0xFFFFFFFF:
+                    raise zlib.error("incorrect length check")
+                self._buf, self._z = self._buf[8:], None
+                continue
             elif z.unconsumed_tail:
                 data = z.decompress(z.unconsumed_tail, n)
             else:
-                chunk = self._pending or self._src.read(_IN)
-                self._pending = b""
+                chunk = self._src.read(_IN)
                 if not chunk:
-                    raise EOFError("Compressed file ended before the end-of-stream marker "
-                                   "was reached")
+                    raise EOFError(_TRUNCATED)
                 data = z.decompress(chunk, n)
             if data:
+                self._size += len(data)
                 return data
         return b""
 

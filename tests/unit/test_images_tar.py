@@ -139,20 +139,62 @@ def test_gzip_members_padding_and_large_output() -> None:
     assert diff_id == "sha256:" + hashlib.sha256(one + two).hexdigest()
 
 
-@pytest.mark.parametrize("damage", ["truncated", "garbage-after", "bad-crc"])
+def test_gzip_optional_header_fields() -> None:
+    """A member with every optional header field (extra, name, comment, header CRC)."""
+    import struct
+    import zlib
+
+    body = b"layer bytes " * 1000
+    deflate = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    raw = deflate.compress(body) + deflate.flush()
+    extra = b"AB" + struct.pack("<H", 3) + b"xyz"
+    header = (b"\x1f\x8b\x08" + bytes([4 | 8 | 16 | 2]) + bytes(6)
+              + struct.pack("<H", len(extra)) + extra + b"name.tar\0" + b"a comment\0")
+    header += struct.pack("<H", zlib.crc32(header) & 0xFFFF)
+    blob = header + raw + struct.pack("<II", zlib.crc32(body), len(body))
+    assert gzip_read(blob) == body
+    assert _gunzip_all(blob)[0] == body
+
+
+def gzip_read(blob: bytes) -> bytes:
+    import gzip
+
+    return gzip.GzipFile(fileobj=io.BytesIO(blob)).read()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "no-trailer", "garbage-after", "bad-length",
+                                    "reserved-flag", "not-deflate"])
 def test_gzip_damage(damage: str) -> None:
     import gzip
 
     blob = bytearray(gzip.compress(b"layer bytes " * 10_000))
     if damage == "truncated":
         blob = blob[:len(blob) // 2]
+    elif damage == "no-trailer":
+        blob = blob[:-3]
     elif damage == "garbage-after":
         blob += b"not gzip"
+    elif damage == "bad-length":
+        blob[-1] ^= 0xFF
+    elif damage == "reserved-flag":
+        blob[3] |= 0x80
     else:
-        blob[-6] ^= 0xFF  # in the CRC-32 of the trailer
+        blob[2] = 7
     with pytest.raises(MalformedInput) as e:
         _gunzip_all(bytes(blob))
     assert e.value.message.startswith("t: corrupt or truncated gzip data (")
-    if damage == "truncated":
+    if damage in ("truncated", "no-trailer"):
         assert "Compressed file ended before the end-of-stream marker was reached" in \
             e.value.message
+
+
+def test_gzip_crc_is_left_to_the_diff_id() -> None:
+    """The trailer's CRC-32 is not computed: the diff_id (sha256) of what was inflated is
+    what the unpacker checks (tests/unit/test_images_unpack.py: wrong-diff-id)."""
+    import gzip
+    import hashlib
+
+    body = b"layer bytes " * 10_000
+    blob = bytearray(gzip.compress(body))
+    blob[-6] ^= 0xFF
+    assert _gunzip_all(bytes(blob)) == (body, "sha256:" + hashlib.sha256(body).hexdigest())
