@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import User
+from tests.conftest import WORK, User
+from tests.integration.registry_server import Registry, start_registry
 
 PASSWORD = "correct horse battery staple"
 
@@ -46,3 +51,30 @@ def validate_runtime_config(config: dict[str, Any], shared: Path) -> None:
             json.loads(f.read_text()), default_specification=DRAFT7))
     schema = json.loads((schemas / "config-schema.json").read_text())
     jsonschema.Draft7Validator(schema, registry=registry).validate(config)
+
+
+@pytest.fixture(scope="module")
+def registry() -> Iterator[Registry]:
+    """Debian's docker-registry on loopback, with its own storage folder, per test module."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="registry-", dir=WORK))
+    reg = start_registry(folder)
+    yield reg
+    reg.stop()
+    subprocess.run(["rm", "-rf", str(folder)], check=False)
+
+
+@pytest.fixture
+def gpg_user(user: User) -> Iterator[tuple[User, str]]:
+    """The user with a throwaway GNUPGHOME holding a fresh passphrase-less key."""
+    home = user.home / "gnupg"
+    home.mkdir(mode=0o700)
+    shutil.chown(home, user.uid, user.gid)
+    user.env["GNUPGHOME"] = str(home)
+    user.sh(["gpg", "--batch", "--passphrase", "", "--quick-gen-key",
+             "secpod test <signer@example.com>", "default", "default", "never"], check=True)
+    listing = user.sh(["gpg", "--batch", "--with-colons", "--list-secret-keys"], check=True)
+    fpr = next(line.split(":")[9] for line in listing.stdout.splitlines()
+               if line.startswith("fpr:"))
+    yield user, fpr
+    user.sh(["gpgconf", "--kill", "all"])

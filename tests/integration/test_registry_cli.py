@@ -11,7 +11,6 @@ import hashlib
 import http.server
 import json
 import subprocess
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,23 +18,13 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import WORK, User
-from tests.integration.registry_server import Registry, digest_of, free_port, start_registry
+from tests.conftest import User
+from tests.integration.registry_server import Registry, digest_of, free_port
 
 pytestmark = [pytest.mark.registry, pytest.mark.crun, pytest.mark.userns]
 
 NO_TLS = "--tls-verify=false"
 PASSWORD = "registry test passphrase"  # noqa: S105
-
-
-@pytest.fixture(scope="module")
-def registry() -> Iterator[Registry]:
-    WORK.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="registry-", dir=WORK))
-    reg = start_registry(folder)
-    yield reg
-    reg.stop()
-    subprocess.run(["rm", "-rf", str(folder)], check=False)
 
 
 def audit(user: User) -> list[dict[str, Any]]:

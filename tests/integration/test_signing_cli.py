@@ -14,7 +14,6 @@ import hashlib
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -165,22 +164,6 @@ def test_conformance_corpus_from_the_cli(user: User, shared: Path) -> None:
 
 
 # --- interop with skopeo (containers/image) ----------------------------------------------
-
-
-@pytest.fixture
-def gpg_user(user: User) -> Iterator[tuple[User, str]]:
-    """The user with a throwaway GNUPGHOME holding a fresh passphrase-less key."""
-    home = user.home / "gnupg"
-    home.mkdir(mode=0o700)
-    shutil.chown(home, user.uid, user.gid)
-    user.env["GNUPGHOME"] = str(home)
-    user.sh(["gpg", "--batch", "--passphrase", "", "--quick-gen-key",
-             "secpod test <signer@example.com>", "default", "default", "never"], check=True)
-    listing = user.sh(["gpg", "--batch", "--with-colons", "--list-secret-keys"], check=True)
-    fpr = next(line.split(":")[9] for line in listing.stdout.splitlines()
-               if line.startswith("fpr:"))
-    yield user, fpr
-    user.sh(["gpgconf", "--kill", "all"])
 
 
 def _dir_copy(user: User, layout: Path, dest: str, *extra: str) -> Path:

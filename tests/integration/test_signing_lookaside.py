@@ -21,37 +21,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import WORK, User
-from tests.integration.registry_server import Registry, free_port, start_registry
+from tests.integration.registry_server import Registry, free_port
 
 pytestmark = [pytest.mark.registry]
 
 NO_TLS = "--tls-verify=false"
-
-
-@pytest.fixture(scope="module")
-def registry() -> Iterator[Registry]:
-    WORK.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="registry-lookaside-", dir=WORK))
-    reg = start_registry(folder)
-    yield reg
-    reg.stop()
-    subprocess.run(["rm", "-rf", str(folder)], check=False)
-
-
-@pytest.fixture
-def gpg_user(user: User) -> Iterator[tuple[User, str]]:
-    """The user with a throwaway GNUPGHOME holding a fresh passphrase-less key."""
-    home = user.home / "gnupg"
-    home.mkdir(mode=0o700)
-    shutil.chown(home, user.uid, user.gid)
-    user.env["GNUPGHOME"] = str(home)
-    user.sh(["gpg", "--batch", "--passphrase", "", "--quick-gen-key",
-             "secpod lookaside <signer@example.com>", "default", "default", "never"], check=True)
-    listing = user.sh(["gpg", "--batch", "--with-colons", "--list-secret-keys"], check=True)
-    fpr = next(line.split(":")[9] for line in listing.stdout.splitlines()
-               if line.startswith("fpr:"))
-    yield user, fpr
-    user.sh(["gpgconf", "--kill", "all"])
 
 
 @pytest.fixture
