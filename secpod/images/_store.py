@@ -631,8 +631,6 @@ class Store:
 
 def _containers_using(digest: str) -> list[str]:
     """Names of containers made from ``digest``; the sandbox owns that state."""
-    try:
-        from secpod.sandbox.state import containers_using
-    except ImportError:
-        return []
+    from secpod.sandbox.state import containers_using
+
     return containers_using(digest)

@@ -263,10 +263,8 @@ def _familiar(name: str) -> str:
 
 def _cis_findings(config: dict[str, Any], profile: str) -> list[dict[str, str]]:
     """The CIS container-runtime findings on this config (recorded for reports)."""
-    try:
-        from secpod.policies import lint_config
-    except ImportError:
-        return []
+    from secpod.policies import lint_config
+
     return [
         {"id": f.id, "severity": f.severity, "title": f.title} for f in lint_config(config, profile)
     ]
