@@ -7,8 +7,8 @@ that every run uses to sign one. _note re-exports these names.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+from secpod._record import record
 from secpod.audit._note import _DASH, VerifierKey, _b64decode, check_key_name
 from secpod.errors import CheckpointError
 
@@ -16,14 +16,14 @@ _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")
 _MAX_NOTE = 16 * 1024
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class NoteSignature:
     name: str
     key_id: bytes
     signature: bytes
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Checkpoint:
     """A parsed (not yet verified) checkpoint."""
 

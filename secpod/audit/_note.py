@@ -22,9 +22,9 @@ import base64
 import binascii
 import hashlib
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from secpod._record import record
 from secpod.errors import CheckpointError
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def key_id(name: str, public: bytes) -> bytes:
     return hashlib.sha256(name.encode() + b"\n" + bytes([ALG_ED25519]) + public).digest()[:4]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class VerifierKey:
     """A public key that checks checkpoints: name, key id, Ed25519 public key."""
 
@@ -106,7 +106,7 @@ class VerifierKey:
         return True
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SignerKey:
     """An Ed25519 private key with its note key name."""
 

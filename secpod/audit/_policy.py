@@ -9,10 +9,10 @@ unchanged, because every record asks.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from secpod import paths
+from secpod._record import record
 from secpod.errors import Error
 
 DEFAULT_SOCKET = Path("/run/secpod/audit.sock")
@@ -21,7 +21,7 @@ DEFAULT_HOST_DIR = Path("/var/lib/secpod/audit")
 
 # eq=False: instances are never compared; spares the generated __eq__ and
 # __hash__ that every start-up would compile.
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class CollectorPolicy:
     """Where records must also go, and whether acting without the collector is refused."""
 

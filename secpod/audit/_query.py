@@ -8,15 +8,15 @@ import json
 import json.scanner
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from secpod._record import record
 from secpod.audit import _canon, _verify
 from secpod.errors import AuditError
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Selection:
     """Which records to show; every field given must match (times in record form)."""
 

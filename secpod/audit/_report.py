@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from secpod._record import field, record
 from secpod.audit import _canon
 
 FORMAT = "secpod-audit-report/1"
@@ -44,7 +44,7 @@ def trust_status(trust: Any) -> str | None:
     return "unverified"
 
 
-@dataclass
+@record
 class _Group:
     containers: int = 0
     starts: int = 0

@@ -27,10 +27,10 @@ import os
 import stat
 import struct
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from secpod._record import field, record
 from secpod.audit import _canon, _merkle, _note
 from secpod.errors import AuditError, CheckpointError
 
@@ -45,7 +45,7 @@ _STATE_HEAD = struct.Struct("<QQQQ32sB")
 
 # eq=False: instances are never compared; spares the generated __eq__ and
 # __hash__ that every start-up would compile.
-@dataclass(eq=False)
+@record(eq=False)
 class _State:
     records: int = 0
     size: int = 0
@@ -81,7 +81,7 @@ class _State:
 
 # eq=False: instances are never compared; spares the generated __eq__ and
 # __hash__ that every start-up would compile.
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class ScanResult:
     """What a full scan of a log found: its state, and any torn final bytes."""
 

@@ -26,17 +26,17 @@ import json
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from secpod._record import field, record
 from secpod.audit import _canon, _merkle, _note
 from secpod.errors import AuditError, CheckpointError
 
 _MAX_PROBLEMS = 50
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Problem:
     """One way the log is not intact."""
 
@@ -50,7 +50,7 @@ class Problem:
                 "checkpoint": self.checkpoint}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CheckpointInput:
     """A checkpoint to check, with a label that says where it came from."""
 
@@ -58,7 +58,7 @@ class CheckpointInput:
     note: str
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Written:
     """What the writer last wrote (from its state file): records and the last leaf hash."""
 
@@ -66,7 +66,7 @@ class Written:
     last_hash: str
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Verification:
     """The verdict on a log."""
 

@@ -7,9 +7,10 @@ run: the message says which), 2 bad usage.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from secpod._record import record
 
 if TYPE_CHECKING:
     from secpod.images.reference import Reference
@@ -76,7 +77,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     tset.set_defaults(func=_trust_set)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Target:
     """The image a command acts on: from the store, or a dir: layout."""
 

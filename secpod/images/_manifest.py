@@ -10,9 +10,9 @@ import json
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from secpod._record import record
 from secpod.errors import MalformedInput
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -50,7 +50,7 @@ def check_digest(value: object, what: str) -> str:
     return value
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Descriptor:
     """A validated content descriptor."""
 
@@ -97,7 +97,7 @@ def load_json(data: bytes, what: str) -> dict[str, Any]:
     return obj
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Manifest:
     """An image manifest: one config, ordered layers."""
 

@@ -20,10 +20,10 @@ import os
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
+from secpod._record import record
 from secpod.errors import HostError
 from secpod.images._unpack import Limits, Unpacker
 
@@ -36,7 +36,7 @@ class _Aborted(Exception):
     """The import stopped; the unpacking thread ends quietly."""
 
 
-@dataclass
+@record
 class _Blob:
     path: Path
     written: int = 0

@@ -13,10 +13,10 @@ import io
 import json
 import re
 import tarfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Literal, Protocol
 
+from secpod._record import field, record
 from secpod.errors import DigestMismatch, Error, MalformedInput, NotFound
 from secpod.images import reference
 from secpod.images._manifest import (
@@ -215,7 +215,7 @@ class ArchiveSource:
         return self.tree.open(name)
 
 
-@dataclass
+@record
 class Loaded:
     """What a format yields: the manifest, its blobs, the names it carries."""
 

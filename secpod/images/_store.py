@@ -24,13 +24,13 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from secpod import paths
+from secpod._record import record
 from secpod.errors import Conflict, DigestMismatch, Error, MalformedInput, NotFound, UsageError
 from secpod.images import reference
 from secpod.images._manifest import Descriptor, parse_config, parse_manifest
@@ -64,7 +64,7 @@ def _familiar(name: str) -> str:
         return name
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ImageRecord:
     """One image in the store.
 
@@ -102,7 +102,7 @@ class ImageRecord:
         }
 
 
-@dataclass
+@record
 class _Index:
     """index.json: names to manifest digests, and what is known of each image."""
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import tarfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Protocol
 
+from secpod._record import record
 from secpod.errors import HostileArchive, MalformedInput
 
 BLOCK = 512
@@ -33,7 +33,7 @@ class Readable(Protocol):
     def read(self, n: int, /) -> bytes: ...
 
 
-@dataclass
+@record
 class Entry:
     """One member of a layer: its name as written, never yet trusted."""
 

@@ -28,12 +28,12 @@ import shutil
 import stat
 import tarfile
 import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 import zstandard
 
+from secpod._record import field, record
 from secpod.errors import DigestMismatch, HostileArchive, MalformedInput, UsageError
 from secpod.images._tar import (
     BLOCKDEV,
@@ -76,7 +76,7 @@ def _env_int(var: str, default: int) -> int:
     return value
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Limits:
     """Unpack bounds; :meth:`from_env` reads the documented overrides."""
 
@@ -139,7 +139,7 @@ class _Counting:
         return True
 
 
-@dataclass
+@record
 class _Budget:
     """What the whole image has used of its limits so far."""
 
@@ -335,7 +335,7 @@ def _kind_name(mode: int) -> str:
     return "special file"
 
 
-@dataclass
+@record
 class Report:
     """What the unpack neutralised or created: shown by ``secpod image inspect``."""
 

@@ -8,8 +8,8 @@ one in distribution/reference, which containers-policy.json scopes use too.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+from secpod._record import record
 from secpod.errors import UsageError
 
 DEFAULT_DOMAIN = "docker.io"
@@ -20,7 +20,7 @@ _TAG = re.compile(r"[\w][\w.-]{0,127}")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Reference:
     """A normalised reference. ``tag`` may be None when a digest pins it."""
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
+from secpod._record import record
 from secpod.errors import Error, HostError, ProfileError, Refused
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Installed:
     name: str       # the AppArmor profile name
     path: Path

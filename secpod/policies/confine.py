@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from secpod._record import field, record
 from secpod.errors import HostError, ProfileError, Refused, UsageError
 from secpod.policies import capabilities as caps_mod
 from secpod.policies import profile as profile_mod
@@ -29,7 +29,7 @@ _SECURITY_OPTS = ("seccomp", "no-new-privileges", "label", "apparmor")
 
 # eq=False: instances are never compared; spares the generated __eq__ and
 # __hash__ that every start-up would compile.
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class RunRequest:
     """What the user asked on the command line that touches confinement."""
 
@@ -46,7 +46,7 @@ class RunRequest:
 
 # eq=False: instances are never compared; spares the generated __eq__ and
 # __hash__ that every start-up would compile.
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class Confinement:
     """The resolved confinement: OCI fragments for the bundle builder, and a summary."""
 
@@ -64,7 +64,7 @@ class Confinement:
 
 # eq=False: instances are never compared; spares the generated __eq__ and
 # __hash__ that every start-up would compile.
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class Weakening:
     """One way a request is weaker than its profile (the floor decides on each)."""
 
@@ -74,7 +74,7 @@ class Weakening:
 
 # eq=False: instances are never compared; spares the generated __eq__ and
 # __hash__ that every start-up would compile.
-@dataclass(eq=False)
+@record(eq=False)
 class _Opts:
     """The parsed ``--security-opt`` values."""
 

@@ -41,11 +41,11 @@ from __future__ import annotations
 import os
 import pwd
 import stat
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from secpod import paths
+from secpod._record import field, record, replace
 from secpod.errors import AdminPolicyError, FloorRefused, NotFound
 from secpod.policies import capabilities as caps_mod
 
@@ -60,7 +60,7 @@ _TOP = {"floor", "mounts", "trust", "pam", "audit"}
 _RULE = {"minimum", "allowed", "may_weaken"}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FloorRule:
     """The floor for one scope (``floor``, ``floor.users.NAME``, ``floor.groups.NAME``)."""
 
@@ -70,7 +70,7 @@ class FloorRule:
     may_weaken: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class AdminPolicy:
     """The administrator's policy, validated. Exposed to the runner, signing and audit."""
 

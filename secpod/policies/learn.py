@@ -27,11 +27,11 @@ import select
 import socket
 import struct
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from secpod import paths
+from secpod._record import field, record
 from secpod.errors import Error, HostError, ProfileError
 
 # SECCOMP_IOCTL_NOTIF_RECV / SEND: _IOWR('!', 0, struct seccomp_notif (80 bytes)) and
@@ -43,7 +43,7 @@ _FLAG_CONTINUE = 1
 _ACCEPT_TIMEOUT = 120.0
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LearnResult:
     syscalls: tuple[str, ...]
     exit_status: int

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from secpod._record import asdict, record
 from secpod.errors import MalformedInput
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ _RUNTIME_SOCKETS = ("docker.sock", "podman.sock", "containerd.sock", "crio.sock"
                     "buildkitd.sock")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Finding:
     """One lint finding."""
 

@@ -64,11 +64,11 @@ import os
 import re
 import stat
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from secpod import paths
+from secpod._record import field, record
 from secpod.errors import NotFound, ProfileError
 from secpod.policies import capabilities as caps_mod
 from secpod.policies import seccomp as seccomp_mod
@@ -103,7 +103,7 @@ _SCHEMA: dict[str, Any] = {
 _TMPFS_KEYS = {"size": (str, int), "mode": str, "options": list}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Tmpfs:
     """One tmpfs mount of ``[filesystem.tmpfs]``."""
 
@@ -113,7 +113,7 @@ class Tmpfs:
     options: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Profile:
     """The effective settings of a profile, inheritance resolved and validated."""
 

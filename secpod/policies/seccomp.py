@@ -30,10 +30,10 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from secpod._record import record
 from secpod.errors import ProfileError
 
 ACTIONS = frozenset({
@@ -85,7 +85,7 @@ _U64 = (1 << 64) - 1
 _KERNEL_RE = re.compile(r"^(\d+)\.(\d+)")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SeccompArg:
     """One argument comparison of a rule (``args[]``)."""
 
@@ -101,7 +101,7 @@ class SeccompArg:
         return d
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Filter:
     """``includes`` or ``excludes`` of one entry."""
 
@@ -110,7 +110,7 @@ class Filter:
     min_kernel: tuple[int, int] | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SeccompRule:
     """One ``syscalls[]`` entry, with its conditions."""
 
@@ -138,7 +138,7 @@ class SeccompRule:
         return not (inc.min_kernel is not None and kernel < inc.min_kernel)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SeccompProfile:
     """A parsed Docker/Podman seccomp profile (conditions not yet resolved)."""
 
@@ -197,7 +197,7 @@ class SeccompProfile:
         return frozenset(n for r in self.rules for n in r.names)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SeccompReport:
     """What libseccomp made of an OCI ``linux.seccomp``."""
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from secpod._record import record
 from secpod.errors import MalformedInput, UsageError
 from secpod.sandbox import rootfs as rootfsmod
 
@@ -29,7 +29,7 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # eq=False: instances are never compared; spares the generated __eq__ and
 # __hash__ that every start-up would compile.
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class ProcessRequest:
     """What the command line asks of the container's process."""
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from secpod import paths
+from secpod._record import record
 from secpod.errors import HostError, RuntimeFailed
 
 
@@ -28,7 +28,7 @@ def crun_path() -> str:
 
 # eq=False: instances are never compared; spares the generated __eq__ and
 # __hash__ that every start-up would compile.
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class Runtime:
     """crun with this user's state root and the cgroup manager this host allows."""
 

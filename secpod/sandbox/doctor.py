@@ -6,14 +6,14 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 
+from secpod._record import asdict, record
 from secpod.errors import Error
 from secpod.sandbox import host as hostmod
 from secpod.sandbox import preflight
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Check:
     name: str
     status: str  # "ok", "warn" (runs, with less enforced) or "fail" (cannot run)

@@ -8,9 +8,10 @@ enforced (``if-available``). ``secpod doctor`` prints the same facts.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+
+from secpod._record import record
 
 
 class CgroupMode(Enum):
@@ -22,7 +23,7 @@ class CgroupMode(Enum):
 
 # eq=False: instances are never compared; spares the generated __eq__ and
 # __hash__ that every start-up would compile.
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class HostFeatures:
     """Facts about the host that decide what a profile can enforce."""
 

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import os
 import pwd
-from dataclasses import dataclass
 from pathlib import Path
 
+from secpod._record import record
 from secpod.errors import HostError
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Range:
     start: int
     count: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class IdMap:
     """One OCI idMapping: ``container_id`` .. +size maps to ``host_id`` .. +size."""
 

@@ -14,11 +14,11 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from secpod import audit
+from secpod._record import field, record
 from secpod.errors import AuditError, Conflict, Error, RuntimeFailed, UsageError
 from secpod.sandbox import bundle as bundlemod
 from secpod.sandbox import host as hostmod
@@ -42,7 +42,7 @@ SIGNALS = {
 
 # eq=False: instances are never compared; spares the generated __eq__ and
 # __hash__ that every start-up would compile.
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class RunOptions:
     """Everything ``secpod run``/``create`` is asked."""
 
@@ -62,7 +62,7 @@ class RunOptions:
 
 # eq=False: instances are never compared; spares the generated __eq__ and
 # __hash__ that every start-up would compile.
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class Environment:
     """The host facts and the runtime one command works with."""
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
+from secpod._record import record
 from secpod.errors import HostError, RootRefused
 from secpod.sandbox import host as hostmod
 from secpod.sandbox.idmap import IdMap, current_user, mappings, subordinate_ranges
@@ -53,7 +53,7 @@ def refuse_root() -> None:
 
 # eq=False: instances are never compared; spares the generated __eq__ and
 # __hash__ that every start-up would compile.
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class Identity:
     """Who runs the container and how ids map into it."""
 

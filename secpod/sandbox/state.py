@@ -10,18 +10,17 @@ monitor's callback, ``stop`` and ``rm``.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import json
 import os
 import shutil
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from secpod import paths
+from secpod import _record, paths
+from secpod._record import field, record
 from secpod.errors import Conflict, NotFound, UsageError
 
 _T = TypeVar("_T")
@@ -76,7 +75,7 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-@dataclass
+@record
 class Container:
     """What secpod knows of one container. Saved as container.json."""
 
@@ -124,7 +123,7 @@ class Container:
 
     def save(self) -> None:
         tmp = self.dir / "container.json.tmp"
-        tmp.write_text(json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True))
+        tmp.write_text(json.dumps(_record.asdict(self), indent=1, sort_keys=True))
         os.replace(tmp, self.dir / "container.json")
 
     @contextlib.contextmanager
@@ -212,7 +211,7 @@ def release(cid: str, name: str) -> None:
 
 def _read(folder: Path) -> Container:
     data = json.loads((folder / "container.json").read_text())
-    known = {f.name for f in dataclasses.fields(Container)}
+    known = {f.name for f in _record.fields(Container)}
     return Container(**{k: v for k, v in data.items() if k in known})
 
 

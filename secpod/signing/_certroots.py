@@ -7,10 +7,10 @@ Loaded only when a ``sigstoreSigned`` requirement names ``fulcio`` or ``pki``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from secpod._record import record
 from secpod.errors import SignatureRejected
 from secpod.signing import keys, x509chain
 from secpod.signing.sigstore import ANNOTATION_CHAIN
@@ -25,7 +25,7 @@ _OID_ISSUER_V1 = "1.3.6.1.4.1.57264.1.1"
 _OID_ISSUER_V2 = "1.3.6.1.4.1.57264.1.8"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FulcioRoot:
     """Fulcio CA certificates and the OIDC identity a certificate must carry."""
 
@@ -34,7 +34,7 @@ class FulcioRoot:
     subject_email: str
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PKIRoot:
     """An organisation's own CA: roots, optional intermediates, required subject."""
 

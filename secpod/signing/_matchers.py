@@ -7,9 +7,9 @@ each under its own name.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
+from secpod._record import record
 from secpod.images.reference import Reference
 from secpod.signing import _json
 from secpod.signing.identity import (
@@ -24,7 +24,7 @@ _DOMAIN = re.compile(r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0
                      r"|\[[0-9a-fA-F:]+\](?::[0-9]+)?")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MatchExact:
     """The signed reference must equal the image's, tag or digest included."""
 
@@ -40,7 +40,7 @@ class MatchExact:
         return {"type": self.type}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MatchRepository:
     """The signed reference must name the image's repository; tags are ignored."""
 
@@ -56,7 +56,7 @@ class MatchRepository:
         return {"type": self.type}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ExactReference:
     """The signed reference must be exactly ``docker_reference`` (whatever the image's name)."""
 
@@ -74,7 +74,7 @@ class ExactReference:
         return {"type": self.type, "dockerReference": self.docker_reference}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ExactRepository:
     """The signed reference must be in repository ``docker_repository``."""
 
@@ -100,7 +100,7 @@ def _matches_prefix(ref: str, prefix: str) -> bool:
     return ref.startswith(prefix) and ref[len(prefix)] in ":/@"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RemapIdentity:
     """Like matchRepoDigestOrExact after rewriting the image's ``prefix`` to ``signed_prefix``.
 

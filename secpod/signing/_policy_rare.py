@@ -3,16 +3,16 @@
 ``signedBy`` (GPG simple signing), ``signedBaseLayer``, and the ``fulcio`` and
 ``pki`` roots of ``sigstoreSigned``. :mod:`secpod.signing.policy` loads this
 module only when a policy names one of them (and re-exports the classes), so
-that `secpod run` under a key-based policy does not build these dataclasses at
+that `secpod run` under a key-based policy does not build these records at
 start-up. The parsing rules are the same strict ones as in the policy module.
 """
 
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field
 from typing import Any
 
+from secpod._record import field, record
 from secpod.signing import _json
 from secpod.signing.identity import IdentityMatcher, MatchRepoDigestOrExact, parse_identity
 from secpod.signing.policy import GPG_KEY_TYPES, _b64, _identity, _str_list
@@ -20,7 +20,7 @@ from secpod.signing.policy import GPG_KEY_TYPES, _b64, _identity, _str_list
 _C = _json.child
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SignedBy:
     """GPG simple signing. Exactly one of key_path / key_paths / key_data is set."""
 
@@ -43,7 +43,7 @@ class SignedBy:
         return out
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FulcioSpec:
     """``fulcio``: the CA (path or data) and the OIDC identity certificates must carry."""
 
@@ -63,7 +63,7 @@ class FulcioSpec:
         return out
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PKISpec:
     """``pki``: an organisation's CA roots and intermediates, and the required subject."""
 
@@ -88,7 +88,7 @@ class PKISpec:
         return out
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SignedBaseLayer:
     """Parsed for compatibility; containers/image does not implement it, so it rejects."""
 

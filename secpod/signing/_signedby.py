@@ -6,15 +6,14 @@ Loaded by :func:`secpod.signing.requirements.prepare` only for a policy with a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from secpod._record import record
 from secpod.errors import SignatureRejected
 from secpod.signing.identity import IdentityMatcher
 from secpod.signing.requirements import ImageUnderTest, _summary
 from secpod.signing.store import is_sigstore_blob
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GPGSignedBy:
     """``signedBy`` with keyType GPGKeys: one GPG simple signing by a listed key suffices."""
 
@@ -50,7 +49,7 @@ class GPGSignedBy:
         raise _summary(rejections, none="a signature was required, but no GPG signature exists")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class UnimplementedKeyType:
     """``signedBy`` with a keyType containers/image parses but never implemented."""
 

@@ -18,9 +18,9 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
+from secpod._record import record
 from secpod.errors import SignatureRejected, SigningError, VerificationError
 
 _TIMEOUT = 60
@@ -29,7 +29,7 @@ _BASE = ["--batch", "--no-tty", "--no-autostart", "--no-auto-key-retrieve",
          "--no-permission-warning", "--trust-model", "always", "--quiet"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GPGResult:
     """A good signature: the signed plaintext and the signer's primary key fingerprint."""
 

@@ -8,9 +8,9 @@ repository (as cosign's do) never matches ``matchExact``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from secpod._record import record
 from secpod.errors import Error
 from secpod.images import reference as refs
 from secpod.images.reference import Reference
@@ -63,7 +63,7 @@ class IdentityMatcher(Protocol):
     def as_json(self) -> dict[str, Any]: ...
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MatchRepoDigestOrExact:
     """Exact for tagged images; same repository for images named by digest (the default)."""
 

@@ -29,10 +29,10 @@ import os
 import re
 import stat
 import urllib.parse
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from secpod._record import field, record
 from secpod.errors import LookasideError, RegistriesConfigError
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ _DIGEST = re.compile(r"(sha256|sha512):([0-9a-f]+)")
 _HINT = "fix the file; its format is containers-registries.d(5)"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Section:
     """One configuration section: where a scope's signatures are read and written."""
 
@@ -68,7 +68,7 @@ class Section:
         return self.lookaside or self.sigstore
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RegistriesConfig:
     """The merged registries.d configuration (empty when no folder or file exists)."""
 
@@ -410,7 +410,7 @@ def write_signature(base: str, ref: Reference, manifest_digest: str, blob: bytes
         os.close(lock_fd)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Fetched:
     """What a pull found in the lookaside store: blobs to store, and what to tell the user."""
 
@@ -452,7 +452,7 @@ def fetch_for_pull(ref: Reference, manifest_digest: str) -> Fetched:
                    warnings=warnings, details=details)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Staged:
     """Where a new signature went in the write store (``path`` None: not writable)."""
 

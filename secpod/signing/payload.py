@@ -18,9 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
 
+from secpod._record import record
 from secpod.errors import SignatureRejected
 from secpod.signing import _json
 
@@ -31,7 +31,7 @@ _DIGEST_HEX = {"sha256": 64, "sha384": 96, "sha512": 128}
 _DIGEST_RE = re.compile(r"([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SignedClaims:
     """What a verified payload claims: the image's identity and manifest digest."""
 

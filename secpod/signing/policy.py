@@ -14,10 +14,10 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from secpod._record import field, record
 from secpod.errors import TrustPolicyError
 from secpod.images.reference import Reference
 from secpod.signing import _json
@@ -27,7 +27,7 @@ GPG_KEY_TYPES = ("GPGKeys", "signedByGPGKeys", "X509Certificates", "signedByX509
 _C = _json.child
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class InsecureAcceptAnything:
     """``insecureAcceptAnything``: any image, no signature looked at."""
 
@@ -37,7 +37,7 @@ class InsecureAcceptAnything:
         return {"type": self.type}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RejectRequirement:
     """``reject``: no image."""
 
@@ -47,7 +47,7 @@ class RejectRequirement:
         return {"type": self.type}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SigstoreSigned:
     """Sigstore signatures: exactly one of keys, fulcio or pki; Rekor keys optional."""
 
@@ -117,7 +117,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'secpod.signing.policy' has no attribute {name!r}")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Policy:
     """A parsed policy: ``default`` and per-transport scopes, each a non-empty list."""
 

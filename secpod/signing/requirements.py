@@ -10,11 +10,11 @@ raises SignatureRejected saying why not.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from secpod._record import field, record
 from secpod.errors import SignatureRejected, VerificationError
 from secpod.images.reference import Reference
 from secpod.signing import policy
@@ -47,7 +47,7 @@ def __getattr__(name: str) -> Any:
 
 # eq=False: instances are never compared; spares the generated __eq__ and
 # __hash__ that every start-up would compile.
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class ImageUnderTest:
     """What a requirement sees: the claimed reference, the manifest and raw signatures."""
 
@@ -103,7 +103,7 @@ def _summary(rejections: list[str], *, none: str) -> SignatureRejected:
                              + "; ".join(rejections))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SigstoreSigned:
     """``sigstoreSigned``: one sigstore signature valid under the trust root suffices."""
 

@@ -15,7 +15,6 @@ import binascii
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -23,6 +22,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from secpod._record import field, record
 from secpod.errors import SignatureRejected, VerificationError
 from secpod.images.reference import Reference
 from secpod.signing import _json, keys
@@ -61,7 +61,7 @@ ANNOTATION_BUNDLE = "dev.sigstore.cosign/bundle"
 
 # eq=False: instances are never compared; spares the generated __eq__ and
 # __hash__ that every start-up would compile.
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class SigstoreAttachment:
     """One sigstore attachment: untrusted until verified."""
 
@@ -124,7 +124,7 @@ def make_signature(private_key: keys.PrivateKey, docker_reference: str, manifest
 
 # eq=False: instances are never compared; spares the generated __eq__ and
 # __hash__ that every start-up would compile.
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class SigstoreTrustRoot:
     """Exactly one of public keys, Fulcio or PKI; Rekor keys optional (required for Fulcio)."""
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from secpod import paths
+from secpod._record import record
 from secpod.errors import MalformedInput, NotFound, UsageError
 
 SIGSTORE_PREFIX = b"\x00sigstore-json\n"
@@ -109,7 +109,7 @@ def add_signature(manifest_digest: str, blob: bytes) -> Path:
     return _append(signature_dir(manifest_digest), blob)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DirImage:
     """An image in the ``dir:`` layout: ``manifest.json`` (may be absent) and signatures."""
 

@@ -14,10 +14,10 @@ Where the policy comes from, in order:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from secpod._record import record
 from secpod.errors import Refused, SignatureRejected, TrustPolicyError, VerificationError
 from secpod.images import reference as refs
 from secpod.images.reference import Reference
@@ -30,7 +30,7 @@ MAX_POLICY = 1024 * 1024
 
 # eq=False: instances are never compared; spares the generated __eq__ and
 # __hash__ that every start-up would compile.
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class TrustDecision:
     """The verdict on one image and why: what the runner refuses on and the audit keeps."""
 
@@ -89,7 +89,7 @@ def read_policy(path: Path) -> pol.Policy:
 
 # eq=False: instances are never compared; spares the generated __eq__ and
 # __hash__ that every start-up would compile.
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class EffectivePolicy:
     """The policy that decides, where it came from, and what was ignored and why."""
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from secpod._record import replace
 from secpod.errors import FloorRefused, HostError, NotFound, ProfileError, Refused, UsageError
 from secpod.policies import Confinement, RunRequest, confine, load
 from secpod.sandbox.host import CgroupMode, HostFeatures

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from secpod._record import replace
 from secpod.errors import MalformedInput
 from secpod.policies import RunRequest, confine, lint_config, lint_profile, load, load_file
 from secpod.policies import export as ex

@@ -14,15 +14,15 @@ import binascii
 import json
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
+from secpod._record import record
 from secpod.errors import MalformedInput, NotFound, UsageError
 
 MAX_AUTHFILE = 1 << 20
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Credentials:
     """A user name and password (or token) for one registry."""
 
@@ -153,7 +153,7 @@ def find_credentials(domain: str, path: str, *, creds: str | None,
 
 # --- WWW-Authenticate -------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Challenge:
     """One auth challenge: scheme (lowercase) and its parameters."""
 

@@ -15,9 +15,9 @@ import json
 import socket
 import ssl
 import urllib.parse
-from dataclasses import dataclass
 from typing import Protocol
 
+from secpod._record import record
 from secpod.errors import (
     AuthenticationFailed,
     Error,
@@ -56,7 +56,7 @@ def _split_host(netloc: str, scheme: str) -> tuple[str, int]:
     return host, port
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Origin:
     scheme: str
     host: str

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from secpod._record import field, record
 from secpod.errors import (
     AuthenticationFailed,
     Error,
@@ -35,7 +35,7 @@ MAX_REFERRERS = 64
 MAX_REFERRER_LAYERS = 512
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RegistryOptions:
     """How to reach a registry: TLS verification and where credentials come from."""
 
@@ -44,7 +44,7 @@ class RegistryOptions:
     authfile: Path | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PullResult:
     """What a pull stored: the image, its name, and the signatures that came with it."""
 
@@ -108,7 +108,7 @@ def _tag_signatures(client: RegistryClient, repo: str, digest: str) -> list[byte
             for d in art.layers]
 
 
-@dataclass
+@record
 class _Referred:
     signatures: list[bytes] = field(default_factory=list)
     bundles: list[cosign.BundleInfo] = field(default_factory=list)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from secpod._record import record
 from secpod.errors import Error, MalformedInput, NotFound, UsageError
 from secpod.images import reference
 from secpod.images._manifest import MAX_CONFIG, OCI_MANIFEST, parse_manifest
@@ -19,7 +19,7 @@ from secpod.images.registry.distribution import CHUNK, MONOLITHIC_MAX, RegistryC
 Progress = Callable[[str], None]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PushResult:
     """What a push sent."""
 

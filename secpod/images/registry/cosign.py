@@ -20,9 +20,9 @@ simple-signing layers there; those convert as above.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
+from secpod._record import record
 from secpod.errors import MalformedInput
 from secpod.images._manifest import OCI_CONFIG, OCI_MANIFEST, Descriptor, descriptor, load_json
 
@@ -47,7 +47,7 @@ def is_sigstore_artifact(artifact_type: str) -> bool:
         ("application/vnd.dev.cosign.", "application/vnd.dev.sigstore."))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SigLayer:
     """One ``.sig`` manifest layer: media type, payload blob, annotations."""
 
@@ -78,7 +78,7 @@ def from_attachment(blob: bytes) -> SigLayer | None:
     return SigLayer(att.mime_type, att.payload, dict(att.annotations))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ArtifactManifest:
     """An OCI manifest read as an artifact: config, layers, artifactType, subject."""
 
@@ -155,7 +155,7 @@ def same_layer(d: Descriptor, layer: SigLayer) -> bool:
             and d.digest == want["digest"] and d.annotations == layer.annotations)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class BundleInfo:
     """What a Sigstore bundle attached as a referrer holds (it is not stored)."""
 

@@ -14,10 +14,10 @@ import io
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from secpod._record import record
 from secpod.errors import (
     DigestMismatch,
     MalformedInput,
@@ -48,7 +48,7 @@ _TAMPERED = "the registry's copy is corrupt or was tampered with; nothing was st
 Progress = Callable[[str], None]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Manifest:
     """Manifest bytes as fetched and checked: ``digest`` is sha256 of ``data``."""
 
