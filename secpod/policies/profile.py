@@ -234,14 +234,35 @@ def available() -> Iterator[tuple[str, str, Path]]:
             yield f.stem, kind, f
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    import tomllib
+def _parsed_builtin(path: Path, raw: bytes) -> dict[str, Any] | None:
+    """The shipped parse of a built-in profile file, if it is of exactly these bytes
+    (profiles/parsed.json, written by _gen_parsed: it spares a run importing tomllib)."""
+    if path.parent != BUILTIN_DIR:
+        return None
+    import hashlib
 
     try:
-        text = path.read_text(encoding="utf-8")
+        entry = json.loads((BUILTIN_DIR / "parsed.json").read_bytes()).get(path.name)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(entry, dict) or entry.get("sha256") != hashlib.sha256(raw).hexdigest():
+        return None
+    doc = entry.get("document")
+    return doc if isinstance(doc, dict) else None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ProfileError(f"cannot read profile {path}: {e}",
                            hint="check that the file exists and is readable UTF-8") from e
+    parsed = _parsed_builtin(path, raw)
+    if parsed is not None:
+        return parsed
+    import tomllib
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

@@ -29,6 +29,8 @@ def test_confine_loads_only_what_it_uses(tmp_path: Path) -> None:
     assert "secpod.policies.floor" in loaded  # the floor always decides
     assert not loaded & {f"secpod.policies.{m}" for m in
                          ("lint", "export", "apparmor", "learn", "compare")}
+    # A built-in profile comes from profiles/parsed.json: no tomllib for strict.
+    assert "tomllib" not in loaded
     from secpod import policies
 
     assert policies.lint_config.__module__ == "secpod.policies.lint"
