@@ -271,6 +271,7 @@ def write_config(bundle: Path, config: dict[str, Any]) -> Path:
     bundle.mkdir(mode=0o700, exist_ok=True)
     path = bundle / "config.json"
     tmp = bundle / "config.json.tmp"
-    tmp.write_text(json.dumps(config, indent=1))
+    # Compact: only without indent does json use its C encoder.
+    tmp.write_text(json.dumps(config, separators=(",", ":")))
     os.replace(tmp, path)
     return path

@@ -123,7 +123,8 @@ class Container:
 
     def save(self) -> None:
         tmp = self.dir / "container.json.tmp"
-        tmp.write_text(json.dumps(_record.asdict(self), indent=1, sort_keys=True))
+        # Compact: only without indent does json use its C encoder (`inspect` pretty-prints).
+        tmp.write_text(json.dumps(_record.asdict(self), separators=(",", ":"), sort_keys=True))
         os.replace(tmp, self.dir / "container.json")
 
     @contextlib.contextmanager
