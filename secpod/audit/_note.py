@@ -14,6 +14,10 @@ followed by a blank line and one signature line
 ``golang.org/x/mod/sumdb/note`` writes them, so other tools can check our
 checkpoints. Verification here is pure: bytes and a key in, a result or
 :class:`CheckpointError` out.
+
+Signing and verifying go through the system's OpenSSL
+(:mod:`secpod.signing._openssl`): every ``secpod run`` signs a checkpoint, and
+importing ``cryptography`` for that would cost it 20 ms.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import os
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +33,6 @@ from secpod._record import record
 from secpod.errors import CheckpointError
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
     from secpod.audit._checkpoint import Checkpoint as Checkpoint
     from secpod.audit._checkpoint import NoteSignature as NoteSignature
     from secpod.audit._checkpoint import parse_checkpoint as parse_checkpoint
@@ -37,7 +40,7 @@ if TYPE_CHECKING:
 ALG_ED25519 = 0x01
 _DASH = "\u2014 "
 _NAME_RE = re.compile(r"^[^\s+]+$")
-_PUBLIC: dict[bytes, Any] = {}  # loaded public keys: a log has thousands of checkpoints
+_SEED_SIZE = 32
 
 
 def _b64decode(text: str, what: str) -> bytes:
@@ -93,17 +96,16 @@ class VerifierKey:
         return f"{self.name}+{self.key_id.hex()}+{raw}"
 
     def verify_signature(self, message: bytes, signature: bytes) -> bool:
-        from cryptography.exceptions import InvalidSignature
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+        """Whether ``signature`` is this key's Ed25519 signature of ``message``.
+
+        Raises HostError when OpenSSL's libcrypto is missing.
+        """
+        from secpod.signing import _openssl
 
         try:
-            key = _PUBLIC.get(self.public)
-            if key is None:
-                key = _PUBLIC[self.public] = Ed25519PublicKey.from_public_bytes(self.public)
-            key.verify(signature, message)
-        except (InvalidSignature, ValueError):
+            return _openssl.ed25519_verify(self.public, signature, message)
+        except _openssl.KeyRejected:
             return False
-        return True
 
 
 @record(frozen=True)
@@ -115,14 +117,11 @@ class SignerKey:
 
     @classmethod
     def generate(cls, name: str) -> SignerKey:
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
+        """A new key. Raises CheckpointError for an invalid ``name``."""
         check_key_name(name)
-        seed = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-            serialization.NoEncryption())
-        return cls(name=name, seed=seed)
+        # An Ed25519 private key is 32 random bytes (RFC 8032 5.1.5); OpenSSL's and
+        # cryptography's key generation draw exactly that.
+        return cls(name=name, seed=os.urandom(_SEED_SIZE))
 
     @classmethod
     def parse(cls, text: str) -> SignerKey:
@@ -144,23 +143,25 @@ class SignerKey:
         raw = base64.b64encode(bytes([ALG_ED25519]) + self.seed).decode()
         return f"PRIVATE+KEY+{self.name}+{self.verifier().key_id.hex()}+{raw}"
 
-    def _private(self) -> Ed25519PrivateKey:
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-        return Ed25519PrivateKey.from_private_bytes(self.seed)
-
     def verifier(self) -> VerifierKey:
-        # public_bytes_raw, not public_bytes(Encoding.Raw, ...): the serialization
-        # package drags in the SSH, DSA and DH modules on every checkpoint.
-        public = self._private().public_key().public_bytes_raw()
+        """The public key that checks this key's notes. Raises CheckpointError for a
+        seed that is not 32 bytes, HostError when OpenSSL's libcrypto is missing."""
+        from secpod.signing import _openssl
+
+        try:
+            public = _openssl.ed25519_public_key(self.seed)
+        except _openssl.KeyRejected as e:
+            raise CheckpointError(f"the log's private key is unusable: {e}") from e
         return VerifierKey(name=self.name, key_id=key_id(self.name, public), public=public)
 
     def sign_note(self, text: str) -> str:
         """Return ``text`` as a signed note (``text`` must end with a newline)."""
         if not text.endswith("\n") or "\n\n" in text:
             raise CheckpointError("note text must end in one newline and have no blank line")
-        sig = self._private().sign(text.encode())
-        kid = self.verifier().key_id
+        from secpod.signing import _openssl
+
+        kid = self.verifier().key_id  # first: it refuses a bad seed with CheckpointError
+        sig = _openssl.ed25519_sign(self.seed, text.encode())
         return f"{text}\n{_DASH}{self.name} {base64.b64encode(kid + sig).decode()}\n"
 
 

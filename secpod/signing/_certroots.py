@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from secpod._record import record
-from secpod.errors import SignatureRejected
+from secpod.errors import KeyFormatError, SignatureRejected
 from secpod.signing import keys, x509chain
 from secpod.signing.sigstore import ANNOTATION_CHAIN
 
@@ -110,7 +110,16 @@ def pki_key(root: PKIRoot, cert_pem: bytes, intermediates: list[x509.Certificate
 
 
 def _cert_key(cert: x509.Certificate) -> keys.PublicKey:
-    key = cert.public_key()
-    if not isinstance(key, keys.PublicKey):
-        raise SignatureRejected(f"unsupported certificate key type {type(key).__name__}")
-    return key
+    # As SubjectPublicKeyInfo DER: the signature over the payload is then checked by the
+    # same OpenSSL call as a key policy's.
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        der = cert.public_key().public_bytes(serialization.Encoding.DER,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo)
+        return keys.public_key_from_der(der, source="the signing certificate")
+    except (ValueError, UnsupportedAlgorithm) as e:
+        raise SignatureRejected(f"the signing certificate's key cannot be used: {e}") from e
+    except KeyFormatError as e:
+        raise SignatureRejected(e.message) from e

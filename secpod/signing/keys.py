@@ -1,7 +1,9 @@
 """Keys in cosign's formats.
 
 - Public key: PKIX ``-----BEGIN PUBLIC KEY-----`` PEM (ECDSA, RSA or Ed25519 read;
-  secpod generates ECDSA P-256, as cosign does).
+  secpod generates ECDSA P-256, as cosign does). Read and used through the system's
+  OpenSSL (:mod:`secpod.signing._openssl`), so checking a signature, which every
+  ``secpod run`` under a key policy does, never imports ``cryptography``.
 - Private key: ``-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----`` (the older
   ``ENCRYPTED COSIGN PRIVATE KEY`` is read too) whose body is the JSON envelope
   of go-securesystemslib's ``encrypted`` package::
@@ -21,17 +23,17 @@ import hashlib
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-
+from secpod._record import field, record
 from secpod.errors import KeyFormatError, UsageError, VerificationError
-from secpod.signing import _json
+from secpod.signing import _json, _openssl
 
-PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
-PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    PrivateKey: TypeAlias = (ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+                             | ed25519.Ed25519PrivateKey)
 
 SIGSTORE_PRIVATE_PEM = "ENCRYPTED SIGSTORE PRIVATE KEY"
 COSIGN_PRIVATE_PEM = "ENCRYPTED COSIGN PRIVATE KEY"
@@ -41,6 +43,9 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 32768, 8, 1
 # A hostile key file must not make us allocate gigabytes: scrypt needs 128*N*r bytes.
 _SCRYPT_MAX_MEM = 512 * 1024 * 1024
 _MAX_KEY_FILE = 64 * 1024
+# What secpod verifies with (containers/image's cosign verifier reads the same three).
+_VERIFIABLE = ("EC", "RSA", "Ed25519")
+_PUBLIC_HINT = "use a cosign public key (-----BEGIN PUBLIC KEY-----)"
 
 
 def _pem_blocks(data: bytes) -> list[tuple[str, bytes]]:
@@ -69,33 +74,36 @@ def _pem_blocks(data: bytes) -> list[tuple[str, bytes]]:
     return out
 
 
-# cryptography.hazmat.primitives.serialization (its SSH half alone pulls in bcrypt and
-# a dataclass) is imported where a key is written or a less common key is read: the
-# run path only reads a cosign ECDSA public key, which _ec_spki parses.
-#
-# SubjectPublicKeyInfo DER of an uncompressed point on a named NIST curve: a fixed
-# header (algorithm id-ecPublicKey, the curve's OID, the BIT STRING's length), then
-# the point. cosign and secpod write P-256 keys this way.
-_EC_SPKI_HEADERS: dict[bytes, tuple[ec.EllipticCurve, int]] = {
-    bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200"): (ec.SECP256R1(), 65),
-    bytes.fromhex("3076301006072a8648ce3d020106052b81040022036200"): (ec.SECP384R1(), 97),
-    bytes.fromhex("30819b301006072a8648ce3d020106052b8104002303818600"): (ec.SECP521R1(), 133),
-}
+# Public keys are secpod's own values, parsed and checked by OpenSSL through _openssl:
+# a `secpod run` that verifies a signature never imports cryptography (20-28 ms).
+# Private keys (signing, key files) still use cryptography; they are not on that path.
+@record(frozen=True)
+class PublicKey:
+    """A public key to verify with: its DER SubjectPublicKeyInfo, as OpenSSL parsed it.
 
-
-def _ec_spki(der: bytes) -> ec.EllipticCurvePublicKey | None:
-    """The key of a named-curve ECDSA SubjectPublicKeyInfo, or None for any other DER.
-
-    Byte for byte the form ``load_der_public_key`` reads for these keys; the point
-    itself is checked (on the curve) by ``from_encoded_point``.
+    Made by :func:`load_public_key`, :func:`public_key_from_der` or
+    :func:`public_key_of`, which accept ECDSA (named curves), RSA and Ed25519 only.
+    Two keys are equal when their DER is.
     """
-    for header, (curve, size) in _EC_SPKI_HEADERS.items():
-        if der.startswith(header) and len(der) == len(header) + size:
-            point = der[len(header):]
-            if point[0] != 4:
-                return None
-            return ec.EllipticCurvePublicKey.from_encoded_point(curve, point)
-    return None
+
+    der: bytes
+    info: _openssl.KeyInfo = field(compare=False)
+
+
+def public_key_from_der(der: bytes, *, source: str) -> PublicKey:
+    """A public key from DER SubjectPublicKeyInfo.
+
+    Raises KeyFormatError naming ``source`` when OpenSSL cannot parse it whole
+    (an EC point must be on its curve) or when it is not ECDSA, RSA or Ed25519.
+    """
+    try:
+        info = _openssl.load_spki(der)
+    except _openssl.KeyRejected as e:
+        raise KeyFormatError(f"{source}: the public key cannot be parsed: {e}") from e
+    if info.algorithm not in _VERIFIABLE:
+        raise KeyFormatError(f"{source}: unsupported public key type {info}",
+                             hint="secpod verifies ECDSA, RSA and Ed25519 keys")
+    return PublicKey(der=der, info=info)
 
 
 def load_public_key(data: bytes, *, source: str) -> PublicKey:
@@ -103,54 +111,53 @@ def load_public_key(data: bytes, *, source: str) -> PublicKey:
     try:
         blocks = _pem_blocks(data)
     except (ValueError, UnicodeDecodeError) as e:
-        raise KeyFormatError(f"{source}: not a PEM public key ({e})",
-                             hint="use a cosign public key (-----BEGIN PUBLIC KEY-----)") from e
+        raise KeyFormatError(f"{source}: not a PEM public key ({e})", hint=_PUBLIC_HINT) from e
     if len(blocks) != 1 or blocks[0][0] != "PUBLIC KEY":
         raise KeyFormatError(f"{source}: expected exactly one PEM 'PUBLIC KEY' block",
-                             hint="use a cosign public key (-----BEGIN PUBLIC KEY-----)")
-    key: object
-    try:
-        key = _ec_spki(blocks[0][1])
-        if key is None:
-            from cryptography.hazmat.primitives import serialization
+                             hint=_PUBLIC_HINT)
+    return public_key_from_der(blocks[0][1], source=source)
 
-            key = serialization.load_der_public_key(blocks[0][1])
-    except (ValueError, UnsupportedAlgorithm) as e:
-        raise KeyFormatError(f"{source}: the public key cannot be parsed: {e}") from e
-    if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey):
-        raise KeyFormatError(f"{source}: unsupported public key type {type(key).__name__}",
-                             hint="secpod verifies ECDSA, RSA and Ed25519 keys")
-    return key
+
+def public_key_of(private_key: PrivateKey) -> PublicKey:
+    """The public half of a private key (uses cryptography: not for the run path)."""
+    from cryptography.hazmat.primitives import serialization
+
+    der = private_key.public_key().public_bytes(serialization.Encoding.DER,
+                                                serialization.PublicFormat.SubjectPublicKeyInfo)
+    return public_key_from_der(der, source="the private key")
 
 
 def public_key_pem(key: PublicKey) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    return key.public_bytes(serialization.Encoding.PEM,
-                            serialization.PublicFormat.SubjectPublicKeyInfo)
+    """The key as ``-----BEGIN PUBLIC KEY-----`` PEM, byte for byte as OpenSSL writes it."""
+    body = base64.b64encode(key.der).decode()
+    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+    return ("\n".join(["-----BEGIN PUBLIC KEY-----", *lines, "-----END PUBLIC KEY-----"])
+            + "\n").encode()
 
 
 def public_key_der(key: PublicKey) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    return key.public_bytes(serialization.Encoding.DER,
-                            serialization.PublicFormat.SubjectPublicKeyInfo)
+    """The key's DER SubjectPublicKeyInfo."""
+    return key.der
 
 
-def verify_signature(key: PublicKey, signature: bytes, data: bytes) -> None:
-    """Check ``signature`` over ``data`` the way sigstore's verifiers do (SHA-256).
+def check_key_signature(key: PublicKey, signature: bytes, data: bytes) -> bool:
+    """Whether ``signature`` over ``data`` verifies with ``key``, as sigstore's verifiers
+    check it: ECDSA and RSA PKCS#1 v1.5 with SHA-256, Ed25519 pure. A malformed
+    signature is False.
 
-    Raises InvalidSignature.
+    Raises VerificationError when OpenSSL cannot use the key, HostError without libcrypto.
     """
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
-    elif isinstance(key, rsa.RSAPublicKey):
-        key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
-    else:
-        key.verify(signature, data)
+    try:
+        return _openssl.verify(key.der, signature, data)
+    except _openssl.KeyRejected as e:
+        raise VerificationError(f"cannot use the public key: {e}") from e
 
 
 def sign(key: PrivateKey, data: bytes) -> bytes:
+    """Sign ``data`` as :func:`check_key_signature` checks it."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
     if isinstance(key, ec.EllipticCurvePrivateKey):
         return key.sign(data, ec.ECDSA(hashes.SHA256()))
     if isinstance(key, rsa.RSAPrivateKey):
@@ -199,7 +206,9 @@ def _b64_field(obj: dict[str, Any], key: str, path: str) -> bytes:
 
 def decrypt_private_key(data: bytes, passphrase: bytes, *, source: str) -> PrivateKey:
     """Read a cosign encrypted private key. Raises KeyFormatError (format or passphrase)."""
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
     from nacl.exceptions import CryptoError
     from nacl.secret import SecretBox
 
@@ -256,8 +265,10 @@ def decrypt_private_key(data: bytes, passphrase: bytes, *, source: str) -> Priva
 
 def generate_key_pair(passphrase: bytes) -> tuple[bytes, bytes]:
     """A new ECDSA P-256 key: (encrypted private PEM, public PEM)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     key = ec.generate_private_key(ec.SECP256R1())
-    return encrypt_private_key(key, passphrase), public_key_pem(key.public_key())
+    return encrypt_private_key(key, passphrase), public_key_pem(public_key_of(key))
 
 
 def read_passphrase(*, confirm: bool, purpose: str) -> bytes:
@@ -282,13 +293,3 @@ def read_passphrase(*, confirm: bool, purpose: str) -> bytes:
     if confirm and getpass.getpass("Repeat the passphrase: ", stream=sys.stderr) != first:
         raise UsageError("the passphrases do not match", hint="run the command again")
     return first.encode()
-
-
-def check_key_signature(key: PublicKey, signature: bytes, data: bytes) -> bool:
-    try:
-        verify_signature(key, signature, data)
-    except InvalidSignature:
-        return False
-    except (ValueError, TypeError) as e:
-        raise VerificationError(f"cannot use the public key: {e}") from e
-    return True

@@ -174,8 +174,6 @@ def _certs(path: str | None, data: bytes | None, what: str) -> tuple[x509.Certif
 
 
 def _sigstore_root(spec: policy.SigstoreSigned) -> sigstore.SigstoreTrustRoot:
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     from secpod.signing import sigstore
 
     paths = [spec.key_path] if spec.key_path else list(spec.key_paths or ())
@@ -186,11 +184,8 @@ def _sigstore_root(spec: policy.SigstoreSigned) -> sigstore.SigstoreTrustRoot:
     rdatas = ([spec.rekor_public_key_data] if spec.rekor_public_key_data is not None
               else list(spec.rekor_public_key_datas or ()))
     rekor = _public_keys(rpaths, rdatas, "Rekor public key")
-    rekor_ec: list[ec.EllipticCurvePublicKey] = []
-    for k in rekor:
-        if not isinstance(k, ec.EllipticCurvePublicKey):
-            raise VerificationError("Rekor public keys must be ECDSA keys")
-        rekor_ec.append(k)
+    if any(k.info.algorithm != "EC" for k in rekor):
+        raise VerificationError("Rekor public keys must be ECDSA keys")
     fulcio = None
     if spec.fulcio is not None:
         fulcio = sigstore.FulcioRoot(
@@ -204,7 +199,7 @@ def _sigstore_root(spec: policy.SigstoreSigned) -> sigstore.SigstoreTrustRoot:
                                  "PKI intermediate CA"),
             subject_email=spec.pki.subject_email, subject_hostname=spec.pki.subject_hostname)
     return sigstore.SigstoreTrustRoot(public_keys=public, fulcio=fulcio, pki=pki,
-                                      rekor_keys=tuple(rekor_ec))
+                                      rekor_keys=rekor)
 
 
 def prepare(spec: policy.RequirementSpec) -> Requirement:

@@ -18,10 +18,6 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from secpod._record import field, record
 from secpod.errors import SignatureRejected, VerificationError
 from secpod.images.reference import Reference
@@ -131,14 +127,15 @@ class SigstoreTrustRoot:
     public_keys: tuple[keys.PublicKey, ...] = ()
     fulcio: FulcioRoot | None = None
     pki: PKIRoot | None = None
-    rekor_keys: tuple[ec.EllipticCurvePublicKey, ...] = ()
+    rekor_keys: tuple[keys.PublicKey, ...] = ()
 
 
-def verify_rekor_set(rekor_keys: Sequence[ec.EllipticCurvePublicKey], set_bytes: bytes,
+def verify_rekor_set(rekor_keys: Sequence[keys.PublicKey], set_bytes: bytes,
                      key_or_cert_pem: bytes, b64_signature: str, payload: bytes) -> int:
     """Check a Rekor Signed Entry Timestamp bundle; return its integrated time (Unix seconds).
 
-    Raises SignatureRejected for each way the SET can fail to vouch for this signature.
+    Raises SignatureRejected for each way the SET can fail to vouch for this signature,
+    VerificationError when a Rekor key cannot verify at all.
     """
     try:
         doc = _json.expect_object(_json.loads(set_bytes, what="Rekor SET"), "$")
@@ -151,11 +148,8 @@ def verify_rekor_set(rekor_keys: Sequence[ec.EllipticCurvePublicKey], set_bytes:
     except (_json.JSONShapeError, binascii.Error, ValueError) as e:
         raise SignatureRejected(f"invalid Rekor SET: {e}") from e
     for rk in rekor_keys:
-        try:
-            rk.verify(set_sig, canonical, ec.ECDSA(hashes.SHA256()))
+        if keys.check_key_signature(rk, set_sig, canonical):
             break
-        except InvalidSignature:
-            continue
     else:
         raise SignatureRejected("cryptographic signature verification of the Rekor SET failed",
                                 hint="the SET was not made by the Rekor log the policy trusts")

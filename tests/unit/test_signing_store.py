@@ -45,7 +45,7 @@ def test_bad_digests_and_blobs(home: Path) -> None:
 
 def _key_policy(home: Path, key: ec.EllipticCurvePrivateKey) -> Path:
     pub = home / "k.pub"
-    pub.write_bytes(keys.public_key_pem(key.public_key()))
+    pub.write_bytes(keys.public_key_pem(keys.public_key_of(key)))
     policy = home / "policy.json"
     policy.write_text(json.dumps({"default": [{"type": "reject"}], "transports": {"docker": {
         "docker.io/library/busybox": [{"type": "sigstoreSigned", "keyPath": str(pub)}]}}}))
