@@ -1,5 +1,3 @@
-import sys
+from secpod.cli import entry
 
-from secpod.cli import main
-
-sys.exit(main())
+entry()

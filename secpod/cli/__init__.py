@@ -10,6 +10,7 @@ command cannot be invoked, 127 when it is not found, as Docker does).
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import sys
 from collections.abc import Sequence
@@ -91,6 +92,23 @@ def _refuse_root(command: str) -> None:
         audit.record("preflight.refused", "refused", reason=e.message,
                      details={"command": command})
         raise
+
+
+def entry() -> None:
+    """The ``secpod`` command (the console script, and ``python -m secpod``).
+
+    A command lives for a fraction of a second and loads about 200 modules. With the
+    default threshold (700 allocations) the cyclic collector walks the growing heap
+    over and over while they load; at exit it walks all of it once more. Collecting
+    every 50,000 allocations, and freezing what is alive when the command is done
+    (the interpreter's exit then skips it), takes about a tenth off a `secpod run`.
+    Commands that keep running (a foreground container, ``logs -f``, the collector)
+    still collect, less often.
+    """
+    gc.set_threshold(50_000, 20, 20)
+    code = main()
+    gc.freeze()
+    sys.exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
