@@ -425,12 +425,18 @@ def load(path: Path) -> SeccompProfile:
 # --- libseccomp -------------------------------------------------------------
 
 
-def _known_to_libseccomp(name: str) -> bool:
-    import seccomp  # type: ignore[import-not-found]  # Debian's python3-seccomp
+_KNOWN: dict[str, bool] = {}  # per process: a run checks the same ~360 names twice
 
-    # -1 (__NR_SCMP_ERROR) means no architecture knows the name; a negative
-    # pseudo-number means libseccomp knows it, just not on the native arch.
-    return int(seccomp.resolve_syscall(seccomp.Arch.NATIVE, name)) != -1
+
+def _known_to_libseccomp(name: str) -> bool:
+    known = _KNOWN.get(name)
+    if known is None:
+        import seccomp  # type: ignore[import-not-found]  # Debian's python3-seccomp
+
+        # -1 (__NR_SCMP_ERROR) means no architecture knows the name; a negative
+        # pseudo-number means libseccomp knows it, just not on the native arch.
+        known = _KNOWN[name] = int(seccomp.resolve_syscall(seccomp.Arch.NATIVE, name)) != -1
+    return known
 
 
 def check_names(names: Iterable[str], source: str) -> None:
