@@ -72,9 +72,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                         help="show a traceback when something fails")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    # An area may then build only that command's parser (`register`'s ``command``).
     owners = [a for a, cmds in _AREAS.items() if command in cmds]
     for name in owners or list(_AREAS):
-        _area(name).register(sub)
+        _area(name).register(sub, command if owners else None)
     return parser
 
 

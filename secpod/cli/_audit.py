@@ -225,7 +225,8 @@ def _collect(args: argparse.Namespace) -> int:
 # --- registration --------------------------------------------------------------------
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+             command: str | None = None) -> None:
     """Add ``secpod audit ...``."""
     p = sub.add_parser("audit", help="read, verify, prove and report the audit log; collect",
                        description="The tamper-evident audit log: docs/audit.md.")

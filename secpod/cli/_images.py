@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+             command: str | None = None) -> None:
     """Add this area's commands to ``sub``."""
     image = sub.add_parser("image", help="manage images in your store")
     isub = image.add_subparsers(dest="image_command", metavar="COMMAND")

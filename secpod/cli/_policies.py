@@ -274,7 +274,8 @@ def _learn(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     return 0, {"syscalls": len(result.syscalls), "exit_status": result.exit_status}
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+             command: str | None = None) -> None:
     """Add this area's commands to ``sub``."""
     p = sub.add_parser("profile", help="inspect, compare, check and export security profiles")
     psub = p.add_subparsers(dest="profile_command", metavar="SUBCOMMAND")

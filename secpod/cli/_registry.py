@@ -32,7 +32,8 @@ def _connection_options(p: argparse.ArgumentParser) -> None:
                         "$XDG_RUNTIME_DIR/containers/auth.json, as Podman)")
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+             command: str | None = None) -> None:
     """Add this area's commands to ``sub``."""
     p = sub.add_parser(
         "pull", help="pull an image and its signatures from a registry",

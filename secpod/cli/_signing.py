@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from secpod.images.reference import Reference
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+             command: str | None = None) -> None:
     """Add this area's commands to ``sub``."""
     key = sub.add_parser("key", help="manage signing keys (cosign format)")
     key_sub = key.add_subparsers(dest="key_command", metavar="COMMAND")

@@ -27,7 +27,8 @@ def _doctor(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+             command: str | None = None) -> None:
     p = sub.add_parser(
         "doctor", help="check what this host allows (exit 1 if containers cannot run)"
     )

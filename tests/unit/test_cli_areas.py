@@ -34,3 +34,19 @@ def test_command_word_skips_global_flags() -> None:
     assert cli._command_word(["-v", "run", "x"]) == "run"
     assert cli._command_word(["--help"]) is None
     assert cli._command_word([]) is None
+
+
+def test_one_command_builds_only_its_own_parser() -> None:
+    for command in ("run", "ps", "container-cleanup"):
+        parser = cli.build_parser(command)
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        assert set(sub.choices) == {command}
+    args = cli.build_parser("run").parse_args(["run", "--rm", "--profile", "strict", "img", "x"])
+    assert (args.auto_remove, args.profile, args.image, args.command) == (
+        True, "strict", "img", ["x"])
+
+
+def test_an_unknown_command_still_lists_every_command() -> None:
+    parser = cli.build_parser(cli._command_word(["nosuch"]))
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == {c for cmds in cli._AREAS.values() for c in cmds}
