@@ -20,12 +20,21 @@ inherit from records.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar, dataclass_transform, overload
 
 __all__ = ["FrozenInstanceError", "Field", "asdict", "field", "fields", "record", "replace"]
 
-_T = TypeVar("_T")
-_C = TypeVar("_C", bound=type)
+# typing is for mypy only: importing it costs a command ~6 ms (docs/adr/0003-records.md).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TypeVar, dataclass_transform, overload
+
+    _T = TypeVar("_T")
+    _C = TypeVar("_C", bound=type)
+else:
+    def dataclass_transform(**_: object) -> Callable[[Callable[..., object]],
+                                                       Callable[..., object]]:
+        """typing's marker for type checkers; at run time it only sets an attribute."""
+        return lambda f: f
 
 
 class FrozenInstanceError(AttributeError):
@@ -176,12 +185,12 @@ def _build(cls: _C, frozen: bool, eq: bool) -> _C:
     return cls
 
 
-@overload
-def record(cls: _C, /) -> _C: ...
+if TYPE_CHECKING:
+    @overload
+    def record(cls: _C, /) -> _C: ...
 
-
-@overload
-def record(*, frozen: bool = False, eq: bool = True) -> Callable[[_C], _C]: ...
+    @overload
+    def record(*, frozen: bool = False, eq: bool = True) -> Callable[[_C], _C]: ...
 
 
 @dataclass_transform(field_specifiers=(field, Field))

@@ -15,11 +15,12 @@ loads on first use so that command start-up stays fast.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from secpod.audit._log import record
 
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
+    from typing import Any
+
     from secpod.audit._collector import Collector, CollectorClient
     from secpod.audit._log import log_dir, log_path, user_log
     from secpod.audit._note import Checkpoint, VerifierKey, parse_checkpoint

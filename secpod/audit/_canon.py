@@ -13,9 +13,12 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from secpod.errors import UsageError
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 ZERO_HASH = "0" * 64
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"

@@ -23,10 +23,13 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from secpod.audit import _canon, _store
 from secpod.errors import AuditError, CollectorError
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_LINE = 1 << 20
 _CRED = struct.Struct("3i")

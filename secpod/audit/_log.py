@@ -12,11 +12,14 @@ import os
 import pwd
 import sys
 from pathlib import Path
-from typing import Any
 
 from secpod import paths
 from secpod.audit import _canon, _policy, _store
 from secpod.errors import AuditError, CollectorError
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 OUTCOMES = ("ok", "refused", "error")
 

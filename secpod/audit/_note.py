@@ -27,12 +27,14 @@ import binascii
 import hashlib
 import os
 import re
-from typing import TYPE_CHECKING, Any
 
 from secpod._record import record
 from secpod.errors import CheckpointError
 
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
+    from typing import Any
+
     from secpod.audit._checkpoint import Checkpoint as Checkpoint
     from secpod.audit._checkpoint import NoteSignature as NoteSignature
     from secpod.audit._checkpoint import parse_checkpoint as parse_checkpoint

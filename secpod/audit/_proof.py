@@ -17,10 +17,13 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from secpod.audit import _canon, _merkle, _note, _verify
 from secpod.errors import AuditError, MalformedInput
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 FORMAT = "secpod-audit-proof/1"
 

@@ -9,11 +9,14 @@ import json.scanner
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 from secpod._record import record
 from secpod.audit import _canon, _verify
 from secpod.errors import AuditError
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @record(frozen=True)

@@ -12,9 +12,12 @@ import io
 import json
 from datetime import UTC, datetime
 from html import escape
-from typing import Any
 
 from secpod.audit import _canon
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 FORMATS = ("text", "json", "csv", "html")
 HTML_ROWS = 250  # per table; the JSON and CSV reports hold every row

@@ -21,10 +21,13 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
 
 from secpod._record import field, record
 from secpod.audit import _canon
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 FORMAT = "secpod-audit-report/1"
 _SIGNED_REQS = {"signedBy", "sigstoreSigned"}

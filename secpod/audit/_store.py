@@ -28,11 +28,14 @@ import stat
 import struct
 import threading
 from pathlib import Path
-from typing import Any
 
 from secpod._record import field, record
 from secpod.audit import _canon, _merkle, _note
 from secpod.errors import AuditError, CheckpointError
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 _sha256 = hashlib.sha256
 _CHUNK = 1 << 24

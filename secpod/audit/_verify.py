@@ -27,11 +27,14 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from secpod._record import field, record
 from secpod.audit import _canon, _merkle, _note
 from secpod.errors import AuditError, CheckpointError
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 _MAX_PROBLEMS = 50
 

@@ -7,9 +7,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from secpod.cli._output import emit_json, emit_table, status
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _dir(args: argparse.Namespace) -> Path:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Any
 
 from secpod.cli._output import emit_json, emit_table
 
@@ -273,7 +272,9 @@ def _cleanup(args: argparse.Namespace) -> int:
     return 0
 
 
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
+    from typing import Any
     _Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 

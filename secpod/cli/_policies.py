@@ -12,12 +12,15 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from secpod.cli._output import emit_json, emit_table, status
 
-Handler = Callable[[argparse.Namespace], int]
-Inner = Callable[[argparse.Namespace], tuple[int, dict[str, Any]]]
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
+
+    Handler = Callable[[argparse.Namespace], int]
+    Inner = Callable[[argparse.Namespace], tuple[int, dict[str, Any]]]
 _FORMATS = ("oci", "k8s", "seccomp", "apparmor", "selinux-cil")  # policies.export.FORMATS
 
 

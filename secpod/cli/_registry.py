@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
     from secpod.images.registry import RegistryOptions
 

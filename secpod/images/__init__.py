@@ -10,15 +10,16 @@ container of the image shares read-only. docs/images.md has the rules.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from secpod.images._store import ImageRecord, Store, human_size
 
 # Lazy: the sources and the unpacker pull in tarfile, gzip and zstandard, which
 # `secpod run` (Store.resolve) never needs.
 _LAZY = {"BlobSource": "_sources", "Limits": "_unpack"}
 
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
+    from typing import Any
+
     from secpod.images._sources import BlobSource
     from secpod.images._unpack import Limits
 

@@ -10,10 +10,13 @@ import json
 import os
 import re
 from collections.abc import Callable
-from typing import Any
 
 from secpod._record import record
 from secpod.errors import MalformedInput
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -27,7 +27,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
 
 from secpod import paths
 from secpod._record import record
@@ -37,7 +36,10 @@ from secpod.images._manifest import Descriptor, parse_config, parse_manifest
 
 # The unpack and archive machinery (tarfile, gzip, zstandard) is imported where an image
 # comes in or goes out: `secpod run` only resolves images and never needs it.
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
+    from typing import Any, BinaryIO
+
     from secpod.images._sources import BlobSource
 
 Progress = Callable[[str], None]

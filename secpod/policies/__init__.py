@@ -7,8 +7,6 @@ bundle's ``config.json``, and a summary for the audit record.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 # confine is eager: the function must shadow the submodule of the same name.
 from secpod.policies.confine import Confinement, RunRequest, confine
 from secpod.policies.profile import Profile, available, load, load_file
@@ -20,7 +18,10 @@ _LAZY = {
     "Finding": "lint", "lint_config": "lint", "lint_profile": "lint",
 }
 
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
+    from typing import Any
+
     from secpod.policies.floor import AdminPolicy, FloorRule, load_admin_policy
     from secpod.policies.lint import Finding, lint_config, lint_profile
 

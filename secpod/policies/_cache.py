@@ -15,10 +15,13 @@ import json
 import os
 import stat
 from pathlib import Path
-from typing import Any
 
 from secpod import paths
 from secpod.errors import HostError
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_ENTRY = 1 << 20
 _FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK

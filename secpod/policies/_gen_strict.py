@@ -27,7 +27,10 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 HERE = Path(__file__).resolve().parent / "profiles"
 SOURCE = HERE / "containers-common-seccomp.json"

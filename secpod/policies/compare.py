@@ -11,9 +11,12 @@ no higher, LSM enforcement no lower, signed images still required.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from secpod.policies.profile import Profile
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 _ENFORCE_RANK = {"off": 0, "if-available": 1, "required": 2}
 _UNCONFINED_TYPES = frozenset({"spc_t", "unconfined_t", "container_runtime_t", "kernel_t"})

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from secpod._record import field, record
 from secpod.errors import HostError, ProfileError, Refused, UsageError
@@ -20,7 +19,10 @@ from secpod.policies import capabilities as caps_mod
 from secpod.policies import profile as profile_mod
 from secpod.policies import seccomp as seccomp_mod
 
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
+    from typing import Any
+
     from secpod.sandbox.host import HostFeatures
 
 _RLIMIT_NAMES = {n: f"RLIMIT_{n.upper()}" for n in profile_mod.RLIMITS}

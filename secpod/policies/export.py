@@ -7,14 +7,16 @@ architecture for seccomp); nothing here loads anything into a kernel.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
 
 from secpod.errors import UsageError
 from secpod.policies.capabilities import ALL_CAPS
 from secpod.policies.confine import Confinement, RunRequest, confine_profile
 from secpod.policies.profile import Profile
 
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
+    from typing import Any
+
     from secpod.sandbox.host import HostFeatures
 
 FORMATS = ("oci", "k8s", "seccomp", "apparmor", "selinux-cil")

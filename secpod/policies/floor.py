@@ -42,14 +42,16 @@ import os
 import pwd
 import stat
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from secpod import paths
 from secpod._record import field, record, replace
 from secpod.errors import AdminPolicyError, FloorRefused, NotFound
 from secpod.policies import capabilities as caps_mod
 
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
+    from typing import Any
+
     from secpod.policies.confine import RunRequest, Weakening
     from secpod.policies.profile import Profile
 

@@ -28,11 +28,14 @@ import socket
 import struct
 import threading
 from pathlib import Path
-from typing import Any
 
 from secpod import paths
 from secpod._record import field, record
 from secpod.errors import Error, HostError, ProfileError
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 # SECCOMP_IOCTL_NOTIF_RECV / SEND: _IOWR('!', 0, struct seccomp_notif (80 bytes)) and
 # _IOWR('!', 1, struct seccomp_notif_resp (24 bytes)), include/uapi/linux/seccomp.h.

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
 
 from secpod._record import asdict, record
 from secpod.errors import MalformedInput
 
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
+    from typing import Any
+
     from secpod.policies.profile import Profile
 
 HIGH, MEDIUM, LOW = "high", "medium", "low"

@@ -65,13 +65,16 @@ import re
 import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 from secpod import paths
 from secpod._record import field, record
 from secpod.errors import NotFound, ProfileError
 from secpod.policies import capabilities as caps_mod
 from secpod.policies import seccomp as seccomp_mod
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "profiles"
 ADMIN_PROFILES = paths.ADMIN_DIR / "profiles"

@@ -31,10 +31,13 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 from secpod._record import record
 from secpod.errors import ProfileError
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 ACTIONS = frozenset({
     "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP",

@@ -13,13 +13,15 @@ import json
 import os
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from secpod._record import record
 from secpod.errors import MalformedInput, UsageError
 from secpod.sandbox import rootfs as rootfsmod
 
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
+    from typing import Any
+
     from secpod.policies import Confinement
     from secpod.sandbox.preflight import Identity
 

@@ -12,11 +12,14 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 from secpod import paths
 from secpod._record import record
 from secpod.errors import HostError, RuntimeFailed
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def crun_path() -> str:

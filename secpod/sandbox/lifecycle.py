@@ -15,7 +15,6 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 from secpod import audit
 from secpod._record import field, record
@@ -25,6 +24,10 @@ from secpod.sandbox import host as hostmod
 from secpod.sandbox import monitor, preflight, state
 from secpod.sandbox.crun import Runtime
 from secpod.sandbox.state import Container
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 SIGNALS = {
     "HUP": 1,

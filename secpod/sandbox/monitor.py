@@ -26,11 +26,14 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
 
 from secpod import paths
 from secpod.errors import HostError, RuntimeFailed
 from secpod.sandbox.crun import Runtime
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import IO, Any
 
 FORWARDED = (
     signal.SIGINT,

@@ -17,13 +17,16 @@ import shutil
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
 
 from secpod import _record, paths
 from secpod._record import field, record
 from secpod.errors import Conflict, NotFound, UsageError
 
-_T = TypeVar("_T")
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    _T = TypeVar("_T")
 
 _ADJ = (
     "amber",

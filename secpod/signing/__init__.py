@@ -11,7 +11,6 @@ root in, claims or an exception out. "The signature is not acceptable" is
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 # Lazy: `secpod verify` and the runner import only what they use (CLI start-up time).
 _WHERE = {
@@ -29,7 +28,10 @@ _WHERE = {
     "user_policy_path": "trust",
 }
 
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
+    from typing import Any
+
     from secpod.signing.keys import (
         decrypt_private_key,
         generate_key_pair,

@@ -8,13 +8,13 @@ Loaded only when a ``sigstoreSigned`` requirement names ``fulcio`` or ``pki``
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from secpod._record import record
 from secpod.errors import KeyFormatError, SignatureRejected
 from secpod.signing import keys, x509chain
 from secpod.signing.sigstore import ANNOTATION_CHAIN
 
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
     from collections.abc import Mapping
 

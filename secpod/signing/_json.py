@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection
-from typing import Any, NoReturn
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 
 class JSONShapeError(ValueError):
@@ -28,7 +31,7 @@ class _DuplicateKey(ValueError):
         self.key = key
 
 
-class _Object(dict[str, Any]):
+class _Object(dict[str, "Any"]):  # a string: typing is not imported at run time
     """A JSON object that remembers it came from JSON (for exact-field checks)."""
 
 

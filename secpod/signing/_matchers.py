@@ -7,7 +7,6 @@ each under its own name.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from secpod._record import record
 from secpod.images.reference import Reference
@@ -18,6 +17,10 @@ from secpod.signing.identity import (
     _repo_digest_or_exact,
     parse_named,
 )
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 _PATH_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 _DOMAIN = re.compile(r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9-]+)*(?::[0-9]+)?"

@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import ctypes
 from ctypes import POINTER, byref, c_char_p, c_int, c_long, c_size_t, c_ulong, c_void_p
-from typing import Any
 
 from secpod._record import record
 from secpod.errors import HostError
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["KeyInfo", "KeyRejected", "OpenSSLError", "ed25519_public_key", "ed25519_sign",
            "ed25519_verify", "load_spki", "verify"]

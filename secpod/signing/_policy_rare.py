@@ -10,12 +10,15 @@ start-up. The parsing rules are the same strict ones as in the policy module.
 from __future__ import annotations
 
 import base64
-from typing import Any
 
 from secpod._record import field, record
 from secpod.signing import _json
 from secpod.signing.identity import IdentityMatcher, MatchRepoDigestOrExact, parse_identity
 from secpod.signing.policy import GPG_KEY_TYPES, _b64, _identity, _str_list
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 _C = _json.child
 

@@ -8,8 +8,6 @@ repository (as cosign's do) never matches ``matchExact``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
-
 from secpod._record import record
 from secpod.errors import Error
 from secpod.images import reference as refs
@@ -21,7 +19,12 @@ from secpod.signing import _json
 _ELSEWHERE = ("MatchExact", "MatchRepository", "ExactReference", "ExactRepository",
               "RemapIdentity")
 
+# typing is for mypy only: not imported at run time. The Protocol classes here only
+# describe types: at run time they are plain classes that nothing checks against.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Protocol
+
     from secpod.signing._matchers import (
         ExactReference,
         ExactRepository,
@@ -29,6 +32,8 @@ if TYPE_CHECKING:
         MatchRepository,
         RemapIdentity,
     )
+else:
+    Protocol = object
 
 
 def parse_named(text: str) -> Reference | None:

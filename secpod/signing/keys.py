@@ -23,13 +23,15 @@ import hashlib
 import json
 import os
 import sys
-from typing import TYPE_CHECKING, Any, TypeAlias
 
 from secpod._record import field, record
 from secpod.errors import KeyFormatError, UsageError, VerificationError
 from secpod.signing import _json, _openssl
 
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
+    from typing import Any, TypeAlias
+
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
     PrivateKey: TypeAlias = (ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey

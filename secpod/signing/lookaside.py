@@ -30,12 +30,14 @@ import re
 import stat
 import urllib.parse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from secpod._record import field, record
 from secpod.errors import LookasideError, RegistriesConfigError
 
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
+    from typing import Any
+
     from secpod.images.reference import Reference
 
 SYSTEM_DIR = Path("/etc/containers/registries.d")

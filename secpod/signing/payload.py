@@ -18,11 +18,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any
 
 from secpod._record import record
 from secpod.errors import SignatureRejected
 from secpod.signing import _json
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 SIGSTORE_PAYLOAD_TYPE = "cosign container image signature"
 GPG_PAYLOAD_TYPE = "atomic container signature"

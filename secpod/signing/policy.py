@@ -15,7 +15,6 @@ import binascii
 import json
 from collections.abc import Mapping
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, TypeAlias
 
 from secpod._record import field, record
 from secpod.errors import TrustPolicyError
@@ -89,7 +88,10 @@ class SigstoreSigned:
         return out
 
 
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
+    from typing import Any, TypeAlias
+
     from secpod.signing._policy_rare import FulcioSpec as FulcioSpec
     from secpod.signing._policy_rare import PKISpec as PKISpec
     from secpod.signing._policy_rare import SignedBaseLayer as SignedBaseLayer

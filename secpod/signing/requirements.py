@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
 
 from secpod._record import field, record
 from secpod.errors import SignatureRejected, VerificationError
@@ -21,7 +20,12 @@ from secpod.signing import policy
 from secpod.signing.identity import IdentityMatcher
 from secpod.signing.store import is_sigstore_blob
 
+# typing is for mypy only: not imported at run time. The Protocol classes here only
+# describe types: at run time they are plain classes that nothing checks against.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Protocol
+
     # The X.509 and key machinery loads only when a sigstore requirement applies, and
     # gpg only for signedBy.
     from cryptography import x509
@@ -29,6 +33,8 @@ if TYPE_CHECKING:
     from secpod.signing import keys, sigstore
     from secpod.signing._signedby import GPGSignedBy as GPGSignedBy
     from secpod.signing._signedby import UnimplementedKeyType as UnimplementedKeyType
+else:
+    Protocol = object
 
 MAX_KEY_FILE = 1024 * 1024
 

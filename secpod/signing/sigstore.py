@@ -16,7 +16,6 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from secpod._record import field, record
 from secpod.errors import SignatureRejected, VerificationError
@@ -32,6 +31,7 @@ from secpod.signing.payload import (
 )
 from secpod.signing.store import SIGSTORE_PREFIX, is_sigstore_blob
 
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
     from secpod.signing._certroots import FulcioRoot as FulcioRoot
     from secpod.signing._certroots import PKIRoot as PKIRoot

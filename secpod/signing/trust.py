@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from secpod._record import record
 from secpod.errors import Refused, SignatureRejected, TrustPolicyError, VerificationError
@@ -23,6 +22,10 @@ from secpod.images import reference as refs
 from secpod.images.reference import Reference
 from secpod.signing import policy as pol
 from secpod.signing import requirements, store
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 SYSTEM_POLICY = Path("/etc/containers/policy.json")
 MAX_POLICY = 1024 * 1024

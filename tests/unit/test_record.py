@@ -78,14 +78,14 @@ def test_frozen_refuses_assignment_and_deletion() -> None:
     with pytest.raises(FrozenInstanceError):
         p.x = 2  # type: ignore[misc]
     with pytest.raises(FrozenInstanceError):
-        del p.x  # type: ignore[misc]
+        del p.x
     assert isinstance(FrozenInstanceError("x"), AttributeError)
 
 
 def test_equality_hash_and_compare_false() -> None:
     assert Point(1, note="a") == Point(1, note="b")
     assert Point(1) != Point(2)
-    assert Point(1) != (1, 0, [], "")
+    assert Point(1) != (1, 0, [], "")  # type: ignore[comparison-overlap]
     assert hash(Secret("u", "a")) == hash(Secret("u", "a"))
     assert len({Secret("u", "a"), Secret("u", "a"), Secret("u", "b")}) == 2
     with pytest.raises(TypeError):

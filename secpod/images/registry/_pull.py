@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
 
 from secpod._record import field, record
 from secpod.errors import (
@@ -29,6 +28,10 @@ from secpod.images._manifest import (
 from secpod.images.registry import cosign
 from secpod.images.registry._auth import find_credentials
 from secpod.images.registry.distribution import RegistryClient
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 Progress = Callable[[str], None]
 MAX_REFERRERS = 64

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from secpod._record import record
 from secpod.errors import Error, MalformedInput, NotFound, UsageError
@@ -15,6 +14,10 @@ from secpod.images.registry import cosign
 from secpod.images.registry._auth import find_credentials
 from secpod.images.registry._pull import RegistryOptions
 from secpod.images.registry.distribution import CHUNK, MONOLITHIC_MAX, RegistryClient
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 Progress = Callable[[str], None]
 

@@ -20,11 +20,14 @@ simple-signing layers there; those convert as above.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from secpod._record import record
 from secpod.errors import MalformedInput
 from secpod.images._manifest import OCI_CONFIG, OCI_MANIFEST, Descriptor, descriptor, load_json
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 SIGNATURE_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 BUNDLE_MEDIA_TYPES = (

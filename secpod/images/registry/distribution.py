@@ -15,7 +15,6 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
 
 from secpod._record import record
 from secpod.errors import (
@@ -38,6 +37,10 @@ from secpod.images._manifest import (
 )
 from secpod.images.registry._auth import Credentials
 from secpod.images.registry._http import Response, Session, api_host, error_from
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 ALL_MANIFESTS = (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST)
 MONOLITHIC_MAX = 32 << 20
