@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,17 @@ def test_strict_config_json_validates_and_inspect_reports_unenforced(
     # this host has no LSM and hybrid cgroups: recorded, not claimed
     assert info["unenforced"], info
     assert info["confinement"]["seccomp"]["enabled"] is True
+
+
+def test_a_strict_run_loads_none_of_the_slow_modules(user: User, signed_busybox: str) -> None:
+    """The start-up work of docs/BENCHMARKS.md stays done: a signed strict run imports no
+    dataclasses (records, ADR 0003), typing, tomllib (parsed built-in profiles) or
+    cryptography (libcrypto through secpod.signing._openssl)."""
+    r = user.sh([sys.executable, "-X", "importtime", "-m", "secpod", "run", "--rm",
+                 "--profile", "strict", signed_busybox, "true"])
+    assert r.returncode == 0, r.stderr
+    loaded = {line.split("|")[-1].strip() for line in r.stderr.splitlines()
+              if line.startswith("import time:")}
+    assert "secpod.sandbox.lifecycle" in loaded and "secpod.signing._openssl" in loaded
+    slow = {"dataclasses", "inspect", "typing", "tomllib", "cryptography", "nacl"}
+    assert not loaded & slow, sorted(loaded & slow)
