@@ -32,7 +32,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from secpod.images.reference import parse
-from secpod.signing import sigstore
+from secpod.signing import keys, sigstore
 from secpod.signing.identity import MatchRepoDigestOrExact
 from secpod.signing.requirements import GPGSignedBy, ImageUnderTest
 
@@ -79,7 +79,7 @@ def main() -> int:
     # 1a. sigstore throughput
     key = ec.generate_private_key(ec.SECP256R1())
     att = sigstore.parse_attachment(sigstore.make_signature(key, REF, DIGEST))
-    root = sigstore.SigstoreTrustRoot(public_keys=(key.public_key(),))
+    root = sigstore.SigstoreTrustRoot(public_keys=(keys.public_key_of(key),))
     ident = MatchRepoDigestOrExact()
     intended = parse(REF)
     t = time.perf_counter()
