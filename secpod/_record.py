@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 __all__ = ["FrozenInstanceError", "Field", "asdict", "field", "fields", "record", "replace"]
 
-# typing is for mypy only: importing it costs a command ~6 ms (docs/adr/0003-records.md).
+# typing is for mypy only: importing it costs a command ~6 ms (docs/adr/0004).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, TypeVar, dataclass_transform, overload
