@@ -25,7 +25,13 @@ if TYPE_CHECKING:
     from secpod.audit._log import log_dir, log_path, user_log
     from secpod.audit._note import Checkpoint, VerifierKey, parse_checkpoint
     from secpod.audit._policy import DEFAULT_HOST_DIR, DEFAULT_SOCKET
-    from secpod.audit._proof import load_proof, prove, verify_proof
+    from secpod.audit._proof import (
+        load_proof,
+        prove,
+        prove_consistency,
+        verify_consistency,
+        verify_proof,
+    )
     from secpod.audit._query import Selection, iter_records, select
     from secpod.audit._render import render
     from secpod.audit._report import build_report, trust_status
@@ -50,11 +56,13 @@ __all__ = [
     "log_path",
     "parse_checkpoint",
     "prove",
+    "prove_consistency",
     "record",
     "render",
     "select",
     "trust_status",
     "user_log",
+    "verify_consistency",
     "verify_dir",
     "verify_proof",
     "verify_stream",
@@ -66,6 +74,7 @@ _LAZY = {
     "Checkpoint": "_note", "VerifierKey": "_note", "parse_checkpoint": "_note",
     "DEFAULT_HOST_DIR": "_policy", "DEFAULT_SOCKET": "_policy",
     "load_proof": "_proof", "prove": "_proof", "verify_proof": "_proof",
+    "prove_consistency": "_proof", "verify_consistency": "_proof",
     "Selection": "_query", "iter_records": "_query", "select": "_query",
     "render": "_render",
     "build_report": "_report", "trust_status": "_report",

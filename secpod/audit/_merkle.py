@@ -119,3 +119,76 @@ def root_from_inclusion(index: int, size: int, leaf: bytes, path: Sequence[bytes
     if sn != 0:
         raise AuditError("the inclusion proof is shorter than the tree needs")
     return r
+
+
+def consistency_path(leaves: Sequence[bytes], old_size: int, size: int) -> list[bytes]:
+    """RFC 6962 PROOF(old_size, D[0:size]) (section 2.1.2): the hashes that show the tree
+    of ``old_size`` leaves is a prefix of the tree of ``size``. Empty when the sizes are
+    equal or ``old_size`` is 0. Raises AuditError for sizes that are not old <= new <= leaves.
+    """
+    if not 0 <= old_size <= size <= len(leaves):
+        raise AuditError(f"no consistency proof from {old_size} to {size} records")
+    if old_size in (0, size):
+        return []
+    out: list[bytes] = []
+    start, end, whole = 0, size, True   # SUBPROOF(m, D[start:end], whole)
+    m = old_size
+    while m != end - start:
+        k = _largest_pow2_below(end - start)
+        if m <= k:
+            out.append(subtree_root(leaves, start + k, end))
+            end = start + k
+        else:
+            out.append(subtree_root(leaves, start, start + k))
+            start, m, whole = start + k, m - k, False
+    if not whole:
+        out.append(subtree_root(leaves, start, end))
+    return list(reversed(out))
+
+
+def verify_consistency(old_size: int, size: int, old_root: bytes, root: bytes,
+                       path: Sequence[bytes]) -> None:
+    """Check a consistency proof (RFC 9162 section 2.1.4.2). Pure: no I/O.
+
+    Raises AuditError when the proof does not show that the tree of ``old_size``
+    leaves with head ``old_root`` is a prefix of the tree of ``size`` with ``root``.
+    """
+    if not 0 <= old_size <= size:
+        raise AuditError(f"a tree of {size} records cannot extend one of {old_size}")
+    if old_size == 0 or old_size == size:
+        if path:
+            raise AuditError("the consistency proof should be empty for these sizes")
+        if old_size == size and old_root != root:
+            raise AuditError(f"two different trees of {size} records")
+        if old_size == 0 and old_root != EMPTY_ROOT:
+            raise AuditError("an empty tree has a different root")
+        return
+    hashes = list(path)
+    if old_size & (old_size - 1) == 0:  # a power of two: the old root is a node of the tree
+        hashes.insert(0, old_root)
+    if not hashes:
+        raise AuditError("the consistency proof is empty")
+    fn, sn = old_size - 1, size - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = hashes[0]
+    for c in hashes[1:]:
+        if sn == 0:
+            raise AuditError("the consistency proof is longer than the trees allow")
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise AuditError("the consistency proof is shorter than the trees need")
+    if fr != old_root or sr != root:
+        raise AuditError(f"the tree of {size} records does not extend the one of {old_size}: "
+                         "records before it were changed or removed")

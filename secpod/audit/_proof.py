@@ -1,12 +1,19 @@
-"""Inclusion proofs: one record, its audit path, and the signed checkpoint it leads to.
+"""Proofs about the log, checked offline with nothing but its verifier key.
 
-A proof is JSON::
+An inclusion proof: one record, its audit path, and the signed checkpoint it leads to::
 
     {"format": "secpod-audit-proof/1", "seq": 41, "tree_size": 100,
      "record": "<the record's line>", "path": ["<base64 hash>", ...],
      "checkpoint": "<signed checkpoint note>"}
 
-:func:`verify_proof` checks it offline with nothing but the log's verifier key.
+A consistency proof: the log at a newer checkpoint extends the log at an older
+one, record for record (nothing was changed or removed, only appended)::
+
+    {"format": "secpod-audit-consistency/1", "old_size": 60, "tree_size": 100,
+     "path": ["<base64 hash>", ...],
+     "old_checkpoint": "<signed note>", "checkpoint": "<signed note>"}
+
+:func:`verify_proof` and :func:`verify_consistency` check them.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 FORMAT = "secpod-audit-proof/1"
+CONSISTENCY_FORMAT = "secpod-audit-consistency/1"
 
 
 def _leaves(log: Path, size: int, seq: int) -> tuple[list[bytes], bytes]:
@@ -49,16 +57,9 @@ def _leaves(log: Path, size: int, seq: int) -> tuple[list[bytes], bytes]:
                      hint="the log was truncated: run `secpod audit verify`")
 
 
-def prove(log_dir: Path, seq: int, *, checkpoint: Path | None = None) -> dict[str, Any]:
-    """An inclusion proof of record ``seq`` against ``checkpoint`` (default: the latest).
-
-    Raises AuditError if the record is not covered by the checkpoint or the log
-    does not match it, CheckpointError if the checkpoint is malformed or not
-    signed by the log's key.
-    """
-    if seq < 0:
-        raise AuditError("record numbers start at 0")
-    src = checkpoint or log_dir / "checkpoint"
+def _read_checkpoint(log_dir: Path, src: Path) -> tuple[str, _note.Checkpoint]:
+    """A checkpoint file's note and its parse, checked against the log's key when the log
+    has one. Raises AuditError (unreadable) or CheckpointError (malformed, wrong key)."""
     try:
         note = src.read_text()
     except FileNotFoundError:
@@ -70,6 +71,19 @@ def prove(log_dir: Path, seq: int, *, checkpoint: Path | None = None) -> dict[st
     key = _verify.load_key(None, log_dir)
     if key is not None:
         cp.verify(key)
+    return note, cp
+
+
+def prove(log_dir: Path, seq: int, *, checkpoint: Path | None = None) -> dict[str, Any]:
+    """An inclusion proof of record ``seq`` against ``checkpoint`` (default: the latest).
+
+    Raises AuditError if the record is not covered by the checkpoint or the log
+    does not match it, CheckpointError if the checkpoint is malformed or not
+    signed by the log's key.
+    """
+    if seq < 0:
+        raise AuditError("record numbers start at 0")
+    note, cp = _read_checkpoint(log_dir, checkpoint or log_dir / "checkpoint")
     if seq >= cp.size:
         raise AuditError(f"record {seq} is not covered by the checkpoint (it covers records "
                          f"0-{cp.size - 1})",
@@ -141,6 +155,79 @@ def verify_proof(proof: Mapping[str, Any], key: _note.VerifierKey,
     if not isinstance(parsed, dict):
         raise MalformedInput("the proof's record is not a JSON object")
     return parsed
+
+
+def prove_consistency(log_dir: Path, since: Path, *,
+                      checkpoint: Path | None = None) -> dict[str, Any]:
+    """A consistency proof from the checkpoint in ``since`` (one you kept) to ``checkpoint``
+    (default: the latest).
+
+    Raises AuditError when the newer checkpoint is smaller, or when the log no longer
+    matches either checkpoint: that is what a rewritten log looks like.
+    CheckpointError if a checkpoint is malformed or not signed by the log's key.
+    """
+    old_note, old = _read_checkpoint(log_dir, since)
+    note, cp = _read_checkpoint(log_dir, checkpoint or log_dir / "checkpoint")
+    if old.origin != cp.origin:
+        raise AuditError(f"the checkpoints are of two logs ({old.origin!r}, {cp.origin!r})")
+    if old.size > cp.size:
+        raise AuditError(f"the checkpoint you kept covers {old.size} records, more than the "
+                         f"newer one ({cp.size})",
+                         hint="give the older checkpoint with --since and the newer one with "
+                              "--checkpoint")
+    hashes, _ = _leaves(log_dir / "log.jsonl", cp.size, -1) if cp.size else ([], b"")
+    if _merkle.frontier_root(_merkle.frontier_of(hashes)) != cp.root:
+        raise AuditError(f"the log does not match its checkpoint of size {cp.size}",
+                         hint="the log was changed: run `secpod audit verify`")
+    if _merkle.frontier_root(_merkle.frontier_of(hashes[:old.size])) != old.root:
+        raise AuditError(f"the log no longer matches the checkpoint you kept (size "
+                         f"{old.size}): records it covers were changed or removed",
+                         hint="run `secpod audit verify` and keep both checkpoints as evidence")
+    path = _merkle.consistency_path(hashes, old.size, cp.size)
+    return {
+        "format": CONSISTENCY_FORMAT, "old_size": old.size, "tree_size": cp.size,
+        "path": [base64.b64encode(h).decode() for h in path],
+        "old_checkpoint": old_note, "checkpoint": note,
+    }
+
+
+def verify_consistency(proof: Mapping[str, Any], key: _note.VerifierKey,
+                       old_checkpoint: str | None = None) -> dict[str, Any]:
+    """Check a consistency proof offline; return what it proves.
+
+    Pure. Checks: (1) the proof's shape; (2) both checkpoints (``old_checkpoint``, the
+    one you kept, instead of the proof's when given) are signed by ``key``; (3) they
+    are for the proof's sizes; (4) the RFC 9162 (2.1.4.2) path shows the older tree
+    is a prefix of the newer. Returns {"old_size", "tree_size", "old_time", "time"}.
+    Raises MalformedInput for a malformed proof, CheckpointError when a checkpoint is
+    not the key's, AuditError when the proof does not hold.
+    """
+    if proof.get("format") != CONSISTENCY_FORMAT:
+        raise MalformedInput("not a secpod audit consistency proof "
+                             f"(format must be {CONSISTENCY_FORMAT})")
+    old_size, size, path = proof.get("old_size"), proof.get("tree_size"), proof.get("path")
+    if (not isinstance(old_size, int) or not isinstance(size, int) or isinstance(old_size, bool)
+            or isinstance(size, bool) or not isinstance(path, list)
+            or not all(isinstance(p, str) for p in path)):
+        raise MalformedInput("the proof needs old_size, tree_size and path")
+    try:
+        hashes = [base64.b64decode(p, validate=True) for p in path]
+    except (binascii.Error, ValueError) as e:
+        raise MalformedInput("the proof's path is not base64") from e
+    if any(len(h) != 32 for h in hashes) or len(hashes) > 128:
+        raise MalformedInput("the proof's path is not a list of SHA-256 hashes")
+    old_note = old_checkpoint if old_checkpoint is not None else proof.get("old_checkpoint")
+    note = proof.get("checkpoint")
+    if not isinstance(old_note, str) or not isinstance(note, str):
+        raise MalformedInput("the proof needs both checkpoints")
+    old, cp = _note.parse_checkpoint(old_note), _note.parse_checkpoint(note)
+    old.verify(key)
+    cp.verify(key)
+    if (old.size, cp.size) != (old_size, size):
+        raise AuditError(f"the proof is from {old_size} to {size} records but the checkpoints "
+                         f"are for {old.size} and {cp.size}")
+    _merkle.verify_consistency(old.size, cp.size, old.root, cp.root, hashes)
+    return {"old_size": old.size, "tree_size": cp.size, "old_time": old.time, "time": cp.time}
 
 
 def load_proof(path: Path) -> dict[str, Any]:

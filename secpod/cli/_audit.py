@@ -108,13 +108,22 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _prove(args: argparse.Namespace) -> int:
     from secpod import audit
+    from secpod.errors import UsageError
 
-    proof = audit.prove(_dir(args), args.seq,
-                        checkpoint=Path(args.checkpoint) if args.checkpoint else None)
+    newer = Path(args.checkpoint) if args.checkpoint else None
+    if (args.seq is None) == (args.since is None):
+        raise UsageError("give a record's SEQ (inclusion) or --since CHECKPOINT (consistency)",
+                         hint="secpod audit prove 41, or secpod audit prove --since kept.note")
+    if args.since is not None:
+        proof = audit.prove_consistency(_dir(args), Path(args.since), checkpoint=newer)
+        what = f"the proof that the log at {proof['tree_size']} records extends {args.since}"
+    else:
+        proof = audit.prove(_dir(args), args.seq, checkpoint=newer)
+        what = f"the proof of record {args.seq}"
     text = json.dumps(proof, indent=2, sort_keys=True) + "\n"
     if args.output:
         _write_atomic(Path(args.output), text)
-        status(f"wrote the proof of record {args.seq} to {args.output}")
+        status(f"wrote {what} to {args.output}")
     else:
         sys.stdout.write(text)
     return 0
@@ -122,6 +131,7 @@ def _prove(args: argparse.Namespace) -> int:
 
 def _verify_proof(args: argparse.Namespace) -> int:
     from secpod import audit
+    from secpod.audit._proof import CONSISTENCY_FORMAT
     from secpod.audit._verify import load_key
     from secpod.errors import AuditError
 
@@ -136,6 +146,15 @@ def _verify_proof(args: argparse.Namespace) -> int:
             note = Path(args.checkpoint).read_text()
         except OSError as e:
             raise AuditError(f"cannot read {args.checkpoint}: {e.strerror}") from e
+    if proof.get("format") == CONSISTENCY_FORMAT:
+        got = audit.verify_consistency(proof, key, note)
+        if args.json:
+            emit_json({"ok": True, "key": str(key), **got})
+        else:
+            print(f"the log {key.name} at {got['tree_size']} records (signed {got['time']}) "
+                  f"extends the one at {got['old_size']} (signed {got['old_time']}): "
+                  "nothing in it was changed or removed")
+        return 0
     rec = audit.verify_proof(proof, key, note)
     if args.json:
         emit_json({"ok": True, "seq": proof["seq"], "tree_size": proof["tree_size"],
@@ -268,20 +287,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_verify, allow_root=True)
 
-    q = asub.add_parser("prove", help="print an inclusion proof of one record (JSON)")
+    q = asub.add_parser("prove", help="print a proof (JSON) that a record is in the log, or "
+                                      "with --since that the log only grew since a checkpoint")
     where(q)
-    q.add_argument("seq", type=int, metavar="SEQ", help="the record's sequence number")
+    q.add_argument("seq", type=int, metavar="SEQ", nargs="?",
+                   help="the record's sequence number (an inclusion proof)")
+    q.add_argument("--since", metavar="FILE",
+                   help="a checkpoint you kept: prove the log still extends it (consistency)")
     q.add_argument("--checkpoint", metavar="FILE",
                    help="prove against this checkpoint (default: the latest)")
     q.add_argument("--output", "-o", metavar="FILE", help="write the proof here")
     q.set_defaults(func=_prove, allow_root=True)
 
-    q = asub.add_parser("verify-proof", help="check an inclusion proof offline")
+    q = asub.add_parser("verify-proof", help="check an inclusion or consistency proof offline")
     where(q)
     q.add_argument("proof", metavar="PROOF", help="a proof file from `secpod audit prove`")
     q.add_argument("--key", metavar="VKEY", help="the log's verifier key (or a file holding it)")
     q.add_argument("--checkpoint", metavar="FILE",
-                   help="a checkpoint you trust, instead of the one in the proof")
+                   help="a checkpoint you trust, instead of the one in the proof (for a "
+                        "consistency proof: the older one, that you kept)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_verify_proof, allow_root=True)
 

@@ -74,6 +74,56 @@ def test_records_verify_and_prove_offline(user: User, busybox: str) -> None:
     assert r.returncode == 1 and "error" in r.stderr
 
 
+def test_a_kept_checkpoint_proves_the_log_only_grew_and_catches_a_rewrite(
+        user: User, busybox: str) -> None:
+    """An auditor keeps a checkpoint; later the user proves the log still extends it."""
+    record(user, *[f"'image.tag', 'ok', image_ref='x:{i}'" for i in range(4)],
+           "'image.tag', 'ok', image_ref='x:4', checkpoint=True")
+    kept = user.file("kept.note", (audit_dir(user) / "checkpoint").read_text())
+    record(user, *[f"'image.tag', 'ok', image_ref='y:{i}'" for i in range(7)])
+    user.run("audit", "checkpoint", check=True)
+    vkey = user.run("audit", "key", check=True).stdout.strip()
+
+    out = user.home / "consistency.json"
+    r = user.run("audit", "prove", "--since", str(kept), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "extends" in r.stderr and r.stdout == ""
+    proof = json.loads(out.read_text())
+    assert proof["format"] == "secpod-audit-consistency/1"
+    assert proof["old_size"] == 6 and proof["tree_size"] == 13  # with the image import
+    r = user.run("audit", "verify-proof", str(out), "--key", vkey, "--checkpoint", str(kept),
+                 "--json")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert (got["ok"], got["old_size"], got["tree_size"], got["key"]) == (True, 6, 13, vkey)
+    assert got["old_time"] <= got["time"]
+    r = user.run("audit", "verify-proof", str(out), "--key", vkey)
+    assert r.returncode == 0 and "nothing in it was changed or removed" in r.stdout
+
+    # A tampered proof fails (exit 1), and so does one checked against another log's key.
+    forged = dict(proof, path=list(reversed(proof["path"])))
+    bad = user.file("forged.json", json.dumps(forged))
+    r = user.run("audit", "verify-proof", str(bad), "--key", vkey)
+    assert r.returncode == 1 and "changed or removed" in r.stderr
+    other = "other/log+" + vkey.split("+", 1)[1]
+    assert user.run("audit", "verify-proof", str(out), "--key", other).returncode == 1
+
+    # Usage: SEQ and --since together, or neither, is one clear error.
+    for argv in (["audit", "prove"], ["audit", "prove", "1", "--since", str(kept)]):
+        r = user.run(*argv)
+        assert r.returncode != 0 and "give a record's SEQ" in r.stderr
+
+    # The user rewrites a record the kept checkpoint covers and signs a new checkpoint
+    # over the rewritten log: the kept checkpoint exposes it.
+    lines = log_lines(user)
+    lines[2] = lines[2].replace(b'"outcome":"ok"', b'"outcome":"refused"')
+    (audit_dir(user) / "log.jsonl").write_bytes(b"".join(lines))
+    user.run("audit", "checkpoint", check=True)  # the user's own key signs the forgery
+    r = user.run("audit", "prove", "--since", str(kept))
+    assert r.returncode == 1, r.stdout
+    assert "no longer matches the checkpoint you kept (size 6)" in r.stderr
+
+
 def test_verify_names_a_record_changed_by_hand(user: User, busybox: str) -> None:
     record(user, *[f"'image.tag', 'ok', image_ref='x:{i}'" for i in range(6)])
     lines = log_lines(user)

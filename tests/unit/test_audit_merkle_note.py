@@ -146,3 +146,73 @@ def test_verify_proof_is_pure_and_names_each_failure() -> None:
         _proof.verify_proof(proof, _note.SignerKey.generate("example.org/log").verifier())
     with pytest.raises(MalformedInput):
         _proof.verify_proof({**proof, "path": ["%%%"]}, key.verifier())
+
+
+@pytest.mark.parametrize("case", VECTORS["consistency"],
+                         ids=lambda c: f"{c['old_size']}to{c['size']}")
+def test_consistency_proofs_match_rfc6962(case: dict[str, object]) -> None:
+    m, n = int(case["old_size"]), int(case["size"])  # type: ignore[call-overload]
+    want = [bytes.fromhex(h) for h in case["path"]]  # type: ignore[attr-defined]
+    assert _merkle.consistency_path(LEAVES, m, n) == want
+    _merkle.verify_consistency(m, n, bytes.fromhex(VECTORS["roots"][m]),
+                               bytes.fromhex(VECTORS["roots"][n]), want)
+
+
+@settings(max_examples=80, deadline=None)
+@given(n=st.integers(1, 90), data=st.data())
+def test_every_consistency_proof_verifies_and_a_rewritten_log_does_not(
+        n: int, data: st.DataObject) -> None:
+    leaves = [_merkle.leaf_hash(b"record %d" % i) for i in range(n)]
+    m = data.draw(st.integers(0, n))
+    root, old_root = _merkle.subtree_root(leaves, 0, n), _merkle.subtree_root(leaves, 0, m)
+    path = _merkle.consistency_path(leaves, m, n)
+    _merkle.verify_consistency(m, n, old_root, root, path)
+    if 0 < m < n:
+        # A record the old checkpoint covers is rewritten: its root no longer fits.
+        i = data.draw(st.integers(0, m - 1))
+        forged = [*leaves[:i], _merkle.leaf_hash(b"forged"), *leaves[i + 1:]]
+        with pytest.raises(AuditError):
+            _merkle.verify_consistency(m, n, _merkle.subtree_root(forged, 0, m), root, path)
+        # Any changed, dropped or added path element is refused.
+        if path:
+            j = data.draw(st.integers(0, len(path) - 1))
+            for bad in ([*path[:j], _merkle.leaf_hash(path[j]), *path[j + 1:]], path[:-1],
+                        [*path, path[0]]):
+                with pytest.raises(AuditError):
+                    _merkle.verify_consistency(m, n, old_root, root, bad)
+    with pytest.raises(AuditError, match="cannot extend"):
+        _merkle.verify_consistency(n + 1, n, root, root, [])
+
+
+def test_verify_consistency_is_pure_and_names_each_failure() -> None:
+    import base64
+
+    key = _note.SignerKey.generate("example.org/log")
+    leaves = [_merkle.leaf_hash(b'{"seq":%d}' % i) for i in range(9)]
+
+    def note(size: int, signer: _note.SignerKey = key) -> str:
+        root = _merkle.frontier_root(_merkle.frontier_of(leaves[:size]))
+        return signer.sign_note(_note.checkpoint_text(signer.name, size, root, f"t{size}"))
+
+    proof = {"format": _proof.CONSISTENCY_FORMAT, "old_size": 5, "tree_size": 9,
+             "path": [base64.b64encode(h).decode()
+                      for h in _merkle.consistency_path(leaves, 5, 9)],
+             "old_checkpoint": note(5), "checkpoint": note(9)}
+    assert _proof.verify_consistency(proof, key.verifier()) == {
+        "old_size": 5, "tree_size": 9, "old_time": "t5", "time": "t9"}
+    # The old checkpoint a verifier kept can stand in for the proof's.
+    assert _proof.verify_consistency(proof, key.verifier(), note(5))["old_size"] == 5
+    with pytest.raises(AuditError, match="from 5 to 9 records but the checkpoints are for 4"):
+        _proof.verify_consistency(proof, key.verifier(), note(4))
+    other = _note.SignerKey.generate("example.org/log")
+    with pytest.raises(CheckpointError):
+        _proof.verify_consistency(proof, other.verifier())
+    with pytest.raises(AuditError, match="changed or removed|does not extend"):
+        _proof.verify_consistency({**proof, "path": list(reversed(proof["path"]))},
+                                  key.verifier())
+    with pytest.raises(MalformedInput, match="not a secpod audit consistency proof"):
+        _proof.verify_consistency({**proof, "format": _proof.FORMAT}, key.verifier())
+    with pytest.raises(MalformedInput, match="old_size, tree_size and path"):
+        _proof.verify_consistency({**proof, "old_size": "5"}, key.verifier())
+    with pytest.raises(MalformedInput, match="not base64"):
+        _proof.verify_consistency({**proof, "path": ["!!"]}, key.verifier())
