@@ -57,6 +57,19 @@ def _leaves(log: Path, size: int, seq: int) -> tuple[list[bytes], bytes]:
                      hint="the log was truncated: run `secpod audit verify`")
 
 
+def _path_hashes(path: list[Any], most: int) -> list[bytes]:
+    """A proof's path: at most ``most`` base64 SHA-256 hashes. Raises MalformedInput."""
+    if not all(isinstance(p, str) for p in path):
+        raise MalformedInput("the proof's path is not a list of base64 strings")
+    try:
+        hashes = [base64.b64decode(p, validate=True) for p in path]
+    except (binascii.Error, ValueError) as e:
+        raise MalformedInput("the proof's path is not base64") from e
+    if any(len(h) != 32 for h in hashes) or len(hashes) > most:
+        raise MalformedInput("the proof's path is not a list of SHA-256 hashes")
+    return hashes
+
+
 def _read_checkpoint(log_dir: Path, src: Path) -> tuple[str, _note.Checkpoint]:
     """A checkpoint file's note and its parse, checked against the log's key when the log
     has one. Raises AuditError (unreadable) or CheckpointError (malformed, wrong key)."""
@@ -118,14 +131,9 @@ def verify_proof(proof: Mapping[str, Any], key: _note.VerifierKey,
     seq, size, rec, path = (proof.get("seq"), proof.get("tree_size"), proof.get("record"),
                             proof.get("path"))
     if (not isinstance(seq, int) or not isinstance(size, int) or not isinstance(rec, str)
-            or not isinstance(path, list) or not all(isinstance(p, str) for p in path)):
+            or not isinstance(path, list)):
         raise MalformedInput("the proof needs seq, tree_size, record and path")
-    try:
-        hashes = [base64.b64decode(p, validate=True) for p in path]
-    except (binascii.Error, ValueError) as e:
-        raise MalformedInput("the proof's path is not base64") from e
-    if any(len(h) != 32 for h in hashes) or len(hashes) > 64:
-        raise MalformedInput("the proof's path is not a list of SHA-256 hashes")
+    hashes = _path_hashes(path, 64)
     # 2. checkpoint
     note = checkpoint if checkpoint is not None else proof.get("checkpoint")
     if not isinstance(note, str):
@@ -207,15 +215,9 @@ def verify_consistency(proof: Mapping[str, Any], key: _note.VerifierKey,
                              f"(format must be {CONSISTENCY_FORMAT})")
     old_size, size, path = proof.get("old_size"), proof.get("tree_size"), proof.get("path")
     if (not isinstance(old_size, int) or not isinstance(size, int) or isinstance(old_size, bool)
-            or isinstance(size, bool) or not isinstance(path, list)
-            or not all(isinstance(p, str) for p in path)):
+            or isinstance(size, bool) or not isinstance(path, list)):
         raise MalformedInput("the proof needs old_size, tree_size and path")
-    try:
-        hashes = [base64.b64decode(p, validate=True) for p in path]
-    except (binascii.Error, ValueError) as e:
-        raise MalformedInput("the proof's path is not base64") from e
-    if any(len(h) != 32 for h in hashes) or len(hashes) > 128:
-        raise MalformedInput("the proof's path is not a list of SHA-256 hashes")
+    hashes = _path_hashes(path, 128)
     old_note = old_checkpoint if old_checkpoint is not None else proof.get("old_checkpoint")
     note = proof.get("checkpoint")
     if not isinstance(old_note, str) or not isinstance(note, str):

@@ -38,19 +38,9 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if "--check" in argv:
-        if not TARGET.exists() or TARGET.read_text() != text:
-            print(f"{TARGET} is out of date: run python3 -m secpod.policies._gen_parsed",
-                  file=sys.stderr)
-            return 1
-        return 0
-    tmp = TARGET.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(TARGET)
-    print(f"wrote {TARGET}", file=sys.stderr)
-    return 0
+    from secpod.policies._gen_strict import write_or_check
 
+    return write_or_check(TARGET, render(), "secpod.policies._gen_parsed", argv)
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

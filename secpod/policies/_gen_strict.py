@@ -153,19 +153,23 @@ def render() -> str:
     return json.dumps(derive(src), indent=2) + "\n"
 
 
-def main(argv: list[str]) -> int:
-    text = render()
+def write_or_check(target: Path, text: str, module: str, argv: list[str]) -> int:
+    """A generator's command line (this one's and _gen_parsed's): write ``text`` to
+    ``target``, or with ``--check`` exit 1 when the file is not ``text``."""
     if "--check" in argv:
-        if TARGET.read_text() != text:
-            print(f"{TARGET} is out of date: run python3 -m secpod.policies._gen_strict",
-                  file=sys.stderr)
+        if not target.exists() or target.read_text() != text:
+            print(f"{target} is out of date: run python3 -m {module}", file=sys.stderr)
             return 1
         return 0
-    tmp = TARGET.with_suffix(".tmp")
+    tmp = target.with_suffix(".tmp")
     tmp.write_text(text)
-    tmp.replace(TARGET)
-    print(f"wrote {TARGET}", file=sys.stderr)
+    tmp.replace(target)
+    print(f"wrote {target}", file=sys.stderr)
     return 0
+
+
+def main(argv: list[str]) -> int:
+    return write_or_check(TARGET, render(), "secpod.policies._gen_strict", argv)
 
 
 if __name__ == "__main__":
