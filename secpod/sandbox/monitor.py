@@ -145,9 +145,15 @@ def attach(
 
         sock = tty.ConsoleSocket(console)
     argv = [*head, *(["--console-socket", str(console)] if sock else []), *tail]
+    # -i without -t: a file or pipe on our stdin is handed over as it is, but never
+    # your terminal. With the terminal itself as its fd 0 a container could change
+    # its modes (echo off, raw) for after it exits; it gets a pipe we copy into.
+    stdin: int | None = subprocess.DEVNULL
+    if interactive and not terminal:
+        stdin = subprocess.PIPE if _stdin_is_a_terminal() else None
     proc = subprocess.Popen(
         argv,
-        stdin=None if interactive and not terminal else subprocess.DEVNULL,
+        stdin=stdin,
         stdout=subprocess.DEVNULL if terminal else subprocess.PIPE,
         stderr=subprocess.DEVNULL if terminal else subprocess.PIPE,
         start_new_session=True,
@@ -179,7 +185,16 @@ def attach(
     return 128 - code if code < 0 else code
 
 
+def _stdin_is_a_terminal() -> bool:
+    try:
+        return os.isatty(0)
+    except OSError:
+        return False
+
+
 def _pump(proc: subprocess.Popen[bytes], log: LogWriter | None) -> None:
+    """Copy the container's stdout and stderr to ours (and the log) until both close,
+    and, when it has a stdin pipe, our stdin into it."""
     assert proc.stdout is not None and proc.stderr is not None
     targets = {
         proc.stdout.fileno(): (b"stdout", sys.stdout.buffer),
@@ -188,9 +203,13 @@ def _pump(proc: subprocess.Popen[bytes], log: LogWriter | None) -> None:
     sel = selectors.DefaultSelector()
     for fd in targets:
         sel.register(fd, selectors.EVENT_READ)
+    feed = _StdinFeed(proc.stdin, sel) if proc.stdin is not None else None
     while targets:
         for key, _ in sel.select():
             fd = int(key.fd)
+            if feed is not None and feed.handles(fd):
+                feed.on_ready(fd)
+                continue
             try:
                 data = os.read(fd, 65536)
             except InterruptedError:
@@ -213,6 +232,58 @@ def _pump(proc: subprocess.Popen[bytes], log: LogWriter | None) -> None:
 class _Null:
     def write(self, data: bytes) -> int:
         return len(data)
+
+
+class _StdinFeed:
+    """Our stdin (a terminal, in cooked mode: a line at a time) into the container's
+    stdin pipe, without ever blocking the copy of its output. End of input (Ctrl-D)
+    closes the pipe; a container that stops reading just stops getting input."""
+
+    def __init__(self, pipe: IO[bytes], sel: selectors.BaseSelector) -> None:
+        self.pipe, self.sel, self.pending, self.closed = pipe, sel, b"", False
+        self.src, self.dst = 0, pipe.fileno()
+        os.set_blocking(self.dst, False)
+        sel.register(self.src, selectors.EVENT_READ)
+
+    def handles(self, fd: int) -> bool:
+        return fd in (0, self.dst)
+
+    def on_ready(self, fd: int) -> None:
+        if self.closed:  # an event from the same select() as the close
+            return
+        if fd == self.src:
+            try:
+                data = os.read(self.src, 65536)
+            except InterruptedError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._close()
+                return
+            self.pending = data
+            self.sel.unregister(self.src)
+            self.sel.register(self.dst, selectors.EVENT_WRITE)
+            return
+        try:
+            sent = os.write(self.dst, self.pending)
+        except BlockingIOError:
+            return
+        except OSError:  # the container closed its stdin or exited
+            self._close()
+            return
+        self.pending = self.pending[sent:]
+        if not self.pending:
+            self.sel.unregister(self.dst)
+            self.sel.register(self.src, selectors.EVENT_READ)
+
+    def _close(self) -> None:
+        for fd in (self.src, self.dst):
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(fd)
+        with contextlib.suppress(OSError):
+            self.pipe.close()
+        self.closed = True
 
     def flush(self) -> None:
         pass

@@ -67,3 +67,27 @@ def test_exec_t_and_detached_terminal_logs(user: User, busybox: str) -> None:
     r = user.run("exec", "-t", "termbox", "sh", "-c", "[ -t 1 ] && echo exec-tty")
     assert r.returncode == 0, r.stderr
     assert "exec-tty" in r.stdout
+
+
+def test_run_i_on_a_terminal_gives_the_container_a_pipe_not_the_terminal(
+        user: User, busybox: str) -> None:
+    """`-i` without `-t` from a terminal: the container reads what you type through a
+    pipe; it never holds your terminal, so it cannot change its modes behind you."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        user.command([str(SECPOD_BIN), "run", "--rm", "-i", busybox, "sh", "-c",
+                      "ls -l /proc/self/fd/0; [ -t 0 ] && echo TTY; stty -echo 2>&1; "
+                      "read x; echo got-$x; cat; echo after-eof"]),
+        stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(user.home),
+        start_new_session=True,
+    )
+    os.close(slave)
+    os.write(master, b"hello\n")
+    time.sleep(0.5)
+    os.write(master, b"more\n\x04")  # a line, then Ctrl-D: end of input
+    out, err = proc.communicate(timeout=60)
+    os.close(master)
+    assert proc.returncode == 0, err
+    text = out.decode()
+    assert "pipe:" in text and "TTY" not in text
+    assert "got-hello" in text and "more" in text and "after-eof" in text
