@@ -9,7 +9,6 @@ command cannot be invoked, 127 when it is not found, as Docker does).
 
 from __future__ import annotations
 
-import argparse
 import gc
 import importlib
 import sys
@@ -18,6 +17,10 @@ from types import ModuleType
 
 from secpod import __version__
 from secpod.errors import Error
+
+TYPE_CHECKING = False  # argparse is imported where a parser is built: not for --version
+if TYPE_CHECKING:
+    import argparse
 
 # Each area module registers its own commands. Only the area of the command being
 # run is imported (start-up time); help and unknown commands build them all.
@@ -53,6 +56,7 @@ def _bind_translations() -> None:
     call searches the locale folders again (about 1,200 ``stat`` calls for one
     parser). The translation found is the same one gettext would find each time.
     """
+    import argparse
     import gettext
 
     translation = gettext.translation(gettext.textdomain(), fallback=True)
@@ -62,6 +66,8 @@ def _bind_translations() -> None:
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; with ``command``, only the area that owns it is imported."""
+    import argparse  # not for `secpod --version`
+
     _bind_translations()
     parser = argparse.ArgumentParser(
         prog="secpod",
