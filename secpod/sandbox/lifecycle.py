@@ -226,18 +226,7 @@ def create(opts: RunOptions, env: Environment | None = None) -> Container:
         )
         ctr.log_path.touch(mode=0o600)
         ctr.save()
-        audit.record(
-            "container.create",
-            "ok",
-            container_id=cid,
-            container_name=name,
-            image_ref=ref,
-            image_digest=image.digest,
-            profile=confinement.profile,
-            profile_hash=confinement.profile_hash,
-            confinement=summary,
-            trust=trust,
-        )
+        _audit_ctr("container.create", ctr, confinement=summary, trust=trust)
     except Error as e:
         state.release(cid, name)
         stage = "audit" if isinstance(e, AuditError) else "bundle"
