@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -55,19 +54,6 @@ def _host() -> Any:
     from secpod.sandbox.host import probe
 
     return probe()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text)
-        tmp.replace(path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        from secpod.errors import Error
-
-        raise Error(f"cannot write {path}: {e.strerror}",
-                    hint="check that the folder exists and you may write to it") from e
 
 
 # --- profile ls / show / diff ----------------------------------------------------
@@ -217,6 +203,7 @@ def _export(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     from secpod.errors import UsageError
     from secpod.policies import export as ex
     from secpod.policies import load
+    from secpod.policies._files import write_atomic
 
     prof = load(args.name)
     host = _host()
@@ -230,9 +217,9 @@ def _export(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
         data = ex.k8s(prof, host.arch)
         written = [out / "pod.json"]
         if data["seccomp"] is not None:
-            _write_atomic(out / data["seccomp_file"], json.dumps(data["seccomp"], indent=2) + "\n")
+            write_atomic(out / data["seccomp_file"], json.dumps(data["seccomp"], indent=2) + "\n")
             written.append(out / data["seccomp_file"])
-        _write_atomic(out / "pod.json", json.dumps(data["pod"], indent=2) + "\n")
+        write_atomic(out / "pod.json", json.dumps(data["pod"], indent=2) + "\n")
         for w in written:
             status(f"wrote {w}")
         if data["seccomp"] is not None:
@@ -241,7 +228,7 @@ def _export(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
         return 0, {"format": "k8s", "written": [str(w) for w in written]}
     text = ex.export(prof, args.format, host)
     if args.out:
-        _write_atomic(Path(args.out), text)
+        write_atomic(Path(args.out), text)
         status(f"wrote {args.out}")
     else:
         sys.stdout.write(text)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from secpod._record import record
 from secpod.errors import Error, HostError, ProfileError, Refused
+from secpod.policies._files import write_atomic
 
 
 @record(frozen=True)
@@ -47,7 +48,8 @@ def install(folder: Path, *, load: bool = True) -> list[Installed]:
     """Write (and with ``load``, load) the AppArmor profiles. Root only.
 
     Raises Refused when not root, HostError when the kernel has no AppArmor (with
-    ``load``) or the parser is missing, ProfileError if a profile does not compile.
+    ``load``) or the parser is missing or the folder cannot be written, ProfileError if a
+    profile does not compile, Error if a file cannot be written.
     """
     from secpod.policies.export import apparmor
     from secpod.policies.profile import available
@@ -78,14 +80,15 @@ def install(folder: Path, *, load: bool = True) -> list[Installed]:
                 f"{prof.apparmor_profile}", hint="give each its own [apparmor] profile name")
         check(text, prof.apparmor_profile)
         texts[prof.apparmor_profile] = text
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise HostError(f"cannot make {folder}: {e.strerror}",
+                        hint="give a folder root may write to with --dir") from e
     out = []
     for aa_name, text in sorted(texts.items()):
         path = folder / aa_name
-        tmp = folder / f".{aa_name}.tmp"
-        tmp.write_text(text)
-        tmp.chmod(0o644)
-        tmp.replace(path)
+        write_atomic(path, text, mode=0o644)
         loaded = False
         if load:
             proc = subprocess.run([parser(), "-r", "-W", str(path)], capture_output=True,

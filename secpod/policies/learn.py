@@ -186,8 +186,9 @@ def learn(image: str, command: tuple[str, ...], out: Path, *,
 
     The run goes through the runner like any other (floor, trust, audit); the
     floor sees it as ``--security-opt seccomp=FILE``. Raises whatever the run
-    raises, HostError if the runtime never hands over the notification fd, and
-    ProfileError if the recorded profile does not compile.
+    raises, HostError if the runtime never hands over the notification fd,
+    ProfileError if the recorded profile does not compile, and Error if ``out``
+    cannot be written.
     """
     from secpod.policies import seccomp as seccomp_mod
     from secpod.sandbox import bundle, lifecycle
@@ -224,12 +225,7 @@ def learn(image: str, command: tuple[str, ...], out: Path, *,
         seccomp_mod.compile_oci(parsed.to_oci(probe().arch, []), str(out))
     except Error as e:
         raise ProfileError(f"the learned profile does not compile: {e.message}") from e
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        tmp.replace(out)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise Error(f"cannot write {out}: {e.strerror}",
-                    hint="check that the folder exists and you may write to it") from e
+    from secpod.policies._files import write_atomic
+
+    write_atomic(out, json.dumps(data, indent=2) + "\n")
     return LearnResult(syscalls=tuple(names), exit_status=status, profile=data)
