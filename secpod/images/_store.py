@@ -59,6 +59,11 @@ def human_size(n: int) -> str:
     raise AssertionError  # pragma: no cover
 
 
+def failure_reason(e: BaseException) -> str:
+    """What an ``error`` audit record says stopped an action: the error, or ^C."""
+    return e.message if isinstance(e, Error) else "interrupted"
+
+
 def _familiar(name: str) -> str:
     try:
         return reference.parse(name).familiar()
@@ -517,15 +522,10 @@ class Store:
                                       before_commit=record_ok)
             finally:
                 loaded.close()
-        except Error as e:
+        except (Error, KeyboardInterrupt) as e:
             if not audited:
-                audit.record("image.import", "error", image_ref=name, reason=e.message,
-                             details=details)
-            raise
-        except KeyboardInterrupt:
-            if not audited:
-                audit.record("image.import", "error", image_ref=name, reason="interrupted",
-                             details=details)
+                audit.record("image.import", "error", image_ref=name,
+                             reason=failure_reason(e), details=details)
             raise
 
     def _import_rootfs(self, path: Path, name: str | None, progress: Progress | None,
@@ -564,10 +564,10 @@ class Store:
                              details={"moved_from": old} if old not in (None, digest) else None)
                 audited = True
                 self._write_index(idx)
-        except Error as e:
+        except (Error, KeyboardInterrupt) as e:
             if not audited:
-                audit.record("image.tag", "error", image_ref=name, reason=e.message,
-                             details={"image": ref})
+                audit.record("image.tag", "error", image_ref=name,
+                             reason=failure_reason(e), details={"image": ref})
             raise
         if old not in (None, digest) and progress is not None:
             progress(f"name {_familiar(new)} moved from image {old[7:19]} to {digest[7:19]}")
@@ -624,9 +624,9 @@ class Store:
                     for blob in {digest, m.config.digest, *(d.digest for d in m.layers)}:
                         if blob not in keep:
                             self.blob_path(blob).unlink(missing_ok=True)
-        except Error as e:
+        except (Error, KeyboardInterrupt) as e:
             if not audited:
-                audit.record("image.rm", "error", image_ref=ref, reason=e.message)
+                audit.record("image.rm", "error", image_ref=ref, reason=failure_reason(e))
             raise
         return record
 

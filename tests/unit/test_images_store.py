@@ -269,6 +269,22 @@ def test_interrupt_leaves_nothing(store: Store, tmp_path: Path,
     assert audit(store)[-1]["reason"] == "interrupted"
 
 
+def test_interrupted_removal_is_audited(store: Store, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = store.import_path(write_layout(tmp_path / "a", image_files("a")), name="app")
+
+    def interrupt(digest: str) -> list[str]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store_mod, "_containers_using", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        store.remove("app")
+    entry = audit(store)[-1]
+    assert (entry["action"], entry["outcome"], entry["reason"]) == (
+        "image.rm", "error", "interrupted")
+    assert store.resolve("app").digest == rec.digest
+
+
 def test_stale_staging_is_swept(store: Store, tmp_path: Path) -> None:
     stale = store.root / "tmp" / "import-dead"
     (stale / "unpacked").mkdir(parents=True)

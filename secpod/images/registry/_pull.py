@@ -25,6 +25,7 @@ from secpod.images._manifest import (
     parse_manifest,
     select,
 )
+from secpod.images._store import failure_reason
 from secpod.images.registry import cosign
 from secpod.images.registry._auth import find_credentials
 from secpod.images.registry.distribution import RegistryClient
@@ -271,15 +272,10 @@ def pull(ref_text: str, options: RegistryOptions | None = None, *,
                           index_digest=index_digest, platform=platform,
                           signatures=len(signatures), signature_sources=tuple(sources),
                           bundles=tuple(referred.bundles), notes=tuple(notes))
-    except Error as e:
+    except (Error, KeyboardInterrupt) as e:
         if not audited:
-            audit.record("image.pull", "error", image_ref=ref_text, reason=e.message,
-                         details=details)
-        raise
-    except KeyboardInterrupt:
-        if not audited:
-            audit.record("image.pull", "error", image_ref=ref_text, reason="interrupted",
-                         details=details)
+            audit.record("image.pull", "error", image_ref=ref_text,
+                         reason=failure_reason(e), details=details)
         raise
 
 

@@ -10,6 +10,7 @@ from secpod._record import record
 from secpod.errors import Error, MalformedInput, NotFound, UsageError
 from secpod.images import reference
 from secpod.images._manifest import MAX_CONFIG, OCI_MANIFEST, parse_manifest
+from secpod.images._store import failure_reason
 from secpod.images.registry import cosign
 from secpod.images.registry._auth import find_credentials
 from secpod.images.registry._pull import RegistryOptions
@@ -208,11 +209,7 @@ def push(image: str, ref_text: str, options: RegistryOptions | None = None, *,
         audit.record("image.push", "ok", image_ref=str(dest), image_digest=digest,
                      details=details)
         return result
-    except Error as e:
+    except (Error, KeyboardInterrupt) as e:
         audit.record("image.push", "error", image_ref=ref_text, image_digest=digest,
-                     reason=e.message, details=details)
-        raise
-    except KeyboardInterrupt:
-        audit.record("image.push", "error", image_ref=ref_text, image_digest=digest,
-                     reason="interrupted", details=details)
+                     reason=failure_reason(e), details=details)
         raise
