@@ -148,12 +148,17 @@ def _diff(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
 # --- lint ----------------------------------------------------------------------
 
 
-def _print_findings(findings: list[Any], what: str) -> None:
-    if not findings:
+def _report_findings(findings: list[Any], doc: dict[str, Any], what: str,
+                     as_json: bool) -> tuple[int, dict[str, Any]]:
+    """Print ``findings`` (``doc`` plus them with --json); exit 1 when there are any."""
+    if as_json:
+        emit_json({**doc, "findings": [f.as_dict() for f in findings]})
+    elif not findings:
         print(f"{what}: no findings")
-        return
-    emit_table(["ID", "SEVERITY", "TITLE", "DETAIL"],
-               [[f.id, f.severity, f.title, f.detail] for f in findings])
+    else:
+        emit_table(["ID", "SEVERITY", "TITLE", "DETAIL"],
+                   [[f.id, f.severity, f.title, f.detail] for f in findings])
+    return (1 if findings else 0), {"findings": [f.id for f in findings]}
 
 
 @_audited("lint")
@@ -172,13 +177,8 @@ def _lint(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     except json.JSONDecodeError as e:
         raise MalformedInput(f"{path}: line {e.lineno} column {e.colno}: not JSON: {e.msg}",
                              hint="give the path of an OCI runtime config.json") from e
-    findings = lint_config(config, args.profile)
-    if args.json:
-        emit_json({"config": str(path), "profile": args.profile,
-                   "findings": [f.as_dict() for f in findings]})
-    else:
-        _print_findings(findings, str(path))
-    return (1 if findings else 0), {"findings": [f.id for f in findings]}
+    return _report_findings(lint_config(config, args.profile),
+                            {"config": str(path), "profile": args.profile}, str(path), args.json)
 
 
 @_audited("profile.lint")
@@ -186,13 +186,8 @@ def _profile_lint(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     from secpod.policies import lint_profile, load_file
 
     path = Path(args.file)
-    prof = load_file(path)
-    findings = lint_profile(prof)
-    if args.json:
-        emit_json({"profile": str(path), "findings": [f.as_dict() for f in findings]})
-    else:
-        _print_findings(findings, str(path))
-    return (1 if findings else 0), {"findings": [f.id for f in findings]}
+    return _report_findings(lint_profile(load_file(path)), {"profile": str(path)}, str(path),
+                            args.json)
 
 
 # --- export --------------------------------------------------------------------
