@@ -9,9 +9,11 @@ reads it.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import re
+import stat
 from pathlib import Path
 
 from secpod import paths
@@ -44,10 +46,26 @@ def signature_dir(manifest_digest: str) -> Path:
 
 
 def _read_bounded(path: Path, limit: int, what: str) -> bytes:
+    """``path``'s bytes. Raises FileNotFoundError when it is absent, MalformedInput when
+    it is larger than ``limit``, not a regular file, or unreadable."""
     # O_NOFOLLOW: a signature folder is ours; a link in it is not something we wrote.
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as f:
-        data = f.read(limit + 1)
+    # O_NONBLOCK: a FIFO planted in a dir: layout must not hang the check.
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        reason = "it is a symbolic link" if e.errno == errno.ELOOP else e.strerror
+        raise MalformedInput(f"cannot read {what} {path}: {reason}") from e
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise MalformedInput(f"{what} {path} is not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(limit + 1)
+    except OSError as e:
+        raise MalformedInput(f"cannot read {what} {path}: {e.strerror}") from e
+    finally:
+        os.close(fd)
     if len(data) > limit:
         raise MalformedInput(f"{what} {path} is larger than {limit} bytes")
     return data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,26 @@ def test_bad_digests_and_blobs(home: Path) -> None:
         add_signature("sha256:../../etc", b"x")
     with pytest.raises(MalformedInput):
         add_signature(DIGEST, b"")
+
+
+def test_a_dir_layout_with_links_fifos_or_folders_is_refused_not_crashed(tmp_path: Path) -> None:
+    from secpod.signing import store
+
+    layout = tmp_path / "layout"
+    layout.mkdir()
+    (tmp_path / "real.json").write_bytes(MANIFEST)
+    (layout / "manifest.json").symlink_to(tmp_path / "real.json")
+    with pytest.raises(MalformedInput, match="symbolic link"):
+        store.read_dir(layout)
+    (layout / "manifest.json").unlink()
+    (layout / "manifest.json").mkdir()
+    with pytest.raises(MalformedInput, match="not a regular file"):
+        store.read_dir(layout)
+    (layout / "manifest.json").rmdir()
+    (layout / "manifest.json").write_bytes(MANIFEST)
+    os.mkfifo(layout / "signature-1")  # opened without O_NONBLOCK, the read would hang
+    with pytest.raises(MalformedInput, match="not a regular file"):
+        store.read_dir(layout)
 
 
 def _key_policy(home: Path, key: ec.EllipticCurvePrivateKey) -> Path:
