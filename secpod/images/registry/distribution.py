@@ -492,13 +492,4 @@ def _index_entries(data: bytes, what: str) -> list[Descriptor]:
     return [descriptor(m, f"{what} entry {i + 1}") for i, m in enumerate(manifests[:1024])]
 
 
-def file_digest(path: Path) -> str:
-    """sha256 of a file, streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
-
-
-__all__ = ["ALL_MANIFESTS", "Manifest", "RegistryClient", "file_digest"]
+__all__ = ["ALL_MANIFESTS", "Manifest", "RegistryClient"]
