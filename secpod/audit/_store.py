@@ -223,13 +223,21 @@ class LogDir:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
         try:
-            os.fchmod(fd, mode)
-            os.write(fd, data)
-            if sync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+            try:
+                os.fchmod(fd, mode)
+                if os.write(fd, data) != len(data):
+                    raise OSError(errno.ENOSPC, "short write (disk full?)")
+                if sync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            try:  # a key, checkpoint or torn line is whole or not there at all
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
 
     def signer(self, *, create: bool = True) -> _note.SignerKey:
         """The log's private key; created (with its vkey file) when missing and ``create``.

@@ -229,6 +229,23 @@ def test_a_new_log_makes_its_key_and_private_files(tmp_path: Path) -> None:
     assert verify_dir(root).intact
 
 
+def test_a_key_that_cannot_be_written_leaves_no_temp_file(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    real_fsync = os.fsync
+
+    def full_disk(fd: int) -> None:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    root = tmp_path / "audit"
+    with pytest.raises(AuditError, match="No space left"):
+        _store.LogDir(root, name="h/x").append(body())
+    assert sorted(p.name for p in root.iterdir()) == ["log.jsonl"]
+
+
 def test_a_directory_others_can_write_is_refused(tmp_path: Path) -> None:
     root = tmp_path / "audit"
     root.mkdir(mode=0o777)
