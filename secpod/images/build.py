@@ -18,15 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from secpod.errors import MalformedInput
+from secpod.images._manifest import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, host_platform
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
     from typing import Any, BinaryIO
 
-OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 _EPOCH = 0
 
 
@@ -127,9 +124,8 @@ def write_layout(
     """
     layout.mkdir(parents=True, exist_ok=True)
     layer_digest, diff_id, layer_size = _write_layer(rootfs, layout / "blobs" / "sha256")
-    machine = os.uname().machine
     config: dict[str, Any] = {
-        "architecture": arch or {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine),
+        "architecture": arch or host_platform()[1],
         "os": "linux",
         "config": {
             "Env": env or ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
@@ -149,7 +145,7 @@ def write_layout(
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config_bytes)},
-        "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": layer_digest, "size": layer_size}],
+        "layers": [{"mediaType": OCI_LAYER + "+gzip", "digest": layer_digest, "size": layer_size}],
     }
     manifest_bytes = json.dumps(manifest, sort_keys=True).encode()
     manifest_digest = _blob(layout, manifest_bytes)
