@@ -10,10 +10,6 @@ from pathlib import Path
 
 from secpod.cli._output import emit_json, emit_table, status
 
-TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
-if TYPE_CHECKING:
-    from typing import Any
-
 
 def _dir(args: argparse.Namespace) -> Path:
     from secpod import audit
@@ -41,6 +37,15 @@ def _write_atomic(path: Path, data: str) -> None:
         except OSError:
             pass
         raise Error(f"cannot write {path}: {e.strerror}") from e
+
+
+def _emit(text: str, output: str | None, what: str) -> None:
+    """``text`` to the file ``output`` (saying so on stderr), else to stdout."""
+    if output:
+        _write_atomic(Path(output), text)
+        status(f"wrote {what} to {output}")
+    else:
+        sys.stdout.write(text)
 
 
 # --- log -----------------------------------------------------------------------
@@ -120,12 +125,7 @@ def _prove(args: argparse.Namespace) -> int:
     else:
         proof = audit.prove(_dir(args), args.seq, checkpoint=newer)
         what = f"the proof of record {args.seq}"
-    text = json.dumps(proof, indent=2, sort_keys=True) + "\n"
-    if args.output:
-        _write_atomic(Path(args.output), text)
-        status(f"wrote {what} to {args.output}")
-    else:
-        sys.stdout.write(text)
+    _emit(json.dumps(proof, indent=2, sort_keys=True) + "\n", args.output, what)
     return 0
 
 
@@ -169,18 +169,6 @@ def _verify_proof(args: argparse.Namespace) -> int:
 # --- key / checkpoint ----------------------------------------------------------------
 
 
-def _own_log(args: argparse.Namespace) -> Any:
-    from secpod import audit
-    from secpod.errors import UsageError
-
-    if getattr(args, "dir", None) or getattr(args, "host", False):
-        d = _dir(args)
-        if d.resolve() != audit.log_dir().resolve():
-            raise UsageError("only your own log's key signs here",
-                             hint="the host log is signed by its collector")
-    return audit.user_log()
-
-
 def _key(args: argparse.Namespace) -> int:
     from secpod import audit
     from secpod.errors import AuditError
@@ -198,7 +186,9 @@ def _key(args: argparse.Namespace) -> int:
 
 
 def _checkpoint(args: argparse.Namespace) -> int:
-    note = _own_log(args).checkpoint()
+    from secpod import audit
+
+    note = audit.user_log().checkpoint()  # only your own log: the host log is the collector's
     sys.stdout.write(note)
     return 0
 
@@ -215,12 +205,7 @@ def _report(args: argparse.Namespace) -> int:
     until = _canon.parse_time(args.until) if args.until else None
     report = audit.build_report(audit.iter_records(d / "log.jsonl"), since=since, until=until,
                                 source=str(d / "log.jsonl"))
-    text = audit.render(report, args.format)
-    if args.output:
-        _write_atomic(Path(args.output), text)
-        status(f"wrote the {args.format} report to {args.output}")
-    else:
-        sys.stdout.write(text)
+    _emit(audit.render(report, args.format), args.output, f"the {args.format} report")
     return 0
 
 
@@ -314,7 +299,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     q.set_defaults(func=_key, allow_root=True)
 
     q = asub.add_parser("checkpoint", help="sign a checkpoint of your log now and print it")
-    q.set_defaults(func=_checkpoint, allow_root=True, dir=None, host=False)
+    q.set_defaults(func=_checkpoint, allow_root=True)
 
     q = asub.add_parser("report", help="a compliance report (text, json, csv or html)")
     where(q)
