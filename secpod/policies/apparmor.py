@@ -39,8 +39,8 @@ def check(text: str, name: str) -> None:
     proc = subprocess.run([parser(), "-Q", "-K"], input=text, capture_output=True, text=True,
                           timeout=60, check=False)
     if proc.returncode != 0:
-        raise ProfileError(f"apparmor_parser rejects the profile {name}: "
-                           f"{proc.stderr.strip().splitlines()[-1] if proc.stderr else ''}",
+        last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        raise ProfileError(f"apparmor_parser rejects the profile {name}: {last}",
                            hint="report this: secpod wrote a profile the parser does not accept")
 
 

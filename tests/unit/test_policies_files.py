@@ -36,3 +36,17 @@ def test_a_failed_rename_removes_the_temp_file(tmp_path: Path) -> None:
     with pytest.raises(Error):
         write_atomic(target, "data\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_parser_failing_with_a_blank_stderr_is_still_a_profile_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from secpod.errors import ProfileError
+    from secpod.policies import apparmor
+
+    fake = tmp_path / "apparmor_parser"
+    fake.write_text("#!/bin/sh\necho >&2\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(apparmor, "parser", lambda: str(fake))
+    with pytest.raises(ProfileError) as e:
+        apparmor.check("profile x {}\n", "secpod-x")
+    assert e.value.message == "apparmor_parser rejects the profile secpod-x: exit status 3"
