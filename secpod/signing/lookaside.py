@@ -291,10 +291,16 @@ def _read_file(path: Path, limit: int) -> bytes | None:
         return None
     except OSError as e:
         raise LookasideError(f"cannot read {path}: {e.strerror}") from e
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+    # fstat before fdopen: fdopen of a folder raises IsADirectoryError (and keeps the fd).
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise LookasideError(f"{path} is not a regular file")
-        data = f.read(limit + 1)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(limit + 1)
+    except OSError as e:
+        raise LookasideError(f"cannot read {path}: {e.strerror}") from e
+    finally:
+        os.close(fd)
     if len(data) > limit:
         raise LookasideError(f"signature {path} is larger than {limit} bytes")
     return data

@@ -141,3 +141,12 @@ def test_file_store_round_trip(tmp_path: Path) -> None:
     assert lookaside.read_signatures(base, ref, DIGEST) == [b"one", b"two"]
     with pytest.raises(LookasideError, match="only file:// lookaside stores are writable"):
         lookaside.write_signature("https://example.com/s", ref, DIGEST, b"x")
+
+
+def test_a_folder_where_a_signature_should_be_is_a_lookaside_error(tmp_path: Path) -> None:
+    base = f"file://{tmp_path}/store"
+    ref = parse("registry.example.com/team/app:1")
+    first = lookaside.write_signature(base, ref, DIGEST, b"one")
+    (first.parent / "signature-2").mkdir()
+    with pytest.raises(LookasideError, match="signature-2 is not a regular file"):
+        lookaside.read_signatures(base, ref, DIGEST)
