@@ -18,7 +18,7 @@ from pathlib import Path
 
 from secpod import paths
 from secpod._record import record
-from secpod.errors import MalformedInput, NotFound, UsageError
+from secpod.errors import MalformedInput, NotFound, SigningError, UsageError
 
 SIGSTORE_PREFIX = b"\x00sigstore-json\n"
 MAX_SIGNATURE = 4 * 1024 * 1024
@@ -93,8 +93,12 @@ def signatures_for(manifest_digest: str) -> list[bytes]:
 def _append(folder: Path, blob: bytes) -> Path:
     if not blob or len(blob) > MAX_SIGNATURE:
         raise MalformedInput(f"a signature must be 1 to {MAX_SIGNATURE} bytes")
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    lock_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        lock_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise SigningError(f"cannot store the signature in {folder}: {e.strerror}",
+                           hint="check that the folder is yours and writable") from e
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
         existing = _read_numbered(folder)
@@ -103,16 +107,19 @@ def _append(folder: Path, blob: bytes) -> Path:
                 return folder / f"signature-{i}"
         target = folder / f"signature-{len(existing) + 1}"
         tmp = folder / f".{target.name}.tmp-{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
             with os.fdopen(fd, "wb") as f:
                 f.write(blob)
                 f.flush()
                 os.fsync(f.fileno())
             os.link(tmp, target)  # fails rather than overwrite, should the lock be bypassed
+            os.fsync(lock_fd)
+        except OSError as e:
+            raise SigningError(f"cannot store the signature as {target}: {e.strerror}",
+                               hint="check that the folder is yours and writable") from e
         finally:
             tmp.unlink(missing_ok=True)
-        os.fsync(lock_fd)
         return target
     finally:
         os.close(lock_fd)
@@ -122,7 +129,8 @@ def add_signature(manifest_digest: str, blob: bytes) -> Path:
     """Store ``blob`` as the next ``signature-N`` for ``manifest_digest``; return its path.
 
     Storing the same bytes twice returns the existing file. Raises UsageError
-    (bad digest) or MalformedInput (empty or oversized blob).
+    (bad digest), MalformedInput (empty or oversized blob, an unreadable signature
+    already there) or SigningError (the folder cannot be written).
     """
     return _append(signature_dir(manifest_digest), blob)
 

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from secpod._record import record
-from secpod.errors import Refused, SignatureRejected, TrustPolicyError, VerificationError
+from secpod.errors import Error, Refused, SignatureRejected, TrustPolicyError, VerificationError
 from secpod.images import reference as refs
 from secpod.images.reference import Reference
 from secpod.signing import policy as pol
@@ -217,7 +217,8 @@ def set_trust(scope: str, trust_type: str, pubkeys: list[Path]) -> tuple[Path, p
     Like ``podman image trust set``: starts from the user's policy (or the
     system's, or the built-in default), replaces that scope's requirements,
     and writes the user's file atomically. Raises UsageError (bad arguments),
-    Refused (the administrator's policy applies) or TrustPolicyError.
+    Refused (the administrator's policy applies), TrustPolicyError, or Error (the
+    file cannot be written; the old one is kept).
     """
     from secpod.errors import UsageError
 
@@ -270,20 +271,25 @@ def set_trust(scope: str, trust_type: str, pubkeys: list[Path]) -> tuple[Path, p
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
+    """Raises Error when ``path`` cannot be written (the old file is kept, no temp left)."""
     import tempfile
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".policy.json.", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".policy.json.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as e:
+        raise Error(f"cannot write {path}: {e.strerror}",
+                    hint="check that the folder is yours and writable") from e
 
 
 def describe_policy(eff: EffectivePolicy) -> list[dict[str, Any]]:

@@ -115,3 +115,17 @@ def test_admin_policy_wins_and_is_named(home: Path, monkeypatch: pytest.MonkeyPa
     assert not d.accepted and d.policy_path == str(admin)
     assert d.notes == (f"the administrator's trust policy {admin} applies",
                        f"your policy {user_policy} is ignored")
+
+
+def test_writes_that_fail_are_errors_with_a_hint(home: Path) -> None:
+    from secpod.errors import Error, SigningError
+
+    (home / "data" / "secpod").mkdir(parents=True)
+    (home / "data" / "secpod" / "signatures").write_text("a file, not a folder")
+    with pytest.raises(SigningError, match="cannot store the signature") as e:
+        add_signature(DIGEST, b"one")
+    assert e.value.hint
+    (home / "config").write_text("a file, not a folder")
+    with pytest.raises(Error, match="cannot write") as e2:
+        trust.set_trust("default", "reject", [])
+    assert e2.value.hint
