@@ -17,6 +17,7 @@ from secpod.audit import _canon
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 FORMATS = ("text", "json", "csv", "html")
@@ -307,6 +308,22 @@ def _sev_class(sev: str) -> str:
     return "bad" if s in ("high", "critical") else "warn" if s in ("medium", "moderate") else ""
 
 
+def _section(title: str, rows: list[dict[str, Any]], head: str,
+             row: Callable[[dict[str, Any]], str], none: str, *, cut: bool = True) -> list[str]:
+    """One report section: a table of ``rows`` (at most HTML_ROWS when ``cut``), or ``none``."""
+    out = [f"<section><h2>{title}</h2>"]
+    if rows:
+        out.append(f"<table><tr>{head}</tr>")
+        out += [row(x) for x in (rows[:HTML_ROWS] if cut else rows)]
+        out.append("</table>")
+        if cut:
+            out.append(_more(len(rows)))
+    else:
+        out.append(f'<p class="none">{none}</p>')
+    out.append("</section>")
+    return out
+
+
 def render_html(r: dict[str, Any]) -> str:
     t = r["totals"]
     tl = r["timeline"]
@@ -348,88 +365,70 @@ def render_html(r: dict[str, Any]) -> str:
     legend = '<div class="legend">' + "".join(keys) + "</div>"
     h += ["<section><h2>Timeline</h2>", _timeline_svg(tl), legend, "</section>"]
 
-    h.append("<section><h2>By user, image and profile</h2>")
-    if r["groups"]:
-        h.append("<table><tr><th>User</th><th>Image</th><th>Profile</th><th>Containers</th>"
-                 "<th>Refusals</th><th>Errors</th><th>Trust</th><th>CIS findings</th>"
-                 "<th>Not enforced</th></tr>")
-        for g in r["groups"][:HTML_ROWS]:
-            trust = [(f"{k} {v}", {"verified": "ok", "unverified": "warn",
-                                   "rejected": "bad"}.get(k, "")) for k, v in g["trust"].items()]
-            cis = [(f"{c['id']} ×{c['count']}", _sev_class(cis_sev.get(c["id"], "")))
-                   for c in g["cis_findings"]]
-            un = [(f"{u['setting']} ×{u['count']}", "warn") for u in g["unenforced"]]
-            refused = f"<b>{g['refusals']}</b>" if g["refusals"] else "0"
-            reasons = "".join(f"<div class='why'>{escape(x['reason'])} ×{x['count']}</div>"
-                              for x in g["refusal_reasons"][:3])
-            h.append(f"<tr><td>{escape(g['user'])}</td><td>{escape(g['image'] or '-')}</td>"
-                     f"<td>{escape(g['profile'] or '-')}</td><td class='n'>{g['containers']}"
-                     f"</td><td>{refused}{reasons}</td>"
-                     f"<td class='n'>{g['errors']}</td><td>{_chips(trust)}</td>"
-                     f"<td>{_chips(cis)}</td><td>{_chips(un)}</td></tr>")
-        h.append("</table>")
-        h.append(_more(len(r["groups"])))
-    else:
-        h.append('<p class="none">Nothing ran or was refused in this period.</p>')
-    h.append("</section>")
+    def group(g: dict[str, Any]) -> str:
+        trust = [(f"{k} {v}", {"verified": "ok", "unverified": "warn",
+                               "rejected": "bad"}.get(k, "")) for k, v in g["trust"].items()]
+        cis = [(f"{c['id']} ×{c['count']}", _sev_class(cis_sev.get(c["id"], "")))
+               for c in g["cis_findings"]]
+        un = [(f"{u['setting']} ×{u['count']}", "warn") for u in g["unenforced"]]
+        refused = f"<b>{g['refusals']}</b>" if g["refusals"] else "0"
+        reasons = "".join(f"<div class='why'>{escape(x['reason'])} ×{x['count']}</div>"
+                          for x in g["refusal_reasons"][:3])
+        return (f"<tr><td>{escape(g['user'])}</td><td>{escape(g['image'] or '-')}</td>"
+                f"<td>{escape(g['profile'] or '-')}</td><td class='n'>{g['containers']}"
+                f"</td><td>{refused}{reasons}</td>"
+                f"<td class='n'>{g['errors']}</td><td>{_chips(trust)}</td>"
+                f"<td>{_chips(cis)}</td><td>{_chips(un)}</td></tr>")
 
-    h.append("<section><h2>Refusals and their reasons</h2>")
-    if r["refusals"]:
-        top = max(x["count"] for x in r["refusals"])
-        h.append("<table><tr><th>Count</th><th style='width:22%'></th><th>Reason</th>"
-                 "<th>Actions</th><th>Users</th></tr>")
-        for x in r["refusals"][:HTML_ROWS]:
-            pct = 100 * x["count"] / top
-            acts = _chips([(a, "info") for a in x["actions"]])
-            h.append(f"<tr><td class='n'>{x['count']}</td><td><div class='bar' "
-                     f"style='width:{pct:.0f}%'></div></td><td>{escape(x['reason'])}</td>"
-                     f"<td>{acts}</td><td>{escape(', '.join(x['users']))}</td></tr>")
-        h.append("</table>")
-        h.append(_more(len(r["refusals"])))
-    else:
-        h.append('<p class="none">No refusals.</p>')
-    h.append("</section>")
+    h += _section("By user, image and profile", r["groups"],
+                  "<th>User</th><th>Image</th><th>Profile</th><th>Containers</th>"
+                  "<th>Refusals</th><th>Errors</th><th>Trust</th><th>CIS findings</th>"
+                  "<th>Not enforced</th>", group,
+                  "Nothing ran or was refused in this period.")
 
-    h.append("<section><h2>Unsigned, unverified or rejected images</h2>")
-    if r["images"]:
-        h.append("<table><tr><th>Status</th><th>Image</th><th>Digest</th><th>Times</th>"
-                 "<th>Policy</th><th>Users</th></tr>")
-        for i in r["images"][:HTML_ROWS]:
-            cls = "bad" if i["status"] == "rejected" else "warn"
-            h.append(f"<tr><td>{_chips([(i['status'], cls)])}</td>"
-                     f"<td>{escape(i['image'] or '-')}</td>"
-                     f"<td><code>{escape((i['digest'] or '-')[:23])}</code></td>"
-                     f"<td class='n'>{i['count']}</td>"
-                     f"<td>{escape(', '.join(i['requirements']) or '-')}</td>"
-                     f"<td>{escape(', '.join(i['users']))}</td></tr>")
-        h.append("</table>")
-        h.append(_more(len(r["images"])))
-    else:
-        h.append('<p class="none">Every image that ran was verified against a signature.</p>')
-    h.append("</section>")
+    top = max((x["count"] for x in r["refusals"]), default=1)
 
-    h.append("<section><h2>CIS Docker Benchmark container-runtime findings</h2>")
-    if r["cis_findings"]:
-        h.append("<table><tr><th>Item</th><th>Severity</th><th>Title</th><th>Containers</th>"
-                 "<th>Users</th></tr>")
-        for c in r["cis_findings"]:
-            h.append(f"<tr><td>{escape(c['id'])}</td>"
-                     f"<td>{_chips([(c['severity'] or '?', _sev_class(c['severity']))])}</td>"
-                     f"<td>{escape(c['title'])}</td><td class='n'>{c['containers']}</td>"
-                     f"<td>{escape(', '.join(c['users']))}</td></tr>")
-        h.append("</table>")
-    else:
-        h.append('<p class="none">No container failed a CIS item.</p>')
-    h.append("</section>")
+    def refusal(x: dict[str, Any]) -> str:
+        pct = 100 * x["count"] / top
+        acts = _chips([(a, "info") for a in x["actions"]])
+        return (f"<tr><td class='n'>{x['count']}</td><td><div class='bar' "
+                f"style='width:{pct:.0f}%'></div></td><td>{escape(x['reason'])}</td>"
+                f"<td>{acts}</td><td>{escape(', '.join(x['users']))}</td></tr>")
 
-    h.append("<section><h2>Settings not enforced on this host</h2>")
-    if r["unenforced"]:
-        h.append("<table><tr><th>Setting</th><th>Containers</th><th>Users</th></tr>")
-        for u in r["unenforced"]:
-            h.append(f"<tr><td>{escape(u['setting'])}</td><td class='n'>{u['containers']}</td>"
-                     f"<td>{escape(', '.join(u['users']))}</td></tr>")
-        h.append("</table>")
-    else:
-        h.append('<p class="none">Every LSM and cgroup setting was enforced.</p>')
-    h.append("</section></main></body></html>\n")
-    return "\n".join(h)
+    h += _section("Refusals and their reasons", r["refusals"],
+                  "<th>Count</th><th style='width:22%'></th><th>Reason</th>"
+                  "<th>Actions</th><th>Users</th>", refusal, "No refusals.")
+
+    def image(i: dict[str, Any]) -> str:
+        cls = "bad" if i["status"] == "rejected" else "warn"
+        return (f"<tr><td>{_chips([(i['status'], cls)])}</td>"
+                f"<td>{escape(i['image'] or '-')}</td>"
+                f"<td><code>{escape((i['digest'] or '-')[:23])}</code></td>"
+                f"<td class='n'>{i['count']}</td>"
+                f"<td>{escape(', '.join(i['requirements']) or '-')}</td>"
+                f"<td>{escape(', '.join(i['users']))}</td></tr>")
+
+    h += _section("Unsigned, unverified or rejected images", r["images"],
+                  "<th>Status</th><th>Image</th><th>Digest</th><th>Times</th>"
+                  "<th>Policy</th><th>Users</th>", image,
+                  "Every image that ran was verified against a signature.")
+
+    def finding(c: dict[str, Any]) -> str:
+        return (f"<tr><td>{escape(c['id'])}</td>"
+                f"<td>{_chips([(c['severity'] or '?', _sev_class(c['severity']))])}</td>"
+                f"<td>{escape(c['title'])}</td><td class='n'>{c['containers']}</td>"
+                f"<td>{escape(', '.join(c['users']))}</td></tr>")
+
+    # One row per CIS item or setting: few enough never to be cut.
+    h += _section("CIS Docker Benchmark container-runtime findings", r["cis_findings"],
+                  "<th>Item</th><th>Severity</th><th>Title</th><th>Containers</th>"
+                  "<th>Users</th>", finding, "No container failed a CIS item.", cut=False)
+
+    def unenforced(u: dict[str, Any]) -> str:
+        return (f"<tr><td>{escape(u['setting'])}</td><td class='n'>{u['containers']}</td>"
+                f"<td>{escape(', '.join(u['users']))}</td></tr>")
+
+    h += _section("Settings not enforced on this host", r["unenforced"],
+                  "<th>Setting</th><th>Containers</th><th>Users</th>", unenforced,
+                  "Every LSM and cgroup setting was enforced.", cut=False)
+    return "\n".join(h) + "</main></body></html>\n"
