@@ -274,7 +274,10 @@ class Collector:
                         return
                     buf += chunk
                     if len(buf) > MAX_LINE:
-                        self.handle(b"{}", pid, uid)
+                        self.log.append(_host_body(
+                            uid, pid, action="audit.malformed", outcome="refused",
+                            reason=f"a submission longer than {MAX_LINE} bytes was refused",
+                            details={"bytes": len(buf)}))
                         conn.sendall(b'{"ok":false,"error":"record too long"}\n')
                         return
                 line, _, buf = buf.partition(b"\n")

@@ -77,6 +77,25 @@ def test_malformed_submissions_are_refused_and_recorded(collector: Collector, pa
     assert rec["action"] == "audit.malformed" and rec["uid"] == os.getuid()
 
 
+def test_an_over_long_submission_is_refused_and_recorded_as_such(collector: Collector
+                                                                  ) -> None:
+    from secpod.audit._collector import MAX_LINE
+
+    ours, theirs = socket.socketpair()
+    t = threading.Thread(target=collector._serve_connection, args=(theirs,))
+    t.start()
+    ours.sendall(b"x" * (MAX_LINE + 1))
+    answer = json.loads(ours.makefile("rb").readline())
+    t.join()
+    ours.close()
+    assert answer == {"ok": False, "error": "record too long"}
+    rec = host_records(collector)[0]
+    assert (rec["action"], rec["outcome"], rec["uid"]) == ("audit.malformed", "refused",
+                                                           os.getuid())
+    assert f"longer than {MAX_LINE} bytes" in str(rec["reason"])
+    assert rec["details"]["bytes"] > MAX_LINE  # type: ignore[index]
+
+
 def test_validate_keeps_only_known_fields() -> None:
     body = validate_submission({"action": "image.tag", "outcome": "ok", "uid": 1, "user": "a",
                                 "evil": "x", "details": {"k": 1}})
