@@ -8,6 +8,8 @@ silently keeps the last duplicate, so every parse here goes through
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Callable, Collection
 
@@ -92,6 +94,15 @@ def expect_str(value: Any, path: str, *, nonempty: bool = False) -> str:
     if nonempty and not value:
         raise JSONShapeError(path, "must not be empty")
     return value
+
+
+def expect_b64(value: Any, path: str) -> bytes:
+    """The bytes of a standard-base64 string (strict: no stray characters)."""
+    text = expect_str(value, path)
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error as e:
+        raise JSONShapeError(path, "is not valid base64") from e
 
 
 def expect_list(value: Any, path: str, item: Callable[[Any, str], Any], *,

@@ -13,8 +13,9 @@ import base64
 
 from secpod._record import field, record
 from secpod.signing import _json
+from secpod.signing._json import expect_b64
 from secpod.signing.identity import IdentityMatcher, MatchRepoDigestOrExact, parse_identity
-from secpod.signing.policy import GPG_KEY_TYPES, _b64, _identity, _str_list
+from secpod.signing.policy import GPG_KEY_TYPES, _identity, _str_list
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ def signed_by(obj: dict[str, Any], path: str) -> SignedBy:
         key_path=_json.expect_str(obj["keyPath"], _C(path, "keyPath"), nonempty=True)
         if "keyPath" in obj else None,
         key_paths=_str_list(obj["keyPaths"], _C(path, "keyPaths")) if "keyPaths" in obj else None,
-        key_data=_b64(obj["keyData"], _C(path, "keyData")) if "keyData" in obj else None,
+        key_data=expect_b64(obj["keyData"], _C(path, "keyData")) if "keyData" in obj else None,
         signed_identity=_identity(obj, path),
     )
 
@@ -137,7 +138,7 @@ def fulcio(value: Any, path: str) -> FulcioSpec:
     return FulcioSpec(
         ca_path=_json.expect_str(obj["caPath"], _C(path, "caPath"), nonempty=True)
         if "caPath" in obj else None,
-        ca_data=_b64(obj["caData"], _C(path, "caData")) if "caData" in obj else None,
+        ca_data=expect_b64(obj["caData"], _C(path, "caData")) if "caData" in obj else None,
         oidc_issuer=_json.expect_str(obj["oidcIssuer"], _C(path, "oidcIssuer"), nonempty=True),
         subject_email=_json.expect_str(obj["subjectEmail"], _C(path, "subjectEmail"),
                                        nonempty=True),
@@ -163,7 +164,7 @@ def pki(value: Any, path: str) -> PKISpec:
         return _json.expect_str(obj[key], _C(path, key), nonempty=True) if key in obj else None
 
     def b(key: str) -> bytes | None:
-        return _b64(obj[key], _C(path, key)) if key in obj else None
+        return expect_b64(obj[key], _C(path, key)) if key in obj else None
 
     return PKISpec(ca_roots_path=s("caRootsPath"), ca_roots_data=b("caRootsData"),
                    ca_intermediates_path=s("caIntermediatesPath"),

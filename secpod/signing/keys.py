@@ -30,7 +30,7 @@ from secpod.signing import _json, _openssl
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
-    from typing import Any, TypeAlias
+    from typing import TypeAlias
 
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
@@ -198,14 +198,6 @@ def encrypt_private_key(key: PrivateKey, passphrase: bytes) -> bytes:
                        f"-----END {SIGSTORE_PRIVATE_PEM}-----"]) + "\n").encode()
 
 
-def _b64_field(obj: dict[str, Any], key: str, path: str) -> bytes:
-    value = _json.expect_str(obj[key], _json.child(path, key))
-    try:
-        return base64.b64decode(value, validate=True)
-    except ValueError as e:
-        raise _json.JSONShapeError(_json.child(path, key), "not base64") from e
-
-
 def decrypt_private_key(data: bytes, passphrase: bytes, *, source: str) -> PrivateKey:
     """Read a cosign encrypted private key. Raises KeyFormatError (format or passphrase)."""
     from cryptography.exceptions import UnsupportedAlgorithm
@@ -238,15 +230,15 @@ def decrypt_private_key(data: bytes, passphrase: bytes, *, source: str) -> Priva
             raise _json.JSONShapeError("$.kdf.params", "N, r and p must be positive integers")
         if n & (n - 1) or 128 * n * r > _SCRYPT_MAX_MEM // 2 or p > 16:
             raise _json.JSONShapeError("$.kdf.params", "scrypt parameters out of bounds")
-        salt = _b64_field(kdf, "salt", "$.kdf")
+        salt = _json.expect_b64(kdf["salt"], "$.kdf.salt")
         cipher = _json.expect_object(env["cipher"], "$.cipher")
         _json.expect_fields(cipher, "$.cipher", required={"name", "nonce"})
         if cipher["name"] != "nacl/secretbox":
             raise _json.JSONShapeError("$.cipher.name", f"unsupported cipher {cipher['name']!r}")
-        nonce = _b64_field(cipher, "nonce", "$.cipher")
+        nonce = _json.expect_b64(cipher["nonce"], "$.cipher.nonce")
         if len(nonce) != SecretBox.NONCE_SIZE:
             raise _json.JSONShapeError("$.cipher.nonce", "must be 24 bytes")
-        ciphertext = _b64_field(env, "ciphertext", "$")
+        ciphertext = _json.expect_b64(env["ciphertext"], "$.ciphertext")
     except _json.JSONShapeError as e:
         raise KeyFormatError(f"{source}: malformed encrypted key: {e}") from e
     try:

@@ -11,7 +11,6 @@ evaluated (:mod:`secpod.signing.requirements`).
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from collections.abc import Mapping
 from types import ModuleType
@@ -20,6 +19,7 @@ from secpod._record import field, record
 from secpod.errors import TrustPolicyError
 from secpod.images.reference import Reference
 from secpod.signing import _json
+from secpod.signing._json import expect_b64
 from secpod.signing.identity import IdentityMatcher, MatchRepoDigestOrExact, parse_identity
 
 GPG_KEY_TYPES = ("GPGKeys", "signedByGPGKeys", "X509Certificates", "signedByX509CAs")
@@ -176,21 +176,13 @@ def docker_scopes(ref: Reference) -> list[str]:
     return out
 
 
-def _b64(value: Any, path: str) -> bytes:
-    text = _json.expect_str(value, path)
-    try:
-        return base64.b64decode(text, validate=True)
-    except binascii.Error as e:
-        raise _json.JSONShapeError(path, "is not valid base64") from e
-
-
 def _str_list(value: Any, path: str) -> tuple[str, ...]:
     return tuple(_json.expect_list(value, path, lambda v, p: _json.expect_str(v, p, nonempty=True),
                                    nonempty=True))
 
 
 def _b64_list(value: Any, path: str) -> tuple[bytes, ...]:
-    return tuple(_json.expect_list(value, path, _b64, nonempty=True))
+    return tuple(_json.expect_list(value, path, expect_b64, nonempty=True))
 
 
 def _identity(obj: dict[str, Any], path: str) -> IdentityMatcher:
@@ -256,7 +248,7 @@ def _sigstore_signed(obj: dict[str, Any], path: str) -> SigstoreSigned:
     return SigstoreSigned(
         key_path=s("keyPath"),
         key_paths=_str_list(obj["keyPaths"], _C(path, "keyPaths")) if "keyPaths" in obj else None,
-        key_data=_b64(obj["keyData"], _C(path, "keyData")) if "keyData" in obj else None,
+        key_data=expect_b64(obj["keyData"], _C(path, "keyData")) if "keyData" in obj else None,
         key_datas=_b64_list(obj["keyDatas"], _C(path, "keyDatas")) if "keyDatas" in obj else None,
         fulcio=_rare().fulcio(obj["fulcio"], _C(path, "fulcio")) if "fulcio" in obj else None,
         pki=_rare().pki(obj["pki"], _C(path, "pki")) if "pki" in obj else None,
@@ -264,7 +256,7 @@ def _sigstore_signed(obj: dict[str, Any], path: str) -> SigstoreSigned:
         rekor_public_key_paths=_str_list(obj["rekorPublicKeyPaths"],
                                          _C(path, "rekorPublicKeyPaths"))
         if "rekorPublicKeyPaths" in obj else None,
-        rekor_public_key_data=_b64(obj["rekorPublicKeyData"], _C(path, "rekorPublicKeyData"))
+        rekor_public_key_data=expect_b64(obj["rekorPublicKeyData"], _C(path, "rekorPublicKeyData"))
         if "rekorPublicKeyData" in obj else None,
         rekor_public_key_datas=_b64_list(obj["rekorPublicKeyDatas"],
                                          _C(path, "rekorPublicKeyDatas"))

@@ -159,20 +159,16 @@ def verify_rekor_set(rekor_keys: Sequence[keys.PublicKey], set_bytes: bytes,
         integrated = body_obj["integratedTime"]
         if not isinstance(integrated, int) or isinstance(integrated, bool):
             raise _json.JSONShapeError("$.Payload.integratedTime", "expected an integer")
-        body = base64.b64decode(_json.expect_str(body_obj["body"], "$.Payload.body"),
-                                validate=True)
+        body = _json.expect_b64(body_obj["body"], "$.Payload.body")
         entry = _json.expect_object(_json.loads(body, what="Rekor entry"), "$")
         if entry.get("kind") != "hashedrekord" or entry.get("apiVersion") != "0.0.1":
             raise _json.JSONShapeError("$", f"unsupported Rekor entry kind "
                                        f"{entry.get('kind')!r} {entry.get('apiVersion')!r}")
         spec = _json.expect_object(entry.get("spec"), "$.spec")
         sig = _json.expect_object(spec.get("signature"), "$.spec.signature")
-        content = base64.b64decode(_json.expect_str(sig.get("content"),
-                                                     "$.spec.signature.content"), validate=True)
+        content = _json.expect_b64(sig.get("content"), "$.spec.signature.content")
         pk = _json.expect_object(sig.get("publicKey"), "$.spec.signature.publicKey")
-        pk_pem = base64.b64decode(_json.expect_str(pk.get("content"),
-                                                   "$.spec.signature.publicKey.content"),
-                                  validate=True)
+        pk_pem = _json.expect_b64(pk.get("content"), "$.spec.signature.publicKey.content")
         data = _json.expect_object(spec.get("data"), "$.spec.data")
         h = _json.expect_object(data.get("hash"), "$.spec.data.hash")
         algo = _json.expect_str(h.get("algorithm"), "$.spec.data.hash.algorithm")
