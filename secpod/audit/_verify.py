@@ -104,7 +104,7 @@ def _walk_batch(buf: bytes, start: int, end: int, hashes: list[bytes], n: int, o
     for i, d in enumerate(hashes):
         e = buf.find(b"\n", pos)
         line = buf[pos:e]
-        want_prefix = b'{"seq":%d,"prev":"%s",' % (seq, prev)
+        want_prefix = _canon.chain_prefix(seq, prev)
         if not line.startswith(want_prefix):
             if resume is not None and line.startswith(resume):
                 m = _canon.PREFIX_RE.match(line)
@@ -561,10 +561,7 @@ def load_key(spec: str | None, log_dir: Path) -> _note.VerifierKey | None:
             return _note.VerifierKey.parse(Path(spec).read_text())
         except OSError as e:
             raise AuditError(f"cannot read the key {spec}: {e.strerror}") from e
-    try:
-        return LogDir(log_dir, name="-").verifier()
-    except CheckpointError:
-        raise
+    return LogDir(log_dir, name="-").verifier()
 
 
 def load_checkpoints(log_dir: Path, extra: Path | None = None
