@@ -74,7 +74,7 @@ def _read_checkpoint(log_dir: Path, src: Path) -> tuple[str, _note.Checkpoint]:
     """A checkpoint file's note and its parse, checked against the log's key when the log
     has one. Raises AuditError (unreadable) or CheckpointError (malformed, wrong key)."""
     try:
-        note = src.read_text()
+        note = src.read_text(errors="replace")  # not UTF-8: malformed, said by the parser
     except FileNotFoundError:
         raise AuditError(f"there is no checkpoint at {src}",
                          hint="sign one now with `secpod audit checkpoint`") from None

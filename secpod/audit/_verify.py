@@ -558,7 +558,7 @@ def load_key(spec: str | None, log_dir: Path) -> _note.VerifierKey | None:
         if "+" in spec and not os.path.exists(spec):
             return _note.VerifierKey.parse(spec)
         try:
-            return _note.VerifierKey.parse(Path(spec).read_text())
+            return _note.VerifierKey.parse(Path(spec).read_text(errors="replace"))
         except OSError as e:
             raise AuditError(f"cannot read the key {spec}: {e.strerror}") from e
     return LogDir(log_dir, name="-").verifier()

@@ -143,7 +143,7 @@ def _verify_proof(args: argparse.Namespace) -> int:
     note = None
     if args.checkpoint:
         try:
-            note = Path(args.checkpoint).read_text()
+            note = Path(args.checkpoint).read_text(errors="replace")
         except OSError as e:
             raise AuditError(f"cannot read {args.checkpoint}: {e.strerror}") from e
     if proof.get("format") == CONSISTENCY_FORMAT:

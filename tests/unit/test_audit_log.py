@@ -335,3 +335,16 @@ def test_the_two_process_walk_agrees_with_the_single_one(log: Path, damage: str,
     double = verify_dir(log)
     assert double == single
     assert double.intact == (damage == "none")
+
+
+def test_a_binary_checkpoint_or_key_file_is_named_malformed(log: Path, tmp_path: Path) -> None:
+    from secpod.audit import _proof
+    from secpod.audit._verify import load_key
+    from secpod.errors import CheckpointError
+
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"\x88\xff\x00not utf-8")
+    with pytest.raises(CheckpointError):
+        _proof.prove_consistency(log, junk)
+    with pytest.raises(CheckpointError):
+        load_key(str(junk), log)
