@@ -50,18 +50,26 @@ class Selection:
         if self.action and not fnmatch.fnmatchcase(str(rec.get("action")), self.action):
             return False
         if self.container:
-            c = rec.get("container") or {}
-            cid, name = c.get("id") or "", c.get("name") or ""
+            cid, name = _pair(rec, "container", "id", "name")
             if not (name == self.container or (cid and cid.startswith(self.container))):
                 return False
         if self.image:
-            img = rec.get("image") or {}
-            ref, digest = img.get("ref") or "", img.get("digest") or ""
+            ref, digest = _pair(rec, "image", "ref", "digest")
             want = self.image
             if not (want in ref or (digest and (digest.startswith(want)
                                                 or digest.startswith("sha256:" + want)))):
                 return False
         return True
+
+
+def _pair(rec: dict[str, Any], field: str, a: str, b: str) -> tuple[str, str]:
+    """Two string members of ``rec[field]``, "" where missing or not strings (a hand-edited
+    line may hold anything)."""
+    obj = rec.get(field)
+    if not isinstance(obj, dict):
+        return "", ""
+    x, y = obj.get(a), obj.get(b)
+    return (x if isinstance(x, str) else ""), (y if isinstance(y, str) else "")
 
 
 def warn(message: str) -> None:

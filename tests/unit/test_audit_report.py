@@ -140,4 +140,8 @@ def test_selection_matches_what_a_person_types() -> None:
     assert [x["container"]["id"] for x in got] == ["c1", "c2", "c2", "c2"]
     assert Selection(container="c3").matches(RECORDS[6])
     assert Selection(image="aaaa").matches(RECORDS[0])  # a digest prefix
+    # A hand-edited line may hold anything there: it does not match, and nothing breaks.
+    odd = rec(1, "alice", "container.start", container="c3", image={"ref": 7, "digest": None})
+    assert not Selection(container="c3").matches(odd)
+    assert not Selection(image="7").matches(odd)
     assert _canon.parse_time("2024-05-01") == "2024-05-01T00:00:00.000000Z"
