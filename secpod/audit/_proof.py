@@ -130,8 +130,8 @@ def verify_proof(proof: Mapping[str, Any], key: _note.VerifierKey,
         raise MalformedInput(f"not a secpod audit proof (format must be {FORMAT})")
     seq, size, rec, path = (proof.get("seq"), proof.get("tree_size"), proof.get("record"),
                             proof.get("path"))
-    if (not isinstance(seq, int) or not isinstance(size, int) or not isinstance(rec, str)
-            or not isinstance(path, list)):
+    if (not isinstance(seq, int) or not isinstance(size, int) or isinstance(seq, bool)
+            or isinstance(size, bool) or not isinstance(rec, str) or not isinstance(path, list)):
         raise MalformedInput("the proof needs seq, tree_size, record and path")
     hashes = _path_hashes(path, 64)
     # 2. checkpoint

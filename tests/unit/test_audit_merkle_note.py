@@ -146,6 +146,11 @@ def test_verify_proof_is_pure_and_names_each_failure() -> None:
         _proof.verify_proof(proof, _note.SignerKey.generate("example.org/log").verifier())
     with pytest.raises(MalformedInput):
         _proof.verify_proof({**proof, "path": ["%%%"]}, key.verifier())
+    one = {**proof, "record": lines[1].decode(),
+           "path": [base64.b64encode(h).decode() for h in _merkle.inclusion_path(leaves, 1, 5)]}
+    assert _proof.verify_proof({**one, "seq": 1}, key.verifier())["seq"] == 1
+    with pytest.raises(MalformedInput, match="needs seq"):  # JSON true is not record 1
+        _proof.verify_proof({**one, "seq": True}, key.verifier())
 
 
 @pytest.mark.parametrize("case", VECTORS["consistency"],
