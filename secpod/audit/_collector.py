@@ -281,7 +281,12 @@ class Collector:
                         conn.sendall(b'{"ok":false,"error":"record too long"}\n')
                         return
                 line, _, buf = buf.partition(b"\n")
-                answer = self.handle(line, pid, uid)
+                try:
+                    answer = self.handle(line, pid, uid)
+                except AuditError as e:  # tell the sender why, not just hang up
+                    conn.sendall(json.dumps({"ok": False, "error": f"the host log cannot be "
+                                             f"written: {e.message}"}).encode() + b"\n")
+                    raise
                 conn.sendall(json.dumps(answer, separators=(",", ":")).encode() + b"\n")
         except (OSError, AuditError) as e:
             print(f"secpod-audit-collector: connection: {e}", file=sys.stderr, flush=True)

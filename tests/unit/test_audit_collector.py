@@ -96,6 +96,24 @@ def test_an_over_long_submission_is_refused_and_recorded_as_such(collector: Coll
     assert rec["details"]["bytes"] > MAX_LINE  # type: ignore[index]
 
 
+def test_a_host_log_that_cannot_be_written_is_named_to_the_sender(
+        collector: Collector, monkeypatch: pytest.MonkeyPatch) -> None:
+    from secpod.errors import AuditError
+
+    def fail(*_a: object, **_k: object) -> None:
+        raise AuditError("cannot write the audit log: No space left on device")
+
+    monkeypatch.setattr(collector.log, "append", fail)
+    ours, theirs = socket.socketpair()
+    t = threading.Thread(target=collector._serve_connection, args=(theirs,))
+    t.start()
+    ours.sendall(submission() + b"\n")
+    answer = json.loads(ours.makefile("rb").readline())
+    t.join()
+    ours.close()
+    assert answer["ok"] is False and "No space left" in answer["error"]
+
+
 def test_validate_keeps_only_known_fields() -> None:
     body = validate_submission({"action": "image.tag", "outcome": "ok", "uid": 1, "user": "a",
                                 "evil": "x", "details": {"k": 1}})
