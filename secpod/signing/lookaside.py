@@ -24,7 +24,6 @@ signatures only, as containers/image reads it.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import stat
@@ -374,48 +373,20 @@ def read_signatures(base: str, ref: Reference, manifest_digest: str) -> list[byt
 def write_signature(base: str, ref: Reference, manifest_digest: str, blob: bytes) -> Path:
     """Write ``blob`` as the next free ``signature-N`` in the file:// store at ``base``;
     the same bytes already there return that file. Raises LookasideError."""
-    from secpod.signing.store import MAX_SIGNATURE
+    from secpod.errors import MalformedInput, SigningError
+    from secpod.signing.store import append_numbered
 
     if urllib.parse.urlsplit(base).scheme != "file":
         raise LookasideError(f"cannot write signatures to {base}: only file:// lookaside "
                              "stores are writable", hint="set lookaside-staging to a "
                              "file:/// URL in registries.d")
-    if not blob or len(blob) > MAX_SIGNATURE:
-        raise LookasideError(f"a signature must be 1 to {MAX_SIGNATURE} bytes")
     folder = _file_path(signature_url(base, ref, manifest_digest, 1)).parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        lock_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as e:
-        raise LookasideError(f"cannot write to the lookaside store {folder}: {e.strerror}",
+        # 0o777 (less the umask), not the store's 0o700: a web server often serves it.
+        return append_numbered(folder, blob, most=MAX_LOOKASIDE_SIGNATURES, mode=0o777)
+    except (MalformedInput, SigningError) as e:
+        raise LookasideError(f"lookaside store: {e.message}",
                              hint="check the lookaside-staging URL in registries.d") from e
-    try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX)
-        for n in range(1, MAX_LOOKASIDE_SIGNATURES + 1):
-            target = folder / f"signature-{n}"
-            old = _read_file(target, MAX_SIGNATURE)
-            if old == blob:
-                return target
-            if old is None:
-                break
-        else:
-            raise LookasideError(f"{folder} already holds {MAX_LOOKASIDE_SIGNATURES} signatures")
-        tmp = folder / f".{target.name}.tmp-{os.getpid()}"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-            with os.fdopen(fd, "wb") as f:
-                f.write(blob)
-                f.flush()
-                os.fsync(f.fileno())
-            os.link(tmp, target)  # never overwrites a signature someone else wrote
-            os.fsync(lock_fd)
-        except OSError as e:
-            raise LookasideError(f"cannot write {target}: {e.strerror}") from e
-        finally:
-            tmp.unlink(missing_ok=True)
-        return target
-    finally:
-        os.close(lock_fd)
 
 
 @record(frozen=True)

@@ -71,9 +71,9 @@ def _read_bounded(path: Path, limit: int, what: str) -> bytes:
     return data
 
 
-def _read_numbered(folder: Path) -> list[bytes]:
+def _read_numbered(folder: Path, most: int = MAX_SIGNATURES) -> list[bytes]:
     out: list[bytes] = []
-    for n in range(1, MAX_SIGNATURES + 1):
+    for n in range(1, most + 1):
         p = folder / f"signature-{n}"
         try:
             out.append(_read_bounded(p, MAX_SIGNATURE, "signature"))
@@ -90,21 +90,30 @@ def signatures_for(manifest_digest: str) -> list[bytes]:
     return _read_numbered(folder)
 
 
-def _append(folder: Path, blob: bytes) -> Path:
+def append_numbered(folder: Path, blob: bytes, *, most: int = MAX_SIGNATURES,
+                    mode: int = 0o700) -> Path:
+    """Store ``blob`` as the next free ``signature-N`` in ``folder`` (made with ``mode``);
+    the same bytes already there return that file. Also the lookaside store's writer.
+
+    Raises MalformedInput (empty or oversized blob, an unreadable signature there,
+    ``most`` signatures already there) or SigningError (the folder cannot be written).
+    """
     if not blob or len(blob) > MAX_SIGNATURE:
         raise MalformedInput(f"a signature must be 1 to {MAX_SIGNATURE} bytes")
     try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.mkdir(mode=mode, parents=True, exist_ok=True)
         lock_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as e:
         raise SigningError(f"cannot store the signature in {folder}: {e.strerror}",
                            hint="check that the folder is yours and writable") from e
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
-        existing = _read_numbered(folder)
+        existing = _read_numbered(folder, most)
         for i, old in enumerate(existing, start=1):
             if old == blob:
                 return folder / f"signature-{i}"
+        if len(existing) >= most:
+            raise MalformedInput(f"{folder} already holds {most} signatures")
         target = folder / f"signature-{len(existing) + 1}"
         tmp = folder / f".{target.name}.tmp-{os.getpid()}"
         try:
@@ -132,7 +141,7 @@ def add_signature(manifest_digest: str, blob: bytes) -> Path:
     (bad digest), MalformedInput (empty or oversized blob, an unreadable signature
     already there) or SigningError (the folder cannot be written).
     """
-    return _append(signature_dir(manifest_digest), blob)
+    return append_numbered(signature_dir(manifest_digest), blob)
 
 
 @record(frozen=True)
@@ -159,4 +168,4 @@ def add_dir_signature(path: Path, blob: bytes) -> Path:
     """Append ``blob`` as the next ``signature-N`` of a ``dir:`` layout."""
     if not (path / "manifest.json").is_file():
         raise NotFound(f"{path} has no manifest.json", hint="dir:PATH names a dir: image layout")
-    return _append(path, blob)
+    return append_numbered(path, blob)

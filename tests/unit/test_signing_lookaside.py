@@ -150,3 +150,11 @@ def test_a_folder_where_a_signature_should_be_is_a_lookaside_error(tmp_path: Pat
     (first.parent / "signature-2").mkdir()
     with pytest.raises(LookasideError, match="signature-2 is not a regular file"):
         lookaside.read_signatures(base, ref, DIGEST)
+
+
+def test_a_store_that_cannot_be_written_is_a_lookaside_error(tmp_path: Path) -> None:
+    (tmp_path / "store").write_text("a file, not a folder")
+    ref = parse("registry.example.com/team/app:1")
+    with pytest.raises(LookasideError, match="cannot store the signature") as e:
+        lookaside.write_signature(f"file://{tmp_path}/store", ref, DIGEST, b"one")
+    assert e.value.hint
