@@ -21,28 +21,12 @@ def _dir(args: argparse.Namespace) -> Path:
     return audit.log_dir()
 
 
-def _write_atomic(path: Path, data: str) -> None:
-    from secpod.errors import Error
-
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise Error(f"cannot write {path}: {e.strerror}") from e
-
-
 def _emit(text: str, output: str | None, what: str) -> None:
     """``text`` to the file ``output`` (saying so on stderr), else to stdout."""
     if output:
-        _write_atomic(Path(output), text)
+        from secpod._files import write_atomic
+
+        write_atomic(Path(output), text, durable=True)
         status(f"wrote {what} to {output}")
     else:
         sys.stdout.write(text)

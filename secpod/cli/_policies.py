@@ -195,10 +195,10 @@ def _profile_lint(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
 
 @_audited("profile.export")
 def _export(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
+    from secpod._files import write_atomic
     from secpod.errors import UsageError
     from secpod.policies import export as ex
     from secpod.policies import load
-    from secpod.policies._files import write_atomic
 
     prof = load(args.name)
     host = _host()

@@ -17,7 +17,7 @@ import stat
 from pathlib import Path
 
 from secpod import paths
-from secpod.errors import HostError
+from secpod.errors import Error, HostError
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
@@ -89,18 +89,9 @@ def put(kind: str, key: str, value: Any) -> None:
         return
     if len(data) > MAX_ENTRY:
         return
-    tmp = folder / f".{kind}-{key}.{os.getpid()}.tmp"
+    from secpod._files import write_atomic
+
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600)
-    except OSError:
+        write_atomic(_entry(folder, kind, key), data, mode=0o600)
+    except Error:
         return
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, _entry(folder, kind, key))
-    except OSError:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass

@@ -161,9 +161,9 @@ def write_or_check(target: Path, text: str, module: str, argv: list[str]) -> int
             print(f"{target} is out of date: run python3 -m {module}", file=sys.stderr)
             return 1
         return 0
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(target)
+    from secpod._files import write_atomic
+
+    write_atomic(target, text)
     print(f"wrote {target}", file=sys.stderr)
     return 0
 

@@ -14,9 +14,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from secpod._files import write_atomic
 from secpod._record import record
 from secpod.errors import Error, HostError, ProfileError, Refused
-from secpod.policies._files import write_atomic
 
 
 @record(frozen=True)

@@ -225,7 +225,7 @@ def learn(image: str, command: tuple[str, ...], out: Path, *,
         seccomp_mod.compile_oci(parsed.to_oci(probe().arch, []), str(out))
     except Error as e:
         raise ProfileError(f"the learned profile does not compile: {e.message}") from e
-    from secpod.policies._files import write_atomic
+    from secpod._files import write_atomic
 
     write_atomic(out, json.dumps(data, indent=2) + "\n")
     return LearnResult(syscalls=tuple(names), exit_status=status, profile=data)

@@ -14,6 +14,7 @@ import os
 import subprocess
 from pathlib import Path
 
+from secpod._files import write_atomic
 from secpod._record import record
 from secpod.errors import MalformedInput, UsageError
 from secpod.sandbox import rootfs as rootfsmod
@@ -272,8 +273,6 @@ def check_command(rootfs: Path, name: str, search_path: str, cwd: str) -> None:
 def write_config(bundle: Path, config: dict[str, Any]) -> Path:
     bundle.mkdir(mode=0o700, exist_ok=True)
     path = bundle / "config.json"
-    tmp = bundle / "config.json.tmp"
     # Compact: only without indent does json use its C encoder.
-    tmp.write_text(json.dumps(config, separators=(",", ":")))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(config, separators=(",", ":")))
     return path

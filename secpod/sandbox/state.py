@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from secpod import _record, paths
+from secpod._files import write_atomic
 from secpod._record import field, record
 from secpod.errors import Conflict, NotFound, UsageError
 
@@ -125,10 +126,9 @@ class Container:
         return exits_dir() / self.id
 
     def save(self) -> None:
-        tmp = self.dir / "container.json.tmp"
         # Compact: only without indent does json use its C encoder (`inspect` pretty-prints).
-        tmp.write_text(json.dumps(_record.asdict(self), separators=(",", ":"), sort_keys=True))
-        os.replace(tmp, self.dir / "container.json")
+        write_atomic(self.dir / "container.json",
+                     json.dumps(_record.asdict(self), separators=(",", ":"), sort_keys=True))
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:

@@ -266,30 +266,15 @@ def set_trust(scope: str, trust_type: str, pubkeys: list[Path]) -> tuple[Path, p
     data = new.dumps()
     pol.parse_policy(data, source="(the new policy)")  # never write what we cannot read back
     path = user_policy_path()
-    _atomic_write(path, data)
-    return path, new
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Raises Error when ``path`` cannot be written (the old file is kept, no temp left)."""
-    import tempfile
+    from secpod._files import write_atomic
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".policy.json.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
     except OSError as e:
         raise Error(f"cannot write {path}: {e.strerror}",
                     hint="check that the folder is yours and writable") from e
+    write_atomic(path, data, mode=0o644, durable=True)
+    return path, new
 
 
 def describe_policy(eff: EffectivePolicy) -> list[dict[str, Any]]:

@@ -160,3 +160,17 @@ def test_seccomp_export_round_trips(tmp_path: Path) -> None:
     f.write_text(ex.export(load("strict"), "seccomp", HOST))
     c = confine(RunRequest(profile="strict", security_opts=(f"seccomp={f}",)), HOST)
     assert c.linux["seccomp"] == confine(RunRequest(profile="strict"), HOST).linux["seccomp"]
+
+
+def test_a_parser_failing_with_a_blank_stderr_is_still_a_profile_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from secpod.errors import ProfileError
+    from secpod.policies import apparmor
+
+    fake = tmp_path / "apparmor_parser"
+    fake.write_text("#!/bin/sh\necho >&2\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(apparmor, "parser", lambda: str(fake))
+    with pytest.raises(ProfileError) as e:
+        apparmor.check("profile x {}\n", "secpod-x")
+    assert e.value.message == "apparmor_parser rejects the profile secpod-x: exit status 3"

@@ -1,14 +1,15 @@
-"""write_atomic: the whole file or nothing, and a clear error."""
+"""secpod._files.write_atomic: the whole file or nothing, and a clear error."""
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
 import pytest
 
+from secpod._files import write_atomic
 from secpod.errors import Error
-from secpod.policies._files import write_atomic
 
 
 def test_writes_with_the_mode_asked_and_leaves_no_temp(tmp_path: Path) -> None:
@@ -38,15 +39,12 @@ def test_a_failed_rename_removes_the_temp_file(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
-def test_a_parser_failing_with_a_blank_stderr_is_still_a_profile_error(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from secpod.errors import ProfileError
-    from secpod.policies import apparmor
-
-    fake = tmp_path / "apparmor_parser"
-    fake.write_text("#!/bin/sh\necho >&2\nexit 3\n")
-    fake.chmod(0o755)
-    monkeypatch.setattr(apparmor, "parser", lambda: str(fake))
-    with pytest.raises(ProfileError) as e:
-        apparmor.check("profile x {}\n", "secpod-x")
-    assert e.value.message == "apparmor_parser rejects the profile secpod-x: exit status 3"
+def test_bytes_durable_and_the_umask(tmp_path: Path) -> None:
+    target = tmp_path / "state.json"
+    old = os.umask(0o077)
+    try:
+        write_atomic(target, b"\x00data", durable=True)
+    finally:
+        os.umask(old)
+    assert target.read_bytes() == b"\x00data"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600  # 0o666 less the umask

@@ -1,0 +1,45 @@
+"""Writing a file whole or not at all: a temp file beside it, renamed over it.
+
+The one way secpod replaces a file a person or another command may read (policies,
+profiles, reports, proofs, container state, bundles). The audit log's own files
+keep their writer in secpod/audit/_store.py: they map failures to AuditError and
+check for short writes on the log's durability path.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from secpod.errors import Error
+
+_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
+
+
+def write_atomic(path: Path, data: str | bytes, *, mode: int | None = None,
+                 durable: bool = False) -> None:
+    """Write ``data`` to ``path`` through a temp file renamed over it.
+
+    ``mode``: the file's permissions (else 0o666 less the umask); ``durable``: fsync
+    before the rename. Raises Error (with a hint) if it cannot; the temp file is gone
+    then and ``path`` untouched.
+    """
+    raw = data.encode() if isinstance(data, str) else data
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        fd = os.open(tmp, _FLAGS, 0o666 if mode is None else mode)
+        try:
+            if mode is not None:
+                os.fchmod(fd, mode)  # not narrowed by the umask
+            view = memoryview(raw)
+            while view:
+                view = view[os.write(fd, view):]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise Error(f"cannot write {path}: {e.strerror or e}",
+                    hint="check that the folder exists and you may write to it") from e
