@@ -10,6 +10,11 @@ from pathlib import Path
 
 from secpod.cli._output import emit_json, emit_table, status
 
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    _Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
 
 def _dir(args: argparse.Namespace) -> Path:
     from secpod import audit
@@ -216,9 +221,7 @@ def _collect(args: argparse.Namespace) -> int:
 # --- registration --------------------------------------------------------------------
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
-             command: str | None = None) -> None:
-    """Add ``secpod audit ...``."""
+def _add_audit(sub: _Subparsers) -> None:
     p = sub.add_parser("audit", help="read, verify, prove and report the audit log; collect",
                        description="The tamper-evident audit log: docs/audit.md.")
     asub = p.add_subparsers(dest="audit_command", metavar="SUBCOMMAND")
@@ -302,3 +305,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     q.add_argument("--checkpoint-every", type=int, default=100, metavar="N",
                    help="sign a checkpoint every N records (default 100)")
     q.set_defaults(func=_collect, allow_root=True)
+
+
+# Each command's parser, in the order of `secpod --help`.
+PARSERS = {
+    "audit": _add_audit,
+}

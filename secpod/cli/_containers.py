@@ -364,7 +364,7 @@ def _add_container_cleanup(sub: _Subparsers) -> None:
 
 
 # Each command's parser, in the order of `secpod --help`.
-_PARSERS = {
+PARSERS = {
     "run": _add_run,
     "create": _add_create,
     "start": _add_start,
@@ -377,11 +377,3 @@ _PARSERS = {
     "inspect": _add_inspect,
     "container-cleanup": _add_container_cleanup,
 }
-
-
-def register(sub: _Subparsers, command: str | None = None) -> None:
-    """Add this area's commands to ``sub``; with ``command``, only that one (a run
-    builds one parser of eleven: argparse spends ~0.1 ms on each argument)."""
-    for name, add in _PARSERS.items():
-        if command is None or command == name:
-            add(sub)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    _Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
-             command: str | None = None) -> None:
-    """Add this area's commands to ``sub``."""
+
+
+def _add_image(sub: _Subparsers) -> None:
     image = sub.add_parser("image", help="manage images in your store")
     isub = image.add_subparsers(dest="image_command", metavar="COMMAND")
     isub.required = True
@@ -44,6 +47,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     p.add_argument("-f", "--force", action="store_true",
                    help="remove even if containers use the image")
     p.set_defaults(func=_rm)
+
+
+# Each command's parser, in the order of `secpod --help`.
+PARSERS = {
+    "image": _add_image,
+}
 
 
 def _import(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from secpod.cli._output import emit_json, emit_table, status
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
+    _Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
     from typing import Any
 
     Handler = Callable[[argparse.Namespace], int]
@@ -259,9 +260,7 @@ def _learn(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     return 0, {"syscalls": len(result.syscalls), "exit_status": result.exit_status}
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
-             command: str | None = None) -> None:
-    """Add this area's commands to ``sub``."""
+def _add_profile(sub: _Subparsers) -> None:
     p = sub.add_parser("profile", help="inspect, compare, check and export security profiles")
     psub = p.add_subparsers(dest="profile_command", metavar="SUBCOMMAND")
     psub.required = True
@@ -303,6 +302,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     q.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD")
     q.set_defaults(func=_learn)
 
+
+def _add_lint(sub: _Subparsers) -> None:
     q = sub.add_parser("lint", help="check an OCI config.json against the CIS container items "
                                     "(exit 1 on findings)")
     q.add_argument("config", metavar="CONFIG.json")
@@ -310,15 +311,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_lint, allow_root=True)
 
-    # `secpod system` may already exist (the runner's area): add to it, or make it.
-    system = sub.choices.get("system")
-    if system is None:
-        system = sub.add_parser("system", help="host administration")
-        ssub = system.add_subparsers(dest="system_command", metavar="SUBCOMMAND")
-        ssub.required = True
-    else:
-        ssub = next(a for a in system._actions  # noqa: SLF001
-                    if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
+
+def _add_system(sub: _Subparsers) -> None:
+    system = sub.add_parser("system", help="host administration")
+    ssub = system.add_subparsers(dest="system_command", metavar="SUBCOMMAND")
+    ssub.required = True
     q = ssub.add_parser("install-apparmor",
                         help="write and load secpod's AppArmor profiles (as root)")
     q.add_argument("--dir", default="/etc/apparmor.d", help="where to write the profiles")
@@ -326,3 +323,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                    help="write the files only (apparmor_parser -Q -K checks them)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_install_apparmor, allow_root=True)
+
+
+# Each command's parser, in the order of `secpod --help`.
+PARSERS = {
+    "profile": _add_profile,
+    "lint": _add_lint,
+    "system": _add_system,
+}

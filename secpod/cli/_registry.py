@@ -10,6 +10,7 @@ from pathlib import Path
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
+    _Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
     from secpod.images.registry import RegistryOptions
 
 
@@ -32,9 +33,7 @@ def _connection_options(p: argparse.ArgumentParser) -> None:
                         "$XDG_RUNTIME_DIR/containers/auth.json, as Podman)")
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
-             command: str | None = None) -> None:
-    """Add this area's commands to ``sub``."""
+def _add_pull(sub: _Subparsers) -> None:
     p = sub.add_parser(
         "pull", help="pull an image and its signatures from a registry",
         description="Pull REF (HOST[:PORT]/NAME[:TAG][@DIGEST]) into your store, with its "
@@ -45,6 +44,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_pull)
 
+
+def _add_push(sub: _Subparsers) -> None:
     p = sub.add_parser(
         "push", help="push an image and its signatures to a registry",
         description="Push IMAGE (a name or digest in your store) to REF "
@@ -58,6 +59,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     _connection_options(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_push)
+
+
+# Each command's parser, in the order of `secpod --help`.
+PARSERS = {
+    "pull": _add_pull,
+    "push": _add_push,
+}
 
 
 def _options(args: argparse.Namespace) -> RegistryOptions:

@@ -13,14 +13,13 @@ from secpod._record import record
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
+    _Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
     from typing import Any
 
     from secpod.images.reference import Reference
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
-             command: str | None = None) -> None:
-    """Add this area's commands to ``sub``."""
+def _add_key(sub: _Subparsers) -> None:
     key = sub.add_parser("key", help="manage signing keys (cosign format)")
     key_sub = key.add_subparsers(dest="key_command", metavar="COMMAND")
     key_sub.required = True
@@ -32,6 +31,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                      help="write NAME.key and NAME.pub (default: cosign)")
     gen.set_defaults(func=_key_generate)
 
+
+def _add_sign(sub: _Subparsers) -> None:
     sign = sub.add_parser(
         "sign", help="sign an image with a cosign key or a GPG key",
         description="Sign IMAGE (a name in your store, or dir:PATH) and store the signature "
@@ -46,6 +47,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     sign.add_argument("--json", action="store_true", help="print the result as JSON")
     sign.set_defaults(func=_sign)
 
+
+def _add_verify(sub: _Subparsers) -> None:
     verify = sub.add_parser(
         "verify", help="check an image's signatures against the trust policy",
         description="Evaluate the trust policy for IMAGE (a name in your store, or dir:PATH "
@@ -62,6 +65,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     verify.add_argument("--json", action="store_true", help="print the decision as JSON")
     verify.set_defaults(func=_verify)
 
+
+def _add_trust(sub: _Subparsers) -> None:
     trust = sub.add_parser("trust", help="show or edit the trust policy (like podman image trust)")
     trust_sub = trust.add_subparsers(dest="trust_command", metavar="COMMAND")
     trust_sub.required = True
@@ -78,6 +83,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     tset.add_argument("--pubkeysfile", "-f", type=Path, action="append", default=[],
                       metavar="FILE", help="a public key file (repeatable)")
     tset.set_defaults(func=_trust_set)
+
+
+# Each command's parser, in the order of `secpod --help`.
+PARSERS = {
+    "key": _add_key,
+    "sign": _add_sign,
+    "verify": _add_verify,
+    "trust": _add_trust,
+}
 
 
 @record(frozen=True)

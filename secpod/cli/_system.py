@@ -7,6 +7,11 @@ import sys
 
 from secpod.cli._output import emit_json
 
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    _Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
 
 def _doctor(args: argparse.Namespace) -> int:
     from secpod.sandbox import doctor
@@ -27,10 +32,15 @@ def _doctor(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
-             command: str | None = None) -> None:
+def _add_doctor(sub: _Subparsers) -> None:
     p = sub.add_parser(
         "doctor", help="check what this host allows (exit 1 if containers cannot run)"
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_doctor, allow_root=True)
+
+
+# Each command's parser, in the order of `secpod --help`.
+PARSERS = {
+    "doctor": _add_doctor,
+}

@@ -10,7 +10,10 @@ from secpod import cli
 def _registered(area: str) -> set[str]:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers()
-    cli._area(area).register(sub)
+    parsers = cli._area(area).PARSERS
+    for add in parsers.values():
+        add(sub)
+    assert set(parsers) == set(sub.choices), area  # each builder adds the command it is under
     return set(sub.choices)
 
 
