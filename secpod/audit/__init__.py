@@ -15,12 +15,11 @@ loads on first use so that command start-up stays fast.
 
 from __future__ import annotations
 
+from secpod._lazy import reexports
 from secpod.audit._log import record
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
-    from typing import Any
-
     from secpod.audit._collector import Collector, CollectorClient
     from secpod.audit._log import log_dir, log_path, user_log
     from secpod.audit._note import Checkpoint, VerifierKey, parse_checkpoint
@@ -84,12 +83,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    mod = _LAZY.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'secpod.audit' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"secpod.audit.{mod}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = reexports(__name__, {n: f"secpod.audit.{m}" for n, m in _LAZY.items()})

@@ -28,12 +28,12 @@ import hashlib
 import os
 import re
 
+from secpod._lazy import reexports
 from secpod._record import record
 from secpod.errors import CheckpointError
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
-    from typing import Any
 
     from secpod.audit._checkpoint import Checkpoint as Checkpoint
     from secpod.audit._checkpoint import NoteSignature as NoteSignature
@@ -171,11 +171,7 @@ def checkpoint_text(origin: str, size: int, root: bytes, time: str) -> str:
     return f"{origin}\n{size}\n{base64.b64encode(root).decode()}\ntime {time}\n"
 
 
-def __getattr__(name: str) -> Any:
-    # Parsing checkpoints (verify, prove) lives in _checkpoint: a run only signs one,
-    # and its two dataclasses need not be built on every start-up.
-    if name in ("Checkpoint", "NoteSignature", "parse_checkpoint"):
-        from secpod.audit import _checkpoint
-
-        return getattr(_checkpoint, name)
-    raise AttributeError(f"module 'secpod.audit._note' has no attribute {name!r}")
+# Parsing checkpoints (verify, prove) lives in _checkpoint: a run only signs one,
+# and its two records need not be built on every start-up.
+__getattr__ = reexports(__name__, dict.fromkeys(
+    ("Checkpoint", "NoteSignature", "parse_checkpoint"), "secpod.audit._checkpoint"))

@@ -10,6 +10,7 @@ container of the image shares read-only. docs/images.md has the rules.
 
 from __future__ import annotations
 
+from secpod._lazy import reexports
 from secpod.images._store import ImageRecord, Store, human_size
 
 # Lazy: the sources and the unpacker pull in tarfile, gzip and zstandard, which
@@ -18,19 +19,9 @@ _LAZY = {"BlobSource": "_sources", "Limits": "_unpack"}
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
-    from typing import Any
-
     from secpod.images._sources import BlobSource
     from secpod.images._unpack import Limits
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'secpod.images' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(f"secpod.images.{module}"), name)
-
-
+__getattr__ = reexports(__name__, {n: f"secpod.images.{m}" for n, m in _LAZY.items()})
 __all__ = ["BlobSource", "ImageRecord", "Limits", "Store", "human_size"]

@@ -7,6 +7,8 @@ bundle's ``config.json``, and a summary for the audit record.
 
 from __future__ import annotations
 
+from secpod._lazy import reexports
+
 # confine is eager: the function must shadow the submodule of the same name.
 from secpod.policies.confine import Confinement, RunRequest, confine
 from secpod.policies.profile import Profile, available, load, load_file
@@ -20,21 +22,11 @@ _LAZY = {
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
-    from typing import Any
-
     from secpod.policies.floor import AdminPolicy, FloorRule, load_admin_policy
     from secpod.policies.lint import Finding, lint_config, lint_profile
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'secpod.policies' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(f"secpod.policies.{module}"), name)
-
-
+__getattr__ = reexports(__name__, {n: f"secpod.policies.{m}" for n, m in _LAZY.items()})
 __all__ = [
     "AdminPolicy",
     "Confinement",

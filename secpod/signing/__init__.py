@@ -10,7 +10,7 @@ root in, claims or an exception out. "The signature is not acceptable" is
 
 from __future__ import annotations
 
-import importlib
+from secpod._lazy import reexports
 
 # Lazy: `secpod verify` and the runner import only what they use (CLI start-up time).
 _WHERE = {
@@ -30,8 +30,6 @@ _WHERE = {
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
-    from typing import Any
-
     from secpod.signing.keys import (
         decrypt_private_key,
         generate_key_pair,
@@ -65,13 +63,7 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'secpod.signing' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"secpod.signing.{module}"), name)
-
-
+__getattr__ = reexports(__name__, {n: f"secpod.signing.{m}" for n, m in _WHERE.items()})
 __all__ = [
     "DirImage",
     "EffectivePolicy",

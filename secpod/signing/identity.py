@@ -8,6 +8,7 @@ repository (as cosign's do) never matches ``matchExact``.
 
 from __future__ import annotations
 
+from secpod._lazy import reexports
 from secpod._record import record
 from secpod.errors import Error
 from secpod.images import reference as refs
@@ -98,14 +99,7 @@ def parse_identity(value: Any, path: str) -> IdentityMatcher:
     return _matchers.parse(kind, obj, path)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _ELSEWHERE:
-        from secpod.signing import _matchers
-
-        return getattr(_matchers, name)
-    raise AttributeError(f"module 'secpod.signing.identity' has no attribute {name!r}")
-
-
+__getattr__ = reexports(__name__, dict.fromkeys(_ELSEWHERE, "secpod.signing._matchers"))
 __all__ = [
     "ExactReference",
     "ExactRepository",

@@ -15,6 +15,7 @@ import json
 from collections.abc import Mapping
 from types import ModuleType
 
+from secpod._lazy import reexports
 from secpod._record import field, record
 from secpod.errors import TrustPolicyError
 from secpod.images.reference import Reference
@@ -106,17 +107,16 @@ if TYPE_CHECKING:
 _RARE = ("SignedBy", "FulcioSpec", "PKISpec", "SignedBaseLayer")
 
 
+_rare_names = reexports(__name__, dict.fromkeys(_RARE, "secpod.signing._policy_rare"))
+
+
 def __getattr__(name: str) -> Any:
-    if name in _RARE:
-        from secpod.signing import _policy_rare
+    if name != "RequirementSpec":
+        return _rare_names(name)
+    from secpod.signing import _policy_rare as r
 
-        return getattr(_policy_rare, name)
-    if name == "RequirementSpec":
-        from secpod.signing import _policy_rare as r
-
-        return (InsecureAcceptAnything | RejectRequirement | r.SignedBy | SigstoreSigned
-                | r.SignedBaseLayer)
-    raise AttributeError(f"module 'secpod.signing.policy' has no attribute {name!r}")
+    return (InsecureAcceptAnything | RejectRequirement | r.SignedBy | SigstoreSigned
+            | r.SignedBaseLayer)
 
 
 @record(frozen=True)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from secpod._lazy import reexports
 from secpod._record import field, record
 from secpod.errors import SignatureRejected, VerificationError
 from secpod.images.reference import Reference
@@ -24,7 +25,7 @@ from secpod.signing.store import is_sigstore_blob
 # describe types: at run time they are plain classes that nothing checks against.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Protocol
+    from typing import Protocol
 
     # The X.509 and key machinery loads only when a sigstore requirement applies, and
     # gpg only for signedBy.
@@ -43,14 +44,7 @@ MAX_KEY_FILE = 1024 * 1024
 _SIGNEDBY = ("GPGSignedBy", "UnimplementedKeyType")
 
 
-def __getattr__(name: str) -> Any:
-    if name in _SIGNEDBY:
-        from secpod.signing import _signedby
-
-        return getattr(_signedby, name)
-    raise AttributeError(f"module 'secpod.signing.requirements' has no attribute {name!r}")
-
-
+__getattr__ = reexports(__name__, dict.fromkeys(_SIGNEDBY, "secpod.signing._signedby"))
 # eq=False: instances are never compared; spares the generated __eq__ and
 # __hash__ that every start-up would compile.
 @record(frozen=True, eq=False)

@@ -17,6 +17,7 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
+from secpod._lazy import reexports
 from secpod._record import field, record
 from secpod.errors import SignatureRejected, VerificationError
 from secpod.images.reference import Reference
@@ -42,13 +43,7 @@ if TYPE_CHECKING:
 _ELSEWHERE = ("FulcioRoot", "PKIRoot")
 
 
-def __getattr__(name: str) -> object:
-    if name in _ELSEWHERE:
-        from secpod.signing import _certroots
-
-        return getattr(_certroots, name)
-    raise AttributeError(f"module 'secpod.signing.sigstore' has no attribute {name!r}")
-
+__getattr__ = reexports(__name__, dict.fromkeys(_ELSEWHERE, "secpod.signing._certroots"))
 SIGNATURE_MIME_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 ANNOTATION_SIGNATURE = "dev.cosignproject.cosign/signature"
 ANNOTATION_CERTIFICATE = "dev.sigstore.cosign/certificate"
