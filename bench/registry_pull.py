@@ -38,6 +38,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from _common import as_user  # bench/ is sys.path[0] when a script runs
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -84,15 +86,6 @@ def build_layout(layout: Path, total_mb: int, layers: int) -> str:
             "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": mdigest,
             "size": msize}]}))
     return mdigest
-
-
-def _as_user(user: str | None, argv: list[str], env: dict[str, str]) -> list[str]:
-    envs = [f"{k}={v}" for k, v in sorted(env.items())]
-    if user is None:
-        return ["env", "-i", *envs, *argv]
-    pw = pwd.getpwnam(user)
-    return ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups",
-            "--reset-env", "env", "-i", *envs, *argv]
 
 
 def _timed_pull(argv: list[str], cwd: Path) -> tuple[float, float]:
@@ -170,7 +163,7 @@ def main() -> int:
         # (the first pull of a new user also makes the log's key); each timed pull
         # goes into an empty image store. One untimed pull of each tool first.
         data = home / "data"
-        argv = _as_user(args.user, [secpod_bin, "pull", "--tls-verify=false", ref],
+        argv = as_user(args.user, [secpod_bin, "pull", "--tls-verify=false", ref],
                         {**env, "XDG_DATA_HOME": str(data)})
         stores = [str(data / "secpod" / "images"), str(data / "secpod" / "signatures")]
         _timed_pull(argv, home)

@@ -29,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import as_user  # bench/ is sys.path[0] when a script runs
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from secpod.images.reference import parse
@@ -41,15 +42,6 @@ MANIFEST = json.dumps({
     "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
     "config": {"digest": "sha256:" + "0" * 64, "size": 2}, "layers": []}).encode()
 DIGEST = "sha256:" + hashlib.sha256(MANIFEST).hexdigest()
-
-
-def _as_user(user: str | None, argv: list[str], env: dict[str, str]) -> list[str]:
-    envs = [f"{k}={v}" for k, v in sorted(env.items())]
-    if user is None:
-        return ["env", "-i", *envs, *argv]
-    pw = pwd.getpwnam(user)
-    return ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups",
-            "--reset-env", "env", "-i", *envs, *argv]
 
 
 def _timed(argv: list[str], runs: int) -> list[float]:
@@ -103,7 +95,7 @@ def main() -> int:
                "XDG_RUNTIME_DIR": str(home), "LANG": "C.UTF-8"}
 
         def run(argv: list[str]) -> subprocess.CompletedProcess[bytes]:
-            return subprocess.run(_as_user(args.user, argv, env), capture_output=True,
+            return subprocess.run(as_user(args.user, argv, env), capture_output=True,
                                   check=True, cwd=home)
 
         run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key",
@@ -135,9 +127,9 @@ def main() -> int:
 
         # 2. whole processes on the same GPG signature
         secpod = shutil.which("secpod") or str(Path(sys.executable).parent / "secpod")
-        ours = _timed(_as_user(args.user, [secpod, "verify", f"dir:{layout}", "--identity", REF,
+        ours = _timed(as_user(args.user, [secpod, "verify", f"dir:{layout}", "--identity", REF,
                                            "--policy", str(policy)], env), args.runs)
-        theirs = _timed(_as_user(args.user, ["skopeo", "standalone-verify",
+        theirs = _timed(as_user(args.user, ["skopeo", "standalone-verify",
                                               str(layout / "manifest.json"), REF, fpr,
                                               str(layout / "signature-1")], env), args.runs)
         run(["gpgconf", "--kill", "all"])
