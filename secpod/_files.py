@@ -1,17 +1,43 @@
-"""Writing a file whole or not at all: a temp file beside it, renamed over it.
+"""Files a person hands secpod, and files secpod replaces.
 
-The one way secpod replaces a file a person or another command may read (policies,
-profiles, reports, proofs, container state, bundles). The audit log's own files
-keep their writer in secpod/audit/_store.py: they map failures to AuditError and
-check for short writes on the log's durability path.
+:func:`read_limited` reads a regular file of bounded size: a FIFO, a device or a huge
+file would hang or exhaust memory. :func:`write_atomic` is the one way secpod replaces
+a file a person or another command may read (policies, profiles, reports, proofs,
+container state, bundles). The audit log's own files keep their writer in
+secpod/audit/_store.py: they map failures to AuditError and check for short writes
+on the log's durability path.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path
 
 from secpod.errors import Error
+
+
+def read_limited(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file ``path``. Raises OSError: as ``open`` does, EINVAL
+    for something other than a regular file, EFBIG when it holds more than ``limit``."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit} bytes")
+    return b"".join(chunks)
+
 
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
 

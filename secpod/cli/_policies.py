@@ -164,12 +164,13 @@ def _report_findings(findings: list[Any], doc: dict[str, Any], what: str,
 
 @_audited("lint")
 def _lint(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
+    from secpod._files import read_limited
     from secpod.errors import MalformedInput
     from secpod.policies import lint_config
 
     path = Path(args.config)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_limited(path, 16 << 20).decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise MalformedInput(f"cannot read {path}: {e}",
                              hint="give the path of an OCI runtime config.json") from e

@@ -13,6 +13,7 @@ Where the policy comes from, in order:
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -79,14 +80,16 @@ def admin_trust_policy() -> Path | None:
 
 def read_policy(path: Path) -> pol.Policy:
     """Read and parse a policy file. Raises TrustPolicyError (malformed) or VerificationError."""
+    from secpod._files import read_limited
+
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_POLICY + 1)
+        data = read_limited(path, MAX_POLICY)
     except OSError as e:
+        if e.errno == errno.EFBIG:
+            raise TrustPolicyError(
+                f"the trust policy {path} is larger than {MAX_POLICY} bytes") from e
         raise VerificationError(f"cannot read the trust policy {path}: {e.strerror}",
                                 hint="fix the path or the file's permissions") from e
-    if len(data) > MAX_POLICY:
-        raise TrustPolicyError(f"the trust policy {path} is larger than {MAX_POLICY} bytes")
     return pol.parse_policy(data, source=str(path))
 
 
@@ -247,10 +250,17 @@ def set_trust(scope: str, trust_type: str, pubkeys: list[Path]) -> tuple[Path, p
         req = pol.SignedBy(key_type="GPGKeys", key_path=keys[0] if len(keys) == 1 else None,
                            key_paths=tuple(keys) if len(keys) > 1 else None)
     else:
+        from secpod._files import read_limited
         from secpod.signing import keys as keymod
 
         for k in keys:
-            keymod.load_public_key(Path(k).read_bytes(), source=k)
+            try:
+                data = read_limited(Path(k), requirements.MAX_KEY_FILE)
+            except OSError as e:
+                raise UsageError(f"cannot read the public key file {k}: {e.strerror}",
+                                 hint="give a cosign public key (-----BEGIN PUBLIC KEY-----)"
+                                 ) from e
+            keymod.load_public_key(data, source=k)
         req = pol.SigstoreSigned(key_path=keys[0] if len(keys) == 1 else None,
                                  key_paths=tuple(keys) if len(keys) > 1 else None)
     base = _base_policy_for_edit()

@@ -48,3 +48,25 @@ def test_bytes_durable_and_the_umask(tmp_path: Path) -> None:
         os.umask(old)
     assert target.read_bytes() == b"\x00data"
     assert stat.S_IMODE(target.stat().st_mode) == 0o600  # 0o666 less the umask
+
+
+def test_read_limited_reads_a_regular_file_and_refuses_the_rest(tmp_path: Path) -> None:
+    import errno
+
+    from secpod._files import read_limited
+
+    f = tmp_path / "config.json"
+    f.write_bytes(b"x" * 10)
+    assert read_limited(f, 10) == b"x" * 10
+    with pytest.raises(OSError) as big:
+        read_limited(f, 9)
+    assert big.value.errno == errno.EFBIG
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError) as e:  # would block forever if opened and read
+        read_limited(fifo, 10)
+    assert e.value.errno == errno.EINVAL
+    with pytest.raises(OSError):
+        read_limited(Path("/dev/zero"), 10)
+    with pytest.raises(FileNotFoundError):
+        read_limited(tmp_path / "missing", 10)
