@@ -216,15 +216,7 @@ def _sign(args: argparse.Namespace) -> int:
                              hint="give --identity REF")
         image_ref = str(t.reference)
         if args.key is not None:
-            try:
-                data = args.key.read_bytes()
-            except OSError as e:
-                from secpod.errors import NotFound
-
-                raise NotFound(f"cannot read the private key {args.key}: {e.strerror}") from e
-            passphrase = keys.read_passphrase(confirm=False, purpose=str(args.key))
-            private = keys.decrypt_private_key(data, passphrase, source=str(args.key))
-            blob = sign.sign_sigstore(private, image_ref, t.digest)
+            blob = sign.sign_sigstore(keys.load_private_key(args.key), image_ref, t.digest)
             kind, signer = "sigstore", str(args.key)
         else:
             blob = sign.sign_gpg(args.gpg_key, image_ref, t.digest)

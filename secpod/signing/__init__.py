@@ -15,6 +15,7 @@ from secpod._lazy import reexports
 # Lazy: `secpod verify` and the runner import only what they use (CLI start-up time).
 _WHERE = {
     "decrypt_private_key": "keys", "generate_key_pair": "keys", "load_public_key": "keys",
+    "load_private_key": "keys",
     "read_passphrase": "keys",
     "SignedClaims": "payload", "manifest_digest": "payload",
     "Policy": "policy", "parse_policy": "policy",
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from secpod.signing.keys import (
         decrypt_private_key,
         generate_key_pair,
+        load_private_key,
         load_public_key,
         read_passphrase,
     )
@@ -76,6 +78,7 @@ __all__ = [
     "add_signature",
     "decide",
     "decrypt_private_key",
+    "load_private_key",
     "effective_policy",
     "evaluate_image",
     "generate_key_pair",

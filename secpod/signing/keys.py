@@ -23,9 +23,10 @@ import hashlib
 import json
 import os
 import sys
+from pathlib import Path
 
 from secpod._record import field, record
-from secpod.errors import KeyFormatError, UsageError, VerificationError
+from secpod.errors import KeyFormatError, NotFound, UsageError, VerificationError
 from secpod.signing import _json, _openssl
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
@@ -263,6 +264,23 @@ def generate_key_pair(passphrase: bytes) -> tuple[bytes, bytes]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     return encrypt_private_key(key, passphrase), public_key_pem(public_key_of(key))
+
+
+def load_private_key(path: Path) -> PrivateKey:
+    """A cosign private key file, decrypted with :func:`read_passphrase`'s passphrase.
+
+    Raises NotFound (unreadable), KeyFormatError (malformed or the wrong passphrase),
+    UsageError (no passphrase to be had).
+    """
+    from secpod._files import read_limited
+
+    try:
+        data = read_limited(path, _MAX_KEY_FILE + 1)  # a bigger one: decrypt says so
+    except OSError as e:
+        raise NotFound(f"cannot read the private key {path}: {e.strerror}",
+                       hint="give a cosign private key file (NAME.key)") from e
+    passphrase = read_passphrase(confirm=False, purpose=str(path))
+    return decrypt_private_key(data, passphrase, source=str(path))
 
 
 def read_passphrase(*, confirm: bool, purpose: str) -> bytes:

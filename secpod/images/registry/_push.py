@@ -46,16 +46,9 @@ class PushResult:
 
 
 def _sign(key_path: Path, identity: str, digest: str) -> Path:
-    from secpod.signing import add_signature, decrypt_private_key, read_passphrase, sign_sigstore
+    from secpod.signing import add_signature, load_private_key, sign_sigstore
 
-    try:
-        data = key_path.read_bytes()
-    except OSError as e:
-        raise NotFound(f"cannot read the private key {key_path}: {e.strerror}",
-                       hint="--sign-by takes a cosign private key file (NAME.key)") from e
-    passphrase = read_passphrase(confirm=False, purpose=str(key_path))
-    private = decrypt_private_key(data, passphrase, source=str(key_path))
-    return add_signature(digest, sign_sigstore(private, identity, digest))
+    return add_signature(digest, sign_sigstore(load_private_key(key_path), identity, digest))
 
 
 def _push_signatures(client: RegistryClient, repo: str, digest: str,
