@@ -86,9 +86,6 @@ _SIGNATURES: tuple[tuple[str, str | None, list[Any], Any], ...] = (
     ("EVP_PKEY_free", None, [c_void_p], None),
     ("EVP_PKEY_get_base_id", "EVP_PKEY_base_id", [c_void_p], c_int),
     ("EVP_PKEY_get_bits", "EVP_PKEY_bits", [c_void_p], c_int),
-    ("EVP_PKEY_get0_EC_KEY", None, [c_void_p], c_void_p),
-    ("EC_KEY_get0_group", None, [c_void_p], c_void_p),
-    ("EC_GROUP_get_curve_name", None, [c_void_p], c_int),
     ("OBJ_nid2sn", None, [c_int], c_char_p),
     ("EVP_PKEY_new_raw_private_key", None, [c_int, c_void_p, c_char_p, c_size_t], c_void_p),
     ("EVP_PKEY_new_raw_public_key", None, [c_int, c_void_p, c_char_p, c_size_t], c_void_p),
@@ -102,8 +99,13 @@ _SIGNATURES: tuple[tuple[str, str | None, list[Any], Any], ...] = (
     ("EVP_DigestSign", None, [c_void_p, c_void_p, POINTER(c_size_t), c_char_p, c_size_t],
      c_int),
 )
+# Optional: OpenSSL 3 has EVP_PKEY_get_group_name; OpenSSL 1.1 has only the EC_KEY route
+# (deprecated in 3, and absent from a build without the deprecated API).
 _OPTIONAL: tuple[tuple[str, list[Any], Any], ...] = (
     ("EVP_PKEY_get_group_name", [c_void_p, c_void_p, c_size_t, POINTER(c_size_t)], c_int),
+    ("EVP_PKEY_get0_EC_KEY", [c_void_p], c_void_p),
+    ("EC_KEY_get0_group", [c_void_p], c_void_p),
+    ("EC_GROUP_get_curve_name", [c_void_p], c_int),
 )
 
 
@@ -196,6 +198,8 @@ def _curve(lib: _Lib, pkey: int) -> str | None:
 
 def _curve_v1(lib: _Lib, pkey: int) -> str | None:
     """OpenSSL 1.1's way to the curve's short name (still exported, deprecated, in 3)."""
+    if lib.EVP_PKEY_get0_EC_KEY is None:
+        return None
     ec_key = lib.EVP_PKEY_get0_EC_KEY(pkey)
     group = lib.EC_KEY_get0_group(ec_key) if ec_key else None
     nid = lib.EC_GROUP_get_curve_name(group) if group else 0
