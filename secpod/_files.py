@@ -18,13 +18,24 @@ from pathlib import Path
 from secpod.errors import Error
 
 
-def read_limited(path: Path, limit: int) -> bytes:
-    """The bytes of the regular file ``path``. Raises OSError: as ``open`` does, EINVAL
-    for something other than a regular file, EFBIG when it holds more than ``limit``."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+class NotRegularFile(OSError):
+    """A folder, FIFO, device or socket where a file was expected (errno EINVAL)."""
+
+
+class TooLarge(OSError):
+    """A file larger than the reader's limit (errno EFBIG)."""
+
+
+def read_limited(path: Path, limit: int, *, nofollow: bool = False) -> bytes:
+    """The bytes of the regular file ``path`` (with ``nofollow``, not through a symbolic
+    link). Raises OSError as ``open`` does (ELOOP for a link with ``nofollow``),
+    NotRegularFile, or TooLarge when it holds more than ``limit`` bytes."""
+    # O_NONBLOCK: a FIFO must not hang the open; fstat then refuses it.
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | (os.O_NOFOLLOW if nofollow else 0)
+    fd = os.open(path, flags)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file")
+            raise NotRegularFile(errno.EINVAL, "not a regular file")
         chunks, size = [], 0
         while size <= limit:
             chunk = os.read(fd, min(1 << 20, limit + 1 - size))
@@ -35,7 +46,7 @@ def read_limited(path: Path, limit: int) -> bytes:
     finally:
         os.close(fd)
     if size > limit:
-        raise OSError(errno.EFBIG, f"larger than {limit} bytes")
+        raise TooLarge(errno.EFBIG, f"larger than {limit} bytes")
     return b"".join(chunks)
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 import urllib.parse
 from pathlib import Path
 
@@ -284,25 +283,18 @@ def _file_path(url: str) -> Path:
 
 
 def _read_file(path: Path, limit: int) -> bytes | None:
+    from secpod._files import NotRegularFile, TooLarge, read_limited
+
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        return read_limited(path, limit)
     except FileNotFoundError:
         return None
+    except TooLarge as e:
+        raise LookasideError(f"signature {path} is larger than {limit} bytes") from e
+    except NotRegularFile as e:
+        raise LookasideError(f"{path} is not a regular file") from e
     except OSError as e:
         raise LookasideError(f"cannot read {path}: {e.strerror}") from e
-    # fstat before fdopen: fdopen of a folder raises IsADirectoryError (and keeps the fd).
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise LookasideError(f"{path} is not a regular file")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(limit + 1)
-    except OSError as e:
-        raise LookasideError(f"cannot read {path}: {e.strerror}") from e
-    finally:
-        os.close(fd)
-    if len(data) > limit:
-        raise LookasideError(f"signature {path} is larger than {limit} bytes")
-    return data
 
 
 def _http_get(url: str, limit: int) -> bytes | None:

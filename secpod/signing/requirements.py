@@ -9,7 +9,6 @@ raises SignatureRejected saying why not.
 
 from __future__ import annotations
 
-import errno
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -142,13 +141,13 @@ class SigstoreSigned:
 
 
 def _read(path: str, what: str) -> bytes:
-    from secpod._files import read_limited
+    from secpod._files import TooLarge, read_limited
 
     try:
         return read_limited(Path(path), MAX_KEY_FILE)
+    except TooLarge as e:
+        raise VerificationError(f"{what} {path} is too large") from e
     except OSError as e:
-        if e.errno == errno.EFBIG:
-            raise VerificationError(f"{what} {path} is too large") from e
         raise VerificationError(f"cannot read {what} {path}: {e.strerror}",
                                 hint="fix the path in the trust policy") from e
 

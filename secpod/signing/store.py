@@ -13,7 +13,6 @@ import errno
 import fcntl
 import os
 import re
-import stat
 from pathlib import Path
 
 from secpod import paths
@@ -48,27 +47,20 @@ def signature_dir(manifest_digest: str) -> Path:
 def _read_bounded(path: Path, limit: int, what: str) -> bytes:
     """``path``'s bytes. Raises FileNotFoundError when it is absent, MalformedInput when
     it is larger than ``limit``, not a regular file, or unreadable."""
-    # O_NOFOLLOW: a signature folder is ours; a link in it is not something we wrote.
-    # O_NONBLOCK: a FIFO planted in a dir: layout must not hang the check.
+    from secpod._files import NotRegularFile, TooLarge, read_limited
+
+    # nofollow: a signature folder is ours; a link in it is not something we wrote.
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        return read_limited(path, limit, nofollow=True)
     except FileNotFoundError:
         raise
+    except TooLarge as e:
+        raise MalformedInput(f"{what} {path} is larger than {limit} bytes") from e
+    except NotRegularFile as e:
+        raise MalformedInput(f"{what} {path} is not a regular file") from e
     except OSError as e:
         reason = "it is a symbolic link" if e.errno == errno.ELOOP else e.strerror
         raise MalformedInput(f"cannot read {what} {path}: {reason}") from e
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise MalformedInput(f"{what} {path} is not a regular file")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(limit + 1)
-    except OSError as e:
-        raise MalformedInput(f"cannot read {what} {path}: {e.strerror}") from e
-    finally:
-        os.close(fd)
-    if len(data) > limit:
-        raise MalformedInput(f"{what} {path} is larger than {limit} bytes")
-    return data
 
 
 def _read_numbered(folder: Path, most: int = MAX_SIGNATURES) -> list[bytes]:

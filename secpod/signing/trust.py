@@ -13,7 +13,6 @@ Where the policy comes from, in order:
 
 from __future__ import annotations
 
-import errno
 import os
 from pathlib import Path
 
@@ -80,14 +79,13 @@ def admin_trust_policy() -> Path | None:
 
 def read_policy(path: Path) -> pol.Policy:
     """Read and parse a policy file. Raises TrustPolicyError (malformed) or VerificationError."""
-    from secpod._files import read_limited
+    from secpod._files import TooLarge, read_limited
 
     try:
         data = read_limited(path, MAX_POLICY)
+    except TooLarge as e:
+        raise TrustPolicyError(f"the trust policy {path} is larger than {MAX_POLICY} bytes") from e
     except OSError as e:
-        if e.errno == errno.EFBIG:
-            raise TrustPolicyError(
-                f"the trust policy {path} is larger than {MAX_POLICY} bytes") from e
         raise VerificationError(f"cannot read the trust policy {path}: {e.strerror}",
                                 hint="fix the path or the file's permissions") from e
     return pol.parse_policy(data, source=str(path))

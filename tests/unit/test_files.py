@@ -53,19 +53,25 @@ def test_bytes_durable_and_the_umask(tmp_path: Path) -> None:
 def test_read_limited_reads_a_regular_file_and_refuses_the_rest(tmp_path: Path) -> None:
     import errno
 
-    from secpod._files import read_limited
+    from secpod._files import NotRegularFile, TooLarge, read_limited
 
     f = tmp_path / "config.json"
     f.write_bytes(b"x" * 10)
     assert read_limited(f, 10) == b"x" * 10
     with pytest.raises(OSError) as big:
         read_limited(f, 9)
-    assert big.value.errno == errno.EFBIG
+    assert big.value.errno == errno.EFBIG and isinstance(big.value, TooLarge)
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     with pytest.raises(OSError) as e:  # would block forever if opened and read
         read_limited(fifo, 10)
-    assert e.value.errno == errno.EINVAL
+    assert e.value.errno == errno.EINVAL and isinstance(e.value, NotRegularFile)
+    link = tmp_path / "link"
+    link.symlink_to(f)
+    assert read_limited(link, 10) == b"x" * 10
+    with pytest.raises(OSError) as loop:
+        read_limited(link, 10, nofollow=True)
+    assert loop.value.errno == errno.ELOOP
     with pytest.raises(OSError):
         read_limited(Path("/dev/zero"), 10)
     with pytest.raises(FileNotFoundError):
