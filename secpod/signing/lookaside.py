@@ -222,6 +222,8 @@ def load_config(directory: Path | None = None) -> RegistriesConfig:
     Raises RegistriesConfigError for a malformed or unreadable file, or a scope
     (or ``default-docker``) defined in two files, naming both.
     """
+    from secpod._files import TooLarge, read_limited
+
     directory = directory if directory is not None else config_dir()
     if directory is None:
         return RegistriesConfig()
@@ -239,14 +241,13 @@ def load_config(directory: Path | None = None) -> RegistriesConfig:
     for name in names:
         path = directory / name
         try:
-            with open(path, "rb") as f:
-                data = f.read(MAX_CONFIG_FILE + 1)
+            data = read_limited(path, MAX_CONFIG_FILE)
+        except TooLarge as e:
+            raise RegistriesConfigError(f"registries.d file {path} is larger than "
+                                        f"{MAX_CONFIG_FILE} bytes") from e
         except OSError as e:
             raise RegistriesConfigError(f"cannot read registries.d file {path}: {e.strerror}",
                                         hint="make it readable, or remove it") from e
-        if len(data) > MAX_CONFIG_FILE:
-            raise RegistriesConfigError(f"registries.d file {path} is larger than "
-                                        f"{MAX_CONFIG_FILE} bytes")
         d, scopes = parse_file(data, str(path))
         if d is not None:
             if default is not None:

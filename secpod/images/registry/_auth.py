@@ -80,16 +80,17 @@ def read_authfile(path: Path) -> dict[str, Credentials]:
     Entries without an ``auth`` field (credential helpers, identity tokens)
     are skipped. Raises NotFound, MalformedInput.
     """
+    from secpod._files import TooLarge, read_limited
+
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_AUTHFILE + 1)
+        data = read_limited(path, MAX_AUTHFILE)
     except FileNotFoundError:
         raise NotFound(f"auth file {path} does not exist",
                        hint="give an existing containers-auth.json file") from None
+    except TooLarge as e:
+        raise MalformedInput(f"auth file {path} is larger than {MAX_AUTHFILE} bytes") from e
     except OSError as e:
         raise MalformedInput(f"cannot read auth file {path}: {e.strerror}") from e
-    if len(data) > MAX_AUTHFILE:
-        raise MalformedInput(f"auth file {path} is larger than {MAX_AUTHFILE} bytes")
     try:
         doc = json.loads(data) if data.strip() else {}
     except ValueError as e:
