@@ -54,9 +54,10 @@ mkdir -p "$stage"
 chmod 755 "$stage"
 rm -rf "$stage/main" "$stage/shared.new"
 mkdir -p "$stage/main"
+# (tar is part of every Debian system: no cpio, which a fresh machine lacks)
 (cd "$here" && git ls-files -z --cached --others --exclude-standard | \
   while IFS= read -r -d '' f; do [ -e "$f" ] || [ -L "$f" ] && printf '%s\0' "$f"; done | \
-  cpio --null -pdm --quiet "$stage/main")
+  tar --null --no-recursion -T - -cf -) | tar -xpf - -C "$stage/main"
 if [ -d "$here/../shared" ]; then
   cp -a "$here/../shared" "$stage/shared.new"
   rm -rf "$stage/shared"
