@@ -1,6 +1,6 @@
 """secpod: a rootless-only, daemonless container sandbox and supply-chain toolkit.
 
-The four concerns are subpackages: ``images`` (store, import, unpack),
+The five concerns are subpackages: ``images`` (store, import, unpack),
 ``sandbox`` (preflight, bundle, crun, monitor, state), ``policies``
 (profiles, seccomp, LSMs, the administrator's floor), ``signing`` (keys,
 signatures, trust policy) and ``audit`` (the record of every action).

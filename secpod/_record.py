@@ -13,8 +13,9 @@ run. A record's methods are shared functions that read the class's field table, 
 declaring one costs microseconds and constructing one a few more than a dataclass.
 
 What is deliberately not supported (no module uses it): ``ClassVar`` and ``InitVar``
-annotations, ``init=False`` fields, ordering, ``slots``, ``kw_only``, and records that
-inherit from records.
+annotations and ``__post_init__`` (each raises TypeError when the class is declared, since
+mypy would model them and the record would silently differ), ``init=False`` fields,
+ordering, ``slots``, ``kw_only``, and records that inherit from records (TypeError too).
 """
 
 from __future__ import annotations
@@ -141,11 +142,27 @@ def _frozen_delattr(self: Any, name: str) -> None:
     raise FrozenInstanceError(f"cannot delete field {name!r}")
 
 
+def _unsupported_annotation(annotation: Any) -> str | None:
+    """"ClassVar" or "InitVar" when ``annotation`` is one (a string under PEP 563)."""
+    text = annotation if isinstance(annotation, str) else repr(annotation)
+    head = text.replace("typing.", "").replace("dataclasses.", "").lstrip("'\"")
+    for kind in ("ClassVar", "InitVar"):
+        if head == kind or head.startswith(kind + "["):
+            return kind
+    return None
+
+
 def _build(cls: _C, frozen: bool, eq: bool) -> _C:
     if any(hasattr(base, "__record_fields__") for base in cls.__mro__[1:]):
         raise TypeError(f"{cls.__name__}: records do not inherit from records")
+    if "__post_init__" in cls.__dict__:
+        raise TypeError(f"{cls.__name__}: records do not call __post_init__ (docs/adr/0003)")
     table: list[Field] = []
-    for name in cls.__dict__.get("__annotations__", {}):
+    for name, annotation in cls.__dict__.get("__annotations__", {}).items():
+        kind = _unsupported_annotation(annotation)
+        if kind:
+            raise TypeError(f"{cls.__name__}.{name}: records do not support {kind} "
+                            "(docs/adr/0003); declare a plain field or a class constant")
         declared = cls.__dict__.get(name, MISSING)
         if isinstance(declared, Field):
             f = Field(name, declared.default, declared.default_factory, declared.repr,

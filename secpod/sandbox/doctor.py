@@ -61,6 +61,8 @@ def run_checks() -> list[Check]:
 
     if os.getuid() != 0:
         checks.append(_guard("id mappings", ids))
+    checks.append(_guard("/etc/subuid", lambda: _grants_check("subuid")))
+    checks.append(_guard("/etc/subgid", lambda: _grants_check("subgid")))
 
     if preflight.userns_allowed():
         probe = (
@@ -172,6 +174,33 @@ def run_checks() -> list[Check]:
         )
     )
     return checks
+
+
+def _grants_check(kind: str) -> Check:
+    """Malformed lines and overlapping ranges in /etc/subuid or /etc/subgid, named."""
+    from pathlib import Path
+
+    from secpod.sandbox import idmap
+
+    path = Path("/etc") / kind
+    bad, overlaps = idmap.grant_problems(path)
+    me = idmap.current_user()[0]
+    problems = list(bad)
+    for a, b in overlaps:
+        who = (f"user {a.owner}'s own lines overlap" if a.owner == b.owner
+               else f"users {a.owner} and {b.owner} share host ids")
+        problems.append(f"{path}:{a.line} ({a.owner}:{a.start}:{a.count}) and {path}:{b.line} "
+                        f"({b.owner}:{b.start}:{b.count}) overlap: {who}")
+    if not problems:
+        return Check(f"/etc/{kind}", "ok", "well formed, no two ranges overlap")
+    mine = any(me in (a.owner, b.owner) for a, b in overlaps)
+    return Check(
+        f"/etc/{kind}",
+        "fail" if mine else "warn",
+        "; ".join(problems),
+        f"as root: give every user a range of its own in /etc/{kind} (usermod "
+        "--del-subuids/--add-subuids, --del-subgids/--add-subgids), one NAME:START:COUNT a line",
+    )
 
 
 def as_json(checks: list[Check]) -> dict[str, object]:

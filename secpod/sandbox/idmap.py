@@ -54,6 +54,72 @@ def subordinate_ranges(path: Path, user: str, uid: int) -> list[Range]:
     return ranges
 
 
+@record(frozen=True)
+class Grant:
+    """One line of /etc/subuid or /etc/subgid: ``owner`` (name or number) gets a range."""
+
+    line: int
+    owner: str
+    start: int
+    count: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.count
+
+
+def grant_problems(path: Path) -> tuple[list[str], list[tuple[Grant, Grant]]]:
+    """What is wrong with a whole subuid/subgid file: malformed lines and overlapping grants.
+
+    Returns (one message per malformed line, each pair of grants whose ranges overlap).
+    Two users whose ranges overlap share host ids: files one user's containers create are
+    the other's too, and a user whose own lines overlap gets ``newuidmap: write to uid_map
+    failed: Invalid argument`` on every run. Raises HostError when ``path`` cannot be read.
+    """
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return [], []
+    except (OSError, UnicodeDecodeError) as e:
+        raise HostError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from e
+    bad: list[str] = []
+    grants: list[Grant] = []
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split(":")
+        if len(parts) != 3 or not parts[0] or not parts[1].isdigit() or not parts[2].isdigit():
+            bad.append(f"{path}:{n}: {line!r} is not NAME:START:COUNT")
+            continue
+        start, count = int(parts[1]), int(parts[2])
+        if count == 0:
+            bad.append(f"{path}:{n}: {line!r} grants no ids (count 0)")
+            continue
+        if start == 0:
+            bad.append(f"{path}:{n}: {line!r} includes host id 0 (root)")
+            continue
+        grants.append(Grant(n, _owner_name(parts[0]), start, count))
+    overlaps = []
+    ordered = sorted(grants, key=lambda g: g.start)
+    for i, g in enumerate(ordered):  # sorted by start: only later grants starting below g.end
+        for h in ordered[i + 1:]:
+            if h.start >= g.end:
+                break
+            overlaps.append((g, h))
+    return bad, overlaps
+
+
+def _owner_name(owner: str) -> str:
+    """A numeric owner as its user name where one exists (files may use either)."""
+    if owner.isdigit():
+        try:
+            return pwd.getpwuid(int(owner)).pw_name
+        except KeyError:
+            return owner
+    return owner
+
+
 def mappings(own_id: int, ranges: list[Range]) -> list[IdMap]:
     """Container id 0 -> ``own_id``; container ids 1.. -> the subordinate ranges in order.
 

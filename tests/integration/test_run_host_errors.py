@@ -67,3 +67,23 @@ def test_runtime_dir_of_someone_else_is_refused(user: User, busybox: str) -> Non
     assert r.returncode == 125
     assert "not a directory owned by you" in r.stderr
     _nothing_left(user)
+
+
+def test_doctor_names_overlapping_subordinate_ranges(user: User, tmp_path: Path) -> None:
+    """Two users whose ranges overlap (which made every run fail in newgidmap) are named."""
+    import subprocess
+
+    from tests.conftest import SECPOD_BIN
+
+    fake = tmp_path / "subgid"
+    fake.write_text(f"{user.name}:100000:65536\nsomeoneelse:150000:65536\nbroken line\n")
+    fake.chmod(0o644)
+    # A private mount namespace of this test only: the host's /etc/subgid is not touched.
+    script = f"mount --bind {fake} /etc/subgid && exec " + " ".join(
+        f"'{a}'" for a in user.command([str(SECPOD_BIN), "doctor"]))
+    r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                       capture_output=True, text=True, timeout=60, cwd=str(user.home))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"users {user.name} and someoneelse share host ids" in r.stdout
+    assert "/etc/subgid:3: 'broken line' is not NAME:START:COUNT" in r.stdout
+    assert "usermod" in r.stdout

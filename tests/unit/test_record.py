@@ -161,6 +161,44 @@ def test_declaration_errors() -> None:
         field(default=1, default_factory=list)
 
 
+def test_what_records_do_not_model_is_refused_at_declaration() -> None:
+    """ClassVar, InitVar and __post_init__ would be silently wrong: mypy models them."""
+    import dataclasses
+    import typing
+
+    with pytest.raises(TypeError, match=r"Counted\.total: records do not support ClassVar"):
+        @record
+        class Counted:
+            total: typing.ClassVar[int] = 0
+            name: str = ""
+
+    with pytest.raises(TypeError, match="records do not support ClassVar"):
+        @record
+        class Bare:
+            total: typing.ClassVar = 0  # type: ignore[type-arg]
+
+    with pytest.raises(TypeError, match="records do not support InitVar"):
+        @record
+        class Seeded:
+            seed: dataclasses.InitVar[int]
+
+    with pytest.raises(TypeError, match="records do not call __post_init__"):
+        @record
+        class Checked:
+            n: int = 0
+
+            def __post_init__(self) -> None:
+                raise AssertionError("never called")
+
+    # a field whose type merely mentions the words is fine
+    @record
+    class Fine:
+        class_var_name: str = "ClassVar"
+        initvars: list[str] = field(default_factory=list)
+
+    assert Fine().class_var_name == "ClassVar"
+
+
 def test_no_secpod_module_uses_dataclasses() -> None:
     """The package's classes are records: no module of it imports dataclasses."""
     package = Path(secpod.__file__).parent
