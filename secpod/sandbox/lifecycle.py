@@ -161,11 +161,12 @@ def create(opts: RunOptions, env: Environment | None = None) -> Container:
     except Error as e:
         _refused("image", e, opts)
         raise
-    ref = image.names[0] if image.names else image.digest
-    if opts.image in image.names or any(opts.image == n for n in image.familiar_names()):
-        ref = next((n for n in image.names if opts.image in (n, _familiar(n))), ref)
+    # The name the user typed, normalised as `verify` does, is the one judged and recorded.
+    judged = signing.image_reference(opts.image, image.names, image.digest)
+    ref = str(judged) if judged is not None else image.digest
     try:
-        decision = signing.evaluate_image(ref, image.digest, store.manifest_bytes(image.digest))
+        decision = signing.evaluate_image(judged, image.digest,
+                                          store.manifest_bytes(image.digest))
     except Error as e:
         _refused("trust", e, opts, image_ref=ref, image_digest=image.digest)
         raise
@@ -242,15 +243,6 @@ def signing_rejected(err: Error) -> Error:
     from secpod.errors import SignatureRejected
 
     return SignatureRejected(err.message, err.hint)
-
-
-def _familiar(name: str) -> str:
-    from secpod.images.reference import parse
-
-    try:
-        return parse(name).familiar()
-    except Error:
-        return name
 
 
 def _cis_findings(config: dict[str, Any], profile: str) -> list[dict[str, str]]:
