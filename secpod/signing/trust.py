@@ -67,14 +67,24 @@ def user_policy_path() -> Path:
 def admin_trust_policy() -> Path | None:
     """The trust policy the administrator's floor names, if any.
 
-    Raises the floor's own error (AdminPolicyError) when /etc/secpod is unsafe or malformed.
+    It is held to the floor's own rule (owned by root, as is its folder, and
+    writable by no one else), so a user cannot edit or swap the policy they
+    cannot replace. Raises the floor's own error (AdminPolicyError) when /etc/secpod
+    or the trust policy file is unsafe, or the floor is malformed.
     """
-    from secpod.policies import load_admin_policy
+    from secpod.policies.floor import check_admin_file, load_admin_policy
 
     floor = load_admin_policy()
     if floor is None or floor.trust_policy_path is None:
         return None
-    return Path(floor.trust_policy_path)
+    path = Path(floor.trust_policy_path)
+    try:
+        check_admin_file(path)
+    except FileNotFoundError as e:
+        raise TrustPolicyError(f"the administrator's trust policy {path} does not exist",
+                               hint="ask the administrator to fix [trust] policy in "
+                               f"{floor.path}") from e
+    return path
 
 
 def read_policy(path: Path) -> pol.Policy:
