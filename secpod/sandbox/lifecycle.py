@@ -205,7 +205,7 @@ def create(opts: RunOptions, env: Environment | None = None) -> Container:
             identity=identity,
             userdata=folder / "userdata",
         )
-        bundlemod.write_config(folder / "bundle", config)
+        digest = bundlemod.write_config(folder / "bundle", config)
         summary = dict(confinement.summary)
         summary["cis_findings"] = _cis_findings(config, confinement.profile)
         ctr = Container(
@@ -224,6 +224,7 @@ def create(opts: RunOptions, env: Environment | None = None) -> Container:
             confinement=summary,
             trust=trust,
             tty=opts.process.tty,
+            config_digest=digest,
         )
         ctr.log_path.touch(mode=0o600)
         ctr.save()
@@ -255,6 +256,9 @@ def _cis_findings(config: dict[str, Any], profile: str) -> list[dict[str, str]]:
 
 
 def _audit_ctr(action: str, ctr: Container, outcome: str = "ok", **kw: Any) -> None:
+    # Every record of a container names the bundle it was made with: the create record
+    # that reaches the host collector keeps the digest out of the user's reach.
+    kw["details"] = {"config_digest": ctr.config_digest, **(kw.get("details") or {})}
     audit.record(
         action,
         outcome,
@@ -342,6 +346,7 @@ def start(ctr: Container, env: Environment | None = None) -> Container:
         raise Conflict(f"container {ctr.name} is already running")
     if ctr.monitor == "secpod" and status == "created":
         raise Conflict(f"container {ctr.name} is being started by another secpod run")
+    _checked_bundle(ctr, "container.start")
     with ctr.locked():
         ctr = ctr.reload()
         if status != "created" or ctr.monitor != "conmon":
@@ -369,6 +374,16 @@ def start(ctr: Container, env: Environment | None = None) -> Container:
         ctr.save()
         _audit_ctr("container.start", ctr)
     return ctr
+
+
+def _checked_bundle(ctr: Container, action: str) -> dict[str, Any]:
+    """The container's config if it is the one create wrote; else audit ``action`` as
+    refused and raise BundleChanged."""
+    try:
+        return bundlemod.checked_config(ctr.bundle, ctr.config_digest, ctr.name)
+    except bundlemod.BundleChanged as e:
+        _audit_ctr(action, ctr, "refused", reason=f"bundle: {e.message}")
+        raise
 
 
 def _launch_monitor(env: Environment, ctr: Container) -> int:
@@ -614,7 +629,9 @@ def exec_in(
         raise Conflict(f"container {ctr.name} is not running", hint=f"secpod start {ctr.name}")
     if not command:
         raise UsageError("exec needs a command", hint="secpod exec CONTAINER COMMAND [ARG...]")
-    config = json.loads((ctr.bundle / "config.json").read_text())
+    # The process spec comes from the config create wrote (checked), never from a file
+    # edited since.
+    config = _checked_bundle(ctr, "container.exec")
     process = dict(config["process"])
     process["args"] = list(command)
     process["terminal"] = tty
