@@ -128,7 +128,7 @@ def _target(image: str, identity: str | None, *, need_manifest: bool) -> _Target
         digest = manifest_digest(d.manifest) if d.manifest is not None else ""
         return _Target(image, claimed, digest, d.manifest, path, d.signatures)
     from secpod.images import Store
-    from secpod.images import reference as refs
+    from secpod.signing import trust
 
     st = Store.open()
     rec = st.resolve(image)
@@ -138,16 +138,7 @@ def _target(image: str, identity: str | None, *, need_manifest: bool) -> _Target
         if ref is None:
             raise UsageError(f"invalid --identity {identity!r}", hint="use NAME[:TAG][@DIGEST]")
     else:
-        try:
-            parsed = refs.parse(image)
-        except UsageError:
-            parsed = None
-        if parsed is not None and str(parsed) in rec.names:
-            ref = parsed
-        elif rec.names:
-            ref = refs.parse(rec.names[0])
-        else:
-            ref = None
+        ref = trust.image_reference(image, rec.names, rec.digest)
     manifest = st.manifest_bytes(rec.digest)
     return _Target(image, ref, rec.digest, manifest, None,
                    tuple(store.signatures_for(rec.digest)))

@@ -117,7 +117,10 @@ def _err(path: Path, what: str, hint: str | None = None) -> AdminPolicyError:
                             hint=hint or "ask the administrator to fix the secpod policy")
 
 
-def _check_owner(path: Path) -> None:
+def check_admin_file(path: Path) -> None:
+    """Refuse an administrator's file (the floor, the trust policy it names) that is a
+    symbolic link, or that (or whose folder) is not root's or is writable by group or
+    others. Raises AdminPolicyError."""
     for p in (path, path.parent):
         st = p.lstat()
         if stat.S_ISLNK(st.st_mode):
@@ -230,7 +233,7 @@ def load_admin_policy(path: Path | None = None) -> AdminPolicy | None:
         return None
     except OSError as e:
         raise _err(path, f"cannot be read: {e.strerror}") from e
-    _check_owner(path)
+    check_admin_file(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:

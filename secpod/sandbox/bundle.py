@@ -5,10 +5,16 @@ profile makes root read-only; otherwise a private copy in the container's
 folder. Containers never get a writable view of the image cache.
 Security settings come whole from :class:`secpod.policies.Confinement`; this
 module adds what every container has (base mounts, id mappings, the process).
+
+``config.json`` is hashed when it is written (:func:`write_config`), the digest
+is kept in the container's record and its audit records, and ``start`` and
+``exec`` use the bundle only through :func:`checked_config`: a config edited
+since ``create`` (capabilities added, seccomp removed) is refused, never run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -16,7 +22,7 @@ from pathlib import Path
 
 from secpod._files import write_atomic
 from secpod._record import record
-from secpod.errors import MalformedInput, UsageError
+from secpod.errors import MalformedInput, Refused, UsageError
 from secpod.sandbox import rootfs as rootfsmod
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
@@ -43,6 +49,10 @@ class ProcessRequest:
     user: str | None = None
     interactive: bool = False
     tty: bool = False
+
+
+class BundleChanged(Refused):
+    """The bundle's ``config.json`` is not the one secpod wrote at ``create``."""
 
 
 class CommandNotFound(MalformedInput):
@@ -270,9 +280,47 @@ def check_command(rootfs: Path, name: str, search_path: str, cwd: str) -> None:
         )
 
 
-def write_config(bundle: Path, config: dict[str, Any]) -> Path:
+def config_digest(data: bytes) -> str:
+    """``sha256:<hex>`` of a ``config.json`` as written."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def write_config(bundle: Path, config: dict[str, Any]) -> str:
+    """Write ``bundle/config.json``; return its digest (what :func:`checked_config` holds
+    it to)."""
     bundle.mkdir(mode=0o700, exist_ok=True)
-    path = bundle / "config.json"
     # Compact: only without indent does json use its C encoder.
-    write_atomic(path, json.dumps(config, separators=(",", ":")))
-    return path
+    text = json.dumps(config, separators=(",", ":"))
+    write_atomic(bundle / "config.json", text)
+    return config_digest(text.encode())
+
+
+MAX_CONFIG = 4 * 1024 * 1024
+
+
+def checked_config(bundle: Path, recorded: str | None, name: str) -> dict[str, Any]:
+    """The bundle's config, if it is byte for byte the one written at ``create``.
+
+    ``recorded`` is the digest :func:`write_config` returned. Raises BundleChanged
+    when the file differs, is missing or unreadable, or no digest was recorded.
+    """
+    from secpod._files import TooLarge, read_limited
+
+    hint = (f"secpod rm {name} and create the container again; secpod does not run a "
+            "bundle it did not write")
+    path = bundle / "config.json"
+    if recorded is None:
+        raise BundleChanged(f"container {name} has no recorded digest of {path}", hint=hint)
+    try:
+        data = read_limited(path, MAX_CONFIG)
+    except TooLarge as e:
+        raise BundleChanged(f"{path} has changed since create (larger than {MAX_CONFIG} "
+                            "bytes)", hint=hint) from e
+    except OSError as e:
+        raise BundleChanged(f"cannot read {path}: {e.strerror}", hint=hint) from e
+    actual = config_digest(data)
+    if actual != recorded:
+        raise BundleChanged(f"{path} has changed since create (it hashes to {actual}, "
+                            f"create recorded {recorded})", hint=hint)
+    config: dict[str, Any] = json.loads(data)
+    return config

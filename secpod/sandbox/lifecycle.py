@@ -161,11 +161,12 @@ def create(opts: RunOptions, env: Environment | None = None) -> Container:
     except Error as e:
         _refused("image", e, opts)
         raise
-    ref = image.names[0] if image.names else image.digest
-    if opts.image in image.names or any(opts.image == n for n in image.familiar_names()):
-        ref = next((n for n in image.names if opts.image in (n, _familiar(n))), ref)
+    # The name the user typed, normalised as `verify` does, is the one judged and recorded.
+    judged = signing.image_reference(opts.image, image.names, image.digest)
+    ref = str(judged) if judged is not None else image.digest
     try:
-        decision = signing.evaluate_image(ref, image.digest, store.manifest_bytes(image.digest))
+        decision = signing.evaluate_image(judged, image.digest,
+                                          store.manifest_bytes(image.digest))
     except Error as e:
         _refused("trust", e, opts, image_ref=ref, image_digest=image.digest)
         raise
@@ -204,7 +205,7 @@ def create(opts: RunOptions, env: Environment | None = None) -> Container:
             identity=identity,
             userdata=folder / "userdata",
         )
-        bundlemod.write_config(folder / "bundle", config)
+        digest = bundlemod.write_config(folder / "bundle", config)
         summary = dict(confinement.summary)
         summary["cis_findings"] = _cis_findings(config, confinement.profile)
         ctr = Container(
@@ -223,6 +224,7 @@ def create(opts: RunOptions, env: Environment | None = None) -> Container:
             confinement=summary,
             trust=trust,
             tty=opts.process.tty,
+            config_digest=digest,
         )
         ctr.log_path.touch(mode=0o600)
         ctr.save()
@@ -244,15 +246,6 @@ def signing_rejected(err: Error) -> Error:
     return SignatureRejected(err.message, err.hint)
 
 
-def _familiar(name: str) -> str:
-    from secpod.images.reference import parse
-
-    try:
-        return parse(name).familiar()
-    except Error:
-        return name
-
-
 def _cis_findings(config: dict[str, Any], profile: str) -> list[dict[str, str]]:
     """The CIS container-runtime findings on this config (recorded for reports)."""
     from secpod.policies import lint_config
@@ -263,6 +256,9 @@ def _cis_findings(config: dict[str, Any], profile: str) -> list[dict[str, str]]:
 
 
 def _audit_ctr(action: str, ctr: Container, outcome: str = "ok", **kw: Any) -> None:
+    # Every record of a container names the bundle it was made with: the create record
+    # that reaches the host collector keeps the digest out of the user's reach.
+    kw["details"] = {"config_digest": ctr.config_digest, **(kw.get("details") or {})}
     audit.record(
         action,
         outcome,
@@ -350,6 +346,7 @@ def start(ctr: Container, env: Environment | None = None) -> Container:
         raise Conflict(f"container {ctr.name} is already running")
     if ctr.monitor == "secpod" and status == "created":
         raise Conflict(f"container {ctr.name} is being started by another secpod run")
+    _checked_bundle(ctr, "container.start")
     with ctr.locked():
         ctr = ctr.reload()
         if status != "created" or ctr.monitor != "conmon":
@@ -377,6 +374,16 @@ def start(ctr: Container, env: Environment | None = None) -> Container:
         ctr.save()
         _audit_ctr("container.start", ctr)
     return ctr
+
+
+def _checked_bundle(ctr: Container, action: str) -> dict[str, Any]:
+    """The container's config if it is the one create wrote; else audit ``action`` as
+    refused and raise BundleChanged."""
+    try:
+        return bundlemod.checked_config(ctr.bundle, ctr.config_digest, ctr.name)
+    except bundlemod.BundleChanged as e:
+        _audit_ctr(action, ctr, "refused", reason=f"bundle: {e.message}")
+        raise
 
 
 def _launch_monitor(env: Environment, ctr: Container) -> int:
@@ -622,7 +629,9 @@ def exec_in(
         raise Conflict(f"container {ctr.name} is not running", hint=f"secpod start {ctr.name}")
     if not command:
         raise UsageError("exec needs a command", hint="secpod exec CONTAINER COMMAND [ARG...]")
-    config = json.loads((ctr.bundle / "config.json").read_text())
+    # The process spec comes from the config create wrote (checked), never from a file
+    # edited since.
+    config = _checked_bundle(ctr, "container.exec")
     process = dict(config["process"])
     process["args"] = list(command)
     process["terminal"] = tty

@@ -104,6 +104,7 @@ class Container:
     trust: dict[str, Any] | None = None
     monitor: str = "none"  # "conmon" for -d, "secpod" for foreground runs
     tty: bool = False
+    config_digest: str | None = None  # sha256 of bundle/config.json as create wrote it
 
     @property
     def short_id(self) -> str:

@@ -25,7 +25,8 @@ _WHERE = {
     "DirImage": "store", "add_dir_signature": "store", "add_signature": "store",
     "read_dir": "store", "signatures_for": "store",
     "EffectivePolicy": "trust", "TrustDecision": "trust", "decide": "trust",
-    "effective_policy": "trust", "evaluate_image": "trust", "set_trust": "trust",
+    "effective_policy": "trust", "evaluate_image": "trust", "image_reference": "trust",
+    "set_trust": "trust",
     "user_policy_path": "trust",
 }
 
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
         decide,
         effective_policy,
         evaluate_image,
+        image_reference,
         set_trust,
         user_policy_path,
     )
@@ -82,6 +84,7 @@ __all__ = [
     "effective_policy",
     "evaluate_image",
     "generate_key_pair",
+    "image_reference",
     "load_public_key",
     "manifest_digest",
     "parse_attachment",

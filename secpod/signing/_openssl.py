@@ -9,8 +9,13 @@ already loaded libcrypto, so opening it again here is free.
 What this module offers, and nothing more:
 
 - :func:`load_spki`: parse a DER SubjectPublicKeyInfo, say what kind of key it is;
+- :func:`check_allowed`: the one allow list of keys secpod verifies or signs with;
 - :func:`verify`: ECDSA and RSA (PKCS#1 v1.5) with SHA-256, or Ed25519 (pure);
 - :func:`ed25519_sign`, :func:`ed25519_public_key`, :func:`ed25519_verify` over raw keys.
+
+Every key these functions use passes :func:`check_allowed` first: the trust policy's
+keys, certificates' keys (through :mod:`secpod.signing.keys`) and the audit log's
+Ed25519 note keys (:mod:`secpod.audit._note`) alike.
 
 Every OpenSSL object is freed in ``finally``, and OpenSSL's thread-local error queue
 is emptied after every failure so nothing stale reaches ``ssl`` or ``hashlib``.
@@ -30,7 +35,8 @@ TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["KeyInfo", "KeyRejected", "OpenSSLError", "ed25519_public_key", "ed25519_sign",
+__all__ = ["ALLOWED_CURVES", "ALLOWED_KEYS", "MIN_RSA_BITS", "KeyInfo", "KeyRejected",
+           "OpenSSLError", "check_allowed", "ed25519_public_key", "ed25519_sign",
            "ed25519_verify", "load_spki", "verify"]
 
 # Sonames only: ctypes.util.find_library would run ldconfig and gcc in subprocesses.
@@ -44,6 +50,13 @@ _ALGORITHMS = {_NID_RSA: "RSA", 912: "RSA-PSS", 116: "DSA", 28: "DH", 920: "DH",
                _NID_EC: "EC", 1172: "SM2", _NID_ED25519: "Ed25519", 1088: "Ed448",
                1034: "X25519", 1035: "X448"}
 _CURVES = {"prime256v1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+# The allow list (sigstore's; cosign refuses the rest): ECDSA on the three NIST curves,
+# RSA of 2048 bits or more (PKCS#1 v1.5 with SHA-256), Ed25519. Any other key, however
+# well OpenSSL parses it (secp256k1, binary curves, P-192, RSA-512, DSA, Ed448, an EC key
+# with explicit curve parameters), is refused by name.
+ALLOWED_CURVES = ("P-256", "P-384", "P-521")
+MIN_RSA_BITS = 2048
+ALLOWED_KEYS = "ECDSA P-256, P-384 or P-521, RSA of 2048 bits or more, and Ed25519"
 _ED25519_SIZE = 32
 _ED25519_SIGNATURE = 64
 # A SubjectPublicKeyInfo of RSA 16384 is about 2 KiB; refuse anything far larger before
@@ -67,10 +80,12 @@ class KeyInfo:
     algorithm: str
     bits: int
     curve: str | None = None
+    explicit: bool = False  # EC: the key spells out its curve's parameters
 
     def __str__(self) -> str:
         if self.algorithm == "EC":
-            return f"ECDSA {self.curve}"
+            return f"ECDSA {self.curve}" + (" (explicit curve parameters)" if self.explicit
+                                            else "")
         if self.algorithm in ("RSA", "RSA-PSS", "DSA", "DH"):
             return f"{self.algorithm} {self.bits}"
         return self.algorithm
@@ -103,6 +118,9 @@ _SIGNATURES: tuple[tuple[str, str | None, list[Any], Any], ...] = (
 # (deprecated in 3, and absent from a build without the deprecated API).
 _OPTIONAL: tuple[tuple[str, list[Any], Any], ...] = (
     ("EVP_PKEY_get_group_name", [c_void_p, c_void_p, c_size_t, POINTER(c_size_t)], c_int),
+    ("EVP_PKEY_get_utf8_string_param",
+     [c_void_p, c_char_p, c_char_p, c_size_t, POINTER(c_size_t)], c_int),
+    ("EC_KEY_decoded_from_explicit_params", [c_void_p], c_int),
     ("EVP_PKEY_get0_EC_KEY", [c_void_p], c_void_p),
     ("EC_KEY_get0_group", [c_void_p], c_void_p),
     ("EC_GROUP_get_curve_name", [c_void_p], c_int),
@@ -210,11 +228,32 @@ def _curve_v1(lib: _Lib, pkey: int) -> str | None:
     return str(short.decode("ascii", "replace"))
 
 
+def _explicit(lib: _Lib, pkey: int) -> bool:
+    """Whether the EC key was decoded from explicit curve parameters (OpenSSL 3 matches
+    them to a named curve and then names it, so the curve's name does not tell)."""
+    if lib.EVP_PKEY_get_utf8_string_param is not None:
+        out = ctypes.create_string_buffer(32)
+        size = c_size_t(0)
+        if lib.EVP_PKEY_get_utf8_string_param(pkey, b"encoding", out, len(out),
+                                              byref(size)) == 1:
+            return out.value != b"named_curve"
+        lib.ERR_clear_error()
+    if lib.EC_KEY_decoded_from_explicit_params is not None and lib.EVP_PKEY_get0_EC_KEY:
+        ec_key = lib.EVP_PKEY_get0_EC_KEY(pkey)
+        if ec_key:
+            return bool(lib.EC_KEY_decoded_from_explicit_params(ec_key) != 0)
+        lib.ERR_clear_error()
+    # Cannot tell: treat it as explicit, so it is refused rather than trusted.
+    return True
+
+
 def _info(lib: _Lib, pkey: int) -> KeyInfo:
     nid = lib.EVP_PKEY_get_base_id(pkey)
     algorithm = _ALGORITHMS.get(nid)
     if algorithm is None:
         short = lib.OBJ_nid2sn(nid)
+        if not short:
+            lib.ERR_clear_error()  # the queue stays empty after every failure
         algorithm = short.decode("ascii", "replace") if short else f"NID {nid}"
     bits = max(int(lib.EVP_PKEY_get_bits(pkey)), 0)
     if nid != _NID_EC:
@@ -222,14 +261,30 @@ def _info(lib: _Lib, pkey: int) -> KeyInfo:
     curve = _curve(lib, pkey)
     if curve is None:
         raise KeyRejected("the EC key does not use a named curve")
-    return KeyInfo(algorithm=algorithm, bits=bits, curve=curve)
+    return KeyInfo(algorithm=algorithm, bits=bits, curve=curve, explicit=_explicit(lib, pkey))
+
+
+def check_allowed(info: KeyInfo) -> None:
+    """Refuse a key that is not on the allow list (:data:`ALLOWED_KEYS`).
+
+    Raises KeyRejected naming the key: ``ECDSA secp256k1``, ``RSA 1024``, ``DSA 2048``,
+    ``ECDSA P-256 (explicit curve parameters)``.
+    """
+    if info.algorithm == "EC":
+        ok = info.curve in ALLOWED_CURVES and not info.explicit
+    elif info.algorithm == "RSA":
+        ok = info.bits >= MIN_RSA_BITS
+    else:
+        ok = info.algorithm == "Ed25519"
+    if not ok:
+        raise KeyRejected(f"a {info} key is not allowed (secpod uses {ALLOWED_KEYS})")
 
 
 def load_spki(der: bytes) -> KeyInfo:
     """What the DER SubjectPublicKeyInfo ``der`` holds, after OpenSSL parsed it whole.
 
-    Any key type OpenSSL decodes is described (the caller decides what it accepts).
-    An EC point must lie on its curve. Raises KeyRejected (malformed, trailing bytes,
+    Any key type OpenSSL decodes is described (:func:`check_allowed` decides what is
+    used). An EC point must lie on its curve. Raises KeyRejected (malformed, trailing bytes,
     an EC key without a named curve) and HostError (no libcrypto).
     """
     lib = _lib()
@@ -260,20 +315,19 @@ def _digest_verify(lib: _Lib, pkey: int, md: int | None, signature: bytes, data:
 def verify(spki_der: bytes, signature: bytes, data: bytes) -> bool:
     """Whether ``signature`` over ``data`` verifies with the key ``spki_der``.
 
-    ECDSA (any named curve) and RSA PKCS#1 v1.5 hash with SHA-256, Ed25519 is pure:
-    what sigstore's verifiers do. A malformed signature is False. Raises KeyRejected
-    when the key is malformed or of another type, HostError when there is no libcrypto.
+    ECDSA and RSA PKCS#1 v1.5 hash with SHA-256, Ed25519 is pure: what sigstore's
+    verifiers do. A malformed signature is False. Raises KeyRejected when the key is
+    malformed, of another type or not on the allow list (:func:`check_allowed`),
+    HostError when there is no libcrypto.
     """
     lib = _lib()
     pkey = _parse(lib, spki_der)
     try:
-        nid = lib.EVP_PKEY_get_base_id(pkey)
-        if nid in (_NID_EC, _NID_RSA):
-            md = lib.EVP_sha256()
-        elif nid == _NID_ED25519:
-            md = None
-        else:
-            raise KeyRejected(f"cannot verify with a {_info(lib, pkey)} key")
+        info = _info(lib, pkey)
+        if info.algorithm not in ("EC", "RSA", "Ed25519"):
+            raise KeyRejected(f"cannot verify with a {info} key")
+        check_allowed(info)
+        md = None if info.algorithm == "Ed25519" else lib.EVP_sha256()
         return _digest_verify(lib, pkey, md, signature, data)
     finally:
         lib.EVP_PKEY_free(pkey)
@@ -287,6 +341,11 @@ def _raw_key(lib: _Lib, raw: bytes, *, private: bool) -> int:
     pkey = new(_NID_ED25519, None, raw, len(raw))
     if not pkey:
         raise KeyRejected(f"OpenSSL refuses the Ed25519 key: {_drain(lib)}")
+    try:
+        check_allowed(_info(lib, pkey))  # the same list as every other key
+    except KeyRejected:
+        lib.EVP_PKEY_free(pkey)
+        raise
     return int(pkey)
 
 

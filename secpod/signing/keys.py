@@ -1,7 +1,8 @@
 """Keys in cosign's formats.
 
-- Public key: PKIX ``-----BEGIN PUBLIC KEY-----`` PEM (ECDSA, RSA or Ed25519 read;
-  secpod generates ECDSA P-256, as cosign does). Read and used through the system's
+- Public key: PKIX ``-----BEGIN PUBLIC KEY-----`` PEM (ECDSA P-256/P-384/P-521, RSA of
+  2048 bits or more, or Ed25519: :data:`secpod.signing._openssl.ALLOWED_KEYS`; secpod
+  generates ECDSA P-256, as cosign does). Read and used through the system's
   OpenSSL (:mod:`secpod.signing._openssl`), so checking a signature, which every
   ``secpod run`` under a key policy does, never imports ``cryptography``.
 - Private key: ``-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----`` (the older
@@ -46,8 +47,6 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 32768, 8, 1
 # A hostile key file must not make us allocate gigabytes: scrypt needs 128*N*r bytes.
 _SCRYPT_MAX_MEM = 512 * 1024 * 1024
 _MAX_KEY_FILE = 64 * 1024
-# What secpod verifies with (containers/image's cosign verifier reads the same three).
-_VERIFIABLE = ("EC", "RSA", "Ed25519")
 _PUBLIC_HINT = "use a cosign public key (-----BEGIN PUBLIC KEY-----)"
 
 
@@ -85,7 +84,7 @@ class PublicKey:
     """A public key to verify with: its DER SubjectPublicKeyInfo, as OpenSSL parsed it.
 
     Made by :func:`load_public_key`, :func:`public_key_from_der` or
-    :func:`public_key_of`, which accept ECDSA (named curves), RSA and Ed25519 only.
+    :func:`public_key_of`, which accept only the keys on _openssl's allow list.
     Two keys are equal when their DER is.
     """
 
@@ -97,15 +96,18 @@ def public_key_from_der(der: bytes, *, source: str) -> PublicKey:
     """A public key from DER SubjectPublicKeyInfo.
 
     Raises KeyFormatError naming ``source`` when OpenSSL cannot parse it whole
-    (an EC point must be on its curve) or when it is not ECDSA, RSA or Ed25519.
+    (an EC point must be on its curve) or when the key is not on the allow list
+    (ECDSA P-256/P-384/P-521 with a named curve, RSA 2048+, Ed25519).
     """
     try:
         info = _openssl.load_spki(der)
     except _openssl.KeyRejected as e:
         raise KeyFormatError(f"{source}: the public key cannot be parsed: {e}") from e
-    if info.algorithm not in _VERIFIABLE:
+    try:
+        _openssl.check_allowed(info)
+    except _openssl.KeyRejected as e:
         raise KeyFormatError(f"{source}: unsupported public key type {info}",
-                             hint="secpod verifies ECDSA, RSA and Ed25519 keys")
+                             hint=f"secpod verifies {_openssl.ALLOWED_KEYS} keys") from e
     return PublicKey(der=der, info=info)
 
 

@@ -67,14 +67,24 @@ def user_policy_path() -> Path:
 def admin_trust_policy() -> Path | None:
     """The trust policy the administrator's floor names, if any.
 
-    Raises the floor's own error (AdminPolicyError) when /etc/secpod is unsafe or malformed.
+    It is held to the floor's own rule (owned by root, as is its folder, and
+    writable by no one else), so a user cannot edit or swap the policy they
+    cannot replace. Raises the floor's own error (AdminPolicyError) when /etc/secpod
+    or the trust policy file is unsafe, or the floor is malformed.
     """
-    from secpod.policies import load_admin_policy
+    from secpod.policies.floor import check_admin_file, load_admin_policy
 
     floor = load_admin_policy()
     if floor is None or floor.trust_policy_path is None:
         return None
-    return Path(floor.trust_policy_path)
+    path = Path(floor.trust_policy_path)
+    try:
+        check_admin_file(path)
+    except FileNotFoundError as e:
+        raise TrustPolicyError(f"the administrator's trust policy {path} does not exist",
+                               hint="ask the administrator to fix [trust] policy in "
+                               f"{floor.path}") from e
+    return path
 
 
 def read_policy(path: Path) -> pol.Policy:
@@ -133,6 +143,29 @@ def normalise(reference: str) -> Reference:
     return refs.parse(reference)
 
 
+def image_reference(typed: str, names: tuple[str, ...] | list[str],
+                    digest: str) -> Reference | None:
+    """The reference the trust policy judges (and the audit records) for the image the
+    user called ``typed``; ``names`` are the image's normalised names, ``digest`` its
+    manifest digest. ``run``, ``create`` and ``verify`` all ask this.
+
+    ``typed`` itself, normalised, when it names this image (``busybox`` is
+    ``docker.io/library/busybox:latest``, whatever other names the image has;
+    ``NAME@DIGEST`` of this image's digest); otherwise (a digest or an id prefix) the
+    image's first name; None for an image without a name (the policy's default then).
+    """
+    try:
+        parsed = refs.parse(typed)
+    except Error:
+        parsed = None
+    if parsed is not None:
+        if parsed.digest is None and str(parsed) in names:
+            return parsed
+        if parsed.digest is not None and parsed.digest == digest:
+            return parsed
+    return refs.parse(names[0]) if names else None
+
+
 def decide(ref: Reference | None, manifest_bytes: bytes | None, signatures: list[bytes], *,
            policy: pol.Policy, policy_path: Path | None, notes: tuple[str, ...] = (),
            scope_ref: Reference | None = None) -> TrustDecision:
@@ -173,15 +206,15 @@ def decide(ref: Reference | None, manifest_bytes: bytes | None, signatures: list
     )
 
 
-def evaluate_image(reference: str, manifest_digest: str, manifest_bytes: bytes, *,
+def evaluate_image(ref: Reference | None, manifest_digest: str, manifest_bytes: bytes, *,
                    policy_path: Path | None = None) -> TrustDecision:
-    """The runner's check: the effective policy for ``reference``, over the stored signatures.
+    """The runner's check: the effective policy for ``ref`` (from :func:`image_reference`;
+    None for an image without a name), over the stored signatures.
 
     Never raises SignatureRejected (a rejection is ``accepted=False``). Raises
     VerificationError / TrustPolicyError / KeyFormatError when the check cannot
-    run, and UsageError for a malformed reference or digest.
+    run.
     """
-    ref = normalise(reference)
     eff = effective_policy(policy_path)
     from secpod.signing.payload import manifest_digest as compute
 

@@ -153,3 +153,33 @@ def test_admin_profiles_are_found_and_must_be_roots(user: User, busybox: str,
     (profiles / "site.toml").chmod(0o666)
     r = user.run("profile", "show", "site")
     assert r.returncode != 0 and "writable by group or others" in r.stderr
+
+
+def test_the_admin_trust_policy_is_held_to_the_floors_rule(user: User, busybox: str,
+                                                            admin: Path) -> None:
+    write_policy('[trust]\npolicy = "/etc/secpod/trust-policy.json"\n')
+    trust = admin / "trust-policy.json"
+    trust.write_text('{"default": [{"type": "insecureAcceptAnything"}]}')
+    trust.chmod(0o666)  # anyone could make it accept anything
+    r = user.run("run", "--rm", busybox, "true")
+    assert r.returncode == 125
+    assert ("refusing the administrator's policy: /etc/secpod/trust-policy.json is not owned "
+            "by root or is writable by group or others") in r.stderr
+    assert "chmod go-w /etc/secpod/trust-policy.json" in r.stderr
+    refused = audit_records(user)[-1]
+    assert (refused["action"], refused["outcome"]) == ("container.run.refused", "refused")
+    assert "trust-policy.json is not owned by root" in str(refused["reason"])
+    assert user.run("verify", busybox).returncode == 1
+
+    trust.chmod(0o644)
+    r = user.run("run", "--rm", busybox, "echo", "ran")
+    assert r.returncode == 0, r.stderr
+    os.chown(trust, user.uid, -1)
+    r = user.run("run", "--rm", busybox, "true")
+    assert r.returncode == 125 and "trust-policy.json is not owned by root" in r.stderr
+    os.chown(trust, 0, -1)
+    trust.unlink()
+    r = user.run("run", "--rm", busybox, "true")
+    assert r.returncode == 125
+    assert "the administrator's trust policy /etc/secpod/trust-policy.json does not exist" in (
+        r.stderr)

@@ -4,13 +4,15 @@ the same PEM."""
 from __future__ import annotations
 
 import base64
+import subprocess
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
 from secpod.errors import KeyFormatError
-from secpod.signing import keys
+from secpod.signing import _openssl, keys
 
 CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
 
@@ -73,7 +75,8 @@ def test_keys_secpod_does_not_verify_with_are_refused_by_name(
     with pytest.raises(KeyFormatError) as e:
         keys.load_public_key(_pem(_der(public)), source="o.pub")
     assert e.value.message == f"o.pub: unsupported public key type {kind}"
-    assert e.value.hint == "secpod verifies ECDSA, RSA and Ed25519 keys"
+    assert e.value.hint == ("secpod verifies ECDSA P-256, P-384 or P-521, RSA of 2048 bits "
+                            "or more, and Ed25519 keys")
 
 
 def test_trailing_bytes_after_the_key_are_refused() -> None:
@@ -82,3 +85,70 @@ def test_trailing_bytes_after_the_key_are_refused() -> None:
         keys.load_public_key(_pem(der + b"\x00"), source="t.pub")
     assert e.value.message == ("t.pub: the public key cannot be parsed: trailing data after "
                                "the SubjectPublicKeyInfo")
+
+
+# Keys OpenSSL parses and signs with, that secpod must refuse (sigstore's allow list).
+# Made with the openssl command: cryptography refuses to make some of them (RSA-512).
+WEAK = {
+    "secp112r1": (["ecparam", "-name", "secp112r1", "-genkey", "-noout"], "ECDSA secp112r1"),
+    "sect163k1": (["ecparam", "-name", "sect163k1", "-genkey", "-noout"], "ECDSA sect163k1"),
+    "prime192v1": (["ecparam", "-name", "prime192v1", "-genkey", "-noout"],
+                   "ECDSA prime192v1"),
+    "secp256k1": (["ecparam", "-name", "secp256k1", "-genkey", "-noout"], "ECDSA secp256k1"),
+    "RSA-512": (["genrsa", "512"], "RSA 512"),
+    "RSA-1024": (["genrsa", "1024"], "RSA 1024"),
+    "P-256 explicit": (["ecparam", "-name", "prime256v1", "-genkey", "-noout",
+                        "-param_enc", "explicit"], "ECDSA P-256 (explicit curve parameters)"),
+}
+
+
+def _openssl_key(tmp_path: Path, argv: list[str]) -> tuple[bytes, bytes]:
+    """(SPKI DER, SHA-256 signature over DATA) of a fresh key made by the openssl command."""
+    key = tmp_path / "k.pem"
+    subprocess.run(["openssl", argv[0], "-out", str(key), *argv[1:]], check=True,
+                   capture_output=True)
+    pub = subprocess.run(["openssl", "pkey", "-in", str(key), "-pubout", "-outform", "DER"],
+                         check=True, capture_output=True).stdout
+    if "explicit" in argv:  # pkey writes the named curve back; ec keeps the encoding
+        pub = subprocess.run(["openssl", "ec", "-in", str(key), "-pubout", "-outform", "DER",
+                              "-param_enc", "explicit"], check=True, capture_output=True).stdout
+    (tmp_path / "data").write_bytes(DATA)
+    sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(key), str(tmp_path / "data")],
+                         check=True, capture_output=True).stdout
+    return pub, sig
+
+
+DATA = b"signed by a weak key\n"
+
+
+@pytest.mark.parametrize("kind", list(WEAK))
+def test_weak_keys_are_refused_by_name(tmp_path: Path, kind: str) -> None:
+    argv, name = WEAK[kind]
+    der, sig = _openssl_key(tmp_path, argv)
+    assert _openssl.load_spki(der).__str__() == name  # OpenSSL parses it: secpod refuses it
+    with pytest.raises(KeyFormatError) as e:
+        keys.load_public_key(_pem(der), source="w.pub")
+    assert e.value.message == f"w.pub: unsupported public key type {name}"
+    assert "P-256, P-384 or P-521, RSA of 2048 bits or more, and Ed25519" in (e.value.hint or "")
+    # The signature is good, and verify still says no: the allow list holds there too.
+    with pytest.raises(_openssl.KeyRejected) as r:
+        _openssl.verify(der, sig, DATA)
+    assert str(r.value).startswith(f"a {name} key is not allowed")
+    assert _openssl._lib().ERR_get_error() == 0
+
+
+def test_a_named_p256_key_made_the_same_way_verifies(tmp_path: Path) -> None:
+    der, sig = _openssl_key(tmp_path, ["ecparam", "-name", "prime256v1", "-genkey", "-noout"])
+    assert keys.load_public_key(_pem(der), source="g.pub").info.curve == "P-256"
+    assert _openssl.verify(der, sig, DATA) is True
+
+
+def test_an_unnamed_algorithm_leaves_the_error_queue_empty() -> None:
+    lib = _openssl._lib()
+    lib.ERR_clear_error()
+    assert lib.OBJ_nid2sn(99999) is None  # what _info does for an unknown key type
+    lib.ERR_clear_error()
+    der = _der(ed448.Ed448PrivateKey.generate().public_key())
+    with pytest.raises(KeyFormatError):
+        keys.load_public_key(_pem(der), source="o.pub")
+    assert lib.ERR_get_error() == 0
