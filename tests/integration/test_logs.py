@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import User
+from tests.integration.conftest import audit_records
+from tests.integration.test_policies_admin import admin, bind_over, write_policy  # noqa: F401
 
 pytestmark = [pytest.mark.crun, pytest.mark.userns]
 
@@ -104,3 +106,22 @@ def test_detached_flood_is_bounded_and_logs_still_work(user: User, busybox: str)
         time.sleep(0.2)
     files = _log_files(user, "dflood")
     assert sum(p.stat().st_size for p in files) <= 1 * MB, [p.stat().st_size for p in files]
+
+
+@pytest.mark.root
+@pytest.mark.usefixtures("admin")
+def test_floor_caps_the_log_size_and_audits_the_refusal(user: User, busybox: str) -> None:
+    write_policy('[logs]\nsize_max = "2m"\n')
+    _profile(user, "biglog", "128m")
+    r = user.run("run", "--rm", "--profile", "biglog", busybox, "true")
+    assert r.returncode == 125, r.stderr
+    assert "refused by the administrator's floor (logs.size_max in /etc/secpod/policy.toml)" \
+        in r.stderr
+    assert "profile biglog keeps up to 134217728 bytes of container log" in r.stderr
+    assert "hint:" in r.stderr
+    refused = [a for a in audit_records(user) if a["outcome"] == "refused"]
+    assert refused and "logs.size_max" in str(refused[-1]["reason"])
+    assert user.run("ps", "-a", "-q").stdout == ""       # nothing left half-done
+    _profile(user, "smalllog", "1m")
+    r = user.run("run", "--rm", "--profile", "smalllog", busybox, "echo", "ran")
+    assert r.returncode == 0 and r.stdout == "ran\n", r.stderr
