@@ -22,6 +22,7 @@ across rotations until the container exits.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from datetime import UTC, datetime
@@ -114,7 +115,8 @@ class LogWriter:
 
     def _rotate(self) -> None:
         os.close(self._fd)
-        os.replace(self._path, rotated(self._path))
+        with contextlib.suppress(FileNotFoundError):    # removed under us: start it again
+            os.replace(self._path, rotated(self._path))
         self._fd = _open_append(self._path)
         self._size = 0
 
