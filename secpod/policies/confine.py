@@ -385,6 +385,7 @@ def confine_profile(prof: profile_mod.Profile, request: RunRequest, host: HostFe
         "namespaces": ["user", *(n["type"] for n in namespaces)],
         "network": "host" if network == "host" else "loopback",
         "rlimits": {n: [s, h] for n, s, h in prof.rlimits},
+        "log_size_max": prof.log_size_max,
         "unenforced": list(unenforced),
     }
     return Confinement(

@@ -29,6 +29,9 @@ else. It says, per user, per group, or for everyone::
     collector = "/run/secpod/audit.sock"
     required = true
 
+    [logs]
+    size_max = "50m"             # no profile may keep a larger container log (for everyone)
+
 Run flags (the ``flag`` of :class:`~secpod.policies.confine.Weakening`):
 ``cap-add``, ``seccomp``, ``seccomp=unconfined``, ``no-new-privileges=false``,
 ``label=disable``, ``apparmor=unconfined``, ``read-only=false``,
@@ -58,7 +61,7 @@ if TYPE_CHECKING:
 POLICY_FILE = paths.ADMIN_DIR / "policy.toml"
 FLAGS = ("cap-add", "seccomp", "seccomp=unconfined", "no-new-privileges=false",
          "label=disable", "apparmor=unconfined", "read-only=false", "network=host", "volume")
-_TOP = {"floor", "mounts", "trust", "pam", "audit"}
+_TOP = {"floor", "mounts", "trust", "pam", "audit", "logs"}
 _RULE = {"minimum", "allowed", "may_weaken"}
 
 
@@ -85,6 +88,7 @@ class AdminPolicy:
     pam_service: str | None = None
     audit_collector: Path | None = None
     audit_required: bool = False
+    log_size_max: int | None = None
 
     def rules_for(self, user: str) -> list[FloorRule]:
         """The rules that apply to ``user``: their own, else their groups', else the default."""
@@ -210,6 +214,7 @@ def parse_admin_policy(path: Path, text: str) -> AdminPolicy:
         raise _err(path, "audit.required must be true or false")
     return AdminPolicy(
         path=path, default=default,
+        log_size_max=_log_size_max(path, doc.get("logs", {})),
         users={u: _rule(path, f"floor.users.{u}", r) for u, r in users.items()},
         groups={g: _rule(path, f"floor.groups.{g}", r) for g, r in groups.items()},
         never_mount=tuple(never),
@@ -218,6 +223,33 @@ def parse_admin_policy(path: Path, text: str) -> AdminPolicy:
         audit_collector=Path(collector) if collector else None,
         audit_required=required,
     )
+
+
+def _log_size_max(path: Path, logs: Any) -> int | None:
+    from secpod.errors import ProfileError
+    from secpod.policies.profile import parse_size
+
+    if not isinstance(logs, dict) or set(logs) - {"size_max"}:
+        raise _err(path, "[logs] takes one key: size_max")
+    value = logs.get("size_max")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise _err(path, 'logs.size_max must be a size, e.g. "50m"')
+    try:
+        return parse_size(value, "logs.size_max")
+    except ProfileError as e:
+        raise _err(path, e.message, e.hint) from e
+
+
+def check_log_size(policy: AdminPolicy, user: str, prof: Profile) -> None:
+    """Refuse a profile that keeps more container log than the floor's ``logs.size_max``."""
+    if policy.log_size_max is not None and prof.log_size_max > policy.log_size_max:
+        raise _refuse(policy, "logs.size_max", user,
+                      f"profile {prof.name} keeps up to {prof.log_size_max} bytes of container "
+                      f"log, above the floor's maximum of {policy.log_size_max}",
+                      "use a profile whose [logs] size_max is at most "
+                      f"{policy.log_size_max} bytes")
 
 
 def load_admin_policy(path: Path | None = None) -> AdminPolicy | None:
@@ -397,6 +429,7 @@ def check(prof: Profile, request: RunRequest, weakenings: list[Weakening], arch:
                                hint="use the default loopback-only network (--network none)")
         return None
     check_pam(policy, user)
+    check_log_size(policy, user, prof)
     for src, _, _ in request.volumes:
         check_mount(policy, user, src)
     rules = policy.rules_for(user)

@@ -55,6 +55,9 @@ A profile file (every key optional except where a built-in supplies it)::
 
     [trust]
     require_signed = true
+
+    [logs]
+    size_max = "10m"                    # the container's log on disk, rotated files included
 """
 
 from __future__ import annotations
@@ -102,6 +105,7 @@ _SCHEMA: dict[str, Any] = {
     "selinux": {"enforce": str, "type": str},
     "apparmor": {"enforce": str, "profile": str},
     "trust": {"require_signed": bool},
+    "logs": {"size_max": (str, int)},
 }
 _TMPFS_KEYS = {"size": (str, int), "mode": str, "options": list}
 
@@ -147,6 +151,7 @@ class Profile:
     apparmor_enforce: str
     apparmor_profile: str
     require_signed: bool
+    log_size_max: int = 10 << 20              # bytes: sandbox.logs.DEFAULT_SIZE_MAX
     raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     def settings(self) -> dict[str, Any]:
@@ -177,6 +182,7 @@ class Profile:
             "selinux": {"enforce": self.selinux_enforce, "type": self.selinux_type},
             "apparmor": {"enforce": self.apparmor_enforce, "profile": self.apparmor_profile},
             "trust": {"require_signed": self.require_signed},
+            "logs": {"size_max": self.log_size_max},
         }
 
 
@@ -535,8 +541,23 @@ def build(doc: Mapping[str, Any], name: str, source: str, chain: tuple[str, ...]
                                   allow_off=True),
         apparmor_profile=aa_profile,
         require_signed=doc.get("trust", {}).get("require_signed", False),
+        log_size_max=_log_size(doc.get("logs", {}).get("size_max"), f"{src}: logs.size_max"),
         raw=doc,
     )
+
+
+def _log_size(value: str | int | None, where: str) -> int:
+    from secpod.sandbox.logs import DEFAULT_SIZE_MAX, MIN_SIZE_MAX
+
+    if value is None:
+        return DEFAULT_SIZE_MAX
+    n = parse_size(value, where)
+    if n < MIN_SIZE_MAX:
+        raise ProfileError(f"{where}: {value!r} is below the smallest log size, "
+                           f"{MIN_SIZE_MAX >> 10}k",
+                           hint="the log is kept in two files of half the size each; "
+                                'give at least "64k"')
+    return n
 
 
 _CACHE: dict[tuple[str, ...], Profile] = {}

@@ -297,6 +297,7 @@ def run(opts: RunOptions, *, on_created: Callable[[Container], None] | None = No
             interactive=opts.process.interactive,
             log_path=ctr.log_path,
             terminal=opts.process.tty,
+            log_size_max=_log_size_max(ctr),
         )
     except RuntimeFailed as e:
         _finish(ctr, env, None, reason=e.message)
@@ -397,7 +398,16 @@ def _launch_monitor(env: Environment, ctr: Container) -> int:
         log_path=ctr.log_path,
         exit_dir=state.exits_dir(),
         terminal=ctr.tty,
+        log_size_max=_log_size_max(ctr),
     )
+
+
+def _log_size_max(ctr: Container) -> int:
+    """The log bound the container was created with (its profile's ``[logs] size_max``)."""
+    from secpod.sandbox.logs import DEFAULT_SIZE_MAX
+
+    value = ctr.confinement.get("log_size_max")
+    return value if isinstance(value, int) and value > 0 else DEFAULT_SIZE_MAX
 
 
 def create_detached(opts: RunOptions) -> Container:
@@ -667,31 +677,16 @@ def exec_in(
 
 
 def read_logs(ref: str, *, follow: bool = False) -> Iterator[tuple[str, bytes]]:
-    """(stream, bytes) chunks of the container's log; with ``follow``, until it exits."""
+    """(stream, bytes) chunks of the container's log (the rotated file, then the current
+    one); with ``follow``, until it exits, to the last byte."""
+    from secpod.sandbox import logs
+
     ctr = state.lookup(ref)
-    rt = Runtime.default() if follow else None
-    with open(ctr.log_path, "rb") as f:
-        pending = b""
-        while True:
-            chunk = f.readline()
-            if chunk:
-                if not chunk.endswith(b"\n"):
-                    pending += chunk
-                    continue
-                line, pending = pending + chunk, b""
-                parts = line.rstrip(b"\n").split(b" ", 3)
-                if len(parts) == 4:
-                    stream, tag, text = parts[1].decode(), parts[2], parts[3]
-                    yield stream, text if tag == b"P" else text + b"\n"
-                continue
-            if not follow or rt is None:
-                return
-            if status_of(ctr.reload(), rt.state(ctr.id)) not in ("running", "created", "paused"):
-                # one last read: the monitor may have flushed after the exit
-                rest = f.read()
-                for line in rest.splitlines():
-                    parts = line.split(b" ", 3)
-                    if len(parts) == 4:
-                        yield parts[1].decode(), parts[3] + (b"" if parts[2] == b"P" else b"\n")
-                return
-            time.sleep(0.1)
+    if not follow:
+        return logs.read(ctr.log_path)
+    rt = Runtime.default()
+
+    def running() -> bool:
+        return status_of(ctr.reload(), rt.state(ctr.id)) in ("running", "created", "paused")
+
+    return logs.read(ctr.log_path, alive=running)

@@ -9,7 +9,8 @@
   no daemon is needed.
 
 Both write the log in the k8s-file format conmon uses
-(``TIME STREAM F|P TEXT``), so ``secpod logs`` reads one format.
+(``TIME STREAM F|P TEXT``), bounded by the profile's ``[logs] size_max``, so
+``secpod logs`` reads one format (secpod.sandbox.logs).
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from secpod import paths
 from secpod.errors import HostError, RuntimeFailed
 from secpod.sandbox.crun import Runtime
+from secpod.sandbox.logs import DEFAULT_SIZE_MAX, LogWriter, file_max, rotate_for_restart
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
@@ -44,33 +45,6 @@ FORWARDED = (
     signal.SIGUSR2,
     signal.SIGWINCH,
 )
-
-
-def _stamp() -> bytes:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()
-
-
-class LogWriter:
-    """Container output in conmon's k8s-file format, line by line."""
-
-    def __init__(self, path: Path) -> None:
-        self._f: IO[bytes] = open(path, "ab", buffering=0)  # noqa: SIM115 - closed by close()
-        self._partial: dict[bytes, bytes] = {}
-
-    def write(self, stream: bytes, data: bytes) -> None:
-        buf = self._partial.pop(stream, b"") + data
-        *lines, rest = buf.split(b"\n")
-        out = b"".join(_stamp() + b" " + stream + b" F " + ln + b"\n" for ln in lines)
-        if out:
-            self._f.write(out)
-        if rest:
-            self._partial[stream] = rest
-
-    def close(self) -> None:
-        for stream, rest in self._partial.items():
-            self._f.write(_stamp() + b" " + stream + b" P " + rest + b"\n")
-        self._partial.clear()
-        self._f.close()
 
 
 def crun_error(log: Path) -> str:
@@ -100,6 +74,7 @@ def run_foreground(
     interactive: bool,
     log_path: Path,
     terminal: bool = False,
+    log_size_max: int = DEFAULT_SIZE_MAX,
 ) -> int:
     """Run the container attached; return its exit status (128+N when killed by signal N).
 
@@ -109,7 +84,7 @@ def run_foreground(
     crun_log = folder / "crun.log"
     head = [rt.binary, *rt.global_args, f"--log=file:{crun_log}", "--log-format=json", "run"]
     tail = ["--bundle", str(bundle), "--pid-file", str(pidfile), cid]
-    log = LogWriter(log_path)
+    log = LogWriter(log_path, log_size_max)
     try:
         code = attach(head, tail, interactive=interactive, terminal=terminal, sink=log,
                       console=paths.runtime_dir() / "sockets" / f"{cid[:12]}.console")
@@ -308,6 +283,7 @@ def start_conmon(
     log_path: Path,
     exit_dir: Path,
     terminal: bool = False,
+    log_size_max: int = DEFAULT_SIZE_MAX,
 ) -> int:
     """Create the container under a new conmon; return the container's pid.
 
@@ -318,6 +294,7 @@ def start_conmon(
     sockets.mkdir(mode=0o700, parents=True, exist_ok=True)
     exit_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     crun_log = folder / "crun.log"
+    rotate_for_restart(log_path)
     argv = [
         conmon_path(),
         "--api-version",
@@ -338,6 +315,8 @@ def start_conmon(
         str(folder / "conmon.pid"),
         "-l",
         f"k8s-file:{log_path}",
+        "--log-size-max",
+        str(file_max(log_size_max)),
         "--exit-dir",
         str(exit_dir),
         "--socket-dir-path",
