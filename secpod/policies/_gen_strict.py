@@ -16,8 +16,11 @@ The derivation (kept here so a reviewer can read it, and a test re-runs it):
    arguments seccomp cannot see) is not reachable.
 4. Argument filters replace the plain entries for: ``clone`` (no namespace flags, as
    moby does; s390 takes flags in argument 1), ``clone3`` (ENOSYS, so libc falls back
-   to clone, whose flags seccomp can see), ``socket`` (no AF_PACKET, no SOCK_RAW or
-   SOCK_PACKET outside AF_NETLINK, no NETLINK_AUDIT), ``mknod``/``mknodat`` (FIFOs,
+   to clone, whose flags seccomp can see), ``socket`` (only the families a network
+   namespace isolates, :data:`FAMILIES`: AF_UNIX, AF_INET, AF_INET6 with STREAM, DGRAM
+   or SEQPACKET, and AF_NETLINK but not NETLINK_AUDIT; so no AF_VSOCK, whose port space
+   every namespace shares, no AF_PACKET, no SOCK_RAW), ``socketpair`` (AF_UNIX only),
+   ``mknod``/``mknodat`` (FIFOs,
    sockets and regular files only: no device nodes), and ``personality``
    (containers-common's safe values).
 """
@@ -62,11 +65,15 @@ FORBIDDEN = frozenset({
     # raw I/O and tty
     "ioperm", "iopl", "vhangup",
     # replaced by the argument-filtered entries below
-    "clone", "clone3", "socket", "mknod", "mknodat", "personality",
+    "clone", "clone3", "socket", "socketpair", "mknod", "mknodat", "personality",
 })
 
 _NS_FLAGS = 0x7E020000  # CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET
-_AF_NETLINK, _AF_PACKET, _NETLINK_AUDIT = 16, 17, 9
+_AF_UNIX, _AF_NETLINK, _NETLINK_AUDIT = 1, 16, 9
+# The address families strict allows: those whose endpoints a network namespace
+# isolates (docs/profiles.md, "Socket families", says why each other family is out).
+# An allow list, so a family a newer kernel adds is refused until it is judged here.
+FAMILIES = (_AF_UNIX, 2, 10)   # AF_UNIX, AF_INET, AF_INET6 (AF_NETLINK has its own rule)
 _SOCK_TYPE_MASK = 0xF   # the low bits; SOCK_NONBLOCK and SOCK_CLOEXEC sit above
 _SOCK_OK = (1, 2, 5)    # STREAM, DGRAM, SEQPACKET (not RAW 3, RDM 4, PACKET 10)
 _S_IFMT = 0o170000
@@ -131,11 +138,12 @@ def derive(src: dict[str, Any]) -> dict[str, Any]:
     syscalls.append(_allow(["socket"], [_arg(0, "SCMP_CMP_EQ", _AF_NETLINK),
                                         _arg(2, "SCMP_CMP_NE", _NETLINK_AUDIT)],
                            comment="netlink (ip(8) uses SOCK_RAW here), not the audit family"))
-    for t in _SOCK_OK:
-        syscalls.append(_allow(["socket"], [_arg(0, "SCMP_CMP_LT", _AF_NETLINK),
-                                            _arg(1, "SCMP_CMP_MASKED_EQ", _SOCK_TYPE_MASK, t)]))
-        syscalls.append(_allow(["socket"], [_arg(0, "SCMP_CMP_GT", _AF_PACKET),
-                                            _arg(1, "SCMP_CMP_MASKED_EQ", _SOCK_TYPE_MASK, t)]))
+    for family in FAMILIES:
+        for t in _SOCK_OK:
+            syscalls.append(_allow(["socket"], [_arg(0, "SCMP_CMP_EQ", family),
+                                                _arg(1, "SCMP_CMP_MASKED_EQ", _SOCK_TYPE_MASK, t)]))
+    syscalls.append(_allow(["socketpair"], [_arg(0, "SCMP_CMP_EQ", _AF_UNIX)],
+                           comment="socketpair makes sockets of its family too: AF_UNIX only"))
     for t in _MKNOD_OK:
         syscalls.append(_allow(["mknod"], [_arg(1, "SCMP_CMP_MASKED_EQ", _S_IFMT, t)]))
         syscalls.append(_allow(["mknodat"], [_arg(2, "SCMP_CMP_MASKED_EQ", _S_IFMT, t)]))

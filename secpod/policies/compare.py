@@ -23,16 +23,24 @@ _UNCONFINED_TYPES = frozenset({"spc_t", "unconfined_t", "container_runtime_t", "
 
 
 _U64 = (1 << 64) - 1
+# Actions that keep a syscall from running. Any other one lets it run, or hands it
+# to someone who may run it: ALLOW, LOG, NOTIFY (a listener outside the filter,
+# which may answer CONTINUE or act for the caller), TRACE (a tracer may let it
+# through), TRAP (a SIGSYS handler: counted as a weakening, to stay on the safe side).
+DENY_ACTIONS = frozenset({"SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
+                          "SCMP_ACT_KILL_THREAD"})
 Cmp = tuple[int, str, int, int]          # (index, op, value, valueTwo)
 
 
 def _allows(oci: dict[str, Any] | None) -> tuple[dict[str, list[list[Cmp]]], str]:
-    """name -> the argument conditions under which it is allowed ([] = always)."""
+    """name -> the argument conditions under which it may run ([] = always).
+
+    Every action outside :data:`DENY_ACTIONS` counts as allowing."""
     if oci is None:
         return {}, "SCMP_ACT_ALLOW"
     out: dict[str, list[list[Cmp]]] = {}
     for e in oci["syscalls"]:
-        if e["action"] not in ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG"):
+        if e["action"] in DENY_ACTIONS:
             continue
         conds = [(a["index"], a["op"], a["value"], a.get("valueTwo", 0) or 0)
                  for a in e.get("args") or []]
@@ -89,16 +97,18 @@ def seccomp_weaker(candidate: Profile, reference: Profile, arch: str) -> list[st
         return []
     if candidate.seccomp is None:
         return ["seccomp: unconfined, where the reference filters syscalls"]
-    cand, cand_default = _allows(candidate.seccomp.to_oci(arch, candidate.capabilities))
+    candidate_oci = candidate.seccomp.to_oci(arch, candidate.capabilities)
+    cand, cand_default = _allows(candidate_oci)
     ref, ref_default = _allows(reference.seccomp.to_oci(arch, reference.capabilities))
-    if cand_default in ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG") and ref_default not in (
-            "SCMP_ACT_ALLOW", "SCMP_ACT_LOG"):
+    if cand_default not in DENY_ACTIONS and ref_default in DENY_ACTIONS:
         return [f"seccomp: default action {cand_default}, where the reference denies"]
     extra = sorted(name for name, rules in cand.items()
                    if not all(any(_covered(r, rr) for rr in ref.get(name, [])) for r in rules))
     if extra:
         shown = ", ".join(extra[:8]) + (f" (+{len(extra) - 8} more)" if len(extra) > 8 else "")
-        return [f"seccomp: allows {shown}, which the reference does not"]
+        actions = sorted({e["action"] for e in candidate_oci["syscalls"]
+                          if e["action"] not in DENY_ACTIONS and set(e["names"]) & set(extra)})
+        return [f"seccomp: allows {shown} ({', '.join(actions)}), which the reference does not"]
     return []
 
 

@@ -465,9 +465,11 @@ def check(prof: Profile, request: RunRequest, weakenings: list[Weakening], arch:
         still = [r for r in passing
                  if r.minimum is not None and not _at_or_above(weakened, r, arch)]
         if not still:
+            why = next((_at_or_above(weakened, r, arch) for r in passing
+                        if r.minimum is not None), [])
             raise _refuse(policy, passing[0].scope, user,
                           f"--{w.flag if '=' not in w.flag else 'security-opt ' + w.flag} "
                           f"weakens profile {prof.name} ({w.detail}), and the floor does not "
-                          "let this flag weaken it",
+                          "let this flag weaken it" + (": " + "; ".join(why[:4]) if why else ""),
                           f'the administrator may allow it with may_weaken = ["{w.flag}"]')
     return policy

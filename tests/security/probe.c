@@ -174,6 +174,14 @@ static void attempts(void) {
     report("socket-raw6", socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMPV6));
     report("socket-packet", socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL)));
     report("socket-tcp", socket(AF_INET, SOCK_STREAM, 0));
+    /* Families a network namespace does not isolate: vsock shares the VM's port space. */
+    report("socket-vsock", socket(40 /* AF_VSOCK */, SOCK_STREAM, 0));
+    report("socket-vsock-seqpacket", socket(40 /* AF_VSOCK */, SOCK_SEQPACKET, 0));
+    report("socket-bluetooth", socket(31 /* AF_BLUETOOTH */, SOCK_SEQPACKET, 0));
+    report("socket-alg", socket(38 /* AF_ALG */, SOCK_SEQPACKET, 0));
+    int pair[2];
+    report("socketpair-vsock", socketpair(40 /* AF_VSOCK */, SOCK_STREAM, 0, pair));
+    report("socketpair-unix", socketpair(AF_UNIX, SOCK_STREAM, 0, pair));
 
     int f = open("/tmp/probe-file", O_CREAT | O_WRONLY, 0644);
     if (f >= 0)

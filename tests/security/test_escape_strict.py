@@ -93,7 +93,8 @@ SECCOMP_DENIED = [
     "clone-newns", "clone-newnet", "setns", "ptrace-attach", "ptrace-seize",
     "process_vm_readv", "bpf", "perf_event_open", "keyctl", "add_key", "kexec_load",
     "init_module", "finit_module", "open_by_handle_at", "io_uring_setup", "userfaultfd",
-    "socket-raw", "socket-raw6", "socket-packet", "mknod-char", "mknod-block", "sethostname",
+    "socket-raw", "socket-raw6", "socket-packet", "socket-vsock", "socket-vsock-seqpacket",
+    "socket-bluetooth", "socket-alg", "socketpair-vsock", "mknod-char", "mknod-block", "sethostname",
     "reboot", "swapoff", "chroot", "pivot_root",
 ]
 
@@ -153,7 +154,7 @@ def test_masked_directories_are_empty(results: dict[str, str], attempt: str) -> 
     assert results[attempt] == "entries 0"
 
 
-@pytest.mark.parametrize("attempt", ["socket-tcp", "mknod-fifo", "write-tmp"])
+@pytest.mark.parametrize("attempt", ["socket-tcp", "socketpair-unix", "mknod-fifo", "write-tmp"])
 def test_ordinary_things_still_work(results: dict[str, str], attempt: str) -> None:
     assert results[attempt] == "ok"
 

@@ -170,3 +170,42 @@ def test_ownership_is_checked(tmp_path: Path) -> None:
     folder.chmod(0o777)
     with pytest.raises(AdminPolicyError, match=f"{folder} is not owned by root or is writable"):
         load_admin_policy(f)
+
+
+@pytest.mark.parametrize("action", ["SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE", "SCMP_ACT_LOG",
+                                    "SCMP_ACT_TRAP"])
+def test_handing_denied_syscalls_to_a_listener_is_below_strict(
+        tmp_path: Path, user_dir: Path, action: str) -> None:
+    import json
+
+    from secpod.policies.profile import BUILTIN_DIR
+
+    doc = json.loads((BUILTIN_DIR / "strict-seccomp.json").read_text())
+    doc["listenerPath"] = str(tmp_path / "listener.sock")
+    doc["syscalls"].append({"names": ["mount", "unshare"], "action": action})
+    path = tmp_path / "notify.json"
+    path.write_text(json.dumps(doc))
+    pol = policy('[floor]\nminimum = "strict"\n')
+    with pytest.raises(FloorRefused, match=rf"seccomp: allows mount, unshare \({action}\)"):
+        run(pol, security_opts=(f"seccomp={path}",))
+    (user_dir / "notify.toml").write_text(f'extends = "strict"\n[seccomp]\nprofile = "{path}"\n')
+    with pytest.raises(FloorRefused, match=r"profile notify is below the floor: seccomp: allows"):
+        run(pol, "notify")
+    # errno and kill on the same calls stay at the floor
+    doc["syscalls"][-1] = {"names": ["mount", "unshare"], "action": "SCMP_ACT_KILL_PROCESS"}
+    path.write_text(json.dumps(doc))
+    run(pol, security_opts=(f"seccomp={path}",))
+
+
+def test_a_listener_default_action_is_below_strict(tmp_path: Path) -> None:
+    import json
+
+    from secpod.policies.profile import BUILTIN_DIR
+
+    doc = json.loads((BUILTIN_DIR / "strict-seccomp.json").read_text())
+    doc.update(defaultAction="SCMP_ACT_NOTIFY", listenerPath=str(tmp_path / "l.sock"))
+    path = tmp_path / "notify.json"
+    path.write_text(json.dumps(doc))
+    pol = policy('[floor]\nminimum = "strict"\n')
+    with pytest.raises(FloorRefused, match="default action SCMP_ACT_NOTIFY, where the reference"):
+        run(pol, security_opts=(f"seccomp={path}",))
