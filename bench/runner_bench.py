@@ -6,7 +6,8 @@
 - CLI start-up (`secpod --version`);
 - resident memory of a `-d` container's monitor (conmon).
 
-Run through scripts/bench.sh (as root; it drops to the test user). Uses hyperfine
+Run through scripts/bench.sh (as root; it drops to the test user);
+`scripts/bench.sh --instructions` prints only a strict run's instruction count. Uses hyperfine
 for timings and prints medians and ratios as a markdown table.
 """
 
@@ -118,7 +119,33 @@ def big_layout() -> Path:
     return layout
 
 
+def instructions() -> None:
+    """The instruction count (callgrind) of one strict ``run --rm`` process.
+
+    Counts are the same from run to run whatever else the machine does, so they judge a
+    change where timings cannot (docs/BENCHMARKS.md). Only the secpod process is counted
+    (valgrind does not follow crun, conmon or newuidmap). One warm-up run fills the
+    caches a user's second run finds.
+    """
+    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, parents=True, exist_ok=True)
+    setup_image()
+    argv = ["secpod", "run", "--rm", "--profile", "strict", "bench/busybox:1", "/bin/true"]
+    sh(*argv)
+    counts = []
+    for _ in range(3):
+        out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                              *[shutil.which(argv[0]) or argv[0], *argv[1:]]],
+                             capture_output=True, text=True, check=True)
+        line = next(x for x in out.stderr.splitlines() if "Collected :" in x)
+        counts.append(int(line.split(":")[1]))
+    print(f"strict run --rm: {min(counts) / 1e6:.1f} M instructions "
+          f"(callgrind; runs {', '.join(f'{c / 1e6:.1f}' for c in counts)})")
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--instructions"]:
+        instructions()
+        return
     Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, parents=True, exist_ok=True)
     rows: list[tuple[str, float]] = []
     layout = setup_image()
