@@ -206,15 +206,17 @@ def decide(ref: Reference | None, manifest_bytes: bytes | None, signatures: list
     )
 
 
-def evaluate_image(ref: Reference | None, manifest_digest: str, manifest_bytes: bytes, *,
-                   policy_path: Path | None = None) -> TrustDecision:
-    """The runner's check: the effective policy for ``ref`` (from :func:`image_reference`;
-    None for an image without a name), over the stored signatures.
+def evaluate_image(reference: str | Reference | None, manifest_digest: str,
+                   manifest_bytes: bytes, *, policy_path: Path | None = None) -> TrustDecision:
+    """The runner's check: the effective policy for ``reference`` (the runner passes
+    :func:`image_reference`'s answer; a string is normalised; None, an image without a
+    name, gets the policy's default), over the stored signatures.
 
     Never raises SignatureRejected (a rejection is ``accepted=False``). Raises
     VerificationError / TrustPolicyError / KeyFormatError when the check cannot
-    run.
+    run, and UsageError for a malformed reference string.
     """
+    ref = normalise(reference) if isinstance(reference, str) else reference
     eff = effective_policy(policy_path)
     from secpod.signing.payload import manifest_digest as compute
 
