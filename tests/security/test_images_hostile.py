@@ -121,7 +121,6 @@ RUN_ESCAPES = {
 @pytest.mark.userns
 @pytest.mark.parametrize("case", sorted(RUN_ESCAPES))
 def test_image_paths_stay_inside_the_root_at_run(user: User, tmp_path: Path, case: str) -> None:
-    import os
     import shutil
     import subprocess
     import tempfile
