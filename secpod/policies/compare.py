@@ -10,6 +10,7 @@ no higher, LSM enforcement no lower, signed images still required.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from secpod.policies.profile import Profile
@@ -112,17 +113,37 @@ def seccomp_weaker(candidate: Profile, reference: Profile, arch: str) -> list[st
     return []
 
 
-def _under(path: str, bases: tuple[str, ...]) -> bool:
-    # "~" is the user's home: under itself and under "/".
-    def norm(x: str) -> Path:
-        return Path("/~home" + x[1:]) if x == "~" or x.startswith("~/") else Path(x)
+def _real(source: str, home: Path | None) -> Path | None:
+    """The real path an allowed bind source stands for (``~`` = ``home``), symlinks and
+    ``..`` resolved as the runner resolves them; None for ``~`` without a home."""
+    if source == "~" or source.startswith("~/"):
+        if home is None:
+            return None
+        source = str(home) + source[1:]
+    return Path(os.path.realpath(source))
 
-    p = norm(path)
-    return any(p == norm(b) or norm(b) in p.parents for b in bases)
+
+def _wider_sources(candidate: Profile, reference: Profile, home: Path | None) -> list[str]:
+    """The candidate's bind sources that are not inside one of the reference's, compared
+    as real paths: ``~/../..`` or a link to ``/`` is what it leads to, not what it says."""
+    bases = [b for b in (_real(r, home) for r in reference.allowed_bind_sources)
+             if b is not None]
+    out = []
+    for s in candidate.allowed_bind_sources:
+        real = _real(s, home)
+        if real is not None and not any(real == b or b in real.parents for b in bases):
+            out.append(s if str(real) == s else f"{s} (= {real})")
+    return out
 
 
-def weaker(candidate: Profile, reference: Profile, arch: str = "amd64") -> list[str]:
-    """Each way ``candidate`` is weaker than ``reference`` (empty: at least as strict)."""
+def weaker(candidate: Profile, reference: Profile, arch: str = "amd64",
+           user: str | None = None) -> list[str]:
+    """Each way ``candidate`` is weaker than ``reference`` (empty: at least as strict).
+
+    ``user`` (default: the invoking user) is whose home ``~`` in bind sources means.
+    """
+    from secpod.policies.profile import home_of
+
     out: list[str] = []
     extra_caps = [c for c in candidate.capabilities if c not in reference.capabilities]
     if extra_caps:
@@ -147,7 +168,8 @@ def weaker(candidate: Profile, reference: Profile, arch: str = "amd64") -> list[
             out.append(f"rlimit {name}: not set (reference: {hard})")
         elif cand_rl[name] > hard:
             out.append(f"rlimit {name}: {cand_rl[name]} (reference: {hard})")
-    for attr, what in (("pids_limit", "pids limit"), ("memory_limit", "memory limit")):
+    for attr, what in (("pids_limit", "pids limit"), ("memory_limit", "memory limit"),
+                       ("cpu_shares", "cpu shares")):
         ref_v, cand_v = getattr(reference, attr), getattr(candidate, attr)
         if ref_v is not None and (cand_v is None or cand_v > ref_v):
             out.append(f"{what}: {cand_v if cand_v is not None else 'none'} (reference: {ref_v})")
@@ -161,8 +183,11 @@ def weaker(candidate: Profile, reference: Profile, arch: str = "amd64") -> list[
         out.append(f"SELinux type: {candidate.selinux_type} is unconfined")
     if reference.apparmor_enforce != "off" and candidate.apparmor_profile == "unconfined":
         out.append("AppArmor profile: unconfined")
-    wider = [s for s in candidate.allowed_bind_sources
-             if not _under(s, reference.allowed_bind_sources)]
+    ref_tmpfs = {t.path: t.size for t in reference.tmpfs}
+    for t in candidate.tmpfs:
+        if t.path in ref_tmpfs and t.size > ref_tmpfs[t.path]:
+            out.append(f"tmpfs {t.path}: size {t.size} (reference: {ref_tmpfs[t.path]})")
+    wider = _wider_sources(candidate, reference, home_of(user))
     if wider:
         out.append("bind-mount sources: also " + ", ".join(wider))
     devices = [d for d in candidate.devices if d not in reference.devices]

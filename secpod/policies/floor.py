@@ -281,7 +281,8 @@ def _refuse(policy: AdminPolicy, rule: str, user: str, what: str, hint: str) -> 
                         f"for user {user}: {what}", hint=hint)
 
 
-def _at_or_above(prof: Profile, rule: FloorRule, arch: str) -> list[str]:
+def _at_or_above(prof: Profile, rule: FloorRule, arch: str,
+                 user: str | None = None) -> list[str]:
     """Empty if ``prof`` satisfies ``rule``; else the reasons it does not."""
     from secpod.policies import compare
     from secpod.policies.profile import load
@@ -296,7 +297,7 @@ def _at_or_above(prof: Profile, rule: FloorRule, arch: str) -> list[str]:
             raise AdminPolicyError(
                 f"the floor names the profile {rule.minimum!r} ({rule.scope}), which does "
                 "not exist", hint="ask the administrator to fix /etc/secpod/policy.toml") from e
-        reasons += compare.weaker(prof, minimum, arch)
+        reasons += compare.weaker(prof, minimum, arch, user)
     return reasons
 
 
@@ -442,7 +443,7 @@ def check(prof: Profile, request: RunRequest, weakenings: list[Weakening], arch:
     failures = []
     passing = []
     for rule in rules:
-        reasons = _at_or_above(prof, rule, arch)
+        reasons = _at_or_above(prof, rule, arch, user)
         (failures.append((rule, reasons)) if reasons else passing.append(rule))
     if not passing:
         rule, reasons = failures[0]
@@ -463,9 +464,9 @@ def check(prof: Profile, request: RunRequest, weakenings: list[Weakening], arch:
         # rule's minimum; an allowed-list rule cannot judge a flag, so it refuses.
         weakened = _with_flag(prof, w, request)
         still = [r for r in passing
-                 if r.minimum is not None and not _at_or_above(weakened, r, arch)]
+                 if r.minimum is not None and not _at_or_above(weakened, r, arch, user)]
         if not still:
-            why = next((_at_or_above(weakened, r, arch) for r in passing
+            why = next((_at_or_above(weakened, r, arch, user) for r in passing
                         if r.minimum is not None), [])
             raise _refuse(policy, passing[0].scope, user,
                           f"--{w.flag if '=' not in w.flag else 'security-opt ' + w.flag} "

@@ -14,42 +14,126 @@ from pathlib import Path, PurePosixPath
 from secpod.errors import MalformedInput
 
 _MAX_LINKS = 40
+_DIR_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+class _Missing(Exception):
+    """A component of the path does not exist (or is no directory) in the image."""
+
+    def __init__(self, names: list[str], rest: list[str]) -> None:
+        super().__init__()
+        self.names = names      # the directories found, from the root
+        self.rest = rest        # what is left, from the missing component on
+
+
+class _Walk:
+    """A container path walked inside ``root`` by file descriptor, as
+    ``openat2(RESOLVE_IN_ROOT)`` resolves it.
+
+    Each directory is opened ``O_PATH|O_NOFOLLOW`` relative to the one before,
+    ``..`` goes back to the directory the walk came from (never above the root),
+    and a symlink's target is walked again from the root (absolute) or from
+    where the link is (relative), at most :data:`_MAX_LINKS` times. Nothing is
+    looked up by a host path string after the root is opened, so a directory
+    swapped for a symlink during the walk fails the open instead of leading out.
+    With ``create``, missing directories on the way are made with ``mkdirat``.
+    The last component, if not a symlink, is left to the caller: :attr:`dirfd`
+    and :attr:`name` (``"."`` when the path is a directory itself).
+    """
+
+    def __init__(self, root: Path, path: str, *, create: bool = False) -> None:
+        self.path = path
+        self.fds = [os.open(root, _DIR_FLAGS)]
+        self.names: list[str] = []
+        try:
+            self.name = self._walk([p for p in path.split("/") if p not in ("", ".")], create)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def dirfd(self) -> int:
+        return self.fds[-1]
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+
+    def __enter__(self) -> _Walk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _up(self) -> None:
+        if len(self.fds) > 1:
+            os.close(self.fds.pop())
+            self.names.pop()
+
+    def _walk(self, parts: list[str], create: bool) -> str:
+        links = 0
+        while parts:
+            part = parts.pop(0)
+            if part == "..":
+                self._up()
+                continue
+            last = not parts
+            try:
+                st = os.stat(part, dir_fd=self.dirfd, follow_symlinks=False)
+            except FileNotFoundError:
+                if last:
+                    return part
+                if not create:
+                    raise _Missing(list(self.names), [part, *parts]) from None
+                try:
+                    os.mkdir(part, 0o755, dir_fd=self.dirfd)
+                except FileExistsError:
+                    pass            # made meanwhile: look again
+                parts.insert(0, part)
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                links += 1
+                if links > _MAX_LINKS:
+                    raise MalformedInput(f"too many levels of symbolic links in {self.path}")
+                target = os.readlink(part, dir_fd=self.dirfd)
+                if target.startswith("/"):
+                    while len(self.fds) > 1:
+                        self._up()
+                parts[:0] = [p for p in target.split("/") if p not in ("", ".")]
+                continue
+            if last:
+                return part
+            if not stat.S_ISDIR(st.st_mode):
+                if create:
+                    raise MalformedInput(
+                        f"cannot create {self.path} in the image: "
+                        f"/{'/'.join([*self.names, part])} is not a directory")
+                raise _Missing(list(self.names), [part, *parts])
+            self.fds.append(os.open(part, _DIR_FLAGS, dir_fd=self.dirfd))
+            self.names.append(part)
+        return "."
 
 
 def resolve(root: Path, path: str) -> Path:
     """Host path of container ``path`` under ``root``, following symlinks inside the root.
 
-    The result may not exist. Raises MalformedInput for a symlink loop.
+    The result may not exist (a missing part is kept as written, ``..`` clamped
+    to the root). It is for looking, not for writing: what creates or reads
+    files does so through the walk itself. Raises MalformedInput for a symlink loop.
     """
-    parts = list(PurePosixPath("/", path).parts[1:])
-    resolved: list[str] = []
-    links = 0
-    while parts:
-        part = parts.pop(0)
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = root.joinpath(*resolved, part)
-        try:
-            st = candidate.lstat()
-        except FileNotFoundError:
-            resolved.append(part)
-            resolved.extend(p for p in parts if p not in ("", "."))
-            break
-        if stat.S_ISLNK(st.st_mode):
-            links += 1
-            if links > _MAX_LINKS:
-                raise MalformedInput(f"too many levels of symbolic links in {path}")
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                resolved = []
-            parts = list(PurePosixPath(target).parts[1 if target.startswith("/") else 0 :]) + parts
-            continue
-        resolved.append(part)
-    return root.joinpath(*resolved)
+    try:
+        with _Walk(root, path) as w:
+            names = [*w.names, w.name] if w.name != "." else list(w.names)
+    except _Missing as m:
+        names = m.names
+        for part in m.rest:
+            if part == "..":
+                if names:
+                    names.pop()
+            else:
+                names.append(part)
+    return root.joinpath(*names)
 
 
 def find_executable(
@@ -133,28 +217,37 @@ def _int(text: str) -> int:
 
 
 def _read_db(root: Path, name: str) -> list[list[str]]:
-    path = resolve(root, name)
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return [line.rstrip("\n").split(":") for line in f.read(1 << 20).splitlines()]
-    except OSError:
+        with _Walk(root, name) as w:
+            fd = os.open(w.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                         dir_fd=w.dirfd)
+    except (_Missing, OSError):
         return []
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return []           # a FIFO or device in the image is no database
+        text = f.read(1 << 20).decode("utf-8", errors="replace")
+    return [line.split(":") for line in text.splitlines()]
 
 
 def ensure_mountpoint(root: Path, dest: str, *, directory: bool) -> None:
     """Create an empty mount point for ``dest`` inside ``root`` when it is missing.
 
     crun would otherwise create it itself; doing it here keeps the creation
-    clamped to the root (through :func:`resolve`). Raises MalformedInput when
-    the path exists with the wrong type.
+    inside the root: directories are made by ``mkdirat`` relative to a
+    descriptor of their parent, found by :class:`_Walk`, never through a host
+    path. Raises MalformedInput when the path, or a directory on the way, exists
+    with the wrong type.
     """
-    host = resolve(root, dest)
-    if host.exists():
-        if directory and not host.is_dir():
+    with _Walk(root, dest, create=True) as w:
+        try:
+            st = os.stat(w.name, dir_fd=w.dirfd, follow_symlinks=False)
+        except FileNotFoundError:
+            if directory:
+                os.mkdir(w.name, 0o755, dir_fd=w.dirfd)
+            else:
+                os.close(os.open(w.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                                 | os.O_CLOEXEC, 0o644, dir_fd=w.dirfd))
+            return
+        if directory and not stat.S_ISDIR(st.st_mode):
             raise MalformedInput(f"cannot mount a directory on {dest}: it is a file in the image")
-        return
-    host.parent.mkdir(parents=True, exist_ok=True)
-    if directory:
-        host.mkdir(exist_ok=True)
-    else:
-        host.touch(exist_ok=True)

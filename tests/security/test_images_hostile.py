@@ -105,3 +105,52 @@ def test_store_is_private_to_its_user(user: User, user2: User, busybox: str) -> 
     proc = user2.sh(["ls", str(root)])
     assert proc.returncode != 0
     assert user2.run("image", "inspect", busybox).returncode == 1
+
+
+# Images whose paths lead out of their root at run time: a WorkingDir climbing out
+# through a missing directory, and /etc a symlink through a missing directory (the
+# passwd lookup and the mount points under /etc). Enough ".." to reach / from the store.
+UP = "/".join([".."] * 16)
+RUN_ESCAPES = {
+    "workdir-dotdot": ({"workdir": f"/a/{UP}/tmp/secpod-wd-escape"}, None),
+    "etc-through-missing": ({"user": "evil"}, f"missing/{UP}/tmp/secpod-etc-escape"),
+}
+
+
+@pytest.mark.crun
+@pytest.mark.userns
+@pytest.mark.parametrize("case", sorted(RUN_ESCAPES))
+def test_image_paths_stay_inside_the_root_at_run(user: User, tmp_path: Path, case: str) -> None:
+    import shutil
+    import subprocess
+    import tempfile
+
+    from secpod.images.build import busybox_rootfs, write_layout
+    from tests.conftest import WORK
+
+    opts, etc_link = RUN_ESCAPES[case]
+    target = Path("/tmp/secpod-wd-escape" if "workdir" in opts else "/tmp/secpod-etc-escape")  # noqa: S108
+    outside = [target, Path("/tmp/secpod-etc-escape/passwd")]  # noqa: S108
+    shutil.rmtree(target, ignore_errors=True)
+    WORK.mkdir(parents=True, exist_ok=True)
+    dest = Path(tempfile.mkdtemp(prefix="hostile-run-", dir=WORK))
+    root = busybox_rootfs(dest / "rootfs")
+    if etc_link:
+        shutil.rmtree(root / "etc", ignore_errors=True)
+        (root / "etc").symlink_to(etc_link)
+        # a host file the link would reach if it were followed from the host
+        target.mkdir()
+        (target / "passwd").write_text("evil:x:0:0::/:/bin/sh\n")
+    write_layout(root, dest / "layout", cmd=["true"], **opts)
+    subprocess.run(["chmod", "-R", "a+rX", str(dest)], check=True)
+    user.run("image", "import", str(dest / "layout"), "--name", f"hostile-run:{case}", check=True)
+    proc = user.run("run", "--rm", f"hostile-run:{case}")
+    if etc_link:
+        # the image has no /etc/passwd of its own: the user is unknown, the host's is not read
+        assert proc.returncode == 125, proc.stderr
+        assert "user 'evil' is not in the image's /etc/passwd" in proc.stderr
+        assert [p.name for p in target.iterdir()] == ["passwd"]
+        shutil.rmtree(target)
+    else:
+        assert proc.returncode == 0, proc.stderr
+        assert not outside[0].exists(), f"the image made {outside[0]} on the host"

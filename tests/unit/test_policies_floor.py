@@ -209,3 +209,30 @@ def test_a_listener_default_action_is_below_strict(tmp_path: Path) -> None:
     pol = policy('[floor]\nminimum = "strict"\n')
     with pytest.raises(FloorRefused, match="default action SCMP_ACT_NOTIFY, where the reference"):
         run(pol, security_opts=(f"seccomp={path}",))
+
+
+def test_bind_sources_are_compared_as_real_paths(tmp_path: Path, user_dir: Path) -> None:
+    (tmp_path / "to-usr").symlink_to("/usr")
+    pol = policy('[floor]\nminimum = "strict"\n')
+    for name, sources in (("dotdot", '["~/../.."]'), ("link", f'["{tmp_path}/to-usr"]')):
+        (user_dir / f"{name}.toml").write_text(
+            f'extends = "strict"\n[filesystem]\nallowed_bind_sources = {sources}\n')
+        with pytest.raises(FloorRefused, match=r"bind-mount sources: also .* \(= /"):
+            run(pol, name)
+    (user_dir / "inside.toml").write_text(
+        f'extends = "strict"\n[filesystem]\nallowed_bind_sources = ["~/data", "{tmp_path}"]\n')
+    run(pol, "inside")
+
+
+def test_tmpfs_sizes_and_cpu_shares_are_compared(user_dir: Path) -> None:
+    pol = policy('[floor]\nminimum = "strict"\n')
+    (user_dir / "bigtmp.toml").write_text(
+        'extends = "strict"\n[filesystem.tmpfs."/tmp"]\nsize = "8g"\n')
+    with pytest.raises(FloorRefused, match=r"tmpfs /tmp: size 8589934592 \(reference: 67108864\)"):
+        run(pol, "bigtmp")
+    (user_dir / "cpu.toml").write_text('extends = "strict"\n[limits]\ncpu_shares = 262144\n')
+    with pytest.raises(FloorRefused, match=r"cpu shares: 262144 \(reference: 1024\)"):
+        run(pol, "cpu")
+    (user_dir / "small.toml").write_text(
+        'extends = "strict"\n[filesystem.tmpfs."/tmp"]\nsize = "1m"\n[limits]\ncpu_shares = 2\n')
+    run(pol, "small")

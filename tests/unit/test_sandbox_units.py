@@ -150,3 +150,48 @@ def test_selinux_levels_in_use_skip_exited_containers(
                               confinement={"selinux": label}, exit_recorded=(name == "b"))
         ctr.save()
     assert state.selinux_levels_in_use() == frozenset({"s0:c1,c2"})
+
+
+@pytest.mark.parametrize("dest", [
+    "/a/../../x/made",              # .. after a missing directory
+    "/etc/made",                    # /etc -> missing/../../../x: a link through a missing dir
+    "/rel/made",                    # rel -> ../../x
+    "/abs/made",                    # abs -> /../../x
+    "/deep/../../../x/made",
+])
+def test_paths_from_an_image_stay_inside_the_root(tmp_path: Path, dest: str) -> None:
+    root = tmp_path / "a" / "b" / "rootfs"
+    root.mkdir(parents=True)
+    (root / "etc").symlink_to("missing/../../../x")
+    (root / "rel").symlink_to("../../x")
+    (root / "abs").symlink_to("/../../x")
+    (root / "deep").mkdir()
+    outside = tmp_path / "a" / "x"
+    for directory in (True, False):
+        rootfs.ensure_mountpoint(root, dest, directory=directory)
+        assert not outside.exists() and not (tmp_path / "x").exists()
+        assert rootfs.resolve(root, dest).is_relative_to(root)
+    assert (rootfs.resolve(root, dest)).is_dir()
+
+
+def test_user_lookup_does_not_leave_the_root(tmp_path: Path) -> None:
+    host = tmp_path / "hostetc"
+    host.mkdir()
+    (host / "passwd").write_text("evil:x:0:0::/root:/bin/sh\n")
+    root = tmp_path / "rootfs"
+    root.mkdir()
+    (root / "etc").symlink_to(f"gone/../../{host.name}")
+    with pytest.raises(MalformedInput, match="user 'evil' is not in the image's /etc/passwd"):
+        rootfs.lookup_user(root, "evil")
+    os.mkfifo(root / "fifo")
+    (root / "etc").unlink()
+    (root / "etc").mkdir()
+    (root / "etc" / "passwd").symlink_to("../fifo")     # a FIFO would hang a plain open()
+    with pytest.raises(MalformedInput, match="user 'evil'"):
+        rootfs.lookup_user(root, "evil")
+
+
+def test_a_file_on_the_way_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(MalformedInput, match="/file is not a directory"):
+        rootfs.ensure_mountpoint(tmp_path, "/file/sub", directory=True)
