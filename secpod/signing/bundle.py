@@ -146,15 +146,19 @@ def parse_bundle(data: bytes) -> Bundle:
     try:
         try:
             doc = _json.expect_object(_json.loads(data, what="bundle"), "$")
-            _depth(doc, MAX_DEPTH)
-        except RecursionError as e:
-            raise _json.JSONShapeError("$", "the bundle is nested too deeply") from e
+        except _json.JSONShapeError as e:
+            if isinstance(e.__cause__, RecursionError):
+                raise _json.JSONShapeError(
+                    "$", f"the bundle is nested deeper than {MAX_DEPTH} levels") from e
+            raise
+        _depth(doc, MAX_DEPTH)
         media = _json.expect_str(doc.get("mediaType", ""), "$.mediaType")
         version = _MEDIA.get(media)
         if version is None:
             raise _json.JSONShapeError("$.mediaType", f"unknown bundle media type {media!r}")
         vm = _json.expect_object(doc.get("verificationMaterial"), "$.verificationMaterial")
-        hint, certs = None, ()
+        hint: str | None = None
+        certs: tuple[bytes, ...] = ()
         if "publicKey" in vm:
             pk = _json.expect_object(vm["publicKey"], "$.verificationMaterial.publicKey")
             hint = _json.expect_str(pk.get("hint", ""), "$.verificationMaterial.publicKey.hint")

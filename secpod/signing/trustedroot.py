@@ -113,7 +113,8 @@ def _log(value: object, path: str) -> LogInstance:
 def _authority(value: object, path: str) -> Authority:
     obj = _json.expect_object(value, path)
     chain = _json.expect_object(obj.get("certChain"), _json.child(path, "certChain"))
-    certs = _json.expect_list(chain.get("certificates"), _json.child(path, "certChain.certificates"),
+    certs = _json.expect_list(chain.get("certificates"),
+                              _json.child(path, "certChain.certificates"),
                               lambda c, p: _b64(_json.expect_object(c, p).get("rawBytes"),
                                                 _json.child(p, "rawBytes")), nonempty=True)
     if "validFor" not in obj:
