@@ -31,7 +31,7 @@ _AREAS: dict[str, tuple[str, ...]] = {
     "_containers": ("run", "create", "start", "ps", "logs", "stop", "kill", "rm", "exec",
                     "inspect", "container-cleanup"),
     "_policies": ("profile", "lint", "system"),
-    "_signing": ("key", "sign", "verify", "trust"),
+    "_signing": ("key", "sign", "verify", "verify-bundle", "trust"),
     "_audit": ("audit",),
     "_registry": ("pull", "push"),
 }

@@ -85,11 +85,28 @@ def _add_trust(sub: _Subparsers) -> None:
     tset.set_defaults(func=_trust_set)
 
 
+def _add_verify_bundle(sub: _Subparsers) -> None:
+    vb = sub.add_parser(
+        "verify-bundle", help="check a Sigstore bundle for a file or a sha256: digest",
+        description="Verify a Sigstore bundle (v0.1-v0.3) offline against a trusted root "
+                    "(default: Sigstore's public-good root shipped with secpod). "
+                    "Exit 0 accepted, 1 rejected, 2 unusable input.")
+    vb.add_argument("artifact", metavar="FILE_OR_DIGEST",
+                    help="the signed file, or sha256:HEX of it")
+    vb.add_argument("--bundle", type=Path, required=True, metavar="FILE")
+    vb.add_argument("--key", type=Path, metavar="PEM", help="the signer's public key")
+    vb.add_argument("--certificate-identity", metavar="ID")
+    vb.add_argument("--certificate-oidc-issuer", metavar="URL")
+    vb.add_argument("--trusted-root", type=Path, metavar="FILE")
+    vb.set_defaults(func=_verify_bundle)
+
+
 # Each command's parser, in the order of `secpod --help`.
 PARSERS = {
     "key": _add_key,
     "sign": _add_sign,
     "verify": _add_verify,
+    "verify-bundle": _add_verify_bundle,
     "trust": _add_trust,
 }
 
@@ -333,3 +350,69 @@ def _trust_set(args: argparse.Namespace) -> int:
     _audit("trust.set", "ok", details={**details, "policy_path": str(path)})
     status(f"{args.scope}: {args.trust_type} (written to {path})")
     return 0
+
+
+def _read_input(path: Path, limit: int, what: str) -> bytes:
+    from secpod._files import TooLarge, read_limited
+    from secpod.errors import UsageError
+
+    try:
+        return read_limited(path, limit)
+    except TooLarge as e:
+        raise UsageError(f"{what} {path} is larger than {limit} bytes") from e
+    except OSError as e:
+        raise UsageError(f"cannot read {what} {path}: {e.strerror}") from e
+
+
+def _verify_bundle(args: argparse.Namespace) -> int:
+    import hashlib
+
+    from secpod.cli._output import status
+    from secpod.errors import Error, UsageError
+    from secpod.signing import bundle, keys, trustedroot
+
+    details = {"bundle": str(args.bundle), "artifact": args.artifact}
+    try:
+        if (args.key is None) == (args.certificate_identity is None):
+            raise UsageError("give --key PEM, or --certificate-identity and "
+                             "--certificate-oidc-issuer")
+        if args.certificate_identity is not None and args.certificate_oidc_issuer is None:
+            raise UsageError("--certificate-identity needs --certificate-oidc-issuer")
+        key = None
+        if args.key is not None:
+            key = keys.load_public_key(_read_input(args.key, 64 * 1024, "the key"),
+                                       source=str(args.key))
+        if args.artifact.startswith("sha256:"):
+            try:
+                digest = bytes.fromhex(args.artifact[7:])
+            except ValueError:
+                digest = b""
+            if len(digest) != 32:
+                raise UsageError(f"{args.artifact!r} is not a sha256:HEX digest")
+            artifact = bundle.Artifact(sha256=digest)
+        else:
+            path = Path(args.artifact)
+            with path.open("rb") if path.exists() else _missing(path) as f:
+                h, data = hashlib.sha256(), bytearray()
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+                    data += chunk
+            artifact = bundle.Artifact(sha256=h.digest(), data=bytes(data))
+        root = trustedroot.load_trusted_root(args.trusted_root)
+        data_b = _read_input(args.bundle, bundle.MAX_BUNDLE, "the bundle")
+        times = bundle.verify_bundle(data_b, artifact, root, key=key,
+                                     identity=args.certificate_identity,
+                                     issuer=args.certificate_oidc_issuer)
+    except Error as e:
+        _audit("bundle.verify", "refused", reason=e.message, details=details)
+        raise
+    _audit("bundle.verify", "ok", details={**details, "times": [t.isoformat() for t in times]})
+    print(f"accepted: {args.artifact}")
+    status(f"signed at {', '.join(t.isoformat() for t in times)}")
+    return 0
+
+
+def _missing(path: Path) -> Any:
+    from secpod.errors import UsageError
+
+    raise UsageError(f"cannot read the artifact {path}: no such file")

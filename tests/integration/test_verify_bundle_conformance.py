@@ -1,0 +1,87 @@
+"""Every case of ../shared/conformance/sigstore-bundles, through the real CLI as the test user.
+
+Each case runs twice, as the upstream harness does: with the artifact's path and with its
+``sha256:`` digest. A case ending in ``_fail`` must be rejected (exit 1 or 2) for a reason
+other than a missing feature; the others must be accepted (exit 0).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SHARED, User
+
+CASES = SHARED / "conformance" / "sigstore-bundles"
+IDENTITY = ("https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/"
+            ".github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main")
+ISSUER = "https://token.actions.githubusercontent.com"
+NOT_IMPLEMENTED = "not implemented in this build"
+
+
+def _case_dirs() -> list[Path]:
+    return sorted(p for p in CASES.iterdir() if p.is_dir()) if CASES.is_dir() else []
+
+
+def _needs_certificates(case: Path) -> bool:
+    try:
+        vm = json.loads((case / "bundle.sigstore.json").read_text()).get(
+            "verificationMaterial", {})
+    except ValueError:
+        return False
+    return "publicKey" not in vm
+
+
+def _params() -> list[object]:
+    out: list[object] = []
+    for case in _case_dirs():
+        marks = []
+        if _needs_certificates(case):
+            marks.append(pytest.mark.xfail(
+                strict=False, reason="Fulcio certificate bundles (chain, SCTs, RFC 3161) "
+                                    "are not implemented yet"))
+        for mode in ("path", "digest"):
+            out.append(pytest.param(case, mode, id=f"{case.name}-{mode}", marks=marks))
+    return out
+
+
+def test_the_corpus_is_there(shared: Path) -> None:
+    assert len(_case_dirs()) >= 40, f"{CASES} is missing or incomplete"
+
+
+@pytest.mark.parametrize(("case", "mode"), _params())
+def test_case_reaches_its_verdict(user: User, shared: Path, case: Path, mode: str) -> None:
+    work = user.home / "case"
+    shutil.copytree(case, work)
+    artifact = work / "artifact" if (work / "artifact").exists() else CASES / "a.txt"
+    if artifact.parent != work:
+        shutil.copy(artifact, work / "a.txt")
+        artifact = work / "a.txt"
+    shutil.chown(user.home, user.uid, user.gid)
+    for p in [work, *work.iterdir()]:
+        shutil.chown(p, user.uid, user.gid)
+    args = ["verify-bundle", "--bundle", str(work / "bundle.sigstore.json")]
+    if (work / "key.pub").exists():
+        args += ["--key", str(work / "key.pub")]
+    else:
+        ident = (work / "identity").read_text().strip() if (work / "identity").exists() \
+            else IDENTITY
+        iss = (work / "issuer").read_text().strip() if (work / "issuer").exists() else ISSUER
+        args += ["--certificate-identity", ident, "--certificate-oidc-issuer", iss]
+    if (work / "trusted_root.json").exists():
+        args += ["--trusted-root", str(work / "trusted_root.json")]
+    args.append(str(artifact) if mode == "path"
+                else "sha256:" + hashlib.sha256(artifact.read_bytes()).hexdigest())
+    proc = user.run(*args)
+    why = (case / "README").read_text().strip() if (case / "README").exists() else case.name
+    if case.name.endswith("_fail"):
+        assert proc.returncode in (1, 2), f"{case.name} was accepted; it must fail: {why}"
+        assert NOT_IMPLEMENTED not in proc.stderr, proc.stderr
+        assert "secpod: error:" in proc.stderr
+    else:
+        assert proc.returncode == 0, f"{case.name} rejected ({why}): {proc.stderr}"
+        assert proc.stdout.startswith("accepted:")
