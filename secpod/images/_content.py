@@ -59,7 +59,16 @@ class _Foreign(Exception):
         self.rel = rel
 
 
+# The runtime mounts over these (a tmpfs on /dev, the container's own hosts, hostname
+# and resolv.conf) and crun creates its mountpoints there in the shared tree: what the
+# image holds at these paths never runs, so only their type and mode are recorded.
+_RUNTIME = (b"etc/hosts", b"etc/hostname", b"etc/resolv.conf")
+
+
 def _line(rel: bytes, st: os.stat_result) -> bytes:
+    if stat.S_ISDIR(st.st_mode) or rel in _RUNTIME:
+        # A folder's entries are each recorded; its size and ctime change with them.
+        return rel + b"\0%o 0 0 %d\n" % (st.st_mode, st.st_ino)
     return rel + b"\0%o %d %d %d\n" % (st.st_mode, st.st_size, st.st_ctime_ns, st.st_ino)
 
 
@@ -89,7 +98,7 @@ def walk(root: Path) -> tuple[bytes, int]:
             if est.st_dev != dev:
                 raise _Foreign(r)
             out.append(_line(r, est))
-            if stat.S_ISDIR(est.st_mode):
+            if stat.S_ISDIR(est.st_mode) and r != b"dev":
                 subdirs.append((e.path, r + b"/"))
         stack.extend(reversed(subdirs))
     return b"".join(out), dev
@@ -323,6 +332,8 @@ def _same_tree(a: Path, b: Path) -> list[str]:
     diffs: list[str] = []
     ta, tb = _listing(a), _listing(b)
     for rel in sorted(ta.keys() | tb.keys()):
+        if rel.startswith(b"dev/") or rel in _RUNTIME:
+            continue  # mounted over at run (see _RUNTIME)
         path = "/" + os.fsdecode(rel) if rel else "/"
         if rel not in tb:
             diffs.append(f"{path} was removed")
