@@ -37,7 +37,7 @@ TAMPERS = {
                "/etc/passwd was removed"),
     "symlink": ("tree", "chmod u+w {root}/etc && rm -f {root}/etc/passwd && "
                         "ln -s /proc/self/environ {root}/etc/passwd",
-                "/etc/passwd was replaced: regular file -> symbolic link"),
+                "/etc/passwd was replaced: file -> symlink"),
 }
 
 
