@@ -60,6 +60,11 @@ class HostileArchive(MalformedInput):
     """A layer tries to escape its root, or exceeds the unpack bounds."""
 
 
+class ContentChanged(Error):
+    """A stored image is not what was verified when it entered the store: a blob, the
+    unpacked tree or the record of them changed since (or was never recorded)."""
+
+
 # --- sandbox ----------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ container of the image shares read-only. docs/images.md has the rules.
 from __future__ import annotations
 
 from secpod._lazy import reexports
-from secpod.images._store import ImageRecord, Store, human_size
+from secpod.images._store import ImageRecord, Store, content_before_run, human_size
 
 # Lazy: the sources and the unpacker pull in tarfile, gzip and zstandard, which
 # `secpod run` (Store.resolve) never needs.
@@ -24,4 +24,4 @@ if TYPE_CHECKING:
 
 
 __getattr__ = reexports(__name__, {n: f"secpod.images.{m}" for n, m in _LAZY.items()})
-__all__ = ["BlobSource", "ImageRecord", "Limits", "Store", "human_size"]
+__all__ = ["BlobSource", "ImageRecord", "Limits", "Store", "content_before_run", "human_size"]

@@ -5,6 +5,7 @@ Layout under ``$XDG_DATA_HOME/secpod/images`` (docs/images.md):
     blobs/<alg>/<hex>        manifests, configs, layers, by digest
     unpacked/<hex>/rootfs    the root filesystem of manifest <hex>, shared read-only
     unpacked/<hex>/report.json   what the unpack neutralised
+    unpacked/<hex>/content.json, tree   what was verified (secpod.images._content)
     index.json               {"names": {name: digest}, "images": {digest: {...}}}
     lock                     flock(2): writers exclusive, readers shared
     tmp/                     staging of imports in progress, trash of removals
@@ -77,7 +78,9 @@ class ImageRecord:
 
     ``digest`` is the manifest digest; ``names`` are normalised references
     (``docker.io/library/busybox:latest``); ``rootfs`` is the unpacked root
-    filesystem, shared by every container of the image and never to be written.
+    filesystem, shared by every container of the image and never to be written;
+    ``content`` is the digest of the record of what was verified when the image
+    entered the store (None for an image stored before secpod recorded it).
     """
 
     digest: str
@@ -89,6 +92,7 @@ class ImageRecord:
     created: str
     rootfs: Path
     unpack_report: dict[str, Any]
+    content: str | None = None
 
     def familiar_names(self) -> tuple[str, ...]:
         """Names as people type them: ``busybox:latest``."""
@@ -105,7 +109,7 @@ class ImageRecord:
             "familiar_names": list(self.familiar_names()), "config_digest": self.config_digest,
             "config": self.config, "layers": list(self.layers), "size": self.size,
             "created": self.created, "rootfs": str(self.rootfs),
-            "unpack_report": self.unpack_report,
+            "unpack_report": self.unpack_report, "content": self.content,
         }
 
 
@@ -293,10 +297,13 @@ class Store:
         return self.root / "unpacked" / digest.partition(":")[2]
 
     def _record(self, digest: str, idx: _Index) -> ImageRecord:
+        from secpod.images._content import recorded
+
         manifest = parse_manifest(self.manifest_bytes(digest), f"stored manifest {digest}")
         try:
             config_bytes = self.blob_path(manifest.config.digest).read_bytes()
             report = json.loads((self._unpacked(digest) / "report.json").read_bytes())
+            content = recorded(self._unpacked(digest))
         except (OSError, ValueError) as e:
             raise MalformedInput(f"the store's copy of image {digest} is damaged ({e})",
                                  hint=f"secpod image rm -f {digest} and import it again") from e
@@ -307,7 +314,7 @@ class Store:
             config=config, layers=tuple(d.raw for d in manifest.layers),
             size=manifest.config.size + sum(d.size for d in manifest.layers),
             created=created if isinstance(created, str) else "",
-            rootfs=self._unpacked(digest) / "rootfs", unpack_report=report)
+            rootfs=self._unpacked(digest) / "rootfs", unpack_report=report, content=content)
 
     def _lookup(self, idx: _Index, ref: str) -> tuple[str, str | None]:
         """(manifest digest, the normalised name if ``ref`` named it)."""
@@ -447,6 +454,7 @@ class Store:
         from secpod.images._unpack import force_rmtree
 
         moved_in: builtins.list[Path] = []
+        hashed: set[str] = set()  # blobs this import hashed and moved in
         with self._lock():
             try:
                 for d in [manifest.config, *manifest.layers]:
@@ -459,6 +467,7 @@ class Store:
                         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                         os.rename(src, target)
                         moved_in.append(target)
+                        hashed.add(blob_digest)
                 final = self._unpacked(digest)
                 if not final.is_dir():
                     if not unpacked.is_dir():
@@ -466,6 +475,11 @@ class Store:
                                        "removed)", hint="run the import again")
                     os.rename(unpacked, final)
                     moved_in.append(final)
+                    # What was verified, recorded once it is where it stays (a rename
+                    # changes a blob's ctime): checked before every strict run.
+                    from secpod.images._content import take
+
+                    take(final, manifest, self.blob_path, hashed)
                 idx = self._read_index()
                 moved = [n for n in wanted if idx.names.get(n) not in (None, digest)]
                 previous = {n: idx.names[n] for n in moved}
@@ -504,6 +518,7 @@ class Store:
             nonlocal audited
             if moved:
                 details["moved_names"] = moved
+            details["content"] = rec.content
             audit.record("image.import", "ok", image_ref=(rec.names or (None,))[0],
                          image_digest=rec.digest, details=details)
             audited = True
@@ -543,6 +558,69 @@ class Store:
             return self.add_image(loaded.manifest_bytes, loaded.source,
                                   names=[name] if name else [], progress=progress,
                                   before_commit=before_commit)
+
+    # --- checking what was verified ----------------------------------------------------
+
+    def check_content(self, image: ImageRecord, ref: str) -> str:
+        """Check that ``image`` is still what was verified when it entered the store
+        (secpod.images._content: the config hashed again, the layer blobs' stat, one
+        walk of the unpacked tree); return its content digest. Raises ContentChanged
+        naming what changed."""
+        from secpod.images._content import check
+
+        with self._lock(shared=True):
+            manifest = parse_manifest(self.manifest_bytes(image.digest),
+                                      f"stored manifest {image.digest}")
+            return check(self._unpacked(image.digest), manifest, self.blob_path, ref)
+
+    def verify(self, ref: str, *, deep: bool = False,
+               progress: Progress | None = None) -> tuple[ImageRecord, str]:
+        """``secpod image verify``: the run's check, or with ``deep`` every blob hashed
+        again and the layers unpacked again to compare the tree file by file, after
+        which the image is recorded afresh. Audited as ``image.verify`` (the content
+        digest goes with the record). Returns (image, content digest).
+
+        Raises ContentChanged (refused), NotFound, and what unpacking raises.
+        """
+        from secpod import audit
+
+        image: ImageRecord | None = None
+        try:
+            if not deep:
+                image = self.resolve(ref)
+                content = self.check_content(image, ref)
+            else:
+                content, image = self._verify_deep(ref, progress or (lambda _m: None))
+        except (Error, KeyboardInterrupt) as e:
+            from secpod.errors import ContentChanged
+
+            audit.record("image.verify", "refused" if isinstance(e, ContentChanged) else "error",
+                         image_ref=ref, image_digest=image.digest if image else None,
+                         reason=failure_reason(e), details={"deep": deep})
+            raise
+        audit.record("image.verify", "ok", image_ref=ref, image_digest=image.digest,
+                     details={"deep": deep, "content": content})
+        return image, content
+
+    def _verify_deep(self, ref: str, say: Progress) -> tuple[str, ImageRecord]:
+        from secpod.images._content import deep
+
+        with self._staging("verify-") as scratch, self._lock():
+            idx = self._read_index()
+            digest, _ = self._lookup(idx, ref)
+            image = self._record(digest, idx)
+            manifest_bytes = self.manifest_bytes(digest)
+            if "sha256:" + hashlib.sha256(manifest_bytes).hexdigest() != digest:
+                from secpod.errors import ContentChanged
+
+                raise ContentChanged(f"image {ref}: the stored manifest does not hash to "
+                                     f"{digest}", hint=f"secpod image rm -f {ref} and import "
+                                     "or pull it again")
+            manifest = parse_manifest(manifest_bytes, f"stored manifest {digest}")
+            content = deep(self._unpacked(digest), manifest,
+                           list(image.config["rootfs"]["diff_ids"]), self.blob_path, scratch,
+                           ref, say)
+            return content, self._record(digest, idx)
 
     # --- changing names, removing ----------------------------------------------------
 
@@ -629,6 +707,20 @@ class Store:
                 audit.record("image.rm", "error", image_ref=ref, reason=failure_reason(e))
             raise
         return record
+
+
+def content_before_run(store: Store, image: ImageRecord, ref: str, confinement: Any,
+                       ) -> str | None:
+    """Before a run under ``strict`` (a profile that runs only signed images) or under
+    the administrator's trust policy: check the image is the one verified
+    (:meth:`Store.check_content`) and return its content digest; else None, unchecked.
+    Raises ContentChanged, or the admin policy's error."""
+    if not (confinement.profile == "strict" or confinement.require_signed):
+        from secpod.signing.trust import admin_trust_policy
+
+        if admin_trust_policy() is None:
+            return None
+    return store.check_content(image, ref)
 
 
 def _containers_using(digest: str) -> list[str]:

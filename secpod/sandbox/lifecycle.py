@@ -187,6 +187,11 @@ def create(opts: RunOptions, env: Environment | None = None) -> Container:
         )
         _refused("trust", err, opts, image_ref=ref, image_digest=image.digest, trust=trust)
         raise signing_rejected(err)
+    try:  # the image about to run is the one verified (issue 10); its digest is audited
+        trust["content"] = images.content_before_run(store, image, ref, confinement)
+    except Error as e:
+        _refused("content", e, opts, image_ref=ref, image_digest=image.digest, trust=trust)
+        raise
 
     cid, name, folder = state.reserve(opts.name)
     try:

@@ -260,6 +260,7 @@ def pull(ref_text: str, options: RegistryOptions | None = None, *,
                     add_signature(rec.digest, blob)
                 if moved:
                     details["moved_names"] = moved
+                details["content"] = rec.content
                 audit.record("image.pull", "ok", image_ref=name or str(ref),
                              image_digest=rec.digest, details=details)
                 audited = True
