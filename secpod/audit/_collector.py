@@ -21,6 +21,7 @@ import stat
 import struct
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 MAX_LINE = 1 << 20
+MAX_CONNECTIONS_PER_UID = 16
+READ_TIMEOUT = 10.0  # seconds for a whole line to arrive
 _CRED = struct.Struct("3i")
 _ACTION_RE = re.compile(r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*$")
 _OUTCOMES = ("ok", "refused", "error")
@@ -231,6 +234,39 @@ class Collector:
                                  shared=True, checkpoint_every=checkpoint_every)
         self._listener: socket.socket | None = None
         self._stop = threading.Event()
+        self._conns: dict[int, int] = {}
+        self._conns_lock = threading.Lock()
+
+    def _admit(self, conn: socket.socket) -> bool:
+        """Start serving ``conn`` unless its uid already holds its share of connections
+        (or the process nears its descriptor limit); close it then."""
+        try:
+            pid, uid, _gid = peer_credentials(conn)
+        except OSError:
+            conn.close()
+            return False
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        with self._conns_lock:
+            total = sum(self._conns.values())
+            mine = self._conns.get(uid, 0)
+            if mine >= MAX_CONNECTIONS_PER_UID or (soft > 0 and total >= soft - 32):
+                full = True
+            else:
+                full = False
+                self._conns[uid] = mine + 1
+        if full:
+            try:
+                conn.send(b'{"ok":false,"error":"too many connections from your uid"}\n',
+                          socket.MSG_DONTWAIT)
+            except OSError:
+                pass
+            conn.close()
+            return False
+        threading.Thread(target=self._serve_connection, args=(conn, pid, uid),
+                         daemon=True).start()
+        return True
 
     def handle(self, payload: bytes, pid: int, uid: int) -> dict[str, Any]:
         """Turn one submitted line from peer (pid, uid) into a host record; return the answer."""
@@ -262,13 +298,21 @@ class Collector:
         rec = self.log.append(_host_body(uid, pid, **body), checkpoint=checkpoint)
         return {"ok": True, "seq": rec["seq"]}
 
-    def _serve_connection(self, conn: socket.socket) -> None:
-        try:
+    def _serve_connection(self, conn: socket.socket, pid: int | None = None,
+                          uid: int | None = None) -> None:
+        if pid is None or uid is None:
             pid, uid, _gid = peer_credentials(conn)
-            conn.settimeout(60)
+        try:
             buf = b""
             while not self._stop.is_set():
+                # The whole line within READ_TIMEOUT: a client that sends nothing, or a
+                # byte at a time, cannot hold a connection for long.
+                deadline = time.monotonic() + READ_TIMEOUT
                 while b"\n" not in buf:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return
+                    conn.settimeout(left)
                     chunk = conn.recv(65536)
                     if not chunk:
                         return
@@ -288,10 +332,18 @@ class Collector:
                                              f"written: {e.message}"}).encode() + b"\n")
                     raise
                 conn.sendall(json.dumps(answer, separators=(",", ":")).encode() + b"\n")
+        except TimeoutError:
+            pass  # an idle or slow client: hang up
         except (OSError, AuditError) as e:
             print(f"secpod-audit-collector: connection: {e}", file=sys.stderr, flush=True)
         finally:
             conn.close()
+            with self._conns_lock:
+                n = self._conns.get(uid, 1) - 1
+                if n:
+                    self._conns[uid] = n
+                else:
+                    self._conns.pop(uid, None)
 
     def _bind(self) -> socket.socket:
         parent = self.socket_path.parent
@@ -335,12 +387,16 @@ class Collector:
             while not self._stop.is_set():
                 try:
                     conn, _ = self._listener.accept()
-                except OSError:
+                except OSError as e:
                     if self._stop.is_set():
                         break
-                    raise
-                threading.Thread(target=self._serve_connection, args=(conn,),
-                                 daemon=True).start()
+                    # Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM): what
+                    # clients do must never take the collector down. Wait, then go on.
+                    print(f"secpod-audit-collector: accept: {e}", file=sys.stderr, flush=True)
+                    time.sleep(0.1)
+                    continue
+                if not self._admit(conn):
+                    continue
         finally:
             signal.signal(signal.SIGTERM, old_term)
             signal.signal(signal.SIGINT, old_int)

@@ -153,6 +153,7 @@ class LogDir:
         self._fd = self._sfd = -1
         self._fd_pid = self._sfd_pid = 0
         self._fd_id = self._sfd_id = (0, 0)
+        self._lfd, self._lfd_pid = -1, 0
         self._mutex = threading.Lock()
         self._mem: _State | None = None  # the state after this process's last append
 
@@ -284,7 +285,7 @@ class LogDir:
             log._mutex.acquire()  # threads of one process share the fd, and flock with it
             try:
                 fd, created = log._open_log()
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                fcntl.flock(log._lock_fd() if log.shared else fd, fcntl.LOCK_EX)
             except BaseException:
                 log._mutex.release()
                 raise
@@ -293,12 +294,31 @@ class LogDir:
 
         def __exit__(self, *exc: object) -> None:
             try:
-                fcntl.flock(self.fd, fcntl.LOCK_UN)
+                log = self.log
+                fcntl.flock(log._lock_fd() if log.shared else self.fd, fcntl.LOCK_UN)
             finally:
                 self.log._mutex.release()
 
     def _locked(self) -> LogDir._Lock:
         return LogDir._Lock(self)
+
+    def _lock_fd(self) -> int:
+        """A shared log's lock: the file ``lock`` (mode 0600), which other users cannot
+        open. Its log is world-readable, and a reader's shared flock on it would block
+        every append."""
+        pid = os.getpid()
+        if self._lfd >= 0 and self._lfd_pid == pid:
+            return self._lfd
+        if self._lfd >= 0:
+            os.close(self._lfd)
+        fd = os.open(self.path / "lock",
+                     os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+            os.close(fd)
+            raise AuditError(f"{self.path / 'lock'} is not a private file owned by you")
+        self._lfd, self._lfd_pid = fd, pid
+        return fd
 
     def _open_state(self) -> int:
         """The state file's fd, kept like the log's (only used under the log's lock)."""

@@ -227,3 +227,64 @@ def test_an_unsafe_admin_policy_stops_ok_records_but_not_refusals(
     recs = json.loads(user.run("audit", "log", "--json", check=True).stdout)
     assert [x["action"] for x in recs] == ["container.run.refused"]
     assert "cannot be read" in recs[0]["details"]["collector"]
+
+
+def test_a_users_shared_lock_on_the_host_log_blocks_no_write(
+        user: User, user2: User, host: Host) -> None:
+    # The host log is world-readable: a reader's flock on it must not stop the collector.
+    r = py(user, (
+        "import fcntl, subprocess, sys, time\n"
+        f"f = open({str(host.log_dir / 'log.jsonl')!r}, 'rb')\n"
+        "fcntl.flock(f, fcntl.LOCK_SH)\n"
+        "from secpod.audit._collector import CollectorClient\n"
+        f"c = CollectorClient(__import__('pathlib').Path({str(host.socket)!r}), timeout=5)\n"
+        "import pwd, os\n"
+        "rec = {'uid': os.getuid(), 'user': pwd.getpwuid(os.getuid()).pw_name,\n"
+        "       'action': 'image.tag', 'outcome': 'ok'}\n"
+        "print(c.submit(rec))\n"))
+    assert r.returncode == 0, r.stderr
+    # The lock the collector takes is a file no user can open.
+    r = py(user2, f"open({str(host.log_dir / 'lock')!r}, 'rb')")
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+
+
+def test_a_flood_of_idle_connections_does_not_take_the_collector_down(
+        user: User, user2: User, host: Host) -> None:
+    host.stop()
+    host.proc = subprocess.Popen(
+        ["prlimit", "--nofile=64:64", str(SECPOD_BIN), "audit", "collect", "--socket",
+         str(host.socket), "--dir", str(host.log_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while not host.socket.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # 150 idle connections from one user: more than the collector has descriptors.
+    r = py(user, (
+        "import socket, time\n"
+        "held = []\n"
+        "for _ in range(150):\n"
+        "    s = socket.socket(socket.AF_UNIX)\n"
+        "    s.settimeout(2)\n"
+        "    try:\n"
+        f"        s.connect({str(host.socket)!r})\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "    held.append(s)\n"
+        "time.sleep(1)\n"
+        "print('held', len(held))\n"))
+    assert "held 150" in r.stdout, r.stderr
+    assert host.proc.poll() is None, host.proc.communicate(timeout=5)
+    assert host.socket.exists()
+    r = record_direct(user2, host)
+    assert r.returncode == 0, r.stderr
+
+
+def record_direct(user: User, host: Host) -> subprocess.CompletedProcess[str]:
+    return py(user, (
+        "import os, pwd\n"
+        "from pathlib import Path\n"
+        "from secpod.audit._collector import CollectorClient\n"
+        f"c = CollectorClient(Path({str(host.socket)!r}))\n"
+        "rec = {'uid': os.getuid(), 'user': pwd.getpwuid(os.getuid()).pw_name,\n"
+        "       'action': 'image.tag', 'outcome': 'ok'}\n"
+        "print(c.submit(rec))\n"))
