@@ -1,7 +1,7 @@
 """Files a person hands secpod, and files secpod replaces.
 
-:func:`read_limited` reads a regular file of bounded size: a FIFO, a device or a huge
-file would hang or exhaust memory. :func:`write_atomic` is the one way secpod replaces
+:func:`read_limited` reads a regular file of bounded size, and :func:`open_regular` opens
+one to be streamed: a FIFO, a device or a huge file would hang or exhaust memory. :func:`write_atomic` is the one way secpod replaces
 a file a person or another command may read (policies, profiles, reports, proofs,
 container state, bundles). The audit log's own files keep their writer in
 secpod/audit/_store.py: they map failures to AuditError and check for short writes
@@ -26,16 +26,28 @@ class TooLarge(OSError):
     """A file larger than the reader's limit (errno EFBIG)."""
 
 
-def read_limited(path: Path, limit: int, *, nofollow: bool = False) -> bytes:
-    """The bytes of the regular file ``path`` (with ``nofollow``, not through a symbolic
-    link). Raises OSError as ``open`` does (ELOOP for a link with ``nofollow``),
-    NotRegularFile, or TooLarge when it holds more than ``limit`` bytes."""
+def open_regular(path: Path, *, nofollow: bool = False) -> int:
+    """A read-only descriptor of the regular file ``path``, for files that can be long and
+    are read as a stream (audit logs). Raises OSError as ``open`` does, or NotRegularFile:
+    a FIFO would hang a reader and a device (a link to /dev/zero) never end."""
     # O_NONBLOCK: a FIFO must not hang the open; fstat then refuses it.
     flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | (os.O_NOFOLLOW if nofollow else 0)
     fd = os.open(path, flags)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise NotRegularFile(errno.EINVAL, "not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_limited(path: Path, limit: int, *, nofollow: bool = False) -> bytes:
+    """The bytes of the regular file ``path`` (with ``nofollow``, not through a symbolic
+    link). Raises OSError as ``open`` does (ELOOP for a link with ``nofollow``),
+    NotRegularFile, or TooLarge when it holds more than ``limit`` bytes."""
+    fd = open_regular(path, nofollow=nofollow)
+    try:
         chunks, size = [], 0
         while size <= limit:
             chunk = os.read(fd, min(1 << 20, limit + 1 - size))

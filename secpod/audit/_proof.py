@@ -25,6 +25,7 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
+from secpod import _files
 from secpod.audit import _canon, _merkle, _note, _verify
 from secpod.errors import AuditError, MalformedInput
 
@@ -74,7 +75,8 @@ def _read_checkpoint(log_dir: Path, src: Path) -> tuple[str, _note.Checkpoint]:
     """A checkpoint file's note and its parse, checked against the log's key when the log
     has one. Raises AuditError (unreadable) or CheckpointError (malformed, wrong key)."""
     try:
-        note = src.read_text(errors="replace")  # not UTF-8: malformed, said by the parser
+        # not UTF-8: malformed, said by the parser; bounded, and never a FIFO or device
+        note = _files.read_limited(src, 1 << 16).decode(errors="replace")
     except FileNotFoundError:
         raise AuditError(f"there is no checkpoint at {src}",
                          hint="sign one now with `secpod audit checkpoint`") from None
@@ -235,7 +237,7 @@ def verify_consistency(proof: Mapping[str, Any], key: _note.VerifierKey,
 def load_proof(path: Path) -> dict[str, Any]:
     """Read a proof file. Raises MalformedInput if it is not a JSON object."""
     try:
-        data = json.loads(path.read_bytes())
+        data = json.loads(_files.read_limited(path, 1 << 26))
     except OSError as e:
         raise AuditError(f"cannot read {path}: {e.strerror}") from e
     except ValueError as e:

@@ -76,6 +76,9 @@ def warn(message: str) -> None:
     print(f"secpod: warning: {message}", file=sys.stderr)
 
 
+LINE_MAX = 1 << 24  # far above any record the collector or a user's log takes
+
+
 def iter_records(log: Path, *, on_bad: Callable[[str], None] = warn
                  ) -> Iterator[dict[str, Any]]:
     """Parse every record of the log file ``log``; lines that are not records go to ``on_bad``.
@@ -90,10 +93,20 @@ def iter_records(log: Path, *, on_bad: Callable[[str], None] = warn
     # The C scanner behind json.loads, called directly: a report parses every line.
     scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
     decode = codecs.getincrementaldecoder("utf-8")("replace").decode
+    skipping = False  # inside a line longer than LINE_MAX: not held, said once
     try:
         for chunk in _verify.read_chunks(log):
-            lines = (pending + decode(chunk)).split("\n")
+            text = decode(chunk)
+            if skipping:
+                nl = text.find("\n")
+                if nl < 0:
+                    continue
+                text, skipping = text[nl + 1:], False
+            lines = (pending + text).split("\n")
             pending = lines.pop()
+            if len(pending) > LINE_MAX:
+                skipping, pending = True, ""
+                lines.append("")  # counted and reported below as a line that is no record
             for line in lines:
                 n += 1
                 try:

@@ -39,17 +39,18 @@ def render(report: dict[str, Any], fmt: str) -> str:
         return render_csv(report)
     if fmt == "html":
         return render_html(report)
-    return render_text(report)
+    from secpod._text import printable
+
+    return printable(render_text(report), keep_newlines=True)
 
 
 # --- text --------------------------------------------------------------------
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
-    cells = [headers] + [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-            for r in cells]
+    from secpod._text import table_lines
+
+    return table_lines(headers, rows)
 
 
 def _pairs(items: list[dict[str, Any]], key: str) -> str:

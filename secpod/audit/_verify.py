@@ -28,6 +28,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
+from secpod import _files
 from secpod._record import field, record
 from secpod.audit import _canon, _merkle, _note
 from secpod.errors import AuditError, CheckpointError
@@ -456,10 +457,10 @@ def _split_point(log: Path) -> int | None:
     """Where to cut the log in two (just after a newline near the middle), or None."""
     if (os.cpu_count() or 1) < 2:
         return None
-    size = log.stat().st_size
-    if not PARALLEL_MIN <= size <= PARALLEL_MAX:
-        return None
-    with open(log, "rb") as f:
+    with _open_log(log) as f:
+        size = os.fstat(f.fileno()).st_size
+        if not PARALLEL_MIN <= size <= PARALLEL_MAX:
+            return None
         f.seek(size // 2)
         window = f.read(1 << 20)
     nl = window.find(b"\n")
@@ -468,8 +469,14 @@ def _split_point(log: Path) -> int | None:
     return size // 2 + nl + 1
 
 
+def _open_log(path: Path) -> Any:
+    """``path`` opened for reading, only if it is a regular file (docs/audit.md: an
+    administrator reads users' folders, where a FIFO or a link to a device may wait)."""
+    return os.fdopen(_files.open_regular(path), "rb", buffering=0)
+
+
 def _range_chunks(path: Path, start: int, end: int) -> Iterator[bytes]:
-    with open(path, "rb", buffering=0) as f:
+    with _open_log(path) as f:
         f.seek(start)
         left = end - start
         while left > 0:
@@ -487,7 +494,7 @@ def _raise(_p: Problem) -> None:
 def _hash_second_half(path: Path, start: int, end: int, out: Any) -> None:
     """Child: walk [start, end) from what its first line claims; send its leaf hashes."""
     try:
-        with open(path, "rb") as f:
+        with _open_log(path) as f:
             f.seek(start)
             m = _canon.PREFIX_RE.match(f.read(200))
         if m is None:
@@ -538,12 +545,24 @@ def _two_halves(log: Path, split: int) -> Prehashed:
 
 
 def read_chunks(path: Path, size: int = 1 << 24) -> Iterator[bytes]:
-    with open(path, "rb", buffering=0) as f:
+    """The bytes of the log file ``path`` in chunks. Raises OSError (NotRegularFile for
+    anything but a regular file)."""
+    with _open_log(path) as f:
         while True:
             b = f.read(size)
             if not b:
                 return
             yield b
+
+
+SMALL_MAX = 1 << 16  # a key, a checkpoint note, state.json
+CHECKPOINTS_MAX = 1 << 28  # checkpoints.jsonl: one ~300-byte line per checkpoint
+
+
+def _small_text(path: Path) -> str:
+    """A key or checkpoint file's text (not UTF-8: malformed, as the parser says).
+    Raises OSError: NotRegularFile, TooLarge, or as ``open`` does."""
+    return _files.read_limited(path, SMALL_MAX).decode(errors="replace")
 
 
 def load_key(spec: str | None, log_dir: Path) -> _note.VerifierKey | None:
@@ -558,7 +577,7 @@ def load_key(spec: str | None, log_dir: Path) -> _note.VerifierKey | None:
         if "+" in spec and not os.path.exists(spec):
             return _note.VerifierKey.parse(spec)
         try:
-            return _note.VerifierKey.parse(Path(spec).read_text(errors="replace"))
+            return _note.VerifierKey.parse(_small_text(Path(spec)))
         except OSError as e:
             raise AuditError(f"cannot read the key {spec}: {e.strerror}") from e
     return LogDir(log_dir, name="-").verifier()
@@ -572,7 +591,7 @@ def load_checkpoints(log_dir: Path, extra: Path | None = None
     seen: set[str] = set()
     path = log_dir / "checkpoints.jsonl"
     try:
-        data = path.read_bytes()
+        data = _files.read_limited(path, CHECKPOINTS_MAX)
     except FileNotFoundError:
         data = b""
     except OSError as e:
@@ -596,15 +615,17 @@ def load_checkpoints(log_dir: Path, extra: Path | None = None
             out.append(CheckpointInput(label, note))
     latest = log_dir / "checkpoint"
     try:
-        note = latest.read_text(errors="replace")
+        note = _small_text(latest)
     except FileNotFoundError:
         note = None
+    except OSError as e:
+        raise AuditError(f"cannot read {latest}: {e.strerror}") from e
     if note is not None and note not in seen:
         seen.add(note)
         out.append(CheckpointInput(f"checkpoint file {latest}", note))
     if extra is not None:
         try:
-            note = extra.read_text(errors="replace")
+            note = _small_text(extra)
         except OSError as e:
             raise AuditError(f"cannot read the checkpoint {extra}: {e.strerror}") from e
         out.append(CheckpointInput(f"checkpoint {extra}", note))
@@ -615,7 +636,7 @@ def read_written(log_dir: Path) -> Written | None:
     from secpod.audit._store import _State
 
     try:
-        st = _State.load((log_dir / "state.json").read_bytes())
+        st = _State.load(_files.read_limited(log_dir / "state.json", SMALL_MAX))
     except OSError:
         return None
     return Written(st.records, st.last_hash) if st else None

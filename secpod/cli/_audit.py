@@ -90,8 +90,10 @@ def _verify(args: argparse.Namespace) -> int:
           + (f" ({result.records - result.covered} after the last checkpoint)"
              if result.records > result.covered else ""))
     print(f"key: {result.key or '(missing)'}")
-    for p in result.problems:
-        print(f"  FAIL [{p.kind}] {p.message}")
+    from secpod._text import printable
+
+    for p in result.problems:  # a problem may quote the log's bytes: escaped
+        print(printable(f"  FAIL [{p.kind}] {p.message}"))
     if result.more_problems:
         print(f"  ... and {result.more_problems} more problems")
     return 0 if result.intact else 1

@@ -17,10 +17,10 @@ def emit_json(data: Any) -> None:
 
 
 def emit_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    cells = [[str(c) for c in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    for r in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    from secpod._text import table_lines
+
+    for line in table_lines(headers, rows):
+        print(line)
 
 
 def status(message: str) -> None:

@@ -300,3 +300,40 @@ def test_report_formats(user: User, busybox: str) -> None:
 def test_no_log_yet_is_a_clear_error(user: User, args: list[str]) -> None:
     r = user.run("audit", *args)
     assert r.returncode == 1 and "there is no audit log" in r.stderr
+
+
+def test_readers_refuse_a_fifo_and_a_link_to_a_device(user: User) -> None:
+    """An administrator reads users' folders: a FIFO or a link to /dev/zero as the log or
+    its key must not hang the reader nor fill memory (one clear error instead)."""
+    for name, make in (("fifo", lambda p: os.mkfifo(p)),
+                       ("zero", lambda p: p.symlink_to("/dev/zero"))):
+        d = user.home / f"hostile-{name}"
+        d.mkdir()
+        make(d / "log.jsonl")
+        subprocess.run(["chown", "-hR", f"{user.uid}:{user.gid}", str(d)], check=True)
+        for cmd in (["audit", "verify", "--dir", str(d)], ["audit", "log", "--dir", str(d)],
+                    ["audit", "report", "--dir", str(d)]):
+            r = user.run(*cmd, timeout=30)
+            assert r.returncode == 1, (cmd, r.stdout, r.stderr)
+            assert "not a regular file" in r.stderr, (cmd, r.stderr)
+    # the key and checkpoint beside a real log, as FIFOs
+    record(user, "'image.pull', 'ok', image_ref='a'")
+    real = audit_dir(user)
+    (real / "checkpoint").unlink(missing_ok=True)
+    os.mkfifo(real / "checkpoint")
+    r = user.run("audit", "verify", timeout=30)
+    assert r.returncode == 1 and "not a regular file" in r.stderr, r.stderr
+
+
+def test_control_characters_in_records_are_escaped_in_text(user: User) -> None:
+    """A crafted record cannot erase the line above it or retitle the terminal."""
+    evil = "x\x1b[1A\x1b[2K\x1b]0;pwned\x07\r\u202e"
+    record(user, f"'image.pull', 'refused', image_ref={evil!r}, reason={evil!r}")
+    out = user.run("audit", "log", check=True).stdout
+    assert "\x1b" not in out and "\x07" not in out and "\r" not in out and "\u202e" not in out
+    assert "x\\x1b[1A\\x1b[2K\\x1b]0;pwned\\x07\\x0d\\u202e" in out
+    # JSON keeps the record as it is (escaped by the encoder)
+    recs = json.loads(user.run("audit", "log", "--json", check=True).stdout)
+    assert recs[-1]["reason"] == evil
+    report = user.run("audit", "report", "--format", "text", check=True).stdout
+    assert "\x1b" not in report
