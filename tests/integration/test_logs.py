@@ -61,6 +61,24 @@ def test_logs_follow_gets_every_byte_to_the_end(user: User, busybox: str) -> Non
         assert user.run("logs", name).stdout == expected
 
 
+def test_logs_follow_goes_across_conmon_rotations(user: User, busybox: str) -> None:
+    _profile(user, "smalllog", "64k")
+    # ~25 KiB of records a batch, a second apart (half the limit is 32 KiB): a rotation
+    # every other batch, never two between the follower's looks (every 0.1 s).
+    script = ("sleep 0.5; i=0; while [ $i -lt 12 ]; do seq $((i*500+1)) $((i*500+500)); "
+              "i=$((i+1)); sleep 1; done")
+    expected = "".join(f"{n}\n" for n in range(1, 6001))
+    user.run("run", "-d", "--name", "rolling", "--profile", "smalllog", busybox, "sh", "-c",
+             script, check=True)
+    r = user.run("logs", "-f", "rolling", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == expected, (len(r.stdout), r.stdout[:40])
+    files = _log_files(user, "rolling")
+    assert sum(p.stat().st_size for p in files) <= 64 * 1024
+    kept = user.run("logs", "rolling").stdout
+    assert kept and expected.endswith(kept)
+
+
 def test_foreground_flood_is_bounded_and_rotated(user: User, busybox: str) -> None:
     _profile(user, "smalllog", "1m")
     # 40 MB of lines, far beyond the 1 MB limit.
