@@ -8,7 +8,29 @@ import sys
 from secpod.cli._output import emit_json, emit_table
 
 
+# Go's strconv.ParseBool spellings, which Docker accepts after "=".
+_TRUE = ("true", "True", "TRUE", "t", "T", "1")
+_FALSE = ("false", "False", "FALSE", "f", "F", "0")
+
+
+def _bool_flag(p: argparse.ArgumentParser, flag: str, dest: str, text: str) -> None:
+    """A boolean flag as Docker has it: ``FLAG`` alone is true, ``FLAG=false`` turns it off.
+
+    It never takes the next word as its value (``--read-only IMAGE`` is the flag and the
+    image). argparse has no such action; the ``FLAG=VALUE`` spellings are hidden option
+    strings of their own (argparse matches a whole option string before it splits "=").
+    """
+    p.add_argument(flag, dest=dest, action="store_const", const=True, default=None, help=text)
+    p.add_argument(*(f"{flag}={v}" for v in _TRUE), dest=dest, action="store_const",
+                   const=True, help=argparse.SUPPRESS)
+    p.add_argument(*(f"{flag}={v}" for v in _FALSE), dest=dest, action="store_const",
+                   const=False, help=argparse.SUPPRESS)
+
+
 def _run_flags(p: argparse.ArgumentParser) -> None:
+    # -h is --hostname, as in Docker; help is --help only.
+    p.add_argument("--help", action="help", help="show this help message and exit")
+    p.add_argument("-h", "--hostname", help="the container's host name (default: its short id)")
     p.add_argument(
         "--profile",
         default="default",
@@ -48,16 +70,8 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
         metavar="OPT",
         help="seccomp=FILE|unconfined, no-new-privileges=false, label=disable, apparmor=NAME",
     )
-    p.add_argument(
-        "--read-only",
-        dest="read_only",
-        default=None,
-        type=lambda s: s.lower() not in ("false", "0", "no"),
-        nargs="?",
-        const=True,
-        metavar="BOOL",
-        help="read-only root (--read-only=false to make it writable)",
-    )
+    _bool_flag(p, "--read-only", "read_only",
+               "read-only root filesystem (--read-only=false makes it writable)")
     p.add_argument("--network", help="none (loopback only; the default) or host")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD")
@@ -91,6 +105,7 @@ def _options(args: argparse.Namespace, *, detach: bool) -> Any:
         security_opts=tuple(args.security_opt),
         read_only=args.read_only,
         network=args.network,
+        hostname=args.hostname,
     )
 
 
@@ -279,7 +294,7 @@ if TYPE_CHECKING:
 
 
 def _add_run(sub: _Subparsers) -> None:
-    p = sub.add_parser("run", help="run a command in a new container")
+    p = sub.add_parser("run", help="run a command in a new container", add_help=False)
     p.add_argument(
         "-d",
         "--detach",
@@ -291,7 +306,8 @@ def _add_run(sub: _Subparsers) -> None:
 
 
 def _add_create(sub: _Subparsers) -> None:
-    p = sub.add_parser("create", help="create a container (start it with secpod start)")
+    p = sub.add_parser("create", help="create a container (start it with secpod start)",
+                       add_help=False)
     _run_flags(p)
     p.set_defaults(func=_create)
 

@@ -61,6 +61,7 @@ class RunOptions:
     security_opts: tuple[str, ...] = ()
     read_only: bool | None = None
     network: str | None = None
+    hostname: str | None = None   # None: the short container id
 
 
 # eq=False: instances are never compared; spares the generated __eq__ and
@@ -104,6 +105,18 @@ def parse_volume(spec: str) -> tuple[str, str, bool]:
     return str(src_path.resolve()), dst, mode == "ro"
 
 
+def check_hostname(name: str) -> str:
+    """A host name the kernel takes (RFC 1123 labels, at most 64 bytes); raises UsageError."""
+    labels = name.split(".")
+    if (not name or len(name) > 64 or not all(
+            0 < len(lb) <= 63 and lb[0] != "-" and lb[-1] != "-"
+            and all(c.isascii() and (c.isalnum() or c == "-") for c in lb) for lb in labels)):
+        raise UsageError(f"invalid host name {name!r}",
+                         hint="letters, digits and '-' in dot-separated labels, at most 64 "
+                              "characters (-h/--hostname NAME)")
+    return name
+
+
 def _refused(stage: str, e: Error, opts: RunOptions, **fields: Any) -> None:
     """Record a refusal of ``run``/``create`` at ``stage``; the caller re-raises."""
     audit.record(
@@ -139,6 +152,8 @@ def create(opts: RunOptions, env: Environment | None = None) -> Container:
     # Admin policy and profile first: a request below the floor is refused before
     # any image is read.
     try:
+        if opts.hostname is not None:
+            check_hostname(opts.hostname)
         volumes = tuple(parse_volume(v) for v in opts.volumes)
         request = policies.RunRequest(
             profile=opts.profile,
@@ -195,7 +210,7 @@ def create(opts: RunOptions, env: Environment | None = None) -> Container:
 
     cid, name, folder = state.reserve(opts.name)
     try:
-        hostname = cid[:12]
+        hostname = opts.hostname or cid[:12]
         rootfs, root_mode = bundlemod.prepare_rootfs(
             image.rootfs, folder, readonly=confinement.root_readonly
         )

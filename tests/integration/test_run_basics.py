@@ -163,3 +163,16 @@ def test_config_json_validates_against_the_runtime_spec(
     cid = user.run("create", busybox, "true", check=True).stdout.strip()
     config = json.loads(user.run("inspect", cid, check=True).stdout)[0]["config"]
     validate_runtime_config(config, shared)
+
+
+def test_read_only_is_a_flag_and_h_is_the_hostname(user: User, busybox: str) -> None:
+    r = user.run("run", "--rm", "--read-only", busybox, "sh", "-c", "touch /x")
+    assert r.returncode != 0 and "no such image" not in r.stderr, r.stderr
+    assert "Read-only file system" in r.stderr
+    r = user.run("run", "--rm", "--read-only=false", busybox, "sh", "-c", "touch /x && echo ok")
+    assert r.returncode == 0 and r.stdout == "ok\n", r.stderr
+    r = user.run("run", "--rm", "-h", "box1", busybox, "hostname")
+    assert r.returncode == 0 and r.stdout == "box1\n", r.stderr
+    r = user.run("run", "--rm", "-h", "bad_name!", busybox, "true")
+    assert r.returncode == 2 and "invalid host name" in r.stderr and "hint:" in r.stderr
+    assert user.run("run", "--help").stdout.startswith("usage: secpod run")
