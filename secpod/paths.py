@@ -1,8 +1,11 @@
 """Where secpod keeps things, per user (XDG) and per host (administrator).
 
 - data: ``$XDG_DATA_HOME/secpod`` (image store, containers, the user's audit log)
-- runtime: ``$XDG_RUNTIME_DIR/secpod`` (crun state root, exit files, locks);
-  without ``XDG_RUNTIME_DIR``, ``/tmp/secpod-run-UID`` owned by the user, mode 0700
+- runtime: ``$XDG_DATA_HOME/secpod/run`` (crun state root, exit files, conmon's
+  sockets, notices). It lives in the data dir, not in ``XDG_RUNTIME_DIR``: whether a
+  container runs must not depend on an environment variable (a shell from ``su -`` or
+  ``sudo -u`` sees the same containers), and no folder in /tmp that another user could
+  pre-create is ever used.
 - config: ``$XDG_CONFIG_HOME/secpod`` (the user's profiles, trust policy, keys)
 - admin: ``/etc/secpod`` (the administrator's floor and profiles); never
   relocatable by the user: nothing in the environment moves it.
@@ -34,10 +37,7 @@ def config_dir() -> Path:
 
 
 def runtime_dir() -> Path:
-    value = os.environ.get("XDG_RUNTIME_DIR", "")
-    if value and os.path.isabs(value):
-        return Path(value) / "secpod"
-    return Path(f"/tmp/secpod-run-{os.getuid()}")  # noqa: S108 - checked for ownership below
+    return data_dir() / "run"
 
 
 def ensure_private_dir(path: Path) -> Path:
@@ -45,12 +45,18 @@ def ensure_private_dir(path: Path) -> Path:
 
     Raises HostError if it exists but belongs to someone else or others can write it.
     """
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    st = path.lstat()
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = path.lstat()
+    except OSError as e:
+        raise HostError(
+            f"cannot create {path}: {e.strerror}",
+            hint="set XDG_DATA_HOME (or HOME) to a directory you own",
+        ) from e
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
         raise HostError(
             f"{path} is not a directory owned by you",
-            hint="remove it or set XDG_RUNTIME_DIR/XDG_DATA_HOME to a directory you own",
+            hint="remove it or set XDG_DATA_HOME to a directory you own",
         )
     if st.st_mode & 0o022:
         raise HostError(

@@ -240,16 +240,17 @@ def _rm(args: argparse.Namespace) -> int:
     from secpod.errors import Error
     from secpod.sandbox import lifecycle
 
-    failed: Error | None = None
+    # Each failure is printed once, here; the others are still removed.
+    code = 0
     for ref in args.containers:
         try:
             print(lifecycle.remove(ref, force=args.force).name)
         except Error as e:
             print(f"secpod: error: {e.message}", file=sys.stderr)
-            failed = e
-    if failed is not None:
-        raise failed
-    return 0
+            if e.hint:
+                print(f"hint: {e.hint}", file=sys.stderr)
+            code = e.exit_code
+    return code
 
 
 @_as_docker_codes

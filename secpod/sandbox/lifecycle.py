@@ -1,6 +1,6 @@
 """Container lifecycle without a daemon: create, start, run, stop, kill, rm, exec.
 
-The way of ``secpod run --profile strict IMAGE CMD`` (see docs/design):
+The way of ``secpod run --profile strict IMAGE CMD`` (see docs/runner.md):
 preflight -> admin policy and profile (policies.confine) -> image (images) ->
 trust (signing) -> bundle -> crun under a monitor -> audit at every step.
 Every step that refuses records ``container.run.refused`` with its reason

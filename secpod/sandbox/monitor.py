@@ -302,7 +302,7 @@ def start_conmon(
         "-c",
         cid,
         "-u",
-        cid,
+        cid[:12],  # conmon's attach socket is SOCKETS/CUUID/attach: 108 bytes at most
         "-n",
         name,
         "-r",

@@ -275,13 +275,18 @@ def containers_using(image_digest: str) -> list[str]:
 
 
 def first_notice(key: str) -> bool:
-    """True the first time ``key`` is asked for since boot (the runtime dir is per boot).
+    """True the first time ``key`` is asked for since boot (the boot id is in the key).
 
     Used to tell a person once, not on every run, what the host does not enforce;
     ``inspect``, ``doctor`` and the audit record always say it.
     """
     import hashlib
 
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        boot = ""
+    key = f"{boot}:{key}"
     folder = paths.runtime_dir() / "notices"
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:

@@ -121,7 +121,7 @@ def test_kill_rm_and_rm_force(user: User, busybox: str) -> None:
     user.run("run", "-d", "--name", "victim2", busybox, "sleep", "60", check=True)
     assert user.run("rm", "-f", "victim2").returncode == 0
     assert ps(user, "-a") == []
-    crun_root = user.home / "run" / "secpod" / "crun"
+    crun_root = user.home / "data" / "secpod" / "run" / "crun"
     assert not [p for p in crun_root.iterdir()] if crun_root.exists() else True
 
 
@@ -167,3 +167,30 @@ def test_logs_follow_returns_when_the_container_exits(user: User, busybox: str) 
     assert r.returncode == 0
     assert r.stdout == "first\nthird\n"
     assert r.stderr == "second\n"
+
+
+def test_running_does_not_depend_on_xdg_runtime_dir(user: User, busybox: str) -> None:
+    user.run("run", "-d", "--name", "sleeper", busybox, "sleep", "600", check=True)
+    no_runtime = {k: v for k, v in user.env.items() if k != "XDG_RUNTIME_DIR"}
+    user.env, saved = no_runtime, user.env
+    try:
+        assert [(x["name"], x["status"]) for x in ps(user, "-a")] == [("sleeper", "running")]
+        r = user.run("rm", "sleeper")
+        assert r.returncode == 1
+        # one error, printed once, with its hint
+        assert r.stderr.count("secpod: error:") == 1 and "rm -f" in r.stderr
+        assert [x["name"] for x in ps(user, "-a")] == ["sleeper"]
+    finally:
+        user.env = saved
+    user.env = dict(user.env, XDG_RUNTIME_DIR="/run/user/0")
+    assert [x["status"] for x in ps(user)] == ["running"]
+    assert user.run("rm", "-f", "sleeper").returncode == 0
+    assert ps(user, "-a") == []
+
+
+def test_unusable_data_dir_is_one_clear_error(user: User) -> None:
+    user.env = dict(user.env, XDG_DATA_HOME="/proc")
+    r = user.run("image", "ls")
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    assert "cannot create /proc/secpod" in r.stderr and "hint:" in r.stderr

@@ -58,11 +58,10 @@ def test_missing_crun(user: User, busybox: str) -> None:
 
 
 def test_runtime_dir_of_someone_else_is_refused(user: User, busybox: str) -> None:
-    other = user.home / "not-mine"
-    (other / "secpod").mkdir(parents=True)
-    os.chown(user.home / "not-mine", 0, 0)
-    os.chown(other / "secpod", 0, 0)
-    user.env = dict(user.env, XDG_RUNTIME_DIR=str(other))
+    # the runtime dir lives in the data dir (never in /tmp, never XDG_RUNTIME_DIR)
+    other = user.home / "data" / "secpod" / "run"
+    other.mkdir(parents=True)
+    os.chown(other, 0, 0)
     r = user.run("run", "--rm", busybox, "true")
     assert r.returncode == 125
     assert "not a directory owned by you" in r.stderr
