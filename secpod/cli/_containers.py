@@ -126,12 +126,17 @@ def _as_docker_codes(func: Any) -> Any:
 
 
 def _tell_unenforced(ctr: Any) -> None:
-    """Say once per boot and profile what this host does not enforce (inspect always says)."""
+    """Say once per boot and setting what this host does not enforce (inspect always says).
+
+    The key is the setting itself (e.g. "pids limit 2048: ..."), not the profile hash:
+    another combination of run flags does not make an unenforced setting news again.
+    """
     from secpod.sandbox.state import first_notice
 
-    if ctr.unenforced and first_notice(f"{ctr.profile_hash}:{ctr.unenforced}"):
-        for line in ctr.unenforced:
-            print(f"secpod: not enforced on this host: {line}", file=sys.stderr)
+    new = [line for line in ctr.unenforced if first_notice(f"unenforced:{line}")]
+    for line in new:
+        print(f"secpod: not enforced on this host: {line}", file=sys.stderr)
+    if new:
         print(
             "secpod: (said once per boot; `secpod inspect` and `secpod doctor` repeat it)",
             file=sys.stderr,
