@@ -93,6 +93,8 @@ def process_env(image_config: dict[str, Any], req: ProcessRequest, hostname: str
         if sep:
             env[key] = value
     env.setdefault("PATH", DEFAULT_PATH)
+    if req.tty:  # as Podman: a terminal's type from the image, -e, or xterm
+        env.setdefault("TERM", "xterm")
     env["HOSTNAME"] = hostname
     env["container"] = "secpod"
     for item in req.env:

@@ -673,11 +673,22 @@ def exec_in(
         process["env"] = list(merged.values())
     if workdir:
         process["cwd"] = workdir
+    root = Path(config["root"]["path"])
     if user is not None:
         from secpod.sandbox import rootfs as rootfsmod
 
-        uid, gid, _ = rootfsmod.lookup_user(Path(config["root"]["path"]), user)
+        uid, gid, _ = rootfsmod.lookup_user(root, user)
         process["user"] = {"uid": uid, "gid": gid}
+    # As for run: a missing command exits 127 and one that cannot be executed 126, with
+    # secpod's message, not crun's 255 (checked in the container's root, as its PATH says).
+    search = next((e[5:] for e in process.get("env", []) if e.startswith("PATH=")),
+                  bundlemod.DEFAULT_PATH)
+    try:
+        bundlemod.check_command(root, command[0], search, process.get("cwd") or "/")
+    except Error as e:
+        _audit_ctr("container.exec", ctr, "refused", reason=e.message,
+                   details={"command": list(command)})
+        raise
     spec = ctr.dir / f"exec-{os.getpid()}.json"
     spec.write_text(json.dumps(process))
     try:

@@ -76,6 +76,20 @@ def test_command_not_found_is_127_and_not_executable_is_126(user: User, busybox:
     assert user.run("ps", "-a", "-q").stdout.strip() == ""
 
 
+def test_exec_of_a_missing_command_is_127_and_not_executable_is_126(user: User,
+                                                                     busybox: str) -> None:
+    assert user.run("run", "-d", "--name", "box", busybox, "sleep", "60").returncode == 0
+    r = user.run("exec", "box", "no-such-command")
+    assert r.returncode == 127, r.stderr
+    assert "no-such-command: command not found" in r.stderr and "hint:" in r.stderr
+    r = user.run("exec", "box", "/etc/passwd")
+    assert r.returncode == 126, r.stderr
+    assert "permission denied" in r.stderr
+    assert user.run("exec", "box", "true").returncode == 0
+    recs = [r for r in audit_records(user) if r["action"] == "container.exec"]
+    assert [r["outcome"] for r in recs] == ["refused", "refused", "ok"]
+
+
 def test_unknown_image_is_refused_audited_and_leaves_nothing(user: User) -> None:
     r = user.run("run", "--rm", "nosuchimage:1", "true")
     assert r.returncode == 125

@@ -91,3 +91,30 @@ def test_run_i_on_a_terminal_gives_the_container_a_pipe_not_the_terminal(
     text = out.decode()
     assert "pipe:" in text and "TTY" not in text
     assert "got-hello" in text and "more" in text and "after-eof" in text
+
+
+def test_run_it_keeps_typed_ahead_input_and_sets_term(user: User, busybox: str) -> None:
+    """What was typed before the container started reaches it (raw mode without a flush),
+    and the container's TERM is xterm when neither the image nor -e sets one."""
+    master, slave = pty.openpty()
+    os.write(master, b"typed-ahead\r")  # queued on the terminal before secpod starts
+    proc = subprocess.Popen(
+        user.command([str(SECPOD_BIN), "run", "--rm", "-it", busybox, "sh", "-c",
+                      'read x; echo "got:$x term:$TERM"']),
+        stdin=slave, stdout=slave, stderr=slave, cwd=str(user.home), start_new_session=True,
+    )
+    os.close(slave)
+    seen = b""
+    deadline = time.monotonic() + 60
+    while b"term:" not in seen or not seen.rstrip().endswith(b"xterm"):
+        left = deadline - time.monotonic()
+        assert left > 0, f"no answer in {seen!r}"
+        ready, _, _ = select.select([master], [], [], left)
+        if ready:
+            try:
+                seen += os.read(master, 4096)
+            except OSError:
+                break
+    assert proc.wait(timeout=30) == 0
+    os.close(master)
+    assert b"got:typed-ahead term:xterm" in seen, seen
