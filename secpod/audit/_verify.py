@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import io
 import json
 import multiprocessing
 import os
@@ -469,10 +470,10 @@ def _split_point(log: Path) -> int | None:
     return size // 2 + nl + 1
 
 
-def _open_log(path: Path) -> Any:
+def _open_log(path: Path) -> io.FileIO:
     """``path`` opened for reading, only if it is a regular file (docs/audit.md: an
     administrator reads users' folders, where a FIFO or a link to a device may wait)."""
-    return os.fdopen(_files.open_regular(path), "rb", buffering=0)
+    return io.FileIO(_files.open_regular(path), "rb", closefd=True)
 
 
 def _range_chunks(path: Path, start: int, end: int) -> Iterator[bytes]:

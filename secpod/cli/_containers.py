@@ -7,7 +7,6 @@ import sys
 
 from secpod.cli._output import emit_json, emit_table
 
-
 # Go's strconv.ParseBool spellings, which Docker accepts after "=".
 _TRUE = ("true", "True", "TRUE", "t", "T", "1")
 _FALSE = ("false", "False", "FALSE", "f", "F", "0")
