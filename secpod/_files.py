@@ -3,9 +3,9 @@
 :func:`read_limited` reads a regular file of bounded size, and :func:`open_regular` opens
 one to be streamed: a FIFO, a device or a huge file would hang or exhaust memory.
 :func:`write_atomic` is the one way secpod replaces a file a person or another command
-may read (policies, profiles, reports, proofs, container state, bundles). The audit log's own files keep their writer in
-secpod/audit/_store.py: they map failures to AuditError and check for short writes
-on the log's durability path.
+may read (policies, profiles, reports, proofs, container state, bundles). The audit
+log's own files keep their writer in secpod/audit/_store.py: they map failures to
+AuditError and check for short writes on the log's durability path.
 """
 
 from __future__ import annotations
