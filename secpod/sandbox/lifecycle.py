@@ -362,14 +362,16 @@ def start(ctr: Container, env: Environment | None = None) -> Container:
         except Error as e:
             _audit_ctr("container.start", ctr, "refused", reason=f"preflight: {e.message}")
             raise
-    status = status_of(ctr, env.runtime.state(ctr.id))
-    if status in ("running", "paused"):
-        raise Conflict(f"container {ctr.name} is already running")
-    if ctr.monitor == "secpod" and status == "created":
-        raise Conflict(f"container {ctr.name} is being started by another secpod run")
     _checked_bundle(ctr, "container.start")
+    # The status is read and acted on under the container's lock: a second `start` that
+    # read it before the first finished would otherwise delete what the first started.
     with ctr.locked():
         ctr = ctr.reload()
+        status = status_of(ctr, env.runtime.state(ctr.id))
+        if status in ("running", "paused"):
+            raise Conflict(f"container {ctr.name} is already running")
+        if ctr.monitor == "secpod" and status == "created":
+            raise Conflict(f"container {ctr.name} is being started by another secpod run")
         if status != "created" or ctr.monitor != "conmon":
             env.runtime.delete(ctr.id, force=True)
             with contextlib.suppress(FileNotFoundError):

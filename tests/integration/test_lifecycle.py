@@ -194,3 +194,26 @@ def test_unusable_data_dir_is_one_clear_error(user: User) -> None:
     assert r.returncode == 1
     assert "Traceback" not in r.stderr
     assert "cannot create /proc/secpod" in r.stderr and "hint:" in r.stderr
+
+
+def test_two_concurrent_starts_start_it_once(user: User, busybox: str) -> None:
+    """The status is decided under the container's lock: of two `start`s of an exited
+    container, one starts it and the other says it is already running; before, the second
+    deleted (killed) what the first had just started and started it again."""
+    import subprocess
+
+    user.run("create", "--name", "twice", busybox, "sh", "-c", "sleep 8", check=True)
+    assert user.run("start", "twice").returncode == 0
+    user.run("kill", "twice", check=True)
+    wait_for(lambda: ps(user, "-a")[0]["status"] == "exited")
+    before = len(audit_records(user))
+    procs = [user.popen("start", "twice", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(2)]
+    results = [(p.wait(timeout=60), p.stderr.read() if p.stderr else "") for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 1], results
+    assert any("already running" in err for _, err in results), results
+    assert ps(user)[0]["status"] == "running"
+    starts = [r for r in audit_records(user)[before:] if r["action"] == "container.start"]
+    assert [r["outcome"] for r in starts] == ["ok"], starts
+    assert user.run("rm", "-f", "twice").returncode == 0
