@@ -88,14 +88,17 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _refuse_root(command: str) -> None:
-    """Refuse root and setuid/setgid invocations for every command that is not marked
-    ``allow_root`` (doctor, and the administrator's own commands); audited."""
+def _refuse_root(command: str, *, allow_root: bool) -> None:
+    """Refuse setuid/setgid invocations for every command (ids dropped first, so nothing
+    is written with borrowed ids), and root for every command not marked ``allow_root``
+    (doctor, and the administrator's own commands); audited."""
     from secpod.errors import RootRefused
-    from secpod.sandbox.preflight import refuse_root
+    from secpod.sandbox.preflight import refuse_root, refuse_setid_invocation
 
     try:
-        refuse_root()
+        refuse_setid_invocation()
+        if not allow_root:
+            refuse_root()
     except RootRefused as e:
         from secpod import audit
 
@@ -129,8 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(_command_word(words))
     args = parser.parse_args(words)
     try:
-        if not getattr(args, "allow_root", False):
-            _refuse_root(args.command)
+        _refuse_root(args.command, allow_root=getattr(args, "allow_root", False))
         code = args.func(args)
     except Error as e:
         if args.verbose:

@@ -33,6 +33,25 @@ HYBRID_HINT = (
 )
 
 
+def refuse_setid_invocation() -> None:
+    """Raise RootRefused when started through a setuid or setgid wrapper, after dropping
+    to the real ids: nothing is opened for writing with the borrowed ids, so the refusal
+    (and its audit record) is written as the user who ran the wrapper, in what that user
+    may write anyway. Called first, for every command."""
+    ruid, euid, suid = os.getresuid()
+    rgid, egid, sgid = os.getresgid()
+    if len({ruid, euid, suid}) == 1 and len({rgid, egid, sgid}) == 1:
+        return
+    # Group first: after the uid drops, a setuid-root process could no longer change it.
+    # Setting all three ids to the real one is allowed to any process.
+    os.setresgid(rgid, rgid, rgid)
+    os.setresuid(ruid, ruid, ruid)
+    raise RootRefused(
+        "secpod was started through a setuid or setgid wrapper (real and effective ids differ)",
+        hint="run secpod directly as your own user; it needs no privilege",
+    )
+
+
 def refuse_root() -> None:
     """Raise RootRefused when secpod runs as root or through a setuid/setgid wrapper."""
     ruid, euid, suid = os.getresuid()

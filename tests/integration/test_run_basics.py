@@ -193,3 +193,23 @@ def test_read_only_is_a_flag_and_h_is_the_hostname(user: User, busybox: str) -> 
     r = user.run("run", "--rm", "-h", "bad_name!", busybox, "true")
     assert r.returncode == 2 and "invalid host name" in r.stderr and "hint:" in r.stderr
     assert user.run("run", "--help").stdout.startswith("usage: secpod run")
+
+
+def test_setuid_root_wrapper_writes_nothing_as_root(user: User) -> None:
+    """Real uid the user's, effective uid 0 (a setuid-root wrapper): refused, and nothing
+    is created as root under the user's folders or in the host log folder; the refusal
+    is recorded as the user."""
+    host_log = Path("/var/lib/secpod/audit")
+    before = sorted(host_log.rglob("*")) if host_log.exists() else None
+    argv = ["setpriv", f"--ruid={user.uid}", "--euid=0", f"--regid={user.gid}",
+            "--init-groups", "env", "-i", *[f"{k}={v}" for k, v in user.env.items()],
+            str(SECPOD_BIN), "image", "ls"]
+    r = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=str(user.home))
+    assert r.returncode == 1, r.stderr
+    assert "setuid or setgid" in r.stderr
+    owned_by_root = [p for p in user.home.rglob("*") if p.lstat().st_uid == 0]
+    assert owned_by_root == []
+    after = sorted(host_log.rglob("*")) if host_log.exists() else None
+    assert after == before
+    rec = audit_records(user)[-1]
+    assert rec["action"] == "preflight.refused" and rec["uid"] == user.uid
