@@ -212,6 +212,17 @@ def release(cid: str, name: str) -> None:
     shutil.rmtree(containers_dir() / cid, ignore_errors=True)
     with contextlib.suppress(FileNotFoundError):
         (exits_dir() / cid).unlink()
+    # conmon's attach link (SOCKETS/CUUID -> the bundle) and a console socket left by a
+    # monitor that was killed: named by the short id (monitor.start_conmon), or the full
+    # one by older versions.
+    sockets = exits_dir().parent / "sockets"
+    for entry in (cid[:12], cid, f"{cid[:12]}.console"):
+        path = sockets / entry
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
 
 def _read(folder: Path) -> Container:

@@ -123,6 +123,9 @@ def test_kill_rm_and_rm_force(user: User, busybox: str) -> None:
     assert ps(user, "-a") == []
     crun_root = user.home / "data" / "secpod" / "run" / "crun"
     assert not [p for p in crun_root.iterdir()] if crun_root.exists() else True
+    # conmon's attach links go with their containers
+    sockets = user.home / "data" / "secpod" / "run" / "sockets"
+    assert [p.name for p in sockets.iterdir()] == [] if sockets.exists() else True
 
 
 def test_run_detached_rm_removes_itself_on_exit(user: User, busybox: str) -> None:
