@@ -124,6 +124,14 @@ def _as_docker_codes(func: Any) -> Any:
     return wrapper
 
 
+def _tell_weakened(ctr: Any) -> None:
+    """Say on stderr how the run's flags weaken its profile (never silently)."""
+    weakened = (ctr.confinement or {}).get("weakened") or []
+    if weakened:
+        print(f"secpod: warning: the flags weaken the profile, shown as {ctr.profile}: "
+              + "; ".join(weakened), file=sys.stderr)
+
+
 def _tell_unenforced(ctr: Any) -> None:
     """Say once per boot and setting what this host does not enforce (inspect always says).
 
@@ -152,6 +160,7 @@ def _run(args: argparse.Namespace) -> int:
 
     def announce(ctr: Any) -> None:
         created.append(ctr)
+        _tell_weakened(ctr)
         _tell_unenforced(ctr)
 
     code = lifecycle.run(opts, on_created=announce)
@@ -165,6 +174,7 @@ def _create(args: argparse.Namespace) -> int:
     from secpod.sandbox import lifecycle
 
     ctr = lifecycle.create_detached(_options(args, detach=True))
+    _tell_weakened(ctr)
     _tell_unenforced(ctr)
     print(ctr.id)
     return 0

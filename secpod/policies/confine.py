@@ -13,7 +13,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from secpod._record import field, record
+from secpod._record import field, record, replace
 from secpod.errors import HostError, ProfileError, Refused, UsageError
 from secpod.policies import capabilities as caps_mod
 from secpod.policies import profile as profile_mod
@@ -62,6 +62,14 @@ class Confinement:
     unenforced: tuple[str, ...]
     summary: dict[str, Any]
     seccomp_report: seccomp_mod.SeccompReport | None = field(default=None, compare=False)
+    # Each way the run's flags weaken the profile, one line each (every added capability
+    # its own): the container's profile is shown as NAME+N with N = len(weakened).
+    weakened: tuple[str, ...] = ()
+
+    @property
+    def profile_label(self) -> str:
+        """``strict``, or ``strict+2`` when two flags weakened it."""
+        return f"{self.profile}+{len(self.weakened)}" if self.weakened else self.profile
 
 
 # eq=False: instances are never compared; spares the generated __eq__ and
@@ -205,8 +213,21 @@ def confine(request: RunRequest, host: HostFeatures, *,
 
     from secpod.policies import floor as floor_mod
 
-    floor_mod.check(prof, request, weakenings(prof, request), host.arch)
-    return confine_profile(prof, request, host, mcs_in_use=mcs_in_use)
+    weak = weakenings(prof, request)
+    floor_mod.check(prof, request, weak, host.arch)
+    conf = confine_profile(prof, request, host, mcs_in_use=mcs_in_use)
+    return replace(conf, weakened=weakened_lines(weak)) if weak else conf
+
+
+def weakened_lines(weak: list[Weakening]) -> tuple[str, ...]:
+    """One line per weakening, each added capability on its own ("cap-add SYS_ADMIN")."""
+    lines: list[str] = []
+    for w in weak:
+        if w.flag == "cap-add":
+            lines += [f"cap-add {cap}" for cap in w.detail.split(", ")]
+        else:
+            lines.append(f"{w.flag}: {w.detail}")
+    return tuple(lines)
 
 
 def confine_profile(prof: profile_mod.Profile, request: RunRequest, host: HostFeatures, *,

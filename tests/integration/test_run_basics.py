@@ -213,3 +213,27 @@ def test_setuid_root_wrapper_writes_nothing_as_root(user: User) -> None:
     assert after == before
     rec = audit_records(user)[-1]
     assert rec["action"] == "preflight.refused" and rec["uid"] == user.uid
+
+
+def test_flags_that_weaken_the_profile_are_said_and_shown(user: User, busybox: str) -> None:
+    """`--cap-add` and `seccomp=unconfined` weaken the profile: said on stderr, and ps,
+    inspect and the audit record show it as default+2 (each added capability counts)."""
+    flags = ["--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined"]
+    r = user.run("run", "--rm", *flags, busybox, "true")
+    assert r.returncode == 0, r.stderr
+    assert "weaken the profile, shown as default+2" in r.stderr
+    assert "cap-add CAP_SYS_ADMIN" in r.stderr and "seccomp=unconfined" in r.stderr
+    user.run("create", "--name", "weak", "--cap-add", "NET_RAW", *flags, busybox, "true",
+             check=True)
+    user.run("create", "--name", "plain", busybox, "true", check=True)
+    listed = {c["name"]: c for c in json.loads(user.run("ps", "-a", "--json", check=True).stdout)}
+    assert listed["weak"]["profile"] == "default+3"
+    assert listed["plain"]["profile"] == "default"
+    info = json.loads(user.run("inspect", "weak", check=True).stdout)[0]
+    assert info["profile"] == "default+3"
+    assert sorted(info["confinement"]["weakened"][:2]) == ["cap-add CAP_NET_RAW",
+                                                           "cap-add CAP_SYS_ADMIN"]
+    creates = [r for r in audit_records(user) if r["action"] == "container.create"]
+    assert [r["profile"] for r in creates][-2:] == ["default+3", "default"]
+    plain = user.run("create", busybox, "true")
+    assert "weaken" not in plain.stderr
