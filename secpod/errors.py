@@ -150,3 +150,13 @@ class CheckpointError(AuditError):
 
 class CollectorError(AuditError):
     """The audit collector cannot be reached, is not root's, or refused a record."""
+
+
+class Interrupted(BaseException):  # noqa: N818 (a signal, as KeyboardInterrupt is)
+    """SIGTERM or SIGHUP while secpod was making something: raised from the signal
+    handler so that clean-up runs; the CLI exits 128 + the signal number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.exit_code = 128 + signum

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from secpod import __version__
-from secpod.errors import Error
+from secpod.errors import Error, Interrupted
 
 TYPE_CHECKING = False  # argparse is imported where a parser is built: not for --version
 if TYPE_CHECKING:
@@ -145,6 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         return 130
+    except Interrupted as e:
+        print(f"secpod: interrupted by signal {e.signum}; what it was making was removed",
+              file=sys.stderr)
+        return e.exit_code
     except BrokenPipeError:
         return 141
     return int(code or 0)

@@ -17,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from secpod._files import write_atomic
@@ -183,17 +185,32 @@ def write_userdata(userdata: Path, hostname: str) -> None:
     (userdata / "resolv.conf").write_text("# no network: this container has loopback only\n")
 
 
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """A preexec_fn: SIGKILL the child when the process that started it ends."""
+    def arm() -> None:
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # it ended before the line above ran
+            os._exit(1)
+    return arm
+
+
 def prepare_rootfs(image_rootfs: Path, folder: Path, *, readonly: bool) -> tuple[Path, str]:
     """(rootfs path, mode): the shared image tree when read-only, else a private copy."""
     if readonly:
         return image_rootfs, "shared-readonly"
     target = folder / "rootfs"
     # --reflink=auto: a cheap copy-on-write clone where the filesystem supports it.
+    # The copy dies with secpod: a `run` killed mid-copy leaves no cp writing into a
+    # folder that the next command sweeps (state.sweep_half_made).
     proc = subprocess.run(
         ["cp", "-a", "--reflink=auto", f"{image_rootfs}/.", str(target)],
         capture_output=True,
         text=True,
         check=False,
+        preexec_fn=_die_with_parent(os.getpid()),
     )
     if proc.returncode != 0:
         raise MalformedInput(

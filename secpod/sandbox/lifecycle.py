@@ -12,13 +12,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from secpod import audit
 from secpod._record import field, record
-from secpod.errors import AuditError, Conflict, Error, RuntimeFailed, UsageError
+from secpod.errors import AuditError, Conflict, Error, Interrupted, RuntimeFailed, UsageError
 from secpod.sandbox import bundle as bundlemod
 from secpod.sandbox import host as hostmod
 from secpod.sandbox import monitor, preflight, state
@@ -140,7 +141,13 @@ def _load_environment(opts: RunOptions) -> Environment:
 
 
 def create(opts: RunOptions, env: Environment | None = None) -> Container:
-    """Build a container's bundle and record; do not start it. Raises Error subclasses."""
+    """Build a container's bundle and record; do not start it. Raises Error subclasses,
+    and Interrupted on SIGTERM or SIGHUP (after removing what was made)."""
+    with _signals_unwind():
+        return _create(opts, env)
+
+
+def _create(opts: RunOptions, env: Environment | None) -> Container:
     from secpod import images, policies, signing
 
     env = env or _load_environment(opts)
@@ -208,6 +215,7 @@ def create(opts: RunOptions, env: Environment | None = None) -> Container:
         _refused("content", e, opts, image_ref=ref, image_digest=image.digest, trust=trust)
         raise
 
+    sweep_half_made()  # a name a killed `run` left taken is free again
     cid, name, folder = state.reserve(opts.name)
     try:
         hostname = opts.hostname or cid[:12]
@@ -274,6 +282,33 @@ def _cis_findings(config: dict[str, Any], profile: str) -> list[dict[str, str]]:
     return [
         {"id": f.id, "severity": f.severity, "title": f.title} for f in lint_config(config, profile)
     ]
+
+
+def sweep_half_made() -> None:
+    """Remove, and record, containers a killed ``run`` or ``create`` left half-made
+    (docs/runner.md, "What a signal to run leaves behind")."""
+    for cid, name in state.sweep_half_made():
+        audit.record("container.create.abandoned", "ok", container_id=cid,
+                     container_name=name or None,
+                     reason="its maker ended before the container was made; removed")
+
+
+@contextlib.contextmanager
+def _signals_unwind() -> Iterator[None]:
+    """SIGTERM and SIGHUP (a closed terminal) raise Interrupted, as SIGINT raises
+    KeyboardInterrupt, so that set-up ends in a listed container or in nothing."""
+    def raise_it(signum: int, _frame: object) -> None:
+        raise Interrupted(signum)
+
+    saved = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            saved[sig] = signal.signal(sig, raise_it)
+    try:
+        yield
+    finally:
+        for sig, old in saved.items():
+            signal.signal(sig, old)
 
 
 def _audit_ctr(action: str, ctr: Container, outcome: str = "ok", **kw: Any) -> None:
@@ -473,6 +508,10 @@ def status_of(ctr: Container, crun_state: dict[str, Any] | None) -> str:
     """created, running, paused, stopped (exited, exit not yet collected), exited."""
     if crun_state is not None:
         return str(crun_state.get("status", "unknown"))
+    if ctr.started and ctr.live_pid():
+        # crun has lost it (its state root removed or moved) but the process runs: it
+        # is running, whatever crun says, and rm without -f refuses.
+        return "running"
     if ctr.exit_recorded or ctr.finished:
         return "exited"
     if ctr.monitor == "secpod" and ctr.started:
@@ -499,6 +538,7 @@ def describe(ctr: Container, crun_state: dict[str, Any] | None) -> dict[str, Any
 
 
 def listing(all_containers: bool) -> list[dict[str, Any]]:
+    sweep_half_made()
     env_rt = Runtime.default()
     known = env_rt.list()
     out = []
@@ -540,7 +580,7 @@ def _wait_stopped(ctr: Container, rt: Runtime, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while True:
         st = rt.state(ctr.id)
-        if st is None or st.get("status") == "stopped":
+        if st is None and not ctr.live_pid() or st and st.get("status") == "stopped":
             return True
         if time.monotonic() >= deadline:
             return False
@@ -578,12 +618,12 @@ def stop(ref: str, timeout: float = 10) -> Container:
     if status not in ("running", "paused"):
         raise Conflict(f"container {ctr.name} is not running ({status})")
     _mark(ctr, "stop")
-    rt.kill(ctr.id, "TERM", all_processes=False)
+    _signal(ctr, rt, "TERM")
     escalated = False
     if not _wait_stopped(ctr, rt, timeout):
         escalated = True
         with contextlib.suppress(RuntimeFailed):
-            rt.kill(ctr.id, "KILL")
+            _signal(ctr, rt, "KILL")
         _wait_stopped(ctr, rt, 10)
     _audit_ctr("container.stop", ctr, details={"timeout": timeout, "killed": escalated})
     _settle(ctr, rt)
@@ -598,9 +638,22 @@ def kill(ref: str, signal_name: str = "KILL") -> Container:
     if status not in ("running", "paused", "created"):
         raise Conflict(f"container {ctr.name} is not running ({status})")
     _mark(ctr, "kill")
-    rt.kill(ctr.id, sig)
+    _signal(ctr, rt, sig)
     _audit_ctr("container.kill", ctr, details={"signal": sig})
     return ctr
+
+
+def _signal(ctr: Container, rt: Runtime, sig: str) -> None:
+    """Signal the container through crun, or, when crun has lost it, its recorded pid."""
+    if rt.knows(ctr.id):
+        rt.kill(ctr.id, sig)
+        return
+    pid = ctr.live_pid()
+    if pid is None:
+        raise RuntimeFailed(f"container {ctr.name} has no process to signal")
+    number = int(sig) if sig.isdigit() else int(getattr(signal, "SIG" + sig))
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, number)
 
 
 def normalise_signal(name: str) -> str:
@@ -620,6 +673,7 @@ def _mark(ctr: Container, how: str) -> None:
 
 
 def remove(ref: str, *, force: bool = False) -> Container:
+    sweep_half_made()
     ctr = state.lookup(ref)
     rt = Runtime.default()
     status = status_of(ctr, rt.state(ctr.id))
@@ -631,7 +685,7 @@ def remove(ref: str, *, force: bool = False) -> Container:
     if status in ("running", "paused", "created"):
         _mark(ctr, "kill")
         with contextlib.suppress(RuntimeFailed):
-            rt.kill(ctr.id, "KILL")
+            _signal(ctr, rt, "KILL")
         _wait_stopped(ctr, rt, 10)
         if status != "created":
             _settle(ctr, rt)

@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -122,6 +123,10 @@ class Container:
     def log_path(self) -> Path:
         return self.dir / "ctr.log"
 
+    def live_pid(self) -> int | None:
+        """The container's process, from the pid file crun wrote, if it still runs."""
+        return process_alive(self.dir / "pid")
+
     @property
     def exit_file(self) -> Path:
         return exits_dir() / self.id
@@ -199,15 +204,90 @@ def reserve(name: str | None) -> tuple[str, str, Path]:
             continue
         folder = containers_dir() / cid
         folder.mkdir(mode=0o700)
+        # Who is making it: a half-made container whose maker is gone (SIGKILL) is swept
+        # by the next command that looks (sweep_half_made).
+        (folder / CREATING).write_text(_process_identity(os.getpid()))
         return cid, candidate, folder
     raise Conflict("could not find a free container name", hint="give one with --name")
+
+
+CREATING = "creating"  # in a container folder until container.json is written: the maker
+HALF_MADE_GRACE = 60.0  # seconds: a folder with neither file, younger than this, is new
+
+
+def _process_identity(pid: int) -> str:
+    """``PID STARTTIME``: a pid and its start time (clock ticks since boot), which a
+    reused pid does not share. Empty if the process is gone."""
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return f"{pid} {stat_line.rpartition(')')[2].split()[19]}"
+
+
+def process_alive(pidfile: Path) -> int | None:
+    """The pid in ``pidfile`` if that process still runs. A process that started after
+    the file was written is another one that reuses the pid: it does not count."""
+    try:
+        text = pidfile.read_text().strip()
+        written = pidfile.stat().st_mtime
+        stat_line = Path(f"/proc/{text}/stat").read_text() if text.isdigit() else ""
+        boot = next(float(ln.split()[1]) for ln in Path("/proc/stat").read_text().splitlines()
+                    if ln.startswith("btime "))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+    fields = stat_line.rpartition(")")[2].split()
+    if len(fields) < 20 or fields[0] == "Z":  # gone, or a zombie: it runs no more
+        return None
+    started = boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    # btime is whole seconds: a second of slack, which errs towards "still running"
+    return int(text) if started <= written + 1.0 else None
+
+
+def _maker_alive(folder: Path) -> bool:
+    try:
+        marker = (folder / CREATING).read_text()
+    except FileNotFoundError:
+        try:  # made before the marker was written, or by an older secpod
+            return time.time() - folder.stat().st_mtime < HALF_MADE_GRACE
+        except FileNotFoundError:
+            return False
+    pid = marker.split()[0] if marker.split() else ""
+    return bool(pid.isdigit()) and _process_identity(int(pid)) == marker.strip()
+
+
+def sweep_half_made() -> list[tuple[str, str]]:
+    """Remove containers whose maker died before writing container.json (a ``run`` killed
+    with SIGKILL during set-up), and names that point at no container. Returns the
+    (id, name) of each one removed, for the caller to record."""
+    root = containers_dir()
+    if not root.is_dir():
+        return []
+    names: dict[str, str] = {}
+    with contextlib.suppress(FileNotFoundError):
+        for link in _names_dir().iterdir():
+            with contextlib.suppress(OSError):
+                names[os.readlink(link)] = link.name
+    swept = []
+    for folder in root.iterdir():
+        if folder.name == "names" or (folder / "container.json").is_file():
+            continue
+        if not _maker_alive(folder):
+            release(folder.name, names.get(folder.name, ""))
+            swept.append((folder.name, names.get(folder.name, "")))
+    for cid, name in names.items():  # a name whose folder is gone entirely
+        if not (root / cid).exists():
+            with contextlib.suppress(FileNotFoundError):
+                (_names_dir() / name).unlink()
+            swept.append((cid, name))
+    return swept
 
 
 def release(cid: str, name: str) -> None:
     """Remove the container's folder and name (nothing else is left behind)."""
     link = _names_dir() / name
     with contextlib.suppress(FileNotFoundError):
-        if os.readlink(link) == cid:
+        if name and os.readlink(link) == cid:
             link.unlink()
     shutil.rmtree(containers_dir() / cid, ignore_errors=True)
     with contextlib.suppress(FileNotFoundError):

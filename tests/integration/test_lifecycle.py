@@ -220,3 +220,79 @@ def test_two_concurrent_starts_start_it_once(user: User, busybox: str) -> None:
     starts = [r for r in audit_records(user)[before:] if r["action"] == "container.start"]
     assert [r["outcome"] for r in starts] == ["ok"], starts
     assert user.run("rm", "-f", "twice").returncode == 0
+
+
+@pytest.fixture(scope="module")
+def many_files_layout() -> object:
+    """busybox plus 30,000 small files: the default profile's copy of its root takes long
+    enough to signal `run` in the middle of it."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from secpod.images.build import busybox_rootfs, write_layout
+    from tests.conftest import WORK
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    dest = Path(tempfile.mkdtemp(prefix="many-files-", dir=WORK))
+    root = busybox_rootfs(dest / "rootfs")
+    data = root / "data"
+    for i in range(300):
+        d = data / f"d{i}"
+        d.mkdir(parents=True)
+        for j in range(100):
+            (d / f"f{j}").write_text("x" * 64)
+    write_layout(root, dest / "layout", cmd=["/bin/true"])
+    subprocess.run(["chmod", "-R", "a+rX", str(dest)], check=True)
+    return dest / "layout"
+
+
+@pytest.mark.parametrize("sig", ["TERM", "HUP", "INT", "KILL"])
+def test_a_signal_during_set_up_leaves_a_listed_container_or_nothing(
+        user: User, many_files_layout: object, sig: str) -> None:
+    import signal
+    import subprocess
+
+    user.run("image", "import", str(many_files_layout), "--name", "many:1", check=True)
+    containers = user.home / "data" / "secpod" / "containers"
+    proc = user.popen("run", "--rm", "--name", "stuck", "--profile", "default", "many:1",
+                      "true", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # signal it while it copies the root (the folder and its rootfs/ exist, no record yet)
+    wait_for(lambda: any((c / "rootfs").exists() for c in containers.iterdir()
+                         if c.name != "names") if containers.exists() else False, 60)
+    # setpriv execs secpod: the pid is secpod's own
+    subprocess.run(["kill", f"-{sig}", str(proc.pid)], check=True)
+    proc.wait(timeout=60)
+    listed = ps(user, "-a")  # the next command sweeps what a SIGKILL left
+    assert listed == [] or [c["name"] for c in listed] == ["stuck"]
+    if listed:
+        assert user.run("rm", "-f", "stuck").returncode == 0
+    assert [p.name for p in containers.iterdir()] in ([], ["names"])
+    assert list((containers / "names").iterdir()) == []
+    # the name is free again
+    assert user.run("create", "--name", "stuck", "many:1", "true").returncode == 0
+    if sig == "KILL":
+        assert any(r["action"] == "container.create.abandoned" for r in audit_records(user))
+    else:  # caught: it says why it stopped and exits 128 + N
+        assert proc.returncode == 128 + signal.Signals["SIG" + sig], proc.returncode
+
+
+def test_a_container_crun_lost_is_still_running_by_its_recorded_pid(
+        user: User, busybox: str) -> None:
+    """Whether a container runs does not rest on crun's state alone: with crun's state of
+    it gone, its recorded pid (checked against pid reuse) still says it runs."""
+    import os
+    import shutil
+
+    cid = user.run("run", "-d", "--name", "lost", busybox, "sleep", "600",
+                   check=True).stdout.strip()
+    pid = int((user.home / "data" / "secpod" / "containers" / cid / "pid").read_text())
+    shutil.rmtree(user.home / "data" / "secpod" / "run" / "crun" / cid)
+    assert [(c["name"], c["status"]) for c in ps(user, "-a")] == [("lost", "running")]
+    r = user.run("rm", "lost")
+    assert r.returncode != 0 and "running" in r.stderr, r.stderr
+    assert os.path.exists(f"/proc/{pid}")
+    assert user.run("rm", "-f", "lost").returncode == 0
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}") or
+             open(f"/proc/{pid}/stat").read().split(") ")[1][0] == "Z", 10)
+    assert ps(user, "-a") == []
