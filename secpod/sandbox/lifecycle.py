@@ -694,7 +694,11 @@ def remove(ref: str, *, force: bool = False) -> Container:
         if not current.exit_recorded and current.started:
             collect_exit(current, rt)
         rt.delete(ctr.id, force=True)
-        state.release(ctr.id, ctr.name)
+        try:
+            state.release(ctr.id, ctr.name)
+        except Error as e:
+            _audit_ctr("container.rm", ctr, "error", reason=e.message)
+            raise
         _audit_ctr("container.rm", ctr, details={"force": force, "status": status})
     return ctr
 

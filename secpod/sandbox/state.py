@@ -22,7 +22,7 @@ from pathlib import Path
 from secpod import _record, paths
 from secpod._files import write_atomic
 from secpod._record import field, record
-from secpod.errors import Conflict, NotFound, UsageError
+from secpod.errors import Conflict, Error, NotFound, UsageError
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
@@ -273,7 +273,10 @@ def sweep_half_made() -> list[tuple[str, str]]:
         if folder.name == "names" or (folder / "container.json").is_file():
             continue
         if not _maker_alive(folder):
-            release(folder.name, names.get(folder.name, ""))
+            try:
+                release(folder.name, names.get(folder.name, ""))
+            except Error:
+                continue  # left for a later command: the folder is not a container
             swept.append((folder.name, names.get(folder.name, "")))
     for cid, name in names.items():  # a name whose folder is gone entirely
         if not (root / cid).exists():
@@ -284,12 +287,21 @@ def sweep_half_made() -> list[tuple[str, str]]:
 
 
 def release(cid: str, name: str) -> None:
-    """Remove the container's folder and name (nothing else is left behind)."""
+    """Remove the container's folder and name (nothing else is left behind).
+
+    Raises HostError, with the container still recorded, when files its processes
+    made under subordinate ids cannot be removed (sandbox/userns.py)."""
+    from secpod.sandbox import userns
+
+    folder = containers_dir() / cid
+    if (folder / "rootfs").is_dir():  # first: what the container wrote, with the record kept
+        userns.remove_tree(folder / "rootfs")
     link = _names_dir() / name
     with contextlib.suppress(FileNotFoundError):
         if name and os.readlink(link) == cid:
             link.unlink()
-    shutil.rmtree(containers_dir() / cid, ignore_errors=True)
+    if folder.exists():
+        userns.remove_tree(folder)
     with contextlib.suppress(FileNotFoundError):
         (exits_dir() / cid).unlink()
     # conmon's attach link (SOCKETS/CUUID -> the bundle) and a console socket left by a

@@ -296,3 +296,49 @@ def test_a_container_crun_lost_is_still_running_by_its_recorded_pid(
     wait_for(lambda: not os.path.exists(f"/proc/{pid}") or
              open(f"/proc/{pid}/stat").read().split(") ")[1][0] == "Z", 10)
     assert ps(user, "-a") == []
+
+
+@pytest.mark.parametrize("how", ["rm", "--rm"])
+def test_rm_removes_what_the_container_made_under_subordinate_ids(
+        user: User, busybox: str, how: str) -> None:
+    """A process running as uid 101 makes a 0700 folder the user cannot delete (as
+    nginx's /var/lib/nginx): rm removes it all, inside the user namespace."""
+    containers = user.home / "data" / "secpod" / "containers"
+    make = "mkdir -p /var/lib/web/cache && touch /var/lib/web/cache/x && chmod 0700 /var/lib/web"
+    flags = ["--rm"] if how == "--rm" else ["--name", "web"]
+    r = user.run("run", *flags, "--profile", "default", "-u", "101:101", busybox, "sh", "-c",
+                 f"mkdir -p /tmp/w && {make.replace('/var/lib', '/tmp/w')}")
+    assert r.returncode == 0, r.stderr
+    if how == "rm":
+        (cid,) = [c.name for c in containers.iterdir() if c.name != "names"]
+        made = containers / cid / "rootfs" / "tmp" / "w" / "web"
+        assert made.stat().st_uid == 100000 + 100  # container uid 101: a subordinate id
+        r = user.run("rm", "web")
+        assert r.returncode == 0, r.stderr
+    assert [c.name for c in containers.iterdir() if c.name != "names"] == []
+    assert ps(user, "-a") == []
+
+
+def test_rm_says_so_when_files_remain_and_keeps_the_container(user: User, busybox: str) -> None:
+    """What no id the user holds owns (here root's) cannot go: rm fails, names it, and
+    the container stays listed for another try."""
+    import os
+    import shutil
+
+    cid = user.run("create", "--name", "kept", "--profile", "default", busybox, "true",
+                   check=True).stdout.strip()
+    trap = user.home / "data" / "secpod" / "containers" / cid / "rootfs" / "roots"
+    trap.mkdir()
+    (trap / "file").write_text("x")
+    os.chmod(trap, 0o700)  # made by root (this test): outside every mapping
+    try:
+        r = user.run("rm", "kept")
+        assert r.returncode != 0
+        assert "could not remove" in r.stderr and "roots" in r.stderr, r.stderr
+        assert [c["name"] for c in ps(user, "-a")] == ["kept"]
+        rm = [x for x in audit_records(user) if x["action"] == "container.rm"][-1]
+        assert rm["outcome"] == "error", rm
+    finally:
+        shutil.rmtree(trap)
+    assert user.run("rm", "kept").returncode == 0
+    assert ps(user, "-a") == []
