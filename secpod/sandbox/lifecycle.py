@@ -340,26 +340,52 @@ def run(opts: RunOptions, *, on_created: Callable[[Container], None] | None = No
     if opts.detach:
         start(ctr, env)
         return 0
-    ctr.monitor = "secpod"
-    ctr.started = state.now()
-    ctr.save()
-    _audit_ctr("container.start", ctr)
-    try:
-        code = monitor.run_foreground(
-            env.runtime,
-            ctr.id,
-            ctr.bundle,
-            ctr.dir,
-            interactive=opts.process.interactive,
-            log_path=ctr.log_path,
-            terminal=opts.process.tty,
-            log_size_max=_log_size_max(ctr),
-        )
-    except RuntimeFailed as e:
-        _finish(ctr, env, None, reason=e.message)
-        raise
-    _finish(ctr, env, code)
+    # From here to the exit record (and --rm's removal) the run is not cut short: while
+    # the container runs, signals are forwarded to it (monitor.attach); outside that a
+    # hang-up is ignored and SIGINT/SIGTERM end secpod only once the run is finished.
+    with _held_signals() as held:
+        ctr.monitor = "secpod"
+        ctr.started = state.now()
+        ctr.save()
+        _audit_ctr("container.start", ctr)
+        try:
+            code = monitor.run_foreground(
+                env.runtime,
+                ctr.id,
+                ctr.bundle,
+                ctr.dir,
+                interactive=opts.process.interactive,
+                log_path=ctr.log_path,
+                terminal=opts.process.tty,
+                log_size_max=_log_size_max(ctr),
+            )
+        except RuntimeFailed as e:
+            _finish(ctr, env, None, reason=e.message)
+            raise
+        _finish(ctr, env, code)
+    if held:
+        raise Interrupted(held[0])
     return code
+
+
+@contextlib.contextmanager
+def _held_signals() -> Iterator[list[int]]:
+    """SIGHUP ignored; SIGINT and SIGTERM noted in the list yielded, for after. (Handlers,
+    not SIG_IGN, which the programs started meanwhile would inherit.)"""
+    held: list[int] = []
+
+    def note(signum: int, _frame: object) -> None:
+        if signum != signal.SIGHUP:
+            held.append(signum)
+
+    saved = {}
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
+        saved[sig] = signal.signal(sig, note)
+    try:
+        yield held
+    finally:
+        for sig, old in saved.items():
+            signal.signal(sig, old)
 
 
 def _finish(

@@ -34,6 +34,7 @@ from secpod.sandbox.logs import DEFAULT_SIZE_MAX, LogWriter, file_max, rotate_fo
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import IO, Any
 
 FORWARDED = (
@@ -87,7 +88,8 @@ def run_foreground(
     log = LogWriter(log_path, log_size_max)
     try:
         code = attach(head, tail, interactive=interactive, terminal=terminal, sink=log,
-                      console=paths.runtime_dir() / "sockets" / f"{cid[:12]}.console")
+                      console=paths.runtime_dir() / "sockets" / f"{cid[:12]}.console",
+                      force_stop=lambda: _kill_quietly(rt, cid))
     finally:
         log.close()
     if code != 0 and not pidfile.exists():
@@ -98,6 +100,11 @@ def run_foreground(
     return code
 
 
+def _kill_quietly(rt: Runtime, cid: str) -> None:
+    with contextlib.suppress(RuntimeFailed):
+        rt.kill(cid, "KILL")
+
+
 def attach(
     head: list[str],
     tail: list[str],
@@ -106,12 +113,15 @@ def attach(
     terminal: bool,
     sink: LogWriter | None,
     console: Path,
+    force_stop: Callable[[], None] | None = None,
 ) -> int:
     """Run ``head [--console-socket S] tail`` (a crun run or exec) attached to our stdio.
 
     Signals are forwarded once (crun gets its own session); with a terminal the
     container's pty is copied instead of pipes, and SIGWINCH resizes it.
-    Returns the exit status, 128+N for signal N.
+    Returns the exit status, 128+N for signal N. The third SIGINT (Ctrl-C) calls
+    ``force_stop``, as Docker does: a container's PID 1 ignores SIGINT unless it
+    handles it, and the user is not left without a way out.
     """
     sock = None
     if terminal:
@@ -135,10 +145,19 @@ def attach(
     )
     master: int | None = None
 
+    interrupts = 0
+
     def forward(signum: int, _frame: object) -> None:
+        nonlocal interrupts
         if signum == signal.SIGWINCH and master is not None:
             tty.sync_window_size(master)
             return
+        if signum == signal.SIGINT and force_stop is not None:
+            interrupts += 1
+            if interrupts == 3:
+                print("secpod: third interrupt: killing the container", file=sys.stderr)
+                force_stop()
+                return
         with contextlib.suppress(ProcessLookupError):
             os.kill(proc.pid, signum)
 

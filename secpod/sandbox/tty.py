@@ -20,7 +20,7 @@ import termios
 import tty
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 
 
 class Sink(Protocol):
@@ -83,12 +83,16 @@ def raw_stdin(enabled: bool) -> Iterator[None]:
     try:
         yield
     finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        with contextlib.suppress(termios.error):  # EIO: the terminal hung up
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 def copy(master: int, *, interactive: bool, sink: Sink | None) -> None:
-    """Copy until the container side closes: master -> stdout (+ sink), stdin -> master."""
-    out = sys.stdout.buffer
+    """Copy until the container side closes: master -> stdout (+ sink), stdin -> master.
+
+    A terminal that hangs up ends what is copied to and from it, not the copy: the
+    container's output still reaches its log, and secpod lives on to finish the run."""
+    out: IO[bytes] | None = sys.stdout.buffer
     inputs = [master]
     stdin = sys.stdin.fileno() if interactive else -1
     if stdin >= 0:
@@ -108,11 +112,17 @@ def copy(master: int, *, interactive: bool, sink: Sink | None) -> None:
                     break
                 if sink is not None:
                     sink.write(b"stdout", data)
-                with contextlib.suppress(BrokenPipeError):
-                    out.write(data)
-                    out.flush()
+                if out is not None:
+                    try:
+                        out.write(data)
+                        out.flush()
+                    except OSError:  # EPIPE, or EIO from a terminal that hung up
+                        out = None
             if stdin in ready:
-                data = os.read(stdin, 65536)
+                try:
+                    data = os.read(stdin, 65536)
+                except OSError:  # EIO: our terminal hung up; that is the end of input
+                    data = b""
                 if not data:
                     inputs.remove(stdin)
                     os.write(master, b"\x04")  # end of input, as a terminal says it

@@ -342,3 +342,59 @@ def test_rm_says_so_when_files_remain_and_keeps_the_container(user: User, busybo
         shutil.rmtree(trap)
     assert user.run("rm", "kept").returncode == 0
     assert ps(user, "-a") == []
+
+
+def test_a_terminal_closed_while_run_rm_removes_the_container_still_removes_it(
+        user: User, many_files_layout: object) -> None:
+    """The container ends, `run --rm` removes its 30,000-file root, and the terminal closes
+    meanwhile (SIGHUP to secpod, the controlling process): the removal is finished, not
+    left half-done with the container listed as exited."""
+    import os
+    import pty
+    import select
+    import subprocess
+
+    from tests.conftest import SECPOD_BIN
+
+    user.run("image", "import", str(many_files_layout), "--name", "many:1", check=True)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        user.command(["setsid", "-c", str(SECPOD_BIN), "run", "--rm", "-it", "--profile",
+                      "default", "many:1", "sh", "-c", "echo bye"]),
+        stdin=slave, stdout=slave, stderr=slave, cwd=str(user.home))
+    os.close(slave)
+    seen = b""
+    deadline = time.monotonic() + 60
+    while b"bye" not in seen:
+        assert time.monotonic() < deadline, seen
+        if select.select([master], [], [], 1)[0]:
+            seen += os.read(master, 4096)
+    os.close(master)  # the terminal goes away as the removal begins
+    proc.wait(timeout=60)
+    containers = user.home / "data" / "secpod" / "containers"
+    assert ps(user, "-a") == []
+    assert [c.name for c in containers.iterdir() if c.name != "names"] == []
+    assert any(r["action"] == "container.rm" and r["outcome"] == "ok"
+               for r in audit_records(user)[-3:])
+
+
+def test_ctrl_c_three_times_kills_a_foreground_run(user: User, busybox: str) -> None:
+    """The first two interrupts are forwarded (a PID 1 without a handler ignores them);
+    the third kills the container, and --rm removes it."""
+    import signal
+    import subprocess
+
+    proc = user.popen("run", "--rm", "--name", "deaf", busybox, "sh", "-c",
+                      "trap 'echo got-int' INT; echo ready; while :; do sleep 0.1; done",
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    for _ in range(2):
+        proc.send_signal(signal.SIGINT)
+        assert proc.stdout.readline().strip() == "got-int"  # forwarded, handled, still runs
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 137, (proc.returncode, err)
+    assert "third interrupt" in err
+    assert ps(user, "-a") == []
