@@ -5,25 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from secpod.cli._flags import bool_flag
 from secpod.cli._output import emit_json, emit_table
-
-# Go's strconv.ParseBool spellings, which Docker accepts after "=".
-_TRUE = ("true", "True", "TRUE", "t", "T", "1")
-_FALSE = ("false", "False", "FALSE", "f", "F", "0")
-
-
-def _bool_flag(p: argparse.ArgumentParser, flag: str, dest: str, text: str) -> None:
-    """A boolean flag as Docker has it: ``FLAG`` alone is true, ``FLAG=false`` turns it off.
-
-    It never takes the next word as its value (``--read-only IMAGE`` is the flag and the
-    image). argparse has no such action; the ``FLAG=VALUE`` spellings are hidden option
-    strings of their own (argparse matches a whole option string before it splits "=").
-    """
-    p.add_argument(flag, dest=dest, action="store_const", const=True, default=None, help=text)
-    p.add_argument(*(f"{flag}={v}" for v in _TRUE), dest=dest, action="store_const",
-                   const=True, help=argparse.SUPPRESS)
-    p.add_argument(*(f"{flag}={v}" for v in _FALSE), dest=dest, action="store_const",
-                   const=False, help=argparse.SUPPRESS)
 
 
 def _run_flags(p: argparse.ArgumentParser) -> None:
@@ -36,9 +19,7 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
         help="security profile (strict, default, or one of yours); default: default",
     )
     p.add_argument("--name", help="a unique name for the container")
-    p.add_argument(
-        "--rm", dest="auto_remove", action="store_true", help="remove the container when it exits"
-    )
+    bool_flag(p, "--rm", dest="auto_remove", help="remove the container when it exits")
     p.add_argument(
         "-e",
         "--env",
@@ -57,8 +38,8 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("-w", "--workdir", help="working directory inside the container")
     p.add_argument("-u", "--user", help="UID[:GID] or NAME[:GROUP] from the image")
-    p.add_argument("-i", "--interactive", action="store_true", help="keep stdin attached")
-    p.add_argument("-t", "--tty", action="store_true", help="give the container a terminal")
+    bool_flag(p, "-i", "--interactive", dest="interactive", help="keep stdin attached")
+    bool_flag(p, "-t", "--tty", dest="tty", help="give the container a terminal")
     p.add_argument("--entrypoint", help='replace the image\'s entrypoint ("" clears it)')
     p.add_argument("--cap-add", action="append", default=[], metavar="CAP")
     p.add_argument("--cap-drop", action="append", default=[], metavar="CAP")
@@ -69,8 +50,8 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
         metavar="OPT",
         help="seccomp=FILE|unconfined, no-new-privileges=false, label=disable, apparmor=NAME",
     )
-    _bool_flag(p, "--read-only", "read_only",
-               "read-only root filesystem (--read-only=false makes it writable)")
+    bool_flag(p, "--read-only", dest="read_only", default=None,
+              help="read-only root filesystem (--read-only=false makes it writable)")
     p.add_argument("--network", help="none (loopback only; the default) or host")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD")
@@ -310,12 +291,8 @@ if TYPE_CHECKING:
 
 def _add_run(sub: _Subparsers) -> None:
     p = sub.add_parser("run", help="run a command in a new container", add_help=False)
-    p.add_argument(
-        "-d",
-        "--detach",
-        action="store_true",
-        help="run in the background under a monitor; print the container id",
-    )
+    bool_flag(p, "-d", "--detach", dest="detach",
+              help="run in the background under a monitor; print the container id")
     _run_flags(p)
     p.set_defaults(func=_run)
 
@@ -335,15 +312,15 @@ def _add_start(sub: _Subparsers) -> None:
 
 def _add_ps(sub: _Subparsers) -> None:
     p = sub.add_parser("ps", help="list containers")
-    p.add_argument("-a", "--all", action="store_true", help="include exited containers")
-    p.add_argument("-q", "--quiet", action="store_true", help="print ids only")
+    bool_flag(p, "-a", "--all", dest="all", help="include exited containers")
+    bool_flag(p, "-q", "--quiet", dest="quiet", help="print ids only")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_ps)
 
 
 def _add_logs(sub: _Subparsers) -> None:
     p = sub.add_parser("logs", help="print a container's output")
-    p.add_argument("-f", "--follow", action="store_true", help="follow until the container exits")
+    bool_flag(p, "-f", "--follow", dest="follow", help="follow until the container exits")
     p.add_argument("container", metavar="CONTAINER")
     p.set_defaults(func=_logs)
 
@@ -364,7 +341,7 @@ def _add_kill(sub: _Subparsers) -> None:
 
 def _add_rm(sub: _Subparsers) -> None:
     p = sub.add_parser("rm", help="remove containers")
-    p.add_argument("-f", "--force", action="store_true", help="kill running containers first")
+    bool_flag(p, "-f", "--force", dest="force", help="kill running containers first")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     p.set_defaults(func=_rm)
 
@@ -374,8 +351,8 @@ def _add_exec(sub: _Subparsers) -> None:
     p.add_argument("-e", "--env", action="append", default=[], metavar="KEY[=VALUE]")
     p.add_argument("-w", "--workdir")
     p.add_argument("-u", "--user")
-    p.add_argument("-i", "--interactive", action="store_true", help="keep stdin attached")
-    p.add_argument("-t", "--tty", action="store_true", help="give the command a terminal")
+    bool_flag(p, "-i", "--interactive", dest="interactive", help="keep stdin attached")
+    bool_flag(p, "-t", "--tty", dest="tty", help="give the command a terminal")
     p.add_argument("container", metavar="CONTAINER")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD")
     p.set_defaults(func=_exec)

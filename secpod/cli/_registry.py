@@ -8,25 +8,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from secpod.cli._flags import bool_flag
+
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
     _Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
     from secpod.images.registry import RegistryOptions
 
 
-def _bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("true", "1", "yes"):
-        return True
-    if value in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
-
-
 def _connection_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tls-verify", type=_bool, nargs="?", const=True, default=True,
-                   metavar="BOOL",
-                   help="verify TLS (default true); false also allows plain HTTP")
+    bool_flag(p, "--tls-verify", dest="tls_verify", default=True,
+              help="verify TLS (the default); --tls-verify=false also allows plain HTTP")
     p.add_argument("--creds", metavar="USER:PASS", help="credentials for the registry")
     p.add_argument("--authfile", type=Path, metavar="FILE",
                    help="containers-auth.json file (default: "
