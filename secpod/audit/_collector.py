@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from secpod.audit import _canon, _store
+from secpod.audit import _canon, _quota, _store
 from secpod.errors import AuditError, CollectorError
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
@@ -236,6 +236,7 @@ class Collector:
         self._stop = threading.Event()
         self._conns: dict[int, int] = {}
         self._conns_lock = threading.Lock()
+        self.quotas = _quota.Quotas()
 
     def _admit(self, conn: socket.socket) -> bool:
         """Start serving ``conn`` unless its uid already holds its share of connections
@@ -270,6 +271,9 @@ class Collector:
 
     def handle(self, payload: bytes, pid: int, uid: int) -> dict[str, Any]:
         """Turn one submitted line from peer (pid, uid) into a host record; return the answer."""
+        refusal = self.quotas.charge(uid, len(payload), time.monotonic())
+        if refusal is not None:
+            return self._over_quota(refusal, pid, uid)
         try:
             msg = json.loads(payload)
             if not isinstance(msg, dict) or msg.get("v") != 1:
@@ -295,8 +299,19 @@ class Collector:
             return {"ok": False, "seq": rec["seq"],
                     "error": f"the record's uid is not the sender's (uid {uid}); "
                              "recorded as a forgery attempt"}
+        if checkpoint:
+            checkpoint = self.quotas.checkpoint_due(uid, time.monotonic())
         rec = self.log.append(_host_body(uid, pid, **body), checkpoint=checkpoint)
         return {"ok": True, "seq": rec["seq"]}
+
+    def _over_quota(self, refusal: _quota.Refusal, pid: int, uid: int) -> dict[str, Any]:
+        """Refuse; record the refusals as one audit.quota event now and then."""
+        if refusal.report is not None:
+            self.log.append(_host_body(
+                uid, pid, action="audit.quota", outcome="refused",
+                reason=f"quota exceeded: {refusal.report['refused']} submission(s) refused",
+                details=refusal.report), checkpoint=True)
+        return {"ok": False, "error": refusal.answer}
 
     def _serve_connection(self, conn: socket.socket, pid: int | None = None,
                           uid: int | None = None) -> None:
@@ -318,6 +333,12 @@ class Collector:
                         return
                     buf += chunk
                     if len(buf) > MAX_LINE:
+                        refusal = self.quotas.charge(uid, len(buf), time.monotonic())
+                        if refusal is not None:
+                            self._over_quota(refusal, pid, uid)
+                            conn.sendall(json.dumps({"ok": False, "error": refusal.answer})
+                                         .encode() + b"\n")
+                            return
                         self.log.append(_host_body(
                             uid, pid, action="audit.malformed", outcome="refused",
                             reason=f"a submission longer than {MAX_LINE} bytes was refused",

@@ -288,3 +288,44 @@ def record_direct(user: User, host: Host) -> subprocess.CompletedProcess[str]:
         "rec = {'uid': os.getuid(), 'user': pwd.getpwuid(os.getuid()).pw_name,\n"
         "       'action': 'image.tag', 'outcome': 'ok'}\n"
         "print(c.submit(rec))\n"))
+
+
+def test_a_flood_of_records_is_cut_off_by_the_users_quota(
+        user: User, user2: User, host: Host) -> None:
+    """Big records with a checkpoint each, then many small ones, from one user: the host
+    log grows by the quota's burst, not by the flood; the refusals are one audit.quota
+    event; the collector goes on serving the other user."""
+    size_before = (host.log_dir / "log.jsonl").stat().st_size
+    r = py(user, (
+        "import os, pwd\n"
+        "from pathlib import Path\n"
+        "from secpod.audit._collector import CollectorClient\n"
+        "from secpod.errors import CollectorError\n"
+        f"c = CollectorClient(Path({str(host.socket)!r}))\n"
+        "me = {'uid': os.getuid(), 'user': pwd.getpwuid(os.getuid()).pw_name,\n"
+        "      'action': 'image.tag', 'outcome': 'ok'}\n"
+        "ok = refused = 0\n"
+        "for i in range(40):  # 40 x 300 KiB = 12 MiB offered\n"
+        "    try:\n"
+        "        c.submit(dict(me, details={'junk': 'x' * (300 << 10)}), checkpoint=True)\n"
+        "        ok += 1\n"
+        "    except CollectorError as e:\n"
+        "        refused += 1; last = str(e)\n"
+        "for i in range(2000):\n"
+        "    try:\n"
+        "        c.submit(me); ok += 1\n"
+        "    except CollectorError as e:\n"
+        "        refused += 1; last = str(e)\n"
+        "print(ok, refused)\n"
+        "print(last)\n"))
+    assert r.returncode == 0, r.stderr
+    ok, refused = map(int, r.stdout.split()[:2])
+    assert refused > 1000 and ok < 1000, r.stdout
+    assert "quota exceeded" in r.stdout
+    grown = (host.log_dir / "log.jsonl").stat().st_size - size_before
+    assert grown < 6 << 20, grown  # the 4 MiB burst, plus the small records and refill
+    events = [x for x in host.records() if x["action"] == "audit.quota"]
+    assert len(events) == 1 and events[0]["uid"] == user.uid, events
+    assert events[0]["details"]["refused"] >= 1
+    r = record_direct(user2, host)
+    assert r.returncode == 0, r.stderr
