@@ -342,4 +342,24 @@ def checked_config(bundle: Path, recorded: str | None, name: str) -> dict[str, A
         raise BundleChanged(f"{path} has changed since create (it hashes to {actual}, "
                             f"create recorded {recorded})", hint=hint)
     config: dict[str, Any] = json.loads(data)
+    _check_bind_sources(config, name)
     return config
+
+
+def _check_bind_sources(config: dict[str, Any], name: str) -> None:
+    """Each bind source still is the real path create checked against the profile.
+
+    ``create`` writes sources resolved (no symlink in them); a folder of the user's on
+    that path swapped for a symlink since (``~/share`` -> ``/etc``) would make crun
+    mount what the profile forbids. What remains is the moment between this check and
+    crun's mount (docs/threat-model.md)."""
+    for m in config.get("mounts", []):
+        if m.get("type") != "bind" and "bind" not in m.get("options", []) and \
+                "rbind" not in m.get("options", []):
+            continue
+        source = str(m.get("source", ""))
+        if os.path.realpath(source) != source or not os.path.exists(source):
+            raise BundleChanged(
+                f"the bind mount source {source} of container {name} has changed since "
+                f"create (it now resolves to {os.path.realpath(source)})",
+                hint=f"put the folder back, or secpod rm {name} and create it again")

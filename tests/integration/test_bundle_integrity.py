@@ -100,3 +100,26 @@ def test_exec_takes_its_process_from_the_checked_bundle(user: User, busybox: str
         assert [(x["action"], x["outcome"]) for x in new] == [("container.exec", "refused")]
     finally:
         user.run("rm", "-f", "box")
+
+
+def test_a_bind_source_swapped_for_a_symlink_after_create_is_refused(
+        user: User, busybox: str) -> None:
+    """`create -v ~/share:/data` is checked against the profile; replacing ~/share with a
+    symlink to /etc before `start` must not mount /etc."""
+    import os
+
+    share = user.home / "share"
+    share.mkdir()
+    os.chown(share, user.uid, user.gid)
+    user.run("create", "--name", "swapped", "-v", f"{share}:/data", busybox, "ls", "/data",
+             check=True)
+    share.rename(user.home / "share.real")
+    os.symlink("/etc", share)
+    r = user.run("start", "swapped")
+    assert r.returncode != 0
+    assert "bind mount source" in r.stderr and "/etc" in r.stderr, r.stderr
+    starts = [x for x in audit_records(user) if x["action"] == "container.start"]
+    assert starts[-1]["outcome"] == "refused", starts[-1]
+    share.unlink()
+    (user.home / "share.real").rename(share)
+    assert user.run("start", "swapped").returncode == 0
