@@ -109,7 +109,14 @@ class CollectorClient:
 
         Raises CollectorError if the collector refuses it or does not answer.
         """
-        msg = json.dumps({"v": 1, "record": rec, "checkpoint": checkpoint},
+        answer = self.request({"record": rec, "checkpoint": checkpoint}, what="the record")
+        seq = answer.get("seq")
+        return seq if isinstance(seq, int) else -1
+
+    def request(self, message: dict[str, Any], *, what: str = "the request") -> dict[str, Any]:
+        """Send one version 1 message; return the answer. Raises CollectorError if the
+        collector refuses it or does not answer."""
+        msg = json.dumps({"v": 1, **message},
                          separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
         try:
             self.sock.sendall(msg)
@@ -132,9 +139,8 @@ class CollectorClient:
             raise CollectorError("the audit collector answered something that is not JSON") from e
         if not isinstance(answer, dict) or answer.get("ok") is not True:
             err = answer.get("error") if isinstance(answer, dict) else None
-            raise CollectorError(f"the audit collector refused the record: {err}")
-        seq = answer.get("seq")
-        return seq if isinstance(seq, int) else -1
+            raise CollectorError(f"the audit collector refused {what}: {err}")
+        return answer
 
     def close(self) -> None:
         self.sock.close()
@@ -278,6 +284,8 @@ class Collector:
             msg = json.loads(payload)
             if not isinstance(msg, dict) or msg.get("v") != 1:
                 raise ValueError("not a version 1 submission")
+            if "cosign" in msg or "cosigned" in msg:
+                return self._witness_request(msg, pid, uid)
             submitted = msg.get("record")
             body = validate_submission(submitted)
             checkpoint = msg.get("checkpoint") is True
@@ -303,6 +311,37 @@ class Collector:
             checkpoint = self.quotas.checkpoint_due(uid, time.monotonic())
         rec = self.log.append(_host_body(uid, pid, **body), checkpoint=checkpoint)
         return {"ok": True, "seq": rec["seq"]}
+
+    def _witness_request(self, msg: dict[str, Any], pid: int, uid: int) -> dict[str, Any]:
+        """``{"cosigned": "last"}``: the last note cosigned for the sender;
+        ``{"cosign": {"checkpoint", "vkey", "proof"}}``: cosign it (secpod/audit/_cosign.py)."""
+        from secpod.audit import _cosign, _note
+        from secpod.errors import CheckpointError, MalformedInput
+
+        witness = _cosign.Witness(self.log.path, self.log.signer())
+        if "cosigned" in msg:
+            last = witness.last(uid)
+            return {"ok": True, "note": last[0] if last else None}
+        req = msg.get("cosign")
+        if not isinstance(req, dict) or not isinstance(req.get("checkpoint"), str) \
+                or not isinstance(req.get("vkey"), str):
+            return {"ok": False, "error": "a cosign request needs checkpoint and vkey"}
+        try:
+            note = witness.cosign(uid, req["checkpoint"], req["vkey"], req.get("proof"))
+        except _cosign.Refusal as e:
+            action = "audit.rewrite" if e.rewrite else "audit.cosign"
+            self.log.append(_host_body(uid, pid, action=action, outcome="refused",
+                                       reason=e.message), checkpoint=True)
+            return {"ok": False, "error": e.message}
+        except (CheckpointError, MalformedInput) as e:
+            self.log.append(_host_body(uid, pid, action="audit.cosign", outcome="refused",
+                                       reason=e.message))
+            return {"ok": False, "error": e.message}
+        cp = _note.parse_checkpoint(note)
+        self.log.append(_host_body(uid, pid, action="audit.cosign", outcome="ok",
+                                   details={"origin": cp.origin, "size": cp.size,
+                                            "root": cp.root.hex()}))
+        return {"ok": True, "note": note}
 
     def _over_quota(self, refusal: _quota.Refusal, pid: int, uid: int) -> dict[str, Any]:
         """Refuse; record the refusals as one audit.quota event now and then."""

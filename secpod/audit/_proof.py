@@ -178,6 +178,22 @@ def prove_consistency(log_dir: Path, since: Path, *,
     """
     old_note, old = _read_checkpoint(log_dir, since)
     note, cp = _read_checkpoint(log_dir, checkpoint or log_dir / "checkpoint")
+    return _consistency(log_dir, old_note, old, note, cp)
+
+
+def consistency_between(log_dir: Path, old_note: str, note: str) -> dict[str, Any]:
+    """:func:`prove_consistency` between two checkpoint notes (the older one may carry
+    cosignatures: only the log's own signature is checked)."""
+    old, cp = _note.parse_checkpoint(old_note), _note.parse_checkpoint(note)
+    key = _verify.load_key(None, log_dir)
+    if key is not None:
+        old.verify(key)
+        cp.verify(key)
+    return _consistency(log_dir, old_note, old, note, cp)
+
+
+def _consistency(log_dir: Path, old_note: str, old: _note.Checkpoint, note: str,
+                 cp: _note.Checkpoint) -> dict[str, Any]:
     if old.origin != cp.origin:
         raise AuditError(f"the checkpoints are of two logs ({old.origin!r}, {cp.origin!r})")
     if old.size > cp.size:

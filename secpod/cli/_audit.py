@@ -79,8 +79,10 @@ def _verify(args: argparse.Namespace) -> int:
     from secpod import audit
 
     d = _dir(args)
-    result = audit.verify_dir(d, key=args.key,
-                              checkpoint=Path(args.checkpoint) if args.checkpoint else None)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else None
+    if args.cosigned:
+        checkpoint = _cosigned_checkpoint(d, Path(args.host_dir or audit.DEFAULT_HOST_DIR))
+    result = audit.verify_dir(d, key=args.key, checkpoint=checkpoint)
     if args.json:
         emit_json({"log": str(d / "log.jsonl"), **result.to_json()})
         return 0 if result.intact else 1
@@ -176,6 +178,54 @@ def _key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cosigned_checkpoint(log_dir: Path, host_dir: Path) -> Path:
+    """The host collector's cosigned checkpoint of the log in ``log_dir`` (its owner's),
+    once its cosignature is checked with the host log's key."""
+    from secpod import _files
+    from secpod.audit import _cosign, _note
+    from secpod.errors import AuditError
+
+    try:
+        owner = os.stat(log_dir).st_uid
+        path = _cosign.note_path(host_dir, owner)
+        note = _files.read_limited(path, 1 << 16).decode(errors="replace")
+        host_key = _note.VerifierKey.parse(
+            _files.read_limited(host_dir / "key.vkey", 1 << 12).decode(errors="replace"))
+    except FileNotFoundError as e:
+        raise AuditError(f"the host has no cosigned checkpoint of this log ({e.filename})",
+                         hint="secpod audit cosign asks the host's collector for one") from None
+    except OSError as e:
+        raise AuditError(f"cannot read {e.filename}: {e.strerror}") from e
+    when = _cosign.verify_cosignature(note, host_key)
+    import time
+
+    status(f"checking against the checkpoint {host_key.name} cosigned at "
+           f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(when))} UTC ({path})")
+    return path
+
+
+def _cosign(args: argparse.Namespace) -> int:
+    from secpod import audit
+    from secpod.audit import _cosign, _log
+    from secpod.errors import CollectorError
+
+    client, _required, why = _log._connect("ok")
+    if client is None:
+        raise CollectorError(
+            f"there is no audit collector to cosign with: {why or 'the administrator names none'}",
+            hint="the collector is named in /etc/secpod/policy.toml ([audit] collector)")
+    result = _cosign.cosign_own_log(client, audit.user_log())
+    client.close()
+    if args.json:
+        emit_json({k: result[k] for k in ("size", "old_size", "note")})
+    else:
+        sys.stdout.write(result["note"])
+    status(f"the host cosigned your log's checkpoint of {result['size']} records"
+           + (f" (it extends the {result['old_size']} it cosigned before)"
+              if result["old_size"] else ""))
+    return 0
+
+
 def _checkpoint(args: argparse.Namespace) -> int:
     from secpod import audit
 
@@ -258,8 +308,20 @@ def _add_audit(sub: _Subparsers) -> None:
     q.add_argument("--key", metavar="VKEY",
                    help="the verifier key (NAME+ID+KEY, or a file holding it); default: the "
                         "log's key.vkey")
+    q.add_argument("--cosigned", action="store_true",
+                   help="also check against the checkpoint the host's collector cosigned "
+                        "(catches a log its owner rewrote and signed again)")
+    q.add_argument("--host-dir", metavar="DIR",
+                   help="the collector's folder for --cosigned (default /var/lib/secpod/audit)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_verify, allow_root=True)
+
+    q = asub.add_parser("cosign", help="have the host's collector cosign your log's checkpoint",
+                        description="Sign a checkpoint of your log and have the host's "
+                                    "collector cosign it, proving that your log extends "
+                                    "the one it cosigned before (docs/audit.md).")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=_cosign)
 
     q = asub.add_parser("prove", help="print a proof (JSON) that a record is in the log, or "
                                       "with --since that the log only grew since a checkpoint")

@@ -329,3 +329,43 @@ def test_a_flood_of_records_is_cut_off_by_the_users_quota(
     assert events[0]["details"]["refused"] >= 1
     r = record_direct(user2, host)
     assert r.returncode == 0, r.stderr
+
+
+def test_the_collector_cosigns_checkpoints_and_catches_a_rewritten_log(
+        user: User, host: Host, admin_policy: Callable[[str], None]) -> None:
+    """A user can rewrite their own log and sign it again with their own key; the host's
+    cosigned checkpoint still catches it, and the collector refuses to cosign the
+    rewrite (recorded as audit.rewrite in the host log)."""
+    admin_policy(f'[audit]\ncollector = "{host.socket}"\n')
+    for i in range(3):
+        assert record(user, f"'image.tag', 'ok', image_ref='a:{i}'").returncode == 0
+    r = user.run("audit", "cosign")
+    assert r.returncode == 0, r.stderr
+    signers = [ln.split()[1] for ln in r.stdout.splitlines() if ln.startswith("\u2014 ")]
+    assert len(signers) == 2 and signers[1].endswith("/host"), r.stdout  # user's, host's
+    cosigned = host.log_dir / "cosigned" / f"{user.uid}.note"
+    assert cosigned.stat().st_uid == 0 and oct(cosigned.stat().st_mode & 0o777) == "0o644"
+    for i in range(2):
+        assert record(user, f"'image.tag', 'ok', image_ref='b:{i}'").returncode == 0
+    r = user.run("audit", "cosign", "--json")
+    assert r.returncode == 0, r.stderr
+    grown = json.loads(r.stdout)
+    assert grown["old_size"] >= 3 and grown["size"] > grown["old_size"]
+    assert "extends" in r.stderr
+    r = user.run("audit", "verify", "--cosigned", "--host-dir", str(host.log_dir))
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    # The rewrite: a fresh log under the same key, one record, its own checkpoint.
+    log = user.home / "data" / "secpod" / "audit"
+    for name in ("log.jsonl", "state.json", "checkpoints.jsonl", "checkpoint"):
+        (log / name).unlink(missing_ok=True)
+    assert record(user, "'image.tag', 'ok', image_ref='innocent'").returncode == 0
+    assert user.run("audit", "checkpoint").returncode == 0
+    assert user.run("audit", "verify").returncode == 0  # consistent with itself
+    r = user.run("audit", "verify", "--cosigned", "--host-dir", str(host.log_dir))
+    assert r.returncode == 1 and "NOT INTACT" in r.stdout, r.stdout
+    r = user.run("audit", "cosign")
+    assert r.returncode != 0 and "fewer than" in r.stderr, r.stderr
+    rewrite = [x for x in host.records() if x["action"] == "audit.rewrite"]
+    assert len(rewrite) == 1 and rewrite[0]["uid"] == user.uid, rewrite
+    assert cosigned.read_text().count("\u2014 ") == 2  # the host kept what it cosigned
