@@ -21,7 +21,7 @@ from secpod.audit._log import record
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
     from secpod.audit._collector import Collector, CollectorClient
-    from secpod.audit._log import log_dir, log_path, user_log
+    from secpod.audit._log import host_content, log_dir, log_path, user_log
     from secpod.audit._note import Checkpoint, VerifierKey, parse_checkpoint
     from secpod.audit._policy import DEFAULT_HOST_DIR, DEFAULT_SOCKET
     from secpod.audit._proof import (
@@ -49,6 +49,7 @@ __all__ = [
     "Verification",
     "VerifierKey",
     "build_report",
+    "host_content",
     "iter_records",
     "load_proof",
     "log_dir",
@@ -69,7 +70,7 @@ __all__ = [
 
 _LAZY = {
     "Collector": "_collector", "CollectorClient": "_collector",
-    "log_dir": "_log", "log_path": "_log", "user_log": "_log",
+    "log_dir": "_log", "log_path": "_log", "user_log": "_log", "host_content": "_log",
     "Checkpoint": "_note", "VerifierKey": "_note", "parse_checkpoint": "_note",
     "DEFAULT_HOST_DIR": "_policy", "DEFAULT_SOCKET": "_policy",
     "load_proof": "_proof", "prove": "_proof", "verify_proof": "_proof",

@@ -38,6 +38,7 @@ READ_TIMEOUT = 10.0  # seconds for a whole line to arrive
 _CRED = struct.Struct("3i")
 _ACTION_RE = re.compile(r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*$")
 _OUTCOMES = ("ok", "refused", "error")
+_CONTENT_ACTIONS = ("image.import", "image.pull", "image.verify")  # records with a content digest
 
 
 def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
@@ -243,6 +244,10 @@ class Collector:
         self._conns: dict[int, int] = {}
         self._conns_lock = threading.Lock()
         self.quotas = _quota.Quotas()
+        # (uid, image digest) -> the content digest its last import/pull/verify recorded;
+        # read from the host log at the first question, then kept up to date.
+        self._contents: dict[tuple[int, str], str] | None = None
+        self._contents_lock = threading.Lock()
 
     def _admit(self, conn: socket.socket) -> bool:
         """Start serving ``conn`` unless its uid already holds its share of connections
@@ -286,6 +291,11 @@ class Collector:
                 raise ValueError("not a version 1 submission")
             if "cosign" in msg or "cosigned" in msg:
                 return self._witness_request(msg, pid, uid)
+            if "content" in msg:
+                image = msg["content"].get("image") if isinstance(msg["content"], dict) else None
+                if not isinstance(image, str):
+                    raise ValueError("a content question needs an image digest")
+                return {"ok": True, "content": self._content_of(uid, image)}
             submitted = msg.get("record")
             body = validate_submission(submitted)
             checkpoint = msg.get("checkpoint") is True
@@ -310,7 +320,35 @@ class Collector:
         if checkpoint:
             checkpoint = self.quotas.checkpoint_due(uid, time.monotonic())
         rec = self.log.append(_host_body(uid, pid, **body), checkpoint=checkpoint)
+        self._note_content(rec)
         return {"ok": True, "seq": rec["seq"]}
+
+    def _content_of(self, uid: int, image: str) -> str | None:
+        """The content digest the host log last recorded for ``uid``'s image ``image``."""
+        with self._contents_lock:
+            if self._contents is None:
+                from secpod.audit._query import iter_records
+
+                self._contents = {}
+                if self.log.log_file.exists():
+                    for rec in iter_records(self.log.log_file, on_bad=lambda _m: None):
+                        self._index_content(rec)
+            return self._contents.get((uid, image))
+
+    def _note_content(self, rec: dict[str, Any]) -> None:
+        with self._contents_lock:
+            if self._contents is not None:
+                self._index_content(rec)
+
+    def _index_content(self, rec: dict[str, Any]) -> None:
+        assert self._contents is not None
+        if rec.get("action") not in _CONTENT_ACTIONS or rec.get("outcome") != "ok":
+            return
+        details, image = rec.get("details") or {}, rec.get("image") or {}
+        content = details.get("content") if isinstance(details, dict) else None
+        digest = image.get("digest") if isinstance(image, dict) else None
+        if isinstance(content, str) and isinstance(digest, str) and isinstance(rec.get("uid"), int):
+            self._contents[(rec["uid"], digest)] = content
 
     def _witness_request(self, msg: dict[str, Any], pid: int, uid: int) -> dict[str, Any]:
         """``{"cosigned": "last"}``: the last note cosigned for the sender;

@@ -108,6 +108,25 @@ def _connect(outcome: str) -> tuple[Any, bool, str | None]:
         return None, pol.required, e.message
 
 
+def host_content(image_digest: str) -> tuple[bool, bool, str | None]:
+    """What the host log recorded as the content of your image ``image_digest`` when it
+    entered your store: (asked, required, content digest or None). ``asked`` is False
+    when no collector is named or it cannot be reached (the caller's records then say
+    so, or fail when it is required)."""
+    client, required, _why = _connect("refused")
+    if client is None:
+        return False, required, None
+    try:
+        answer = client.request({"content": {"image": image_digest}},
+                                what="the question about an image's content")
+    except CollectorError:
+        return False, required, None
+    finally:
+        client.close()
+    content = answer.get("content")
+    return True, required, content if isinstance(content, str) else None
+
+
 def record(
     action: str,
     outcome: str,

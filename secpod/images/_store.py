@@ -31,7 +31,15 @@ from pathlib import Path
 
 from secpod import paths
 from secpod._record import record
-from secpod.errors import Conflict, DigestMismatch, Error, MalformedInput, NotFound, UsageError
+from secpod.errors import (
+    Conflict,
+    ContentChanged,
+    DigestMismatch,
+    Error,
+    MalformedInput,
+    NotFound,
+    UsageError,
+)
 from secpod.images import reference
 from secpod.images._manifest import Descriptor, parse_config, parse_manifest
 
@@ -720,7 +728,33 @@ def content_before_run(store: Store, image: ImageRecord, ref: str, confinement: 
 
         if admin_trust_policy() is None:
             return None
-    return store.check_content(image, ref)
+    content = store.check_content(image, ref)
+    _check_host_content(image, content)
+    return content
+
+
+def _check_host_content(image: ImageRecord, content: str) -> None:
+    """Where a collector runs, the content record in the user's store must be the one
+    the host log received when the image entered it: an owner who changed the tree and
+    its record must also have sent the host a new import record (which the host log then
+    shows; docs/threat-model.md). Raises ContentChanged."""
+    from secpod import audit
+
+    asked, required, recorded = audit.host_content(image.digest)
+    if not asked:
+        return  # no collector: the local check is all there is (or the run's record fails)
+    hint = ("import or pull the image again (the host log then records its content), or "
+            "run `secpod image verify --deep`")
+    if recorded is None:
+        if required:
+            raise ContentChanged(
+                f"the host log has no record of the content of {image.digest[:19]}: it "
+                "entered your store before the administrator's collector ran", hint=hint)
+        return
+    if recorded != content:
+        raise ContentChanged(
+            f"the image's content record ({content[:19]}) is not the one the host log "
+            f"received when it entered your store ({recorded[:19]})", hint=hint)
 
 
 def _containers_using(digest: str) -> list[str]:

@@ -369,3 +369,37 @@ def test_the_collector_cosigns_checkpoints_and_catches_a_rewritten_log(
     rewrite = [x for x in host.records() if x["action"] == "audit.rewrite"]
     assert len(rewrite) == 1 and rewrite[0]["uid"] == user.uid, rewrite
     assert cosigned.read_text().count("\u2014 ") == 2  # the host kept what it cosigned
+
+
+def test_a_run_checks_the_image_content_against_the_host_log(
+        user: User, signed_busybox: str, host: Host,
+        admin_policy: Callable[[str], None]) -> None:
+    """The owner changes the unpacked tree and rewrites its content record to match, so
+    the store agrees with itself; the host log still holds the content it received when
+    the image was verified, and the strict run is refused."""
+    admin_policy(f'[audit]\ncollector = "{host.socket}"\n')
+    assert user.run("image", "verify", signed_busybox).returncode == 0  # the host learns it
+    r = user.run("run", "--rm", "--profile", "strict", signed_busybox, "true")
+    assert r.returncode == 0, r.stderr
+    images = user.home / "data" / "secpod" / "images" / "unpacked"
+    (unpacked,) = [p for p in images.iterdir() if p.is_dir()]
+    user.sh(["sh", "-c", f"chmod u+w {unpacked}/rootfs/etc && echo x > {unpacked}/rootfs/etc/added"],
+            check=True)
+    rewrite = py(user, (
+        "import hashlib, json\n"
+        "from pathlib import Path\n"
+        "from secpod.images import _content\n"
+        f"u = Path({str(unpacked)!r})\n"
+        "tree, dev = _content.walk(u / 'rootfs')\n"
+        "body = json.loads((u / _content.RECORD).read_bytes())\n"
+        "body['tree'] = {'sha256': hashlib.sha256(tree).hexdigest(), 'dev': dev,\n"
+        "                'entries': tree.count(b'\\n')}\n"
+        "(u / _content.TREE).write_bytes(tree)\n"
+        "(u / _content.RECORD).write_bytes(json.dumps(body, sort_keys=True,\n"
+        "                                  separators=(',', ':')).encode())\n"))
+    assert rewrite.returncode == 0, rewrite.stderr
+    r = user.run("run", "--rm", "--profile", "strict", signed_busybox, "true")
+    assert r.returncode == 125, r.stderr
+    assert "is not the one the host log received" in r.stderr, r.stderr
+    refused = [x for x in host.records() if x["action"] == "container.run.refused"]
+    assert refused and str(refused[-1]["reason"]).startswith("content: "), refused
