@@ -190,3 +190,28 @@ def test_threads_of_the_collector_share_one_log_safely(collector: Collector) -> 
         t.join()
     r = verify_dir(collector.log.path)
     assert r.intact and r.records == 120
+
+
+def test_a_client_that_sends_a_byte_at_a_time_is_hung_up_on(
+        collector: Collector, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole line must arrive within READ_TIMEOUT: trickling bytes does not hold a
+    connection (nor the uid's share of them) open."""
+    import time
+
+    from secpod.audit import _collector
+
+    monkeypatch.setattr(_collector, "READ_TIMEOUT", 0.5)
+    ours, theirs = socket.socketpair()
+    collector._conns[os.getuid()] = 1
+    server = threading.Thread(target=collector._serve_connection,
+                              args=(theirs, os.getpid(), os.getuid()))
+    start = time.monotonic()
+    server.start()
+    ours.settimeout(5)
+    with pytest.raises(OSError):  # EPIPE/ECONNRESET once it has hung up
+        for byte in submission():
+            ours.send(bytes([byte]))
+            time.sleep(0.05)
+    server.join(timeout=5)
+    assert not server.is_alive() and time.monotonic() - start < 3
+    assert os.getuid() not in collector._conns  # its connection no longer counts
