@@ -5,7 +5,11 @@ given size (``--mb``, many files of a few sizes, like a distribution image) and,
 ``--layout``, an OCI layout (the busybox image the suite builds), then times the check
 ``--runs`` times each and prints the medians in milliseconds.
 
-    python3 bench/content_check.py --mb 200 [--layout PATH] [--runs 21]
+    python3 bench/content_check.py --mb 200 [--layout PATH] [--rootfs DIR] [--runs 21]
+
+``--rootfs DIR`` also imports a real root filesystem folder, for example a Debian one
+made by ``mmdebstrap --variant=apt --include=nginx-light,python3 --format=directory
+bookworm DIR``.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--mb", type=int, default=200)
     ap.add_argument("--layout", type=Path)
+    ap.add_argument("--rootfs", type=Path, help="a real root filesystem folder to import too")
     ap.add_argument("--runs", type=int, default=21)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="secpod-bench-") as tmp:
@@ -58,6 +63,11 @@ def main() -> int:
         lines = (Path(big.rootfs).parent / "tree").read_bytes().count(b"\n")
         print(f"{args.mb} MB rootfs ({lines} entries): check_content median "
               f"{_time(store, big, args.runs):.2f} ms")
+        if args.rootfs:
+            real = store.import_path(args.rootfs, name="bench/real:1", rootfs=True)
+            lines = (Path(real.rootfs).parent / "tree").read_bytes().count(b"\n")
+            print(f"{args.rootfs} ({lines} entries): check_content median "
+                  f"{_time(store, real, args.runs):.2f} ms")
         if args.layout:
             small = store.import_path(args.layout, name="bench/busybox:1")
             lines = (Path(small.rootfs).parent / "tree").read_bytes().count(b"\n")
