@@ -222,7 +222,10 @@ def _process_identity(pid: int) -> str:
         stat_line = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return ""
-    return f"{pid} {stat_line.rpartition(')')[2].split()[19]}"
+    fields = stat_line.rpartition(")")[2].split()
+    if fields[0] in ("Z", "X"):  # ended: a zombie no one has reaped yet is not a maker
+        return ""
+    return f"{pid} {fields[19]}"
 
 
 def process_alive(pidfile: Path) -> int | None:
@@ -279,7 +282,7 @@ def sweep_half_made() -> list[tuple[str, str]]:
                 continue  # left for a later command: the folder is not a container
             swept.append((folder.name, names.get(folder.name, "")))
     for cid, name in names.items():  # a name whose folder is gone entirely
-        if not (root / cid).exists():
+        if not (root / cid).exists() and (cid, name) not in swept:
             with contextlib.suppress(FileNotFoundError):
                 (_names_dir() / name).unlink()
             swept.append((cid, name))
