@@ -41,3 +41,30 @@ def table_lines(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[s
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
             for r in cells]
+
+
+def ago(seconds: float) -> str:
+    """A duration as Docker's ps says it: "5 seconds", "About a minute", "3 hours"."""
+    s = max(int(seconds), 0)
+    if s < 1:
+        return "Less than a second"
+    if s < 60:
+        return f"{s} second" + ("s" if s != 1 else "")
+    m = round(s / 60)
+    if m == 1:
+        return "About a minute"
+    if m < 60:
+        return f"{m} minutes"
+    h = round(s / 3600)
+    if h == 1:
+        return "About an hour"
+    if h < 48:
+        return f"{h} hours"
+    d = s // 86400
+    if d < 14:
+        return f"{d} days"
+    if d < 60:
+        return f"{d // 7} weeks"
+    if d < 730:
+        return f"{d // 30} months"
+    return f"{d // 365} years"

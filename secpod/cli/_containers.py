@@ -180,11 +180,28 @@ def _ps(args: argparse.Namespace) -> int:
     elif args.json:
         emit_json(rows)
     else:
+        import time
+        from datetime import datetime
+
+        from secpod._text import ago
+
+        now = time.time()
+
+        def since(stamp: str | None) -> str:
+            """An RFC 3339 time as "5 minutes ago" (--json keeps the times themselves)."""
+            if not stamp:
+                return ""
+            try:
+                return ago(now - datetime.fromisoformat(stamp).timestamp()) + " ago"
+            except ValueError:
+                return stamp
 
         def status(r: dict[str, Any]) -> str:
             if r["status"] == "exited":
                 code = "?" if r["exit_code"] is None else r["exit_code"]
-                return f"Exited ({code}) {r['finished'] or ''}".strip()
+                return f"Exited ({code}) {since(r['finished'])}".strip()
+            if r["status"] == "running" and r["started"]:
+                return "Up " + since(r["started"]).removesuffix(" ago")
             return str(r["status"]).capitalize()
 
         emit_table(
@@ -194,7 +211,7 @@ def _ps(args: argparse.Namespace) -> int:
                     r["id"][:12],
                     r["image"],
                     " ".join(r["command"])[:30],
-                    r["created"][:19],
+                    since(r["created"]),
                     status(r),
                     r["profile"],
                     r["name"],

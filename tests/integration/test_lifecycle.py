@@ -36,6 +36,8 @@ def test_detached_container_survives_the_shell_that_started_it(user: User, busyb
     assert len(cid) == 64
     rows = ps(user)
     assert [(x["name"], x["status"]) for x in rows] == [("bg", "running")]
+    table = user.run("ps", check=True).stdout.splitlines()
+    assert " Up " in table[1] and " ago " in table[1], table  # as docker ps says it
     wait_for(lambda: "tick 2" in user.run("logs", "bg").stdout)
     info = json.loads(user.run("inspect", "bg", check=True).stdout)[0]
     assert info["monitor"] == "conmon" and info["status"] == "running"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from secpod._text import printable, table_lines
 
 
@@ -18,3 +20,15 @@ def test_table_cells_are_escaped_and_aligned() -> None:
     lines = table_lines(["A", "B"], [["x\x1b]0;pwned\x07", None], ["yy", 3]])
     assert lines[1] == "x\\x1b]0;pwned\\x07"
     assert lines[0].index("B") == lines[2].index("3") == len(lines[1]) + 2
+
+
+@pytest.mark.parametrize("seconds, said", [
+    (0.2, "Less than a second"), (1, "1 second"), (59, "59 seconds"), (60, "About a minute"),
+    (89, "About a minute"), (150, "2 minutes"), (3599, "About an hour"),
+    (3 * 3600, "3 hours"), (47 * 3600, "47 hours"), (3 * 86400, "3 days"),
+    (20 * 86400, "2 weeks"), (90 * 86400, "3 months"), (800 * 86400, "2 years"),
+    (-5, "Less than a second")])
+def test_ago_says_durations_as_docker_ps_does(seconds: float, said: str) -> None:
+    from secpod._text import ago
+
+    assert ago(seconds) == said
