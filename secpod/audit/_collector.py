@@ -326,14 +326,32 @@ class Collector:
     def _content_of(self, uid: int, image: str) -> str | None:
         """The content digest the host log last recorded for ``uid``'s image ``image``."""
         with self._contents_lock:
-            if self._contents is None:
-                from secpod.audit._query import iter_records
-
-                self._contents = {}
-                if self.log.log_file.exists():
-                    for rec in iter_records(self.log.log_file, on_bad=lambda _m: None):
-                        self._index_content(rec)
+            if self._contents is None:  # a Collector not started by serve() (tests)
+                self._contents = self._read_contents()
             return self._contents.get((uid, image))
+
+    def _read_contents(self) -> dict[tuple[int, str], str]:
+        """One pass over the host log: only lines that can be image records with a
+        content digest are parsed (records are canonical JSON, so the byte test holds)."""
+        from secpod.audit._verify import read_chunks
+
+        found: dict[tuple[int, str], str] = {}
+        if not self.log.log_file.exists():
+            return found
+        pending = b""
+        for chunk in read_chunks(self.log.log_file):
+            lines = (pending + chunk).split(b"\n")
+            pending = lines.pop()
+            for line in lines:
+                if b'"action":"image.' not in line or b'"content":"' not in line:
+                    continue
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(rec, dict):
+                    self._index_into(found, rec)
+        return found
 
     def _note_content(self, rec: dict[str, Any]) -> None:
         with self._contents_lock:
@@ -342,13 +360,17 @@ class Collector:
 
     def _index_content(self, rec: dict[str, Any]) -> None:
         assert self._contents is not None
+        self._index_into(self._contents, rec)
+
+    @staticmethod
+    def _index_into(index: dict[tuple[int, str], str], rec: dict[str, Any]) -> None:
         if rec.get("action") not in _CONTENT_ACTIONS or rec.get("outcome") != "ok":
             return
         details, image = rec.get("details") or {}, rec.get("image") or {}
         content = details.get("content") if isinstance(details, dict) else None
         digest = image.get("digest") if isinstance(image, dict) else None
         if isinstance(content, str) and isinstance(digest, str) and isinstance(rec.get("uid"), int):
-            self._contents[(rec["uid"], digest)] = content
+            index[(rec["uid"], digest)] = content
 
     def _witness_request(self, msg: dict[str, Any], pid: int, uid: int) -> dict[str, Any]:
         """``{"cosigned": "last"}``: the last note cosigned for the sender;
@@ -467,6 +489,9 @@ class Collector:
     def serve(self, *, ready: Callable[[], None] | None = None) -> None:
         """Run until SIGTERM or SIGINT. Raises AuditError if the socket or log cannot be set up."""
         self.log.ensure_key()
+        contents = self._read_contents()  # before serving: no question waits on the scan
+        with self._contents_lock:
+            self._contents = contents
         self._listener = self._bind()
         me = os.getpid()
         self.log.append(_host_body(os.getuid(), me, action="audit.collect.start",

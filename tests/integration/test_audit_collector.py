@@ -379,6 +379,8 @@ def test_a_run_checks_the_image_content_against_the_host_log(
     the image was verified, and the strict run is refused."""
     admin_policy(f'[audit]\ncollector = "{host.socket}"\n')
     assert user.run("image", "verify", signed_busybox).returncode == 0  # the host learns it
+    host.stop()
+    host.start()  # and knows it again from the host log when it starts
     r = user.run("run", "--rm", "--profile", "strict", signed_busybox, "true")
     assert r.returncode == 0, r.stderr
     images = user.home / "data" / "secpod" / "images" / "unpacked"
