@@ -244,9 +244,9 @@ class Collector:
         self._conns: dict[int, int] = {}
         self._conns_lock = threading.Lock()
         self.quotas = _quota.Quotas()
-        # (uid, image digest) -> the content digest its last import/pull/verify recorded;
-        # read from the host log at the first question, then kept up to date.
-        self._contents: dict[tuple[int, str], str] | None = None
+        # (uid, image digest) -> the content digest its last import/pull/verify recorded:
+        # read from the host log once, here, then kept up to date by each append.
+        self._contents = self._read_contents()
         self._contents_lock = threading.Lock()
 
     def _admit(self, conn: socket.socket) -> bool:
@@ -326,8 +326,6 @@ class Collector:
     def _content_of(self, uid: int, image: str) -> str | None:
         """The content digest the host log last recorded for ``uid``'s image ``image``."""
         with self._contents_lock:
-            if self._contents is None:  # a Collector not started by serve() (tests)
-                self._contents = self._read_contents()
             return self._contents.get((uid, image))
 
     def _read_contents(self) -> dict[tuple[int, str], str]:
@@ -355,12 +353,7 @@ class Collector:
 
     def _note_content(self, rec: dict[str, Any]) -> None:
         with self._contents_lock:
-            if self._contents is not None:
-                self._index_content(rec)
-
-    def _index_content(self, rec: dict[str, Any]) -> None:
-        assert self._contents is not None
-        self._index_into(self._contents, rec)
+            self._index_into(self._contents, rec)
 
     @staticmethod
     def _index_into(index: dict[tuple[int, str], str], rec: dict[str, Any]) -> None:
@@ -489,9 +482,6 @@ class Collector:
     def serve(self, *, ready: Callable[[], None] | None = None) -> None:
         """Run until SIGTERM or SIGINT. Raises AuditError if the socket or log cannot be set up."""
         self.log.ensure_key()
-        contents = self._read_contents()  # before serving: no question waits on the scan
-        with self._contents_lock:
-            self._contents = contents
         self._listener = self._bind()
         me = os.getpid()
         self.log.append(_host_body(os.getuid(), me, action="audit.collect.start",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import struct
 import time
 from pathlib import Path
@@ -138,25 +139,53 @@ def _only_signature(note: str, cp: Any, key: _note.VerifierKey) -> str:
     return f"{cp.text}\n{_note._DASH}{key.name} {raw}\n"
 
 
-def cosign_own_log(client: Any, log: Any) -> dict[str, Any]:
-    """The user's side: sign a checkpoint now, prove it extends what the host cosigned,
-    and have the collector cosign it. Returns {"size", "old_size", "note"}."""
-    note = log.checkpoint()
-    key = log.verifier()
-    if key is None:
-        raise AuditError("the log has no key to check its checkpoints with")
-    previous = client.request({"cosigned": "last"}).get("note")
-    proof = None
-    old_size = 0
-    if isinstance(previous, str):
-        old = _note.parse_checkpoint(previous)
-        old_size = old.size
-        cp = _note.parse_checkpoint(note)
-        if cp.size > old.size:
-            proof = _proof.consistency_between(log.path, previous, note)
-    answer = client.request({"cosign": {"checkpoint": note, "vkey": str(key), "proof": proof}})
+def cosign_own_log(log: Any) -> dict[str, Any]:
+    """The user's side: sign a checkpoint of ``log`` now, prove it extends what the host
+    cosigned, and have the collector cosign it. Returns {"size", "old_size", "note"}.
+    Raises CollectorError when no collector is named or it refuses."""
+    from secpod.audit import _log
+    from secpod.errors import CollectorError
+
+    client, _required, why = _log._connect("ok")
+    if client is None:
+        raise CollectorError(
+            f"there is no audit collector to cosign with: {why or 'the administrator names none'}",
+            hint="the collector is named in /etc/secpod/policy.toml ([audit] collector)")
+    try:
+        note = log.checkpoint()
+        key = log.verifier()
+        if key is None:
+            raise AuditError("the log has no key to check its checkpoints with")
+        previous = client.request({"cosigned": "last"}).get("note")
+        proof = None
+        old_size = 0
+        if isinstance(previous, str):
+            old_size = _note.parse_checkpoint(previous).size
+            if _note.parse_checkpoint(note).size > old_size:
+                proof = _proof.consistency_between(log.path, previous, note)
+        answer = client.request({"cosign": {"checkpoint": note, "vkey": str(key),
+                                            "proof": proof}})
+    finally:
+        client.close()
     cosigned = answer.get("note")
     if not isinstance(cosigned, str):
         raise AuditError("the collector answered without the cosigned checkpoint")
     return {"size": _note.parse_checkpoint(cosigned).size, "old_size": old_size,
             "note": cosigned}
+
+
+def cosigned_checkpoint(log_dir: Path, host_dir: Path) -> tuple[Path, str, int]:
+    """(path, host key name, time) of the checkpoint the host collector cosigned for the
+    owner of ``log_dir``, once its cosignature is checked with the host log's key.
+    Raises AuditError (none, unreadable) or CheckpointError (a bad cosignature)."""
+    try:
+        path = note_path(host_dir, os.stat(log_dir).st_uid)
+        note = _files.read_limited(path, 1 << 16).decode(errors="replace")
+        host_key = _note.VerifierKey.parse(
+            _files.read_limited(host_dir / "key.vkey", 1 << 12).decode(errors="replace"))
+    except FileNotFoundError as e:
+        raise AuditError(f"the host has no cosigned checkpoint of this log ({e.filename})",
+                         hint="secpod audit cosign asks the host's collector for one") from None
+    except OSError as e:
+        raise AuditError(f"cannot read {e.filename}: {e.strerror}") from e
+    return path, host_key.name, verify_cosignature(note, host_key)

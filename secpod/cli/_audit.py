@@ -179,43 +179,21 @@ def _key(args: argparse.Namespace) -> int:
 
 
 def _cosigned_checkpoint(log_dir: Path, host_dir: Path) -> Path:
-    """The host collector's cosigned checkpoint of the log in ``log_dir`` (its owner's),
-    once its cosignature is checked with the host log's key."""
-    from secpod import _files
-    from secpod.audit import _cosign, _note
-    from secpod.errors import AuditError
-
-    try:
-        owner = os.stat(log_dir).st_uid
-        path = _cosign.note_path(host_dir, owner)
-        note = _files.read_limited(path, 1 << 16).decode(errors="replace")
-        host_key = _note.VerifierKey.parse(
-            _files.read_limited(host_dir / "key.vkey", 1 << 12).decode(errors="replace"))
-    except FileNotFoundError as e:
-        raise AuditError(f"the host has no cosigned checkpoint of this log ({e.filename})",
-                         hint="secpod audit cosign asks the host's collector for one") from None
-    except OSError as e:
-        raise AuditError(f"cannot read {e.filename}: {e.strerror}") from e
-    when = _cosign.verify_cosignature(note, host_key)
     import time
 
-    status(f"checking against the checkpoint {host_key.name} cosigned at "
+    from secpod.audit import _cosign
+
+    path, host, when = _cosign.cosigned_checkpoint(log_dir, host_dir)
+    status(f"checking against the checkpoint {host} cosigned at "
            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(when))} UTC ({path})")
     return path
 
 
 def _cosign(args: argparse.Namespace) -> int:
     from secpod import audit
-    from secpod.audit import _cosign, _log
-    from secpod.errors import CollectorError
+    from secpod.audit import _cosign
 
-    client, _required, why = _log._connect("ok")
-    if client is None:
-        raise CollectorError(
-            f"there is no audit collector to cosign with: {why or 'the administrator names none'}",
-            hint="the collector is named in /etc/secpod/policy.toml ([audit] collector)")
-    result = _cosign.cosign_own_log(client, audit.user_log())
-    client.close()
+    result = _cosign.cosign_own_log(audit.user_log())
     if args.json:
         emit_json({k: result[k] for k in ("size", "old_size", "note")})
     else:

@@ -259,14 +259,21 @@ def _create(opts: RunOptions, env: Environment | None) -> Container:
         ctr.save()
         _audit_ctr("container.create", ctr, confinement=summary, trust=trust)
     except Error as e:
-        state.release(cid, name)
+        _discard(cid, name)
         stage = "audit" if isinstance(e, AuditError) else "bundle"
         _refused(stage, e, opts, image_ref=ref, image_digest=image.digest, trust=trust)
         raise
     except BaseException:
-        state.release(cid, name)
+        _discard(cid, name)
         raise
     return ctr
+
+
+def _discard(cid: str, name: str) -> None:
+    """Remove a container whose making failed, without hiding why it failed: what cannot
+    be removed now keeps its `creating` marker, and the next command sweeps it."""
+    with contextlib.suppress(Error):
+        state.release(cid, name)
 
 
 def signing_rejected(err: Error) -> Error:
@@ -294,21 +301,30 @@ def sweep_half_made() -> None:
 
 
 @contextlib.contextmanager
-def _signals_unwind() -> Iterator[None]:
-    """SIGTERM and SIGHUP (a closed terminal) raise Interrupted, as SIGINT raises
-    KeyboardInterrupt, so that set-up ends in a listed container or in nothing."""
-    def raise_it(signum: int, _frame: object) -> None:
-        raise Interrupted(signum)
-
+def _handling(signals: tuple[int, ...], handler: Callable[[int, object], None], *,
+              only_default: bool = False) -> Iterator[None]:
+    """``handler`` for ``signals`` inside the block, the previous ones after (with
+    ``only_default``, only for signals nobody else handles). A handler, never SIG_IGN:
+    programs started meanwhile would inherit an ignored signal."""
     saved = {}
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(sig) is signal.SIG_DFL:
-            saved[sig] = signal.signal(sig, raise_it)
+    for sig in signals:
+        if not only_default or signal.getsignal(sig) is signal.SIG_DFL:
+            saved[sig] = signal.signal(sig, handler)
     try:
         yield
     finally:
         for sig, old in saved.items():
             signal.signal(sig, old)
+
+
+def _raise_interrupted(signum: int, _frame: object) -> None:
+    raise Interrupted(signum)
+
+
+def _signals_unwind() -> contextlib.AbstractContextManager[None]:
+    """SIGTERM and SIGHUP (a closed terminal) raise Interrupted, as SIGINT raises
+    KeyboardInterrupt, so that set-up ends in a listed container or in nothing."""
+    return _handling((signal.SIGTERM, signal.SIGHUP), _raise_interrupted, only_default=True)
 
 
 def _audit_ctr(action: str, ctr: Container, outcome: str = "ok", **kw: Any) -> None:
@@ -370,22 +386,15 @@ def run(opts: RunOptions, *, on_created: Callable[[Container], None] | None = No
 
 @contextlib.contextmanager
 def _held_signals() -> Iterator[list[int]]:
-    """SIGHUP ignored; SIGINT and SIGTERM noted in the list yielded, for after. (Handlers,
-    not SIG_IGN, which the programs started meanwhile would inherit.)"""
+    """SIGHUP ignored; SIGINT and SIGTERM noted in the list yielded, for after."""
     held: list[int] = []
 
     def note(signum: int, _frame: object) -> None:
         if signum != signal.SIGHUP:
             held.append(signum)
 
-    saved = {}
-    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
-        saved[sig] = signal.signal(sig, note)
-    try:
+    with _handling((signal.SIGHUP, signal.SIGINT, signal.SIGTERM), note):
         yield held
-    finally:
-        for sig, old in saved.items():
-            signal.signal(sig, old)
 
 
 def _finish(
@@ -505,7 +514,7 @@ def create_detached(opts: RunOptions) -> Container:
     except RuntimeFailed as e:
         _audit_ctr("container.rm", ctr, "error", reason=f"create failed: {e.message}")
         env.runtime.delete(ctr.id, force=True)
-        state.release(ctr.id, ctr.name)
+        _discard(ctr.id, ctr.name)  # what stays is listed, for `rm` to try again
         raise
     return ctr
 

@@ -215,17 +215,22 @@ CREATING = "creating"  # in a container folder until container.json is written: 
 HALF_MADE_GRACE = 60.0  # seconds: a folder with neither file, younger than this, is new
 
 
-def _process_identity(pid: int) -> str:
-    """``PID STARTTIME``: a pid and its start time (clock ticks since boot), which a
-    reused pid does not share. Empty if the process is gone."""
+def _proc_stat(pid: int | str) -> tuple[str, int] | None:
+    """(state letter, start time in clock ticks since boot) of a process, None if it is
+    gone or has ended (a zombie that no one has reaped yet has ended)."""
     try:
-        stat_line = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    fields = stat_line.rpartition(")")[2].split()
-    if fields[0] in ("Z", "X"):  # ended: a zombie no one has reaped yet is not a maker
-        return ""
-    return f"{pid} {fields[19]}"
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        state, started = fields[0], int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+    return None if state in ("Z", "X") else (state, started)
+
+
+def _process_identity(pid: int) -> str:
+    """``PID STARTTIME``: a pid and its start time, which a reused pid does not share.
+    Empty if the process is gone."""
+    st = _proc_stat(pid)
+    return f"{pid} {st[1]}" if st else ""
 
 
 def process_alive(pidfile: Path) -> int | None:
@@ -234,15 +239,14 @@ def process_alive(pidfile: Path) -> int | None:
     try:
         text = pidfile.read_text().strip()
         written = pidfile.stat().st_mtime
-        stat_line = Path(f"/proc/{text}/stat").read_text() if text.isdigit() else ""
         boot = next(float(ln.split()[1]) for ln in Path("/proc/stat").read_text().splitlines()
                     if ln.startswith("btime "))
     except (OSError, StopIteration, ValueError, IndexError):
         return None
-    fields = stat_line.rpartition(")")[2].split()
-    if len(fields) < 20 or fields[0] == "Z":  # gone, or a zombie: it runs no more
+    st = _proc_stat(text) if text.isdigit() else None
+    if st is None:
         return None
-    started = boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    started = boot + st[1] / os.sysconf("SC_CLK_TCK")
     # btime is whole seconds: a second of slack, which errs towards "still running"
     return int(text) if started <= written + 1.0 else None
 
