@@ -7,86 +7,13 @@ import sys
 
 from secpod.cli._flags import bool_flag
 from secpod.cli._output import emit_json, emit_table
-
-
-def _run_flags(p: argparse.ArgumentParser) -> None:
-    # -h is --hostname, as in Docker; help is --help only.
-    p.add_argument("--help", action="help", help="show this help message and exit")
-    p.add_argument("-h", "--hostname", help="the container's host name (default: its short id)")
-    p.add_argument(
-        "--profile",
-        default="default",
-        help="security profile (strict, default, or one of yours); default: default",
-    )
-    p.add_argument("--name", help="a unique name for the container")
-    bool_flag(p, "--rm", dest="auto_remove", help="remove the container when it exits")
-    p.add_argument(
-        "-e",
-        "--env",
-        action="append",
-        default=[],
-        metavar="KEY[=VALUE]",
-        help="set an environment variable (KEY alone takes it from your environment)",
-    )
-    p.add_argument(
-        "-v",
-        "--volume",
-        action="append",
-        default=[],
-        metavar="SRC:DST[:ro]",
-        help="bind-mount a host path (the administrator's floor may forbid it)",
-    )
-    p.add_argument("-w", "--workdir", help="working directory inside the container")
-    p.add_argument("-u", "--user", help="UID[:GID] or NAME[:GROUP] from the image")
-    bool_flag(p, "-i", "--interactive", dest="interactive", help="keep stdin attached")
-    bool_flag(p, "-t", "--tty", dest="tty", help="give the container a terminal")
-    p.add_argument("--entrypoint", help='replace the image\'s entrypoint ("" clears it)')
-    p.add_argument("--cap-add", action="append", default=[], metavar="CAP")
-    p.add_argument("--cap-drop", action="append", default=[], metavar="CAP")
-    p.add_argument(
-        "--security-opt",
-        action="append",
-        default=[],
-        metavar="OPT",
-        help="seccomp=FILE|unconfined, no-new-privileges=false, label=disable, apparmor=NAME",
-    )
-    bool_flag(p, "--read-only", dest="read_only", default=None,
-              help="read-only root filesystem (--read-only=false makes it writable)")
-    p.add_argument("--network", help="none (loopback only; the default) or host")
-    p.add_argument("image", metavar="IMAGE")
-    p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD")
+from secpod.spec.flags import add_run_flags
 
 
 def _options(args: argparse.Namespace, *, detach: bool) -> Any:
-    from secpod.sandbox.bundle import ProcessRequest
-    from secpod.sandbox.lifecycle import RunOptions
+    from secpod.spec.flags import spec_from_args
 
-    entry = None
-    if args.entrypoint is not None:
-        entry = tuple(args.entrypoint.split()) if args.entrypoint else ()
-    return RunOptions(
-        image=args.image,
-        process=ProcessRequest(
-            command=tuple(args.command),
-            entrypoint=entry,
-            env=tuple(args.env),
-            workdir=args.workdir,
-            user=args.user,
-            interactive=args.interactive,
-            tty=args.tty,
-        ),
-        name=args.name,
-        profile=args.profile,
-        detach=detach,
-        auto_remove=args.auto_remove,
-        volumes=tuple(args.volume),
-        cap_add=tuple(args.cap_add),
-        cap_drop=tuple(args.cap_drop),
-        security_opts=tuple(args.security_opt),
-        read_only=args.read_only,
-        network=args.network,
-        hostname=args.hostname,
-    )
+    return spec_from_args(args, detach=detach)
 
 
 def _as_docker_codes(func: Any) -> Any:
@@ -310,14 +237,14 @@ def _add_run(sub: _Subparsers) -> None:
     p = sub.add_parser("run", help="run a command in a new container", add_help=False)
     bool_flag(p, "-d", "--detach", dest="detach",
               help="run in the background under a monitor; print the container id")
-    _run_flags(p)
+    add_run_flags(p)
     p.set_defaults(func=_run)
 
 
 def _add_create(sub: _Subparsers) -> None:
     p = sub.add_parser("create", help="create a container (start it with secpod start)",
                        add_help=False)
-    _run_flags(p)
+    add_run_flags(p)
     p.set_defaults(func=_create)
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from secpod.sandbox.host import HostFeatures
+    from secpod.spec import ContainerSpec
 
 _RLIMIT_NAMES = {n: f"RLIMIT_{n.upper()}" for n in profile_mod.RLIMITS}
 _SECURITY_OPTS = ("seccomp", "no-new-privileges", "label", "apparmor")
@@ -193,7 +194,25 @@ def weakenings(prof: profile_mod.Profile, request: RunRequest) -> list[Weakening
     return out
 
 
-def confine(request: RunRequest, host: HostFeatures, *,
+def request_of(spec: ContainerSpec, user: str | None) -> RunRequest:
+    """The confinement part of ``spec`` (what the floor and the profile judge)."""
+    sec = spec.security
+    opts = []
+    if sec.seccomp is not None:
+        opts.append(f"seccomp={sec.seccomp}")
+    if sec.no_new_privileges is not None:
+        opts.append(f"no-new-privileges={'true' if sec.no_new_privileges else 'false'}")
+    if sec.label_disable:
+        opts.append("label=disable")
+    if sec.apparmor is not None:
+        opts.append(f"apparmor={sec.apparmor}")
+    return RunRequest(profile=spec.profile, cap_add=sec.cap_add, cap_drop=sec.cap_drop,
+                      security_opts=tuple(opts),
+                      volumes=tuple((m.source, m.destination, m.read_only) for m in spec.binds),
+                      read_only=sec.read_only, network=spec.network, user=user)
+
+
+def confine(spec: ContainerSpec, host: HostFeatures, *, user: str | None = None,
             mcs_in_use: frozenset[str] = frozenset()) -> Confinement:
     """Resolve ``request`` against its profile, the administrator's floor and ``host``.
 
@@ -206,6 +225,7 @@ def confine(request: RunRequest, host: HostFeatures, *,
     Refused (the profile itself refuses, e.g. a bind source outside its allowed
     list) and HostError (a ``required`` setting this host cannot enforce).
     """
+    request = request_of(spec, user)
     prof = profile_mod.load(request.profile)
     if request.network not in (None, "none", "host", "loopback"):
         raise UsageError(f"unsupported --network {request.network!r}",

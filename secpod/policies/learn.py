@@ -191,7 +191,8 @@ def learn(image: str, command: tuple[str, ...], out: Path, *,
     cannot be written.
     """
     from secpod.policies import seccomp as seccomp_mod
-    from secpod.sandbox import bundle, lifecycle
+    from secpod.sandbox import lifecycle
+    from secpod.spec import ContainerSpec, Process, Security
 
     rundir = paths.ensure_private_dir(paths.runtime_dir())
     sock = rundir / f"learn-{os.getpid()}.sock"
@@ -201,9 +202,9 @@ def learn(image: str, command: tuple[str, ...], out: Path, *,
     try:
         filt.write_text(json.dumps(learning_filter(sock)))
         listener.start()
-        opts = lifecycle.RunOptions(
-            image=image, process=bundle.ProcessRequest(command=command), profile=profile,
-            auto_remove=True, security_opts=(f"seccomp={filt}",))
+        opts = ContainerSpec(
+            image=image, process=Process(command=command), profile=profile,
+            auto_remove=True, security=Security(seccomp=str(filt)))
         status = lifecycle.run(opts)
         listener.stop()
         listener.join(timeout=30)

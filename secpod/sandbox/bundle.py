@@ -23,7 +23,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from secpod._files import write_atomic
-from secpod._record import record
 from secpod.errors import MalformedInput, Refused, UsageError
 from secpod.sandbox import rootfs as rootfsmod
 
@@ -33,24 +32,10 @@ if TYPE_CHECKING:
 
     from secpod.policies import Confinement
     from secpod.sandbox.preflight import Identity
+    from secpod.spec import Process
 
 OCI_VERSION = "1.0.2"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-# eq=False: instances are never compared; spares the generated __eq__ and
-# __hash__ that every start-up would compile.
-@record(frozen=True, eq=False)
-class ProcessRequest:
-    """What the command line asks of the container's process."""
-
-    command: tuple[str, ...] = ()
-    entrypoint: tuple[str, ...] | None = None
-    env: tuple[str, ...] = ()
-    workdir: str | None = None
-    user: str | None = None
-    interactive: bool = False
-    tty: bool = False
 
 
 class BundleChanged(Refused):
@@ -69,7 +54,7 @@ class CommandNotExecutable(MalformedInput):
     exit_code = 126
 
 
-def process_args(image_config: dict[str, Any], req: ProcessRequest) -> list[str]:
+def process_args(image_config: dict[str, Any], req: Process) -> list[str]:
     """Entrypoint + command, Docker's way: CLI words replace Cmd; --entrypoint replaces both."""
     entry = (
         list(req.entrypoint)
@@ -88,7 +73,7 @@ def process_args(image_config: dict[str, Any], req: ProcessRequest) -> list[str]
     return args
 
 
-def process_env(image_config: dict[str, Any], req: ProcessRequest, hostname: str) -> list[str]:
+def process_env(image_config: dict[str, Any], req: Process, hostname: str) -> list[str]:
     env: dict[str, str] = {}
     for item in image_config.get("Env") or []:
         key, sep, value = str(item).partition("=")
@@ -99,14 +84,7 @@ def process_env(image_config: dict[str, Any], req: ProcessRequest, hostname: str
         env.setdefault("TERM", "xterm")
     env["HOSTNAME"] = hostname
     env["container"] = "secpod"
-    for item in req.env:
-        key, sep, value = item.partition("=")
-        if not key:
-            raise UsageError(f"invalid environment variable {item!r}", hint="use -e KEY=VALUE")
-        if sep:
-            env[key] = value
-        elif key in os.environ:
-            env[key] = os.environ[key]
+    env.update(req.env)
     return [f"{k}={v}" for k, v in env.items()]
 
 
@@ -226,7 +204,7 @@ def build_config(
     hostname: str,
     rootfs: Path,
     image_config: dict[str, Any],
-    request: ProcessRequest,
+    request: Process,
     confinement: Confinement,
     identity: Identity,
     userdata: Path,

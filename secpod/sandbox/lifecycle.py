@@ -18,13 +18,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from secpod import audit
-from secpod._record import field, record
+from secpod._record import record
 from secpod.errors import AuditError, Conflict, Error, Interrupted, RuntimeFailed, UsageError
 from secpod.sandbox import bundle as bundlemod
 from secpod.sandbox import host as hostmod
 from secpod.sandbox import monitor, preflight, state
 from secpod.sandbox.crun import Runtime
 from secpod.sandbox.state import Container
+from secpod.spec import ContainerSpec, unsupported
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
@@ -47,27 +48,6 @@ SIGNALS = {
 # eq=False: instances are never compared; spares the generated __eq__ and
 # __hash__ that every start-up would compile.
 @record(frozen=True, eq=False)
-class RunOptions:
-    """Everything ``secpod run``/``create`` is asked."""
-
-    image: str
-    process: bundlemod.ProcessRequest = field(default_factory=bundlemod.ProcessRequest)
-    name: str | None = None
-    profile: str = "default"
-    detach: bool = False
-    auto_remove: bool = False
-    volumes: tuple[str, ...] = ()
-    cap_add: tuple[str, ...] = ()
-    cap_drop: tuple[str, ...] = ()
-    security_opts: tuple[str, ...] = ()
-    read_only: bool | None = None
-    network: str | None = None
-    hostname: str | None = None   # None: the short container id
-
-
-# eq=False: instances are never compared; spares the generated __eq__ and
-# __hash__ that every start-up would compile.
-@record(frozen=True, eq=False)
 class Environment:
     """The host facts and the runtime one command works with."""
 
@@ -81,44 +61,7 @@ class Environment:
         return cls(features, Runtime.default(can_limit_resources=features.can_limit_resources))
 
 
-def parse_volume(spec: str) -> tuple[str, str, bool]:
-    """``SRC:DST[:ro|rw]`` -> (absolute host source, destination, read_only)."""
-    parts = spec.split(":")
-    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-        raise UsageError(f"invalid volume {spec!r}", hint="use -v /host/path:/container/path[:ro]")
-    src, dst = parts[0], parts[1]
-    mode = parts[2] if len(parts) == 3 else "rw"
-    if mode not in ("ro", "rw"):
-        raise UsageError(f"invalid volume mode {mode!r} in {spec!r}", hint="use :ro or :rw")
-    if not dst.startswith("/"):
-        raise UsageError(f"the volume destination {dst!r} is not absolute")
-    src_path = Path(src).expanduser()
-    if not src_path.is_absolute():
-        raise UsageError(
-            f"the volume source {src!r} is not an absolute path",
-            hint="named volumes are not supported; give a host path",
-        )
-    if not src_path.exists():
-        raise UsageError(
-            f"the volume source {src} does not exist",
-            hint="create it first; secpod does not create host paths",
-        )
-    return str(src_path.resolve()), dst, mode == "ro"
-
-
-def check_hostname(name: str) -> str:
-    """A host name the kernel takes (RFC 1123 labels, at most 64 bytes); raises UsageError."""
-    labels = name.split(".")
-    if (not name or len(name) > 64 or not all(
-            0 < len(lb) <= 63 and lb[0] != "-" and lb[-1] != "-"
-            and all(c.isascii() and (c.isalnum() or c == "-") for c in lb) for lb in labels)):
-        raise UsageError(f"invalid host name {name!r}",
-                         hint="letters, digits and '-' in dot-separated labels, at most 64 "
-                              "characters (-h/--hostname NAME)")
-    return name
-
-
-def _refused(stage: str, e: Error, opts: RunOptions, **fields: Any) -> None:
+def _refused(stage: str, e: Error, opts: ContainerSpec, **fields: Any) -> None:
     """Record a refusal of ``run``/``create`` at ``stage``; the caller re-raises."""
     audit.record(
         "container.run.refused",
@@ -132,7 +75,7 @@ def _refused(stage: str, e: Error, opts: RunOptions, **fields: Any) -> None:
     )
 
 
-def _load_environment(opts: RunOptions) -> Environment:
+def _load_environment(opts: ContainerSpec) -> Environment:
     try:
         return Environment.load()
     except Error as e:
@@ -140,14 +83,14 @@ def _load_environment(opts: RunOptions) -> Environment:
         raise
 
 
-def create(opts: RunOptions, env: Environment | None = None) -> Container:
+def create(opts: ContainerSpec, env: Environment | None = None) -> Container:
     """Build a container's bundle and record; do not start it. Raises Error subclasses,
     and Interrupted on SIGTERM or SIGHUP (after removing what was made)."""
     with _signals_unwind():
         return _create(opts, env)
 
 
-def _create(opts: RunOptions, env: Environment | None) -> Container:
+def _create(opts: ContainerSpec, env: Environment | None) -> Container:
     from secpod import images, policies, signing
 
     env = env or _load_environment(opts)
@@ -159,21 +102,11 @@ def _create(opts: RunOptions, env: Environment | None) -> Container:
     # Admin policy and profile first: a request below the floor is refused before
     # any image is read.
     try:
-        if opts.hostname is not None:
-            check_hostname(opts.hostname)
-        volumes = tuple(parse_volume(v) for v in opts.volumes)
-        request = policies.RunRequest(
-            profile=opts.profile,
-            cap_add=opts.cap_add,
-            cap_drop=opts.cap_drop,
-            security_opts=opts.security_opts,
-            volumes=volumes,
-            read_only=opts.read_only,
-            network=opts.network,
-            user=identity.user,
-        )
+        if unsupported(opts):
+            raise UsageError(f"secpod cannot yet honour: {', '.join(unsupported(opts))}")
         in_use = state.selinux_levels_in_use() if env.features.selinux_enabled else frozenset()
-        confinement = policies.confine(request, env.features, mcs_in_use=in_use)
+        confinement = policies.confine(opts, env.features, user=identity.user,
+                                      mcs_in_use=in_use)
     except Error as e:
         _refused("policy", e, opts)
         raise
@@ -344,7 +277,7 @@ def _audit_ctr(action: str, ctr: Container, outcome: str = "ok", **kw: Any) -> N
     )
 
 
-def run(opts: RunOptions, *, on_created: Callable[[Container], None] | None = None) -> int:
+def run(opts: ContainerSpec, *, on_created: Callable[[Container], None] | None = None) -> int:
     """``secpod run``: create, start, and (in the foreground) wait; return the exit status.
 
     Detached: returns 0 once the container runs under its monitor.
@@ -503,7 +436,7 @@ def _log_size_max(ctr: Container) -> int:
     return value if isinstance(value, int) and value > 0 else DEFAULT_SIZE_MAX
 
 
-def create_detached(opts: RunOptions) -> Container:
+def create_detached(opts: ContainerSpec) -> Container:
     """``secpod create``: bundle plus a conmon holding the created container."""
     env = _load_environment(opts)
     ctr = create(opts, env)

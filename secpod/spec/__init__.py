@@ -1,0 +1,122 @@
+"""The container spec: one typed request for one container (docs/runner.md).
+
+A :class:`ContainerSpec` is built once, from the command line today
+(:mod:`secpod.spec.flags`), later from a Kubernetes Pod or a unit file, and is
+the only thing the create pipeline reads: no raw flag string goes further than
+the module that parsed it. Every value in a spec is already checked for form
+(absolute paths, known capability names, known modes); what it is *allowed* to
+do is for the profile and the administrator's floor (:mod:`secpod.policies`).
+"""
+
+from __future__ import annotations
+
+from secpod._record import field, record
+
+# eq=False throughout: specs are never compared; spares the generated __eq__ and
+# __hash__ that every start-up would compile.
+
+
+@record(frozen=True, eq=False)
+class Process:
+    """The container's process as asked (the image's config fills in the rest)."""
+
+    command: tuple[str, ...] = ()                 # replaces the image's Cmd
+    entrypoint: tuple[str, ...] | None = None     # None: the image's; () clears it
+    env: tuple[tuple[str, str], ...] = ()          # (KEY, VALUE), in the order given
+    workdir: str | None = None                    # absolute
+    user: str | None = None                       # UID[:GID] or NAME[:GROUP], from the image
+    interactive: bool = False
+    tty: bool = False
+
+
+@record(frozen=True, eq=False)
+class Mount:
+    """One mount the user asks for.
+
+    ``bind``: ``source`` is an absolute, symlink-free host path that existed when the
+    spec was made. ``tmpfs``: no source; ``size`` in bytes and ``mode`` apply.
+    """
+
+    kind: str                       # "bind" | "tmpfs"
+    destination: str                # absolute, below /
+    source: str = ""
+    read_only: bool = False
+    size: int | None = None         # tmpfs only; None: the default (64 MiB)
+    mode: int | None = None         # tmpfs only; None: 0o1777
+    exec_: bool = False             # tmpfs only: programs may run from it (a weakening)
+
+
+@record(frozen=True, eq=False)
+class Security:
+    """What the run's flags change in the profile's confinement."""
+
+    cap_add: tuple[str, ...] = ()         # CAP_* names, or ALL
+    cap_drop: tuple[str, ...] = ()
+    seccomp: str | None = None            # "unconfined" or an absolute file path
+    no_new_privileges: bool | None = None  # None: as the profile says
+    label_disable: bool = False           # --security-opt label=disable
+    apparmor: str | None = None           # a profile name or "unconfined"
+    read_only: bool | None = None         # None: as the profile says
+
+
+@record(frozen=True, eq=False)
+class Resources:
+    """Resource requests; None: as the profile says. The tighter of the two applies,
+    and a looser request is a weakening the floor judges."""
+
+    pids_limit: int | None = None
+    memory: int | None = None        # bytes
+    cpu_shares: int | None = None
+
+
+@record(frozen=True, eq=False)
+class PortMapping:
+    """A published port (the networking issue fills these in)."""
+
+    container_port: int
+    host_port: int = 0
+    host_ip: str = "127.0.0.1"
+    protocol: str = "tcp"
+
+
+@record(frozen=True, eq=False)
+class ContainerSpec:
+    """Everything ``secpod run``/``create`` is asked."""
+
+    image: str
+    process: Process = field(default_factory=Process)
+    name: str | None = None
+    hostname: str | None = None        # None: the short container id
+    profile: str = "default"
+    runtime: str | None = None         # "crun" | "runc"; None: the configured default
+    detach: bool = False
+    auto_remove: bool = False
+    mounts: tuple[Mount, ...] = ()
+    security: Security = field(default_factory=Security)
+    network: str | None = None         # None: as the profile says; "none" | "host"
+    resources: Resources = field(default_factory=Resources)
+    ports: tuple[PortMapping, ...] = ()
+    pod: str | None = None
+    restart: str = "no"
+    log_size_max: int | None = None    # None: the profile's [logs] size_max
+
+    @property
+    def binds(self) -> tuple[Mount, ...]:
+        return tuple(m for m in self.mounts if m.kind == "bind")
+
+
+def unsupported(spec: ContainerSpec) -> list[str]:
+    """The spec's requests this version of secpod cannot honour (each refused, not
+    dropped): published ports, pods and restart policies come with later work."""
+    out = []
+    if spec.ports:
+        out.append("published ports")
+    if spec.pod is not None:
+        out.append("pods")
+    if spec.restart != "no":
+        out.append(f"restart policy {spec.restart!r}")
+    return out
+
+
+__all__ = ["ContainerSpec", "Mount", "PortMapping", "Process", "Resources", "Security",
+           "unsupported"]

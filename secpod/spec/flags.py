@@ -1,0 +1,390 @@
+"""The command line of ``run`` and ``create``, and the one parser of each flag's value.
+
+:func:`add_run_flags` declares the flags; :func:`spec_from_args` turns what argparse
+read into a :class:`~secpod.spec.ContainerSpec`. Each ``parse_*`` function owns one
+flag's syntax and raises UsageError (exit 2, or 125 from ``run``) naming the flag and
+the form it takes. Nothing after this module sees a flag's text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from secpod.errors import UsageError
+from secpod.spec import ContainerSpec, Mount, Process, Resources, Security
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+RUNTIMES = ("crun", "runc")
+NETWORKS = ("none", "loopback", "host")
+_SECURITY_OPTS = ("seccomp", "no-new-privileges", "label", "apparmor")
+_SECURITY_HINT = ("use seccomp=FILE, seccomp=unconfined, no-new-privileges[=true|false], "
+                  "label=disable or apparmor=NAME")
+MAX_ENV_FILE = 1 << 20
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    """The flags ``run`` and ``create`` share (Docker's spellings)."""
+    from secpod.cli._flags import bool_flag
+
+    # -h is --hostname, as in Docker; help is --help only.
+    p.add_argument("--help", action="help", help="show this help message and exit")
+    p.add_argument("-h", "--hostname", help="the container's host name (default: its short id)")
+    p.add_argument("--profile", default="default",
+                   help="security profile (strict, default, or one of yours); default: default")
+    p.add_argument("--name", help="a unique name for the container")
+    p.add_argument("--runtime", choices=RUNTIMES,
+                   help="the OCI runtime (default: secpod.toml's, else crun)")
+    bool_flag(p, "--rm", dest="auto_remove", help="remove the container when it exits")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY[=VALUE]",
+                   help="set an environment variable (KEY alone takes it from your environment)")
+    p.add_argument("--env-file", action="append", default=[], metavar="FILE",
+                   help="read KEY=VALUE lines from FILE (# comments; KEY alone as for -e)")
+    p.add_argument("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]",
+                   help="bind-mount a host path (the administrator's floor may forbid it)")
+    p.add_argument("--mount", action="append", default=[], metavar="type=bind|tmpfs,...",
+                   help="type=bind,source=SRC,target=DST[,readonly] or "
+                        "type=tmpfs,target=DST[,tmpfs-size=SIZE][,tmpfs-mode=MODE]")
+    p.add_argument("--tmpfs", action="append", default=[], metavar="DST[:OPTS]",
+                   help="a tmpfs at DST; OPTS: size=SIZE, mode=MODE, ro, exec")
+    p.add_argument("-w", "--workdir", help="working directory inside the container")
+    p.add_argument("-u", "--user", help="UID[:GID] or NAME[:GROUP] from the image")
+    bool_flag(p, "-i", "--interactive", dest="interactive", help="keep stdin attached")
+    bool_flag(p, "-t", "--tty", dest="tty", help="give the container a terminal")
+    p.add_argument("--entrypoint", help='replace the image\'s entrypoint ("" clears it)')
+    p.add_argument("--cap-add", action="append", default=[], metavar="CAP")
+    p.add_argument("--cap-drop", action="append", default=[], metavar="CAP")
+    p.add_argument("--security-opt", action="append", default=[], metavar="OPT",
+                   help="seccomp=FILE|unconfined, no-new-privileges=false, label=disable, "
+                        "apparmor=NAME")
+    bool_flag(p, "--read-only", dest="read_only", default=None,
+              help="read-only root filesystem (--read-only=false makes it writable)")
+    p.add_argument("--network", help="none (loopback only; the default) or host")
+    p.add_argument("--pids-limit", metavar="N", help="at most N processes (tighter than the "
+                   "profile's; looser is a weakening)")
+    p.add_argument("-m", "--memory", metavar="SIZE", help="memory limit, e.g. 256m")
+    p.add_argument("--cpu-shares", metavar="N", help="relative CPU weight (2-262144)")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD")
+
+
+def spec_from_args(args: argparse.Namespace, *, detach: bool) -> ContainerSpec:
+    """The spec of ``run``/``create`` as argparse read them; raises UsageError."""
+    entry = None
+    if args.entrypoint is not None:
+        entry = tuple(args.entrypoint.split()) if args.entrypoint else ()
+    if args.workdir is not None and not args.workdir.startswith("/"):
+        raise UsageError(f"the working directory {args.workdir!r} is not absolute",
+                         hint="use -w /PATH")
+    mounts = [parse_volume(v) for v in args.volume]
+    mounts += [parse_mount(m) for m in args.mount]
+    mounts += [parse_tmpfs(t) for t in args.tmpfs]
+    check_destinations(mounts)
+    security = parse_security_opts(args.security_opt)
+    return ContainerSpec(
+        image=args.image,
+        process=Process(
+            command=tuple(args.command),
+            entrypoint=entry,
+            env=parse_env(args.env, args.env_file),
+            workdir=args.workdir,
+            user=args.user,
+            interactive=args.interactive,
+            tty=args.tty,
+        ),
+        name=args.name,
+        hostname=None if args.hostname is None else check_hostname(args.hostname),
+        profile=args.profile,
+        runtime=args.runtime,
+        detach=detach,
+        auto_remove=args.auto_remove,
+        mounts=tuple(mounts),
+        security=Security(
+            cap_add=parse_caps(args.cap_add, "--cap-add"),
+            cap_drop=parse_caps(args.cap_drop, "--cap-drop"),
+            seccomp=security.seccomp,
+            no_new_privileges=security.no_new_privileges,
+            label_disable=security.label_disable,
+            apparmor=security.apparmor,
+            read_only=args.read_only,
+        ),
+        network=parse_network(args.network),
+        resources=Resources(
+            pids_limit=_positive(args.pids_limit, "--pids-limit"),
+            memory=None if args.memory is None else parse_size(args.memory, "--memory"),
+            cpu_shares=_cpu_shares(args.cpu_shares),
+        ),
+    )
+
+
+# -- environment -----------------------------------------------------------------------
+
+def parse_env(items: Iterable[str], files: Iterable[str] = (),
+              environ: Mapping[str, str] | None = None) -> tuple[tuple[str, str], ...]:
+    """``--env-file`` lines first, then ``-e`` (a later KEY wins, as in Docker). ``KEY``
+    alone takes the caller's value, and is left out when the caller has none."""
+    environ = os.environ if environ is None else environ
+    out: dict[str, str] = {}
+    for path in files:
+        for where, item in _env_file_lines(path):
+            _env_item(item, where, environ, out)
+    for item in items:
+        _env_item(item, "-e", environ, out)
+    return tuple(out.items())
+
+
+def _env_item(item: str, where: str, environ: Mapping[str, str], out: dict[str, str]) -> None:
+    key, sep, value = item.partition("=")
+    if not key or any(c.isspace() for c in key) or "\0" in item:
+        raise UsageError(f"invalid environment variable {item!r} ({where})",
+                         hint="use KEY=VALUE, or KEY alone to pass your own value")
+    if sep:
+        out[key] = value
+    elif key in environ:
+        out[key] = environ[key]
+
+
+def _env_file_lines(path: str) -> Iterable[tuple[str, str]]:
+    from secpod._files import TooLarge, read_limited
+
+    try:
+        data = read_limited(Path(path), MAX_ENV_FILE)
+    except TooLarge as e:
+        raise UsageError(f"--env-file {path} is larger than {MAX_ENV_FILE} bytes") from e
+    except OSError as e:
+        raise UsageError(f"cannot read --env-file {path}: {e.strerror}",
+                         hint="give a readable file of KEY=VALUE lines") from e
+    try:
+        text = data.decode()
+    except UnicodeDecodeError as e:
+        raise UsageError(f"--env-file {path} is not UTF-8 text") from e
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.lstrip()
+        if line and not line.startswith("#"):
+            yield f"--env-file {path}, line {n}", line
+
+
+# -- mounts ----------------------------------------------------------------------------
+
+def parse_volume(text: str) -> Mount:
+    """``-v SRC:DST[:ro|rw]``: a bind mount of an existing host path."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise UsageError(f"invalid volume {text!r}", hint="use -v /host/path:/container/path[:ro]")
+    mode = parts[2] if len(parts) == 3 else "rw"
+    if mode not in ("ro", "rw"):
+        raise UsageError(f"invalid volume mode {mode!r} in {text!r}", hint="use :ro or :rw")
+    return Mount("bind", check_destination(parts[1], text), bind_source(parts[0]),
+                 read_only=mode == "ro")
+
+
+def bind_source(src: str) -> str:
+    """An absolute, existing host path, symlinks resolved (the form the profile judges)."""
+    path = Path(src).expanduser()
+    if not path.is_absolute():
+        raise UsageError(f"the volume source {src!r} is not an absolute path",
+                         hint="named volumes are not supported; give a host path")
+    try:
+        return str(path.resolve(strict=True))
+    except (OSError, RuntimeError) as e:
+        raise UsageError(f"the volume source {src} does not exist",
+                         hint="create it first; secpod does not create host paths") from e
+
+
+def check_destination(dst: str, where: str) -> str:
+    if not dst.startswith("/") or dst == "/" or ".." in dst.split("/"):
+        raise UsageError(f"the mount destination {dst!r} in {where!r} must be an absolute "
+                         "path below /", hint="e.g. /data")
+    return os.path.normpath(dst)
+
+
+def parse_mount(text: str) -> Mount:
+    """``--mount type=bind,source=SRC,target=DST[,readonly]`` or
+    ``type=tmpfs,target=DST[,tmpfs-size=SIZE][,tmpfs-mode=MODE][,readonly]``."""
+    hint = ("use --mount type=bind,source=/host/path,target=/path[,readonly] or "
+            "type=tmpfs,target=/path[,tmpfs-size=64m][,tmpfs-mode=1777]")
+    opts: dict[str, str] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        key = {"src": "source", "dst": "target", "destination": "target",
+               "ro": "readonly"}.get(key.strip(), key.strip())
+        if key in opts:
+            raise UsageError(f"--mount {text!r} gives {key} twice", hint=hint)
+        if key == "readonly" and not sep:
+            value = "true"
+        opts[key] = value
+    kind = opts.pop("type", "volume")
+    target = opts.pop("target", "")
+    if not target:
+        raise UsageError(f"--mount {text!r} has no target", hint=hint)
+    dst = check_destination(target, text)
+    readonly = opts.pop("readonly", "false")
+    if readonly not in ("true", "false", "1", "0"):
+        raise UsageError(f"--mount {text!r}: readonly takes true or false", hint=hint)
+    ro = readonly in ("true", "1")
+    if kind == "bind":
+        if opts.pop("bind-propagation", "rprivate") != "rprivate":
+            raise UsageError(f"--mount {text!r}: only rprivate propagation is allowed",
+                             hint="a shared or slave mount would let mounts cross the sandbox")
+        source = opts.pop("source", "")
+        if not source:
+            raise UsageError(f"--mount {text!r} has no source", hint=hint)
+        mount = Mount("bind", dst, bind_source(source), read_only=ro)
+    elif kind == "tmpfs":
+        size = opts.pop("tmpfs-size", None)
+        mode = opts.pop("tmpfs-mode", None)
+        mount = Mount("tmpfs", dst, read_only=ro,
+                      size=None if size is None else parse_size(size, "tmpfs-size"),
+                      mode=None if mode is None else _mode(mode, text))
+    elif kind == "volume":
+        raise UsageError(f"--mount {text!r}: named volumes are not supported",
+                         hint="bind a host folder: type=bind,source=/host/path,target=/path")
+    else:
+        raise UsageError(f"--mount {text!r}: unknown type {kind!r}", hint=hint)
+    if opts:
+        raise UsageError(f"--mount {text!r}: unknown option {sorted(opts)[0]!r}", hint=hint)
+    return mount
+
+
+def parse_tmpfs(text: str) -> Mount:
+    """``--tmpfs DST[:size=SIZE,mode=MODE,ro,exec]`` (always nosuid and nodev)."""
+    dst, _, options = text.partition(":")
+    size = mode = None
+    ro = exe = False
+    for opt in filter(None, options.split(",")):
+        key, sep, value = opt.partition("=")
+        if key == "size" and sep:
+            size = parse_size(value, "--tmpfs size")
+        elif key == "mode" and sep:
+            mode = _mode(value, text)
+        elif opt in ("ro", "rw"):
+            ro = opt == "ro"
+        elif opt in ("exec", "noexec"):
+            exe = opt == "exec"
+        elif opt in ("nosuid", "nodev"):
+            continue
+        else:
+            raise UsageError(f"--tmpfs {text!r}: unsupported option {opt!r}",
+                             hint="options: size=SIZE, mode=MODE, ro, rw, exec, noexec "
+                                  "(suid and dev are never allowed)")
+    return Mount("tmpfs", check_destination(dst, text), read_only=ro, size=size, mode=mode,
+                 exec_=exe)
+
+
+def check_destinations(mounts: Iterable[Mount]) -> None:
+    seen: set[str] = set()
+    for m in mounts:
+        if m.destination in seen:
+            raise UsageError(f"two mounts at {m.destination}")
+        seen.add(m.destination)
+
+
+def _mode(value: str, where: str) -> int:
+    try:
+        mode = int(value, 8)
+    except ValueError:
+        mode = -1
+    if not 0 <= mode <= 0o7777 or mode & 0o6000:
+        raise UsageError(f"invalid tmpfs mode {value!r} in {where!r}",
+                         hint="an octal mode without setuid/setgid bits, e.g. 1777 or 700")
+    return mode
+
+
+# -- security --------------------------------------------------------------------------
+
+def parse_security_opts(opts: Iterable[str]) -> Security:
+    """``--security-opt`` values (the capability and read-only fields stay default)."""
+    seccomp = apparmor = None
+    nnp = None
+    label_disable = False
+    for opt in opts:
+        key, sep, value = opt.partition("=")
+        if not sep:
+            key, sep, value = opt.partition(":")   # Docker's older "seccomp:FILE"
+        if not sep and opt == "no-new-privileges":
+            key, sep, value = opt, "=", "true"
+        if not sep or key not in _SECURITY_OPTS or not value:
+            raise UsageError(f"unsupported --security-opt {opt!r}", hint=_SECURITY_HINT)
+        if key == "seccomp":
+            seccomp = value if value == "unconfined" else os.path.abspath(value)
+        elif key == "no-new-privileges":
+            if value not in ("true", "false"):
+                raise UsageError(f"--security-opt {opt!r}: use no-new-privileges=true|false")
+            nnp = value == "true"
+        elif key == "label":
+            if value != "disable":
+                raise UsageError(f"--security-opt {opt!r}: only label=disable is supported",
+                                 hint="the SELinux type comes from the profile")
+            label_disable = True
+        else:
+            apparmor = value
+    return Security(seccomp=seccomp, no_new_privileges=nnp, label_disable=label_disable,
+                    apparmor=apparmor)
+
+
+def parse_caps(names: Iterable[str], flag: str) -> tuple[str, ...]:
+    """CAP_* names (``net_raw``, ``NET_RAW`` and ``CAP_NET_RAW`` alike), or ALL."""
+    from secpod.policies import capabilities as caps_mod
+
+    out = []
+    for name in names:
+        if name.strip().upper() == "ALL":
+            out.append("ALL")
+            continue
+        try:
+            out.append(caps_mod.normalize(name))
+        except UsageError as e:
+            raise UsageError(f"{flag}: {e.message}", hint=e.hint) from e
+    return tuple(out)
+
+
+def parse_network(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if value not in NETWORKS:
+        raise UsageError(f"unsupported --network {value!r}",
+                         hint="use --network none (loopback only) or --network host")
+    return "none" if value == "loopback" else value
+
+
+def check_hostname(name: str) -> str:
+    """A host name the kernel takes (RFC 1123 labels, at most 64 bytes); raises UsageError."""
+    labels = name.split(".")
+    if (not name or len(name) > 64 or not all(
+            0 < len(lb) <= 63 and lb[0] != "-" and lb[-1] != "-"
+            and all(c.isascii() and (c.isalnum() or c == "-") for c in lb) for lb in labels)):
+        raise UsageError(f"invalid host name {name!r}",
+                         hint="letters, digits and '-' in dot-separated labels, at most 64 "
+                              "characters (-h/--hostname NAME)")
+    return name
+
+
+# -- resources -------------------------------------------------------------------------
+
+def parse_size(value: str, flag: str) -> int:
+    from secpod.errors import ProfileError
+    from secpod.policies.profile import parse_size as profile_size
+
+    try:
+        return profile_size(value, flag)
+    except ProfileError as e:
+        raise UsageError(e.message, hint=e.hint) from e
+
+
+def _positive(value: str | None, flag: str) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit() or int(value) <= 0:
+        raise UsageError(f"{flag} {value!r}: give a positive number")
+    return int(value)
+
+
+def _cpu_shares(value: str | None) -> int | None:
+    shares = _positive(value, "--cpu-shares")
+    if shares is not None and not 2 <= shares <= 262144:
+        raise UsageError(f"--cpu-shares {value}: give a number from 2 to 262144")
+    return shares
