@@ -10,6 +10,8 @@ import pytest
 from secpod.errors import HostError, MalformedInput, UsageError
 from secpod.sandbox import bundle, host, idmap, rootfs
 from secpod.sandbox.monitor import LogWriter
+from secpod.spec import Process
+from secpod.spec.flags import parse_env
 
 
 def test_subordinate_ranges_by_name_and_number(tmp_path: Path) -> None:
@@ -76,20 +78,18 @@ def test_find_executable_and_user_lookup(tmp_path: Path) -> None:
 
 def test_process_args_follow_docker_rules() -> None:
     cfg = {"Entrypoint": ["/entry"], "Cmd": ["default"]}
-    assert bundle.process_args(cfg, bundle.ProcessRequest()) == ["/entry", "default"]
-    assert bundle.process_args(cfg, bundle.ProcessRequest(command=("x",))) == ["/entry", "x"]
-    assert bundle.process_args(cfg, bundle.ProcessRequest(entrypoint=(), command=("sh",))) == ["sh"]
+    assert bundle.process_args(cfg, Process()) == ["/entry", "default"]
+    assert bundle.process_args(cfg, Process(command=("x",))) == ["/entry", "x"]
+    assert bundle.process_args(cfg, Process(entrypoint=(), command=("sh",))) == ["sh"]
     with pytest.raises(UsageError):
-        bundle.process_args({}, bundle.ProcessRequest())
+        bundle.process_args({}, Process())
 
 
 def test_process_env_merges_image_and_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FROM_HOST", "yes")
-    env = bundle.process_env(
-        {"Env": ["A=1", "PATH=/bin"]},
-        bundle.ProcessRequest(env=("A=2", "FROM_HOST", "UNSET_ONE")),
-        "h1",
-    )
+    # -e KEY alone is resolved where the spec is made (tests/unit/test_spec_flags.py)
+    process = Process(env=parse_env(["A=2", "FROM_HOST", "UNSET_ONE"]))
+    env = bundle.process_env({"Env": ["A=1", "PATH=/bin"]}, process, "h1")
     assert "A=2" in env and "PATH=/bin" in env and "FROM_HOST=yes" in env
     assert "HOSTNAME=h1" in env and not any(e.startswith("UNSET_ONE") for e in env)
 
