@@ -1,8 +1,9 @@
 """Confinement as data: profiles, capabilities, seccomp, LSM settings, the admin floor.
 
-The runner calls :func:`confine` with a :class:`RunRequest` and the host's
-features, and gets a :class:`Confinement`: OCI fragments to put into the
-bundle's ``config.json``, and a summary for the audit record.
+The runner calls :func:`confine` with a :class:`~secpod.spec.ContainerSpec` and the
+host's features, and gets a :class:`Confinement`: OCI fragments to put into the
+bundle's ``config.json``, and a summary for the audit record. One generator per
+hardening layer (:mod:`secpod.policies.layers`) makes the fragments.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from secpod._lazy import reexports
 
 # confine is eager: the function must shadow the submodule of the same name.
-from secpod.policies.confine import Confinement, RunRequest, confine
+from secpod.policies.confine import Confinement, confine
 from secpod.policies.profile import Profile, available, load, load_file
 from secpod.policies.seccomp import SeccompProfile, SeccompReport, compile_oci
 
@@ -33,7 +34,6 @@ __all__ = [
     "Finding",
     "FloorRule",
     "Profile",
-    "RunRequest",
     "SeccompProfile",
     "SeccompReport",
     "available",

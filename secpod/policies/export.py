@@ -10,7 +10,7 @@ import json
 
 from secpod.errors import UsageError
 from secpod.policies.capabilities import ALL_CAPS
-from secpod.policies.confine import Confinement, RunRequest, confine_profile
+from secpod.policies.confine import Confinement, confine_profile
 from secpod.policies.profile import Profile
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
@@ -61,7 +61,9 @@ def oci_config(conf: Confinement, *, args: tuple[str, ...] = ("/bin/sh",)) -> di
 
 def confinement_of(prof: Profile, host: HostFeatures) -> Confinement:
     """The profile's confinement on ``host``, with no run flags (and no floor: nothing runs)."""
-    return confine_profile(prof, RunRequest(profile=prof.name), host)
+    from secpod.spec import ContainerSpec
+
+    return confine_profile(prof, ContainerSpec(image="", profile=prof.name), host)
 
 
 def seccomp_json(prof: Profile, arch: str) -> dict[str, Any] | None:

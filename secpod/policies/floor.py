@@ -32,11 +32,31 @@ else. It says, per user, per group, or for everyone::
     [logs]
     size_max = "50m"             # no profile may keep a larger container log (for everyone)
 
-Run flags (the ``flag`` of :class:`~secpod.policies.confine.Weakening`):
-``cap-add``, ``seccomp``, ``seccomp=unconfined``, ``no-new-privileges=false``,
-``label=disable``, ``apparmor=unconfined``, ``read-only=false``,
-``network=host``, ``volume``. A request below the floor is refused with the
-rule that refused it; it is never raised silently to meet the floor.
+    [runtimes]
+    allowed = ["crun"]           # the OCI runtimes anyone may use (for everyone)
+
+Run flags (the ``flag`` of :class:`~secpod.policies.confine.Weakening`, which
+:func:`~secpod.policies.confine.weakenings` finds in the container spec):
+
+- ``cap-add``: ``--cap-add`` adds a capability the profile does not grant;
+- ``seccomp``: ``--security-opt seccomp=FILE`` replaces the profile's filter;
+- ``seccomp=unconfined``: no seccomp filter where the profile has one;
+- ``no-new-privileges=false``: setuid binaries may gain privilege;
+- ``label=disable``: no SELinux label where the profile sets one;
+- ``apparmor=unconfined``: no AppArmor profile where the profile sets one;
+- ``read-only=false``: a writable root where the profile makes it read-only;
+- ``network=host``: the host's network namespace;
+- ``volume``: each bind mount (``-v``, ``--mount type=bind``);
+- ``tmpfs-exec``: each tmpfs the run asks with ``exec`` (programs may run from it);
+- ``pids-limit``, ``memory``, ``cpu-shares``: a ``--pids-limit``, ``-m`` or
+  ``--cpu-shares`` above the profile's.
+
+A flag passes where the rule lists it in ``may_weaken``, or where the profile with the
+flag applied still meets the rule's ``minimum``. ``volume`` is governed by
+``mounts.never`` and the profile's bind sources instead; ``tmpfs-exec`` has no axis in
+the profile comparison, so it passes only through ``may_weaken``; ``network=host`` is
+refused unless listed (and without any policy file). A request below the floor is
+refused with the rule that refused it; it is never raised silently to meet the floor.
 """
 
 from __future__ import annotations
@@ -55,13 +75,25 @@ TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
     from typing import Any
 
-    from secpod.policies.confine import RunRequest, Weakening
+    from secpod.policies.confine import Weakening
     from secpod.policies.profile import Profile
+    from secpod.spec import ContainerSpec
 
 POLICY_FILE = paths.ADMIN_DIR / "policy.toml"
 FLAGS = ("cap-add", "seccomp", "seccomp=unconfined", "no-new-privileges=false",
-         "label=disable", "apparmor=unconfined", "read-only=false", "network=host", "volume")
-_TOP = {"floor", "mounts", "trust", "pam", "audit", "logs"}
+         "label=disable", "apparmor=unconfined", "read-only=false", "network=host", "volume",
+         "tmpfs-exec", "pids-limit", "memory", "cpu-shares")
+# Flags the profile comparison has no axis for: only may_weaken lets them pass.
+_ONLY_BY_NAME = ("tmpfs-exec",)
+# How a refusal names a flag where it is not --FLAG (e.g. --cap-add).
+_SPELLED = {
+    "seccomp": "--security-opt seccomp=FILE",
+    **{f: f"--security-opt {f}" for f in ("seccomp=unconfined", "no-new-privileges=false",
+                                            "label=disable", "apparmor=unconfined")},
+    "read-only=false": "--read-only=false",
+    "tmpfs-exec": "--tmpfs with exec",
+}
+_TOP = {"floor", "mounts", "trust", "pam", "audit", "logs", "runtimes"}
 _RULE = {"minimum", "allowed", "may_weaken"}
 
 
@@ -89,6 +121,7 @@ class AdminPolicy:
     audit_collector: Path | None = None
     audit_required: bool = False
     log_size_max: int | None = None
+    runtimes: tuple[str, ...] | None = None      # None: any runtime secpod supports
 
     def rules_for(self, user: str) -> list[FloorRule]:
         """The rules that apply to ``user``: their own, else their groups', else the default."""
@@ -222,7 +255,21 @@ def parse_admin_policy(path: Path, text: str) -> AdminPolicy:
         pam_service=service,
         audit_collector=Path(collector) if collector else None,
         audit_required=required,
+        runtimes=_runtimes(path, doc.get("runtimes", {})),
     )
+
+
+def _runtimes(path: Path, table: Any) -> tuple[str, ...] | None:
+    if not isinstance(table, dict) or set(table) - {"allowed"}:
+        raise _err(path, "[runtimes] takes one key: allowed")
+    allowed = table.get("allowed")
+    if allowed is None:
+        return None
+    if (not isinstance(allowed, list) or not allowed
+            or not all(isinstance(a, str) and a and "/" not in a for a in allowed)):
+        raise _err(path, "runtimes.allowed must be a non-empty list of runtime names",
+                   'e.g. allowed = ["crun"]')
+    return tuple(allowed)
 
 
 def _log_size_max(path: Path, logs: Any) -> int | None:
@@ -301,19 +348,19 @@ def _at_or_above(prof: Profile, rule: FloorRule, arch: str,
     return reasons
 
 
-def _with_flag(prof: Profile, w: Weakening, request: RunRequest) -> Profile:
+def _with_flag(prof: Profile, w: Weakening, spec: ContainerSpec) -> Profile:
     """``prof`` with one weakening run flag applied (for the floor's comparison)."""
     from secpod.policies import seccomp as seccomp_mod
 
+    sec = spec.security
     if w.flag == "cap-add":
-        return replace(prof, capabilities=caps_mod.apply(prof.capabilities, request.cap_add,
-                                                         request.cap_drop))
+        return replace(prof, capabilities=caps_mod.apply(prof.capabilities, sec.cap_add,
+                                                         sec.cap_drop))
     if w.flag == "seccomp=unconfined":
         return replace(prof, seccomp=None, seccomp_source="unconfined")
-    if w.flag == "seccomp":
-        value = next(o.partition("=")[2] for o in request.security_opts
-                     if o.startswith("seccomp"))
-        return replace(prof, seccomp=seccomp_mod.load(Path(value)), seccomp_source=value)
+    if w.flag == "seccomp" and sec.seccomp is not None:
+        return replace(prof, seccomp=seccomp_mod.load(Path(sec.seccomp)),
+                       seccomp_source=sec.seccomp)
     if w.flag == "no-new-privileges=false":
         return replace(prof, no_new_privileges=False)
     if w.flag == "label=disable":
@@ -324,6 +371,12 @@ def _with_flag(prof: Profile, w: Weakening, request: RunRequest) -> Profile:
         return replace(prof, read_only_root=False)
     if w.flag == "network=host":
         return replace(prof, network="host")
+    if w.flag == "pids-limit":
+        return replace(prof, pids_limit=spec.resources.pids_limit)
+    if w.flag == "memory":
+        return replace(prof, memory_limit=spec.resources.memory)
+    if w.flag == "cpu-shares":
+        return replace(prof, cpu_shares=spec.resources.cpu_shares)
     return prof
 
 
@@ -381,6 +434,25 @@ def check_mount(policy: AdminPolicy, user: str, source: str) -> None:
                                   "mount a folder that holds only what the container needs")
 
 
+def check_runtime(name: str, user: str | None, *, policy: AdminPolicy | None = None) -> None:
+    """Refuse an OCI runtime that the policy's ``[runtimes] allowed`` does not list.
+
+    ``name``: the runtime that would run the container (``crun``, ``runc``), the
+    configured default already resolved; ``user``: the invoking user (default: the real
+    user); ``policy``: the parsed policy (default: :data:`POLICY_FILE`'s). Without a
+    policy or a ``[runtimes]`` table, every runtime secpod supports is allowed. Raises
+    FloorRefused naming the rule and the runtimes allowed, AdminPolicyError for a
+    malformed or unsafe policy file.
+    """
+    policy = policy if policy is not None else load_admin_policy()
+    if policy is None or policy.runtimes is None or name in policy.runtimes:
+        return
+    allowed = ", ".join(policy.runtimes)
+    raise _refuse(policy, "runtimes.allowed", invoking_user(user),
+                  f"the OCI runtime {name} is not allowed (allowed: {allowed})",
+                  f"use --runtime {policy.runtimes[0]}, or ask the administrator")
+
+
 def check_pam(policy: AdminPolicy, user: str) -> None:
     """Ask the PAM service's account stack whether ``user`` may run containers."""
     if not policy.pam_service:
@@ -416,14 +488,17 @@ def invoking_user(request_user: str | None) -> str:
         return str(os.getuid())
 
 
-def check(prof: Profile, request: RunRequest, weakenings: list[Weakening], arch: str,
-          policy: AdminPolicy | None = None) -> AdminPolicy | None:
-    """Apply the floor to a request. Raises FloorRefused naming the rule; returns the policy.
+def check(prof: Profile, spec: ContainerSpec, weakenings: list[Weakening], arch: str, *,
+          user: str | None = None, policy: AdminPolicy | None = None) -> AdminPolicy | None:
+    """Apply the floor to a container spec and its weakenings of ``prof``; return the policy.
 
-    Without an administrator's policy, only ``--network host`` is refused.
+    ``user``: the invoking user's name (default: the real user's); ``policy``: the parsed
+    policy (default: :data:`POLICY_FILE`'s). Without an administrator's policy, only
+    ``--network host`` is refused. Raises FloorRefused naming the rule, AdminPolicyError
+    for a malformed or unsafe policy file.
     """
     policy = policy if policy is not None else load_admin_policy()
-    user = invoking_user(request.user)
+    user = invoking_user(user)
     if policy is None:
         if any(w.flag == "network=host" for w in weakenings):
             raise FloorRefused("--network host is refused: no administrator's policy allows it",
@@ -431,8 +506,8 @@ def check(prof: Profile, request: RunRequest, weakenings: list[Weakening], arch:
         return None
     check_pam(policy, user)
     check_log_size(policy, user, prof)
-    for src, _, _ in request.volumes:
-        check_mount(policy, user, src)
+    for m in spec.binds:
+        check_mount(policy, user, m.source)
     rules = policy.rules_for(user)
     if not rules:
         if any(w.flag == "network=host" for w in weakenings):
@@ -461,15 +536,17 @@ def check(prof: Profile, request: RunRequest, weakenings: list[Weakening], arch:
         if w.flag == "volume":
             continue    # mounts are governed by mounts.never and the profile's bind sources
         # Without may_weaken, a flag passes only if the run it makes still meets a
-        # rule's minimum; an allowed-list rule cannot judge a flag, so it refuses.
-        weakened = _with_flag(prof, w, request)
-        still = [r for r in passing
-                 if r.minimum is not None and not _at_or_above(weakened, r, arch, user)]
+        # rule's minimum; an allowed-list rule cannot judge a flag, so it refuses, and
+        # neither can a minimum judge a flag the comparison has no axis for.
+        weakened = _with_flag(prof, w, spec)
+        still = [] if w.flag in _ONLY_BY_NAME else [
+            r for r in passing
+            if r.minimum is not None and not _at_or_above(weakened, r, arch, user)]
         if not still:
             why = next((_at_or_above(weakened, r, arch, user) for r in passing
                         if r.minimum is not None), [])
             raise _refuse(policy, passing[0].scope, user,
-                          f"--{w.flag if '=' not in w.flag else 'security-opt ' + w.flag} "
+                          f"{_SPELLED.get(w.flag, '--' + w.flag)} "
                           f"weakens profile {prof.name} ({w.detail}), and the floor does not "
                           "let this flag weaken it" + (": " + "; ".join(why[:4]) if why else ""),
                           f'the administrator may allow it with may_weaken = ["{w.flag}"]')

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from collections.abc import Iterator
@@ -11,21 +10,21 @@ from typing import Any
 
 import pytest
 
-from secpod.policies import RunRequest, _cache, confine
+from secpod.policies import _cache, confine
 from secpod.policies import seccomp as seccomp_mod
+from secpod.policies.layers import seccomp as seccomp_layer
 from secpod.sandbox.host import CgroupMode, HostFeatures
+from secpod.spec import ContainerSpec
 
 HOST = HostFeatures(cgroup_mode=CgroupMode.HYBRID, cgroup_delegated=False,
                     selinux_enabled=False, apparmor_enabled=False,
                     apparmor_profiles=frozenset(), seccomp=True, arch="amd64")
-# The package's `confine` is the function; the module holds the per-process memo.
-confine_mod = importlib.import_module("secpod.policies.confine")
 
 
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(confine_mod, "_REPORTS", {})
+    monkeypatch.setattr(seccomp_layer, "_REPORTS", {})
     yield tmp_path / "cache" / "secpod"
 
 
@@ -44,8 +43,9 @@ def compiles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def _strict_summary() -> dict[str, Any]:
-    confine_mod._REPORTS.clear()  # a new process: only the user's cache remembers
-    summary: dict[str, Any] = confine(RunRequest(profile="strict"), HOST).summary["seccomp"]
+    seccomp_layer._REPORTS.clear()  # a new process: only the user's cache remembers
+    spec = ContainerSpec(image="busybox", profile="strict")
+    summary: dict[str, Any] = confine(spec, HOST).summary["seccomp"]
     return summary
 
 
@@ -136,6 +136,6 @@ def test_cache_functions_survive_an_unusable_folder(tmp_path: Path,
 
 @pytest.mark.parametrize("profile", ["strict", "default"])
 def test_recounting_agrees_with_a_compile(profile: str) -> None:
-    oci = confine(RunRequest(profile=profile), HOST).linux["seccomp"]
+    oci = confine(ContainerSpec(image="busybox", profile=profile), HOST).linux["seccomp"]
     report = seccomp_mod.compile_oci(oci, profile)
     assert seccomp_mod.resolution(oci) == (report.rules, report.unresolved)

@@ -9,8 +9,9 @@ import pytest
 
 from secpod._record import replace
 from secpod.errors import FloorRefused, HostError, NotFound, ProfileError, Refused, UsageError
-from secpod.policies import Confinement, RunRequest, confine, load
+from secpod.policies import Confinement, confine, load
 from secpod.sandbox.host import CgroupMode, HostFeatures
+from secpod.spec import ContainerSpec, Mount, Resources, Security
 
 PODMAN_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
                "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
@@ -20,6 +21,16 @@ PODMAN_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP
 HOST = HostFeatures(cgroup_mode=CgroupMode.HYBRID, cgroup_delegated=False,
                     selinux_enabled=False, apparmor_enabled=False,
                     apparmor_profiles=frozenset(), seccomp=True, arch="amd64")
+
+
+def spec(profile: str = "default", **kw: object) -> ContainerSpec:
+    """A container spec of an image that does not matter here (confine never reads it)."""
+    return ContainerSpec(image="busybox", profile=profile, **kw)  # type: ignore[arg-type]
+
+
+def binds(*volumes: tuple[str, str, bool]) -> tuple[Mount, ...]:
+    """-v SRC:DST[:ro] mounts as a spec holds them (sources as given, not resolved)."""
+    return tuple(Mount("bind", dst, src, read_only=ro) for src, dst, ro in volumes)
 
 
 @pytest.fixture
@@ -41,7 +52,7 @@ def test_builtins_load() -> None:
 
 
 def test_strict_confinement() -> None:
-    c = confine(RunRequest(profile="strict"), HOST)
+    c = confine(spec("strict"), HOST)
     caps = c.process["capabilities"]
     assert all(caps[k] == [] for k in ("bounding", "effective", "permitted", "inheritable",
                                        "ambient"))
@@ -68,7 +79,7 @@ def test_strict_confinement() -> None:
 
 
 def test_default_confinement() -> None:
-    c = confine(RunRequest(), HOST)
+    c = confine(spec(), HOST)
     assert c.profile == "default" and not c.root_readonly and not c.require_signed
     assert c.process["capabilities"]["bounding"] == PODMAN_CAPS
     assert c.process["capabilities"]["effective"] == PODMAN_CAPS
@@ -77,23 +88,23 @@ def test_default_confinement() -> None:
 
 
 def test_profile_hash_is_stable_and_tracks_settings() -> None:
-    a = confine(RunRequest(profile="strict"), HOST)
-    b = confine(RunRequest(profile="strict"), HOST)
-    c = confine(RunRequest(profile="strict", cap_add=("NET_BIND_SERVICE",)), HOST)
+    a = confine(spec("strict"), HOST)
+    b = confine(spec("strict"), HOST)
+    c = confine(spec("strict", security=Security(cap_add=("NET_BIND_SERVICE",))), HOST)
     assert a.profile_hash == b.profile_hash != c.profile_hash
     assert a.profile_hash.startswith("sha256:") and len(a.profile_hash) == 71
 
 
 def test_cap_flags() -> None:
-    c = confine(RunRequest(cap_drop=("ALL",), cap_add=("net_bind_service",)), HOST)
+    c = confine(spec(security=Security(cap_drop=("ALL",), cap_add=("net_bind_service",))), HOST)
     assert c.process["capabilities"]["bounding"] == ["CAP_NET_BIND_SERVICE"]
     with pytest.raises(UsageError, match="unknown capability 'CAP_FLY'"):
-        confine(RunRequest(cap_add=("CAP_FLY",)), HOST)
+        confine(spec(security=Security(cap_add=("CAP_FLY",))), HOST)
 
 
 def test_cap_add_changes_seccomp_resolution() -> None:
-    plain = confine(RunRequest(), HOST).linux["seccomp"]
-    more = confine(RunRequest(cap_add=("SYS_PTRACE",)), HOST).linux["seccomp"]
+    plain = confine(spec(), HOST).linux["seccomp"]
+    more = confine(spec(security=Security(cap_add=("SYS_PTRACE",))), HOST).linux["seccomp"]
 
     def allowed(s: dict) -> set[str]:
         return {n for e in s["syscalls"] if e["action"] == "SCMP_ACT_ALLOW" for n in e["names"]}
@@ -102,27 +113,28 @@ def test_cap_add_changes_seccomp_resolution() -> None:
 
 
 def test_security_opts() -> None:
-    c = confine(RunRequest(security_opts=("seccomp=unconfined", "no-new-privileges=false")),
-                HOST)
+    c = confine(spec(security=Security(seccomp="unconfined", no_new_privileges=False)), HOST)
     assert "seccomp" not in c.linux and c.process["noNewPrivileges"] is False
     assert c.summary["seccomp"] == {"enabled": False, "source": "unconfined", "rules": 0,
                                     "bpf_instructions": 0, "default": None, "unresolved": []}
-    with pytest.raises(UsageError, match="unsupported --security-opt"):
-        confine(RunRequest(security_opts=("privileged=true",)), HOST)
+    assert list(c.weakened) == ["seccomp=unconfined: no seccomp filter",
+                                       "no-new-privileges=false: setuid binaries may gain "
+                                       "privilege"]
+    # (the syntax of --security-opt, e.g. "privileged=true" refused: test_spec_flags.py)
 
 
 def test_security_opt_seccomp_file(tmp_path: Path) -> None:
     f = tmp_path / "mine.json"
     f.write_text(json.dumps({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
         {"names": ["read", "write", "exit_group"], "action": "SCMP_ACT_ALLOW"}]}))
-    c = confine(RunRequest(security_opts=(f"seccomp={f}",)), HOST)
+    c = confine(spec(security=Security(seccomp=str(f))), HOST)
     assert c.linux["seccomp"]["syscalls"] == [
         {"names": ["read", "write", "exit_group"], "action": "SCMP_ACT_ALLOW"}]
     assert c.summary["seccomp"]["rules"] == 3
     f.write_text(json.dumps({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
         {"names": ["reed"], "action": "SCMP_ACT_ALLOW"}]}))
     with pytest.raises(ProfileError, match="unknown syscall 'reed'"):
-        confine(RunRequest(security_opts=(f"seccomp={f}",)), HOST)
+        confine(spec(security=Security(seccomp=str(f))), HOST)
 
 
 def test_volumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -131,31 +143,31 @@ def test_volumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data.mkdir()
     link = tmp_path / "link"
     link.symlink_to(data)
-    c = confine(RunRequest(volumes=((str(link), "/data", True),)), HOST)
+    c = confine(spec(mounts=binds((str(link), "/data", True))), HOST)
     assert c.mounts == ({"destination": "/data", "type": "bind", "source": str(data),
                          "options": ["rbind", "ro", "nosuid", "nodev", "rprivate"]},)
     with pytest.raises(UsageError, match="does not exist"):
-        confine(RunRequest(volumes=((str(tmp_path / "nope"), "/d", False),)), HOST)
+        confine(spec(mounts=binds((str(tmp_path / "nope"), "/d", False))), HOST)
     with pytest.raises(UsageError, match="absolute path below /"):
-        confine(RunRequest(volumes=((str(data), "relative", False),)), HOST)
+        confine(spec(mounts=binds((str(data), "relative", False))), HOST)
     # strict allows bind sources under ~, /tmp and /var/tmp only
     with pytest.raises(Refused, match="does not allow bind mounts from /etc"):
-        confine(RunRequest(profile="strict", volumes=(("/etc", "/e", True),)), HOST)
-    ok = confine(RunRequest(profile="strict", volumes=((str(data), "/d", False),)), HOST)
+        confine(spec("strict", mounts=binds(("/etc", "/e", True))), HOST)
+    ok = confine(spec("strict", mounts=binds((str(data), "/d", False))), HOST)
     assert ok.mounts[-1]["source"] == str(data)
 
 
 def test_network() -> None:
-    assert confine(RunRequest(network="none"), HOST).summary["network"] == "loopback"
+    assert confine(spec(network="none"), HOST).summary["network"] == "loopback"
     with pytest.raises(FloorRefused, match="--network host"):
-        confine(RunRequest(network="host"), HOST)
+        confine(spec(network="host"), HOST)
     with pytest.raises(UsageError):
-        confine(RunRequest(network="bridge"), HOST)
+        confine(spec(network="bridge"), HOST)
 
 
 def test_unknown_profile() -> None:
     with pytest.raises(NotFound, match="no profile named 'nosuch'"):
-        confine(RunRequest(profile="nosuch"), HOST)
+        confine(spec("nosuch"), HOST)
 
 
 @pytest.mark.parametrize("table", ["selinux", "apparmor", "limits"])
@@ -163,11 +175,11 @@ def test_required_refuses_and_if_available_records(user_profiles: Path, table: s
     (user_profiles / "must.toml").write_text(
         f'extends = "strict"\n[{table}]\nenforce = "required"\n')
     with pytest.raises(HostError) as e:
-        confine(RunRequest(profile="must"), HOST)
+        confine(spec("must"), HOST)
     assert "requires" in e.value.message and e.value.hint
     (user_profiles / "may.toml").write_text(
         f'extends = "strict"\n[{table}]\nenforce = "if-available"\n')
-    c = confine(RunRequest(profile="may"), HOST)
+    c = confine(spec("may"), HOST)
     word = {"selinux": "SELinux", "apparmor": "AppArmor", "limits": "pids limit"}[table]
     assert any(u.startswith(word) for u in c.unenforced)
     assert c.summary["unenforced"] == list(c.unenforced)
@@ -175,7 +187,7 @@ def test_required_refuses_and_if_available_records(user_profiles: Path, table: s
 
 def test_resources_only_where_enforceable() -> None:
     v2 = replace(HOST, cgroup_mode=CgroupMode.V2, cgroup_delegated=True)
-    c = confine(RunRequest(profile="strict"), v2)
+    c = confine(spec("strict"), v2)
     assert c.linux["resources"] == {"pids": {"limit": 512}, "memory": {"limit": 1 << 30},
                                     "cpu": {"shares": 1024}}
     assert not any("limit" in u for u in c.unenforced)
@@ -184,7 +196,7 @@ def test_resources_only_where_enforceable() -> None:
 def test_lsms_where_available() -> None:
     host = replace(HOST, selinux_enabled=True, apparmor_enabled=True,
                    apparmor_profiles=frozenset({"secpod-strict"}))
-    c = confine(RunRequest(profile="strict"), host, mcs_in_use=frozenset())
+    c = confine(spec("strict"), host, mcs_in_use=frozenset())
     label = c.process["selinuxLabel"]
     assert label.startswith("system_u:system_r:container_t:s0:c")
     level = label.split(":", 3)[3]
@@ -231,12 +243,14 @@ def _config(c: Confinement) -> dict:
 
 
 @pytest.mark.parametrize("request_", [
-    RunRequest(profile="strict"),
-    RunRequest(profile="default"),
-    RunRequest(profile="strict", cap_add=("CHOWN",), volumes=(("/tmp", "/t", True),)),  # noqa: S108
-    RunRequest(profile="default", security_opts=("seccomp=unconfined",)),
+    spec("strict"),
+    spec("default"),
+    spec("strict", security=Security(cap_add=("CHOWN",)), mounts=(
+        *binds(("/tmp", "/t", True)), Mount("tmpfs", "/scratch", size=1 << 20, mode=0o700))),
+    spec("default", security=Security(seccomp="unconfined"),
+         resources=Resources(pids_limit=10, memory=64 << 20, cpu_shares=512)),
 ], ids=["strict", "default", "strict-flags", "default-unconfined"])
-def test_config_validates_against_oci_schema(shared: Path, request_: RunRequest) -> None:
+def test_config_validates_against_oci_schema(shared: Path, request_: ContainerSpec) -> None:
     validator = _validator(shared)
     for host in (HOST, replace(HOST, cgroup_mode=CgroupMode.V2, cgroup_delegated=True,
                                selinux_enabled=True)):
@@ -246,6 +260,28 @@ def test_config_validates_against_oci_schema(shared: Path, request_: RunRequest)
 
 
 def test_schema_validator_catches_a_bad_config(shared: Path) -> None:
-    config = _config(confine(RunRequest(profile="strict"), HOST))
+    config = _config(confine(spec("strict"), HOST))
     config["linux"]["seccomp"]["defaultAction"] = "SCMP_ACT_MAYBE"
     assert list(_validator(shared).iter_errors(config))
+
+
+def test_user_tmpfs_and_resource_requests() -> None:
+    v2 = replace(HOST, cgroup_mode=CgroupMode.V2, cgroup_delegated=True)
+    asked = spec("strict", mounts=(Mount("tmpfs", "/scratch", size=1 << 20),
+                                   Mount("tmpfs", "/bin2", exec_=True)),
+                 resources=Resources(pids_limit=10, memory=2 << 30))
+    c = confine(asked, v2)
+    assert c.weakened == ("tmpfs-exec: programs may run from the tmpfs at /bin2",
+                          "memory: memory limit 2147483648, above the profile's 1073741824")
+    assert c.profile_label == "strict+2"
+    assert c.linux["resources"] == {"pids": {"limit": 10}, "memory": {"limit": 2 << 30},
+                                    "cpu": {"shares": 1024}}
+    assert [m["options"] for m in c.mounts[-2:]] == [
+        ["nosuid", "nodev", "noexec", "mode=1777", "size=1048576"],
+        ["nosuid", "nodev", "mode=1777", "size=67108864"]]
+    assert c.summary["limits"] == {"pids": 10, "memory": 2 << 30, "cpu_shares": 1024}
+    here = confine(spec("strict", resources=Resources(pids_limit=10)), HOST)
+    assert "pids limit 10: cgroups are in hybrid mode, rootless limits are not enforced" \
+        in here.unenforced and here.weakened == ()
+    # the hash covers what the bundle sets: a limit this host cannot set is not among it
+    assert here.profile_hash == confine(spec("strict"), HOST).profile_hash

@@ -9,9 +9,16 @@ from pathlib import Path
 import pytest
 
 from secpod.errors import AdminPolicyError, FloorRefused
-from secpod.policies import RunRequest, load
+from secpod.policies import load
 from secpod.policies.confine import weakenings
-from secpod.policies.floor import AdminPolicy, check, load_admin_policy, parse_admin_policy
+from secpod.policies.floor import (
+    AdminPolicy,
+    check,
+    check_runtime,
+    load_admin_policy,
+    parse_admin_policy,
+)
+from secpod.spec import ContainerSpec, Mount, Resources, Security
 
 USER = os.environ.get("SECPOD_TEST_USER", "secpodtest")
 
@@ -21,9 +28,18 @@ def policy(text: str) -> AdminPolicy:
 
 
 def run(pol: AdminPolicy, profile: str = "strict", **kw: object) -> None:
-    req = RunRequest(profile=profile, user=USER, **kw)  # type: ignore[arg-type]
+    """Judge a spec of ``profile`` with ``kw`` (ContainerSpec fields) for USER."""
+    spec = ContainerSpec(image="busybox", profile=profile, **kw)  # type: ignore[arg-type]
     prof = load(profile)
-    check(prof, req, weakenings(prof, req), "amd64", policy=pol)
+    check(prof, spec, weakenings(prof, spec), "amd64", user=USER, policy=pol)
+
+
+def sec(**kw: object) -> Security:
+    return Security(**kw)  # type: ignore[arg-type]
+
+
+def volume(src: str, dst: str, ro: bool = False) -> tuple[Mount, ...]:
+    return (Mount("bind", dst, src, read_only=ro),)
 
 
 @pytest.fixture
@@ -78,33 +94,33 @@ def test_user_rule_replaces_the_default_and_groups_unite() -> None:
 def test_flags_below_the_floor_need_may_weaken() -> None:
     pol = policy('[floor]\nminimum = "strict"\n')
     with pytest.raises(FloorRefused, match=r"--cap-add weakens profile strict \(CAP_CHOWN\)"):
-        run(pol, cap_add=("CHOWN",))
+        run(pol, security=sec(cap_add=("CHOWN",)))
     with pytest.raises(FloorRefused, match="seccomp=unconfined"):
-        run(pol, security_opts=("seccomp=unconfined",))
+        run(pol, security=sec(seccomp="unconfined"))
     with pytest.raises(FloorRefused, match="no-new-privileges=false"):
-        run(pol, security_opts=("no-new-privileges=false",))
-    with pytest.raises(FloorRefused, match="read-only=false"):
-        run(pol, read_only=False)
+        run(pol, security=sec(no_new_privileges=False))
+    with pytest.raises(FloorRefused, match=r"--read-only=false weakens profile strict"):
+        run(pol, security=sec(read_only=False))
     with pytest.raises(FloorRefused, match="--network host is not allowed"):
         run(pol, network="host")
-    run(pol, cap_drop=("ALL",))                       # tightening is always fine
+    run(pol, security=sec(cap_drop=("ALL",)))                       # tightening is always fine
     allowing = policy('[floor]\nminimum = "strict"\n'
                       'may_weaken = ["cap-add", "read-only=false", "network=host"]\n')
-    run(allowing, cap_add=("CHOWN",), read_only=False, network="host")
+    run(allowing, security=sec(cap_add=("CHOWN",), read_only=False), network="host")
 
 
 def test_flags_that_stay_above_the_floor_pass() -> None:
     pol = policy('[floor]\nminimum = "default"\n')
-    run(pol, "strict", read_only=False, cap_add=("CHOWN",))
+    run(pol, "strict", security=sec(read_only=False, cap_add=("CHOWN",)))
     with pytest.raises(FloorRefused, match="CAP_SYS_ADMIN"):
-        run(pol, "default", cap_add=("SYS_ADMIN",))
+        run(pol, "default", security=sec(cap_add=("SYS_ADMIN",)))
 
 
 def test_network_host_without_any_policy_is_refused() -> None:
     prof = load("default")
-    req = RunRequest(network="host", user=USER)
+    spec = ContainerSpec(image="busybox", network="host")
     with pytest.raises(FloorRefused, match="no administrator's policy allows it"):
-        check(prof, req, weakenings(prof, req), "amd64", policy=None)
+        check(prof, spec, weakenings(prof, spec), "amd64", user=USER, policy=None)
 
 
 def test_never_mount(tmp_path: Path) -> None:
@@ -112,17 +128,17 @@ def test_never_mount(tmp_path: Path) -> None:
     pol = policy('[mounts]\nnever = ["/", "/etc", "/var/run/*.sock", "~/.ssh"]\n')
     for src in ("/", "/etc", "/etc/ssh", str(home / ".ssh"), str(home)):
         with pytest.raises(FloorRefused, match="may not be mounted") as e:
-            run(pol, "default", volumes=((src, "/mnt", True),))
+            run(pol, "default", mounts=volume(src, "/mnt", True))
         assert "mounts.never" in e.value.message
     link = tmp_path / "innocent"
     link.symlink_to("/etc")
     with pytest.raises(FloorRefused, match="matches /etc"):
-        run(pol, "default", volumes=((str(link), "/mnt", True),))
+        run(pol, "default", mounts=volume(str(link), "/mnt", True))
     sock = tmp_path / "run"          # /var/run/*.sock also catches /run/x.sock
     assert Path("/var/run").resolve() == Path("/run")
     with pytest.raises(FloorRefused, match=r"matches /var/run/\*\.sock"):
-        run(pol, "default", volumes=(("/run/podman.sock", "/s", False),))
-    run(pol, "default", volumes=((str(tmp_path), "/data", False),))
+        run(pol, "default", mounts=volume("/run/podman.sock", "/s"))
+    run(pol, "default", mounts=volume(str(tmp_path), "/data"))
     assert not sock.exists()
 
 
@@ -135,6 +151,12 @@ def test_never_mount(tmp_path: Path) -> None:
     ("[audit]\nrequired = 'yes'\n", "audit.required must be true or false"),
     ("[pam]\nservice = '../shadow'\n", "pam.service must be a service name"),
     ("floor = [", "not valid TOML"),
+    ("runtimes = 'crun'\n", r"\[runtimes\] takes one key: allowed"),
+    ("[runtimes]\nallow = ['crun']\n", r"\[runtimes\] takes one key: allowed"),
+    ("[runtimes]\nallowed = 'crun'\n", "runtimes.allowed must be a non-empty list"),
+    ("[runtimes]\nallowed = []\n", "runtimes.allowed must be a non-empty list"),
+    ("[runtimes]\nallowed = ['crun', 1]\n", "runtimes.allowed must be a non-empty list"),
+    ("[runtimes]\nallowed = ['/usr/bin/crun']\n", "runtimes.allowed must be a non-empty list"),
 ])
 def test_malformed_policy(text: str, message: str) -> None:
     with pytest.raises(AdminPolicyError, match=message):
@@ -187,14 +209,14 @@ def test_handing_denied_syscalls_to_a_listener_is_below_strict(
     path.write_text(json.dumps(doc))
     pol = policy('[floor]\nminimum = "strict"\n')
     with pytest.raises(FloorRefused, match=rf"seccomp: allows mount, unshare \({action}\)"):
-        run(pol, security_opts=(f"seccomp={path}",))
+        run(pol, security=sec(seccomp=str(path)))
     (user_dir / "notify.toml").write_text(f'extends = "strict"\n[seccomp]\nprofile = "{path}"\n')
     with pytest.raises(FloorRefused, match=r"profile notify is below the floor: seccomp: allows"):
         run(pol, "notify")
     # errno and kill on the same calls stay at the floor
     doc["syscalls"][-1] = {"names": ["mount", "unshare"], "action": "SCMP_ACT_KILL_PROCESS"}
     path.write_text(json.dumps(doc))
-    run(pol, security_opts=(f"seccomp={path}",))
+    run(pol, security=sec(seccomp=str(path)))
 
 
 def test_a_listener_default_action_is_below_strict(tmp_path: Path) -> None:
@@ -208,7 +230,7 @@ def test_a_listener_default_action_is_below_strict(tmp_path: Path) -> None:
     path.write_text(json.dumps(doc))
     pol = policy('[floor]\nminimum = "strict"\n')
     with pytest.raises(FloorRefused, match="default action SCMP_ACT_NOTIFY, where the reference"):
-        run(pol, security_opts=(f"seccomp={path}",))
+        run(pol, security=sec(seccomp=str(path)))
 
 
 def test_bind_sources_are_compared_as_real_paths(tmp_path: Path, user_dir: Path) -> None:
@@ -236,3 +258,72 @@ def test_tmpfs_sizes_and_cpu_shares_are_compared(user_dir: Path) -> None:
     (user_dir / "small.toml").write_text(
         'extends = "strict"\n[filesystem.tmpfs."/tmp"]\nsize = "1m"\n[limits]\ncpu_shares = 2\n')
     run(pol, "small")
+
+
+def test_a_tmpfs_with_exec_passes_only_through_may_weaken() -> None:
+    exe = (Mount("tmpfs", "/scratch", exec_=True),)
+    for minimum in ("strict", "default"):   # no minimum can judge it, however low
+        pol = policy(f'[floor]\nminimum = "{minimum}"\n')
+        with pytest.raises(FloorRefused, match=r"--tmpfs with exec weakens profile strict "
+                                               r"\(programs may run from the tmpfs at /scratch\)"):
+            run(pol, mounts=exe)
+        run(pol, mounts=(Mount("tmpfs", "/scratch"),))          # noexec: no weakening
+    run(policy('[floor]\nminimum = "strict"\nmay_weaken = ["tmpfs-exec"]\n'), mounts=exe)
+    run(policy('[mounts]\nnever = ["/etc"]\n'), mounts=exe)    # no floor rule: nothing judges
+
+
+@pytest.mark.parametrize("flag,resources,message", [
+    ("pids-limit", Resources(pids_limit=4096), r"--pids-limit weakens profile strict \(pids "
+     r"limit 4096, above the profile's 512\).*pids limit: 4096 \(reference: 512\)"),
+    ("memory", Resources(memory=2 << 30), r"--memory weakens profile strict \(memory limit "
+     r"2147483648, above the profile's 1073741824\)"),
+    ("cpu-shares", Resources(cpu_shares=4096), r"--cpu-shares weakens .*cpu shares: 4096 "
+     r"\(reference: 1024\)"),
+])
+def test_resource_requests_above_the_profile_are_weakenings(flag: str, resources: Resources,
+                                                             message: str) -> None:
+    pol = policy('[floor]\nminimum = "strict"\n')
+    with pytest.raises(FloorRefused, match=message):
+        run(pol, resources=resources)
+    run(policy(f'[floor]\nminimum = "strict"\nmay_weaken = ["{flag}"]\n'), resources=resources)
+    # tighter than the profile: no weakening at all
+    run(pol, resources=Resources(pids_limit=10, memory=1 << 20, cpu_shares=2))
+
+
+def test_a_looser_request_that_stays_above_the_minimum_passes() -> None:
+    pol = policy('[floor]\nminimum = "default"\n')    # default: pids 2048, no memory limit
+    run(pol, "strict", resources=Resources(pids_limit=2048, memory=8 << 30))
+    with pytest.raises(FloorRefused, match=r"pids limit: 4096 \(reference: 2048\)"):
+        run(pol, "strict", resources=Resources(pids_limit=4096))
+
+
+def test_check_runtime() -> None:
+    check_runtime("runc", USER, policy=policy('[floor]\nminimum = "strict"\n'))
+    only_crun = policy('[runtimes]\nallowed = ["crun"]\n')
+    assert only_crun.runtimes == ("crun",)
+    check_runtime("crun", USER, policy=only_crun)
+    with pytest.raises(FloorRefused) as e:
+        check_runtime("runc", USER, policy=only_crun)
+    assert e.value.message == (
+        "refused by the administrator's floor (runtimes.allowed in /etc/secpod/policy.toml) "
+        f"for user {USER}: the OCI runtime runc is not allowed (allowed: crun)")
+    assert e.value.hint == "use --runtime crun, or ask the administrator"
+    both = policy('[runtimes]\nallowed = ["crun", "runc"]\n')
+    check_runtime("runc", None, policy=both)
+
+
+def test_check_runtime_reads_the_policy_file(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from secpod.policies import floor
+
+    folder = tmp_path / "secpod"
+    folder.mkdir(mode=0o755)
+    monkeypatch.setattr(floor, "POLICY_FILE", folder / "policy.toml")
+    check_runtime("runc", USER)                    # no file: any runtime secpod supports
+    (folder / "policy.toml").write_text('[runtimes]\nallowed = ["crun"]\n')
+    (folder / "policy.toml").chmod(0o644)
+    with pytest.raises(FloorRefused, match=r"runtimes.allowed in .*: the OCI runtime runc"):
+        check_runtime("runc", USER)
+    (folder / "policy.toml").chmod(0o666)          # an unsafe file is refused, not ignored
+    with pytest.raises(AdminPolicyError, match="writable by group or others"):
+        check_runtime("crun", USER)

@@ -10,11 +10,12 @@ import pytest
 
 from secpod._record import replace
 from secpod.errors import MalformedInput
-from secpod.policies import RunRequest, confine, lint_config, lint_profile, load, load_file
+from secpod.policies import confine, lint_config, lint_profile, load, load_file
 from secpod.policies import export as ex
 from secpod.policies import seccomp as sc
 from secpod.sandbox.host import CgroupMode, HostFeatures
-from tests.unit.test_policies_confine import _validator
+from secpod.spec import Security
+from tests.unit.test_policies_confine import _validator, spec
 
 REPO = Path(__file__).resolve().parents[2]
 BASE_CIL = REPO / "tests/assets/policies/base.cil"
@@ -57,19 +58,19 @@ def test_privileged_config_findings() -> None:
 
 
 def test_strict_config_on_a_capable_host_is_clean() -> None:
-    config = ex.oci_config(confine(RunRequest(profile="strict"), IDEAL))
+    config = ex.oci_config(confine(spec("strict"), IDEAL))
     assert lint_config(config) == []
     assert lint_config(config, "strict") == []
 
 
 def test_strict_config_here_reports_what_this_host_cannot_enforce() -> None:
-    config = ex.oci_config(confine(RunRequest(profile="strict"), HOST))
+    config = ex.oci_config(confine(spec("strict"), HOST))
     assert ids(lint_config(config)) == {"CIS-5.1", "CIS-5.2", "CIS-5.10", "CIS-5.11",
                                         "CIS-5.24", "CIS-5.28"}
 
 
 def test_config_checked_against_a_profile() -> None:
-    config = ex.oci_config(confine(RunRequest(profile="default"), IDEAL))
+    config = ex.oci_config(confine(spec("default"), IDEAL))
     found = ids(lint_config(config, "strict"))
     assert {"PROFILE-capabilities", "PROFILE-seccomp", "PROFILE-read-only-root",
             "PROFILE-rlimits"} <= found
@@ -158,8 +159,8 @@ def test_oci_export_validates(shared: Path) -> None:
 def test_seccomp_export_round_trips(tmp_path: Path) -> None:
     f = tmp_path / "strict.json"
     f.write_text(ex.export(load("strict"), "seccomp", HOST))
-    c = confine(RunRequest(profile="strict", security_opts=(f"seccomp={f}",)), HOST)
-    assert c.linux["seccomp"] == confine(RunRequest(profile="strict"), HOST).linux["seccomp"]
+    c = confine(spec("strict", security=Security(seccomp=str(f))), HOST)
+    assert c.linux["seccomp"] == confine(spec("strict"), HOST).linux["seccomp"]
 
 
 def test_a_parser_failing_with_a_blank_stderr_is_still_a_profile_error(

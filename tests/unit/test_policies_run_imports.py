@@ -12,12 +12,16 @@ CHECK = """
 import json, sys
 from secpod import policies
 from secpod.sandbox.host import CgroupMode, HostFeatures
+from secpod.spec import ContainerSpec
 host = HostFeatures(cgroup_mode=CgroupMode.HYBRID, cgroup_delegated=False,
                     selinux_enabled=False, apparmor_enabled=False, apparmor_profiles=frozenset(),
                     seccomp=True, arch="amd64")
-policies.confine(policies.RunRequest(profile="strict"), host)
+policies.confine(ContainerSpec(image="busybox", profile="strict"), host)
 print(json.dumps(sorted(sys.modules)))
 """
+
+# One generator module per hardening layer, each on the way of every run.
+LAYERS = ("capabilities", "seccomp", "selinux", "apparmor", "namespaces", "mounts", "resources")
 
 
 def test_confine_loads_only_what_it_uses(tmp_path: Path) -> None:
@@ -27,6 +31,7 @@ def test_confine_loads_only_what_it_uses(tmp_path: Path) -> None:
                          check=True)
     loaded = set(json.loads(out.stdout))
     assert "secpod.policies.floor" in loaded  # the floor always decides
+    assert {f"secpod.policies.layers.{m}" for m in LAYERS} <= loaded
     assert not loaded & {f"secpod.policies.{m}" for m in
                          ("lint", "export", "apparmor", "learn", "compare")}
     # A built-in profile comes from profiles/parsed.json: no tomllib for strict.
