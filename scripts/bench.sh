@@ -3,9 +3,14 @@
 # the same arrangement as the tests: as root, a private mount namespace without
 # the cgroup v2 mount. Prints a markdown table; results go into docs/BENCHMARKS.md
 # by hand. Never part of `make test`.
+#
+#   scripts/bench.sh [--instructions]        bench/runner_bench.py
+#   scripts/bench.sh runtimes [--runs N]     bench/runtimes.py: crun vs runc, same bundle
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "run as root (it drops to the test user)" >&2; exit 2; }
+script=runner_bench.py
+if [ "${1:-}" = runtimes ]; then script=runtimes.py; shift; fi
 stage=$(bash "$here/scripts/test-env.sh" --setup-only)
 # Measure secpod as a user installs it (a regular, byte-compiled install), not
 # the editable install the tests use (its import finder costs ~15 ms a start).
@@ -25,5 +30,5 @@ unshare -m --propagation private -- bash -c '
   setpriv --reuid="$1" --regid="$1" --init-groups --reset-env \
     env HOME="$2" PATH="$3/venv/bin:/usr/bin:/bin" XDG_RUNTIME_DIR="$2/run" \
     XDG_DATA_HOME="$2/data" XDG_CONFIG_HOME="$2/config" COSIGN_PASSWORD=bench \
-    "$3/venv/bin/python" "$3/main/bench/runner_bench.py" "${@:4}"
-' bench "$user" "$work" "$stage" "$@"
+    "$3/venv/bin/python" "$3/main/bench/$4" "${@:5}"
+' bench "$user" "$work" "$stage" "$script" "$@"
