@@ -196,10 +196,11 @@ def bind_source(src: str) -> str:
 
 
 def check_destination(dst: str, where: str) -> str:
-    if not dst.startswith("/") or dst == "/" or ".." in dst.split("/"):
+    norm = os.path.normpath(dst)
+    if not dst.startswith("/") or norm in ("/", "//") or ".." in dst.split("/"):
         raise UsageError(f"the mount destination {dst!r} in {where!r} must be an absolute "
                          "path below /", hint="e.g. /data")
-    return os.path.normpath(dst)
+    return "/" + norm.lstrip("/")
 
 
 def parse_mount(text: str) -> Mount:

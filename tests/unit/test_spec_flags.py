@@ -344,8 +344,6 @@ def test_parse_size() -> None:
         assert e.value.message.startswith("--memory: ")
 
 
-@pytest.mark.xfail(strict=True, reason="spec/flags.check_destination normalises '/.' to '/' "
-                   "and keeps '//' (reported; the mounts layer refuses both)")
 @pytest.mark.parametrize("dst", ["/.", "/./.", "//"])
 def test_check_destination_refuses_names_of_the_root(dst: str) -> None:
     with pytest.raises(UsageError, match="must be an absolute path below /"):
