@@ -73,7 +73,7 @@ class RootRefused(Refused):
 
 
 class RuntimeFailed(Error):
-    """crun (or conmon) failed; the message carries its own words."""
+    """The OCI runtime (crun, runc) or conmon failed; the message carries its own words."""
 
 
 # --- policies ---------------------------------------------------------------

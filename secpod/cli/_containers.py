@@ -60,7 +60,7 @@ def _tell_unenforced(ctr: Any) -> None:
 
 @_as_docker_codes
 def _run(args: argparse.Namespace) -> int:
-    from secpod.sandbox import lifecycle
+    from secpod.sandbox import run
 
     opts = _options(args, detach=args.detach)
 
@@ -71,7 +71,7 @@ def _run(args: argparse.Namespace) -> int:
         _tell_weakened(ctr)
         _tell_unenforced(ctr)
 
-    code = lifecycle.run(opts, on_created=announce)
+    code = run.run(opts, on_created=announce)
     if args.detach:
         print(created[0].id)
     return code
@@ -79,9 +79,9 @@ def _run(args: argparse.Namespace) -> int:
 
 @_as_docker_codes
 def _create(args: argparse.Namespace) -> int:
-    from secpod.sandbox import lifecycle
+    from secpod.sandbox import create
 
-    ctr = lifecycle.create_detached(_options(args, detach=True))
+    ctr = create.create_detached(_options(args, detach=True))
     _tell_weakened(ctr)
     _tell_unenforced(ctr)
     print(ctr.id)
@@ -89,18 +89,18 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _start(args: argparse.Namespace) -> int:
-    from secpod.sandbox import lifecycle, state
+    from secpod.sandbox import operations, state
 
     for ref in args.containers:
-        ctr = lifecycle.start(state.lookup(ref))
+        ctr = operations.start(state.lookup(ref))
         print(ctr.name)
     return 0
 
 
 def _ps(args: argparse.Namespace) -> int:
-    from secpod.sandbox import lifecycle
+    from secpod.sandbox import operations
 
-    rows = lifecycle.listing(args.all)
+    rows = operations.listing(args.all)
     if args.quiet:
         for r in rows:
             print(r["id"][:12])
@@ -150,9 +150,9 @@ def _ps(args: argparse.Namespace) -> int:
 
 
 def _logs(args: argparse.Namespace) -> int:
-    from secpod.sandbox import lifecycle
+    from secpod.sandbox import logs
 
-    for stream, data in lifecycle.read_logs(args.container, follow=args.follow):
+    for stream, data in logs.of_container(args.container, follow=args.follow):
         out = sys.stdout.buffer if stream == "stdout" else sys.stderr.buffer
         out.write(data)
         out.flush()
@@ -160,30 +160,30 @@ def _logs(args: argparse.Namespace) -> int:
 
 
 def _stop(args: argparse.Namespace) -> int:
-    from secpod.sandbox import lifecycle
+    from secpod.sandbox import operations
 
     for ref in args.containers:
-        print(lifecycle.stop(ref, timeout=args.time).name)
+        print(operations.stop(ref, timeout=args.time).name)
     return 0
 
 
 def _kill(args: argparse.Namespace) -> int:
-    from secpod.sandbox import lifecycle
+    from secpod.sandbox import operations
 
     for ref in args.containers:
-        print(lifecycle.kill(ref, args.signal).name)
+        print(operations.kill(ref, args.signal).name)
     return 0
 
 
 def _rm(args: argparse.Namespace) -> int:
     from secpod.errors import Error
-    from secpod.sandbox import lifecycle
+    from secpod.sandbox import operations
 
     # Each failure is printed once, here; the others are still removed.
     code = 0
     for ref in args.containers:
         try:
-            print(lifecycle.remove(ref, force=args.force).name)
+            print(operations.remove(ref, force=args.force).name)
         except Error as e:
             print(f"secpod: error: {e.message}", file=sys.stderr)
             if e.hint:
@@ -194,12 +194,12 @@ def _rm(args: argparse.Namespace) -> int:
 
 @_as_docker_codes
 def _exec(args: argparse.Namespace) -> int:
-    from secpod.sandbox import lifecycle
+    from secpod.sandbox import operations
 
-    return lifecycle.exec_in(
+    return operations.exec_in(
         args.container,
         args.command,
-        env=tuple(args.env),
+        env_vars=tuple(args.env),
         workdir=args.workdir,
         user=args.user,
         interactive=args.interactive,
@@ -208,22 +208,21 @@ def _exec(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from secpod.sandbox import lifecycle
+    from secpod.sandbox import operations
 
-    emit_json([lifecycle.inspect(ref) for ref in args.containers])
+    emit_json([operations.inspect(ref) for ref in args.containers])
     return 0
 
 
 def _cleanup(args: argparse.Namespace) -> int:
     from secpod.errors import NotFound
-    from secpod.sandbox import lifecycle, state
-    from secpod.sandbox.crun import Runtime
+    from secpod.sandbox import operations, state
 
     try:
         ctr = state.lookup(args.container)
     except NotFound:
         return 0  # removed already (rm -f collected the exit)
-    lifecycle.collect_exit(ctr, Runtime.default())
+    operations.collect_exit(ctr)
     return 0
 
 

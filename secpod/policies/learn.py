@@ -191,7 +191,7 @@ def learn(image: str, command: tuple[str, ...], out: Path, *,
     cannot be written.
     """
     from secpod.policies import seccomp as seccomp_mod
-    from secpod.sandbox import lifecycle
+    from secpod.sandbox import run
     from secpod.spec import ContainerSpec, Process, Security
 
     rundir = paths.ensure_private_dir(paths.runtime_dir())
@@ -205,7 +205,7 @@ def learn(image: str, command: tuple[str, ...], out: Path, *,
         opts = ContainerSpec(
             image=image, process=Process(command=command), profile=profile,
             auto_remove=True, security=Security(seccomp=str(filt)))
-        status = lifecycle.run(opts)
+        status = run.run(opts)
         listener.stop()
         listener.join(timeout=30)
     finally:

@@ -250,3 +250,21 @@ def read(path: Path, *, alive: Callable[[], bool] | None = None,
     finally:
         if cur is not None:
             cur.close()
+
+
+def of_container(ref: str, *, follow: bool = False) -> Iterator[tuple[str, bytes]]:
+    """``secpod logs [-f] CONTAINER``: :func:`read` of its log; following, until the
+    container is no longer running or created."""
+    from secpod.sandbox import operations, state
+    from secpod.sandbox.environment import Environment
+
+    ctr = state.lookup(ref)
+    if not follow:
+        return read(ctr.log_path)
+    env = Environment.load(check_host=False)
+
+    def running() -> bool:
+        return operations.status(ctr.reload(), env) not in (operations.Status.STOPPED,
+                                                            operations.Status.EXITED)
+
+    return read(ctr.log_path, alive=running)

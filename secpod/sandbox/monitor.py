@@ -1,10 +1,11 @@
 """Monitors: what holds a container's stdio and waits for its exit.
 
-- Foreground ``run``: secpod itself runs ``crun run``, copies the container's
+- Foreground ``run``: secpod itself runs the runtime's ``run``, copies the container's
   stdout and stderr to its own and to the container log, forwards signals,
   and returns the exit status.
 - Detached (``create``, ``run -d``): conmon, as Podman uses it. It runs
-  ``crun create``, holds the log, waits for the exit, writes the exit status
+  the runtime's ``create`` (crun or runc: only ``-r`` and the runtime arguments
+  differ), holds the log, waits for the exit, writes the exit status
   to the exit dir and calls ``secpod container-cleanup ID`` back, so that
   no daemon is needed.
 
@@ -29,13 +30,15 @@ from pathlib import Path
 
 from secpod import paths
 from secpod.errors import HostError, RuntimeFailed
-from secpod.sandbox.crun import Runtime
 from secpod.sandbox.logs import DEFAULT_SIZE_MAX, LogWriter, file_max, rotate_for_restart
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import IO, Any
+
+    from secpod.runtime import OCIRuntime
+    from secpod.sandbox.state import Container
 
 FORWARDED = (
     signal.SIGINT,
@@ -48,26 +51,26 @@ FORWARDED = (
 )
 
 
-def crun_error(log: Path) -> str:
-    """The last error crun wrote to its JSON log, or ''."""
-    try:
-        lines = log.read_text(errors="replace").splitlines()
-    except OSError:
-        return ""
-    for line in reversed(lines):
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            if line.strip():
-                return line.strip()
-            continue
-        if entry.get("level") in ("error", "fatal", "warning"):
-            return str(entry.get("msg", "")).strip()
-    return ""
+class Monitors:
+    """What holds a container: conmon when detached, secpod itself in the foreground
+    (the lifecycle gets these from its Environment; unit tests give fakes)."""
+
+    def detached(self, rt: OCIRuntime, ctr: Container, *, exit_dir: Path,
+                 log_size_max: int) -> int:
+        """conmon creates the container and holds it; returns the container's pid."""
+        return start_conmon(rt, ctr.id, ctr.name, ctr.bundle, ctr.dir, log_path=ctr.log_path,
+                            exit_dir=exit_dir, terminal=ctr.tty, log_size_max=log_size_max)
+
+    def foreground(self, rt: OCIRuntime, ctr: Container, *, interactive: bool,
+                   log_size_max: int) -> int:
+        """Run the container attached to our stdio; returns its exit status."""
+        return run_foreground(rt, ctr.id, ctr.bundle, ctr.dir, interactive=interactive,
+                              log_path=ctr.log_path, terminal=ctr.tty,
+                              log_size_max=log_size_max)
 
 
 def run_foreground(
-    rt: Runtime,
+    rt: OCIRuntime,
     cid: str,
     bundle: Path,
     folder: Path,
@@ -79,28 +82,36 @@ def run_foreground(
 ) -> int:
     """Run the container attached; return its exit status (128+N when killed by signal N).
 
-    Raises RuntimeFailed when crun fails before the container's process starts.
+    Raises RuntimeFailed when the runtime fails before the container's process starts.
     """
     pidfile = folder / "pid"
-    crun_log = folder / "crun.log"
-    head = [rt.binary, *rt.global_args, f"--log=file:{crun_log}", "--log-format=json", "run"]
+    rt_log = folder / "runtime.log"
+    head = rt.run_argv(rt_log)
     tail = ["--bundle", str(bundle), "--pid-file", str(pidfile), cid]
     log = LogWriter(log_path, log_size_max)
     try:
         code = attach(head, tail, interactive=interactive, terminal=terminal, sink=log,
-                      console=paths.runtime_dir() / "sockets" / f"{cid[:12]}.console",
+                      console=console_path(rt, f"{cid[:12]}.console"),
                       force_stop=lambda: _kill_quietly(rt, cid))
     finally:
         log.close()
     if code != 0 and not pidfile.exists():
         raise RuntimeFailed(
-            f"crun could not start the container: {crun_error(crun_log) or code}",
+            f"{rt.name} could not start the container: {rt.error_words(rt_log) or code}",
             hint="secpod doctor checks what this host allows",
         )
     return code
 
 
-def _kill_quietly(rt: Runtime, cid: str) -> None:
+def console_path(rt: OCIRuntime, name: str) -> Path | None:
+    """Where the runtime hands a terminal's master over, or None when it wants a
+    terminal as its own stdio instead (runc in the foreground)."""
+    if not rt.console_socket_in_foreground:
+        return None
+    return paths.runtime_dir() / "sockets" / name
+
+
+def _kill_quietly(rt: OCIRuntime, cid: str) -> None:
     with contextlib.suppress(RuntimeFailed):
         rt.kill(cid, "KILL")
 
@@ -112,23 +123,32 @@ def attach(
     interactive: bool,
     terminal: bool,
     sink: LogWriter | None,
-    console: Path,
+    console: Path | None,
     force_stop: Callable[[], None] | None = None,
 ) -> int:
-    """Run ``head [--console-socket S] tail`` (a crun run or exec) attached to our stdio.
+    """Run ``head [--console-socket S] tail`` (a runtime's run or exec) attached to our
+    stdio.
 
-    Signals are forwarded once (crun gets its own session); with a terminal the
-    container's pty is copied instead of pipes, and SIGWINCH resizes it.
+    Signals are forwarded once (the runtime gets its own session); with a terminal the
+    container's pty is copied instead of pipes, and SIGWINCH resizes it. With a
+    terminal and no ``console`` socket, the runtime's own stdio is a pty of ours, which
+    it proxies to the container's (runc refuses a console socket in the foreground).
     Returns the exit status, 128+N for signal N. The third SIGINT (Ctrl-C) calls
     ``force_stop``, as Docker does: a container's PID 1 ignores SIGINT unless it
     handles it, and the user is not left without a way out.
     """
     sock = None
+    master: int | None = None
+    slave: int | None = None
     if terminal:
         # Only with a terminal: tty pulls in termios, tty and socket.
         from secpod.sandbox import tty
 
-        sock = tty.ConsoleSocket(console)
+        if console is not None:
+            sock = tty.ConsoleSocket(console)
+        else:
+            master, slave = os.openpty()
+            tty.sync_window_size(master)  # the runtime copies it from its stdin
     argv = [*head, *(["--console-socket", str(console)] if sock else []), *tail]
     # -i without -t: a file or pipe on our stdin is handed over as it is, but never
     # your terminal. With the terminal itself as its fd 0 a container could change
@@ -136,14 +156,12 @@ def attach(
     stdin: int | None = subprocess.DEVNULL
     if interactive and not terminal:
         stdin = subprocess.PIPE if _stdin_is_a_terminal() else None
-    proc = subprocess.Popen(
-        argv,
-        stdin=stdin,
-        stdout=subprocess.DEVNULL if terminal else subprocess.PIPE,
-        stderr=subprocess.DEVNULL if terminal else subprocess.PIPE,
-        start_new_session=True,
-    )
-    master: int | None = None
+    if slave is not None:
+        stdin = slave
+    out = subprocess.PIPE if not terminal else subprocess.DEVNULL if slave is None else slave
+    proc = subprocess.Popen(argv, stdin=stdin, stdout=out, stderr=out, start_new_session=True)
+    if slave is not None:
+        os.close(slave)  # the runtime holds it: our master reads EIO once it exits
 
     interrupts = 0
 
@@ -151,7 +169,8 @@ def attach(
         nonlocal interrupts
         if signum == signal.SIGWINCH and master is not None:
             tty.sync_window_size(master)
-            return
+            if sock is not None:
+                return  # the container's own pty; a proxying runtime resizes on WINCH
         if signum == signal.SIGINT and force_stop is not None:
             interrupts += 1
             if interrupts == 3:
@@ -170,6 +189,9 @@ def attach(
                 tty.sync_window_size(master)
                 tty.copy(master, interactive=interactive, sink=sink)
                 os.close(master)
+        elif master is not None:
+            tty.copy(master, interactive=interactive, sink=sink)
+            os.close(master)
         else:
             _pump(proc, sink)
         code = proc.wait()
@@ -293,7 +315,7 @@ def conmon_path() -> str:
 
 
 def start_conmon(
-    rt: Runtime,
+    rt: OCIRuntime,
     cid: str,
     name: str,
     bundle: Path,
@@ -307,12 +329,12 @@ def start_conmon(
     """Create the container under a new conmon; return the container's pid.
 
     conmon double-forks and outlives this process. Raises RuntimeFailed with
-    crun's words when the container cannot be created.
+    the runtime's words when the container cannot be created.
     """
     sockets = paths.runtime_dir() / "sockets"
     sockets.mkdir(mode=0o700, parents=True, exist_ok=True)
     exit_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    crun_log = folder / "crun.log"
+    rt_log = folder / "runtime.log"
     rotate_for_restart(log_path)
     argv = [
         conmon_path(),
@@ -355,7 +377,7 @@ def start_conmon(
     ]
     if terminal:
         argv.append("--terminal")  # conmon receives the pty and logs its output
-    for arg in (*rt.global_args, f"--log=file:{crun_log}", "--log-format=json"):
+    for arg in rt.global_args(rt_log):
         argv += ["--runtime-arg", arg]
     read_fd, write_fd = os.pipe()
     env = dict(os.environ, _OCI_SYNCPIPE=str(write_fd))
@@ -381,7 +403,7 @@ def start_conmon(
     if pid <= 0:
         why = (
             message.get("message")
-            or crun_error(crun_log)
+            or rt.error_words(rt_log)
             or _tail(folder / "conmon.err")
             or "conmon failed"
         )

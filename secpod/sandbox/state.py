@@ -106,6 +106,7 @@ class Container:
     monitor: str = "none"  # "conmon" for -d, "secpod" for foreground runs
     tty: bool = False
     config_digest: str | None = None  # sha256 of bundle/config.json as create wrote it
+    runtime: str = "crun"  # the OCI runtime that made it, and runs every operation on it
 
     @property
     def short_id(self) -> str:

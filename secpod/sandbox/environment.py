@@ -1,0 +1,57 @@
+"""What one command works with: the host's features, the OCI runtimes, the monitor that
+holds a container, and a clock. The lifecycle receives it instead of fetching these
+itself, so that its state machine runs the same against a FakeRuntime in unit tests."""
+
+from __future__ import annotations
+
+import time
+
+from secpod._record import field, record
+from secpod.sandbox import host as hostmod
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from secpod.runtime import OCIRuntime
+    from secpod.sandbox.monitor import Monitors
+    from secpod.sandbox.state import Container
+
+
+# eq=False: instances are never compared; spares the generated __eq__ and
+# __hash__ that every start-up would compile.
+@record(frozen=True, eq=False)
+class Environment:
+    features: hostmod.HostFeatures
+    open_runtime: Callable[[str], OCIRuntime]   # by name: crun, runc
+    monitors: Monitors
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    opened: dict[str, OCIRuntime] = field(default_factory=dict)
+
+    def runtime(self, name: str) -> OCIRuntime:
+        """The runtime ``name``, opened once per command."""
+        if name not in self.opened:
+            self.opened[name] = self.open_runtime(name)
+        return self.opened[name]
+
+    def runtime_for(self, ctr: Container) -> OCIRuntime:
+        """The runtime the container was made with (its record says which)."""
+        return self.runtime(ctr.runtime)
+
+    @classmethod
+    def load(cls, *, check_host: bool = True) -> Environment:
+        """This host's. ``check_host``: refuse (HostError) a host rootless containers
+        cannot be made on, as a new container needs; operations on existing ones do not."""
+        from secpod import runtime
+        from secpod.sandbox import monitor, preflight
+
+        features = hostmod.probe()
+        if check_host:
+            preflight.check_host(features)
+
+        def open_runtime(name: str) -> OCIRuntime:
+            return runtime.open_runtime(name,
+                                        can_limit_resources=features.can_limit_resources)
+
+        return cls(features, open_runtime, monitor.Monitors())

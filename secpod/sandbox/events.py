@@ -1,0 +1,47 @@
+"""The audit records of container actions: one shape for every record of a container,
+and one for a refused ``run``/``create`` (which has no container yet)."""
+
+from __future__ import annotations
+
+from secpod import audit
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
+
+    from secpod.errors import Error
+    from secpod.sandbox.state import Container
+    from secpod.spec import ContainerSpec
+
+
+def refused(stage: str, e: Error, spec: ContainerSpec, **fields: Any) -> None:
+    """Record a refusal of ``run``/``create`` at ``stage``; the caller re-raises."""
+    audit.record(
+        "container.run.refused",
+        "refused",
+        reason=f"{stage}: {e.message}",
+        profile=spec.profile,
+        image_ref=fields.get("image_ref", spec.image),
+        image_digest=fields.get("image_digest"),
+        trust=fields.get("trust"),
+        container_name=spec.name,
+    )
+
+
+def container(action: str, ctr: Container, outcome: str = "ok", **kw: Any) -> None:
+    """Record ``action`` on ``ctr``. Every record of a container names the bundle it was
+    made with (the create record that reaches the host collector keeps the digest out
+    of the user's reach) and the runtime that runs it."""
+    kw["details"] = {"config_digest": ctr.config_digest, "runtime": ctr.runtime,
+                     **(kw.get("details") or {})}
+    audit.record(
+        action,
+        outcome,
+        container_id=ctr.id,
+        container_name=ctr.name,
+        image_ref=ctr.image_ref,
+        image_digest=ctr.image_digest,
+        profile=ctr.profile,
+        profile_hash=ctr.profile_hash,
+        **kw,
+    )
