@@ -124,6 +124,18 @@ def user() -> Iterator[User]:
     yield from make_user(os.environ.get("SECPOD_TEST_USER", "secpodtest"))
 
 
+@pytest.fixture(params=["crun", "runc"])
+def engine(request: pytest.FixtureRequest, user: User) -> str:
+    """Run the test once per OCI runtime: the user's secpod.toml makes it the default,
+    so every command of the test uses it (as `[engine] runtime` does for a user)."""
+    folder = user.home / "config" / "secpod"
+    for path in (folder.parent, folder):
+        path.mkdir(mode=0o700, exist_ok=True)
+        os.chown(path, user.uid, user.gid)
+    user.file("config/secpod/secpod.toml", f'[engine]\nruntime = "{request.param}"\n')
+    return str(request.param)
+
+
 @pytest.fixture
 def user2() -> Iterator[User]:
     """A second unprivileged user (multi-user tests)."""

@@ -72,8 +72,24 @@ class CommandLineRuntime:
     # -- the operations ---------------------------------------------------------------
 
     def create(self, cid: str, bundle: Path, *, pid_file: Path, log: Path) -> None:
-        self.call("create", "--bundle", str(bundle), "--pid-file", str(pid_file), cid,
-                  what="creating the container", log=log)
+        """Create the container with /dev/null as its stdio (a monitor that keeps its
+        output, conmon, runs ``create`` itself): a pipe here would be held open by the
+        container and the call would wait for it to exit. The reason of a failure is
+        the last error the runtime wrote to ``log``."""
+        argv = self.argv("create", "--bundle", str(bundle), "--pid-file", str(pid_file), cid,
+                         log=log)
+        try:
+            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, timeout=60, check=False)
+        except subprocess.TimeoutExpired as e:
+            raise RuntimeFailed(f"{self.name} create did not answer within 60s",
+                                hint="secpod ps -a; secpod rm -f the container") from e
+        if proc.returncode != 0:
+            raise RuntimeFailed(
+                f"{self.name} failed while creating the container: "
+                f"{self.error_words(log) or 'no message'}",
+                hint="secpod doctor checks what this host allows",
+            )
 
     def start(self, cid: str) -> None:
         self.call("start", cid, what="starting the container")

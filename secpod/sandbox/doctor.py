@@ -93,12 +93,7 @@ def run_checks() -> list[Check]:
             )
         )
 
-    crun = shutil.which("crun")
-    checks.append(
-        Check("crun", "ok", f"{crun}: {_version([crun, '--version'])}")
-        if crun
-        else Check("crun", "fail", "crun not found", "apt-get install crun")
-    )
+    checks += _runtime_checks()
     conmon = shutil.which("conmon", path=os.environ.get("PATH", "") + ":/usr/bin")
     checks.append(
         Check("conmon", "ok", f"{conmon}: {_version([conmon, '--version'])}")
@@ -118,7 +113,8 @@ def run_checks() -> list[Check]:
                 "cgroups",
                 "fail",
                 "hybrid layout: v1 controllers plus a v2 mount at "
-                "/sys/fs/cgroup/unified; rootless crun refuses it",
+                "/sys/fs/cgroup/unified; rootless crun refuses it (runc runs there, "
+                "but only configs that ask for no cgroup, as secpod writes here)",
                 preflight.HYBRID_HINT,
             )
         )
@@ -174,6 +170,41 @@ def run_checks() -> list[Check]:
         )
     )
     return checks
+
+
+def _runtime_checks() -> list[Check]:
+    """crun and runc: found or not, their versions, which one new containers get and
+    whether the administrator's floor allows it."""
+    from secpod import config, runtime
+    from secpod.policies import floor
+    from secpod.runtime.runc import runc_path
+
+    try:
+        default = config.load().runtime or runtime.DEFAULT
+        settings = ""
+    except Error as e:
+        default, settings = runtime.DEFAULT, e.message
+    out = []
+    for name, binary in (("crun", shutil.which("crun")), ("runc", runc_path())):
+        role = " (the default for new containers)" if name == default else ""
+        try:
+            floor.check_runtime(name, None)
+            refused = ""
+        except Error as e:
+            refused = e.message
+        if binary is None:
+            out.append(Check(name, "fail" if name == default else "warn",
+                             f"{name} not found{role}", f"apt-get install {name}"))
+        elif refused:
+            out.append(Check(name, "fail" if name == default else "warn",
+                             f"{binary}{role}: {refused}",
+                             "choose an allowed one: [engine] runtime in secpod.toml"))
+        else:
+            version = _version([binary, "--version"])
+            out.append(Check(name, "ok", f"{binary}: {version}{role}"))
+    if settings:
+        out.append(Check("secpod.toml", "fail", settings, "fix or remove the file"))
+    return out
 
 
 def _grants_check(kind: str) -> Check:

@@ -10,7 +10,8 @@ import pytest
 from tests.conftest import User
 from tests.integration.conftest import audit_records
 
-pytestmark = [pytest.mark.crun, pytest.mark.userns]
+# Each test runs under crun and under runc (the `engine` fixture: the user's secpod.toml).
+pytestmark = [pytest.mark.crun, pytest.mark.userns, pytest.mark.usefixtures("engine")]
 
 LOOP = "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.2; done"
 
@@ -123,8 +124,9 @@ def test_kill_rm_and_rm_force(user: User, busybox: str) -> None:
     user.run("run", "-d", "--name", "victim2", busybox, "sleep", "60", check=True)
     assert user.run("rm", "-f", "victim2").returncode == 0
     assert ps(user, "-a") == []
-    crun_root = user.home / "data" / "secpod" / "run" / "crun"
-    assert not [p for p in crun_root.iterdir()] if crun_root.exists() else True
+    for runtime in ("crun", "runc"):  # no runtime keeps a state of them
+        root = user.home / "data" / "secpod" / "run" / runtime
+        assert not [p for p in root.iterdir()] if root.exists() else True
     # conmon's attach links go with their containers
     sockets = user.home / "data" / "secpod" / "run" / "sockets"
     assert [p.name for p in sockets.iterdir()] == [] if sockets.exists() else True
@@ -281,17 +283,18 @@ def test_a_signal_during_set_up_leaves_a_listed_container_or_nothing(
         assert proc.returncode == 128 + signal.Signals["SIG" + sig], proc.returncode
 
 
-def test_a_container_crun_lost_is_still_running_by_its_recorded_pid(
-        user: User, busybox: str) -> None:
-    """Whether a container runs does not rest on crun's state alone: with crun's state of
-    it gone, its recorded pid (checked against pid reuse) still says it runs."""
+def test_a_container_the_runtime_lost_is_still_running_by_its_recorded_pid(
+        user: User, busybox: str, engine: str) -> None:
+    """Whether a container runs does not rest on the runtime's state alone: with the
+    runtime's state of it gone, its recorded pid (checked against pid reuse) still says
+    it runs."""
     import os
     import shutil
 
     cid = user.run("run", "-d", "--name", "lost", busybox, "sleep", "600",
                    check=True).stdout.strip()
     pid = int((user.home / "data" / "secpod" / "containers" / cid / "pid").read_text())
-    shutil.rmtree(user.home / "data" / "secpod" / "run" / "crun" / cid)
+    shutil.rmtree(user.home / "data" / "secpod" / "run" / engine / cid)
     assert [(c["name"], c["status"]) for c in ps(user, "-a")] == [("lost", "running")]
     r = user.run("rm", "lost")
     assert r.returncode != 0 and "running" in r.stderr, r.stderr

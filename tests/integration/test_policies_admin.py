@@ -11,67 +11,15 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import WORK, User
-from tests.integration.conftest import audit_records
+from tests.integration.conftest import audit_records, write_policy
 
 pytestmark = [pytest.mark.root, pytest.mark.crun, pytest.mark.userns]
-
-
-def _private_mount_ns() -> None:
-    # scripts/test-env.sh execs `unshare -m` into pytest: our parent is still outside.
-    mine = os.readlink("/proc/self/ns/mnt")
-    others = []
-    for pid in (1, os.getppid()):
-        try:
-            others.append(os.readlink(f"/proc/{pid}/ns/mnt"))
-        except OSError:
-            continue
-    if not others or mine in others:
-        pytest.fail("these tests bind-mount over /etc: run them through scripts/test-env.sh, "
-                    "which gives the suite a private mount namespace")
-
-
-@pytest.fixture
-def bind_over() -> Iterator[Callable[[Path, Path], None]]:
-    """Bind-mount a folder over another (in this private namespace); undone afterwards."""
-    _private_mount_ns()
-    done: list[tuple[Path, bool]] = []
-
-    def bind(src: Path, target: Path) -> None:
-        created = not target.exists()
-        if created:
-            target.mkdir(mode=0o755)
-        subprocess.run(["mount", "--bind", str(src), str(target)], check=True)
-        done.append((target, created))
-
-    yield bind
-    for target, created in reversed(done):
-        subprocess.run(["umount", str(target)], check=True)
-        if created:
-            target.rmdir()
-
-
-@pytest.fixture
-def admin(bind_over: Callable[[Path, Path], None]) -> Iterator[Path]:
-    """An empty, root-owned /etc/secpod for this test; returns the folder to write into."""
-    WORK.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="etc-secpod-", dir=WORK))
-    folder.chmod(0o755)
-    bind_over(folder, Path("/etc/secpod"))
-    yield Path("/etc/secpod")
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-def write_policy(text: str, mode: int = 0o644) -> Path:
-    p = Path("/etc/secpod/policy.toml")
-    p.write_text(text)
-    p.chmod(mode)
-    return p
 
 
 def test_floor_refuses_a_weaker_profile_and_audits_it(user: User, busybox: str,

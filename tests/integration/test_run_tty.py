@@ -12,7 +12,8 @@ import pytest
 
 from tests.conftest import SECPOD_BIN, User
 
-pytestmark = [pytest.mark.crun, pytest.mark.userns]
+# Each test runs under crun and under runc: they hand a terminal over differently.
+pytestmark = [pytest.mark.crun, pytest.mark.userns, pytest.mark.usefixtures("engine")]
 
 
 def test_run_t_gives_the_container_a_terminal(user: User, busybox: str) -> None:

@@ -23,7 +23,8 @@ import pytest
 from secpod.images.build import busybox_rootfs, write_layout
 from tests.conftest import WORK, User, make_user
 
-pytestmark = [pytest.mark.crun, pytest.mark.userns]
+# Each test runs under crun and under runc (the `engine` fixture: the user's secpod.toml).
+pytestmark = [pytest.mark.crun, pytest.mark.userns, pytest.mark.usefixtures("engine")]
 
 PROBE_C = Path(__file__).with_name("probe.c")
 IMAGE = "probe:latest"
