@@ -170,7 +170,8 @@ def finish(ctr: Container, env: Environment, code: int | None, *,
            reason: str | None = None) -> Container:
     """Record the exit once (whoever sees it first), then remove --rm containers."""
     rt = env.runtime_for(ctr)
-    with changing(ctr) as current:
+    with ctr.locked():  # as changing(), saved once: before the record says it exited
+        current = ctr.reload()
         if not current.exit_recorded:
             current.exit_code = code
             current.finished = state.now()
