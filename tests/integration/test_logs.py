@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import User
-from tests.integration.conftest import audit_records
-from tests.integration.test_policies_admin import admin, bind_over, write_policy  # noqa: F401
+from tests.integration.conftest import audit_records, write_policy
 
 pytestmark = [pytest.mark.crun, pytest.mark.userns]
 
