@@ -79,7 +79,7 @@ def bare_crun_bundle() -> Path:
     cid = sh(
         "secpod", "create", "--profile", "strict", "bench/busybox:1", "/bin/true"
     ).stdout.strip()
-    info = json.loads(sh("secpod", "inspect", cid).stdout)[0]
+    info = json.loads(sh("secpod", "inspect", cid).stdout)[0]["Secpod"]
     bundle = HOME / "bare-bundle"
     bundle.mkdir()
     (bundle / "config.json").write_text(json.dumps(info["config"]))
@@ -95,7 +95,7 @@ def bare_crun_bundle() -> Path:
 
 def monitor_rss() -> int:
     cid = sh("secpod", "run", "-d", "bench/busybox:1", "sleep", "60").stdout.strip()
-    info = json.loads(sh("secpod", "inspect", cid).stdout)[0]
+    info = json.loads(sh("secpod", "inspect", cid).stdout)[0]["Secpod"]
     pid = info["monitor_pid"]
     rss = 0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

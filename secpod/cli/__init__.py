@@ -26,15 +26,41 @@ if TYPE_CHECKING:
 # being run is imported (start-up time); help and unknown commands build them all.
 # tests/unit/test_cli_areas.py checks this table against each area's PARSERS.
 _AREAS: dict[str, tuple[str, ...]] = {
-    "_system": ("doctor",),
+    "_system": ("doctor", "version"),
     "_images": ("image",),
-    "_containers": ("run", "create", "start", "ps", "logs", "stop", "kill", "rm", "exec",
-                    "inspect", "container-cleanup"),
+    "_containers": ("run", "create", "start", "restart", "wait", "ps", "logs", "stop",
+                    "kill", "rm", "exec", "inspect", "container-cleanup"),
     "_policies": ("profile", "lint", "system"),
     "_signing": ("key", "sign", "verify", "verify-bundle", "trust"),
     "_audit": ("audit",),
     "_registry": ("pull", "push"),
 }
+
+
+# Docker's and Podman's other spellings of secpod's commands (`alias docker=secpod`),
+# rewritten to secpod's before parsing, so that each still builds only its own parser:
+# `container ls` is `ps`, `container rm X` is `rm X`, `images` is `image ls`, ...
+_CONTAINER_WORDS = {"ls": "ps", "list": "ps", "remove": "rm"}
+_IMAGE_WORDS = {"list": "ls", "remove": "rm"}
+_SHORTHANDS = {"images": ["image", "ls"], "rmi": ["image", "rm"], "tag": ["image", "tag"]}
+
+
+def canonical(argv: Sequence[str]) -> list[str]:
+    """``argv`` with Docker's group and shorthand spellings replaced by secpod's."""
+    words = list(argv)
+    at = next((i for i, w in enumerate(words) if w not in ("-v", "--verbose")), len(words))
+    head, rest = words[:at], words[at:]
+    if not rest:
+        return words
+    if rest[0] == "container" and len(rest) > 1:
+        word = _CONTAINER_WORDS.get(rest[1], rest[1])
+        if word in _AREAS["_containers"]:
+            return [*head, word, *rest[2:]]
+    if rest[0] == "image" and len(rest) > 1 and rest[1] in _IMAGE_WORDS:
+        return [*head, "image", _IMAGE_WORDS[rest[1]], *rest[2:]]
+    if rest[0] in _SHORTHANDS:
+        return [*head, *_SHORTHANDS[rest[0]], *rest[1:]]
+    return words
 
 
 def _area(name: str) -> ModuleType:
@@ -125,7 +151,7 @@ def entry() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    words = list(sys.argv[1:] if argv is None else argv)
+    words = canonical(sys.argv[1:] if argv is None else argv)
     if words == ["--version"]:
         print(f"secpod {__version__}")
         return 0

@@ -1,4 +1,5 @@
-"""Container commands: run, create, start, ps, logs, stop, kill, rm, exec, inspect."""
+"""Container commands: run, create, start, restart, wait, ps, logs, stop, kill, rm, exec,
+inspect."""
 
 from __future__ import annotations
 
@@ -207,6 +208,25 @@ def _exec(args: argparse.Namespace) -> int:
     )
 
 
+def _restart(args: argparse.Namespace) -> int:
+    from secpod.sandbox import operations
+
+    for ref in args.containers:
+        print(operations.restart(ref, timeout=args.time).name)
+    return 0
+
+
+def _wait(args: argparse.Namespace) -> int:
+    """Print each container's exit status as it exits (Docker's ``wait``); an unknown
+    status prints -1, as Podman does."""
+    from secpod.sandbox import operations
+
+    for ref in args.containers:
+        code = operations.wait_exit(ref)
+        print(-1 if code is None else code, flush=True)
+    return 0
+
+
 def _inspect(args: argparse.Namespace) -> int:
     from secpod.sandbox import operations
 
@@ -301,6 +321,19 @@ def _add_exec(sub: _Subparsers) -> None:
     p.set_defaults(func=_exec)
 
 
+def _add_restart(sub: _Subparsers) -> None:
+    p = sub.add_parser("restart", help="stop containers if they run, then start them again")
+    p.add_argument("-t", "--time", type=float, default=10, metavar="SECS")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.set_defaults(func=_restart)
+
+
+def _add_wait(sub: _Subparsers) -> None:
+    p = sub.add_parser("wait", help="wait for containers to exit; print their exit codes")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.set_defaults(func=_wait)
+
+
 def _add_inspect(sub: _Subparsers) -> None:
     p = sub.add_parser("inspect", help="a container's record, settings and state as JSON")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
@@ -319,6 +352,8 @@ PARSERS = {
     "run": _add_run,
     "create": _add_create,
     "start": _add_start,
+    "restart": _add_restart,
+    "wait": _add_wait,
     "ps": _add_ps,
     "logs": _add_logs,
     "stop": _add_stop,

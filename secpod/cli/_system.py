@@ -1,4 +1,4 @@
-"""``secpod doctor``: what this host allows."""
+"""``secpod doctor`` (what this host allows) and ``secpod version``."""
 
 from __future__ import annotations
 
@@ -40,7 +40,31 @@ def _add_doctor(sub: _Subparsers) -> None:
     p.set_defaults(func=_doctor, allow_root=True)
 
 
+def _version(args: argparse.Namespace) -> int:
+    """secpod's version and what it runs on (Docker's and Podman's ``version``)."""
+    import platform
+
+    from secpod import __version__
+
+    info = {"Version": __version__, "Python": platform.python_version(),
+            "OsArch": f"{platform.system().lower()}/{platform.machine()}",
+            "Daemon": "none: secpod has no daemon (each command is the whole tool)"}
+    if args.json:
+        emit_json({"Client": info})
+    else:
+        width = max(len(k) for k in info) + 2
+        print("\n".join(f"{k + ':':<{width}}{v}" for k, v in info.items()))
+    return 0
+
+
+def _add_version(sub: _Subparsers) -> None:
+    p = sub.add_parser("version", help="show secpod's version")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_version, allow_root=True)
+
+
 # Each command's parser, in the order of `secpod --help`.
 PARSERS = {
     "doctor": _add_doctor,
+    "version": _add_version,
 }

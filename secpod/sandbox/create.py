@@ -155,6 +155,11 @@ def _create(spec: ContainerSpec, env: Environment) -> Container:
             tty=spec.process.tty,
             config_digest=digest,
             runtime=rt.name,
+            entrypoint=list(spec.process.entrypoint if spec.process.entrypoint is not None
+                            else image.config.get("Entrypoint") or []),
+            user=spec.process.user,
+            labels=dict(image.config.get("Labels") or {}),
+            mounts=list(confinement.mounts),
         )
         ctr.log_path.touch(mode=0o600)
         ctr.save()

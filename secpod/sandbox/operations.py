@@ -229,6 +229,44 @@ def _settle(ctr: Container, env: Environment) -> None:
         collect_exit(current, env)
 
 
+def wait_exit(ref: str, env: Environment | None = None) -> int | None:
+    """Block until the container has exited and its exit is recorded (Docker's ``wait``);
+    return its exit status, None when it is unknown (the runtime lost the process).
+    A container that has not started yet is waited for through its start. A ``--rm``
+    container removed meanwhile gives the status recorded before its removal."""
+    env = _env(env)
+    ctr = state.lookup(ref)
+    rt = env.runtime_for(ctr)
+    stopped_since: float | None = None
+    while True:
+        try:
+            current = ctr.reload()
+        except FileNotFoundError:  # removed (--rm, or rm -f from elsewhere)
+            return ctr.exit_code
+        ctr = current
+        if current.exit_recorded:
+            return current.exit_code
+        now = status_of(current, rt.state(current.id))
+        if now is Status.EXITED or now is Status.STOPPED:
+            # The monitor records the exit; should it be gone, record it here.
+            stopped_since = env.clock() if stopped_since is None else stopped_since
+            if env.clock() - stopped_since > 5 and current.monitor != "secpod":
+                collect_exit(current, env)
+        else:
+            stopped_since = None
+        env.sleep(0.1)
+
+
+def restart(ref: str, timeout: float = 10, env: Environment | None = None) -> Container:
+    """Stop the container if it runs (SIGTERM, SIGKILL after ``timeout``), then start it
+    again, detached (Docker's ``restart``)."""
+    ops = _env(env)
+    ctr = state.lookup(ref)
+    if status_of(ctr, ops.runtime_for(ctr).state(ctr.id)) in LIVE:
+        stop(ref, timeout, ops)
+    return start(state.lookup(ref), env)  # None: start checks the host, as `start` does
+
+
 # -- signals -----------------------------------------------------------------------
 
 def stop(ref: str, timeout: float = 10, env: Environment | None = None) -> Container:
@@ -358,6 +396,9 @@ def listing(all_containers: bool, env: Environment | None = None) -> list[dict[s
 
 
 def inspect(ref: str, env: Environment | None = None) -> dict[str, Any]:
+    """Docker's shape (sandbox/views.py), secpod's own facts under ``Secpod``."""
+    from secpod.sandbox import views
+
     env = _env(env)
     ctr = state.lookup(ref)
     info = describe(ctr, env.runtime_for(ctr).state(ctr.id))
@@ -378,7 +419,7 @@ def inspect(ref: str, env: Environment | None = None) -> dict[str, Any]:
             "config": config,
         }
     )
-    return info
+    return views.inspect_view(ctr, info["status"], info["pid"], config, info)
 
 
 # -- exec --------------------------------------------------------------------------

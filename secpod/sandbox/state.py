@@ -107,6 +107,11 @@ class Container:
     tty: bool = False
     config_digest: str | None = None  # sha256 of bundle/config.json as create wrote it
     runtime: str = "crun"  # the OCI runtime that made it, and runs every operation on it
+    # As asked, for Docker-shaped `inspect` (sandbox/views.py): args = entrypoint + cmd.
+    entrypoint: list[str] = field(default_factory=list)
+    user: str | None = None            # -u as given (None: the image's)
+    labels: dict[str, str] = field(default_factory=dict)   # the image's
+    mounts: list[dict[str, Any]] = field(default_factory=list)  # -v, --tmpfs, profile's
 
     @property
     def short_id(self) -> str:
@@ -363,7 +368,7 @@ def lookup(ref: str) -> Container:
                 f"{ref!r} matches {len(matches)} containers",
                 hint="give more of the id, or the name",
             )
-    raise NotFound(f"no such container: {ref}", hint="secpod ps -a lists your containers")
+    raise NotFound(f"No such container: {ref}", hint="secpod ps -a lists your containers")
 
 
 def selinux_levels_in_use() -> frozenset[str]:

@@ -40,7 +40,7 @@ def test_detached_container_survives_the_shell_that_started_it(user: User, busyb
     table = user.run("ps", check=True).stdout.splitlines()
     assert " Up " in table[1] and " ago " in table[1], table  # as docker ps says it
     wait_for(lambda: "tick 2" in user.run("logs", "bg").stdout)
-    info = json.loads(user.run("inspect", "bg", check=True).stdout)[0]
+    info = json.loads(user.run("inspect", "bg", check=True).stdout)[0]["Secpod"]
     assert info["monitor"] == "conmon" and info["status"] == "running"
 
 
@@ -161,7 +161,7 @@ def test_container_not_found(user: User) -> None:
     ):
         r = user.run(*cmd)
         assert r.returncode != 0, cmd
-        assert "no such container: ghost" in r.stderr, cmd
+        assert "No such container: ghost" in r.stderr, cmd  # Docker's words, for scripts
 
 
 def test_logs_follow_returns_when_the_container_exits(user: User, busybox: str) -> None:

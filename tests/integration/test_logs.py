@@ -22,7 +22,7 @@ def _profile(user: User, name: str, size_max: str) -> None:
 
 
 def _log_files(user: User, name: str) -> list[Path]:
-    info = json.loads(user.run("inspect", name, check=True).stdout)[0]
+    info = json.loads(user.run("inspect", name, check=True).stdout)[0]["Secpod"]
     log = Path(info["log_path"])
     return [p for p in (log.with_name(log.name + ".1"), log) if p.exists()]
 
@@ -96,7 +96,7 @@ def test_foreground_flood_is_bounded_and_rotated(user: User, busybox: str) -> No
     assert 400 * 1024 < len(kept) <= 1 * MB
     assert r.stdout.endswith(kept)
     assert set(kept.split(b"\n")[:-1]) == {b"0123456789abcdef0123456789abcdef"}
-    info = json.loads(user.run("inspect", "flood", check=True).stdout)[0]
+    info = json.loads(user.run("inspect", "flood", check=True).stdout)[0]["Secpod"]
     assert info["confinement"]["log_size_max"] == 1 * MB
 
 
@@ -113,7 +113,7 @@ def test_detached_flood_is_bounded_and_logs_still_work(user: User, busybox: str)
     logs = user.run("logs", "dflood", text=False)
     assert logs.returncode == 0 and logs.stdout.endswith(b"done\n")
     assert 0 < len(logs.stdout) <= 1 * MB
-    info = json.loads(user.run("inspect", "dflood", check=True).stdout)[0]
+    info = json.loads(user.run("inspect", "dflood", check=True).stdout)[0]["Secpod"]
     assert info["status"] == "exited" and info["confinement"]["log_size_max"] == 1 * MB
     # A restart keeps the previous run's log as the rotated file: both runs are read.
     user.run("start", "dflood", check=True)

@@ -178,7 +178,7 @@ def test_config_json_validates_against_the_runtime_spec(
     user: User, busybox: str, shared: Path
 ) -> None:
     cid = user.run("create", busybox, "true", check=True).stdout.strip()
-    config = json.loads(user.run("inspect", cid, check=True).stdout)[0]["config"]
+    config = json.loads(user.run("inspect", cid, check=True).stdout)[0]["Secpod"]["config"]
     validate_runtime_config(config, shared)
 
 
@@ -229,7 +229,7 @@ def test_flags_that_weaken_the_profile_are_said_and_shown(user: User, busybox: s
     listed = {c["name"]: c for c in json.loads(user.run("ps", "-a", "--json", check=True).stdout)}
     assert listed["weak"]["profile"] == "default+3"
     assert listed["plain"]["profile"] == "default"
-    info = json.loads(user.run("inspect", "weak", check=True).stdout)[0]
+    info = json.loads(user.run("inspect", "weak", check=True).stdout)[0]["Secpod"]
     assert info["profile"] == "default+3"
     assert sorted(info["confinement"]["weakened"][:2]) == ["cap-add CAP_NET_RAW",
                                                            "cap-add CAP_SYS_ADMIN"]

@@ -65,7 +65,7 @@ def test_a_readonly_bind_mount(user: User, busybox: str, shared: Path) -> None:
     cid = user.run("create", "--mount", f"type=bind,source={data},target=/data,readonly",
                    busybox, "sh", "-c", "cat /data/in.txt; touch /data/x", check=True
                    ).stdout.strip()
-    info = json.loads(user.run("inspect", cid, check=True).stdout)[0]
+    info = json.loads(user.run("inspect", cid, check=True).stdout)[0]["Secpod"]
     bind = next(m for m in info["config"]["mounts"] if m["destination"] == "/data")
     assert bind["source"] == str(data) and "ro" in bind["options"]
     assert {"nosuid", "nodev", "rprivate"} <= set(bind["options"])
@@ -99,7 +99,7 @@ def test_pids_limit_is_said_not_enforced_on_this_host(user: User, busybox: str) 
                for ln in told), r.stderr
     assert "weaken" not in r.stderr                       # tighter than the profile's 2048
     cid = user.run("create", "--pids-limit", "10", busybox, "true", check=True).stdout.strip()
-    info = json.loads(user.run("inspect", cid, check=True).stdout)[0]
+    info = json.loads(user.run("inspect", cid, check=True).stdout)[0]["Secpod"]
     pids = [u for u in info["unenforced"] if u.startswith("pids limit")]
     assert len(pids) == 1 and pids[0].startswith("pids limit 10: "), info["unenforced"]
     assert info["confinement"]["limits"]["pids"] == 10

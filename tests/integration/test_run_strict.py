@@ -111,7 +111,7 @@ def test_strict_config_json_validates_and_inspect_reports_unenforced(
 ) -> None:
     r = user.run("create", "--profile", "strict", signed_busybox, "true")
     assert r.returncode == 0, r.stderr
-    info = json.loads(user.run("inspect", r.stdout.strip(), check=True).stdout)[0]
+    info = json.loads(user.run("inspect", r.stdout.strip(), check=True).stdout)[0]["Secpod"]
     validate_runtime_config(info["config"], shared)
     assert info["config"]["root"]["readonly"] is True
     assert "resources" not in info["config"]["linux"]

@@ -109,12 +109,12 @@ def test_runtime_runc_end_to_end(user: User, busybox: str) -> None:
     assert seen["runc"] == seen["crun"] and "Seccomp:\t2" in seen["runc"], seen
     user.run("run", "-d", "--runtime", "runc", "--name", "r", busybox, "sh", "-c",
              "echo up; trap 'exit 3' TERM; while :; do sleep 0.1; done", check=True)
-    info = json.loads(user.run("inspect", "r", check=True).stdout)[0]
+    info = json.loads(user.run("inspect", "r", check=True).stdout)[0]["Secpod"]
     assert (info["runtime"], info["status"]) == ("runc", "running")
     # secpod writes nothing runc ignores (no run.oci.* annotation, no idmapped mount):
     # what is not enforced is the host's doing, as under crun
     crun = user.run("create", "--runtime", "crun", busybox, "true", check=True).stdout.strip()
-    other = json.loads(user.run("inspect", crun, check=True).stdout)[0]
+    other = json.loads(user.run("inspect", crun, check=True).stdout)[0]["Secpod"]
     assert info["unenforced"] == other["unenforced"]
     assert user.run("rm", crun).returncode == 0
     assert user.run("exec", "r", "echo", "inside").stdout == "inside\n"
@@ -137,7 +137,7 @@ def test_secpod_toml_gives_the_default_and_the_flag_overrides_it(
     user.file("config/secpod/secpod.toml", '[engine]\nruntime = "runc"\n')
     a = user.run("create", busybox, "true", check=True).stdout.strip()
     b = user.run("create", "--runtime", "crun", busybox, "true", check=True).stdout.strip()
-    got = {c["id"]: c["runtime"] for c in json.loads(user.run("inspect", a, b).stdout)}
+    got = {c["Id"]: c["Secpod"]["runtime"] for c in json.loads(user.run("inspect", a, b).stdout)}
     assert got == {a: "runc", b: "crun"}
     # each container keeps its runtime: `ps` and `rm` find both after the default changes
     user.file("config/secpod/secpod.toml", '[engine]\nruntime = "crun"\n')

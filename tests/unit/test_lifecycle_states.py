@@ -163,7 +163,7 @@ def test_rm_refuses_a_running_container_and_rm_f_kills_it(env: Environment,
     assert [sig for _, sig in fake.signals] == ["KILL"]
     assert not ctr.dir.exists() and ctr.id not in fake.containers
     assert _actions(records)[-2:] == [("container.exit", "ok"), ("container.rm", "ok")]
-    with pytest.raises(Exception, match="no such container|not found"):
+    with pytest.raises(Exception, match="No such container|not found"):
         state.lookup(ctr.name)
 
 
@@ -273,3 +273,28 @@ def test_kill_normalises_the_signal_and_refuses_an_exited_container(
     operations.collect_exit(ctr, env)
     with pytest.raises(Conflict, match="is not running \\(exited\\)"):
         operations.kill(ctr.name, env=env)
+
+
+def test_wait_returns_the_exit_status_once_recorded(env: Environment, fake: FakeRuntime,
+                                                    clock: Clock, records: Records) -> None:
+    ctr = _running(env)
+    fake.exit(ctr.id, 7)  # its monitor is gone without recording: wait records it
+    assert operations.wait_exit(ctr.name, env=env) == 7
+    assert [kw["exit_status"] for a, _, kw in records if a == "container.exit"] == [7]
+    assert operations.wait_exit(ctr.id[:12], env=env) == 7  # exited already: at once
+    now = clock.now
+    assert operations.wait_exit(ctr.name, env=env) == 7 and clock.now == now
+
+
+def test_restart_stops_a_running_container_and_starts_it_again(
+        env: Environment, fake: FakeRuntime, records: Records) -> None:
+    ctr = _running(env)
+    operations.restart(ctr.name, timeout=3, env=env)
+    assert [sig for _, sig in fake.signals] == ["TERM"]
+    assert operations.status(ctr, env) is Status.RUNNING
+    assert _actions(records) == [("container.start", "ok"), ("container.stop", "ok"),
+                                 ("container.exit", "ok"), ("container.start", "ok")]
+    fake.exit(ctr.id, 0)
+    operations.collect_exit(ctr, env)
+    operations.restart(ctr.name, env=env)  # an exited one is only started
+    assert operations.status(ctr, env) is Status.RUNNING

@@ -1,0 +1,134 @@
+"""A container as Docker's and Podman's scripts read it: ``inspect`` and ``ps`` fields.
+
+``inspect`` prints :func:`inspect_view`: Docker's keys (``Id``, ``State.Status``,
+``State.ExitCode``, ``Config.Env``, ``HostConfig``, ``Mounts``, ``NetworkSettings``, ...)
+with secpod's own facts (profile, confinement, trust decision, what was not enforced,
+the generated OCI config) under one ``Secpod`` key. ``ps --format`` templates see
+:func:`ps_fields`: Docker's ``ps`` placeholders (``.ID``, ``.Names``, ``.Status``, ...).
+Values secpod does not have are Docker's zero values, never invented.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
+
+    from secpod.sandbox.state import Container
+
+#: Docker's time of a container that has not started or finished.
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def inspect_view(ctr: Container, status: str, pid: int | None, config: dict[str, Any],
+                 secpod: dict[str, Any]) -> dict[str, Any]:
+    """The Docker-shaped record of ``ctr`` (``status`` and ``pid`` from its runtime;
+    ``config``: its bundle's config.json; ``secpod``: secpod's own facts)."""
+    process = config.get("process") or {}
+    running = status in ("running", "paused")
+    cmd = ctr.args[len(ctr.entrypoint):]
+    security = []
+    if process.get("noNewPrivileges"):
+        security.append("no-new-privileges")
+    seccomp = (config.get("linux") or {}).get("seccomp")
+    security.append("seccomp=" + ("secpod-profile" if seccomp else "unconfined"))
+    return {
+        "Id": ctr.id,
+        "Created": ctr.created,
+        "Path": ctr.args[0] if ctr.args else "",
+        "Args": ctr.args[1:],
+        "State": {
+            "Status": "exited" if status == "stopped" else status,
+            "Running": status == "running",
+            "Paused": status == "paused",
+            "Restarting": False,
+            "OOMKilled": False,
+            "Dead": False,
+            "Pid": pid if running and pid else 0,
+            "ExitCode": ctr.exit_code if ctr.exit_code is not None else 0,
+            "Error": "",
+            "StartedAt": ctr.started or ZERO_TIME,
+            "FinishedAt": ctr.finished or ZERO_TIME,
+        },
+        "Image": ctr.image_digest,
+        "ImageName": ctr.image_ref,
+        "Name": ctr.name,
+        "RestartCount": 0,
+        "Platform": "linux",
+        "AppArmorProfile": process.get("apparmorProfile", ""),
+        "ProcessLabel": process.get("selinuxLabel", ""),
+        "Config": {
+            "Hostname": config.get("hostname", ""),
+            "User": ctr.user or "",
+            "Env": list(process.get("env") or []),
+            "Cmd": cmd,
+            "Entrypoint": list(ctr.entrypoint),
+            "Image": ctr.image_ref,
+            "WorkingDir": process.get("cwd", "/"),
+            "Labels": dict(ctr.labels),
+            "StopSignal": "SIGTERM",
+            "Tty": ctr.tty,
+        },
+        "HostConfig": {
+            "AutoRemove": ctr.auto_remove,
+            "ReadonlyRootfs": bool((config.get("root") or {}).get("readonly")),
+            "Privileged": False,
+            "CapAdd": None,
+            "CapDrop": None,
+            "SecurityOpt": security,
+            "NetworkMode": "none",
+            "PortBindings": {},
+            "Runtime": ctr.runtime,
+            "Binds": [_bind(m) for m in ctr.mounts if m.get("type") == "bind"],
+            "Tmpfs": {m["destination"]: ",".join(m.get("options", ()))
+                      for m in ctr.mounts if m.get("type") == "tmpfs"},
+        },
+        "Mounts": [_mount(m) for m in ctr.mounts],
+        "NetworkSettings": {"Ports": {}},
+        "Secpod": secpod,
+    }
+
+
+def _rw(m: dict[str, Any]) -> bool:
+    return "ro" not in m.get("options", ())
+
+
+def _bind(m: dict[str, Any]) -> str:
+    return f"{m.get('source', '')}:{m['destination']}:{'rw' if _rw(m) else 'ro'}"
+
+
+def _mount(m: dict[str, Any]) -> dict[str, Any]:
+    kind = m.get("type", "bind")
+    return {
+        "Type": kind,
+        "Source": m.get("source", "") if kind == "bind" else "",
+        "Destination": m["destination"],
+        "Mode": "",
+        "RW": _rw(m),
+        "Propagation": "rprivate" if kind == "bind" else "",
+    }
+
+
+def ps_fields(row: dict[str, Any], status_text: str, created_text: str) -> dict[str, Any]:
+    """The placeholders of Docker's ``ps --format`` for one ``listing`` row;
+    ``status_text`` as the table shows it (``Up 3 minutes``), ``created_text``
+    (``5 minutes ago``)."""
+    return {
+        "ID": row["id"][:12],
+        "Image": row["image"],
+        "Command": '"' + " ".join(row["command"]) + '"',
+        "CreatedAt": row["created"],
+        "RunningFor": created_text,
+        "Status": status_text,
+        "State": row["status"],
+        "Names": row["name"],
+        "Ports": "",
+        "Labels": "",
+        "Mounts": "",
+        "Networks": "",
+        "Size": "",
+        # secpod's own
+        "Profile": row["profile"],
+        "Runtime": row["runtime"],
+        "ExitCode": row["exit_code"],
+    }
