@@ -61,7 +61,7 @@ secpod run --rm --profile strict demo/busybox:1.0 sh -c '
 
 say "what strict asked for and this host could not enforce (recorded, not pretended)"
 secpod create --profile strict --name demo-inspect demo/busybox:1.0 true >/dev/null
-secpod inspect demo-inspect | python3 -c 'import json,sys; i=json.load(sys.stdin)[0]; print("\n".join("  - " + u for u in i["unenforced"]) or "  (everything enforced)")'
+secpod inspect demo-inspect | python3 -c 'import json,sys; i=json.load(sys.stdin)[0]; print("\n".join("  - " + u for u in i["Secpod"]["unenforced"]) or "  (everything enforced)")'
 secpod rm demo-inspect >/dev/null
 
 say "another image, never signed, is refused under strict"
