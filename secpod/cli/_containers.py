@@ -101,10 +101,13 @@ def _start(args: argparse.Namespace) -> int:
 def _ps(args: argparse.Namespace) -> int:
     from secpod.sandbox import operations
 
-    rows = operations.listing(args.all)
+    last = 1 if args.latest else args.last
+    rows = operations.listing(args.all or last is not None)
+    if last is not None:  # Docker's -n/-l: the last created, whatever their state
+        rows = sorted(rows, key=lambda r: str(r["created"]))[-last:] if last > 0 else []
     if args.quiet:
         for r in rows:
-            print(r["id"][:12])
+            print(r["id"] if args.no_trunc else r["id"][:12])
     elif args.json:
         emit_json(rows)
     else:
@@ -136,9 +139,9 @@ def _ps(args: argparse.Namespace) -> int:
             ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PROFILE", "NAMES"),
             [
                 (
-                    r["id"][:12],
+                    r["id"] if args.no_trunc else r["id"][:12],
                     r["image"],
-                    " ".join(r["command"])[:30],
+                    " ".join(r["command"]) if args.no_trunc else " ".join(r["command"])[:30],
                     since(r["created"]),
                     status(r),
                     r["profile"],
@@ -277,6 +280,10 @@ def _add_ps(sub: _Subparsers) -> None:
     p = sub.add_parser("ps", help="list containers")
     bool_flag(p, "-a", "--all", dest="all", help="include exited containers")
     bool_flag(p, "-q", "--quiet", dest="quiet", help="print ids only")
+    bool_flag(p, "--no-trunc", dest="no_trunc", help="full ids and commands")
+    p.add_argument("-n", "--last", type=int, metavar="N",
+                   help="the N containers created last, in any state")
+    bool_flag(p, "-l", "--latest", dest="latest", help="the container created last")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_ps)
 

@@ -59,3 +59,12 @@ def test_images_rmi_and_version(user: User, busybox: str) -> None:
     v = user.run("version")
     assert v.returncode == 0 and v.stdout.startswith("Version:")
     assert json.loads(user.run("version", "--json").stdout)["Client"]["Version"]
+
+
+def test_ps_last_latest_and_no_trunc(user: User, busybox: str) -> None:
+    ids = [user.run("create", "--name", f"c{i}", busybox, "true", check=True).stdout.strip()
+           for i in range(3)]
+    assert user.run("ps", "-l", "-q", "--no-trunc").stdout == ids[2] + "\n"
+    assert user.run("ps", "-n", "2", "-q").stdout.split() == [i[:12] for i in ids[1:]]
+    assert user.run("ps", "-n", "0", "-q").stdout == ""
+    assert ids[0] in user.run("ps", "-a", "--no-trunc").stdout
