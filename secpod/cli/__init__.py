@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 _AREAS: dict[str, tuple[str, ...]] = {
     "_system": ("doctor", "version"),
     "_images": ("image",),
-    "_containers": ("run", "create", "start", "restart", "wait", "ps", "logs", "stop",
-                    "kill", "rm", "exec", "inspect", "container-cleanup"),
+    "_containers": ("run", "create", "start", "restart", "wait", "rename", "ps", "logs",
+                    "stop", "kill", "rm", "exec", "inspect", "container-cleanup"),
     "_policies": ("profile", "lint", "system"),
     "_signing": ("key", "sign", "verify", "verify-bundle", "trust"),
     "_audit": ("audit",),

@@ -230,6 +230,13 @@ def _wait(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rename(args: argparse.Namespace) -> int:
+    from secpod.sandbox import operations
+
+    operations.rename(args.container, args.name)
+    return 0
+
+
 def _inspect(args: argparse.Namespace) -> int:
     from secpod.sandbox import operations
 
@@ -341,6 +348,13 @@ def _add_wait(sub: _Subparsers) -> None:
     p.set_defaults(func=_wait)
 
 
+def _add_rename(sub: _Subparsers) -> None:
+    p = sub.add_parser("rename", help="give a container another name")
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("name", metavar="NEW_NAME")
+    p.set_defaults(func=_rename)
+
+
 def _add_inspect(sub: _Subparsers) -> None:
     p = sub.add_parser("inspect", help="a container's record, settings and state as JSON")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
@@ -361,6 +375,7 @@ PARSERS = {
     "start": _add_start,
     "restart": _add_restart,
     "wait": _add_wait,
+    "rename": _add_rename,
     "ps": _add_ps,
     "logs": _add_logs,
     "stop": _add_stop,

@@ -267,6 +267,22 @@ def restart(ref: str, timeout: float = 10, env: Environment | None = None) -> Co
     return start(state.lookup(ref), env)  # None: start checks the host, as `start` does
 
 
+def rename(ref: str, new_name: str) -> Container:
+    """Give the container another name (Docker's ``rename``); its id, bundle and state
+    do not change. The new name is taken before the old one is let go, under the
+    container's lock, so that no other container can take either meanwhile."""
+    ctr = state.lookup(ref)
+    with changing(ctr) as current:
+        old = current.name
+        if new_name == old:
+            return current
+        state.claim_name(current.id, new_name)
+        current.name = new_name
+    state.drop_name(current.id, old)
+    events.container("container.rename", current, details={"old_name": old})
+    return current
+
+
 # -- signals -----------------------------------------------------------------------
 
 def stop(ref: str, timeout: float = 10, env: Environment | None = None) -> Container:

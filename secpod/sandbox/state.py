@@ -217,6 +217,30 @@ def reserve(name: str | None) -> tuple[str, str, Path]:
     raise Conflict("could not find a free container name", hint="give one with --name")
 
 
+def claim_name(cid: str, name: str) -> None:
+    """Take ``name`` for the container ``cid`` (a rename). Raises UsageError for an
+    invalid name, Conflict when another container has it."""
+    if not _valid_name(name):
+        raise UsageError(
+            f"invalid container name {name!r}",
+            hint="names are letters, digits, '_', '.' and '-', starting alphanumeric",
+        )
+    try:
+        os.symlink(cid, _names_dir() / name)
+    except FileExistsError:
+        other = os.readlink(_names_dir() / name)
+        raise Conflict(f"the name {name!r} is in use by container {other[:12]}",
+                       hint="choose another name") from None
+
+
+def drop_name(cid: str, name: str) -> None:
+    """Let ``name`` go, if it is still the container's."""
+    link = _names_dir() / name
+    with contextlib.suppress(FileNotFoundError):
+        if os.readlink(link) == cid:
+            link.unlink()
+
+
 CREATING = "creating"  # in a container folder until container.json is written: the maker
 HALF_MADE_GRACE = 60.0  # seconds: a folder with neither file, younger than this, is new
 

@@ -68,3 +68,16 @@ def test_ps_last_latest_and_no_trunc(user: User, busybox: str) -> None:
     assert user.run("ps", "-n", "2", "-q").stdout.split() == [i[:12] for i in ids[1:]]
     assert user.run("ps", "-n", "0", "-q").stdout == ""
     assert ids[0] in user.run("ps", "-a", "--no-trunc").stdout
+
+
+def test_rename_a_running_container(user: User, busybox: str) -> None:
+    cid = user.run("run", "-d", "--name", "old", busybox, "sleep", "60",
+                   check=True).stdout.strip()
+    assert user.run("rename", "old", "new").returncode == 0
+    assert user.run("exec", "new", "echo", "hi").stdout == "hi\n"
+    info = json.loads(user.run("inspect", "new", check=True).stdout)[0]
+    assert (info["Id"], info["Name"], info["State"]["Status"]) == (cid, "new", "running")
+    assert user.run("create", "--name", "old", busybox, "true").returncode == 0
+    r = user.run("rename", "new", "old")
+    assert r.returncode == 1 and "'old' is in use" in r.stderr
+    assert user.run("rm", "-f", "new", "old").returncode == 0

@@ -298,3 +298,22 @@ def test_restart_stops_a_running_container_and_starts_it_again(
     operations.collect_exit(ctr, env)
     operations.restart(ctr.name, env=env)  # an exited one is only started
     assert operations.status(ctr, env) is Status.RUNNING
+
+
+def test_rename_moves_the_name_and_keeps_everything_else(env: Environment,
+                                                         records: Records) -> None:
+    ctr = _running(env)
+    other = _container("c2")
+    with pytest.raises(Conflict, match="'c2' is in use by container " + other.id[:12]):
+        operations.rename(ctr.name, "c2")
+    with pytest.raises(Exception, match="invalid container name '../x'"):
+        operations.rename(ctr.name, "../x")
+    assert state.lookup("c1").id == ctr.id  # a refused rename changed nothing
+    operations.rename("c1", "web")
+    assert state.lookup("web").id == ctr.id and state.lookup("web").name == "web"
+    with pytest.raises(Exception, match="No such container: c1"):
+        state.lookup("c1")
+    assert state.reserve("c1")[1] == "c1"  # the old name is free again
+    assert operations.status(state.lookup("web"), env) is Status.RUNNING
+    (rename,) = [kw for a, _, kw in records if a == "container.rename"]
+    assert rename["details"]["old_name"] == "c1" and rename["container_name"] == "web"
