@@ -68,3 +68,11 @@ def ago(seconds: float) -> str:
     if d < 730:
         return f"{d // 30} months"
     return f"{d // 365} years"
+
+
+def clock(seconds: float) -> str:
+    """A duration as ps prints TIME and ELAPSED: ``[DD-]HH:MM:SS``."""
+    s = max(int(seconds), 0)
+    days, s = divmod(s, 86400)
+    text = f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+    return f"{days}-{text}" if days else text

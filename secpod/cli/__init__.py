@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 _AREAS: dict[str, tuple[str, ...]] = {
     "_system": ("doctor", "version"),
     "_images": ("image",),
-    "_containers": ("run", "create", "start", "restart", "wait", "rename", "ps", "logs",
+    "_containers": ("run", "create", "start", "restart", "wait", "rename", "top", "ps", "logs",
                     "stop", "kill", "rm", "exec", "inspect", "container-cleanup"),
     "_policies": ("profile", "lint", "system"),
     "_signing": ("key", "sign", "verify", "verify-bundle", "trust"),

@@ -230,6 +230,24 @@ def _wait(args: argparse.Namespace) -> int:
     return 0
 
 
+def _top(args: argparse.Namespace) -> int:
+    from secpod._record import asdict
+    from secpod._text import clock
+    from secpod.sandbox import operations
+
+    procs = operations.top(args.container)
+    if args.json:
+        emit_json([asdict(p) for p in procs])
+        return 0
+    emit_table(
+        ("USER", "PID", "PPID", "%CPU", "ELAPSED", "TIME", "COMMAND"),
+        [(str(p.uid) if p.uid >= 0 else "?", str(p.pid), str(p.ppid),
+          f"{100 * p.cpu_seconds / p.elapsed:.1f}" if p.elapsed else "0.0",
+          clock(p.elapsed), clock(p.cpu_seconds), p.command) for p in procs],
+    )
+    return 0
+
+
 def _rename(args: argparse.Namespace) -> int:
     from secpod.sandbox import operations
 
@@ -348,6 +366,13 @@ def _add_wait(sub: _Subparsers) -> None:
     p.set_defaults(func=_wait)
 
 
+def _add_top(sub: _Subparsers) -> None:
+    p = sub.add_parser("top", help="the processes of a running container")
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_top)
+
+
 def _add_rename(sub: _Subparsers) -> None:
     p = sub.add_parser("rename", help="give a container another name")
     p.add_argument("container", metavar="CONTAINER")
@@ -376,6 +401,7 @@ PARSERS = {
     "restart": _add_restart,
     "wait": _add_wait,
     "rename": _add_rename,
+    "top": _add_top,
     "ps": _add_ps,
     "logs": _add_logs,
     "stop": _add_stop,

@@ -283,6 +283,22 @@ def rename(ref: str, new_name: str) -> Container:
     return current
 
 
+def top(ref: str, env: Environment | None = None) -> list[Any]:
+    """The processes of a running container (sandbox/processes.py). Raises Conflict
+    when it does not run."""
+    from secpod.sandbox import processes
+
+    env = _env(env)
+    ctr = state.lookup(ref)
+    rt_state = env.runtime_for(ctr).state(ctr.id)
+    now = status_of(ctr, rt_state)
+    pid = ctr.live_pid() or (rt_state or {}).get("pid")
+    if now not in LIVE or not pid:
+        raise Conflict(f"container {ctr.name} is not running ({now})",
+                       hint=f"secpod start {ctr.name}")
+    return processes.of_container(int(pid))
+
+
 # -- signals -----------------------------------------------------------------------
 
 def stop(ref: str, timeout: float = 10, env: Environment | None = None) -> Container:

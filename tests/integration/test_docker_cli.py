@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
 from tests.conftest import User
+from tests.integration.test_lifecycle import wait_for
 
 pytestmark = [pytest.mark.crun, pytest.mark.userns]
 
@@ -81,3 +83,29 @@ def test_rename_a_running_container(user: User, busybox: str) -> None:
     r = user.run("rename", "new", "old")
     assert r.returncode == 1 and "'old' is in use" in r.stderr
     assert user.run("rm", "-f", "new", "old").returncode == 0
+
+
+def test_top_lists_the_containers_processes_as_it_sees_them(user: User,
+                                                            busybox: str) -> None:
+    user.run("run", "-d", "--name", "busy", busybox, "sh", "-c",
+             "sleep 300 & sleep 301 & wait", check=True)
+    procs = json.loads(user.run("top", "busy", "--json", check=True).stdout)
+    assert procs[0]["pid"] == 1 and procs[0]["command"].startswith("sh -c")
+    assert sorted(p["command"] for p in procs[1:]) == ["sleep 300", "sleep 301"]
+    assert {p["ppid"] for p in procs[1:]} == {1} and {p["uid"] for p in procs} == {0}
+    table = user.run("top", "busy").stdout.splitlines()
+    assert table[0].split() == ["USER", "PID", "PPID", "%CPU", "ELAPSED", "TIME", "COMMAND"]
+    assert len(table) == 4
+    # what exec started is in the container too, though its parent is outside
+    exe = user.popen("exec", "busy", "sleep", "302", stdout=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: any(p["command"] == "sleep 302" for p in json.loads(
+            user.run("top", "busy", "--json").stdout)))
+        (execd,) = [p for p in json.loads(user.run("top", "busy", "--json").stdout)
+                    if p["command"] == "sleep 302"]
+        assert execd["ppid"] == 0 and execd["pid"] > 1
+    finally:
+        exe.kill()
+    user.run("stop", "-t", "1", "busy", check=True)
+    r = user.run("top", "busy")
+    assert r.returncode == 1 and "is not running (exited)" in r.stderr
