@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 # tests/unit/test_cli_areas.py checks this table against each area's PARSERS.
 _AREAS: dict[str, tuple[str, ...]] = {
     "_system": ("doctor", "version"),
-    "_images": ("image",),
+    "_images": ("image", "save", "load"),
     "_containers": ("run", "create", "start", "restart", "wait", "rename", "top", "ps", "logs",
                     "stop", "kill", "rm", "exec", "inspect", "container-cleanup"),
     "_policies": ("profile", "lint", "system"),
@@ -56,6 +56,8 @@ def canonical(argv: Sequence[str]) -> list[str]:
         word = _CONTAINER_WORDS.get(rest[1], rest[1])
         if word in _AREAS["_containers"]:
             return [*head, word, *rest[2:]]
+    if rest[0] == "image" and len(rest) > 1 and rest[1] in ("save", "load"):
+        return [*head, *rest[1:]]
     if rest[0] == "image" and len(rest) > 1 and rest[1] in _IMAGE_WORDS:
         return [*head, "image", _IMAGE_WORDS[rest[1]], *rest[2:]]
     if rest[0] in _SHORTHANDS:

@@ -1,4 +1,5 @@
-"""``secpod image import|ls|inspect|verify|tag|rm``: parse, call secpod.images, print."""
+"""``secpod image import|ls|inspect|verify|tag|rm``, ``save`` and ``load``: parse, call
+secpod.images, print."""
 
 from __future__ import annotations
 
@@ -63,9 +64,71 @@ def _add_image(sub: _Subparsers) -> None:
     p.set_defaults(func=_rm)
 
 
+def _add_save(sub: _Subparsers) -> None:
+    p = sub.add_parser("save", help="write an image to a tar archive (docker save)",
+                       description="Write one image from your store as a docker-archive "
+                       "(the default, as docker save and podman save write) or an "
+                       "oci-archive, to -o FILE or to standard output.")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("-o", "--output", type=Path, metavar="FILE")
+    p.add_argument("--format", default="docker-archive",
+                   choices=("docker-archive", "oci-archive"))
+    p.set_defaults(func=_save)
+
+
+def _add_load(sub: _Subparsers) -> None:
+    p = sub.add_parser("load", help="import an image archive (docker load)",
+                       description="Import a docker-archive or oci-archive from -i FILE or "
+                       "standard input, as `secpod image import` does.")
+    p.add_argument("-i", "--input", type=Path, metavar="FILE")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the digest")
+    p.set_defaults(func=_load)
+
+
+def _save(args: argparse.Namespace) -> int:
+    import sys
+
+    from secpod.cli._output import status
+    from secpod.errors import UsageError
+    from secpod.images import Store
+    from secpod.images.export import save
+
+    if args.output is None and sys.stdout.isatty():
+        raise UsageError("refusing to write an image archive to a terminal",
+                         hint="give -o FILE, or redirect standard output")
+    digest = save(Store.open(), args.image, args.output, args.format)
+    if args.output is not None:
+        status(f"saved {args.image} ({digest}) to {args.output}")
+    return 0
+
+
+def _load(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from secpod import paths
+    from secpod.cli._output import status
+    from secpod.images import Store
+    from secpod.images.export import copy_stdin_to
+
+    store = Store.open()
+    if args.input is not None:
+        rec = store.import_path(args.input, progress=None if args.quiet else status)
+    else:
+        with tempfile.TemporaryDirectory(dir=paths.ensure_private_dir(paths.data_dir())) as d:
+            archive = Path(d) / "stdin.tar"
+            copy_stdin_to(archive)
+            rec = store.import_path(archive, progress=None if args.quiet else status)
+    if not args.quiet:
+        status(f"loaded {', '.join(rec.familiar_names()) or 'an image without a name'}")
+    print(rec.digest)
+    return 0
+
+
 # Each command's parser, in the order of `secpod --help`.
 PARSERS = {
     "image": _add_image,
+    "save": _add_save,
+    "load": _add_load,
 }
 
 

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from tests.conftest import User
+from tests.integration.conftest import audit_records
 from tests.integration.test_lifecycle import wait_for
 
 pytestmark = [pytest.mark.crun, pytest.mark.userns]
@@ -109,3 +110,66 @@ def test_top_lists_the_containers_processes_as_it_sees_them(user: User,
     user.run("stop", "-t", "1", "busy", check=True)
     r = user.run("top", "busy")
     assert r.returncode == 1 and "is not running (exited)" in r.stderr
+
+
+def _podman(user: User, *args: str) -> subprocess.CompletedProcess[str]:
+    return user.sh(["podman", "--cgroup-manager=cgroupfs", "--storage-driver=vfs", *args],
+                   timeout=300)
+
+
+@pytest.mark.parametrize("fmt", ["docker-archive", "oci-archive"])
+def test_save_writes_what_podman_and_skopeo_read_and_load_reads_it_back(
+        user: User, busybox: str, fmt: str) -> None:
+    before = json.loads(user.run("image", "inspect", busybox, check=True).stdout)
+    out = user.home / "box.tar"
+    r = user.run("save", "--format", fmt, "-o", str(out), busybox)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "" and out.stat().st_size > 500_000
+    # the real tools read it
+    seen = user.sh(["skopeo", "inspect", f"{fmt}:{out}"], check=True)
+    assert json.loads(seen.stdout)["Layers"], seen.stdout
+    loaded = _podman(user, "load", "-i", str(out))
+    assert loaded.returncode == 0, loaded.stderr
+    assert "busybox" in _podman(user, "images", "--format", "{{.Repository}}").stdout
+    # an oci-archive keeps the manifest, and so its digest; docker-archive has none
+    assert user.run("rmi", busybox).returncode == 0
+    r = user.run("load", "-i", str(out))
+    assert r.returncode == 0, r.stderr
+    after = json.loads(user.run("image", "inspect", busybox, check=True).stdout)
+    assert after["config_digest"] == before["config_digest"]
+    if fmt == "oci-archive":
+        assert after["digest"] == before["digest"]
+    # from standard input, as `docker load < box.tar`
+    assert user.run("rmi", busybox).returncode == 0
+    r = user.sh(["sh", "-c", f"secpod load < {out}"])
+    assert r.returncode == 0 and r.stdout.strip().startswith("sha256:"), r.stderr
+    assert user.run("run", "--rm", busybox, "echo", "ok").stdout == "ok\n"
+    saved = [a for a in audit_records(user) if a["action"] == "image.save"]
+    assert saved[-1]["outcome"] == "ok" and saved[-1]["details"]["format"] == fmt
+
+
+def test_save_of_a_changed_blob_leaves_no_archive(user: User, busybox: str) -> None:
+    info = json.loads(user.run("image", "inspect", busybox, check=True).stdout)
+    layer = info["layers"][0]["digest"].partition(":")[2]
+    blob = user.home / "data" / "secpod" / "images" / "blobs" / "sha256" / layer
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    for fmt in ("docker-archive", "oci-archive"):
+        r = user.run("save", "--format", fmt, "-o", str(user.home / "x.tar"), busybox)
+        assert r.returncode == 1, r.stderr
+        assert "no longer matches its digest" in r.stderr or "diff_id" in r.stderr \
+            or "gzip" in r.stderr.lower(), r.stderr
+        assert sorted(p.name for p in user.home.iterdir() if "x.tar" in p.name) == []
+    assert [a["outcome"] for a in audit_records(user) if a["action"] == "image.save"] == [
+        "error", "error"]
+    r = user.run("save", "-o", str(user.home / "y.tar"), "no/such:1")
+    assert r.returncode == 1 and "no/such" in r.stderr
+    r = user.run("save", "-o", str(user.home / "none" / "z.tar"), busybox)
+    assert r.returncode == 1 and "cannot write " in r.stderr and "Traceback" not in r.stderr
+
+
+def test_save_to_standard_output(user: User, busybox: str) -> None:
+    r = user.sh(["sh", "-c", f"secpod save {busybox} | tar t"])
+    assert r.returncode == 0, r.stderr
+    assert "manifest.json" in r.stdout.split()

@@ -21,6 +21,8 @@ from secpod.sandbox import state, views
     ("tag a b", "image tag a b"),
     ("image list", "image ls"),
     ("image remove x", "image rm x"),
+    ("image save -o f x", "save -o f x"),
+    ("image load -i f", "load -i f"),
     ("-v container ls", "-v ps"),
     # what secpod spells the same, or not at all, is left for the parser to judge
     ("ps -a", "ps -a"),
