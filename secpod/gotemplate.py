@@ -893,7 +893,7 @@ def _fmt_str(s: str, verb: str, spec: _Spec) -> str:
         data = s.encode("utf-8", "surrogatepass")
         if spec.prec is not None:
             data = data[:spec.prec]
-        s = data.hex(" " if spec.space else None)  # type: ignore[arg-type]
+        s = data.hex(" ") if spec.space else data.hex()
         s = s.upper() if verb == "X" else s
     return spec.pad(s)
 
@@ -1337,8 +1337,6 @@ class _Exec:
         if isinstance(first, _Field):
             return self.eval_chain(dot, dot, first.names, cmd, final)
         if isinstance(first, _Chain):
-            if isinstance(first.node, _Const) and first.node.kind == "nil":
-                self.error(f"indirection through explicit nil in {first}")
             receiver = self.eval_arg(dot, first.node)
             return self.eval_chain(dot, receiver, first.names, cmd, final)
         if isinstance(first, _Ident):
@@ -1362,6 +1360,8 @@ class _Exec:
                    final: Any) -> Any:
         if receiver is _HEADER:
             name = names[-1]
+            if (args is not None and len(args) > 1) or final is not _NOARG:
+                self.error(f"{name} is not a method but has arguments")
             return self.header_names.get(name) or header_name(name)
         for i, name in enumerate(names):
             last = i == len(names) - 1
