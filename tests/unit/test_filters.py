@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from secpod.errors import UsageError
@@ -10,7 +12,7 @@ from secpod.filters import Filters, exact, flag, labels, parse_filters, prefix, 
 ALLOWED = {"name": "regexp on the name", "id": "id prefix", "label": "key or key=value",
            "status": "state", "dangling": "true or false"}
 
-ITEMS = [
+ITEMS: list[dict[str, Any]] = [
     {"name": "myweb", "id": "abc123", "status": "running", "labels": {"app": "web", "t": "1"}},
     {"name": "db", "id": "abd456", "status": "exited", "labels": {"app": "db"}},
     {"name": "web2", "id": "ffe789", "status": "exited", "labels": {}},
