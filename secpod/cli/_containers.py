@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from secpod.cli._flags import bool_flag
-from secpod.cli._output import emit_json, emit_table
+from secpod.cli._output import emit_formatted, emit_json, emit_table
 from secpod.spec.flags import add_run_flags
 
 
@@ -98,43 +98,105 @@ def _start(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ps --filter: Docker's keys, and what each value is matched against.
+PS_FILTERS = {
+    "id": "a prefix of the container id",
+    "name": "a regular expression found in the name",
+    "status": "created, running, paused or exited",
+    "exited": "the exit code",
+    "ancestor": "the image: a name, a prefix of its digest, or its repository",
+    "label": "an image label: KEY or KEY=VALUE",
+    "before": "created before this container (name or id)",
+    "since": "created after this container (name or id)",
+    "profile": "the profile (secpod's)",
+    "runtime": "crun or runc (secpod's)",
+}
+
+
+def _ps_filtered(rows: list[dict[str, Any]], values: list[str]) -> list[dict[str, Any]]:
+    from secpod.filters import exact, labels, parse_filters, prefix, regex
+    from secpod.sandbox import state
+
+    filters = parse_filters(values, PS_FILTERS)
+    bounds: dict[str, list[str]] = {}
+    for key in ("before", "since"):
+        for ref in filters.get(key):
+            bounds.setdefault(key, []).append(state.lookup(ref).created)
+
+    def ancestor(r: dict[str, Any]) -> Any:
+        image, digest = str(r["image"]), str(r.get("image_digest") or "")
+        repo = image.rpartition(":")[0] if ":" in image.rpartition("/")[2] else image
+        return lambda v: (v in (image, repo, repo.rpartition("/")[2])
+                          or image.endswith("/" + v) or digest.removeprefix("sha256:")
+                          .startswith(v.removeprefix("sha256:")) and len(v) >= 4)
+
+    def keep(r: dict[str, Any]) -> bool:
+        created = str(r["created"])
+        return filters.match({
+            "id": prefix(r["id"]), "name": regex(r["name"]), "status": exact(r["status"]),
+            "exited": exact(None if r["exit_code"] is None or r["status"] != "exited"
+                            else str(r["exit_code"])),
+            "ancestor": ancestor(r), "label": labels(r.get("labels")),
+            "before": lambda _v: all(created < b for b in bounds.get("before", [])),
+            "since": lambda _v: all(created > b for b in bounds.get("since", [])),
+            "profile": exact(r["profile"], str(r["profile"]).partition("+")[0]),
+            "runtime": exact(r["runtime"]),
+        })
+
+    return [r for r in rows if keep(r)]
+
+
 def _ps(args: argparse.Namespace) -> int:
+    import time
+    from datetime import datetime
+
+    from secpod._text import ago
     from secpod.sandbox import operations
 
     last = 1 if args.latest else args.last
-    rows = operations.listing(args.all or last is not None)
+    rows = operations.listing(args.all or last is not None or bool(args.filter))
+    if args.filter:  # Docker lists exited ones only with -a, or when a filter asks
+        rows = _ps_filtered(rows, args.filter)
+        if not args.all and not any(f.startswith(("status=", "exited=")) for f in args.filter):
+            rows = [r for r in rows if r["status"] != "exited"]
     if last is not None:  # Docker's -n/-l: the last created, whatever their state
         rows = sorted(rows, key=lambda r: str(r["created"]))[-last:] if last > 0 else []
+    now = time.time()
+
+    def since(stamp: str | None) -> str:
+        """An RFC 3339 time as "5 minutes ago" (--json keeps the times themselves)."""
+        if not stamp:
+            return ""
+        try:
+            return ago(now - datetime.fromisoformat(stamp).timestamp()) + " ago"
+        except ValueError:
+            return stamp
+
+    def status(r: dict[str, Any]) -> str:
+        if r["status"] == "exited":
+            code = "?" if r["exit_code"] is None else r["exit_code"]
+            return f"Exited ({code}) {since(r['finished'])}".strip()
+        if r["status"] == "running" and r["started"]:
+            return "Up " + since(r["started"]).removesuffix(" ago")
+        return str(r["status"]).capitalize()
+
     if args.quiet:
         for r in rows:
             print(r["id"] if args.no_trunc else r["id"][:12])
     elif args.json:
         emit_json(rows)
+    elif args.format:
+        from secpod.sandbox.views import ps_fields
+
+        fields = []
+        for r in rows:
+            f = ps_fields(r, status(r), since(r["created"]))
+            if args.no_trunc:
+                f["ID"] = r["id"]
+            fields.append(f)
+        emit_formatted(args.format, fields, json_lines=True,
+                       headers={"ID": "CONTAINER ID", "RunningFor": "CREATED"})
     else:
-        import time
-        from datetime import datetime
-
-        from secpod._text import ago
-
-        now = time.time()
-
-        def since(stamp: str | None) -> str:
-            """An RFC 3339 time as "5 minutes ago" (--json keeps the times themselves)."""
-            if not stamp:
-                return ""
-            try:
-                return ago(now - datetime.fromisoformat(stamp).timestamp()) + " ago"
-            except ValueError:
-                return stamp
-
-        def status(r: dict[str, Any]) -> str:
-            if r["status"] == "exited":
-                code = "?" if r["exit_code"] is None else r["exit_code"]
-                return f"Exited ({code}) {since(r['finished'])}".strip()
-            if r["status"] == "running" and r["started"]:
-                return "Up " + since(r["started"]).removesuffix(" ago")
-            return str(r["status"]).capitalize()
-
         emit_table(
             ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PROFILE", "NAMES"),
             [
@@ -258,7 +320,11 @@ def _rename(args: argparse.Namespace) -> int:
 def _inspect(args: argparse.Namespace) -> int:
     from secpod.sandbox import operations
 
-    emit_json([operations.inspect(ref) for ref in args.containers])
+    records = [operations.inspect(ref) for ref in args.containers]
+    if args.format:
+        emit_formatted(args.format, records)
+    else:
+        emit_json(records)
     return 0
 
 
@@ -310,6 +376,11 @@ def _add_ps(sub: _Subparsers) -> None:
                    help="the N containers created last, in any state")
     bool_flag(p, "-l", "--latest", dest="latest", help="the container created last")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--format", metavar="TEMPLATE",
+                   help="a Go template per container (docs/formatting.md), "
+                   "'table TEMPLATE', or json (one object per line)")
+    p.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
+                   help="keys: " + ", ".join(PS_FILTERS))
     p.set_defaults(func=_ps)
 
 
@@ -382,6 +453,9 @@ def _add_rename(sub: _Subparsers) -> None:
 
 def _add_inspect(sub: _Subparsers) -> None:
     p = sub.add_parser("inspect", help="a container's record, settings and state as JSON")
+    p.add_argument("-f", "--format", metavar="TEMPLATE",
+                   help="a Go template per container, e.g. '{{.State.ExitCode}}' "
+                   "(docs/formatting.md)")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     p.set_defaults(func=_inspect)
 

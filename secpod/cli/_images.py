@@ -8,6 +8,8 @@ from pathlib import Path
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
+    from typing import Any
+
     _Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
@@ -32,6 +34,10 @@ def _add_image(sub: _Subparsers) -> None:
     p = isub.add_parser("ls", help="list your images")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="print image IDs only")
+    p.add_argument("--format", metavar="TEMPLATE",
+                   help="a Go template per image (docs/formatting.md), or json")
+    p.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
+                   help="keys: " + ", ".join(IMAGE_FILTERS))
     p.set_defaults(func=_ls)
 
     p = isub.add_parser("inspect", help="show an image as JSON")
@@ -147,19 +153,98 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
+#: image ls --filter: Docker's keys.
+IMAGE_FILTERS = {
+    "reference": "a name, or a shell pattern on it (busybox, 'docker.io/library/*')",
+    "dangling": "true: images without a name; false: with one",
+    "label": "an image label: KEY or KEY=VALUE",
+    "before": "created before this image",
+    "since": "created after this image",
+}
+
+
+def _named(images: list[Any]) -> list[tuple[Any, str | None]]:
+    """One (image, name) per name, as Docker lists them; (image, None) for one without."""
+    return [(r, n) for r in images for n in (r.names or (None,))]
+
+
+def _image_rows(named: list[tuple[Any, str | None]]) -> list[dict[str, Any]]:
+    """Docker's `images --format` placeholders, one row per name."""
+    import time
+    from datetime import datetime
+
+    from secpod._text import ago
+    from secpod.images import human_size
+    from secpod.images._store import _familiar
+
+    now, rows = time.time(), []
+    for r, name in named:
+        try:
+            since = ago(now - datetime.fromisoformat(r.created).timestamp()) + " ago"
+        except ValueError:
+            since = ""
+        repo, tag = "<none>", "<none>"
+        if name:
+            familiar = _familiar(name)
+            repo, _, tag = familiar.rpartition(":")
+        rows.append({"Repository": repo, "Tag": tag, "ID": r.short_id(), "Digest": r.digest,
+                     "CreatedAt": r.created, "CreatedSince": since,
+                     "Size": human_size(r.size), "Name": name or ""})
+    return rows
+
+
+def _images_filtered(named: list[tuple[Any, str | None]],
+                     values: list[str]) -> list[tuple[Any, str | None]]:
+    from fnmatch import fnmatchcase
+
+    from secpod.filters import flag, labels, parse_filters
+    from secpod.images import Store
+    from secpod.images._store import _familiar
+
+    filters = parse_filters(values, IMAGE_FILTERS)
+    store = Store.open()
+    bounds = {k: [store.resolve(ref).created for ref in filters.get(k)]
+              for k in ("before", "since")}
+
+    def reference(name: str | None) -> Any:
+        names = [name, _familiar(name)] if name else []
+        return lambda v: any(n == v or fnmatchcase(n, v) or n.rpartition(":")[0] == v
+                             for n in names)
+
+    def keep(r: Any, name: str | None) -> bool:
+        return filters.match({
+            "reference": reference(name),
+            "dangling": flag(not r.names),
+            "label": labels(r.config.get("Labels")),
+            "before": lambda _v: all(r.created < b for b in bounds["before"]),
+            "since": lambda _v: all(r.created > b for b in bounds["since"]),
+        })
+
+    return [(r, n) for r, n in named if keep(r, n)]
+
+
 def _ls(args: argparse.Namespace) -> int:
-    from secpod.cli._output import emit_json, emit_table
+    from secpod.cli._output import emit_formatted, emit_json, emit_table
     from secpod.images import Store, human_size
 
     images = Store.open().list()
+    named = _named(images)
+    if args.filter:
+        named = _images_filtered(named, args.filter)
+        images = [r for r in images if any(r is x for x, _ in named)]
     if args.json:
         emit_json([r.as_dict() for r in images])
     elif args.quiet:
         for r in images:
             print(r.short_id())
+    elif args.format:
+        emit_formatted(args.format, _image_rows(named), json_lines=True,
+                       headers={"ID": "IMAGE ID", "CreatedSince": "CREATED"})
     else:
-        rows = [(name, r.short_id(), human_size(r.size), r.created[:19].replace("T", " ") or "-")
-                for r in images for name in (r.familiar_names() or ("<none>",))]
+        from secpod.images._store import _familiar
+
+        rows = [(_familiar(n) if n else "<none>", r.short_id(), human_size(r.size),
+                 r.created[:19].replace("T", " ") or "-") for r, n in named]
         emit_table(("NAME", "ID", "SIZE", "CREATED"), rows)
     return 0
 

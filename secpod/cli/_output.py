@@ -26,3 +26,23 @@ def emit_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
 def status(message: str) -> None:
     """Progress and status for a person: stderr, never stdout."""
     print(message, file=sys.stderr, flush=True)
+
+
+def emit_formatted(fmt: str, items: Sequence[Any], *, json_lines: bool = False,
+                   headers: dict[str, str] | None = None) -> None:
+    """``--format``: a Go template per item (secpod/gotemplate.py; ``table ...`` adds
+    aligned headers), or ``json``: the items as one JSON list, or with ``json_lines``
+    one compact object per line, as Docker's listings print them."""
+    from secpod.gotemplate import compile_template, is_json_format, render_table
+
+    if is_json_format(fmt):
+        if json_lines:
+            for item in items:
+                print(json.dumps(item, separators=(",", ":"), default=str))
+        else:
+            emit_json(list(items))
+        return
+    from secpod._text import printable
+
+    template = compile_template(fmt, header_names=headers)
+    sys.stdout.write(render_table(template, items, escape=printable))

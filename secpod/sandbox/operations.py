@@ -405,6 +405,7 @@ def describe(ctr: Container, rt_state: dict[str, Any] | None) -> dict[str, Any]:
         "status": status_of(ctr, rt_state).value,
         "exit_code": ctr.exit_code,
         "profile": ctr.profile,
+        "labels": ctr.labels,
         "runtime": ctr.runtime,
         "pid": (rt_state or {}).get("pid"),
     }

@@ -123,7 +123,7 @@ def ps_fields(row: dict[str, Any], status_text: str, created_text: str) -> dict[
         "State": row["status"],
         "Names": row["name"],
         "Ports": "",
-        "Labels": "",
+        "Labels": ",".join(f"{k}={v}" for k, v in sorted((row.get("labels") or {}).items())),
         "Mounts": "",
         "Networks": "",
         "Size": "",
