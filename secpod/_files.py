@@ -92,3 +92,90 @@ def write_atomic(path: Path, data: str | bytes, *, mode: int | None = None,
         tmp.unlink(missing_ok=True)
         raise Error(f"cannot write {path}: {e.strerror or e}",
                     hint="check that the folder exists and you may write to it") from e
+
+
+def which(name: str, path: str | None = None) -> str | None:
+    """``shutil.which`` for a command name (no slash): the first executable regular file
+    called ``name`` in ``path`` (default ``$PATH``). Here because shutil also imports
+    bz2, lzma and fnmatch, which no `run` needs."""
+    search = os.environ.get("PATH", os.defpath) if path is None else path
+    for folder in search.split(os.pathsep):
+        candidate = os.path.join(folder or ".", name)
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def remove_tree(path: str | Path, failed: list[str]) -> None:
+    """Remove ``path`` and everything below it, never following a symbolic link (a link
+    is removed, not what it points to); appends each name that cannot be removed to
+    ``failed``. Like ``shutil.rmtree`` with an error callback, without importing shutil
+    (and, through it, bz2 and lzma) on the way of every ``run --rm``."""
+    try:
+        fd = os.open(path, _DIR_FLAGS)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        if e.errno not in (errno.ENOTDIR, errno.ELOOP):
+            failed.append(str(path))
+            return
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            failed.append(str(path))
+        return
+    try:
+        _remove_below(fd, str(path), failed)
+    finally:
+        os.close(fd)
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        failed.append(str(path))
+
+
+def _remove_below(dir_fd: int, prefix: str, failed: list[str]) -> None:
+    try:
+        with os.scandir(dir_fd) as it:
+            entries = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+    except OSError:
+        failed.append(prefix)
+        return
+    for name, is_dir in entries:
+        full = f"{prefix}/{name}"
+        if is_dir:
+            try:
+                child = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+            except FileNotFoundError:
+                continue
+            except OSError:
+                failed.append(full)
+                continue
+            try:
+                _remove_below(child, full, failed)
+            finally:
+                os.close(child)
+            try:
+                os.rmdir(name, dir_fd=dir_fd)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                failed.append(full)
+        else:
+            try:
+                os.unlink(name, dir_fd=dir_fd)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                failed.append(full)

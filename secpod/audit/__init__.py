@@ -9,14 +9,14 @@ RFC 6962 Merkle tree, with Ed25519-signed checkpoints in the C2SP
 signed-note format; where the administrator runs the collector, records
 also reach a root-owned host log. See docs/audit.md.
 
-Only :func:`record` is imported eagerly (every command calls it); the rest
+Only :func:`record` and :func:`flush` are imported eagerly (every command calls it); the rest
 loads on first use so that command start-up stays fast.
 """
 
 from __future__ import annotations
 
 from secpod._lazy import reexports
-from secpod.audit._log import record
+from secpod.audit._log import flush, record
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ __all__ = [
     "Verification",
     "VerifierKey",
     "build_report",
+    "flush",
     "host_content",
     "iter_records",
     "load_proof",

@@ -86,6 +86,13 @@ def user_log() -> _store.LogDir:
     return log
 
 
+def flush() -> None:
+    """Sync the records this process wrote with ``durable=False`` (see :func:`record`).
+    Raises AuditError if the log cannot be synced."""
+    for log in _logs.values():
+        log.flush()
+
+
 def _connect(outcome: str) -> tuple[Any, bool, str | None]:
     """(client or None, required, why the collector is not there)."""
     pol, err = _policy.safe_collector_policy()
@@ -143,6 +150,7 @@ def record(
     exit_status: int | None = None,
     details: dict[str, Any] | None = None,
     checkpoint: bool = False,
+    durable: bool = True,
 ) -> dict[str, Any]:
     """Append one record durably (fdatasync) and return it (with ``seq`` and ``prev``).
 
@@ -150,6 +158,11 @@ def record(
     signs a checkpoint right after the record (the runner passes it when a
     container exits). Where the administrator names a collector, the record
     is also on the host log's disk before this returns.
+
+    ``durable=False`` (group commit) writes the record but lets its sync wait for the
+    next durable record, checkpoint or :func:`flush`; the caller flushes before the
+    action's result is reported (the CLI flushes before it exits, whatever happens).
+    With a collector every record is synced first, as before.
 
     Raises AuditError if the record cannot be written, or (for an ``"ok"``
     record) if the administrator's policy cannot be read; the caller must then
@@ -196,7 +209,8 @@ def record(
     if details:
         rec["details"] = details
     try:
-        written = user_log().append(rec, checkpoint=checkpoint)
+        written = user_log().append(rec, checkpoint=checkpoint,
+                                    durable=durable or client is not None)
         if client is not None:
             try:
                 client.submit(written, checkpoint=checkpoint)

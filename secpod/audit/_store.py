@@ -19,6 +19,7 @@ the state is always rebuilt from the log when they disagree.
 
 from __future__ import annotations
 
+import _thread  # threading.Lock itself, without the threading module (every run)
 import errno
 import fcntl
 import hashlib
@@ -26,7 +27,6 @@ import json
 import os
 import stat
 import struct
-import threading
 from pathlib import Path
 
 from secpod import _files
@@ -155,8 +155,9 @@ class LogDir:
         self._fd_pid = self._sfd_pid = 0
         self._fd_id = self._sfd_id = (0, 0)
         self._lfd, self._lfd_pid = -1, 0
-        self._mutex = threading.Lock()
+        self._mutex = _thread.allocate_lock()
         self._mem: _State | None = None  # the state after this process's last append
+        self._unsynced = -1  # an fd of the log with records appended but not yet synced
 
     # --- paths ---------------------------------------------------------------
 
@@ -424,12 +425,16 @@ class LogDir:
 
     # --- append --------------------------------------------------------------
 
-    def append(self, body: dict[str, Any], *, checkpoint: bool = False) -> dict[str, Any]:
+    def append(self, body: dict[str, Any], *, checkpoint: bool = False,
+               durable: bool = True) -> dict[str, Any]:
         """Append ``body`` as the next record, durably, and return it with seq and prev.
 
         Recovers first if the log ends in a torn line or the state is stale (and
         records that it did). Signs a checkpoint every ``checkpoint_every``
         records and when ``checkpoint`` is true.
+        ``durable=False`` writes the record (it survives this process being killed)
+        but leaves the sync to the next durable append, checkpoint or :meth:`flush`
+        (group commit: the caller flushes before the action's result is reported).
         Raises AuditError if the log cannot be written.
         """
         try:
@@ -441,19 +446,31 @@ class LogDir:
                 if st is None or st.size != size:
                     st = self._recover(fd, st)
                 rec = self._append_locked(fd, st, body)
+                synced = False
                 if checkpoint or st.records % self.checkpoint_every == 0:
-                    self._checkpoint_locked(fd, st)
+                    self._checkpoint_locked(fd, st)  # syncs the log first
+                    self._drop_unsynced()
+                    synced = True
                 self._write_state(st)
                 self._mem = st
-                sync_fd = os.dup(fd)
+                durable = durable or created
+                if not (durable or synced) and self._unsynced < 0:
+                    self._unsynced = os.dup(fd)
+                sync_fd = os.dup(fd) if durable and not synced else -1
+            if sync_fd < 0:
+                if created:
+                    _fsync_dir(self.path)
+                return rec
             # Synced after the lock is released: writers that queued on the lock meanwhile
             # sync too, and the filesystem makes one journal commit of them all (group
             # commit). Nothing returns before its own record is on disk, and whatever a
-            # record chains to was written earlier in the same file, so it is on disk too.
+            # record chains to was written earlier in the same file, so it is on disk too
+            # (records this process deferred among them).
             try:
                 os.fdatasync(sync_fd)
             finally:
                 os.close(sync_fd)
+            self._drop_unsynced()
             if created:
                 _fsync_dir(self.path)
             return rec
@@ -462,6 +479,24 @@ class LogDir:
                 f"cannot write the audit log {self.log_file}: {e.strerror or e}",
                 hint="secpod does not act without an audit record; fix the log's directory",
             ) from e
+
+    def flush(self) -> None:
+        """Make every record this process appended with ``durable=False`` durable.
+        Raises AuditError if the log cannot be synced."""
+        if self._unsynced < 0:
+            return
+        try:
+            os.fdatasync(self._unsynced)
+        except OSError as e:
+            raise AuditError(f"cannot write the audit log {self.log_file}: {e.strerror or e}",
+                             hint="secpod does not act without an audit record; fix the "
+                                  "log's directory") from e
+        self._drop_unsynced()
+
+    def _drop_unsynced(self) -> None:
+        if self._unsynced >= 0:
+            os.close(self._unsynced)
+            self._unsynced = -1
 
     def _append_locked(self, fd: int, st: _State, body: dict[str, Any]) -> dict[str, Any]:
         line = _canon.encode(st.records, st.last_hash, body)

@@ -21,6 +21,7 @@ from secpod.errors import Error, Interrupted
 TYPE_CHECKING = False  # argparse is imported where a parser is built: not for --version
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
 # Each area module lists its own commands (PARSERS). Only the area of the command
 # being run is imported (start-up time); help and unknown commands build them all.
@@ -92,12 +93,46 @@ def _bind_translations() -> None:
     argparse.ngettext = translation.ngettext  # type: ignore[attr-defined]
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The parser; with ``command``, only the area that owns it is imported."""
-    import argparse  # not for `secpod --version`
+def _terminal_width() -> int:
+    """What shutil.get_terminal_size() says of the width, without importing shutil (and
+    bz2 and lzma with it) on every command: $COLUMNS, else the terminal, else 80."""
+    import os
 
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+def _parser_class() -> type[argparse.ArgumentParser]:
+    """ArgumentParser whose help formatter is given the width: argparse builds a formatter
+    for every argument added and would import shutil to measure the terminal. The
+    sub-parsers are of the same class (argparse's default)."""
+    import argparse
+
+    class Formatter(argparse.HelpFormatter):
+        def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                     width: int | None = None) -> None:
+            super().__init__(prog, indent_increment, max_help_position,
+                             width if width is not None else _terminal_width() - 2)
+
+    class Parser(argparse.ArgumentParser):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("formatter_class", Formatter)
+            super().__init__(*args, **kwargs)
+
+    return Parser
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``command``, only the area that owns it is imported (and argparse
+    only here: not for `secpod --version`)."""
     _bind_translations()
-    parser = argparse.ArgumentParser(
+    parser = _parser_class()(
         prog="secpod",
         description="Rootless, daemonless container sandbox with signed images and an audit trail.",
     )
@@ -147,9 +182,24 @@ def entry() -> None:
     still collect, less often.
     """
     gc.set_threshold(50_000, 20, 20)
-    code = main()
+    try:
+        code = main()
+    finally:
+        _flush_audit()
     gc.freeze()
     sys.exit(code)
+
+
+def _flush_audit() -> None:
+    """Sync audit records a command wrote with ``durable=False`` and did not flush itself
+    (a failure on the way): the last thing before the process ends."""
+    log = sys.modules.get("secpod.audit._log")
+    if log is None:
+        return
+    try:
+        log.flush()
+    except Error as e:
+        print(f"secpod: error: {e.message}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,7 +9,6 @@ what they refuse or ignore in a config).
 from __future__ import annotations
 
 import json
-import subprocess
 
 from secpod.errors import RuntimeFailed
 
@@ -54,6 +53,7 @@ class CommandLineRuntime:
 
     def call(self, *args: str, what: str, timeout: float = 60, log: Path | None = None) -> str:
         """Run a subcommand; raise RuntimeFailed with the runtime's own words on failure."""
+        import subprocess
         try:
             proc = subprocess.run(self.argv(*args, log=log), capture_output=True, text=True,
                                   timeout=timeout, check=False)
@@ -76,6 +76,7 @@ class CommandLineRuntime:
         output, conmon, runs ``create`` itself): a pipe here would be held open by the
         container and the call would wait for it to exit. The reason of a failure is
         the last error the runtime wrote to ``log``."""
+        import subprocess
         argv = self.argv("create", "--bundle", str(bundle), "--pid-file", str(pid_file), cid,
                          log=log)
         try:
@@ -96,6 +97,7 @@ class CommandLineRuntime:
 
     def state(self, cid: str) -> dict[str, Any] | None:
         """The runtime's state of the container, or None when it does not know it."""
+        import subprocess
         proc = subprocess.run(self.argv("state", cid), capture_output=True, text=True,
                               check=False, timeout=30)
         if proc.returncode != 0:
@@ -126,6 +128,7 @@ class CommandLineRuntime:
 
     def delete(self, cid: str, *, force: bool = False) -> None:
         """Forget the container; no error when the runtime does not know it."""
+        import subprocess
         subprocess.run(self.argv("delete", *(["--force"] if force else []), cid),
                        capture_output=True, check=False, timeout=60)
 

@@ -8,10 +8,8 @@ crun 1.8.1 has no ``features`` subcommand: what it supports is known of it.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 from secpod import paths
+from secpod._files import which
 from secpod.errors import HostError
 from secpod.runtime import Features
 from secpod.runtime._cli import CommandLineRuntime, seccomp_notify_rules
@@ -38,7 +36,7 @@ class CrunRuntime(CommandLineRuntime):
 
     @classmethod
     def open(cls, *, can_limit_resources: bool = False) -> CrunRuntime:
-        binary = shutil.which("crun")
+        binary = which("crun")
         if binary is None:
             raise HostError("crun not found", hint="apt-get install crun")
         root = paths.ensure_private_dir(paths.runtime_dir()) / "crun"
@@ -52,6 +50,7 @@ class CrunRuntime(CommandLineRuntime):
         return [f"--log=file:{log}", "--log-format=json"]
 
     def features(self) -> Features:
+        import subprocess
         proc = subprocess.run([self.binary, "--version"], capture_output=True, text=True,
                               check=False, timeout=30)
         first = (proc.stdout.splitlines() or ["crun"])[0]

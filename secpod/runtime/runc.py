@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 
 from secpod import paths
+from secpod._files import which
 from secpod.errors import HostError
 from secpod.runtime import Features
 from secpod.runtime._cli import CommandLineRuntime, seccomp_notify_rules
@@ -29,7 +28,7 @@ if TYPE_CHECKING:
 
 def runc_path() -> str | None:
     search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
-    return shutil.which("runc", path=search)
+    return which("runc", path=search)
 
 
 class RuncRuntime(CommandLineRuntime):
@@ -56,6 +55,7 @@ class RuncRuntime(CommandLineRuntime):
         return [f"--log={log}", "--log-format=json"]
 
     def features(self) -> Features:
+        import subprocess
         proc = subprocess.run([self.binary, "features"], capture_output=True, text=True,
                               check=False, timeout=30)
         try:

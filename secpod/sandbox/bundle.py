@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import signal
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -179,6 +178,8 @@ def prepare_rootfs(image_rootfs: Path, folder: Path, *, readonly: bool) -> tuple
     """(rootfs path, mode): the shared image tree when read-only, else a private copy."""
     if readonly:
         return image_rootfs, "shared-readonly"
+    import subprocess
+
     target = folder / "rootfs"
     # --reflink=auto: a cheap copy-on-write clone where the filesystem supports it.
     # The copy dies with secpod: a `run` killed mid-copy leaves no cp writing into a

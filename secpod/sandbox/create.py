@@ -35,14 +35,18 @@ def load_environment(spec: ContainerSpec) -> Environment:
         raise
 
 
-def create(spec: ContainerSpec, env: Environment | None = None) -> Container:
+def create(spec: ContainerSpec, env: Environment | None = None, *,
+           durable: bool = True) -> Container:
     """Build a container's bundle and record; do not start it. Raises Error subclasses,
-    and Interrupted on SIGTERM or SIGHUP (after removing what was made)."""
+    and Interrupted on SIGTERM or SIGHUP (after removing what was made).
+
+    ``durable=False`` leaves the sync of the create record to the caller's next
+    durable record or ``audit.flush()`` (``run`` starts the container next)."""
     with signals.unwinding():
-        return _create(spec, env or load_environment(spec))
+        return _create(spec, env or load_environment(spec), durable)
 
 
-def _create(spec: ContainerSpec, env: Environment) -> Container:
+def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
     from secpod import images, policies, runtime, signing
 
     try:
@@ -163,7 +167,8 @@ def _create(spec: ContainerSpec, env: Environment) -> Container:
         )
         ctr.log_path.touch(mode=0o600)
         ctr.save()
-        events.container("container.create", ctr, confinement=summary, trust=trust)
+        events.container("container.create", ctr, confinement=summary, trust=trust,
+                         durable=durable)
     except Error as e:
         _discard(cid, name)
         stage = "audit" if isinstance(e, AuditError) else stage

@@ -20,22 +20,21 @@ import contextlib
 import json
 import os
 import select
-import selectors
-import shutil
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from secpod import paths
+from secpod._files import which
 from secpod.errors import HostError, RuntimeFailed
+from secpod.sandbox import spawn
 from secpod.sandbox.logs import DEFAULT_SIZE_MAX, LogWriter, file_max, rotate_for_restart
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import IO, Any
+    from typing import Any
 
     from secpod.runtime import OCIRuntime
     from secpod.sandbox.state import Container
@@ -153,13 +152,17 @@ def attach(
     # -i without -t: a file or pipe on our stdin is handed over as it is, but never
     # your terminal. With the terminal itself as its fd 0 a container could change
     # its modes (echo off, raw) for after it exits; it gets a pipe we copy into.
-    stdin: int | None = subprocess.DEVNULL
+    stdin: int | None = spawn.DEVNULL
     if interactive and not terminal:
-        stdin = subprocess.PIPE if _stdin_is_a_terminal() else None
+        stdin = spawn.PIPE if _stdin_is_a_terminal() else None
     if slave is not None:
         stdin = slave
-    out = subprocess.PIPE if not terminal else subprocess.DEVNULL if slave is None else slave
-    proc = subprocess.Popen(argv, stdin=stdin, stdout=out, stderr=out, start_new_session=True)
+    out = spawn.PIPE if not terminal else spawn.DEVNULL if slave is None else slave
+    try:
+        proc = spawn.spawn(argv, stdin=stdin, stdout=out, stderr=out)
+    except OSError as e:
+        raise RuntimeFailed(f"cannot start {argv[0]}: {e.strerror or e}",
+                            hint="secpod doctor checks what this host allows") from e
     if slave is not None:
         os.close(slave)  # the runtime holds it: our master reads EIO once it exits
 
@@ -208,30 +211,43 @@ def _stdin_is_a_terminal() -> bool:
         return False
 
 
-def _pump(proc: subprocess.Popen[bytes], log: LogWriter | None) -> None:
+def _pump(proc: spawn.Child, log: LogWriter | None) -> None:
     """Copy the container's stdout and stderr to ours (and the log) until both close,
     and, when it has a stdin pipe, our stdin into it."""
     assert proc.stdout is not None and proc.stderr is not None
     targets = {
-        proc.stdout.fileno(): (b"stdout", sys.stdout.buffer),
-        proc.stderr.fileno(): (b"stderr", sys.stderr.buffer),
+        proc.stdout: (b"stdout", sys.stdout.buffer),
+        proc.stderr: (b"stderr", sys.stderr.buffer),
     }
-    sel = selectors.DefaultSelector()
+    poller = select.poll()
     for fd in targets:
-        sel.register(fd, selectors.EVENT_READ)
-    feed = _StdinFeed(proc.stdin, sel) if proc.stdin is not None else None
+        poller.register(fd, select.POLLIN)
+    feed = _StdinFeed(proc.stdin, poller) if proc.stdin is not None else None
+    try:
+        _copy_out(poller, targets, feed, log)
+    finally:
+        for fd in (proc.stdout, proc.stderr):
+            os.close(fd)
+        if feed is not None and not feed.closed:
+            with contextlib.suppress(OSError):
+                os.close(feed.dst)
+
+
+def _copy_out(poller: select.poll, targets: dict[int, tuple[bytes, Any]],
+              feed: _StdinFeed | None, log: LogWriter | None) -> None:
     while targets:
-        for key, _ in sel.select():
-            fd = int(key.fd)
+        for fd, _event in poller.poll():
             if feed is not None and feed.handles(fd):
                 feed.on_ready(fd)
+                continue
+            if fd not in targets:
                 continue
             try:
                 data = os.read(fd, 65536)
             except InterruptedError:
                 continue
-            if not data:
-                sel.unregister(fd)
+            if not data:  # end of file (POLLHUP with nothing left to read)
+                poller.unregister(fd)
                 del targets[fd]
                 continue
             stream, out = targets[fd]
@@ -242,7 +258,6 @@ def _pump(proc: subprocess.Popen[bytes], log: LogWriter | None) -> None:
                 out.flush()
             except BrokenPipeError:
                 targets[fd] = (stream, _Null())  # keep logging when the reader went away
-    sel.close()
 
 
 class _Null:
@@ -255,11 +270,11 @@ class _StdinFeed:
     stdin pipe, without ever blocking the copy of its output. End of input (Ctrl-D)
     closes the pipe; a container that stops reading just stops getting input."""
 
-    def __init__(self, pipe: IO[bytes], sel: selectors.BaseSelector) -> None:
-        self.pipe, self.sel, self.pending, self.closed = pipe, sel, b"", False
-        self.src, self.dst = 0, pipe.fileno()
+    def __init__(self, pipe: int, poller: select.poll) -> None:
+        self.poller, self.pending, self.closed = poller, b"", False
+        self.src, self.dst = 0, pipe
         os.set_blocking(self.dst, False)
-        sel.register(self.src, selectors.EVENT_READ)
+        poller.register(self.src, select.POLLIN)
 
     def handles(self, fd: int) -> bool:
         return fd in (0, self.dst)
@@ -278,8 +293,8 @@ class _StdinFeed:
                 self._close()
                 return
             self.pending = data
-            self.sel.unregister(self.src)
-            self.sel.register(self.dst, selectors.EVENT_WRITE)
+            self.poller.unregister(self.src)
+            self.poller.register(self.dst, select.POLLOUT)
             return
         try:
             sent = os.write(self.dst, self.pending)
@@ -290,15 +305,15 @@ class _StdinFeed:
             return
         self.pending = self.pending[sent:]
         if not self.pending:
-            self.sel.unregister(self.dst)
-            self.sel.register(self.src, selectors.EVENT_READ)
+            self.poller.unregister(self.dst)
+            self.poller.register(self.src, select.POLLIN)
 
     def _close(self) -> None:
         for fd in (self.src, self.dst):
             with contextlib.suppress(KeyError, ValueError):
-                self.sel.unregister(fd)
+                self.poller.unregister(fd)
         with contextlib.suppress(OSError):
-            self.pipe.close()
+            os.close(self.dst)
         self.closed = True
 
     def flush(self) -> None:
@@ -306,7 +321,7 @@ class _StdinFeed:
 
 
 def conmon_path() -> str:
-    path = shutil.which("conmon", path=os.environ.get("PATH", "") + ":/usr/bin:/usr/libexec/podman")
+    path = which("conmon", path=os.environ.get("PATH", "") + ":/usr/bin:/usr/libexec/podman")
     if path is None:
         raise HostError(
             "conmon not found (needed for detached containers)", hint="apt-get install conmon"
@@ -331,6 +346,8 @@ def start_conmon(
     conmon double-forks and outlives this process. Raises RuntimeFailed with
     the runtime's words when the container cannot be created.
     """
+    import subprocess  # detached only: not on the way of a foreground run
+
     sockets = paths.runtime_dir() / "sockets"
     sockets.mkdir(mode=0o700, parents=True, exist_ok=True)
     exit_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -177,21 +177,24 @@ def finish(ctr: Container, env: Environment, code: int | None, *,
             current.finished = state.now()
             current.exit_recorded = True
             current.save()
-            # A container's exit closes a chapter of the log: sign a checkpoint.
+            # A container's exit closes a chapter of the log: sign a checkpoint. With
+            # --rm the chapter ends with the removal record right after (group commit:
+            # one checkpoint, which syncs both).
             events.container(
                 "container.exit",
                 current,
                 "ok" if code is not None else "error",
                 exit_status=code,
                 reason=reason,
-                checkpoint=True,
+                checkpoint=not current.auto_remove,
+                durable=not current.auto_remove,
                 details={"stopped_by": current.stopped_by} if current.stopped_by else None,
             )
         if rt.knows(ctr.id):
             rt.delete(ctr.id, force=True)
     if current.auto_remove:
         state.release(current.id, current.name)
-        events.container("container.rm", current, reason="--rm")
+        events.container("container.rm", current, reason="--rm", checkpoint=True)
     return current
 
 

@@ -13,9 +13,9 @@ reports all of them instead of stopping at the first.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
+from secpod._files import which
 from secpod._record import record
 from secpod.errors import HostError, RootRefused
 from secpod.sandbox import host as hostmod
@@ -84,7 +84,7 @@ class Identity:
 
 
 def _setuid_helper(name: str) -> Path:
-    path = shutil.which(name, path="/usr/bin:/bin:/usr/sbin:/sbin")
+    path = which(name, path="/usr/bin:/bin:/usr/sbin:/sbin")
     if path is None:
         raise HostError(f"{name} not found", hint="apt-get install uidmap")
     st = os.stat(path)

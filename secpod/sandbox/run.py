@@ -26,7 +26,9 @@ def run(spec: ContainerSpec, *, on_created: Callable[[Container], None] | None =
         env: Environment | None = None) -> int:
     """Return the container's exit status (0 once a detached one runs)."""
     env = env or load_environment(spec)
-    ctr = create(spec, env)
+    # Group commit: the create record is synced with the start record (or, detached,
+    # with conmon's start), one sync for both, before the container runs.
+    ctr = create(spec, env, durable=False)
     if on_created:
         on_created(ctr)
     if spec.detach:

@@ -13,13 +13,12 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from secpod import _record, paths
+from secpod import _files, _record, paths
 from secpod._files import write_atomic
 from secpod._record import field, record
 from secpod.errors import Conflict, Error, NotFound, UsageError
@@ -348,7 +347,7 @@ def release(cid: str, name: str) -> None:
     for entry in (cid[:12], cid, f"{cid[:12]}.console"):
         path = sockets / entry
         if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
+            _files.remove_tree(path, [])
         else:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()

@@ -14,13 +14,14 @@ import fcntl
 import os
 import select
 import socket
-import subprocess
 import sys
 import termios
 import tty
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Protocol
+
+from secpod.sandbox.spawn import Child
 
 
 class Sink(Protocol):
@@ -39,7 +40,7 @@ class ConsoleSocket:
         self._sock.bind(str(path))
         self._sock.listen(1)
 
-    def receive(self, proc: subprocess.Popen[bytes], timeout: float = 60) -> int | None:
+    def receive(self, proc: Child, timeout: float = 60) -> int | None:
         """The master fd, or None when crun exited (failed) before sending one."""
         waited = 0.0
         while waited < timeout:

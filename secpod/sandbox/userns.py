@@ -10,25 +10,16 @@ What then still remains is reported, never passed over.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
+from secpod import _files
 from secpod.errors import HostError
 
 
 def remove_tree(path: Path) -> None:
     """Remove ``path`` and everything under it. Raises HostError if anything remains."""
     failed: list[str] = []
-
-    def note(_func: object, name: str, _exc: object) -> None:
-        failed.append(name)
-
-    if sys.version_info >= (3, 12):  # which deprecates onerror for onexc
-        shutil.rmtree(path, onexc=note)
-    else:
-        shutil.rmtree(path, onerror=note)
+    _files.remove_tree(path, failed)
     if not path.exists() and not path.is_symlink():
         return
     _remove_mapped(path)
@@ -43,6 +34,8 @@ def remove_tree(path: Path) -> None:
 
 def _remove_mapped(path: Path) -> None:
     """``rm -rf path`` as root of a user namespace with the containers' id mappings."""
+    import subprocess
+
     from secpod.sandbox import preflight
 
     ident = preflight.identity()

@@ -348,3 +348,43 @@ def test_a_binary_checkpoint_or_key_file_is_named_malformed(log: Path, tmp_path:
         _proof.prove_consistency(log, junk)
     with pytest.raises(CheckpointError):
         load_key(str(junk), log)
+
+
+def test_deferred_records_are_written_at_once_and_synced_by_the_next_durable_one(
+        log: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Group commit: durable=False writes the record (a killed process loses nothing
+    already appended) and leaves its sync to the next durable record."""
+    synced: list[int] = []
+    real = os.fdatasync
+    monkeypatch.setattr(_store.os, "fdatasync", lambda fd: (synced.append(fd), real(fd)))
+    d = _store.LogDir(log, name=NAME, checkpoint_every=100)
+    before = len(lines(log))
+    d.append(body(1), durable=False)
+    d.append(body(2), durable=False)
+    assert len(lines(log)) == before + 2 and synced == []
+    d.append(body(3))
+    assert len(synced) == 1
+    d.flush()  # nothing left to sync
+    assert len(synced) == 1
+    assert verify_dir(log).intact
+
+
+def test_flush_syncs_deferred_records_and_a_checkpoint_covers_them(
+        log: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[int] = []
+    real = os.fdatasync
+    monkeypatch.setattr(_store.os, "fdatasync", lambda fd: (synced.append(fd), real(fd)))
+    d = _store.LogDir(log, name=NAME, checkpoint_every=100)
+    d.append(body(1), durable=False)
+    d.flush()
+    assert len(synced) == 1
+    d.flush()
+    assert len(synced) == 1
+    d.append(body(2), durable=False)
+    d.append(body(3), checkpoint=True)  # the log is synced before it is signed
+    n = len(synced)
+    d.flush()
+    assert len(synced) == n
+    cp = _note.parse_checkpoint((log / "checkpoint").read_text())
+    assert cp.size == len(lines(log))
+    assert verify_dir(log).intact

@@ -172,7 +172,8 @@ def test_run_rm_removes_the_container_after_its_exit(env: Environment, fake: Fak
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     made: list[state.Container] = []
 
-    def fake_create(spec: ContainerSpec, _env: Environment) -> state.Container:
+    def fake_create(spec: ContainerSpec, _env: Environment, durable: bool = True
+                    ) -> state.Container:
         made.append(_container(auto_remove=True))
         return made[0]
 
@@ -191,7 +192,8 @@ def test_run_rm_removes_the_container_when_the_start_fails(
         monkeypatch: pytest.MonkeyPatch) -> None:
     made: list[state.Container] = []
 
-    def fake_create(spec: ContainerSpec, _env: Environment) -> state.Container:
+    def fake_create(spec: ContainerSpec, _env: Environment, durable: bool = True
+                    ) -> state.Container:
         made.append(_container(auto_remove=True))
         return made[0]
 
@@ -238,7 +240,8 @@ def test_a_runtime_failing_mid_create_leaves_nothing(env: Environment, fake: Fak
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     made: list[state.Container] = []
 
-    def fake_create(spec: ContainerSpec, _env: Environment) -> state.Container:
+    def fake_create(spec: ContainerSpec, _env: Environment, durable: bool = True
+                    ) -> state.Container:
         made.append(_container("half"))
         return made[0]
 
