@@ -59,16 +59,42 @@ def _tell_unenforced(ctr: Any) -> None:
         )
 
 
+def _before_create(args: argparse.Namespace) -> Any:
+    """--cidfile checked and --replace done before a container is made; returns what
+    :func:`_after_create` writes the id to (None: no --cidfile)."""
+    from secpod.sandbox import cidfile, create
+
+    file = None if args.cidfile is None else cidfile.check(args.cidfile)
+    if args.replace:
+        create.replace_named(args.name)
+    return file
+
+
+def _after_create(ctr: Any, file: Any) -> None:
+    """The id into --cidfile; a container whose id cannot be written is removed."""
+    from secpod.sandbox import cidfile, operations
+
+    if file is None:
+        return
+    try:
+        cidfile.write(file, ctr.id)
+    except BaseException:
+        operations.remove(ctr.id, force=True)
+        raise
+
+
 @_as_docker_codes
 def _run(args: argparse.Namespace) -> int:
     from secpod.sandbox import run
 
     opts = _options(args, detach=args.detach)
+    file = _before_create(args)
 
     created: list[Any] = []
 
     def announce(ctr: Any) -> None:
         created.append(ctr)
+        _after_create(ctr, file)
         _tell_weakened(ctr)
         _tell_unenforced(ctr)
 
@@ -82,7 +108,10 @@ def _run(args: argparse.Namespace) -> int:
 def _create(args: argparse.Namespace) -> int:
     from secpod.sandbox import create
 
-    ctr = create.create_detached(_options(args, detach=True))
+    opts = _options(args, detach=True)
+    file = _before_create(args)
+    ctr = create.create_detached(opts)
+    _after_create(ctr, file)
     _tell_weakened(ctr)
     _tell_unenforced(ctr)
     print(ctr.id)
@@ -392,8 +421,11 @@ def _add_logs(sub: _Subparsers) -> None:
 
 
 def _add_stop(sub: _Subparsers) -> None:
-    p = sub.add_parser("stop", help="stop containers: SIGTERM, then SIGKILL after a timeout")
-    p.add_argument("-t", "--time", type=float, default=10, metavar="SECS")
+    p = sub.add_parser("stop", help="stop containers: SIGTERM (or the container's "
+                       "--stop-signal), then SIGKILL after a timeout")
+    p.add_argument("-t", "--time", type=float, metavar="SECS",
+                   help="seconds to wait before SIGKILL (default: the container's "
+                        "--stop-timeout, 10)")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     p.set_defaults(func=_stop)
 
@@ -426,7 +458,9 @@ def _add_exec(sub: _Subparsers) -> None:
 
 def _add_restart(sub: _Subparsers) -> None:
     p = sub.add_parser("restart", help="stop containers if they run, then start them again")
-    p.add_argument("-t", "--time", type=float, default=10, metavar="SECS")
+    p.add_argument("-t", "--time", type=float, metavar="SECS",
+                   help="seconds stop waits before SIGKILL (default: the container's "
+                        "--stop-timeout, 10)")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     p.set_defaults(func=_restart)
 
