@@ -191,6 +191,7 @@ def _ps(args: argparse.Namespace) -> int:
     if last is not None:  # Docker's -n/-l: the last created, whatever their state
         rows = sorted(rows, key=lambda r: str(r["created"]))[-last:] if last > 0 else []
     now = time.time()
+    sizes = _sizes(rows) if args.size else {}
 
     def since(stamp: str | None) -> str:
         """An RFC 3339 time as "5 minutes ago" (--json keeps the times themselves)."""
@@ -222,12 +223,14 @@ def _ps(args: argparse.Namespace) -> int:
             f = ps_fields(r, status(r), since(r["created"]))
             if args.no_trunc:
                 f["ID"] = r["id"]
+            f["Size"] = sizes.get(r["id"], "")
             fields.append(f)
         emit_formatted(args.format, fields, json_lines=True,
                        headers={"ID": "CONTAINER ID", "RunningFor": "CREATED"})
     else:
         emit_table(
-            ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PROFILE", "NAMES"),
+            ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PROFILE", "NAMES",
+             *(("SIZE",) if args.size else ())),
             [
                 (
                     r["id"] if args.no_trunc else r["id"][:12],
@@ -237,11 +240,31 @@ def _ps(args: argparse.Namespace) -> int:
                     status(r),
                     r["profile"],
                     r["name"],
+                    *((sizes[r["id"]],) if args.size else ()),
                 )
                 for r in rows
             ],
         )
     return 0
+
+
+def _sizes(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """``ps -s``: each container's own files, and with its image's ("virtual"), as
+    Docker shows them: ``12kB (virtual 1.2MB)``."""
+    from secpod.errors import Error
+    from secpod.images import Store, human_size
+    from secpod.sandbox.usage import container_size
+
+    try:
+        images = {i.digest: i.size for i in Store.open().list()}
+    except Error:
+        images = {}
+    out = {}
+    for r in rows:
+        own = container_size(r["id"])
+        out[r["id"]] = f"{human_size(own)} (virtual " \
+                       f"{human_size(own + images.get(r['image_digest'], 0))})"
+    return out
 
 
 def _logs(args: argparse.Namespace) -> int:
@@ -357,6 +380,15 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pause(args: argparse.Namespace) -> int:
+    from secpod.sandbox import freezer
+
+    change = freezer.pause if args.command == "pause" else freezer.unpause
+    for ref in args.containers:
+        print(change(ref).name)
+    return 0
+
+
 def _cleanup(args: argparse.Namespace) -> int:
     from secpod.errors import NotFound
     from secpod.sandbox import operations, state
@@ -404,6 +436,8 @@ def _add_ps(sub: _Subparsers) -> None:
     p.add_argument("-n", "--last", type=int, metavar="N",
                    help="the N containers created last, in any state")
     bool_flag(p, "-l", "--latest", dest="latest", help="the container created last")
+    bool_flag(p, "-s", "--size", dest="size",
+              help="each container's own disk use, and with its image's (virtual)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--format", metavar="TEMPLATE",
                    help="a Go template per container (docs/formatting.md), "
@@ -494,6 +528,19 @@ def _add_inspect(sub: _Subparsers) -> None:
     p.set_defaults(func=_inspect)
 
 
+def _add_pause(sub: _Subparsers) -> None:
+    p = sub.add_parser("pause", help="freeze a container's processes (needs the cgroup "
+                       "freezer: refused where no cgroup is delegated to you)")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.set_defaults(func=_pause)
+
+
+def _add_unpause(sub: _Subparsers) -> None:
+    p = sub.add_parser("unpause", help="thaw a paused container")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.set_defaults(func=_pause)
+
+
 def _add_container_cleanup(sub: _Subparsers) -> None:
     # Called back by the monitor (conmon's exit command); not for people.
     p = sub.add_parser("container-cleanup")
@@ -517,5 +564,7 @@ PARSERS = {
     "rm": _add_rm,
     "exec": _add_exec,
     "inspect": _add_inspect,
+    "pause": _add_pause,
+    "unpause": _add_unpause,
     "container-cleanup": _add_container_cleanup,
 }

@@ -1,0 +1,151 @@
+"""Docker's other commands against real crun (issue 16): info, system df/prune, container
+and image prune, image inspect and history in Docker's shape (compared with Debian's
+podman 4.3.1 on the same image), ps -s, and pause refused where there is no freezer."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from tests.conftest import User
+from tests.integration.conftest import audit_records
+
+pytestmark = [pytest.mark.crun, pytest.mark.userns]
+
+
+def _podman(user: User, *args: str) -> subprocess.CompletedProcess[str]:
+    return user.sh(["podman", "--cgroup-manager=cgroupfs", "--storage-driver=vfs", *args],
+                   timeout=300)
+
+
+def test_info_text_json_and_template(user: User, busybox: str) -> None:
+    user.run("create", "--name", "one", busybox, "true", check=True)
+    facts = json.loads(user.run("info", "--format", "json", check=True).stdout)
+    theirs = json.loads(_podman(user, "info", "--format", "json").stdout)
+    # the keys a script reads from `podman info --format json` are where podman has them
+    assert {"host", "store", "version"} <= set(theirs) and set(facts) - set(theirs) == {"secpod"}
+    for key in ("arch", "os", "kernel", "hostname", "cpus", "memTotal", "cgroupVersion",
+                "cgroupManager", "conmon", "ociRuntime", "idMappings", "security",
+                "distribution"):
+        assert key in theirs["host"] and key in facts["host"], key
+    for key in ("arch", "os", "kernel", "cpus", "cgroupVersion"):
+        assert facts["host"][key] == theirs["host"][key], key
+    assert facts["host"]["security"]["rootless"] is theirs["host"]["security"]["rootless"] is True
+    assert facts["host"]["idMappings"]["uidmap"][0] == {
+        "containerID": 0, "hostID": user.uid, "size": 1}
+    assert facts["store"]["containerStore"] == {"number": 1, "running": 0, "paused": 0,
+                                                "stopped": 1}
+    assert facts["store"]["imageStore"]["number"] == 1
+    assert facts["store"]["graphRoot"] == str(user.home / "data" / "secpod")
+    assert facts["secpod"]["resourceLimitsEnforced"] is False
+    assert any("pause and unpause" in line for line in facts["secpod"]["notEnforced"])
+    fmt = "{{.Host.Arch}} {{.Host.Security.Rootless}} {{.Store.ContainerStore.Number}}"
+    assert user.run("info", "--format", fmt).stdout == f"{facts['host']['arch']} true 1\n"
+    assert _podman(user, "info", "--format", "{{.Host.Arch}} {{.Host.Security.Rootless}}"
+                   ).stdout == f"{facts['host']['arch']} true\n"
+    text = user.run("info", check=True).stdout
+    assert "host:\n  arch: " in text and "\n  security:\n    rootless: true" in text
+
+
+def test_image_inspect_and_history_in_dockers_shape(user: User, busybox: str) -> None:
+    tar = user.home / "box.tar"
+    user.run("save", "-o", str(tar), busybox, check=True)
+    assert _podman(user, "load", "-i", str(tar)).returncode == 0
+    # (.Created is not compared: this image has none, which Podman prints as <nil> and
+    # Docker, as secpod, as its zero time)
+    fmt = "{{.Architecture}} {{.Os}} {{json .Config.Cmd}} {{len .RootFS.Layers}} " \
+          "{{.RootFS.Type}} {{.Config.WorkingDir}}"
+    ours = user.run("image", "inspect", "--format", fmt, busybox)
+    theirs = _podman(user, "image", "inspect", "--format", fmt, busybox)
+    assert ours.returncode == 0 and ours.stdout == theirs.stdout, (ours.stderr, theirs.stdout)
+    info = json.loads(user.run("image", "inspect", busybox, check=True).stdout)
+    assert len(info) == 1
+    image = info[0]
+    assert image["RepoTags"] == ["busybox:latest"]
+    assert image["Id"] == image["Secpod"]["config_digest"]
+    assert image["RepoDigests"] == [f"busybox@{image['Secpod']['digest']}"]
+    podman_id = _podman(user, "image", "inspect", "--format", "{{.Id}}", busybox).stdout
+    assert image["Id"] == "sha256:" + podman_id.strip()  # Docker's Id: the config's digest
+    assert image["RootFS"]["Layers"] == json.loads(_podman(
+        user, "image", "inspect", "--format", "{{json .RootFS.Layers}}", busybox).stdout)
+    assert set(image) >= {"Id", "RepoTags", "RepoDigests", "Created", "Size", "Architecture",
+                          "Os", "Config", "RootFS", "History", "Secpod"}
+    r = user.run("image", "inspect", "nothere:1")
+    assert r.returncode == 1 and "no such image: nothere:1" in r.stderr
+
+    rows = [json.loads(x) for x in user.run("history", "--format", "json", busybox,
+                                            check=True).stdout.splitlines()]
+    assert rows and rows[0]["ID"] == image["Id"]
+    assert sum(r["Size"] for r in rows) == sum(x["size"] for x in image["Secpod"]["layers"])
+    table = user.run("image", "history", busybox, check=True).stdout.splitlines()
+    assert table[0].split()[:3] == ["IMAGE", "CREATED", "CREATED"]
+    assert len(table) == len(rows) + 1
+    assert user.run("history", "-q", busybox).stdout.split()[0] == image["Id"][7:19]
+
+
+def test_ps_size_and_system_df(user: User, busybox: str) -> None:
+    user.run("run", "--name", "w", "--read-only=false", busybox, "sh", "-c",
+             "dd if=/dev/zero of=/big bs=1k count=300 2>/dev/null", check=True)
+    out = user.run("ps", "-a", "-s", "--format", "{{.Names}} {{.Size}}").stdout
+    name, own, _, virtual = out.split()
+    # its own: the private copy of the root filesystem (read-only=false) and /big
+    assert name == "w" and own.endswith("MB") and float(own[:-2]) >= 1.3, out
+    assert virtual.endswith("MB)") and float(virtual[:-3]) > float(own[:-2])
+    assert "SIZE" in user.run("ps", "-a", "--size").stdout.splitlines()[0]
+    rows = [json.loads(x) for x in user.run("system", "df", "--format", "json").stdout.splitlines()]
+    by = {r["Type"]: r for r in rows}
+    assert (by["Images"]["TotalCount"], by["Images"]["Active"]) == (1, 1)
+    assert (by["Containers"]["TotalCount"], by["Containers"]["Active"]) == (1, 0)
+    assert by["Containers"]["RawReclaimable"] == by["Containers"]["RawSize"] >= 300_000
+    assert by["Images"]["RawReclaimable"] == 0
+    table = user.run("system", "df").stdout.splitlines()
+    assert table[0].split() == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
+
+
+def test_prunes(user: User, busybox: str) -> None:
+    running = user.run("run", "-d", busybox, "sleep", "60", check=True).stdout.strip()
+    exited = user.run("run", "-d", busybox, "true", check=True).stdout.strip()
+    user.run("wait", exited, check=True)
+    created = user.run("create", busybox, "true", check=True).stdout.strip()
+    # asks first; anything but yes keeps everything
+    r = user.run("container", "prune", input="n\n")
+    assert r.returncode == 1 and "Are you sure you want to continue? [y/N]" in r.stderr
+    assert len(user.run("ps", "-a", "-q").stdout.split()) == 3
+    r = user.run("container", "prune", input="y\n")
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.splitlines()[:-1]) == sorted([exited, created])
+    assert r.stdout.splitlines()[-1].startswith("Total reclaimed space: ")
+    assert user.run("ps", "-a", "-q", "--no-trunc").stdout == running + "\n"
+    removed = [a for a in audit_records(user) if a["action"] == "container.rm"]
+    assert {a["container"]["id"] for a in removed} >= {exited, created}  # type: ignore[index]
+
+    user.run("tag", busybox, "other:1", check=True)
+    assert user.run("image", "prune", "-f").stdout == "Total reclaimed space: 0B\n"
+    r = user.run("image", "prune", "-a", "-f")  # the image a container uses stays
+    assert r.returncode == 0 and r.stdout == "Total reclaimed space: 0B\n", r.stderr
+    r = user.run("system", "prune", "--volumes", "-f")
+    assert r.returncode == 2 and "no named volumes" in r.stderr
+    user.run("rm", "-f", running, check=True)
+    r = user.run("system", "prune", "-a", "-f")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("Deleted Images:\nsha256:"), r.stdout
+    assert user.run("images", "-q").stdout == ""
+    r = user.run("system", "prune", input="")  # no answer: no
+    assert r.returncode == 1
+
+
+def test_pause_is_refused_without_a_freezer(user: User, busybox: str) -> None:
+    user.run("run", "-d", "--name", "p", busybox, "sleep", "60", check=True)
+    for word in ("pause", "unpause"):
+        r = user.run(word, "p")
+        assert r.returncode == 1, r.stderr
+        assert f"cannot {word} p: no cgroup is delegated to this user" in r.stderr
+        assert "no freezer" in r.stderr and "hint:" in r.stderr
+    refused = [a for a in audit_records(user) if a["action"] in ("container.pause",
+                                                                 "container.unpause")]
+    assert [a["outcome"] for a in refused] == ["refused", "refused"]
+    assert json.loads(user.run("inspect", "p").stdout)[0]["State"]["Status"] == "running"
+    r = user.run("pause", "nope")
+    assert r.returncode == 1 and "No such container: nope" in r.stderr
