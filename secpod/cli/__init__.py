@@ -34,7 +34,7 @@ _AREAS: dict[str, tuple[str, ...]] = {
     "_policies": ("profile", "lint", "system"),
     "_signing": ("key", "sign", "verify", "verify-bundle", "trust"),
     "_audit": ("audit",),
-    "_registry": ("pull", "push"),
+    "_registry": ("pull", "push", "login", "logout"),
     "_prune": ("container-prune",),
 }
 
@@ -130,7 +130,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         for word, add in _area(name).PARSERS.items():
             if not owners or word == command:
                 add(sub)
-    sub.choices = sub._name_parser_map = _Choices(sub.choices)  # type: ignore[assignment]
+    sub.choices = sub._name_parser_map = _Choices(sub.choices)
     return parser
 
 
