@@ -543,7 +543,8 @@ def parse_stop_signal(name: str) -> str:
 
 def _stop_timeout(value: str) -> int:
     if not value.isdigit():
-        raise UsageError(f"--stop-timeout {value!r}: give whole seconds (0 or more)")
+        raise UsageError(f"--stop-timeout {value!r}: give whole seconds (0 or more)",
+                         hint="e.g. --stop-timeout 30")
     return int(value)
 
 
