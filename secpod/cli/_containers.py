@@ -380,6 +380,56 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stats(args: argparse.Namespace) -> int:
+    import time
+
+    from secpod.sandbox import operations, state, stats
+
+    if not args.no_stream and args.format and args.format.strip() == "json":
+        from secpod.errors import UsageError
+
+        raise UsageError("--format json needs --no-stream", hint="secpod stats --no-stream "
+                                                                 "--format json")
+    if not args.containers:
+        rows = [r for r in operations.listing(args.all)]
+        picked = [(state.lookup(r["id"]), r) for r in rows]
+    else:
+        by_id = {r["id"]: r for r in operations.listing(True)}
+        picked = []
+        for ref in args.containers:
+            ctr = state.lookup(ref)
+            picked.append((ctr, by_id.get(ctr.id, {})))
+    env_note = "" if _cgroups_delegated() else stats.SOURCE_NOTE
+    if env_note and not args.format:
+        print(f"secpod: {env_note}", file=sys.stderr)
+    while True:
+        readings = stats.collect([(c, r.get("pid") if r.get("status") in ("running", "paused")
+                                   else None) for c, r in picked])
+        fields = [s.as_dict() for s in readings]
+        if not args.no_stream and sys.stdout.isatty():
+            sys.stdout.write("\x1b[H\x1b[2J")
+        if args.format:
+            emit_formatted(args.format, fields, json_lines=False,
+                           headers={"ID": "CONTAINER ID", "CPUPerc": "CPU %",
+                                    "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %",
+                                    "NetIO": "NET I/O", "BlockIO": "BLOCK I/O"})
+        else:
+            emit_table(("CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %",
+                        "NET I/O", "BLOCK I/O", "PIDS"),
+                       [(f["ID"], f["Name"], f["CPUPerc"], f["MemUsage"], f["MemPerc"],
+                         f["NetIO"], f["BlockIO"], f["PIDs"]) for f in fields])
+        sys.stdout.flush()
+        if args.no_stream:
+            return 0
+        time.sleep(0.5)
+
+
+def _cgroups_delegated() -> bool:
+    from secpod.sandbox.host import probe
+
+    return probe().can_limit_resources
+
+
 def _pause(args: argparse.Namespace) -> int:
     from secpod.sandbox import freezer
 
@@ -528,6 +578,18 @@ def _add_inspect(sub: _Subparsers) -> None:
     p.set_defaults(func=_inspect)
 
 
+def _add_stats(sub: _Subparsers) -> None:
+    p = sub.add_parser("stats", help="containers' CPU and memory use (from /proc where no "
+                       "cgroup is delegated)")
+    bool_flag(p, "--no-stream", dest="no_stream", help="one reading, then exit")
+    bool_flag(p, "-a", "--all", dest="all", help="include containers that do not run")
+    p.add_argument("--format", metavar="TEMPLATE",
+                   help="a Go template per container (.ID .Name .CPUPerc .MemUsage .MemPerc "
+                        ".PIDs), 'table TEMPLATE', or json (with --no-stream)")
+    p.add_argument("containers", nargs="*", metavar="CONTAINER")
+    p.set_defaults(func=_stats)
+
+
 def _add_pause(sub: _Subparsers) -> None:
     p = sub.add_parser("pause", help="freeze a container's processes (needs the cgroup "
                        "freezer: refused where no cgroup is delegated to you)")
@@ -564,6 +626,7 @@ PARSERS = {
     "rm": _add_rm,
     "exec": _add_exec,
     "inspect": _add_inspect,
+    "stats": _add_stats,
     "pause": _add_pause,
     "unpause": _add_unpause,
     "container-cleanup": _add_container_cleanup,

@@ -149,3 +149,54 @@ def test_pause_is_refused_without_a_freezer(user: User, busybox: str) -> None:
     assert json.loads(user.run("inspect", "p").stdout)[0]["State"]["Status"] == "running"
     r = user.run("pause", "nope")
     assert r.returncode == 1 and "No such container: nope" in r.stderr
+
+
+def test_alias_docker_script_with_the_newer_flags(user: User, busybox: str) -> None:
+    """A script as people write them for Docker, with --init, --cidfile, --label,
+    --stop-timeout, info, image inspect and prune."""
+    script = user.file("job2.sh", f"""#!/bin/bash
+set -euo pipefail
+shopt -s expand_aliases
+alias docker=secpod
+rm -f job.cid
+docker run -d --init --cidfile job.cid --label app=job --stop-timeout 2 \\
+  {busybox} sh -c 'sleep 30' >/dev/null
+id=$(cat job.cid)
+test "$(docker ps --filter label=app=job -q --no-trunc)" = "$id"
+test "$(docker inspect -f '{{{{.HostConfig.Init}}}} {{{{.Config.StopTimeout}}}}' "$id")" = "true 2"
+docker stop "$id" >/dev/null
+echo "exit $(docker wait "$id")"
+echo "arch $(docker info --format '{{{{.Host.Arch}}}}')"
+echo "os $(docker image inspect -f '{{{{.Os}}}}' {busybox})"
+docker container prune -f | tail -n 1 | cut -d: -f1
+docker ps -aq | wc -l
+""", mode=0o755)
+    r = user.sh(["bash", str(script)])
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] in ("exit 0", "exit 143", "exit 137"), lines  # catatonit passes TERM on
+    assert lines[1].startswith("arch ") and lines[2] == "os linux"
+    assert lines[3:] == ["Total reclaimed space", "0"], lines
+
+
+def test_stats_no_stream_from_proc(user: User, busybox: str) -> None:
+    user.run("run", "-d", "--name", "busy", busybox, "sh", "-c", "while :; do :; done",
+             check=True)
+    user.run("run", "-d", "--name", "idle", busybox, "sleep", "60", check=True)
+    user.run("run", "--name", "done", busybox, "true", check=True)
+    r = user.run("stats", "--no-stream", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    rows = {x["Name"]: x for x in json.loads(r.stdout)}
+    assert set(rows) == {"busy", "idle"}
+    assert rows["busy"]["CPU"] > 20 and rows["idle"]["CPU"] < 20, rows
+    assert rows["busy"]["PIDs"] == "1" and rows["busy"]["MemBytes"] > 0
+    assert rows["busy"]["NetIO"] == "--" and rows["busy"]["BlockIO"] == "--"
+    table = user.run("stats", "--no-stream", "-a")
+    lines = table.stdout.splitlines()
+    assert lines[0].split()[:4] == ["CONTAINER", "ID", "NAME", "CPU"] and len(lines) == 4
+    assert "from /proc (no cgroup is delegated" in table.stderr
+    assert user.run("stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "idle"
+                    ).stdout == "idle 1\n"
+    r = user.run("stats", "--no-stream", "nope")
+    assert r.returncode == 1 and "No such container: nope" in r.stderr
+    user.run("rm", "-f", "busy", "idle", check=True)
