@@ -44,7 +44,8 @@ _AREAS: dict[str, tuple[str, ...]] = {
 # `container ls` is `ps`, `container rm X` is `rm X`, `images` is `image ls`, ...
 _CONTAINER_WORDS = {"ls": "ps", "list": "ps", "remove": "rm"}
 _IMAGE_WORDS = {"list": "ls", "remove": "rm"}
-_SHORTHANDS = {"images": ["image", "ls"], "rmi": ["image", "rm"], "tag": ["image", "tag"]}
+_SHORTHANDS = {"images": ["image", "ls"], "rmi": ["image", "rm"], "tag": ["image", "tag"],
+               "untag": ["image", "untag"]}
 
 
 def canonical(argv: Sequence[str]) -> list[str]:

@@ -47,6 +47,12 @@ def _add_image(sub: _Subparsers) -> None:
     p.add_argument("images", metavar="IMAGE", nargs="+")
     p.set_defaults(func=_inspect)
 
+    p = isub.add_parser("untag", help="take names off an image, keeping it (all its names "
+                        "when none are given)")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("names", metavar="NAME", nargs="*")
+    p.set_defaults(func=_untag)
+
     from secpod.cli._prune import add_image_prune
 
     add_image_prune(isub)
@@ -261,6 +267,14 @@ def _inspect(args: argparse.Namespace) -> int:
         emit_formatted(args.format, views)
     else:
         emit_json(views)
+    return 0
+
+
+def _untag(args: argparse.Namespace) -> int:
+    from secpod.images import Store
+
+    for name in Store.open().untag(args.image, args.names or None):
+        print(f"untagged: {name}")
     return 0
 
 

@@ -200,3 +200,23 @@ def test_stats_no_stream_from_proc(user: User, busybox: str) -> None:
     r = user.run("stats", "--no-stream", "nope")
     assert r.returncode == 1 and "No such container: nope" in r.stderr
     user.run("rm", "-f", "busy", "idle", check=True)
+
+
+def test_untag_keeps_the_image_until_a_prune(user: User, busybox: str) -> None:
+    user.run("tag", busybox, "mine/a:1", check=True)
+    user.run("tag", busybox, "mine/b:2", check=True)
+    digest = json.loads(user.run("image", "inspect", busybox).stdout)[0]["Digest"]
+    r = user.run("untag", busybox, "mine/a:1")
+    assert (r.returncode, r.stdout) == (0, "untagged: mine/a:1\n"), r.stderr
+    r = user.run("image", "untag", "mine/b:2", "nosuch:1")
+    assert r.returncode == 1 and "has no name nosuch:1" in r.stderr
+    assert "mine/b:2" in user.run("images").stdout  # nothing half-done
+    r = user.run("untag", digest)
+    assert sorted(r.stdout.splitlines()) == ["untagged: busybox:latest", "untagged: mine/b:2"]
+    assert json.loads(user.run("image", "inspect", digest).stdout)[0]["RepoTags"] == []
+    assert user.run("images", "-f", "dangling=true", "-q").stdout.strip() != ""
+    r = user.run("image", "prune", "-f")
+    assert r.stdout.splitlines()[0] == digest, r.stdout
+    assert user.run("image", "inspect", digest).returncode == 1
+    untags = [a for a in audit_records(user) if a["action"] == "image.untag"]
+    assert [a["outcome"] for a in untags] == ["ok", "error", "ok"]
