@@ -224,8 +224,16 @@ def image_for(store: Any, spec: ContainerSpec, host_arch: str) -> Any:
     if image is None:
         from secpod.images.registry import RegistryOptions, pull
 
-        result = pull(spec.image, RegistryOptions(tls_verify=spec.tls_verify),
-                      progress=lambda m: print(m, file=sys.stderr, flush=True))
+        try:
+            result = pull(spec.image, RegistryOptions(tls_verify=spec.tls_verify),
+                          progress=lambda m: print(m, file=sys.stderr, flush=True))
+        except Error as e:
+            if spec.pull == "always":
+                raise
+            missing = type(e)(f"no such image: {spec.image} in your store, and pulling it "
+                              f"failed: {e.message}", e.hint)
+            missing.exit_code = e.exit_code
+            raise missing from e
         image = store.resolve(result.digest)
     if spec.platform is not None:
         have = "/".join(str(image.config.get(k) or "") for k in ("os", "architecture"))

@@ -155,6 +155,10 @@ def test_pull_policies(user: User, busybox: str, registry: Registry) -> None:
     gone = user.run("run", "--rm", "--pull", "always", NO_TLS,
                     f"{registry.host}/flags/none:1", "true")
     assert gone.returncode == 125
+    missing = user.run("run", "--rm", NO_TLS, f"{registry.host}/flags/none:1", "true")
+    assert missing.returncode == 125
+    assert (f"no such image: {registry.host}/flags/none:1 in your store, and pulling it "
+            "failed: ") in missing.stderr, missing.stderr
     assert user.run("run", "--pull", "sometimes", busybox, "true").returncode == 2
 
 
