@@ -12,7 +12,7 @@ from __future__ import annotations
 import gc
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import ModuleType
 
 from secpod import __version__
@@ -27,14 +27,16 @@ if TYPE_CHECKING:
 # being run is imported (start-up time); help and unknown commands build them all.
 # tests/unit/test_cli_areas.py checks this table against each area's PARSERS.
 _AREAS: dict[str, tuple[str, ...]] = {
-    "_system": ("doctor", "version"),
-    "_images": ("image", "save", "load"),
+    "_system": ("doctor", "version", "info"),
+    "_images": ("image", "save", "load", "history"),
     "_containers": ("run", "create", "start", "restart", "wait", "rename", "top", "ps", "logs",
-                    "stop", "kill", "rm", "exec", "inspect", "container-cleanup"),
+                    "stop", "kill", "rm", "exec", "inspect", "stats", "pause", "unpause",
+                    "container-cleanup"),
     "_policies": ("profile", "lint", "system"),
     "_signing": ("key", "sign", "verify", "verify-bundle", "trust"),
     "_audit": ("audit",),
-    "_registry": ("pull", "push"),
+    "_registry": ("pull", "push", "login", "logout"),
+    "_prune": ("container-prune",),
 }
 
 
@@ -43,7 +45,8 @@ _AREAS: dict[str, tuple[str, ...]] = {
 # `container ls` is `ps`, `container rm X` is `rm X`, `images` is `image ls`, ...
 _CONTAINER_WORDS = {"ls": "ps", "list": "ps", "remove": "rm"}
 _IMAGE_WORDS = {"list": "ls", "remove": "rm"}
-_SHORTHANDS = {"images": ["image", "ls"], "rmi": ["image", "rm"], "tag": ["image", "tag"]}
+_SHORTHANDS = {"images": ["image", "ls"], "rmi": ["image", "rm"], "tag": ["image", "tag"],
+               "untag": ["image", "untag"]}
 
 
 def canonical(argv: Sequence[str]) -> list[str]:
@@ -57,13 +60,28 @@ def canonical(argv: Sequence[str]) -> list[str]:
         word = _CONTAINER_WORDS.get(rest[1], rest[1])
         if word in _AREAS["_containers"]:
             return [*head, word, *rest[2:]]
-    if rest[0] == "image" and len(rest) > 1 and rest[1] in ("save", "load"):
+        if word == "prune":
+            return [*head, "container-prune", *rest[2:]]
+    if rest[0] == "image" and len(rest) > 1 and rest[1] in ("save", "load", "history"):
         return [*head, *rest[1:]]
     if rest[0] == "image" and len(rest) > 1 and rest[1] in _IMAGE_WORDS:
         return [*head, "image", _IMAGE_WORDS[rest[1]], *rest[2:]]
     if rest[0] in _SHORTHANDS:
         return [*head, *_SHORTHANDS[rest[0]], *rest[1:]]
     return words
+
+
+# Commands for secpod's own use or reached only through another spelling: not listed
+# in `secpod --help` (they have no help text) nor in the "invalid choice" message.
+_HIDDEN = frozenset({"container-cleanup", "container-prune"})
+
+
+class _Choices(dict):  # type: ignore[type-arg]
+    """The command table as argparse keeps it; iterating (what its "choose from" message
+    does) leaves the hidden commands out, looking one up still finds them."""
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k in dict.__iter__(self) if k not in _HIDDEN)
 
 
 def _area(name: str) -> ModuleType:
@@ -148,6 +166,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         for word, add in _area(name).PARSERS.items():
             if not owners or word == command:
                 add(sub)
+    sub.choices = sub._name_parser_map = _Choices(sub.choices)
     return parser
 
 

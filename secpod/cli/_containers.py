@@ -59,16 +59,42 @@ def _tell_unenforced(ctr: Any) -> None:
         )
 
 
+def _before_create(args: argparse.Namespace) -> Any:
+    """--cidfile checked and --replace done before a container is made; returns what
+    :func:`_after_create` writes the id to (None: no --cidfile)."""
+    from secpod.sandbox import cidfile, create
+
+    file = None if args.cidfile is None else cidfile.check(args.cidfile)
+    if args.replace:
+        create.replace_named(args.name)
+    return file
+
+
+def _after_create(ctr: Any, file: Any) -> None:
+    """The id into --cidfile; a container whose id cannot be written is removed."""
+    from secpod.sandbox import cidfile, operations
+
+    if file is None:
+        return
+    try:
+        cidfile.write(file, ctr.id)
+    except BaseException:
+        operations.remove(ctr.id, force=True)
+        raise
+
+
 @_as_docker_codes
 def _run(args: argparse.Namespace) -> int:
     from secpod.sandbox import run
 
     opts = _options(args, detach=args.detach)
+    file = _before_create(args)
 
     created: list[Any] = []
 
     def announce(ctr: Any) -> None:
         created.append(ctr)
+        _after_create(ctr, file)
         _tell_weakened(ctr)
         _tell_unenforced(ctr)
 
@@ -82,7 +108,10 @@ def _run(args: argparse.Namespace) -> int:
 def _create(args: argparse.Namespace) -> int:
     from secpod.sandbox import create
 
-    ctr = create.create_detached(_options(args, detach=True))
+    opts = _options(args, detach=True)
+    file = _before_create(args)
+    ctr = create.create_detached(opts)
+    _after_create(ctr, file)
     _tell_weakened(ctr)
     _tell_unenforced(ctr)
     print(ctr.id)
@@ -162,6 +191,7 @@ def _ps(args: argparse.Namespace) -> int:
     if last is not None:  # Docker's -n/-l: the last created, whatever their state
         rows = sorted(rows, key=lambda r: str(r["created"]))[-last:] if last > 0 else []
     now = time.time()
+    sizes = _sizes(rows) if args.size else {}
 
     def since(stamp: str | None) -> str:
         """An RFC 3339 time as "5 minutes ago" (--json keeps the times themselves)."""
@@ -193,12 +223,14 @@ def _ps(args: argparse.Namespace) -> int:
             f = ps_fields(r, status(r), since(r["created"]))
             if args.no_trunc:
                 f["ID"] = r["id"]
+            f["Size"] = sizes.get(r["id"], "")
             fields.append(f)
         emit_formatted(args.format, fields, json_lines=True,
                        headers={"ID": "CONTAINER ID", "RunningFor": "CREATED"})
     else:
         emit_table(
-            ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PROFILE", "NAMES"),
+            ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PROFILE", "NAMES",
+             *(("SIZE",) if args.size else ())),
             [
                 (
                     r["id"] if args.no_trunc else r["id"][:12],
@@ -208,11 +240,31 @@ def _ps(args: argparse.Namespace) -> int:
                     status(r),
                     r["profile"],
                     r["name"],
+                    *((sizes[r["id"]],) if args.size else ()),
                 )
                 for r in rows
             ],
         )
     return 0
+
+
+def _sizes(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """``ps -s``: each container's own files, and with its image's ("virtual"), as
+    Docker shows them: ``12kB (virtual 1.2MB)``."""
+    from secpod.errors import Error
+    from secpod.images import Store, human_size
+    from secpod.sandbox.usage import container_size
+
+    try:
+        images = {i.digest: i.size for i in Store.open().list()}
+    except Error:
+        images = {}
+    out = {}
+    for r in rows:
+        own = container_size(r["id"])
+        out[r["id"]] = f"{human_size(own)} (virtual " \
+                       f"{human_size(own + images.get(r['image_digest'], 0))})"
+    return out
 
 
 def _logs(args: argparse.Namespace) -> int:
@@ -328,6 +380,65 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stats(args: argparse.Namespace) -> int:
+    import time
+
+    from secpod.sandbox import operations, state, stats
+
+    if not args.no_stream and args.format and args.format.strip() == "json":
+        from secpod.errors import UsageError
+
+        raise UsageError("--format json needs --no-stream", hint="secpod stats --no-stream "
+                                                                 "--format json")
+    if not args.containers:
+        rows = [r for r in operations.listing(args.all)]
+        picked = [(state.lookup(r["id"]), r) for r in rows]
+    else:
+        by_id = {r["id"]: r for r in operations.listing(True)}
+        picked = []
+        for ref in args.containers:
+            ctr = state.lookup(ref)
+            picked.append((ctr, by_id.get(ctr.id, {})))
+    env_note = "" if _cgroups_delegated() else stats.SOURCE_NOTE
+    if env_note and not args.format:
+        print(f"secpod: {env_note}", file=sys.stderr)
+    while True:
+        readings = stats.collect([(c, r.get("pid") if r.get("status") in ("running", "paused")
+                                   else None) for c, r in picked])
+        fields = [s.as_dict() for s in readings]
+        if not args.no_stream and sys.stdout.isatty():
+            sys.stdout.write("\x1b[H\x1b[2J")
+        if args.format:
+            emit_formatted(args.format, fields, json_lines=False,
+                           headers={"ID": "CONTAINER ID", "CPUPerc": "CPU %",
+                                    "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %",
+                                    "NetIO": "NET I/O", "BlockIO": "BLOCK I/O"})
+        else:
+            emit_table(("CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %",
+                        "NET I/O", "BLOCK I/O", "PIDS"),
+                       [(f["ID"], f["Name"], f["CPUPerc"], f["MemUsage"], f["MemPerc"],
+                         f["NetIO"], f["BlockIO"], f["PIDs"]) for f in fields])
+        sys.stdout.flush()
+        if args.no_stream:
+            return 0
+        time.sleep(0.5)
+
+
+def _cgroups_delegated() -> bool:
+    from secpod.sandbox.host import probe
+
+    return probe().can_limit_resources
+
+
+def _pause(args: argparse.Namespace) -> int:
+    from secpod.sandbox import freezer
+
+    change = freezer.pause if args.command == "pause" else freezer.unpause
+    for ref in args.containers:
+        print(change(ref).name)
+    return 0
+
+
 def _cleanup(args: argparse.Namespace) -> int:
     from secpod.errors import NotFound
     from secpod.sandbox import operations, state
@@ -375,6 +486,8 @@ def _add_ps(sub: _Subparsers) -> None:
     p.add_argument("-n", "--last", type=int, metavar="N",
                    help="the N containers created last, in any state")
     bool_flag(p, "-l", "--latest", dest="latest", help="the container created last")
+    bool_flag(p, "-s", "--size", dest="size",
+              help="each container's own disk use, and with its image's (virtual)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--format", metavar="TEMPLATE",
                    help="a Go template per container (docs/formatting.md), "
@@ -392,8 +505,11 @@ def _add_logs(sub: _Subparsers) -> None:
 
 
 def _add_stop(sub: _Subparsers) -> None:
-    p = sub.add_parser("stop", help="stop containers: SIGTERM, then SIGKILL after a timeout")
-    p.add_argument("-t", "--time", type=float, default=10, metavar="SECS")
+    p = sub.add_parser("stop", help="stop containers: SIGTERM (or the container's "
+                       "--stop-signal), then SIGKILL after a timeout")
+    p.add_argument("-t", "--time", type=float, metavar="SECS",
+                   help="seconds to wait before SIGKILL (default: the container's "
+                        "--stop-timeout, 10)")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     p.set_defaults(func=_stop)
 
@@ -426,7 +542,9 @@ def _add_exec(sub: _Subparsers) -> None:
 
 def _add_restart(sub: _Subparsers) -> None:
     p = sub.add_parser("restart", help="stop containers if they run, then start them again")
-    p.add_argument("-t", "--time", type=float, default=10, metavar="SECS")
+    p.add_argument("-t", "--time", type=float, metavar="SECS",
+                   help="seconds stop waits before SIGKILL (default: the container's "
+                        "--stop-timeout, 10)")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     p.set_defaults(func=_restart)
 
@@ -460,6 +578,31 @@ def _add_inspect(sub: _Subparsers) -> None:
     p.set_defaults(func=_inspect)
 
 
+def _add_stats(sub: _Subparsers) -> None:
+    p = sub.add_parser("stats", help="containers' CPU and memory use (from /proc where no "
+                       "cgroup is delegated)")
+    bool_flag(p, "--no-stream", dest="no_stream", help="one reading, then exit")
+    bool_flag(p, "-a", "--all", dest="all", help="include containers that do not run")
+    p.add_argument("--format", metavar="TEMPLATE",
+                   help="a Go template per container (.ID .Name .CPUPerc .MemUsage .MemPerc "
+                        ".PIDs), 'table TEMPLATE', or json (with --no-stream)")
+    p.add_argument("containers", nargs="*", metavar="CONTAINER")
+    p.set_defaults(func=_stats)
+
+
+def _add_pause(sub: _Subparsers) -> None:
+    p = sub.add_parser("pause", help="freeze a container's processes (needs the cgroup "
+                       "freezer: refused where no cgroup is delegated to you)")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.set_defaults(func=_pause)
+
+
+def _add_unpause(sub: _Subparsers) -> None:
+    p = sub.add_parser("unpause", help="thaw a paused container")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.set_defaults(func=_pause)
+
+
 def _add_container_cleanup(sub: _Subparsers) -> None:
     # Called back by the monitor (conmon's exit command); not for people.
     p = sub.add_parser("container-cleanup")
@@ -483,5 +626,8 @@ PARSERS = {
     "rm": _add_rm,
     "exec": _add_exec,
     "inspect": _add_inspect,
+    "stats": _add_stats,
+    "pause": _add_pause,
+    "unpause": _add_unpause,
     "container-cleanup": _add_container_cleanup,
 }

@@ -40,9 +40,22 @@ def _add_image(sub: _Subparsers) -> None:
                    help="keys: " + ", ".join(IMAGE_FILTERS))
     p.set_defaults(func=_ls)
 
-    p = isub.add_parser("inspect", help="show an image as JSON")
-    p.add_argument("image", metavar="IMAGE")
+    p = isub.add_parser("inspect", help="images as JSON, in Docker's shape (secpod's record "
+                        "under Secpod)")
+    p.add_argument("-f", "--format", metavar="TEMPLATE",
+                   help="a Go template per image, e.g. '{{.Architecture}}' (docs/formatting.md)")
+    p.add_argument("images", metavar="IMAGE", nargs="+")
     p.set_defaults(func=_inspect)
+
+    p = isub.add_parser("untag", help="take names off an image, keeping it (all its names "
+                        "when none are given)")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("names", metavar="NAME", nargs="*")
+    p.set_defaults(func=_untag)
+
+    from secpod.cli._prune import add_image_prune
+
+    add_image_prune(isub)
 
     p = isub.add_parser("verify", help="check an image is what was verified when stored",
                         description="Check that a stored image is still what was verified "
@@ -130,12 +143,6 @@ def _load(args: argparse.Namespace) -> int:
     return 0
 
 
-# Each command's parser, in the order of `secpod --help`.
-PARSERS = {
-    "image": _add_image,
-    "save": _add_save,
-    "load": _add_load,
-}
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -250,11 +257,82 @@ def _ls(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from secpod.cli._output import emit_json
+    from secpod.cli._output import emit_formatted, emit_json
+    from secpod.images import Store
+    from secpod.images.views import inspect_view
+
+    store = Store.open()
+    views = [inspect_view(store.resolve(ref)) for ref in args.images]
+    if args.format:
+        emit_formatted(args.format, views)
+    else:
+        emit_json(views)
+    return 0
+
+
+def _untag(args: argparse.Namespace) -> int:
     from secpod.images import Store
 
-    emit_json(Store.open().resolve(args.image).as_dict())
+    for name in Store.open().untag(args.image, args.names or None):
+        print(f"untagged: {name}")
     return 0
+
+
+def _history_flags(p: argparse.ArgumentParser) -> None:
+    from secpod.cli._flags import bool_flag
+
+    p.add_argument("image", metavar="IMAGE")
+    bool_flag(p, "-H", "--human", dest="human", default=True,
+              help="sizes and times for people (the default; --human=false: raw)")
+    bool_flag(p, "--no-trunc", dest="no_trunc", help="do not cut CREATED BY short")
+    bool_flag(p, "-q", "--quiet", dest="quiet", help="image ids only")
+    p.add_argument("--format", metavar="TEMPLATE",
+                   help="a Go template per step (.ID .Created .CreatedBy .Size .Comment), "
+                        "or json")
+    p.set_defaults(func=_history)
+
+
+def _history(args: argparse.Namespace) -> int:
+    import time
+    from datetime import datetime
+
+    from secpod._text import ago
+    from secpod.cli._output import emit_formatted, emit_table
+    from secpod.images import Store, human_size
+    from secpod.images.views import history_rows
+
+    rows = history_rows(Store.open().resolve(args.image))
+    if args.quiet:
+        for r in rows:
+            print(r["ID"] if args.no_trunc or r["ID"] == "<missing>"
+                  else r["ID"].partition(":")[2][:12])
+        return 0
+    if args.format:
+        emit_formatted(args.format, rows, json_lines=True,
+                       headers={"ID": "IMAGE", "CreatedBy": "CREATED BY"})
+        return 0
+
+    def when(stamp: str) -> str:
+        if not args.human:
+            return stamp
+        try:
+            then = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return stamp
+        return ago(time.time() - then) + " ago"
+
+    emit_table(("IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"),
+               [(r["ID"] if args.no_trunc or r["ID"] == "<missing>"
+                 else r["ID"].partition(":")[2][:12], when(r["Created"]),
+                 r["CreatedBy"] if args.no_trunc else r["CreatedBy"][:45],
+                 human_size(r["Size"]) if args.human else str(r["Size"]), r["Comment"])
+                for r in rows])
+    return 0
+
+
+def _add_history(sub: _Subparsers) -> None:
+    _history_flags(sub.add_parser("history", help="the steps that made an image (image "
+                                                  "history)"))
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -298,3 +376,12 @@ def _rm(args: argparse.Namespace) -> int:
         else:
             print(f"untagged: {ref}")
     return 0
+
+
+# Each command's parser, in the order of `secpod --help`.
+PARSERS = {
+    "image": _add_image,
+    "save": _add_save,
+    "load": _add_load,
+    "history": _add_history,
+}

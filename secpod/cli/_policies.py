@@ -324,6 +324,9 @@ def _add_system(sub: _Subparsers) -> None:
                    help="write the files only (apparmor_parser -Q -K checks them)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_install_apparmor, allow_root=True)
+    from secpod.cli._prune import add_system_commands
+
+    add_system_commands(ssub)
 
 
 # Each command's parser, in the order of `secpod --help`.

@@ -63,8 +63,37 @@ def _add_version(sub: _Subparsers) -> None:
     p.set_defaults(func=_version, allow_root=True)
 
 
+def _info(args: argparse.Namespace) -> int:
+    """This host and store, in Podman's ``info`` keys (secpod/sandbox/info.py)."""
+    from secpod.gotemplate import is_json_format
+    from secpod.sandbox import info
+
+    facts = info.collect()
+    if args.format is None:
+        print(info.as_text(facts))
+    elif is_json_format(args.format):
+        emit_json(facts)
+    else:
+        from secpod.cli._output import emit_formatted
+
+        emit_formatted(args.format, [info.go_view(facts)])
+    return 0
+
+
+def _add_info(sub: _Subparsers) -> None:
+    p = sub.add_parser("info", help="this host, your store, the runtimes and what is enforced",
+                       description="Podman's info keys (host, store, version) with secpod's "
+                                   "own facts under secpod. A Go template reads Go's field "
+                                   "names, as Podman's do: {{.Host.Arch}}, "
+                                   "{{.Store.GraphRoot}}, {{.Host.Security.Rootless}}.")
+    p.add_argument("-f", "--format", metavar="json|TEMPLATE",
+                   help="json, or a Go template (docs/formatting.md)")
+    p.set_defaults(func=_info)
+
+
 # Each command's parser, in the order of `secpod --help`.
 PARSERS = {
     "doctor": _add_doctor,
     "version": _add_version,
+    "info": _add_info,
 }

@@ -659,6 +659,38 @@ class Store:
             progress(f"name {_familiar(new)} moved from image {old[7:19]} to {digest[7:19]}")
         return record
 
+    def untag(self, ref: str, names: builtins.list[str] | None = None) -> builtins.list[str]:
+        """Take ``names`` (all the image's names when None) off the image ``ref`` names,
+        keeping the image, as Podman's ``untag`` does (``image prune`` removes an image
+        left without a name). Audited as ``image.untag``; returns the names removed, as
+        people type them (``busybox:latest``).
+        Raises NotFound (no such image, or a name that is not the image's), UsageError."""
+        from secpod import audit
+
+        audited = False
+        try:
+            with self._lock():
+                idx = self._read_index()
+                digest, _ = self._lookup(idx, ref)
+                own = idx.names_of(digest)
+                drop = list(own) if not names else [_normalise_name(n) for n in names]
+                for n in drop:
+                    if n not in own:
+                        its = ", ".join(map(_familiar, own)) or "none"
+                        raise NotFound(f"image {ref} has no name {_familiar(n)}",
+                                       hint=f"its names: {its}")
+                for n in drop:
+                    del idx.names[n]
+                audit.record("image.untag", "ok", image_ref=ref, image_digest=digest,
+                             details={"untagged": drop})
+                audited = True
+                self._write_index(idx)
+        except (Error, KeyboardInterrupt) as e:
+            if not audited:
+                audit.record("image.untag", "error", image_ref=ref, reason=failure_reason(e))
+            raise
+        return [_familiar(n) for n in drop]
+
     def remove(self, ref: str, *, force: bool = False) -> ImageRecord:
         """Remove a name; when the image has no name left (or ``ref`` is a digest) remove
         the image, its root filesystem and the blobs no other image uses. Audited as

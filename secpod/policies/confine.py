@@ -109,6 +109,11 @@ def weakenings(prof: profile_mod.Profile, spec: ContainerSpec) -> list[Weakening
             ("cpu-shares", req.cpu_shares, prof.cpu_shares, "cpu shares")):
         if asked is not None and has is not None and asked > has:
             out.append(Weakening(flag, f"{what} {asked}, above the profile's {has}"))
+    hard_limits = {n: h for n, _, h in prof.rlimits}
+    for name, _, hard in req.ulimits:
+        if name in hard_limits and hard > hard_limits[name]:
+            out.append(Weakening("ulimit", f"{name} hard limit {hard}, above the profile's "
+                                           f"{hard_limits[name]}"))
     return out
 
 

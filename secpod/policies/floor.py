@@ -82,7 +82,7 @@ if TYPE_CHECKING:
 POLICY_FILE = paths.ADMIN_DIR / "policy.toml"
 FLAGS = ("cap-add", "seccomp", "seccomp=unconfined", "no-new-privileges=false",
          "label=disable", "apparmor=unconfined", "read-only=false", "network=host", "volume",
-         "tmpfs-exec", "pids-limit", "memory", "cpu-shares")
+         "tmpfs-exec", "pids-limit", "memory", "cpu-shares", "ulimit")
 # Flags the profile comparison has no axis for: only may_weaken lets them pass.
 _ONLY_BY_NAME = ("tmpfs-exec",)
 # How a refusal names a flag where it is not --FLAG (e.g. --cap-add).
@@ -377,6 +377,10 @@ def _with_flag(prof: Profile, w: Weakening, spec: ContainerSpec) -> Profile:
         return replace(prof, memory_limit=spec.resources.memory)
     if w.flag == "cpu-shares":
         return replace(prof, cpu_shares=spec.resources.cpu_shares)
+    if w.flag == "ulimit":
+        from secpod.policies.layers.resources import run_rlimits
+
+        return replace(prof, rlimits=tuple(run_rlimits(prof, spec)))
     return prof
 
 

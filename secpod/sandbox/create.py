@@ -11,6 +11,7 @@ error reaches the user, and leaves no folder, name or runtime state.
 from __future__ import annotations
 
 import contextlib
+import sys
 
 from secpod import audit
 from secpod.errors import AuditError, Error, RuntimeFailed, UsageError
@@ -73,7 +74,7 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
         raise
     try:
         store = images.Store.open()
-        image = store.resolve(spec.image)
+        image = image_for(store, spec, env.features.arch)
     except Error as e:
         events.refused("image", e, spec)
         raise
@@ -131,6 +132,11 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
             identity=identity,
             userdata=folder / "userdata",
         )
+        command_args = list(config["process"]["args"])  # as asked, without --init's
+        if spec.init:
+            from secpod.sandbox import init
+
+            init.add_to(config, rootfs)
         refusals = rt.refuses(config)
         if refusals:
             stage = "runtime"
@@ -141,6 +147,7 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
         summary = dict(confinement.summary)
         summary["cis_findings"] = _cis_findings(config, confinement.profile)
         summary["weakened"] = list(confinement.weakened)
+        image_cfg = image.config.get("config") or {}
         ctr = Container(
             id=cid,
             name=name,
@@ -149,7 +156,7 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
             profile=confinement.profile_label,
             profile_hash=confinement.profile_hash,
             created=state.now(),
-            args=config["process"]["args"],
+            args=command_args,
             root_mode=root_mode,
             detach=spec.detach,
             auto_remove=spec.auto_remove,
@@ -160,10 +167,13 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
             config_digest=digest,
             runtime=rt.name,
             entrypoint=list(spec.process.entrypoint if spec.process.entrypoint is not None
-                            else image.config.get("Entrypoint") or []),
+                            else image_cfg.get("Entrypoint") or []),
             user=spec.process.user,
-            labels=dict(image.config.get("Labels") or {}),
+            labels={**(image_cfg.get("Labels") or {}), **dict(spec.labels)},
             mounts=list(confinement.mounts),
+            stop_signal=spec.stop_signal or image_cfg.get("StopSignal") or "SIGTERM",
+            stop_timeout=10 if spec.stop_timeout is None else spec.stop_timeout,
+            init=spec.init,
         )
         ctr.log_path.touch(mode=0o600)
         ctr.save()
@@ -178,6 +188,68 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
         _discard(cid, name)
         raise
     return ctr
+
+
+def replace_named(name: str) -> None:
+    """``--replace``: the container called ``name``, if there is one, is removed (killed
+    first if it runs), as Podman does, before the new one is made under that name."""
+    from secpod.errors import NotFound
+
+    try:
+        ctr = state.lookup(name)
+    except NotFound:
+        return
+    if ctr.name == name:  # the name only, never an id prefix that looks like it
+        operations.remove(ctr.id, force=True)
+
+
+def image_for(store: Any, spec: ContainerSpec, host_arch: str) -> Any:
+    """The image ``spec`` names, pulled first as ``--pull`` says (``missing``: only when
+    the store has no such name), and of the ``--platform`` asked. Raises NotFound,
+    UsageError, the pull's errors."""
+    from secpod.errors import NotFound
+    from secpod.images import reference
+
+    host_os = "linux"
+    if spec.platform is not None and spec.platform.split("/")[:2] != [host_os, host_arch]:
+        raise UsageError(f"--platform {spec.platform}: this host runs {host_os}/{host_arch}, "
+                         "and secpod never emulates another platform",
+                         hint=f"leave --platform out, or give {host_os}/{host_arch}")
+    image = None
+    if spec.pull != "always":
+        try:
+            image = store.resolve(spec.image)
+        except NotFound as e:
+            if spec.pull == "never":
+                raise NotFound(f"{e.message} (--pull never)", hint=e.hint) from e
+            try:
+                reference.parse(spec.image)
+            except Error:
+                raise e from None  # a digest or an id: nothing to pull
+    if image is None:
+        from secpod.images.registry import RegistryOptions, pull
+
+        try:
+            result = pull(spec.image, RegistryOptions(tls_verify=spec.tls_verify),
+                          progress=lambda m: print(m, file=sys.stderr, flush=True))
+        except Error as e:
+            if spec.pull == "always":
+                raise
+            missing = type(e)(f"no such image: {spec.image} in your store, and pulling it "
+                              f"failed: {e.message}", e.hint)
+            missing.exit_code = e.exit_code
+            raise missing from e
+        image = store.resolve(result.digest)
+    if spec.platform is not None:
+        have = "/".join(str(image.config.get(k) or "") for k in ("os", "architecture"))
+        variant = image.config.get("variant")
+        want = spec.platform.split("/")
+        if have != "/".join(want[:2]) or (len(want) == 3 and variant != want[2]):
+            raise UsageError(
+                f"--platform {spec.platform}: the image {spec.image} in your store is "
+                f"{have}{'/' + variant if variant else ''}",
+                hint="pull the image for this platform (secpod pull), or leave --platform out")
+    return image
 
 
 def create_detached(spec: ContainerSpec, env: Environment | None = None) -> Container:

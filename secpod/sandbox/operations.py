@@ -260,7 +260,7 @@ def wait_exit(ref: str, env: Environment | None = None) -> int | None:
         env.sleep(0.1)
 
 
-def restart(ref: str, timeout: float = 10, env: Environment | None = None) -> Container:
+def restart(ref: str, timeout: float | None = None, env: Environment | None = None) -> Container:
     """Stop the container if it runs (SIGTERM, SIGKILL after ``timeout``), then start it
     again, detached (Docker's ``restart``)."""
     ops = _env(env)
@@ -304,16 +304,19 @@ def top(ref: str, env: Environment | None = None) -> list[Any]:
 
 # -- signals -----------------------------------------------------------------------
 
-def stop(ref: str, timeout: float = 10, env: Environment | None = None) -> Container:
-    """SIGTERM, then SIGKILL after ``timeout`` seconds; record the stop."""
+def stop(ref: str, timeout: float | None = None, env: Environment | None = None) -> Container:
+    """The container's stop signal (SIGTERM unless --stop-signal or the image said
+    another), then SIGKILL after ``timeout`` seconds (None: its --stop-timeout, 10 by
+    default); record the stop."""
     env = _env(env)
     ctr = state.lookup(ref)
+    timeout = ctr.stop_timeout if timeout is None else timeout
     rt = env.runtime_for(ctr)
     now = status_of(ctr, rt.state(ctr.id))
     if now not in LIVE:
         raise Conflict(f"container {ctr.name} is not running ({now})")
     _mark(ctr, "stop")
-    _signal(ctr, rt, "TERM")
+    _signal(ctr, rt, signals.normalise(ctr.stop_signal))
     escalated = False
     if not _wait_stopped(ctr, rt, env, timeout):
         escalated = True

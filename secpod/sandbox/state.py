@@ -111,6 +111,9 @@ class Container:
     user: str | None = None            # -u as given (None: the image's)
     labels: dict[str, str] = field(default_factory=dict)   # the image's
     mounts: list[dict[str, Any]] = field(default_factory=list)  # -v, --tmpfs, profile's
+    stop_signal: str = "SIGTERM"       # --stop-signal, else the image's StopSignal
+    stop_timeout: int = 10             # --stop-timeout: what stop waits by default
+    init: bool = False                 # --init: catatonit is PID 1
 
     @property
     def short_id(self) -> str:

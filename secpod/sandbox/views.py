@@ -66,7 +66,8 @@ def inspect_view(ctr: Container, status: str, pid: int | None, config: dict[str,
             "Image": ctr.image_ref,
             "WorkingDir": process.get("cwd", "/"),
             "Labels": dict(ctr.labels),
-            "StopSignal": "SIGTERM",
+            "StopSignal": ctr.stop_signal,
+            "StopTimeout": ctr.stop_timeout,
             "Tty": ctr.tty,
         },
         "HostConfig": {
@@ -82,11 +83,26 @@ def inspect_view(ctr: Container, status: str, pid: int | None, config: dict[str,
             "Binds": [_bind(m) for m in ctr.mounts if m.get("type") == "bind"],
             "Tmpfs": {m["destination"]: ",".join(m.get("options", ()))
                       for m in ctr.mounts if m.get("type") == "tmpfs"},
+            "Init": ctr.init,
+            "Ulimits": [{"Name": str(r.get("type", "")).removeprefix("RLIMIT_").lower(),
+                         "Soft": r.get("soft"), "Hard": r.get("hard")}
+                        for r in process.get("rlimits") or []],
+            **_resources((ctr.confinement or {}).get("limits") or {}),
         },
         "Mounts": [_mount(m) for m in ctr.mounts],
         "NetworkSettings": {"Ports": {}},
         "Secpod": secpod,
     }
+
+
+def _resources(limits: dict[str, Any]) -> dict[str, Any]:
+    """HostConfig's limits as the run has them, enforced or not (Secpod.unenforced says
+    which this host does not enforce)."""
+    cpus = limits.get("cpus")
+    return {"Memory": limits.get("memory") or 0, "MemorySwap": limits.get("memory_swap") or 0,
+            "NanoCpus": round(cpus * 1e9) if cpus else 0,
+            "CpuShares": limits.get("cpu_shares") or 0,
+            "PidsLimit": limits.get("pids") or 0}
 
 
 def _rw(m: dict[str, Any]) -> bool:

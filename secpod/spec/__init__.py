@@ -67,6 +67,9 @@ class Resources:
     pids_limit: int | None = None
     memory: int | None = None        # bytes
     cpu_shares: int | None = None
+    memory_swap: int | None = None   # bytes, memory plus swap (-1: unlimited swap)
+    cpus: float | None = None        # CPUs' worth of time per period (--cpus 1.5)
+    ulimits: tuple[tuple[str, int, int], ...] = ()   # (rlimit name, soft, hard), --ulimit
 
 
 @record(frozen=True, eq=False)
@@ -99,6 +102,13 @@ class ContainerSpec:
     pod: str | None = None
     restart: str = "no"
     log_size_max: int | None = None    # None: the profile's [logs] size_max
+    labels: tuple[tuple[str, str], ...] = ()   # --label/--label-file, over the image's
+    init: bool = False                 # --init: catatonit as PID 1 (secpod.sandbox.init)
+    stop_signal: str | None = None     # None: the image's StopSignal, else SIGTERM
+    stop_timeout: int | None = None    # seconds stop waits by default (None: 10)
+    pull: str = "missing"              # "always" | "missing" | "never"
+    platform: str | None = None        # OS/ARCH[/VARIANT] the image must be
+    tls_verify: bool = True            # for a pull that --pull makes
 
     @property
     def binds(self) -> tuple[Mount, ...]:

@@ -18,6 +18,7 @@ from secpod.spec import ContainerSpec, Mount, Process, Resources, Security
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
+    from typing import Any
 
 RUNTIMES = ("crun", "runc")
 NETWORKS = ("none", "loopback", "host")
@@ -68,6 +69,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
                    "profile's; looser is a weakening)")
     p.add_argument("-m", "--memory", metavar="SIZE", help="memory limit, e.g. 256m")
     p.add_argument("--cpu-shares", metavar="N", help="relative CPU weight (2-262144)")
+    add_docker_run_flags(p)
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD")
 
@@ -117,7 +119,9 @@ def spec_from_args(args: argparse.Namespace, *, detach: bool) -> ContainerSpec:
             pids_limit=_positive(args.pids_limit, "--pids-limit"),
             memory=None if args.memory is None else parse_size(args.memory, "--memory"),
             cpu_shares=_cpu_shares(args.cpu_shares),
+            **docker_resources(args),
         ),
+        **docker_spec_fields(args, detach=detach),
     )
 
 
@@ -148,24 +152,24 @@ def _env_item(item: str, where: str, environ: Mapping[str, str], out: dict[str, 
         out[key] = environ[key]
 
 
-def _env_file_lines(path: str) -> Iterable[tuple[str, str]]:
+def _env_file_lines(path: str, flag: str = "--env-file") -> Iterable[tuple[str, str]]:
     from secpod._files import TooLarge, read_limited
 
     try:
         data = read_limited(Path(path), MAX_ENV_FILE)
     except TooLarge as e:
-        raise UsageError(f"--env-file {path} is larger than {MAX_ENV_FILE} bytes") from e
+        raise UsageError(f"{flag} {path} is larger than {MAX_ENV_FILE} bytes") from e
     except OSError as e:
-        raise UsageError(f"cannot read --env-file {path}: {e.strerror}",
+        raise UsageError(f"cannot read {flag} {path}: {e.strerror}",
                          hint="give a readable file of KEY=VALUE lines") from e
     try:
         text = data.decode()
     except UnicodeDecodeError as e:
-        raise UsageError(f"--env-file {path} is not UTF-8 text") from e
+        raise UsageError(f"{flag} {path} is not UTF-8 text") from e
     for n, line in enumerate(text.splitlines(), 1):
         line = line.lstrip()
         if line and not line.startswith("#"):
-            yield f"--env-file {path}, line {n}", line
+            yield f"{flag} {path}, line {n}", line
 
 
 # -- mounts ----------------------------------------------------------------------------
@@ -389,3 +393,209 @@ def _cpu_shares(value: str | None) -> int | None:
     if shares is not None and not 2 <= shares <= 262144:
         raise UsageError(f"--cpu-shares {value}: give a number from 2 to 262144")
     return shares
+
+
+# -- Docker's other run flags (issue 16) ---------------------------------------------
+
+PULL_POLICIES = ("always", "missing", "never")
+UNLIMITED = 2**64 - 1   # RLIM_INFINITY as the OCI config spells it
+_ATTACH = ("stdin", "stdout", "stderr")
+
+
+def add_docker_run_flags(p: argparse.ArgumentParser) -> None:
+    """The flags Docker and Podman scripts pass to ``run``/``create`` besides secpod's
+    own (docs/docker-cli.md says what each does and why some are refused)."""
+    from secpod.cli._flags import bool_flag
+
+    p.add_argument("-l", "--label", action="append", default=[], metavar="KEY[=VALUE]",
+                   help="a label on the container (over the image's)")
+    p.add_argument("--label-file", action="append", default=[], metavar="FILE",
+                   help="read KEY=VALUE label lines from FILE (# comments)")
+    bool_flag(p, "--init", dest="init",
+              help="run catatonit as PID 1: it reaps zombies and passes signals on")
+    p.add_argument("--stop-signal", metavar="SIGNAL",
+                   help="the signal stop sends first (default: the image's, else TERM)")
+    p.add_argument("--stop-timeout", metavar="SECS",
+                   help="seconds stop waits before SIGKILL (default 10)")
+    p.add_argument("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]",
+                   help="a resource limit, e.g. nofile=1024:2048 (at most your own hard limit)")
+    p.add_argument("--cidfile", metavar="FILE",
+                   help="write the container id to FILE (which must not exist)")
+    bool_flag(p, "--replace", dest="replace",
+              help="with --name: remove the container of that name first (stopping it)")
+    p.add_argument("--pull", choices=PULL_POLICIES, default="missing",
+                   help="pull the image: always, when missing from your store (default), "
+                        "or never")
+    bool_flag(p, "--tls-verify", dest="tls_verify", default=True,
+              help="for --pull: verify TLS (the default); =false also allows plain HTTP")
+    p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
+                   help="the platform the image must be (it is never emulated)")
+    p.add_argument("--memory-swap", metavar="SIZE",
+                   help="memory plus swap limit (needs -m; -1: unlimited swap)")
+    p.add_argument("--cpus", metavar="N", help="CPU time limit, in CPUs (e.g. 1.5)")
+    bool_flag(p, "--privileged", dest="privileged",
+              help="refused: secpod never runs a container with all privileges")
+    p.add_argument("-a", "--attach", action="append", default=[], metavar="STREAM",
+                   help="stdin, stdout, stderr: a foreground run attaches all of "
+                        "stdout and stderr (and stdin with -i)")
+    bool_flag(p, "--sig-proxy", dest="sig_proxy", default=True,
+              help="pass signals to the container (the default; =false is refused)")
+
+
+def docker_resources(args: argparse.Namespace) -> dict[str, Any]:
+    """The Resources fields of --memory-swap, --cpus and --ulimit."""
+    swap = None
+    if args.memory_swap is not None:
+        if args.memory is None:
+            raise UsageError("--memory-swap needs -m/--memory",
+                             hint="e.g. -m 256m --memory-swap 512m (memory plus swap)")
+        memory = parse_size(args.memory, "--memory")
+        swap = -1 if args.memory_swap == "-1" else parse_size(args.memory_swap,
+                                                              "--memory-swap")
+        if swap != -1 and swap < memory:
+            raise UsageError(f"--memory-swap {args.memory_swap} is below -m {args.memory}",
+                             hint="--memory-swap is memory plus swap: at least -m, or -1")
+    return {"memory_swap": swap, "cpus": parse_cpus(args.cpus),
+            "ulimits": tuple(parse_ulimit(u) for u in args.ulimit)}
+
+
+def docker_spec_fields(args: argparse.Namespace, *, detach: bool) -> dict[str, Any]:
+    """The ContainerSpec fields of Docker's other run flags; refuses what secpod cannot
+    honour (--privileged, --sig-proxy=false, a partial -a) with the reason."""
+    if args.privileged:
+        raise UsageError(
+            "--privileged is refused: it gives the container every capability, no "
+            "seccomp filter, no AppArmor or SELinux confinement and the host's devices",
+            hint="add only what the program needs: --cap-add CAP, --security-opt ..., "
+                 "-v /host/path:/path, or a profile that allows it (secpod profile ls)")
+    if not args.sig_proxy:
+        raise UsageError(
+            "--sig-proxy=false is refused: a foreground secpod run is the container's "
+            "monitor and passes signals on, so that its exit is recorded",
+            hint="run it with -d and signal it with secpod kill -s SIGNAL CONTAINER")
+    check_attach(args.attach, detach=detach, interactive=args.interactive)
+    if args.replace and not args.name:
+        raise UsageError("--replace needs --name", hint="--replace --name NAME")
+    return {
+        "labels": parse_labels(args.label, args.label_file),
+        "init": args.init,
+        "stop_signal": None if args.stop_signal is None else parse_stop_signal(args.stop_signal),
+        "stop_timeout": None if args.stop_timeout is None else _stop_timeout(args.stop_timeout),
+        "pull": args.pull,
+        "platform": None if args.platform is None else parse_platform(args.platform),
+        "tls_verify": args.tls_verify,
+    }
+
+
+def check_attach(streams: Iterable[str], *, detach: bool, interactive: bool) -> None:
+    """``-a``: the foreground run holds stdout and stderr together (and stdin with
+    ``-i``), so only the whole set is asked for; a part of it is refused."""
+    asked = {s.lower() for s in streams}
+    if not asked:
+        return
+    unknown = asked - set(_ATTACH)
+    if unknown:
+        raise UsageError(f"-a/--attach {sorted(unknown)[0]!r}: not a stream",
+                         hint="-a takes stdin, stdout or stderr")
+    if detach:
+        raise UsageError("-a/--attach and -d conflict, as in Docker",
+                         hint="a detached container's output: secpod logs -f CONTAINER")
+    if not {"stdout", "stderr"} <= asked:
+        raise UsageError(
+            f"-a {' -a '.join(sorted(asked))}: a foreground secpod run passes both stdout "
+            "and stderr on (and records both in the log); it cannot leave one out",
+            hint="redirect in the shell instead, e.g. 2>/dev/null")
+    if "stdin" in asked and not interactive:
+        raise UsageError("-a stdin needs -i: stdin stays closed otherwise",
+                         hint="add -i (and -t for a terminal)")
+
+
+def parse_labels(items: Iterable[str], files: Iterable[str] = ()) -> tuple[tuple[str, str], ...]:
+    """``--label-file`` lines first, then ``--label`` (a later KEY wins); ``KEY`` alone
+    is an empty value, as in Docker."""
+    out: dict[str, str] = {}
+    for path in files:
+        for where, item in _env_file_lines(path, "--label-file"):
+            _label_item(item, where, out)
+    for item in items:
+        _label_item(item, "--label", out)
+    return tuple(out.items())
+
+
+def _label_item(item: str, where: str, out: dict[str, str]) -> None:
+    key, _, value = item.partition("=")
+    key = key.strip()
+    if not key or any(c.isspace() for c in key) or "\0" in item:
+        raise UsageError(f"invalid label {item!r} ({where})", hint="use KEY=VALUE or KEY")
+    out[key] = value
+
+
+def parse_stop_signal(name: str) -> str:
+    """``SIGTERM``, ``TERM``, ``15``: the name Docker's inspect shows (``SIGTERM``)."""
+    from secpod.sandbox import signals
+
+    try:
+        sig = signals.normalise(name)
+    except UsageError as e:
+        raise UsageError(f"--stop-signal: {e.message}", hint=e.hint) from e
+    return sig if sig.isdigit() else "SIG" + sig
+
+
+def _stop_timeout(value: str) -> int:
+    if not value.isdigit():
+        raise UsageError(f"--stop-timeout {value!r}: give whole seconds (0 or more)",
+                         hint="e.g. --stop-timeout 30")
+    return int(value)
+
+
+def parse_cpus(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        cpus = float(value)
+    except ValueError:
+        cpus = -1.0
+    if not 0.01 <= cpus <= (os.cpu_count() or 1):
+        raise UsageError(f"--cpus {value!r}: give a number of CPUs from 0.01 to "
+                         f"{os.cpu_count() or 1} (this host's)", hint="e.g. --cpus 0.5")
+    return cpus
+
+
+def parse_ulimit(text: str) -> tuple[str, int, int]:
+    """``NAME=SOFT[:HARD]`` (Docker's form); -1 is unlimited. A value above the hard
+    limit the caller has is refused: a rootless container cannot raise it."""
+    import resource
+
+    from secpod.policies.profile import RLIMITS
+
+    hint = "use --ulimit NAME=SOFT[:HARD], NAME one of " + ", ".join(RLIMITS)
+    name, sep, values = text.partition("=")
+    name = name.strip().lower().removeprefix("rlimit_")
+    if not sep or name not in RLIMITS:
+        raise UsageError(f"invalid --ulimit {text!r}", hint=hint)
+    soft_text, _, hard_text = values.partition(":")
+    try:
+        soft, hard = (UNLIMITED if v.strip() == "-1" else int(v)
+                      for v in (soft_text, hard_text or soft_text))
+    except ValueError:
+        raise UsageError(f"invalid --ulimit {text!r}: the limits are numbers", hint=hint) from None
+    if not 0 <= soft <= hard <= UNLIMITED:
+        raise UsageError(f"invalid --ulimit {text!r}: need 0 <= soft <= hard", hint=hint)
+    mine = resource.getrlimit(getattr(resource, "RLIMIT_" + name.upper()))[1]
+    mine = UNLIMITED if mine == resource.RLIM_INFINITY else mine
+    if hard > mine:
+        raise UsageError(
+            f"--ulimit {text}: the hard limit is above yours ({mine}); a rootless "
+            "container cannot raise it", hint=f"give at most {name}={mine}:{mine} "
+                                              "(ulimit -H shows yours)")
+    return name, soft, hard
+
+
+def parse_platform(text: str) -> str:
+    """``OS/ARCH[/VARIANT]`` in OCI's words (``linux/amd64``, ``linux/arm64/v8``)."""
+    parts = text.strip().lower().split("/")
+    if not 2 <= len(parts) <= 3 or not all(p and p.isascii() and p.replace("_", "").isalnum()
+                                           for p in parts):
+        raise UsageError(f"invalid --platform {text!r}", hint="use OS/ARCH[/VARIANT], "
+                                                               "e.g. linux/amd64")
+    return "/".join(parts)

@@ -120,7 +120,7 @@ def _podman(user: User, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("fmt", ["docker-archive", "oci-archive"])
 def test_save_writes_what_podman_and_skopeo_read_and_load_reads_it_back(
         user: User, busybox: str, fmt: str) -> None:
-    before = json.loads(user.run("image", "inspect", busybox, check=True).stdout)
+    before = json.loads(user.run("image", "inspect", busybox, check=True).stdout)[0]["Secpod"]
     out = user.home / "box.tar"
     r = user.run("save", "--format", fmt, "-o", str(out), busybox)
     assert r.returncode == 0, r.stderr
@@ -135,7 +135,7 @@ def test_save_writes_what_podman_and_skopeo_read_and_load_reads_it_back(
     assert user.run("rmi", busybox).returncode == 0
     r = user.run("load", "-i", str(out))
     assert r.returncode == 0, r.stderr
-    after = json.loads(user.run("image", "inspect", busybox, check=True).stdout)
+    after = json.loads(user.run("image", "inspect", busybox, check=True).stdout)[0]["Secpod"]
     assert after["config_digest"] == before["config_digest"]
     if fmt == "oci-archive":
         assert after["digest"] == before["digest"]
@@ -149,7 +149,7 @@ def test_save_writes_what_podman_and_skopeo_read_and_load_reads_it_back(
 
 
 def test_save_of_a_changed_blob_leaves_no_archive(user: User, busybox: str) -> None:
-    info = json.loads(user.run("image", "inspect", busybox, check=True).stdout)
+    info = json.loads(user.run("image", "inspect", busybox, check=True).stdout)[0]["Secpod"]
     layer = info["layers"][0]["digest"].partition(":")[2]
     blob = user.home / "data" / "secpod" / "images" / "blobs" / "sha256" / layer
     data = bytearray(blob.read_bytes())

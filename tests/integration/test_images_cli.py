@@ -25,7 +25,7 @@ def audit(user: User) -> list[dict[str, Any]]:
 
 def inspect(user: User, ref: str) -> dict[str, Any]:
     proc = user.run("image", "inspect", ref, check=True)
-    data: dict[str, Any] = json.loads(proc.stdout)
+    data: dict[str, Any] = json.loads(proc.stdout)[0]["Secpod"]
     return data
 
 

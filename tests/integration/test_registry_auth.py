@@ -154,3 +154,57 @@ def test_bearer_token_auth(user: User, busybox: str, token_registry: Registry,
     granted = [r for r in token_service.requests if r["ok"] and r["user"] == USER]
     assert "repository:team/busybox:pull,push" in granted[0]["scope"]
     assert "repository:team/busybox:pull" in granted[-1]["scope"]
+
+
+def test_login_checks_then_keeps_credentials_and_logout_forgets_them(
+        user: User, busybox: str, basic_registry: Registry, token_registry: Registry) -> None:
+    host, ref = basic_registry.host, f"{basic_registry.host}/login/busybox:1"
+    default = user.home / "run" / "containers" / "auth.json"
+
+    wrong = user.run("login", "-u", USER, "--password-stdin", NO_TLS, host, input=BAD + "\n")
+    assert wrong.returncode == 1 and f"authentication failed for {host}" in wrong.stderr
+    assert not default.exists()  # nothing is written before the registry said yes
+
+    ok = user.run("login", "-u", USER, "--password-stdin", NO_TLS, host, input=GOOD + "\n")
+    assert ok.returncode == 0 and "Login Succeeded" in ok.stderr, ok.stderr
+    assert default.stat().st_mode & 0o777 == 0o600
+    assert default.parent.stat().st_mode & 0o777 == 0o700
+    entry = json.loads(default.read_text())["auths"][host]["auth"]
+    assert base64.b64decode(entry).decode() == f"{USER}:{GOOD}"
+    # pull and push find it: no --creds
+    assert user.run("push", busybox, ref, NO_TLS).returncode == 0
+    assert user.run("pull", ref, NO_TLS).returncode == 0
+    # a bearer-token registry: the token service is asked; the first entry stays
+    tok = user.run("login", "-u", USER, "-p", GOOD, NO_TLS, token_registry.host)
+    assert tok.returncode == 0, tok.stderr
+    assert set(json.loads(default.read_text())["auths"]) == {host, token_registry.host}
+
+    r = user.run("logout", host)
+    assert r.returncode == 0 and f"Removed login credentials for {host}" in r.stderr
+    assert set(json.loads(default.read_text())["auths"]) == {token_registry.host}
+    assert user.run("pull", ref, NO_TLS).returncode == 1
+    again = user.run("logout", host)
+    assert again.returncode == 1 and f"not logged in to {host}" in again.stderr
+
+    # Docker's file is read, never changed
+    docker = user.home / ".docker" / "config.json"
+    user.sh(["mkdir", "-p", str(docker.parent)], check=True)
+    docker_text = json.dumps({"auths": {"other.example:5000": {"auth": base64.b64encode(
+        b"bob:pw").decode()}}})
+    user.sh(["sh", "-c", f"cat > {docker}"], input=docker_text, check=True)
+    r = user.run("logout", "other.example:5000")
+    assert r.returncode == 1 and "which secpod does not change" in r.stderr, r.stderr
+    assert "docker logout other.example:5000" in r.stderr
+    assert docker.read_text() == docker_text
+
+    # a malformed auth file is refused before the registry is asked, and left alone
+    default.write_text("{not json")
+    bad = user.run("login", "-u", USER, "-p", GOOD, NO_TLS, host)
+    assert bad.returncode == 1 and "is not valid JSON" in bad.stderr
+    assert default.read_text() == "{not json"
+    assert user.run("logout", "--all").returncode == 1
+    path = user.home / "data" / "secpod" / "audit" / "log.jsonl"
+    logins = [json.loads(x) for x in path.read_text().splitlines()]
+    outcomes = [r["outcome"] for r in logins if r["action"] == "registry.login"]
+    assert outcomes == ["refused", "ok", "ok", "error"]
+    assert GOOD not in path.read_text() and BAD not in path.read_text()

@@ -48,7 +48,7 @@ def test_a_digest_reference_is_judged_under_the_name_it_gives(user: User, busybo
     user.run("trust", "set", "--type", "accept", "docker.io/library/busybox", check=True)
     user.run("trust", "set", "--type", "reject", "default", check=True)
     digest = json.loads(user.run("image", "inspect", busybox, check=True).stdout)
-    digest = digest[0]["digest"] if isinstance(digest, list) else digest["digest"]
+    digest = digest[0]["Digest"]
     verified = json.loads(user.run("verify", f"busybox@{digest}", "--json", check=True).stdout)
     assert verified["reference"] == f"docker.io/library/busybox@{digest}"
     ran = user.run("run", "--rm", f"busybox@{digest}", "true")

@@ -84,7 +84,7 @@ def test_neutralised_as_unprivileged_user(user: User) -> None:
     for case in ("setuid", "device-node", "foreign-owner", "readonly-dirs"):
         proc = user.run("image", "import", str(CORPUS / f"{case}.tar"), "--name", f"n:{case}")
         assert proc.returncode == 0, proc.stderr
-    info = {case: json.loads(user.run("image", "inspect", f"n:{case}", check=True).stdout)
+    info = {case: json.loads(user.run("image", "inspect", f"n:{case}", check=True).stdout)[0]["Secpod"]
             for case in ("setuid", "device-node", "foreign-owner", "readonly-dirs")}
     su = Path(info["setuid"]["rootfs"]) / "bin" / "su"
     assert stat.S_IMODE(su.stat().st_mode) == 0o755 and su.stat().st_uid == user.uid

@@ -38,10 +38,12 @@ def generate(prof: Profile, spec: ContainerSpec, host: HostFeatures) -> Fragment
 
     Raises HostError when a ``required`` limit cannot be enforced here."""
     pids, memory, shares = limits(prof, spec)
+    rlimits = run_rlimits(prof, spec)
     process = {"rlimits": [{"type": _RLIMIT_NAMES[n], "soft": s, "hard": h}
-                           for n, s, h in prof.rlimits]}
-    summary: dict[str, Any] = {"rlimits": {n: [s, h] for n, s, h in prof.rlimits},
+                           for n, s, h in rlimits]}
+    summary: dict[str, Any] = {"rlimits": {n: [s, h] for n, s, h in rlimits},
                                "limits": {"pids": pids, "memory": memory, "cpu_shares": shares}}
+    req = spec.resources
     res: dict[str, Any] = {}
     said = []
     if pids is not None:
@@ -53,6 +55,16 @@ def generate(prof: Profile, spec: ContainerSpec, host: HostFeatures) -> Fragment
     if shares is not None:
         res["cpu"] = {"shares": shares}
         said.append(f"cpu shares {shares}")
+    if req.memory_swap is not None:
+        res.setdefault("memory", {})["swap"] = req.memory_swap
+        summary["limits"]["memory_swap"] = req.memory_swap
+        said.append(f"memory+swap limit {req.memory_swap} bytes" if req.memory_swap >= 0
+                    else "memory+swap unlimited")
+    if req.cpus is not None:
+        period = 100_000
+        res.setdefault("cpu", {}).update(quota=round(req.cpus * period), period=period)
+        summary["limits"]["cpus"] = req.cpus
+        said.append(f"cpus {req.cpus:g}")
     if not res:
         return Fragment(process=process, summary=summary)
     if host.can_limit_resources:
@@ -66,6 +78,14 @@ def generate(prof: Profile, spec: ContainerSpec, host: HostFeatures) -> Fragment
                  "with cgroup v2 delegated to the user (systemd user session)")
     return Fragment(process=process, summary=summary,
                     unenforced=tuple(f"{d}: {why}" for d in said))
+
+
+def run_rlimits(prof: Profile, spec: ContainerSpec) -> list[tuple[str, int, int]]:
+    """The profile's rlimits with the run's --ulimit values in place of the same names
+    (a hard limit above the profile's is a weakening the floor judged)."""
+    asked = {n: (s, h) for n, s, h in spec.resources.ulimits}
+    out = [(n, *asked.pop(n, (s, h))) for n, s, h in prof.rlimits]
+    return out + [(n, s, h) for n, (s, h) in sorted(asked.items())]
 
 
 def _no_limits_reason(host: HostFeatures) -> str:

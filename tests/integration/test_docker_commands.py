@@ -1,0 +1,222 @@
+"""Docker's other commands against real crun (issue 16): info, system df/prune, container
+and image prune, image inspect and history in Docker's shape (compared with Debian's
+podman 4.3.1 on the same image), ps -s, and pause refused where there is no freezer."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from tests.conftest import User
+from tests.integration.conftest import audit_records
+
+pytestmark = [pytest.mark.crun, pytest.mark.userns]
+
+
+def _podman(user: User, *args: str) -> subprocess.CompletedProcess[str]:
+    return user.sh(["podman", "--cgroup-manager=cgroupfs", "--storage-driver=vfs", *args],
+                   timeout=300)
+
+
+def test_info_text_json_and_template(user: User, busybox: str) -> None:
+    user.run("create", "--name", "one", busybox, "true", check=True)
+    facts = json.loads(user.run("info", "--format", "json", check=True).stdout)
+    theirs = json.loads(_podman(user, "info", "--format", "json").stdout)
+    # the keys a script reads from `podman info --format json` are where podman has them
+    assert {"host", "store", "version"} <= set(theirs) and set(facts) - set(theirs) == {"secpod"}
+    for key in ("arch", "os", "kernel", "hostname", "cpus", "memTotal", "cgroupVersion",
+                "cgroupManager", "conmon", "ociRuntime", "idMappings", "security",
+                "distribution"):
+        assert key in theirs["host"] and key in facts["host"], key
+    for key in ("arch", "os", "kernel", "cpus", "cgroupVersion"):
+        assert facts["host"][key] == theirs["host"][key], key
+    assert facts["host"]["security"]["rootless"] is theirs["host"]["security"]["rootless"] is True
+    assert facts["host"]["idMappings"]["uidmap"][0] == {
+        "containerID": 0, "hostID": user.uid, "size": 1}
+    assert facts["store"]["containerStore"] == {"number": 1, "running": 0, "paused": 0,
+                                                "stopped": 1}
+    assert facts["store"]["imageStore"]["number"] == 1
+    assert facts["store"]["graphRoot"] == str(user.home / "data" / "secpod")
+    assert facts["secpod"]["resourceLimitsEnforced"] is False
+    assert any("pause and unpause" in line for line in facts["secpod"]["notEnforced"])
+    fmt = "{{.Host.Arch}} {{.Host.Security.Rootless}} {{.Store.ContainerStore.Number}}"
+    assert user.run("info", "--format", fmt).stdout == f"{facts['host']['arch']} true 1\n"
+    assert _podman(user, "info", "--format", "{{.Host.Arch}} {{.Host.Security.Rootless}}"
+                   ).stdout == f"{facts['host']['arch']} true\n"
+    text = user.run("info", check=True).stdout
+    assert "host:\n  arch: " in text and "\n  security:\n    rootless: true" in text
+
+
+def test_image_inspect_and_history_in_dockers_shape(user: User, busybox: str) -> None:
+    tar = user.home / "box.tar"
+    user.run("save", "-o", str(tar), busybox, check=True)
+    assert _podman(user, "load", "-i", str(tar)).returncode == 0
+    # (.Created is not compared: this image has none, which Podman prints as <nil> and
+    # Docker, as secpod, as its zero time)
+    fmt = "{{.Architecture}} {{.Os}} {{json .Config.Cmd}} {{len .RootFS.Layers}} " \
+          "{{.RootFS.Type}} {{.Config.WorkingDir}}"
+    ours = user.run("image", "inspect", "--format", fmt, busybox)
+    theirs = _podman(user, "image", "inspect", "--format", fmt, busybox)
+    assert ours.returncode == 0 and ours.stdout == theirs.stdout, (ours.stderr, theirs.stdout)
+    info = json.loads(user.run("image", "inspect", busybox, check=True).stdout)
+    assert len(info) == 1
+    image = info[0]
+    assert image["RepoTags"] == ["busybox:latest"]
+    assert image["Id"] == image["Secpod"]["config_digest"]
+    assert image["RepoDigests"] == [f"busybox@{image['Secpod']['digest']}"]
+    podman_id = _podman(user, "image", "inspect", "--format", "{{.Id}}", busybox).stdout
+    assert image["Id"] == "sha256:" + podman_id.strip()  # Docker's Id: the config's digest
+    assert image["RootFS"]["Layers"] == json.loads(_podman(
+        user, "image", "inspect", "--format", "{{json .RootFS.Layers}}", busybox).stdout)
+    assert set(image) >= {"Id", "RepoTags", "RepoDigests", "Created", "Size", "Architecture",
+                          "Os", "Config", "RootFS", "History", "Secpod"}
+    r = user.run("image", "inspect", "nothere:1")
+    assert r.returncode == 1 and "no such image: nothere:1" in r.stderr
+
+    rows = [json.loads(x) for x in user.run("history", "--format", "json", busybox,
+                                            check=True).stdout.splitlines()]
+    assert rows and rows[0]["ID"] == image["Id"]
+    assert sum(r["Size"] for r in rows) == sum(x["size"] for x in image["Secpod"]["layers"])
+    table = user.run("image", "history", busybox, check=True).stdout.splitlines()
+    assert table[0].split()[:3] == ["IMAGE", "CREATED", "CREATED"]
+    assert len(table) == len(rows) + 1
+    assert user.run("history", "-q", busybox).stdout.split()[0] == image["Id"][7:19]
+
+
+def test_ps_size_and_system_df(user: User, busybox: str) -> None:
+    user.run("run", "--name", "w", "--read-only=false", busybox, "sh", "-c",
+             "dd if=/dev/zero of=/big bs=1k count=300 2>/dev/null", check=True)
+    out = user.run("ps", "-a", "-s", "--format", "{{.Names}} {{.Size}}").stdout
+    name, own, _, virtual = out.split()
+    # its own: the private copy of the root filesystem (read-only=false) and /big
+    assert name == "w" and own.endswith("MB") and float(own[:-2]) >= 1.3, out
+    assert virtual.endswith("MB)") and float(virtual[:-3]) > float(own[:-2])
+    assert "SIZE" in user.run("ps", "-a", "--size").stdout.splitlines()[0]
+    rows = [json.loads(x) for x in user.run("system", "df", "--format", "json").stdout.splitlines()]
+    by = {r["Type"]: r for r in rows}
+    assert (by["Images"]["TotalCount"], by["Images"]["Active"]) == (1, 1)
+    assert (by["Containers"]["TotalCount"], by["Containers"]["Active"]) == (1, 0)
+    assert by["Containers"]["RawReclaimable"] == by["Containers"]["RawSize"] >= 300_000
+    assert by["Images"]["RawReclaimable"] == 0
+    table = user.run("system", "df").stdout.splitlines()
+    assert table[0].split() == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
+
+
+def test_prunes(user: User, busybox: str) -> None:
+    running = user.run("run", "-d", busybox, "sleep", "60", check=True).stdout.strip()
+    exited = user.run("run", "-d", busybox, "true", check=True).stdout.strip()
+    user.run("wait", exited, check=True)
+    created = user.run("create", busybox, "true", check=True).stdout.strip()
+    # asks first; anything but yes keeps everything
+    r = user.run("container", "prune", input="n\n")
+    assert r.returncode == 1 and "Are you sure you want to continue? [y/N]" in r.stderr
+    assert len(user.run("ps", "-a", "-q").stdout.split()) == 3
+    r = user.run("container", "prune", input="y\n")
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.splitlines()[:-1]) == sorted([exited, created])
+    assert r.stdout.splitlines()[-1].startswith("Total reclaimed space: ")
+    assert user.run("ps", "-a", "-q", "--no-trunc").stdout == running + "\n"
+    removed = [a for a in audit_records(user) if a["action"] == "container.rm"]
+    assert {a["container"]["id"] for a in removed} >= {exited, created}  # type: ignore[index]
+
+    user.run("tag", busybox, "other:1", check=True)
+    assert user.run("image", "prune", "-f").stdout == "Total reclaimed space: 0B\n"
+    r = user.run("image", "prune", "-a", "-f")  # the image a container uses stays
+    assert r.returncode == 0 and r.stdout == "Total reclaimed space: 0B\n", r.stderr
+    r = user.run("system", "prune", "--volumes", "-f")
+    assert r.returncode == 2 and "no named volumes" in r.stderr
+    user.run("rm", "-f", running, check=True)
+    r = user.run("system", "prune", "-a", "-f")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("Deleted Images:\nsha256:"), r.stdout
+    assert user.run("images", "-q").stdout == ""
+    r = user.run("system", "prune", input="")  # no answer: no
+    assert r.returncode == 1
+
+
+def test_pause_is_refused_without_a_freezer(user: User, busybox: str) -> None:
+    user.run("run", "-d", "--name", "p", busybox, "sleep", "60", check=True)
+    for word in ("pause", "unpause"):
+        r = user.run(word, "p")
+        assert r.returncode == 1, r.stderr
+        assert f"cannot {word} p: no cgroup is delegated to this user" in r.stderr
+        assert "no freezer" in r.stderr and "hint:" in r.stderr
+    refused = [a for a in audit_records(user) if a["action"] in ("container.pause",
+                                                                 "container.unpause")]
+    assert [a["outcome"] for a in refused] == ["refused", "refused"]
+    assert json.loads(user.run("inspect", "p").stdout)[0]["State"]["Status"] == "running"
+    r = user.run("pause", "nope")
+    assert r.returncode == 1 and "No such container: nope" in r.stderr
+
+
+def test_alias_docker_script_with_the_newer_flags(user: User, busybox: str) -> None:
+    """A script as people write them for Docker, with --init, --cidfile, --label,
+    --stop-timeout, info, image inspect and prune."""
+    script = user.file("job2.sh", f"""#!/bin/bash
+set -euo pipefail
+shopt -s expand_aliases
+alias docker=secpod
+rm -f job.cid
+docker run -d --init --cidfile job.cid --label app=job --stop-timeout 2 \\
+  {busybox} sh -c 'sleep 30' >/dev/null
+id=$(cat job.cid)
+test "$(docker ps --filter label=app=job -q --no-trunc)" = "$id"
+test "$(docker inspect -f '{{{{.HostConfig.Init}}}} {{{{.Config.StopTimeout}}}}' "$id")" = "true 2"
+docker stop "$id" >/dev/null
+echo "exit $(docker wait "$id")"
+echo "arch $(docker info --format '{{{{.Host.Arch}}}}')"
+echo "os $(docker image inspect -f '{{{{.Os}}}}' {busybox})"
+docker container prune -f | tail -n 1 | cut -d: -f1
+docker ps -aq | wc -l
+""", mode=0o755)
+    r = user.sh(["bash", str(script)])
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] in ("exit 0", "exit 143", "exit 137"), lines  # catatonit passes TERM on
+    assert lines[1].startswith("arch ") and lines[2] == "os linux"
+    assert lines[3:] == ["Total reclaimed space", "0"], lines
+
+
+def test_stats_no_stream_from_proc(user: User, busybox: str) -> None:
+    user.run("run", "-d", "--name", "busy", busybox, "sh", "-c", "while :; do :; done",
+             check=True)
+    user.run("run", "-d", "--name", "idle", busybox, "sleep", "60", check=True)
+    user.run("run", "--name", "done", busybox, "true", check=True)
+    r = user.run("stats", "--no-stream", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    rows = {x["Name"]: x for x in json.loads(r.stdout)}
+    assert set(rows) == {"busy", "idle"}
+    assert rows["busy"]["CPU"] > 20 and rows["idle"]["CPU"] < 20, rows
+    assert rows["busy"]["PIDs"] == "1" and rows["busy"]["MemBytes"] > 0
+    assert rows["busy"]["NetIO"] == "--" and rows["busy"]["BlockIO"] == "--"
+    table = user.run("stats", "--no-stream", "-a")
+    lines = table.stdout.splitlines()
+    assert lines[0].split()[:4] == ["CONTAINER", "ID", "NAME", "CPU"] and len(lines) == 4
+    assert "from /proc (no cgroup is delegated" in table.stderr
+    assert user.run("stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "idle"
+                    ).stdout == "idle 1\n"
+    r = user.run("stats", "--no-stream", "nope")
+    assert r.returncode == 1 and "No such container: nope" in r.stderr
+    user.run("rm", "-f", "busy", "idle", check=True)
+
+
+def test_untag_keeps_the_image_until_a_prune(user: User, busybox: str) -> None:
+    user.run("tag", busybox, "mine/a:1", check=True)
+    user.run("tag", busybox, "mine/b:2", check=True)
+    digest = json.loads(user.run("image", "inspect", busybox).stdout)[0]["Digest"]
+    r = user.run("untag", busybox, "mine/a:1")
+    assert (r.returncode, r.stdout) == (0, "untagged: mine/a:1\n"), r.stderr
+    r = user.run("image", "untag", "mine/b:2", "nosuch:1")
+    assert r.returncode == 1 and "has no name nosuch:1" in r.stderr
+    assert "mine/b:2" in user.run("images").stdout  # nothing half-done
+    r = user.run("untag", digest)
+    assert sorted(r.stdout.splitlines()) == ["untagged: busybox:latest", "untagged: mine/b:2"]
+    assert json.loads(user.run("image", "inspect", digest).stdout)[0]["RepoTags"] == []
+    assert user.run("images", "-f", "dangling=true", "-q").stdout.strip() != ""
+    r = user.run("image", "prune", "-f")
+    assert r.stdout.splitlines()[0] == digest, r.stdout
+    assert user.run("image", "inspect", digest).returncode == 1
+    untags = [a for a in audit_records(user) if a["action"] == "image.untag"]
+    assert [a["outcome"] for a in untags] == ["ok", "error", "ok"]
