@@ -146,6 +146,15 @@ def _ps_filtered(rows: list[dict[str, Any]], values: list[str]) -> list[dict[str
     return [r for r in rows if keep(r)]
 
 
+def ports_column(row: dict[str, Any]) -> str:
+    """Docker's PORTS: the published ports of a running container."""
+    if not row.get("ports") or row["status"] not in ("running", "paused"):
+        return ""
+    from secpod.sandbox.views import ports_text
+
+    return ports_text(row["ports"])
+
+
 def _ps(args: argparse.Namespace) -> int:
     import time
     from datetime import datetime
@@ -198,7 +207,8 @@ def _ps(args: argparse.Namespace) -> int:
                        headers={"ID": "CONTAINER ID", "RunningFor": "CREATED"})
     else:
         emit_table(
-            ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PROFILE", "NAMES"),
+            ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "PROFILE",
+             "NAMES"),
             [
                 (
                     r["id"] if args.no_trunc else r["id"][:12],
@@ -206,6 +216,7 @@ def _ps(args: argparse.Namespace) -> int:
                     " ".join(r["command"]) if args.no_trunc else " ".join(r["command"])[:30],
                     since(r["created"]),
                     status(r),
+                    ports_column(r),
                     r["profile"],
                     r["name"],
                 )

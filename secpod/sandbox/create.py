@@ -11,6 +11,7 @@ error reaches the user, and leaves no folder, name or runtime state.
 from __future__ import annotations
 
 import contextlib
+import sys
 
 from secpod import audit
 from secpod.errors import AuditError, Error, RuntimeFailed, UsageError
@@ -18,7 +19,7 @@ from secpod.sandbox import bundle as bundlemod
 from secpod.sandbox import events, operations, preflight, signals, state
 from secpod.sandbox.environment import Environment
 from secpod.sandbox.state import Container
-from secpod.spec import ContainerSpec, unsupported
+from secpod.spec import ContainerSpec, PortMapping, unsupported
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
@@ -108,15 +109,24 @@ def _create(spec: ContainerSpec, env: Environment) -> Container:
                        trust=trust)
         raise
 
+    mode = str(confinement.summary.get("network_mode", "private"))
+    try:
+        ports = published_ports(spec, image.config, mode)
+    except Error as e:
+        events.refused("network", e, spec, image_ref=ref, image_digest=image.digest,
+                       trust=trust)
+        raise
     sweep_half_made()  # a name a killed `run` left taken is free again
     cid, name, folder = state.reserve(spec.name)
     stage = "bundle"
+    holder = None
     try:
         hostname = spec.hostname or cid[:12]
         rootfs, root_mode = bundlemod.prepare_rootfs(
             image.rootfs, folder, readonly=confinement.root_readonly
         )
-        bundlemod.write_userdata(folder / "userdata", hostname)
+        bundlemod.write_userdata(folder / "userdata", hostname,
+                                 extra_hosts=spec.network_options.add_hosts)
         config = bundlemod.build_config(
             cid=cid,
             hostname=hostname,
@@ -133,9 +143,20 @@ def _create(spec: ContainerSpec, env: Environment) -> Container:
             raise UsageError(f"{rt.name} cannot run this container as asked: "
                              f"{'; '.join(refusals)}",
                              hint="use --runtime crun, or leave out what it refuses")
-        digest = bundlemod.write_config(folder / "bundle", config)
         summary = dict(confinement.summary)
+        # Judged as secpod makes it: a private network namespace of the container's own,
+        # whether crun creates it or the container joins its holder's.
         summary["cis_findings"] = _cis_findings(config, confinement.profile)
+        if ports:
+            from secpod import network
+
+            stage = "network"
+            holder = network.start_holder(cid, ports, identity)
+            ports = holder.ports
+            network.join(config, folder, holder)
+            stage = "bundle"
+        summary["ports"] = [str(p) for p in ports]
+        digest = bundlemod.write_config(folder / "bundle", config)
         summary["weakened"] = list(confinement.weakened)
         ctr = Container(
             id=cid,
@@ -160,19 +181,55 @@ def _create(spec: ContainerSpec, env: Environment) -> Container:
             user=spec.process.user,
             labels=dict(image.config.get("Labels") or {}),
             mounts=list(confinement.mounts),
+            network_mode=mode,
+            ports=[{"host_ip": p.host_ip, "host_port": p.host_port,
+                    "container_port": p.container_port, "protocol": p.protocol}
+                   for p in ports],
+            holder_pid=holder.pid if holder else None,
+            holder_identity=state.process_identity(holder.pid) if holder else None,
         )
         ctr.log_path.touch(mode=0o600)
         ctr.save()
         events.container("container.create", ctr, confinement=summary, trust=trust)
     except Error as e:
+        _stop_holder(cid)
         _discard(cid, name)
         stage = "audit" if isinstance(e, AuditError) else stage
         events.refused(stage, e, spec, image_ref=ref, image_digest=image.digest, trust=trust)
         raise
     except BaseException:
+        _stop_holder(cid)
         _discard(cid, name)
         raise
     return ctr
+
+
+def published_ports(spec: ContainerSpec, image_config: dict[str, Any],
+                    mode: str) -> tuple[PortMapping, ...]:
+    """``-p`` and, with ``-P``, the image's EXPOSEd ports (the profile and the floor have
+    judged the mode and each ``-p``). Raises UsageError."""
+    ports = spec.ports
+    if spec.network_options.publish_all:
+        from secpod.network.ports import check_distinct, exposed_ports
+
+        asked = {(p.container_port, p.protocol) for p in ports}
+        ports += tuple(p for p in exposed_ports(image_config)
+                       if (p.container_port, p.protocol) not in asked)
+        check_distinct(ports)
+    if ports and mode != "private":
+        raise UsageError(f"-p/-P cannot publish ports with --network {mode}",
+                         hint="use --network private")
+    return ports
+
+
+def _stop_holder(cid: str) -> None:
+    if "secpod.network" not in sys.modules:
+        return
+    from secpod import network
+
+    holder = network.live(cid)
+    if holder is not None:
+        holder.kill()
 
 
 def create_detached(spec: ContainerSpec, env: Environment | None = None) -> Container:
@@ -184,6 +241,7 @@ def create_detached(spec: ContainerSpec, env: Environment | None = None) -> Cont
     try:
         operations.launch(ctr, env)
     except RuntimeFailed as e:
+        _stop_holder(ctr.id)
         events.container("container.rm", ctr, "error", reason=f"create failed: {e.message}")
         env.runtime_for(ctr).delete(ctr.id, force=True)
         _discard(ctr.id, ctr.name)  # what stays is listed, for `rm` to try again

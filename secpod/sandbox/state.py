@@ -112,6 +112,12 @@ class Container:
     user: str | None = None            # -u as given (None: the image's)
     labels: dict[str, str] = field(default_factory=dict)   # the image's
     mounts: list[dict[str, Any]] = field(default_factory=list)  # -v, --tmpfs, profile's
+    # The network (docs/networking.md): its mode, the ports published (host ports as
+    # bound), and the holder process that forwards them (pid, and pid + start time).
+    network_mode: str = "private"
+    ports: list[dict[str, Any]] = field(default_factory=list)
+    holder_pid: int | None = None
+    holder_identity: str | None = None
 
     @property
     def short_id(self) -> str:
@@ -261,6 +267,12 @@ def _process_identity(pid: int) -> str:
     Empty if the process is gone."""
     st = _proc_stat(pid)
     return f"{pid} {st[1]}" if st else ""
+
+
+def process_identity(pid: int) -> str:
+    """``PID STARTTIME`` of a running process (empty if it is gone): what a later
+    command compares before it signals a recorded pid."""
+    return _process_identity(pid)
 
 
 def process_alive(pidfile: Path) -> int | None:
