@@ -12,9 +12,18 @@ from secpod.spec.flags import add_run_flags
 
 
 def _options(args: argparse.Namespace, *, detach: bool) -> Any:
+    from secpod.errors import NetworkRequestError
     from secpod.spec.flags import spec_from_args
 
-    return spec_from_args(args, detach=detach)
+    try:
+        return spec_from_args(args, detach=detach)
+    except NetworkRequestError as e:  # a request refused as it was read: audited
+        from secpod.sandbox import events
+        from secpod.spec import ContainerSpec
+
+        events.refused("flags", e, ContainerSpec(image=args.image, name=args.name,
+                                                 profile=args.profile))
+        raise
 
 
 def _as_docker_codes(func: Any) -> Any:

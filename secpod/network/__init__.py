@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from secpod.errors import Conflict, HostError, UsageError
+from secpod.errors import Conflict, HostError, NetworkRequestError
 from secpod.spec import PortMapping
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
@@ -93,12 +93,13 @@ def _bind_error(p: PortMapping, err: dict[str, Any]) -> Exception:
                         hint="choose another host port, or stop what listens there "
                              "(secpod ps shows the ports of containers)")
     if code == errno.EACCES:
-        return UsageError(f"{where}: the host port {p.host_port} is privileged on this host "
-                          f"({UNPRIVILEGED_PORT_SYSCTL} = {unprivileged_port_start()})",
-                          hint="use a host port at or above that value")
+        return NetworkRequestError(
+            f"{where}: the host port {p.host_port} is privileged on this host "
+            f"({UNPRIVILEGED_PORT_SYSCTL} = {unprivileged_port_start()})",
+            hint="use a host port at or above that value")
     if code == errno.EADDRNOTAVAIL:
-        return UsageError(f"{where}: {p.host_ip} is not an address of this host",
-                          hint="use 127.0.0.1, 0.0.0.0 or an address `ip addr` shows")
+        return NetworkRequestError(f"{where}: {p.host_ip} is not an address of this host",
+                                   hint="use 127.0.0.1, 0.0.0.0 or an address `ip addr` shows")
     return HostError(f"{where}: cannot bind {p.host_ip}:{p.host_port}: "
                      f"{err.get('strerror') or code}")
 
@@ -114,8 +115,10 @@ def _write_map(tool: str, pid: int, maps: tuple[IdMap, ...]) -> None:
                         hint="secpod doctor checks your subordinate id ranges")
 
 
-def start_holder(cid: str, ports: tuple[PortMapping, ...], identity: Identity) -> Holder:
-    """Start the holder of container ``cid``'s namespaces and bind ``ports`` on the host.
+def start_holder(cid: str, ports: tuple[PortMapping, ...], identity: Identity,
+                 folder: Path) -> Holder:
+    """Start the holder of container ``cid``'s namespaces and bind ``ports`` on the host
+    (its stderr, should it fail, goes to ``folder/holder.err``).
 
     Returns it ready for the container to join, its ``ports`` with the host ports the
     kernel picked for 0. Raises Conflict (a port in use), UsageError (a privileged
@@ -128,10 +131,12 @@ def start_holder(cid: str, ports: tuple[PortMapping, ...], identity: Identity) -
         check_host_port(p, start)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", str(HOLDER), str(theirs.fileno()), str(os.getpid())],
-            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            start_new_session=True, close_fds=True)
+        with open(folder / "holder.err", "wb") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(HOLDER), str(theirs.fileno()),
+                 str(os.getpid())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True, close_fds=True)
     except OSError as e:
         ours.close()
         raise HostError(f"cannot start secpod's network holder: {e.strerror}") from e

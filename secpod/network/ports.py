@@ -4,7 +4,7 @@ the form it takes. docs/networking.md describes every form."""
 
 from __future__ import annotations
 
-from secpod.errors import UsageError
+from secpod.errors import NetworkRequestError, UsageError
 from secpod.spec import PortMapping
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
@@ -21,11 +21,11 @@ _PUBLISH_HINT = ("use -p [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp], e.g. -
 
 def _port(text: str, what: str, spec: str, *, zero: bool = False) -> int:
     if not text.isascii() or not text.isdigit():
-        raise UsageError(f"invalid -p {spec!r}: the {what} {text!r} is not a number",
+        raise NetworkRequestError(f"invalid -p {spec!r}: the {what} {text!r} is not a number",
                          hint=_PUBLISH_HINT)
     n = int(text)
     if n > 65535 or (n == 0 and not zero):
-        raise UsageError(f"invalid -p {spec!r}: the {what} {n} is outside 1-65535",
+        raise NetworkRequestError(f"invalid -p {spec!r}: the {what} {n} is outside 1-65535",
                          hint=_PUBLISH_HINT)
     return n
 
@@ -39,7 +39,7 @@ def host_address(text: str, where: str) -> str:
     try:
         return str(ipaddress.ip_address(bare))
     except ValueError as e:
-        raise UsageError(f"invalid {where}: {text!r} is not an IP address",
+        raise NetworkRequestError(f"invalid {where}: {text!r} is not an IP address",
                          hint=_PUBLISH_HINT if where.startswith("-p") else
                          "give an IPv4 or IPv6 address, e.g. 127.0.0.1") from e
 
@@ -50,18 +50,18 @@ def parse_publish(spec: str) -> PortMapping:
     body, slash, proto = spec.partition("/")
     proto = proto.lower() if slash else "tcp"
     if proto not in PROTOCOLS:
-        raise UsageError(f"invalid -p {spec!r}: unknown protocol {proto!r}",
+        raise NetworkRequestError(f"invalid -p {spec!r}: unknown protocol {proto!r}",
                          hint="the protocol is tcp or udp (sctp is not supported)")
     ip = DEFAULT_HOST_IP
     if body.startswith("["):                        # [IPv6]:HOST_PORT:CONTAINER_PORT
         end = body.find("]")
         if end < 0 or body[end + 1:end + 2] != ":":
-            raise UsageError(f"invalid -p {spec!r}: an IPv6 address ends with ']:'",
+            raise NetworkRequestError(f"invalid -p {spec!r}: an IPv6 address ends with ']:'",
                              hint=_PUBLISH_HINT)
         ip = host_address(body[:end + 1], f"-p {spec!r}")
         parts = body[end + 2:].split(":")
         if len(parts) != 2:
-            raise UsageError(f"invalid -p {spec!r}", hint=_PUBLISH_HINT)
+            raise NetworkRequestError(f"invalid -p {spec!r}", hint=_PUBLISH_HINT)
         host_port, container_port = parts
     else:
         parts = body.split(":")
@@ -73,12 +73,12 @@ def parse_publish(spec: str) -> PortMapping:
             ip = host_address(parts[0], f"-p {spec!r}")
             host_port, container_port = parts[1], parts[2]
         else:
-            raise UsageError(f"invalid -p {spec!r}: too many ':'", hint=_PUBLISH_HINT)
+            raise NetworkRequestError(f"invalid -p {spec!r}: too many ':'", hint=_PUBLISH_HINT)
     if "-" in host_port or "-" in container_port:
-        raise UsageError(f"invalid -p {spec!r}: port ranges are not supported",
+        raise NetworkRequestError(f"invalid -p {spec!r}: port ranges are not supported",
                          hint="give one -p per port")
     if not container_port:
-        raise UsageError(f"invalid -p {spec!r}: no container port", hint=_PUBLISH_HINT)
+        raise NetworkRequestError(f"invalid -p {spec!r}: no container port", hint=_PUBLISH_HINT)
     cport = _port(container_port, "container port", spec)
     hport = _port(host_port, "host port", spec, zero=True) if host_port else 0
     return PortMapping(container_port=cport, host_port=hport, host_ip=ip, protocol=proto)
@@ -90,7 +90,7 @@ def check_distinct(ports: Iterable[PortMapping]) -> None:
     for p in ports:
         key = (p.host_ip, p.host_port, p.protocol)
         if p.host_port and key in seen:
-            raise UsageError(f"-p {p.host_ip}:{p.host_port}/{p.protocol} is given twice",
+            raise NetworkRequestError(f"-p {p.host_ip}:{p.host_port}/{p.protocol} is given twice",
                              hint="publish each host port once")
         seen.add(key)
 
@@ -104,7 +104,7 @@ def exposed_ports(image_config: Mapping[str, Any]) -> list[PortMapping]:
         port, _, proto = str(key).partition("/")
         proto = proto or "tcp"
         if proto not in PROTOCOLS or not port.isdigit() or not 0 < int(port) <= 65535:
-            raise UsageError(f"-P: the image exposes {key!r}, which secpod cannot publish",
+            raise NetworkRequestError(f"-P: the image exposes {key!r}, which secpod cannot publish",
                              hint="publish the ports you need with -p instead")
         out.append(PortMapping(container_port=int(port), protocol=proto))
     return out
@@ -118,12 +118,12 @@ def parse_add_host(text: str) -> tuple[str, str]:
     sep = "=" if "=" in text else ":"
     name, found, addr = text.partition(sep)
     if not found or not name or not addr:
-        raise UsageError(f"invalid --add-host {text!r}",
+        raise NetworkRequestError(f"invalid --add-host {text!r}",
                          hint="use --add-host NAME:ADDRESS, e.g. db:192.0.2.10")
     try:
         check_hostname(name)
     except UsageError as e:
-        raise UsageError(f"invalid --add-host {text!r}: {e.message}", hint=e.hint) from e
+        raise NetworkRequestError(f"invalid --add-host {text!r}: {e.message}", hint=e.hint) from e
     return name, host_address(addr, f"--add-host {text!r}")
 
 
@@ -144,7 +144,7 @@ def check_host_port(p: PortMapping, start: int) -> None:
     """Refuse a host port below ``start`` (the sysctl's value): an unprivileged user
     cannot bind it. Raises UsageError naming the sysctl."""
     if 0 < p.host_port < start:
-        raise UsageError(
+        raise NetworkRequestError(
             f"-p {p.host_ip}:{p.host_port}:{p.container_port}/{p.protocol}: the host port "
             f"{p.host_port} is privileged on this host ({UNPRIVILEGED_PORT_SYSCTL} = {start})",
             hint=f"use a host port of {start} or above (e.g. -p {8000 + p.host_port % 1000}:"

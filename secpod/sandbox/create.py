@@ -151,7 +151,7 @@ def _create(spec: ContainerSpec, env: Environment) -> Container:
             from secpod import network
 
             stage = "network"
-            holder = network.start_holder(cid, ports, identity)
+            holder = network.start_holder(cid, ports, identity, folder)
             ports = holder.ports
             network.join(config, folder, holder)
             stage = "bundle"
@@ -217,7 +217,9 @@ def published_ports(spec: ContainerSpec, image_config: dict[str, Any],
                        if (p.container_port, p.protocol) not in asked)
         check_distinct(ports)
     if ports and mode != "private":
-        raise UsageError(f"-p/-P cannot publish ports with --network {mode}",
+        from secpod.errors import NetworkRequestError
+
+        raise NetworkRequestError(f"-p/-P cannot publish ports with --network {mode}",
                          hint="use --network private")
     return ports
 

@@ -126,7 +126,7 @@ def _holder_for(ctr: Container) -> Holder:
     if holder is None:
         network.stop(ctr.holder_pid, ctr.holder_identity)
         holder = network.start_holder(
-            ctr.id, tuple(PortMapping(**p) for p in ctr.ports), preflight.identity())
+            ctr.id, tuple(PortMapping(**p) for p in ctr.ports), preflight.identity(), ctr.dir)
         network.point_links(ctr.dir, holder.pid)
         ctr.holder_pid = holder.pid
         ctr.holder_identity = state.process_identity(holder.pid)

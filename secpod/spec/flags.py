@@ -364,7 +364,9 @@ def parse_network(value: str | None) -> str | None:
     if value == "loopback":
         return "private"
     if value not in NETWORKS:
-        raise UsageError(f"unsupported --network {value!r}",
+        from secpod.errors import NetworkRequestError
+
+        raise NetworkRequestError(f"unsupported --network {value!r}",
                          hint="use --network none, private, pasta or host "
                               "(docs/networking.md)")
     return value

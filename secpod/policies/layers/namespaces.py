@@ -3,7 +3,7 @@ the bundle; network unless it shares the host's), and the namespaced sysctls."""
 
 from __future__ import annotations
 
-from secpod.errors import HostError, ProfileError, Refused, UsageError
+from secpod.errors import HostError, NetworkRequestError, ProfileError, Refused
 from secpod.policies.layers import Fragment
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
@@ -29,7 +29,7 @@ def network_mode(prof: Profile, spec: ContainerSpec) -> str:
     """The run's network mode: ``none``, ``private``, ``pasta`` or ``host`` (the run's
     ``--network``, else the profile's ``[network] mode``). Raises UsageError."""
     if spec.network not in _NETWORKS:
-        raise UsageError(f"unsupported --network {spec.network!r}",
+        raise NetworkRequestError(f"unsupported --network {spec.network!r}",
                          hint="use --network none, private, pasta or host "
                               "(docs/networking.md)")
     mode = prof.network if spec.network is None else spec.network
@@ -48,11 +48,11 @@ def check_network(prof: Profile, spec: ContainerSpec) -> str:
                          if mode == "host" else ""))
     publishing = bool(spec.ports) or opts.publish_all
     if publishing and mode in ("none", "host"):
-        raise UsageError(f"-p/-P cannot publish ports with --network {mode}",
+        raise NetworkRequestError(f"-p/-P cannot publish ports with --network {mode}",
                          hint="--network none publishes nothing, and on the host's network "
                               "the server binds its own ports; use --network private")
     if opts.dns and mode != "pasta":
-        raise UsageError(f"--dns needs --network pasta ({mode} has no route to a name "
+        raise NetworkRequestError(f"--dns needs --network pasta ({mode} has no route to a name "
                          "server)", hint="add --network pasta, or leave out --dns")
     if mode == "pasta":
         import shutil
@@ -60,7 +60,7 @@ def check_network(prof: Profile, spec: ContainerSpec) -> str:
         if shutil.which("pasta") is None:
             raise HostError("--network pasta needs pasta, which is not installed",
                             hint="apt-get install passt (Debian's package of pasta)")
-        raise UsageError("--network pasta is not available in this version of secpod",
+        raise NetworkRequestError("--network pasta is not available in this version of secpod",
                          hint="use --network private with -p for inbound service; "
                               "docs/networking.md says what remains")
     if publishing and not prof.publish:
