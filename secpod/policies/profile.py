@@ -576,6 +576,8 @@ def _network_policy(net: Mapping[str, Any], src: str) -> dict[str, Any]:
         out["network_modes"] = tuple(dict.fromkeys("private" if m == "loopback" else m
                                                    for m in modes))
     if "publish" in net:
+        if not isinstance(net["publish"], bool):
+            raise ProfileError(f"{src}: network.publish must be true or false")
         out["publish"] = net["publish"]
     if "bind_addresses" in net:
         import ipaddress
