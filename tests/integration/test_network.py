@@ -327,3 +327,19 @@ def test_add_host_and_hostname(user: User, busybox: str) -> None:
     r = user.run("run", "--rm", "--hostname", "h1", "--add-host", "db:192.0.2.10",
                  busybox, "cat", "/etc/hosts", check=True)
     assert "192.0.2.10\tdb" in r.stdout and "h1" in r.stdout
+
+
+def test_doctor_explains_the_tun_device(user: User) -> None:
+    d = user.run("doctor", "--json")
+    checks = {c["name"]: c for c in json.loads(d.stdout)["checks"]}
+    ports = checks["published ports"]
+    assert ports["status"] == "ok" and "net.ipv4.ip_unprivileged_port_start" in ports["detail"]
+    tun = checks["tun device"]
+    st = os.stat("/dev/net/tun")
+    if st.st_mode & 0o006 != 0o006:     # this host: root's 0600, no udev
+        assert tun["status"] == "warn" and "Permission denied" in tun["detail"]
+        assert "chmod 0666 /dev/net/tun" in tun["hint"]
+    else:
+        assert tun["status"] == "ok"
+    text = user.run("doctor").stdout
+    assert "tun device" in text and "published ports" in text
