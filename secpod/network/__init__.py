@@ -6,8 +6,8 @@ docs/adr/0005-network-holder.md). The holder binds the host's addresses before i
 the host's network namespace, and forwards each connection into the container's
 loopback: the container itself has no route out.
 
-- :func:`start_holder` starts one and binds the ports (the errors a user can act on:
-  a port in use, a privileged port, a port the kernel refuses);
+- :func:`spawn` starts one early; :func:`start_holder` gives it the ports, which it binds
+  (the errors a user can act on: a port in use, a privileged port, a foreign address);
 - :func:`join` points a bundle's ``linux.namespaces`` at it;
 - :func:`watch` ties its life to the container's monitor and process;
 - :func:`stop` ends it (by its recorded pid and start time, never a reused pid).
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import signal
 import socket
@@ -39,10 +38,11 @@ if TYPE_CHECKING:
 HOLDER = Path(__file__).resolve().parent / "_holder.py"
 HANDSHAKE_TIMEOUT = 10.0
 _LIVE: dict[str, Holder] = {}   # this process's holders, by container id
+_PENDING: list[Holder] = []     # spawned, not yet a container's
 
 
 class Holder:
-    """A running holder: its process, control socket and the ports it bound."""
+    """A holder process: its control socket, and the ports it bound once started."""
 
     def __init__(self, proc: subprocess.Popen[bytes], ctl: socket.socket) -> None:
         self.proc = proc
@@ -54,10 +54,10 @@ class Holder:
     def pid(self) -> int:
         return self.proc.pid
 
-    def send(self, **msg: Any) -> None:
-        self.ctl.sendall(json.dumps(msg).encode() + b"\n")
+    def send(self, *words: object) -> None:
+        self.ctl.sendall(" ".join(map(str, words)).encode() + b"\n")
 
-    def recv(self) -> dict[str, Any]:
+    def recv(self) -> list[str]:
         deadline = time.monotonic() + HANDSHAKE_TIMEOUT
         while b"\n" not in self.buf:
             self.ctl.settimeout(max(0.01, deadline - time.monotonic()))
@@ -71,8 +71,7 @@ class Holder:
                                 hint="secpod doctor checks what this host allows")
             self.buf += chunk
         line, _, self.buf = self.buf.partition(b"\n")
-        data: dict[str, Any] = json.loads(line)
-        return data
+        return line.decode().split(" ")
 
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -80,13 +79,14 @@ class Holder:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
         self.ctl.close()
+        with contextlib.suppress(ValueError):
+            _PENDING.remove(self)
 
 
-def _bind_error(p: PortMapping, err: dict[str, Any]) -> Exception:
+def _bind_error(p: PortMapping, code: int) -> Exception:
     from secpod.network.ports import UNPRIVILEGED_PORT_SYSCTL, unprivileged_port_start
 
     where = f"-p {p.host_ip}:{p.host_port}:{p.container_port}/{p.protocol}"
-    code = err.get("errno")
     if code == errno.EADDRINUSE:
         return Conflict(f"{where}: the host port {p.host_ip}:{p.host_port}/{p.protocol} is "
                         "already in use",
@@ -100,74 +100,96 @@ def _bind_error(p: PortMapping, err: dict[str, Any]) -> Exception:
     if code == errno.EADDRNOTAVAIL:
         return NetworkRequestError(f"{where}: {p.host_ip} is not an address of this host",
                                    hint="use 127.0.0.1, 0.0.0.0 or an address `ip addr` shows")
-    return HostError(f"{where}: cannot bind {p.host_ip}:{p.host_port}: "
-                     f"{err.get('strerror') or code}")
+    return HostError(f"{where}: cannot bind {p.host_ip}:{p.host_port}: {os.strerror(code)}")
 
 
-def _write_map(tool: str, pid: int, maps: tuple[IdMap, ...]) -> None:
+def _write_map(tool: str, pid: int, maps: tuple[IdMap, ...]) -> subprocess.Popen[str]:
     args = [tool, str(pid)]
     for m in maps:
         args += [str(m.container_id), str(m.host_id), str(m.size)]
-    proc = subprocess.run(args, capture_output=True, text=True, check=False)
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_map(tool: str, proc: subprocess.Popen[str]) -> None:
+    _, err = proc.communicate()
     if proc.returncode != 0:
         raise HostError(f"{tool} failed for secpod's network holder: "
-                        f"{proc.stderr.strip() or proc.returncode}",
+                        f"{err.strip() or proc.returncode}",
                         hint="secpod doctor checks your subordinate id ranges")
 
 
-def start_holder(cid: str, ports: tuple[PortMapping, ...], identity: Identity,
-                 folder: Path) -> Holder:
-    """Start the holder of container ``cid``'s namespaces and bind ``ports`` on the host
-    (its stderr, should it fail, goes to ``folder/holder.err``).
-
-    Returns it ready for the container to join, its ``ports`` with the host ports the
-    kernel picked for 0. Raises Conflict (a port in use), UsageError (a privileged
-    port, an address not of this host) and HostError (the holder or the id mappings
-    failed); nothing is left running then."""
-    from secpod.network.ports import check_host_port, unprivileged_port_start
-
-    start = unprivileged_port_start()
-    for p in ports:
-        check_host_port(p, start)
+def spawn() -> Holder:
+    """Start a holder that waits for its ports (its interpreter's start-up then overlaps
+    the rest of ``create``). It dies with this process until :func:`watch` says
+    otherwise; :func:`discard_pending` ends those never started. Raises HostError."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        with open(folder / "holder.err", "wb") as err:
-            proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", str(HOLDER), str(theirs.fileno()),
-                 str(os.getpid())],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True, close_fds=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", str(HOLDER), str(theirs.fileno()), str(os.getpid())],
+            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
     except OSError as e:
         ours.close()
         raise HostError(f"cannot start secpod's network holder: {e.strerror}") from e
     finally:
         theirs.close()
     holder = Holder(proc, ours)
-    try:
-        holder.send(ports=[{"host_ip": p.host_ip, "host_port": p.host_port,
-                            "container_port": p.container_port, "protocol": p.protocol}
-                           for p in ports])
-        answer = holder.recv()
-        if "error" in answer:
-            raise _bind_error(ports[answer["error"]["index"]], answer["error"])
-        holder.ports = tuple(PortMapping(container_port=p.container_port, host_port=bound,
-                                         host_ip=p.host_ip, protocol=p.protocol)
-                             for p, bound in zip(ports, answer["bound"], strict=True))
-        answer = holder.recv()
-        if "error" in answer:
-            raise HostError("secpod's network holder cannot make a user and network "
-                            f"namespace: {answer['error'].get('strerror')}",
-                            hint="secpod doctor checks unprivileged user namespaces")
-        _write_map("newuidmap", proc.pid, identity.uid_map)
-        _write_map("newgidmap", proc.pid, identity.gid_map)
-        holder.send(mapped=True)
-        answer = holder.recv()
-        if "error" in answer:
-            raise HostError("secpod's network holder cannot set up the container's "
-                            f"loopback: {answer['error'].get('strerror')}")
-    except BaseException:
+    _PENDING.append(holder)
+    return holder
+
+
+def discard_pending() -> None:
+    """End the holders this process spawned and did not give a container."""
+    for holder in list(_PENDING):
         holder.kill()
+
+
+def start_holder(cid: str, ports: tuple[PortMapping, ...], identity: Identity,
+                 folder: Path, holder: Holder | None = None) -> Holder:
+    """Make ``holder`` (or a new one) the holder of container ``cid``'s namespaces, with
+    ``ports`` bound on the host (its stderr, should it fail, goes to
+    ``folder/holder.err``).
+
+    Returns it ready for the container to join, its ``ports`` with the host ports the
+    kernel picked for 0. Raises Conflict (a port in use), NetworkRequestError (a
+    privileged port, an address not of this host) and HostError (the holder or the id
+    mappings failed); nothing is left running then."""
+    from secpod.network.ports import check_host_port, unprivileged_port_start
+
+    try:
+        start = unprivileged_port_start()
+        for p in ports:
+            check_host_port(p, start)
+        holder = holder or spawn()
+        holder.send("log", folder / "holder.err")
+        holder.send("ports", *(f"{p.host_ip},{p.host_port},{p.container_port},{p.protocol}"
+                               for p in ports))
+        answer = holder.recv()
+        if answer[0] == "error":
+            raise _bind_error(ports[int(answer[1])], int(answer[2]))
+        holder.ports = tuple(PortMapping(container_port=p.container_port, host_port=int(b),
+                                         host_ip=p.host_ip, protocol=p.protocol)
+                             for p, b in zip(ports, answer[1:], strict=True))
+        answer = holder.recv()
+        if answer[0] == "error":
+            raise HostError("secpod's network holder cannot make a user and network "
+                            f"namespace: {os.strerror(int(answer[2]))}",
+                            hint="secpod doctor checks unprivileged user namespaces")
+        maps = [("newuidmap", _write_map("newuidmap", holder.pid, identity.uid_map)),
+                ("newgidmap", _write_map("newgidmap", holder.pid, identity.gid_map))]
+        for tool, proc in maps:
+            _wait_map(tool, proc)
+        holder.send("mapped")
+        answer = holder.recv()
+        if answer[0] == "error":
+            raise HostError("secpod's network holder cannot set up the container's "
+                            f"loopback: {os.strerror(int(answer[2]))}")
+    except BaseException:
+        if holder is not None:
+            holder.kill()
         raise
+    with contextlib.suppress(ValueError):
+        _PENDING.remove(holder)
     _LIVE[cid] = holder
     return holder
 
@@ -206,7 +228,7 @@ def point_links(folder: Path, pid: int) -> None:
 def watch(holder: Holder, pids: list[int], *, detach: bool) -> None:
     """The holder lives until one of ``pids`` ends; with ``detach`` no longer with this
     process. Closes this process's end of the control socket when detached."""
-    holder.send(watch=pids, detach=detach)
+    holder.send("watch", "detach" if detach else "stay", *pids)
     holder.recv()
     if detach:
         holder.ctl.close()
@@ -242,5 +264,5 @@ def describe_port(p: dict[str, Any]) -> str:
     return f"{host}:{p['host_port']}->{p['container_port']}/{p['protocol']}"
 
 
-__all__ = ["Holder", "as_records", "describe_port", "join", "live", "start_holder", "stop",
-           "watch"]
+__all__ = ["Holder", "as_records", "describe_port", "discard_pending", "join", "live", "spawn",
+           "start_holder", "stop", "watch"]

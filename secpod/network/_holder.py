@@ -1,21 +1,26 @@
 """The network holder and port forwarder of one container (docs/adr/0005-network-holder.md).
 
 Run by secpod as ``python3 -I -S _holder.py CTL_FD PARENT_PID``: standard library only,
-no secpod import, so that it starts in a few milliseconds and stays small. It talks to
-secpod over the unix socket CTL_FD, one JSON object per line:
+no secpod import and no json (its regular expressions cost half a megabyte), so that it
+starts fast and stays small. It talks to secpod over the unix socket CTL_FD, one line per
+message, words separated by spaces:
 
-1. secpod sends ``{"ports": [...]}``; the holder binds each host address and port in
-   the host's network namespace (where it still is) and answers ``{"bound": [PORT...]}``
-   or ``{"error": ...}`` and exits;
-2. it unshares a user and a network namespace and answers ``{"unshared": PID}``; secpod
-   writes the container's id mappings into the user namespace (newuidmap, newgidmap)
-   and sends ``{"mapped": true}``;
+1. ``log PATH`` (its stderr from now on), then ``ports IP,HOST_PORT,PORT,PROTO ...``; the
+   holder binds each host address and port in the host's network namespace (where it
+   still is) and answers ``bound PORT...`` (the ports the kernel gave for 0) or
+   ``error INDEX ERRNO`` and exits;
+2. it unshares a user and a network namespace and answers ``unshared PID``; secpod writes
+   the container's id mappings into the user namespace (newuidmap, newgidmap) and sends
+   ``mapped``;
 3. it brings ``lo`` up, lets unprivileged processes of that namespace bind low ports
    (``net.ipv4.ip_unprivileged_port_start = 0`` there, as Docker does) and answers
-   ``{"ready": true}``: the container joins both namespaces by path;
-4. ``{"watch": [PID...], "detach": bool}``: it lives until any of these processes ends
-   (the container's monitor, the container). With ``detach`` it stops dying with its
-   parent (PR_SET_PDEATHSIG), which it does until then.
+   ``ready``: the container joins both namespaces by path;
+4. ``watch detach|stay PID...``: it lives until any of these processes ends (the
+   container's monitor, the container) and answers ``ok``. With ``detach`` it stops dying
+   with its parent (PR_SET_PDEATHSIG), which it does until then.
+
+secpod may start it before it knows the ports (its start-up overlaps secpod's own work):
+until the first line it only waits.
 
 Its listening sockets stay in the host's namespace; every socket it makes afterwards is
 made in the container's. A TCP connection is relayed by two threads with splice(2)
@@ -26,7 +31,6 @@ socket per peer. The container has no route anywhere but its own loopback.
 import ctypes
 import errno
 import fcntl
-import json
 import os
 import selectors
 import signal
@@ -56,18 +60,17 @@ class Ctl:
         self.sock = socket.socket(fileno=fd)
         self.buf = b""
 
-    def send(self, **msg: object) -> None:
-        self.sock.sendall(json.dumps(msg).encode() + b"\n")
+    def send(self, *words: object) -> None:
+        self.sock.sendall(" ".join(map(str, words)).encode() + b"\n")
 
-    def recv(self) -> dict[str, Any]:
+    def recv(self) -> list[str]:
         while b"\n" not in self.buf:
             chunk = self.sock.recv(65536)
             if not chunk:
                 os._exit(0)        # secpod ended before the container was made
             self.buf += chunk
         line, _, self.buf = self.buf.partition(b"\n")
-        msg: dict[str, Any] = json.loads(line)
-        return msg
+        return line.decode().split(" ")
 
 
 def _die_with_parent(parent: int) -> None:
@@ -76,8 +79,17 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _bind(ports: list[dict[str, Any]]) -> list[Any]:
-    out = []
+class BindFailed(Exception):
+    """Binding the I-th port failed with ERRNO."""
+
+
+def _bind(words: list[str]) -> list[Any]:
+    ports: list[dict[str, Any]] = []
+    for w in words:
+        ip, host_port, port, proto = w.split(",")
+        ports.append({"host_ip": ip, "host_port": int(host_port), "container_port": int(port),
+                      "protocol": proto})
+    out: list[Any] = []
     for i, p in enumerate(ports):
         family = socket.AF_INET6 if ":" in p["host_ip"] else socket.AF_INET
         kind = socket.SOCK_STREAM if p["protocol"] == "tcp" else socket.SOCK_DGRAM
@@ -91,7 +103,7 @@ def _bind(ports: list[dict[str, Any]]) -> list[Any]:
             if kind == socket.SOCK_STREAM:
                 s.listen(128)
         except OSError as e:
-            return [{"index": i, "errno": e.errno, "strerror": e.strerror}]
+            raise BindFailed(i, e.errno) from e
         s.setblocking(False)
         out.append((s, p))
     return out
@@ -202,28 +214,33 @@ def main() -> None:
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_IGN)
     ctl = Ctl(ctl_fd)
-    request = ctl.recv()
-    bound = _bind(request["ports"])
-    if bound and isinstance(bound[0], dict):
-        ctl.send(error=bound[0])
+    line = ctl.recv()
+    if line[0] == "log":
+        log = os.open(" ".join(line[1:]), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(log, 2)
+        os.close(log)
+        line = ctl.recv()
+    try:
+        bound = _bind(line[1:])
+    except BindFailed as e:
+        ctl.send("error", *e.args)
         return
-    ctl.send(bound=[s.getsockname()[1] for s, _ in bound])
+    ctl.send("bound", *(s.getsockname()[1] for s, _ in bound))
     if _libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
-        e = ctypes.get_errno()
-        ctl.send(error={"step": "unshare", "errno": e, "strerror": os.strerror(e)})
+        ctl.send("error", "unshare", ctypes.get_errno())
         return
-    ctl.send(unshared=os.getpid())
-    if not ctl.recv().get("mapped"):
+    ctl.send("unshared", os.getpid())
+    if ctl.recv() != ["mapped"]:
         return
     try:
         _loopback_up()
         with open("/proc/sys/net/ipv4/ip_unprivileged_port_start", "w") as f:
             f.write("0")
     except OSError as e:
-        ctl.send(error={"step": "loopback", "errno": e.errno, "strerror": e.strerror})
+        ctl.send("error", "loopback", e.errno)
         return
     threading.stack_size(256 * 1024)
-    ctl.send(ready=True)
+    ctl.send("ready")
 
     sel = selectors.DefaultSelector()
     udps = []
@@ -266,9 +283,11 @@ def main() -> None:
                     continue
                 ctl.buf += data
                 while b"\n" in ctl.buf:
-                    line, _, ctl.buf = ctl.buf.partition(b"\n")
-                    msg = json.loads(line)
-                    for pid in msg.get("watch", []):
+                    raw, _, ctl.buf = ctl.buf.partition(b"\n")
+                    words = raw.decode().split(" ")
+                    if words[0] != "watch":
+                        continue
+                    for pid in map(int, words[2:]):
                         try:
                             pidfd = os.pidfd_open(pid)
                         except OSError as e:
@@ -277,10 +296,10 @@ def main() -> None:
                             raise
                         sel.register(pidfd, selectors.EVENT_READ, ("pid",))
                     watching = True
-                    if msg.get("detach"):
+                    if words[1] == "detach":
                         _libc.prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0)
                     ctl.sock.setblocking(True)
-                    ctl.send(ok=True)
+                    ctl.send("ok")
                     ctl.sock.setblocking(False)
         now = time.monotonic()
         if udps and now - last_sweep > 30:

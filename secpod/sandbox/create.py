@@ -40,7 +40,19 @@ def create(spec: ContainerSpec, env: Environment | None = None) -> Container:
     """Build a container's bundle and record; do not start it. Raises Error subclasses,
     and Interrupted on SIGTERM or SIGHUP (after removing what was made)."""
     with signals.unwinding():
-        return _create(spec, env or load_environment(spec))
+        try:
+            return _create(spec, env or load_environment(spec))
+        except BaseException:
+            _discard_holders()
+            raise
+
+
+def _discard_holders() -> None:
+    """A failed create leaves no network holder it started (secpod.network)."""
+    if "secpod.network" in sys.modules:
+        from secpod import network
+
+        network.discard_pending()
 
 
 def _create(spec: ContainerSpec, env: Environment) -> Container:
@@ -63,6 +75,7 @@ def _create(spec: ContainerSpec, env: Environment) -> Container:
     except Error as e:
         events.refused("policy", e, spec)
         raise
+    pending = _spawn_holder(spec, confinement.summary)
     try:
         rt = env.runtime(runtime_name)
     except Error as e:
@@ -151,10 +164,12 @@ def _create(spec: ContainerSpec, env: Environment) -> Container:
             from secpod import network
 
             stage = "network"
-            holder = network.start_holder(cid, ports, identity, folder)
+            holder = network.start_holder(cid, ports, identity, folder, pending)
             ports = holder.ports
             network.join(config, folder, holder)
             stage = "bundle"
+        elif pending is not None:
+            pending.kill()  # -P, and the image exposes nothing
         summary["ports"] = [str(p) for p in ports]
         digest = bundlemod.write_config(folder / "bundle", config)
         summary["weakened"] = list(confinement.weakened)
@@ -202,6 +217,17 @@ def _create(spec: ContainerSpec, env: Environment) -> Container:
         _discard(cid, name)
         raise
     return ctr
+
+
+def _spawn_holder(spec: ContainerSpec, summary: dict[str, Any]) -> Any:
+    """Start the network holder early when the run publishes ports: its interpreter's
+    start-up overlaps the image, trust and bundle steps (docs/adr/0005)."""
+    if summary.get("network_mode") != "private" or not (
+            spec.ports or spec.network_options.publish_all):
+        return None
+    from secpod import network
+
+    return network.spawn()
 
 
 def published_ports(spec: ContainerSpec, image_config: dict[str, Any],
