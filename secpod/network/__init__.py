@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 HOLDER = Path(__file__).resolve().parent / "_holder.py"
 HANDSHAKE_TIMEOUT = 10.0
+# Imported, not run as a script: its byte code comes from __pycache__ (no compile at start).
+_LOADER = (f"import sys; sys.path.insert(0, {str(HOLDER.parent)!r}); "
+           "import _holder; _holder.main()")
 _LIVE: dict[str, Holder] = {}   # this process's holders, by container id
 _PENDING: list[Holder] = []     # spawned, not yet a container's
 
@@ -125,7 +128,7 @@ def spawn() -> Holder:
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", str(HOLDER), str(theirs.fileno()), str(os.getpid())],
+            [sys.executable, "-I", "-S", "-c", _LOADER, str(theirs.fileno()), str(os.getpid())],
             pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
     except OSError as e:

@@ -1,6 +1,7 @@
 """The network holder and port forwarder of one container (docs/adr/0005-network-holder.md).
 
-Run by secpod as ``python3 -I -S _holder.py CTL_FD PARENT_PID``: standard library only,
+Imported by secpod's ``python3 -I -S -c LOADER CTL_FD PARENT_PID`` (so that its byte code
+comes from ``__pycache__``) and run as :func:`main`: standard library only,
 no secpod import and no json (its regular expressions cost half a megabyte), so that it
 starts fast and stays small. It talks to secpod over the unix socket CTL_FD, one line per
 message, words separated by spaces:
@@ -209,7 +210,7 @@ class Udp:
 
 
 def main() -> None:
-    ctl_fd, parent = int(sys.argv[1]), int(sys.argv[2])
+    ctl_fd, parent = int(sys.argv[-2]), int(sys.argv[-1])
     _die_with_parent(parent)
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_IGN)

@@ -58,6 +58,7 @@ def _discard_holders() -> None:
 def _create(spec: ContainerSpec, env: Environment) -> Container:
     from secpod import images, policies, runtime, signing
 
+    pending = _spawn_holder(spec)  # first: its start-up overlaps all that follows
     try:
         identity = preflight.identity()
     except Error as e:
@@ -75,7 +76,6 @@ def _create(spec: ContainerSpec, env: Environment) -> Container:
     except Error as e:
         events.refused("policy", e, spec)
         raise
-    pending = _spawn_holder(spec, confinement.summary)
     try:
         rt = env.runtime(runtime_name)
     except Error as e:
@@ -219,11 +219,11 @@ def _create(spec: ContainerSpec, env: Environment) -> Container:
     return ctr
 
 
-def _spawn_holder(spec: ContainerSpec, summary: dict[str, Any]) -> Any:
-    """Start the network holder early when the run publishes ports: its interpreter's
-    start-up overlaps the image, trust and bundle steps (docs/adr/0005)."""
-    if summary.get("network_mode") != "private" or not (
-            spec.ports or spec.network_options.publish_all):
+def _spawn_holder(spec: ContainerSpec) -> Any:
+    """Start the network holder first when the run publishes ports: its interpreter's
+    start-up overlaps the policy, image, trust and bundle steps (docs/adr/0005). A
+    create that fails ends it (create's _discard_holders)."""
+    if not (spec.ports or spec.network_options.publish_all):
         return None
     from secpod import network
 

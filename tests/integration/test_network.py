@@ -343,3 +343,20 @@ def test_doctor_explains_the_tun_device(user: User) -> None:
         assert tun["status"] == "ok"
     text = user.run("doctor").stdout
     assert "tun device" in text and "published ports" in text
+
+
+def test_create_start_and_restart_keep_the_port(user: User, busybox: str) -> None:
+    port = free_port()
+    user.run("create", "--name", "c", "-p", f"{port}:80", busybox, "sh", "-c", HTTPD,
+             check=True)
+    first = int(record(user, "c")["holder_pid"])  # type: ignore[call-overload]
+    assert alive(first) and listening(port)       # bound at create: nobody else takes it
+    user.run("start", "c", check=True)
+    wait_for(lambda: answers(port))
+    user.run("restart", "-t", "1", "c", check=True)
+    wait_for(lambda: answers(port))
+    second = int(record(user, "c")["holder_pid"])  # type: ignore[call-overload]
+    assert second != first and not alive(first) and alive(second)
+    assert user.run("port", "c", check=True).stdout == f"80/tcp -> 127.0.0.1:{port}\n"
+    user.run("rm", "-f", "c", check=True)
+    assert not alive(second) and not listening(port)
