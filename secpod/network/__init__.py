@@ -198,8 +198,12 @@ def start_holder(cid: str, ports: tuple[PortMapping, ...], identity: Identity,
 
 
 def live(cid: str) -> Holder | None:
-    """The holder this process started for ``cid``, if any."""
-    return _LIVE.get(cid)
+    """The holder this process started for ``cid`` and still talks to, if any."""
+    holder = _LIVE.get(cid)
+    if holder is not None and holder.proc.poll() is not None:
+        del _LIVE[cid]
+        return None
+    return holder
 
 
 def join(config: dict[str, Any], folder: Path, holder: Holder) -> None:
@@ -235,6 +239,9 @@ def watch(holder: Holder, pids: list[int], *, detach: bool) -> None:
     holder.recv()
     if detach:
         holder.ctl.close()
+        for cid, h in list(_LIVE.items()):
+            if h is holder:
+                del _LIVE[cid]
 
 
 def identity_of(pid: int) -> str:
