@@ -29,6 +29,13 @@ class UsageError(Error):
     exit_code = 2
 
 
+class NetworkRequestError(UsageError):
+    """A network request of ``run``/``create`` is malformed or cannot be had (``-p``,
+    ``--network``, ``--dns``, ``--add-host``): exit 125, as Docker's ``run`` exits."""
+
+    exit_code = 125
+
+
 class NotFound(Error):
     """A named thing (image, container, key, profile) does not exist."""
 

@@ -37,6 +37,7 @@ _AREAS: dict[str, tuple[str, ...]] = {
     "_audit": ("audit",),
     "_registry": ("pull", "push", "login", "logout"),
     "_prune": ("container-prune",),
+    "_network": ("port",),
 }
 
 

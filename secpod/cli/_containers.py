@@ -12,9 +12,18 @@ from secpod.spec.flags import add_run_flags
 
 
 def _options(args: argparse.Namespace, *, detach: bool) -> Any:
+    from secpod.errors import NetworkRequestError
     from secpod.spec.flags import spec_from_args
 
-    return spec_from_args(args, detach=detach)
+    try:
+        return spec_from_args(args, detach=detach)
+    except NetworkRequestError as e:  # a request refused as it was read: audited
+        from secpod.sandbox import events
+        from secpod.spec import ContainerSpec
+
+        events.refused("flags", e, ContainerSpec(image=args.image, name=args.name,
+                                                 profile=args.profile))
+        raise
 
 
 def _as_docker_codes(func: Any) -> Any:
@@ -175,6 +184,15 @@ def _ps_filtered(rows: list[dict[str, Any]], values: list[str]) -> list[dict[str
     return [r for r in rows if keep(r)]
 
 
+def ports_column(row: dict[str, Any]) -> str:
+    """Docker's PORTS: the published ports of a running container."""
+    if not row.get("ports") or row["status"] not in ("running", "paused"):
+        return ""
+    from secpod.sandbox.views import ports_text
+
+    return ports_text(row["ports"])
+
+
 def _ps(args: argparse.Namespace) -> int:
     import time
     from datetime import datetime
@@ -229,8 +247,8 @@ def _ps(args: argparse.Namespace) -> int:
                        headers={"ID": "CONTAINER ID", "RunningFor": "CREATED"})
     else:
         emit_table(
-            ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PROFILE", "NAMES",
-             *(("SIZE",) if args.size else ())),
+            ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "PROFILE",
+             "NAMES", *(("SIZE",) if args.size else ())),
             [
                 (
                     r["id"] if args.no_trunc else r["id"][:12],
@@ -238,6 +256,7 @@ def _ps(args: argparse.Namespace) -> int:
                     " ".join(r["command"]) if args.no_trunc else " ".join(r["command"])[:30],
                     since(r["created"]),
                     status(r),
+                    ports_column(r),
                     r["profile"],
                     r["name"],
                     *((sizes[r["id"]],) if args.size else ()),

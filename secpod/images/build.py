@@ -115,8 +115,10 @@ def write_layout(
     workdir: str = "/",
     user: str = "",
     arch: str | None = None,
+    exposed_ports: list[str] | None = None,
 ) -> str:
-    """Write ``layout`` (an OCI image layout) holding one image of ``rootfs``.
+    """Write ``layout`` (an OCI image layout) holding one image of ``rootfs``
+    (``exposed_ports``: the config's ExposedPorts, e.g. ``["80/tcp"]``).
 
     Returns the manifest digest. The folder must not exist or be empty. The
     layer is streamed to disk, so a large root filesystem costs no memory.
@@ -139,6 +141,8 @@ def write_layout(
         config["config"]["Entrypoint"] = entrypoint
     if user:
         config["config"]["User"] = user
+    if exposed_ports:
+        config["config"]["ExposedPorts"] = {p: {} for p in exposed_ports}
     config_bytes = json.dumps(config, sort_keys=True).encode()
     config_digest = _blob(layout, config_bytes)
     manifest = {

@@ -35,6 +35,12 @@ else. It says, per user, per group, or for everyone::
     [runtimes]
     allowed = ["crun"]           # the OCI runtimes anyone may use (for everyone)
 
+    [network]                    # for everyone; docs/networking.md
+    modes = ["none", "private"]  # the network modes any run may have
+    publish = true               # whether -p/-P may publish ports at all
+    bind_addresses = ["127.0.0.1"]   # host addresses -p may bind ("0.0.0.0": any)
+    ports = ["8000-8999"]        # host ports -p may bind
+
 Run flags (the ``flag`` of :class:`~secpod.policies.confine.Weakening`, which
 :func:`~secpod.policies.confine.weakenings` finds in the container spec):
 
@@ -68,7 +74,7 @@ from pathlib import Path
 
 from secpod import paths
 from secpod._record import field, record, replace
-from secpod.errors import AdminPolicyError, FloorRefused, NotFound
+from secpod.errors import AdminPolicyError, FloorRefused, NotFound, Refused
 from secpod.policies import capabilities as caps_mod
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
@@ -93,7 +99,8 @@ _SPELLED = {
     "read-only=false": "--read-only=false",
     "tmpfs-exec": "--tmpfs with exec",
 }
-_TOP = {"floor", "mounts", "trust", "pam", "audit", "logs", "runtimes"}
+_TOP = {"floor", "mounts", "trust", "pam", "audit", "logs", "runtimes", "network"}
+_NETWORK_KEYS = {"modes", "publish", "bind_addresses", "ports"}
 _RULE = {"minimum", "allowed", "may_weaken"}
 
 
@@ -105,6 +112,16 @@ class FloorRule:
     minimum: str | None = None
     allowed: tuple[str, ...] | None = None
     may_weaken: tuple[str, ...] = ()
+
+
+@record(frozen=True)
+class NetworkFloor:
+    """``[network]``: what no run may exceed, whatever its profile says."""
+
+    modes: tuple[str, ...] | None = None          # None: any mode
+    publish: bool = True
+    bind_addresses: tuple[str, ...] | None = None  # None: any the profile allows
+    port_ranges: tuple[tuple[int, int], ...] | None = None
 
 
 @record(frozen=True)
@@ -122,6 +139,7 @@ class AdminPolicy:
     audit_required: bool = False
     log_size_max: int | None = None
     runtimes: tuple[str, ...] | None = None      # None: any runtime secpod supports
+    network: NetworkFloor | None = None           # None: no [network] table
 
     def rules_for(self, user: str) -> list[FloorRule]:
         """The rules that apply to ``user``: their own, else their groups', else the default."""
@@ -256,7 +274,72 @@ def parse_admin_policy(path: Path, text: str) -> AdminPolicy:
         audit_collector=Path(collector) if collector else None,
         audit_required=required,
         runtimes=_runtimes(path, doc.get("runtimes", {})),
+        network=_network(path, doc.get("network")),
     )
+
+
+def _network(path: Path, table: Any) -> NetworkFloor | None:
+    if table is None:
+        return None
+    if not isinstance(table, dict) or set(table) - _NETWORK_KEYS:
+        raise _err(path, "[network] takes the keys " + ", ".join(sorted(_NETWORK_KEYS)))
+    modes = table.get("modes")
+    if modes is not None:
+        if not isinstance(modes, list) or not all(
+                m in ("none", "private", "loopback", "pasta", "host") for m in modes):
+            raise _err(path, "network.modes must be a list of none, private, pasta, host")
+        modes = tuple("private" if m == "loopback" else m for m in modes)
+    publish = table.get("publish", True)
+    if not isinstance(publish, bool):
+        raise _err(path, "network.publish must be true or false")
+    addrs = table.get("bind_addresses")
+    if addrs is not None:
+        import ipaddress
+
+        try:
+            if not isinstance(addrs, list):
+                raise ValueError(addrs)
+            addrs = tuple(str(ipaddress.ip_address(a)) for a in addrs)
+        except (ValueError, TypeError) as e:
+            raise _err(path, "network.bind_addresses must be a list of IP addresses") from e
+    ranges = table.get("ports")
+    if ranges is not None:
+        from secpod.network.ports import parse_port_range
+
+        try:
+            if not isinstance(ranges, list) or not all(isinstance(r, str) for r in ranges):
+                raise ValueError("network.ports must be a list of strings")
+            ranges = tuple(parse_port_range(r, "network.ports") for r in ranges)
+        except ValueError as e:
+            raise _err(path, str(e), 'e.g. ports = ["8000-8999"]') from e
+    return NetworkFloor(modes=modes, publish=publish, bind_addresses=addrs,
+                        port_ranges=ranges)
+
+
+def check_network(policy: AdminPolicy, user: str, prof: Profile, spec: ContainerSpec) -> None:
+    """Refuse a network mode or a published port beyond the floor's ``[network]``."""
+    from secpod.policies.layers.namespaces import ANY_ADDRESS, check_port_allowed, network_mode
+
+    net = policy.network
+    if net is None:
+        return
+    where = f"network in {policy.path}"
+    mode = network_mode(prof, spec)
+    if net.modes is not None and mode not in net.modes:
+        raise _refuse(policy, "network.modes", user, f"the network mode {mode} is not allowed",
+                      "allowed modes: " + ", ".join(net.modes))
+    if (spec.ports or spec.network_options.publish_all) and not net.publish:
+        raise _refuse(policy, "network.publish", user, "publishing ports (-p/-P) is not allowed",
+                      "run without -p/-P")
+    for p in spec.ports:
+        try:
+            check_port_allowed("floor", "the administrator's",
+                               net.bind_addresses or ANY_ADDRESS,
+                               net.port_ranges or ((1, 65535),), p)
+        except Refused as e:
+            raise _refuse(policy, where, user, e.message.replace(
+                "the administrator's floor does not allow", "it does not allow"),
+                e.hint or "") from e
 
 
 def _runtimes(path: Path, table: Any) -> tuple[str, ...] | None:
@@ -510,6 +593,7 @@ def check(prof: Profile, spec: ContainerSpec, weakenings: list[Weakening], arch:
         return None
     check_pam(policy, user)
     check_log_size(policy, user, prof)
+    check_network(policy, user, prof, spec)
     for m in spec.binds:
         check_mount(policy, user, m.source)
     rules = policy.rules_for(user)

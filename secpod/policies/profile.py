@@ -34,7 +34,12 @@ A profile file (every key optional except where a built-in supplies it)::
     [namespaces]
     create = ["mount", "pid", "ipc", "uts", "cgroup"]   # user: always; network: see [network]
     [network]
-    mode = "loopback"                   # "loopback" or "none" (own netns, lo only), "host"
+    mode = "private"                    # "private" (= "loopback"), "none", "pasta", "host"
+    modes = ["none", "private", "pasta"]   # the --network modes a run may ask (default: all)
+    publish = true                      # -p/-P allowed (inbound only)
+    bind_addresses = ["127.0.0.1"]      # host addresses -p may bind ("0.0.0.0": any)
+    ports = ["1024-65535"]              # host ports -p may bind
+    egress = ["192.0.2.0/24:443/tcp"]   # pasta mode: the only destinations allowed out
 
     [sysctl]
     "net.ipv4.ping_group_range" = "0 0"
@@ -83,7 +88,7 @@ BUILTIN_DIR = Path(__file__).resolve().parent / "profiles"
 ADMIN_PROFILES = paths.ADMIN_DIR / "profiles"
 ENFORCE = ("required", "if-available")
 NAMESPACES = ("mount", "pid", "ipc", "uts", "cgroup", "time")
-NETWORK_MODES = ("loopback", "none", "host")
+NETWORK_MODES = ("loopback", "private", "none", "pasta", "host")
 RLIMITS = ("as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
            "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -99,7 +104,8 @@ _SCHEMA: dict[str, Any] = {
     "filesystem": {"read_only_root": bool, "masked_paths": list, "readonly_paths": list,
                    "allowed_bind_sources": list, "devices": list, "tmpfs": dict},
     "namespaces": {"create": list},
-    "network": {"mode": str},
+    "network": {"mode": str, "modes": list, "publish": bool, "bind_addresses": list,
+                "ports": list, "egress": list},
     "sysctl": dict,
     "limits": {"enforce": str, "pids": int, "memory": (str, int), "cpu_shares": int},
     "selinux": {"enforce": str, "type": str},
@@ -152,6 +158,12 @@ class Profile:
     apparmor_profile: str
     require_signed: bool
     log_size_max: int = 10 << 20              # bytes: sandbox.logs.DEFAULT_SIZE_MAX
+    # [network] besides mode (docs/networking.md)
+    network_modes: tuple[str, ...] = ("none", "private", "pasta", "host")
+    publish: bool = True
+    bind_addresses: tuple[str, ...] = ("127.0.0.1", "::1")
+    port_ranges: tuple[tuple[int, int], ...] = ((1, 65535),)
+    egress: tuple[str, ...] = ()
     raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     def settings(self) -> dict[str, Any]:
@@ -176,6 +188,10 @@ class Profile:
                       for t in self.tmpfs},
             "namespaces": list(self.namespaces),
             "network": self.network,
+            "network_policy": {"modes": list(self.network_modes), "publish": self.publish,
+                               "bind_addresses": list(self.bind_addresses),
+                               "ports": [f"{lo}-{hi}" for lo, hi in self.port_ranges],
+                               "egress": list(self.egress)},
             "sysctl": dict(self.sysctls),
             "limits": {"enforce": self.limits_enforce, "pids": self.pids_limit,
                        "memory": self.memory_limit, "cpu_shares": self.cpu_shares},
@@ -481,6 +497,7 @@ def build(doc: Mapping[str, Any], name: str, source: str, chain: tuple[str, ...]
     network = doc.get("network", {}).get("mode", "loopback")
     if network not in NETWORK_MODES:
         raise ProfileError(f"{src}: network.mode must be one of {', '.join(NETWORK_MODES)}")
+    net_policy = _network_policy(doc.get("network", {}), src)
 
     sysctls = []
     for k, v in sorted((doc.get("sysctl") or {}).items()):
@@ -542,8 +559,60 @@ def build(doc: Mapping[str, Any], name: str, source: str, chain: tuple[str, ...]
         apparmor_profile=aa_profile,
         require_signed=doc.get("trust", {}).get("require_signed", False),
         log_size_max=_log_size(doc.get("logs", {}).get("size_max"), f"{src}: logs.size_max"),
+        **net_policy,
         raw=doc,
     )
+
+
+def _network_policy(net: Mapping[str, Any], src: str) -> dict[str, Any]:
+    """[network] modes, publish, bind_addresses, ports, egress (each validated)."""
+    out: dict[str, Any] = {}
+    if "modes" in net:
+        modes = _str_list(net["modes"], f"{src}: network.modes")
+        for m in modes:
+            if m not in NETWORK_MODES:
+                raise ProfileError(f"{src}: network.modes: unknown mode {m!r}",
+                                   hint="modes: none, private, pasta, host")
+        out["network_modes"] = tuple(dict.fromkeys("private" if m == "loopback" else m
+                                                   for m in modes))
+    if "publish" in net:
+        if not isinstance(net["publish"], bool):
+            raise ProfileError(f"{src}: network.publish must be true or false")
+        out["publish"] = net["publish"]
+    if "bind_addresses" in net:
+        import ipaddress
+
+        addrs = []
+        for a in _str_list(net["bind_addresses"], f"{src}: network.bind_addresses"):
+            try:
+                addrs.append(str(ipaddress.ip_address(a)))
+            except ValueError as e:
+                raise ProfileError(f"{src}: network.bind_addresses: {a!r} is not an IP "
+                                   "address", hint='e.g. ["127.0.0.1"], or "0.0.0.0" for '
+                                   "every address") from e
+        out["bind_addresses"] = tuple(addrs)
+    if "ports" in net:
+        from secpod.network import ports as ports_mod
+
+        ranges = []
+        for r in _str_list(net["ports"], f"{src}: network.ports"):
+            try:
+                ranges.append(ports_mod.parse_port_range(r, f"{src}: network.ports"))
+            except ValueError as e:
+                raise ProfileError(str(e), hint='e.g. ["8000-8999", "443"]') from e
+        out["port_ranges"] = tuple(ranges)
+    if "egress" in net:
+        from secpod.network import ports as ports_mod
+
+        rules = _str_list(net["egress"], f"{src}: network.egress")
+        for r in rules:
+            try:
+                ports_mod.parse_egress(r, f"{src}: network.egress")
+            except ValueError as e:
+                raise ProfileError(str(e), hint='ADDRESS[/PREFIX]:PORT[-PORT]/tcp|udp, e.g. '
+                                   '"192.0.2.0/24:443/tcp"') from e
+        out["egress"] = tuple(rules)
+    return out
 
 
 def _log_size(value: str | int | None, where: str) -> int:

@@ -152,12 +152,15 @@ def _base_mounts(userdata: Path, *, own_netns: bool, root_readonly: bool) -> lis
     return mounts
 
 
-def write_userdata(userdata: Path, hostname: str) -> None:
-    """/etc/hosts, /etc/resolv.conf, /etc/hostname for a loopback-only container."""
+def write_userdata(userdata: Path, hostname: str,
+                   extra_hosts: tuple[tuple[str, str], ...] = ()) -> None:
+    """/etc/hosts, /etc/resolv.conf, /etc/hostname for a loopback-only container;
+    ``extra_hosts``: --add-host's (name, address) lines."""
     userdata.mkdir(mode=0o700, exist_ok=True)
     (userdata / "hostname").write_text(hostname + "\n")
     (userdata / "hosts").write_text(
         f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
+        + "".join(f"{addr}\t{name}\n" for name, addr in extra_hosts)
     )
     (userdata / "resolv.conf").write_text("# no network: this container has loopback only\n")
 

@@ -19,7 +19,7 @@ from secpod.sandbox import bundle as bundlemod
 from secpod.sandbox import events, operations, preflight, signals, state
 from secpod.sandbox.environment import Environment
 from secpod.sandbox.state import Container
-from secpod.spec import ContainerSpec, unsupported
+from secpod.spec import ContainerSpec, PortMapping, unsupported
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
@@ -44,12 +44,25 @@ def create(spec: ContainerSpec, env: Environment | None = None, *,
     ``durable=False`` leaves the sync of the create record to the caller's next
     durable record or ``audit.flush()`` (``run`` starts the container next)."""
     with signals.unwinding():
-        return _create(spec, env or load_environment(spec), durable)
+        try:
+            return _create(spec, env or load_environment(spec), durable)
+        except BaseException:
+            _discard_holders()
+            raise
+
+
+def _discard_holders() -> None:
+    """A failed create leaves no network holder it started (secpod.network)."""
+    if "secpod.network" in sys.modules:
+        from secpod import network
+
+        network.discard_pending()
 
 
 def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
     from secpod import images, policies, runtime, signing
 
+    pending = _spawn_holder(spec)  # first: its start-up overlaps all that follows
     try:
         identity = preflight.identity()
     except Error as e:
@@ -113,15 +126,24 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
                        trust=trust)
         raise
 
+    mode = str(confinement.summary.get("network_mode", "private"))
+    try:
+        ports = published_ports(spec, image.config, mode)
+    except Error as e:
+        events.refused("network", e, spec, image_ref=ref, image_digest=image.digest,
+                       trust=trust)
+        raise
     sweep_half_made()  # a name a killed `run` left taken is free again
     cid, name, folder = state.reserve(spec.name)
     stage = "bundle"
+    holder = None
     try:
         hostname = spec.hostname or cid[:12]
         rootfs, root_mode = bundlemod.prepare_rootfs(
             image.rootfs, folder, readonly=confinement.root_readonly
         )
-        bundlemod.write_userdata(folder / "userdata", hostname)
+        bundlemod.write_userdata(folder / "userdata", hostname,
+                                 extra_hosts=spec.network_options.add_hosts)
         config = bundlemod.build_config(
             cid=cid,
             hostname=hostname,
@@ -143,9 +165,22 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
             raise UsageError(f"{rt.name} cannot run this container as asked: "
                              f"{'; '.join(refusals)}",
                              hint="use --runtime crun, or leave out what it refuses")
-        digest = bundlemod.write_config(folder / "bundle", config)
         summary = dict(confinement.summary)
+        # Judged as secpod makes it: a private network namespace of the container's own,
+        # whether crun creates it or the container joins its holder's.
         summary["cis_findings"] = _cis_findings(config, confinement.profile)
+        if ports:
+            from secpod import network
+
+            stage = "network"
+            holder = network.start_holder(cid, ports, identity, folder, pending)
+            ports = holder.ports
+            network.join(config, folder, holder)
+            stage = "bundle"
+        elif pending is not None:
+            pending.kill()  # -P, and the image exposes nothing
+        summary["ports"] = [str(p) for p in ports]
+        digest = bundlemod.write_config(folder / "bundle", config)
         summary["weakened"] = list(confinement.weakened)
         image_cfg = image.config.get("config") or {}
         ctr = Container(
@@ -174,17 +209,25 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
             stop_signal=spec.stop_signal or image_cfg.get("StopSignal") or "SIGTERM",
             stop_timeout=10 if spec.stop_timeout is None else spec.stop_timeout,
             init=spec.init,
+            network_mode=mode,
+            ports=[{"host_ip": p.host_ip, "host_port": p.host_port,
+                    "container_port": p.container_port, "protocol": p.protocol}
+                   for p in ports],
+            holder_pid=holder.pid if holder else None,
+            holder_identity=state.process_identity(holder.pid) if holder else None,
         )
         ctr.log_path.touch(mode=0o600)
         ctr.save()
         events.container("container.create", ctr, confinement=summary, trust=trust,
                          durable=durable)
     except Error as e:
+        _stop_holder(cid)
         _discard(cid, name)
         stage = "audit" if isinstance(e, AuditError) else stage
         events.refused(stage, e, spec, image_ref=ref, image_digest=image.digest, trust=trust)
         raise
     except BaseException:
+        _stop_holder(cid)
         _discard(cid, name)
         raise
     return ctr
@@ -250,6 +293,45 @@ def image_for(store: Any, spec: ContainerSpec, host_arch: str) -> Any:
                 f"{have}{'/' + variant if variant else ''}",
                 hint="pull the image for this platform (secpod pull), or leave --platform out")
     return image
+def _spawn_holder(spec: ContainerSpec) -> Any:
+    """Start the network holder first when the run publishes ports: its interpreter's
+    start-up overlaps the policy, image, trust and bundle steps (docs/adr/0005). A
+    create that fails ends it (create's _discard_holders)."""
+    if not (spec.ports or spec.network_options.publish_all):
+        return None
+    from secpod import network
+
+    return network.spawn()
+
+
+def published_ports(spec: ContainerSpec, image_config: dict[str, Any],
+                    mode: str) -> tuple[PortMapping, ...]:
+    """``-p`` and, with ``-P``, the image's EXPOSEd ports (the profile and the floor have
+    judged the mode and each ``-p``). Raises UsageError."""
+    ports = spec.ports
+    if spec.network_options.publish_all:
+        from secpod.network.ports import check_distinct, exposed_ports
+
+        asked = {(p.container_port, p.protocol) for p in ports}
+        ports += tuple(p for p in exposed_ports(image_config)
+                       if (p.container_port, p.protocol) not in asked)
+        check_distinct(ports)
+    if ports and mode != "private":
+        from secpod.errors import NetworkRequestError
+
+        raise NetworkRequestError(f"-p/-P cannot publish ports with --network {mode}",
+                         hint="use --network private")
+    return ports
+
+
+def _stop_holder(cid: str) -> None:
+    if "secpod.network" not in sys.modules:
+        return
+    from secpod import network
+
+    holder = network.live(cid)
+    if holder is not None:
+        holder.kill()
 
 
 def create_detached(spec: ContainerSpec, env: Environment | None = None) -> Container:
@@ -261,6 +343,7 @@ def create_detached(spec: ContainerSpec, env: Environment | None = None) -> Cont
     try:
         operations.launch(ctr, env)
     except RuntimeFailed as e:
+        _stop_holder(ctr.id)
         events.container("container.rm", ctr, "error", reason=f"create failed: {e.message}")
         env.runtime_for(ctr).delete(ctr.id, force=True)
         _discard(ctr.id, ctr.name)  # what stays is listed, for `rm` to try again

@@ -169,7 +169,42 @@ def run_checks() -> list[Check]:
             "Landlock available" if hostmod.landlock_available() else "Landlock not available",
         )
     )
+    checks += network_checks()
     return checks
+
+
+def network_checks(tun: str = "/dev/net/tun") -> list[Check]:
+    """What networking this host gives a user: published ports (``-p``), and the tun
+    device that pasta and slirp4netns need for an outbound network (docs/networking.md)."""
+    from secpod.network.ports import UNPRIVILEGED_PORT_SYSCTL, unprivileged_port_start
+
+    start = unprivileged_port_start()
+    out = [Check("published ports", "ok",
+                 f"-p works in --network private; host ports from {start} up "
+                 f"({UNPRIVILEGED_PORT_SYSCTL} = {start})")]
+    try:
+        st = os.stat(tun)
+        usable = os.access(tun, os.R_OK | os.W_OK)
+        detail = f"{tun}: mode {st.st_mode & 0o7777:04o}, owner uid {st.st_uid}"
+    except OSError as e:
+        usable, detail = False, f"{tun}: {e.strerror}"
+    if usable:
+        out.append(Check("tun device", "ok", f"{detail}: usable by you (pasta, slirp4netns)"))
+    else:
+        out.append(Check(
+            "tun device", "warn",
+            f"{detail}: not readable and writable by you, so pasta and slirp4netns (an "
+            "outbound network for rootless containers) fail with 'Permission denied'; "
+            "-p in --network private does not need it",
+            hint=f"as root: chmod 0666 {tun} (its usual mode; udev sets it on most "
+                 "distributions, and this host has no udev: make it lasting with a "
+                 "tmpfiles.d line 'z /dev/net/tun 0666 root root -')"))
+    pasta = shutil.which("pasta")
+    out.append(Check("pasta", "ok" if pasta else "warn",
+                     f"{pasta}: {_version([pasta, '--version'])}" if pasta else
+                     "pasta not found: --network pasta is refused",
+                     hint=None if pasta else "apt-get install passt"))
+    return out
 
 
 def _runtime_checks() -> list[Check]:

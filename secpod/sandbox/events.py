@@ -14,8 +14,18 @@ if TYPE_CHECKING:
     from secpod.spec import ContainerSpec
 
 
+def network_of(ctr: Container) -> dict[str, Any]:
+    """What every record of a container says of its network: the mode, the ports
+    published (host ports as bound) and the egress rules (none: no route out)."""
+    return {"mode": ctr.network_mode, "ports": list(ctr.ports), "egress": []}
+
+
 def refused(stage: str, e: Error, spec: ContainerSpec, **fields: Any) -> None:
     """Record a refusal of ``run``/``create`` at ``stage``; the caller re-raises."""
+    asked: dict[str, Any] = {"mode": spec.network, "ports": [
+        f"{p.host_ip}:{p.host_port}:{p.container_port}/{p.protocol}" for p in spec.ports]}
+    if spec.network_options.publish_all:
+        asked["publish_all"] = True
     audit.record(
         "container.run.refused",
         "refused",
@@ -25,6 +35,7 @@ def refused(stage: str, e: Error, spec: ContainerSpec, **fields: Any) -> None:
         image_digest=fields.get("image_digest"),
         trust=fields.get("trust"),
         container_name=spec.name,
+        details={"network": asked},
     )
 
 
@@ -33,7 +44,7 @@ def container(action: str, ctr: Container, outcome: str = "ok", **kw: Any) -> No
     made with (the create record that reaches the host collector keeps the digest out
     of the user's reach) and the runtime that runs it."""
     kw["details"] = {"config_digest": ctr.config_digest, "runtime": ctr.runtime,
-                     **(kw.get("details") or {})}
+                     "network": network_of(ctr), **(kw.get("details") or {})}
     audit.record(
         action,
         outcome,

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
 
+    from secpod.network import Holder
     from secpod.runtime import OCIRuntime
 
 
@@ -94,9 +95,51 @@ def checked_bundle(ctr: Container, action: str) -> dict[str, Any]:
 
 
 def launch(ctr: Container, env: Environment) -> int:
-    """The container's monitor (conmon) creates it in its runtime; returns its pid."""
-    return env.monitors.detached(env.runtime_for(ctr), ctr, exit_dir=state.exits_dir(),
-                                 log_size_max=log_size_max(ctr))
+    """The container's monitor (conmon) creates it in its runtime; returns its pid.
+
+    A container with published ports joins its network holder (secpod.network): the
+    one this process started at create, or a new one on the recorded ports for a
+    container started again; the holder then lives as long as the monitor and the
+    container."""
+    holder = _holder_for(ctr) if ctr.ports else None
+    try:
+        pid = env.monitors.detached(env.runtime_for(ctr), ctr, exit_dir=state.exits_dir(),
+                                    log_size_max=log_size_max(ctr))
+        if holder is not None:
+            from secpod import network
+            from secpod.sandbox.monitor import monitor_pid
+
+            network.watch(holder, [p for p in (monitor_pid(ctr.dir), pid) if p], detach=True)
+    except BaseException:
+        if holder is not None:
+            holder.kill()
+        raise
+    return pid
+
+
+def _holder_for(ctr: Container) -> Holder:
+    from secpod import network
+    from secpod.sandbox import preflight
+    from secpod.spec import PortMapping
+
+    holder = network.live(ctr.id)
+    if holder is None:
+        network.stop(ctr.holder_pid, ctr.holder_identity)
+        holder = network.start_holder(
+            ctr.id, tuple(PortMapping(**p) for p in ctr.ports), preflight.identity(), ctr.dir)
+        network.point_links(ctr.dir, holder.pid)
+        ctr.holder_pid = holder.pid
+        ctr.holder_identity = state.process_identity(holder.pid)
+        ctr.save()
+    return holder
+
+
+def stop_network(ctr: Container) -> None:
+    """End the container's network holder (its ports stop listening)."""
+    if ctr.holder_pid:
+        from secpod import network
+
+        network.stop(ctr.holder_pid, ctr.holder_identity)
 
 
 # -- start -------------------------------------------------------------------------
@@ -170,6 +213,7 @@ def finish(ctr: Container, env: Environment, code: int | None, *,
            reason: str | None = None) -> Container:
     """Record the exit once (whoever sees it first), then remove --rm containers."""
     rt = env.runtime_for(ctr)
+    stop_network(ctr)  # nothing listens for a container that has exited
     with ctr.locked():  # as changing(), saved once: before the record says it exited
         current = ctr.reload()
         if not current.exit_recorded:
@@ -384,6 +428,7 @@ def remove(ref: str, *, force: bool = False, env: Environment | None = None) -> 
             _settle(ctr, env)
     if ctr.dir.exists():
         current = ctr.reload()
+        stop_network(current)
         if not current.exit_recorded and current.started:
             collect_exit(current, env)
         rt.delete(ctr.id, force=True)
@@ -414,6 +459,8 @@ def describe(ctr: Container, rt_state: dict[str, Any] | None) -> dict[str, Any]:
         "labels": ctr.labels,
         "runtime": ctr.runtime,
         "pid": (rt_state or {}).get("pid"),
+        "network": ctr.network_mode,
+        "ports": list(ctr.ports),
     }
 
 
@@ -453,6 +500,7 @@ def inspect(ref: str, env: Environment | None = None) -> dict[str, Any]:
             "confinement": ctr.confinement,
             "unenforced": ctr.unenforced,
             "trust": ctr.trust,
+            "network": events.network_of(ctr),
             "bundle": str(ctr.bundle),
             "log_path": str(ctr.log_path),
             "config": config,

@@ -114,6 +114,12 @@ class Container:
     stop_signal: str = "SIGTERM"       # --stop-signal, else the image's StopSignal
     stop_timeout: int = 10             # --stop-timeout: what stop waits by default
     init: bool = False                 # --init: catatonit is PID 1
+    # The network (docs/networking.md): its mode, the ports published (host ports as
+    # bound), and the holder process that forwards them (pid, and pid + start time).
+    network_mode: str = "private"
+    ports: list[dict[str, Any]] = field(default_factory=list)
+    holder_pid: int | None = None
+    holder_identity: str | None = None
 
     @property
     def short_id(self) -> str:
@@ -263,6 +269,12 @@ def _process_identity(pid: int) -> str:
     Empty if the process is gone."""
     st = _proc_stat(pid)
     return f"{pid} {st[1]}" if st else ""
+
+
+def process_identity(pid: int) -> str:
+    """``PID STARTTIME`` of a running process (empty if it is gone): what a later
+    command compares before it signals a recorded pid."""
+    return _process_identity(pid)
 
 
 def process_alive(pidfile: Path) -> int | None:

@@ -77,8 +77,8 @@ def inspect_view(ctr: Container, status: str, pid: int | None, config: dict[str,
             "CapAdd": None,
             "CapDrop": None,
             "SecurityOpt": security,
-            "NetworkMode": "none",
-            "PortBindings": {},
+            "NetworkMode": ctr.network_mode,
+            "PortBindings": port_bindings(ctr.ports),
             "Runtime": ctr.runtime,
             "Binds": [_bind(m) for m in ctr.mounts if m.get("type") == "bind"],
             "Tmpfs": {m["destination"]: ",".join(m.get("options", ()))
@@ -90,7 +90,7 @@ def inspect_view(ctr: Container, status: str, pid: int | None, config: dict[str,
             **_resources((ctr.confinement or {}).get("limits") or {}),
         },
         "Mounts": [_mount(m) for m in ctr.mounts],
-        "NetworkSettings": {"Ports": {}},
+        "NetworkSettings": {"Ports": port_bindings(ctr.ports) if running else {}},
         "Secpod": secpod,
     }
 
@@ -103,6 +103,20 @@ def _resources(limits: dict[str, Any]) -> dict[str, Any]:
             "NanoCpus": round(cpus * 1e9) if cpus else 0,
             "CpuShares": limits.get("cpu_shares") or 0,
             "PidsLimit": limits.get("pids") or 0}
+def port_bindings(ports: list[dict[str, Any]]) -> dict[str, list[dict[str, str]]]:
+    """Docker's ``{"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]}``."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for p in ports:
+        out.setdefault(f"{p['container_port']}/{p['protocol']}", []).append(
+            {"HostIp": p["host_ip"], "HostPort": str(p["host_port"])})
+    return out
+
+
+def ports_text(ports: list[dict[str, Any]]) -> str:
+    """Docker's PORTS column: ``127.0.0.1:8080->80/tcp, ...``."""
+    from secpod.network import describe_port
+
+    return ", ".join(describe_port(p) for p in ports)
 
 
 def _rw(m: dict[str, Any]) -> bool:
@@ -138,7 +152,8 @@ def ps_fields(row: dict[str, Any], status_text: str, created_text: str) -> dict[
         "Status": status_text,
         "State": row["status"],
         "Names": row["name"],
-        "Ports": "",
+        "Ports": ports_text(row.get("ports") or []) if row["status"] in ("running", "paused")
+        else "",
         "Labels": ",".join(f"{k}={v}" for k, v in sorted((row.get("labels") or {}).items())),
         "Mounts": "",
         "Networks": "",

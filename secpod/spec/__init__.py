@@ -74,12 +74,26 @@ class Resources:
 
 @record(frozen=True, eq=False)
 class PortMapping:
-    """A published port (the networking issue fills these in)."""
+    """A published port (``-p``): ``host_ip:host_port`` on the host forwarded to
+    ``container_port`` on the container's loopback (docs/networking.md)."""
 
     container_port: int
-    host_port: int = 0
+    host_port: int = 0                 # 0: a free port the kernel picks (-P, -p CPORT)
     host_ip: str = "127.0.0.1"
-    protocol: str = "tcp"
+    protocol: str = "tcp"              # "tcp" | "udp"
+
+    def __str__(self) -> str:
+        return f"{self.container_port}/{self.protocol}"
+
+
+@record(frozen=True, eq=False)
+class Network:
+    """The run's network requests besides the mode (``spec.network``) and ``-p``
+    (``spec.ports``): what ``-P``, ``--dns`` and ``--add-host`` ask."""
+
+    publish_all: bool = False                      # -P: every EXPOSEd port
+    dns: tuple[str, ...] = ()                      # --dns addresses, in order
+    add_hosts: tuple[tuple[str, str], ...] = ()    # --add-host (name, address)
 
 
 @record(frozen=True, eq=False)
@@ -96,7 +110,8 @@ class ContainerSpec:
     auto_remove: bool = False
     mounts: tuple[Mount, ...] = ()
     security: Security = field(default_factory=Security)
-    network: str | None = None         # None: as the profile says; "none" | "host"
+    network: str | None = None         # None: as the profile says; "none" | "private" |
+    #                                    "pasta" | "host" (secpod.spec.flags.NETWORKS)
     resources: Resources = field(default_factory=Resources)
     ports: tuple[PortMapping, ...] = ()
     pod: str | None = None
@@ -109,6 +124,7 @@ class ContainerSpec:
     pull: str = "missing"              # "always" | "missing" | "never"
     platform: str | None = None        # OS/ARCH[/VARIANT] the image must be
     tls_verify: bool = True            # for a pull that --pull makes
+    network_options: Network = field(default_factory=Network)
 
     @property
     def binds(self) -> tuple[Mount, ...]:
@@ -117,10 +133,8 @@ class ContainerSpec:
 
 def unsupported(spec: ContainerSpec) -> list[str]:
     """The spec's requests this version of secpod cannot honour (each refused, not
-    dropped): published ports, pods and restart policies come with later work."""
+    dropped): pods and restart policies come with later work."""
     out = []
-    if spec.ports:
-        out.append("published ports")
     if spec.pod is not None:
         out.append("pods")
     if spec.restart != "no":
@@ -128,5 +142,5 @@ def unsupported(spec: ContainerSpec) -> list[str]:
     return out
 
 
-__all__ = ["ContainerSpec", "Mount", "PortMapping", "Process", "Resources", "Security",
+__all__ = ["ContainerSpec", "Mount", "Network", "PortMapping", "Process", "Resources", "Security",
            "unsupported"]

@@ -13,15 +13,17 @@ import os
 from pathlib import Path
 
 from secpod.errors import UsageError
-from secpod.spec import ContainerSpec, Mount, Process, Resources, Security
+from secpod.spec import ContainerSpec, Mount, Network, Process, Resources, Security
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from typing import Any
 
+    from secpod.spec import PortMapping
+
 RUNTIMES = ("crun", "runc")
-NETWORKS = ("none", "loopback", "host")
+NETWORKS = ("none", "private", "pasta", "host")   # and "loopback", an older name of private
 _SECURITY_OPTS = ("seccomp", "no-new-privileges", "label", "apparmor")
 _SECURITY_HINT = ("use seccomp=FILE, seccomp=unconfined, no-new-privileges[=true|false], "
                   "label=disable or apparmor=NAME")
@@ -64,7 +66,18 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
                         "apparmor=NAME")
     bool_flag(p, "--read-only", dest="read_only", default=None,
               help="read-only root filesystem (--read-only=false makes it writable)")
-    p.add_argument("--network", help="none (loopback only; the default) or host")
+    p.add_argument("--network", metavar="MODE",
+                   help="none (loopback only, nothing published), private (loopback only, "
+                        "-p reachable; the default), pasta (outbound through pasta), host")
+    p.add_argument("-p", "--publish", action="append", default=[],
+                   metavar="[IP:][HOST_PORT:]PORT[/PROTO]",
+                   help="publish a container port on the host (default address 127.0.0.1)")
+    bool_flag(p, "-P", "--publish-all", dest="publish_all",
+              help="publish every port the image EXPOSEs on a free port of 127.0.0.1")
+    p.add_argument("--dns", action="append", default=[], metavar="ADDRESS",
+                   help="a name server for /etc/resolv.conf (--network pasta)")
+    p.add_argument("--add-host", action="append", default=[], metavar="NAME:ADDRESS",
+                   help="a line for the container's /etc/hosts")
     p.add_argument("--pids-limit", metavar="N", help="at most N processes (tighter than the "
                    "profile's; looser is a weakening)")
     p.add_argument("-m", "--memory", metavar="SIZE", help="memory limit, e.g. 256m")
@@ -115,6 +128,8 @@ def spec_from_args(args: argparse.Namespace, *, detach: bool) -> ContainerSpec:
             read_only=args.read_only,
         ),
         network=parse_network(args.network),
+        ports=parse_ports(args.publish),
+        network_options=parse_network_options(args.publish_all, args.dns, args.add_host),
         resources=Resources(
             pids_limit=_positive(args.pids_limit, "--pids-limit"),
             memory=None if args.memory is None else parse_size(args.memory, "--memory"),
@@ -350,10 +365,36 @@ def parse_caps(names: Iterable[str], flag: str) -> tuple[str, ...]:
 def parse_network(value: str | None) -> str | None:
     if value is None:
         return None
+    if value == "loopback":
+        return "private"
     if value not in NETWORKS:
-        raise UsageError(f"unsupported --network {value!r}",
-                         hint="use --network none (loopback only) or --network host")
-    return "none" if value == "loopback" else value
+        from secpod.errors import NetworkRequestError
+
+        raise NetworkRequestError(f"unsupported --network {value!r}",
+                         hint="use --network none, private, pasta or host "
+                              "(docs/networking.md)")
+    return value
+
+
+def parse_ports(values: Iterable[str]) -> tuple[PortMapping, ...]:
+    """``-p`` values (secpod.network.ports owns the syntax); raises UsageError."""
+    if not values:
+        return ()
+    from secpod.network import ports
+
+    out = tuple(ports.parse_publish(v) for v in values)
+    ports.check_distinct(out)
+    return out
+
+
+def parse_network_options(publish_all: bool, dns: Iterable[str],
+                          add_hosts: Iterable[str]) -> Network:
+    if not publish_all and not dns and not add_hosts:
+        return Network()
+    from secpod.network import ports
+
+    return Network(publish_all=publish_all, dns=tuple(ports.parse_dns(d) for d in dns),
+                   add_hosts=tuple(ports.parse_add_host(h) for h in add_hosts))
 
 
 def check_hostname(name: str) -> str:

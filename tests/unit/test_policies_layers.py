@@ -250,11 +250,15 @@ def test_namespaces_and_the_network() -> None:
     assert [n["type"] for n in f.linux["namespaces"]] == ["mount", "network", "pid", "ipc",
                                                           "uts", "cgroup"]
     assert f.summary == {"namespaces": ["user", "mount", "network", "pid", "ipc", "uts",
-                                        "cgroup"], "network": "loopback"}
-    for asked in ("none", "loopback"):
-        assert namespaces.generate(STRICT, spec(network=asked), HOST).summary["network"] \
-            == "loopback"
-    host_net = namespaces.generate(STRICT, spec(network="host"), HOST)
+                                        "cgroup"], "network": "loopback",
+                         "network_mode": "private"}
+    for asked, mode in (("none", "none"), ("loopback", "private"), ("private", "private")):
+        summary = namespaces.generate(STRICT, spec(network=asked), HOST).summary
+        assert (summary["network"], summary["network_mode"]) == ("loopback", mode)
+    # strict's [network] modes leave out the host's network, whatever the floor allows
+    with pytest.raises(Refused, match="profile strict does not allow --network host"):
+        namespaces.generate(STRICT, spec(network="host"), HOST)
+    host_net = namespaces.generate(DEFAULT, spec(network="host"), HOST)
     assert "network" not in [n["type"] for n in host_net.linux["namespaces"]]
     assert host_net.summary["network"] == "host"
     # a profile on the host's network, with the run asking for its own
@@ -269,12 +273,13 @@ def test_namespaces_and_the_network() -> None:
 
 def test_sysctls_and_the_hosts_network() -> None:
     prof = replace(STRICT, sysctls=(("kernel.shmmax", "1024"),
-                                    ("net.ipv4.ping_group_range", "0 0")))
+                                    ("net.ipv4.ping_group_range", "0 0")),
+                   network_modes=("private", "host"))
     f = namespaces.generate(prof, spec(), HOST)
     assert f.linux["sysctl"] == {"kernel.shmmax": "1024", "net.ipv4.ping_group_range": "0 0"}
     with pytest.raises(ProfileError, match="net.\\* sysctls need the container's own network"):
         namespaces.generate(prof, spec(network="host"), HOST)
-    ipc_only = replace(STRICT, sysctls=(("kernel.shmmax", "1024"),))
+    ipc_only = replace(STRICT, sysctls=(("kernel.shmmax", "1024"),), network_modes=("host",))
     assert namespaces.generate(ipc_only, spec(network="host"), HOST).linux["sysctl"] == {
         "kernel.shmmax": "1024"}
     assert "sysctl" not in namespaces.generate(STRICT, spec(), HOST).linux

@@ -50,7 +50,7 @@ def test_a_full_command_line(tmp_path: Path) -> None:
     s = spec.security
     assert s.cap_drop == ("ALL",) and s.cap_add == ("CAP_NET_BIND_SERVICE",)
     assert s.no_new_privileges is True and s.read_only is False and s.seccomp is None
-    assert spec.network == "none"
+    assert spec.network == "private"
     r = spec.resources
     assert (r.pids_limit, r.memory, r.cpu_shares) == (10, 64 << 20, 512)
 
@@ -309,7 +309,8 @@ def test_parse_caps() -> None:
 
 def test_parse_network() -> None:
     assert f.parse_network(None) is None
-    assert f.parse_network("none") == "none" and f.parse_network("loopback") == "none"
+    assert f.parse_network("none") == "none" and f.parse_network("loopback") == "private"
+    assert f.parse_network("private") == "private" and f.parse_network("pasta") == "pasta"
     assert f.parse_network("host") == "host"
     for bad in ("bridge", "container:web", "", "HOST"):
         with pytest.raises(UsageError, match="unsupported --network"):

@@ -1,0 +1,278 @@
+"""Rootless networking: published ports of a ``private`` network (docs/networking.md).
+
+A container with published ports joins the user and network namespaces of a small
+holder process that secpod starts (:mod:`secpod.network._holder`; the decision is in
+docs/adr/0005-network-holder.md). The holder binds the host's addresses before it leaves
+the host's network namespace, and forwards each connection into the container's
+loopback: the container itself has no route out.
+
+- :func:`spawn` starts one early; :func:`start_holder` gives it the ports, which it binds
+  (the errors a user can act on: a port in use, a privileged port, a foreign address);
+- :func:`join` points a bundle's ``linux.namespaces`` at it;
+- :func:`watch` ties its life to the container's monitor and process;
+- :func:`stop` ends it (by its recorded pid and start time, never a reused pid).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from secpod.errors import Conflict, HostError, NetworkRequestError
+from secpod.spec import PortMapping
+
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
+
+    from secpod.sandbox.idmap import IdMap
+    from secpod.sandbox.preflight import Identity
+
+HOLDER = Path(__file__).resolve().parent / "_holder.py"
+HANDSHAKE_TIMEOUT = 10.0
+# Imported, not run as a script: its byte code comes from __pycache__ (no compile at start).
+_LOADER = (f"import sys; sys.path.insert(0, {str(HOLDER.parent)!r}); "
+           "import _holder; _holder.main()")
+_LIVE: dict[str, Holder] = {}   # this process's holders, by container id
+_PENDING: list[Holder] = []     # spawned, not yet a container's
+
+
+class Holder:
+    """A holder process: its control socket, and the ports it bound once started."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], ctl: socket.socket) -> None:
+        self.proc = proc
+        self.ctl = ctl
+        self.buf = b""
+        self.ports: tuple[PortMapping, ...] = ()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def send(self, *words: object) -> None:
+        self.ctl.sendall(" ".join(map(str, words)).encode() + b"\n")
+
+    def recv(self) -> list[str]:
+        deadline = time.monotonic() + HANDSHAKE_TIMEOUT
+        while b"\n" not in self.buf:
+            self.ctl.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                chunk = self.ctl.recv(65536)
+            except TimeoutError:
+                chunk = b""
+            if not chunk:
+                self.kill()
+                raise HostError("secpod's network holder ended before it was ready",
+                                hint="secpod doctor checks what this host allows")
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line.decode().split(" ")
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
+        self.ctl.close()
+        with contextlib.suppress(ValueError):
+            _PENDING.remove(self)
+
+
+def _bind_error(p: PortMapping, code: int) -> Exception:
+    from secpod.network.ports import UNPRIVILEGED_PORT_SYSCTL, unprivileged_port_start
+
+    where = f"-p {p.host_ip}:{p.host_port}:{p.container_port}/{p.protocol}"
+    if code == errno.EADDRINUSE:
+        return Conflict(f"{where}: the host port {p.host_ip}:{p.host_port}/{p.protocol} is "
+                        "already in use",
+                        hint="choose another host port, or stop what listens there "
+                             "(secpod ps shows the ports of containers)")
+    if code == errno.EACCES:
+        return NetworkRequestError(
+            f"{where}: the host port {p.host_port} is privileged on this host "
+            f"({UNPRIVILEGED_PORT_SYSCTL} = {unprivileged_port_start()})",
+            hint="use a host port at or above that value")
+    if code == errno.EADDRNOTAVAIL:
+        return NetworkRequestError(f"{where}: {p.host_ip} is not an address of this host",
+                                   hint="use 127.0.0.1, 0.0.0.0 or an address `ip addr` shows")
+    return HostError(f"{where}: cannot bind {p.host_ip}:{p.host_port}: {os.strerror(code)}")
+
+
+def _write_map(tool: str, pid: int, maps: tuple[IdMap, ...]) -> subprocess.Popen[str]:
+    args = [tool, str(pid)]
+    for m in maps:
+        args += [str(m.container_id), str(m.host_id), str(m.size)]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_map(tool: str, proc: subprocess.Popen[str]) -> None:
+    _, err = proc.communicate()
+    if proc.returncode != 0:
+        raise HostError(f"{tool} failed for secpod's network holder: "
+                        f"{err.strip() or proc.returncode}",
+                        hint="secpod doctor checks your subordinate id ranges")
+
+
+def spawn() -> Holder:
+    """Start a holder that waits for its ports (its interpreter's start-up then overlaps
+    the rest of ``create``). It dies with this process until :func:`watch` says
+    otherwise; :func:`discard_pending` ends those never started. Raises HostError."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", _LOADER, str(theirs.fileno()), str(os.getpid())],
+            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+    except OSError as e:
+        ours.close()
+        raise HostError(f"cannot start secpod's network holder: {e.strerror}") from e
+    finally:
+        theirs.close()
+    holder = Holder(proc, ours)
+    _PENDING.append(holder)
+    return holder
+
+
+def discard_pending() -> None:
+    """End the holders this process spawned and did not give a container."""
+    for holder in list(_PENDING):
+        holder.kill()
+
+
+def start_holder(cid: str, ports: tuple[PortMapping, ...], identity: Identity,
+                 folder: Path, holder: Holder | None = None) -> Holder:
+    """Make ``holder`` (or a new one) the holder of container ``cid``'s namespaces, with
+    ``ports`` bound on the host (its stderr, should it fail, goes to
+    ``folder/holder.err``).
+
+    Returns it ready for the container to join, its ``ports`` with the host ports the
+    kernel picked for 0. Raises Conflict (a port in use), NetworkRequestError (a
+    privileged port, an address not of this host) and HostError (the holder or the id
+    mappings failed); nothing is left running then."""
+    from secpod.network.ports import check_host_port, unprivileged_port_start
+
+    try:
+        start = unprivileged_port_start()
+        for p in ports:
+            check_host_port(p, start)
+        holder = holder or spawn()
+        holder.send("log", folder / "holder.err")
+        holder.send("ports", *(f"{p.host_ip},{p.host_port},{p.container_port},{p.protocol}"
+                               for p in ports))
+        answer = holder.recv()
+        if answer[0] == "error":
+            raise _bind_error(ports[int(answer[1])], int(answer[2]))
+        holder.ports = tuple(PortMapping(container_port=p.container_port, host_port=int(b),
+                                         host_ip=p.host_ip, protocol=p.protocol)
+                             for p, b in zip(ports, answer[1:], strict=True))
+        answer = holder.recv()
+        if answer[0] == "error":
+            raise HostError("secpod's network holder cannot make a user and network "
+                            f"namespace: {os.strerror(int(answer[2]))}",
+                            hint="secpod doctor checks unprivileged user namespaces")
+        maps = [("newuidmap", _write_map("newuidmap", holder.pid, identity.uid_map)),
+                ("newgidmap", _write_map("newgidmap", holder.pid, identity.gid_map))]
+        for tool, proc in maps:
+            _wait_map(tool, proc)
+        holder.send("mapped")
+        answer = holder.recv()
+        if answer[0] == "error":
+            raise HostError("secpod's network holder cannot set up the container's "
+                            f"loopback: {os.strerror(int(answer[2]))}")
+    except BaseException:
+        if holder is not None:
+            holder.kill()
+        raise
+    with contextlib.suppress(ValueError):
+        _PENDING.remove(holder)
+    _LIVE[cid] = holder
+    return holder
+
+
+def live(cid: str) -> Holder | None:
+    """The holder this process started for ``cid`` and still talks to, if any."""
+    holder = _LIVE.get(cid)
+    if holder is not None and holder.proc.poll() is not None:
+        del _LIVE[cid]
+        return None
+    return holder
+
+
+def join(config: dict[str, Any], folder: Path, holder: Holder) -> None:
+    """Make ``config`` join ``holder``'s user and network namespaces, through links in
+    ``folder/ns`` (a restart points them at the new holder; config.json stays as
+    written). The id mappings are the holder's, written by :func:`start_holder`."""
+    point_links(folder, holder.pid)
+    linux = config["linux"]
+    linux.pop("uidMappings", None)
+    linux.pop("gidMappings", None)
+    for ns in linux["namespaces"]:
+        if ns["type"] == "user":
+            ns["path"] = str(folder / "ns" / "user")
+        elif ns["type"] == "network":
+            ns["path"] = str(folder / "ns" / "net")
+
+
+def point_links(folder: Path, pid: int) -> None:
+    links = folder / "ns"
+    links.mkdir(mode=0o700, exist_ok=True)
+    for name in ("user", "net"):
+        tmp = links / f".{name}.tmp"
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        tmp.symlink_to(f"/proc/{pid}/ns/{name}")
+        tmp.replace(links / name)
+
+
+def watch(holder: Holder, pids: list[int], *, detach: bool) -> None:
+    """The holder lives until one of ``pids`` ends; with ``detach`` no longer with this
+    process. Closes this process's end of the control socket when detached."""
+    holder.send("watch", "detach" if detach else "stay", *pids)
+    holder.recv()
+    if detach:
+        holder.ctl.close()
+        for cid, h in list(_LIVE.items()):
+            if h is holder:
+                del _LIVE[cid]
+
+
+def identity_of(pid: int) -> str:
+    from secpod.sandbox.state import process_identity
+
+    return process_identity(pid)
+
+
+def stop(pid: int | None, ident: str | None) -> None:
+    """End a holder by its recorded pid, if that pid still is the process recorded
+    (``ident``: pid and start time)."""
+    if not pid or not ident or identity_of(pid) != ident:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 2
+    while identity_of(pid) == ident and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def as_records(ports: tuple[PortMapping, ...]) -> list[dict[str, Any]]:
+    return [{"host_ip": p.host_ip, "host_port": p.host_port,
+             "container_port": p.container_port, "protocol": p.protocol} for p in ports]
+
+
+def describe_port(p: dict[str, Any]) -> str:
+    """``127.0.0.1:8080->80/tcp`` (Docker's ps column)."""
+    ip = p["host_ip"]
+    host = f"[{ip}]" if ":" in ip else ip
+    return f"{host}:{p['host_port']}->{p['container_port']}/{p['protocol']}"
+
+
+__all__ = ["Holder", "as_records", "describe_port", "discard_pending", "join", "live", "spawn",
+           "start_holder", "stop", "watch"]

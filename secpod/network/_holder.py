@@ -1,0 +1,313 @@
+"""The network holder and port forwarder of one container (docs/adr/0005-network-holder.md).
+
+Imported by secpod's ``python3 -I -S -c LOADER CTL_FD PARENT_PID`` (so that its byte code
+comes from ``__pycache__``) and run as :func:`main`: standard library only,
+no secpod import and no json (its regular expressions cost half a megabyte), so that it
+starts fast and stays small. It talks to secpod over the unix socket CTL_FD, one line per
+message, words separated by spaces:
+
+1. ``log PATH`` (its stderr from now on), then ``ports IP,HOST_PORT,PORT,PROTO ...``; the
+   holder binds each host address and port in the host's network namespace (where it
+   still is) and answers ``bound PORT...`` (the ports the kernel gave for 0) or
+   ``error INDEX ERRNO`` and exits;
+2. it unshares a user and a network namespace and answers ``unshared PID``; secpod writes
+   the container's id mappings into the user namespace (newuidmap, newgidmap) and sends
+   ``mapped``;
+3. it brings ``lo`` up, lets unprivileged processes of that namespace bind low ports
+   (``net.ipv4.ip_unprivileged_port_start = 0`` there, as Docker does) and answers
+   ``ready``: the container joins both namespaces by path;
+4. ``watch detach|stay PID...``: it lives until any of these processes ends (the
+   container's monitor, the container) and answers ``ok``. With ``detach`` it stops dying
+   with its parent (PR_SET_PDEATHSIG), which it does until then.
+
+secpod may start it before it knows the ports (its start-up overlaps secpod's own work):
+until the first line it only waits.
+
+Its listening sockets stay in the host's namespace; every socket it makes afterwards is
+made in the container's. A TCP connection is relayed by two threads with splice(2)
+through a pipe (no copy through user space); a UDP datagram goes through one connected
+socket per peer. The container has no route anywhere but its own loopback.
+"""
+
+import ctypes
+import errno
+import fcntl
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from typing import Any
+
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
+PR_SET_PDEATHSIG = 1
+SIOCSIFFLAGS = 0x8914
+IFF_UP, IFF_RUNNING = 0x1, 0x40
+F_SETPIPE_SZ = 1031
+PIPE_SIZE = 1 << 20
+CHUNK = 1 << 20
+UDP_IDLE = 120.0
+CONNECT_TIMEOUT = 5.0
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class Ctl:
+    def __init__(self, fd: int) -> None:
+        self.sock = socket.socket(fileno=fd)
+        self.buf = b""
+
+    def send(self, *words: object) -> None:
+        self.sock.sendall(" ".join(map(str, words)).encode() + b"\n")
+
+    def recv(self) -> list[str]:
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                os._exit(0)        # secpod ended before the container was made
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line.decode().split(" ")
+
+
+def _die_with_parent(parent: int) -> None:
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+class BindFailed(Exception):
+    """Binding the I-th port failed with ERRNO."""
+
+
+def _bind(words: list[str]) -> list[Any]:
+    ports: list[dict[str, Any]] = []
+    for w in words:
+        ip, host_port, port, proto = w.split(",")
+        ports.append({"host_ip": ip, "host_port": int(host_port), "container_port": int(port),
+                      "protocol": proto})
+    out: list[Any] = []
+    for i, p in enumerate(ports):
+        family = socket.AF_INET6 if ":" in p["host_ip"] else socket.AF_INET
+        kind = socket.SOCK_STREAM if p["protocol"] == "tcp" else socket.SOCK_DGRAM
+        s = socket.socket(family, kind)
+        if kind == socket.SOCK_STREAM:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        try:
+            s.bind((p["host_ip"], p["host_port"]))
+            if kind == socket.SOCK_STREAM:
+                s.listen(128)
+        except OSError as e:
+            raise BindFailed(i, e.errno) from e
+        s.setblocking(False)
+        out.append((s, p))
+    return out
+
+
+def _loopback_up() -> None:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", IFF_UP | IFF_RUNNING))
+    finally:
+        s.close()
+
+
+def _pipe() -> tuple[int, int]:
+    r, w = os.pipe()
+    try:
+        fcntl.fcntl(w, F_SETPIPE_SZ, PIPE_SIZE)
+    except OSError:
+        pass     # the default pipe size (above /proc/sys/fs/pipe-max-size for users)
+    return r, w
+
+
+def _splice(src: int, dst: int) -> None:
+    r, w = _pipe()
+    try:
+        while True:
+            n = os.splice(src, w, CHUNK, flags=os.SPLICE_F_MOVE)
+            if n == 0:
+                break
+            while n:
+                n -= os.splice(r, dst, n, flags=os.SPLICE_F_MOVE)
+    except OSError:
+        pass
+    finally:
+        os.close(r)
+        os.close(w)
+        try:
+            socket.socket(fileno=os.dup(dst)).shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+
+def _serve_tcp(client: socket.socket, port: int) -> None:
+    try:
+        inner = socket.create_connection(("127.0.0.1", port), timeout=CONNECT_TIMEOUT)
+    except OSError:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()     # a reset: nothing listens on that port in the container
+        return
+    inner.settimeout(None)
+    client.setblocking(True)
+    back = threading.Thread(target=_splice, args=(inner.fileno(), client.fileno()),
+                            daemon=True)
+    back.start()
+    _splice(client.fileno(), inner.fileno())
+    back.join()
+    inner.close()
+    client.close()
+
+
+class Udp:
+    """One published UDP port: a connected socket in the namespace per peer."""
+
+    def __init__(self, sock: socket.socket, port: int, sel: selectors.BaseSelector) -> None:
+        self.sock, self.port, self.sel = sock, port, sel
+        self.peers: dict[Any, list[Any]] = {}
+
+    def from_outside(self) -> None:
+        try:
+            data, peer = self.sock.recvfrom(65535)
+        except OSError:
+            return
+        entry = self.peers.get(peer)
+        if entry is None:
+            inner = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            inner.connect(("127.0.0.1", self.port))
+            inner.setblocking(False)
+            entry = self.peers[peer] = [inner, 0.0]
+            self.sel.register(inner, selectors.EVENT_READ, ("udp-back", self, peer))
+        entry[1] = time.monotonic()
+        try:
+            entry[0].send(data)
+        except OSError:
+            pass
+
+    def from_inside(self, peer: Any) -> None:
+        entry = self.peers.get(peer)
+        if entry is None:
+            return
+        try:
+            data = entry[0].recv(65535)
+            self.sock.sendto(data, peer)
+        except OSError:
+            return
+        entry[1] = time.monotonic()
+
+    def sweep(self, now: float) -> None:
+        for peer, (inner, last) in list(self.peers.items()):
+            if now - last > UDP_IDLE:
+                self.sel.unregister(inner)
+                inner.close()
+                del self.peers[peer]
+
+
+def main() -> None:
+    ctl_fd, parent = int(sys.argv[-2]), int(sys.argv[-1])
+    _die_with_parent(parent)
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_IGN)
+    ctl = Ctl(ctl_fd)
+    line = ctl.recv()
+    if line[0] == "log":
+        log = os.open(" ".join(line[1:]), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(log, 2)
+        os.close(log)
+        line = ctl.recv()
+    try:
+        bound = _bind(line[1:])
+    except BindFailed as e:
+        ctl.send("error", *e.args)
+        return
+    ctl.send("bound", *(s.getsockname()[1] for s, _ in bound))
+    if _libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
+        ctl.send("error", "unshare", ctypes.get_errno())
+        return
+    ctl.send("unshared", os.getpid())
+    if ctl.recv() != ["mapped"]:
+        return
+    try:
+        _loopback_up()
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start", "w") as f:
+            f.write("0")
+    except OSError as e:
+        ctl.send("error", "loopback", e.errno)
+        return
+    threading.stack_size(256 * 1024)
+    ctl.send("ready")
+
+    sel = selectors.DefaultSelector()
+    udps = []
+    for s, p in bound:
+        if p["protocol"] == "tcp":
+            sel.register(s, selectors.EVENT_READ, ("tcp", p["container_port"]))
+        else:
+            u = Udp(s, p["container_port"], sel)
+            udps.append(u)
+            sel.register(s, selectors.EVENT_READ, ("udp", u))
+    ctl.sock.setblocking(False)
+    sel.register(ctl.sock, selectors.EVENT_READ, ("ctl",))
+    watching = False
+    last_sweep = time.monotonic()
+    while True:
+        for key, _ in sel.select(timeout=30 if udps else None):
+            what = key.data
+            if what[0] == "tcp":
+                listener: Any = key.fileobj
+                try:
+                    client, _addr = listener.accept()
+                except OSError:
+                    continue
+                threading.Thread(target=_serve_tcp, args=(client, what[1]), daemon=True).start()
+            elif what[0] == "udp":
+                what[1].from_outside()
+            elif what[0] == "udp-back":
+                what[1].from_inside(what[2])
+            elif what[0] == "pid":
+                os._exit(0)            # the container or its monitor ended
+            elif what[0] == "ctl":
+                try:
+                    data = ctl.sock.recv(65536)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    sel.unregister(ctl.sock)
+                    if not watching:
+                        os._exit(0)
+                    continue
+                ctl.buf += data
+                while b"\n" in ctl.buf:
+                    raw, _, ctl.buf = ctl.buf.partition(b"\n")
+                    words = raw.decode().split(" ")
+                    if words[0] != "watch":
+                        continue
+                    for pid in map(int, words[2:]):
+                        try:
+                            pidfd = os.pidfd_open(pid)
+                        except OSError as e:
+                            if e.errno == errno.ESRCH:
+                                os._exit(0)
+                            raise
+                        sel.register(pidfd, selectors.EVENT_READ, ("pid",))
+                    watching = True
+                    if words[1] == "detach":
+                        _libc.prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0)
+                    ctl.sock.setblocking(True)
+                    ctl.send("ok")
+                    ctl.sock.setblocking(False)
+        now = time.monotonic()
+        if udps and now - last_sweep > 30:
+            last_sweep = now
+            for u in udps:
+                u.sweep(now)
+
+
+if __name__ == "__main__":
+    main()
