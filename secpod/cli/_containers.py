@@ -8,7 +8,6 @@ import sys
 
 from secpod.cli._flags import bool_flag
 from secpod.cli._output import emit_formatted, emit_json, emit_table
-from secpod.spec.flags import add_run_flags
 
 
 def _options(args: argparse.Namespace, *, detach: bool) -> Any:
@@ -480,6 +479,8 @@ def _add_run(sub: _Subparsers) -> None:
     p = sub.add_parser("run", help="run a command in a new container", add_help=False)
     bool_flag(p, "-d", "--detach", dest="detach",
               help="run in the background under a monitor; print the container id")
+    from secpod.spec.flags import add_run_flags  # run and create only
+
     add_run_flags(p)
     p.set_defaults(func=_run)
 
@@ -487,6 +488,8 @@ def _add_run(sub: _Subparsers) -> None:
 def _add_create(sub: _Subparsers) -> None:
     p = sub.add_parser("create", help="create a container (start it with secpod start)",
                        add_help=False)
+    from secpod.spec.flags import add_run_flags  # run and create only
+
     add_run_flags(p)
     p.set_defaults(func=_create)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import sys
 
-from secpod import audit
 from secpod.errors import AuditError, Error, RuntimeFailed, UsageError
 from secpod.sandbox import bundle as bundlemod
 from secpod.sandbox import events, operations, preflight, signals, state
@@ -133,7 +132,7 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
         events.refused("network", e, spec, image_ref=ref, image_digest=image.digest,
                        trust=trust)
         raise
-    sweep_half_made()  # a name a killed `run` left taken is free again
+    events.sweep_half_made()  # a name a killed `run` left taken is free again
     cid, name, folder = state.reserve(spec.name)
     stage = "bundle"
     holder = None
@@ -371,12 +370,3 @@ def _cis_findings(config: dict[str, Any], profile: str) -> list[dict[str, str]]:
     return [
         {"id": f.id, "severity": f.severity, "title": f.title} for f in lint_config(config, profile)
     ]
-
-
-def sweep_half_made() -> None:
-    """Remove, and record, containers a killed ``run`` or ``create`` left half-made
-    (docs/runner.md, "What a signal to run leaves behind")."""
-    for cid, name in state.sweep_half_made():
-        audit.record("container.create.abandoned", "ok", container_id=cid,
-                     container_name=name or None,
-                     reason="its maker ended before the container was made; removed")

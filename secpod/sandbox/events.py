@@ -56,3 +56,14 @@ def container(action: str, ctr: Container, outcome: str = "ok", **kw: Any) -> No
         profile_hash=ctr.profile_hash,
         **kw,
     )
+
+
+def sweep_half_made() -> None:
+    """Remove, and record, containers a killed ``run`` or ``create`` left half-made
+    (docs/runner.md, "What a signal to run leaves behind")."""
+    from secpod.sandbox import state
+
+    for cid, name in state.sweep_half_made():
+        audit.record("container.create.abandoned", "ok", container_id=cid,
+                     container_name=name or None,
+                     reason="its maker ended before the container was made; removed")

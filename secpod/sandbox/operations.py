@@ -17,7 +17,6 @@ import os
 from pathlib import Path
 
 from secpod.errors import Conflict, Error, RuntimeFailed, UsageError
-from secpod.sandbox import bundle as bundlemod
 from secpod.sandbox import events, monitor, signals, state
 from secpod.sandbox.environment import Environment
 from secpod.sandbox.state import Container
@@ -87,6 +86,8 @@ def log_size_max(ctr: Container) -> int:
 def checked_bundle(ctr: Container, action: str) -> dict[str, Any]:
     """The container's config if it is the one create wrote; else audit ``action`` as
     refused and raise BundleChanged."""
+    from secpod.sandbox import bundle as bundlemod  # not for ps, logs, stop, ...
+
     try:
         return bundlemod.checked_config(ctr.bundle, ctr.config_digest, ctr.name)
     except bundlemod.BundleChanged as e:
@@ -407,10 +408,8 @@ def _mark(ctr: Container, how: str) -> None:
 # -- rm ----------------------------------------------------------------------------
 
 def remove(ref: str, *, force: bool = False, env: Environment | None = None) -> Container:
-    from secpod.sandbox.create import sweep_half_made
-
     env = _env(env)
-    sweep_half_made()
+    events.sweep_half_made()
     ctr = state.lookup(ref)
     rt = env.runtime_for(ctr)
     now = status_of(ctr, rt.state(ctr.id))
@@ -465,10 +464,8 @@ def describe(ctr: Container, rt_state: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def listing(all_containers: bool, env: Environment | None = None) -> list[dict[str, Any]]:
-    from secpod.sandbox.create import sweep_half_made
-
     env = _env(env)
-    sweep_half_made()
+    events.sweep_half_made()
     containers = state.all_containers()
     known: dict[str, dict[str, dict[str, Any]]] = {}
     out = []
@@ -545,6 +542,8 @@ def exec_in(
         process["env"] = list(merged.values())
     if workdir:
         process["cwd"] = workdir
+    from secpod.sandbox import bundle as bundlemod
+
     root = Path(config["root"]["path"])
     if user is not None:
         from secpod.sandbox import rootfs as rootfsmod

@@ -33,7 +33,6 @@ def records(monkeypatch: pytest.MonkeyPatch) -> Records:
         out.append((action, outcome, kw))
 
     monkeypatch.setattr(events.audit, "record", record)
-    monkeypatch.setattr(create.audit, "record", record)
     return out
 
 
