@@ -59,6 +59,11 @@ def _str(v: Any) -> str:
     return v if isinstance(v, str) else ""
 
 
+def _obj(rec: dict[str, Any], key: str) -> dict[str, Any]:
+    value = rec.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def event_of(rec: dict[str, Any]) -> dict[str, Any] | None:
     """The Docker event of one audit record, or None when the record is not one."""
     action = rec.get("action")
@@ -73,9 +78,7 @@ def event_of(rec: dict[str, Any]) -> dict[str, Any] | None:
         when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     except ValueError:
         return None
-    ctr = rec.get("container") if isinstance(rec.get("container"), dict) else {}
-    img = rec.get("image") if isinstance(rec.get("image"), dict) else {}
-    details = rec.get("details") if isinstance(rec.get("details"), dict) else {}
+    ctr, img, details = _obj(rec, "container"), _obj(rec, "image"), _obj(rec, "details")
     ref, digest = _str(img.get("ref")), _str(img.get("digest"))
     attrs: dict[str, str] = {}
     if typ == "container":

@@ -55,6 +55,9 @@ def _create(spec: ContainerSpec, env: Environment) -> Container:
     try:
         if unsupported(spec):
             raise UsageError(f"secpod cannot yet honour: {', '.join(unsupported(spec))}")
+        from secpod.sandbox.logs import check_driver
+
+        check_driver(spec.log_driver, detach=spec.detach)
         runtime_name = runtime.choose(spec.runtime, identity.user)
         in_use = state.selinux_levels_in_use() if env.features.selinux_enabled else frozenset()
         confinement = policies.confine(spec, env.features, user=identity.user,
@@ -160,6 +163,10 @@ def _create(spec: ContainerSpec, env: Environment) -> Container:
             user=spec.process.user,
             labels=dict(image.config.get("Labels") or {}),
             mounts=list(confinement.mounts),
+            restart_policy=spec.restart,
+            log_driver=spec.log_driver,
+            sdnotify=spec.sdnotify,
+            create_command=list(spec.command_line),
         )
         ctr.log_path.touch(mode=0o600)
         ctr.save()

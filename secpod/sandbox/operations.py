@@ -128,6 +128,9 @@ def start(ctr: Container, env: Environment | None = None) -> Container:
             current.exit_recorded = False
             current.stopped_by = None
             current.monitor = "conmon"
+            # A start by hand begins the restart policy's count and backoff again.
+            current.restart_count, current.restart_delay = 0, 0.0
+            current.restart_pending = False
             current.save()  # the monitor's exit callback reads it
             try:
                 launch(current, env)
@@ -142,6 +145,10 @@ def start(ctr: Container, env: Environment | None = None) -> Container:
             raise
         current.started = state.now()
     events.container("container.start", current)
+    if current.sdnotify == "conmon" and os.environ.get("NOTIFY_SOCKET"):
+        from secpod.sandbox import sdnotify
+
+        sdnotify.ready(monitor.monitor_pid(current.dir))
     return current
 
 
@@ -303,12 +310,21 @@ def top(ref: str, env: Environment | None = None) -> list[Any]:
 
 def stop(ref: str, timeout: float = 10, env: Environment | None = None) -> Container:
     """SIGTERM, then SIGKILL after ``timeout`` seconds; record the stop."""
+    from secpod.sandbox import restart as restartmod
+
     env = _env(env)
     ctr = state.lookup(ref)
     rt = env.runtime_for(ctr)
     now = status_of(ctr, rt.state(ctr.id))
     if now not in LIVE:
-        raise Conflict(f"container {ctr.name} is not running ({now})")
+        if restartmod.cancel(ctr, "stop"):  # waiting to be restarted: it is not
+            events.container("container.stop", ctr, details={"timeout": timeout,
+                                                              "killed": False,
+                                                              "restart_cancelled": True})
+            return ctr
+        now = status_of(ctr.reload(), rt.state(ctr.id))  # restarted meanwhile?
+        if now not in LIVE:
+            raise Conflict(f"container {ctr.name} is not running ({now})")
     _mark(ctr, "stop")
     _signal(ctr, rt, "TERM")
     escalated = False
@@ -329,6 +345,12 @@ def kill(ref: str, signal_name: str = "KILL", env: Environment | None = None) ->
     sig = signals.normalise(signal_name)
     now = status_of(ctr, rt.state(ctr.id))
     if now not in (*LIVE, Status.CREATED):
+        from secpod.sandbox import restart as restartmod
+
+        if restartmod.cancel(ctr, "kill"):  # waiting to be restarted: it is not
+            events.container("container.kill", ctr, details={"signal": sig,
+                                                              "restart_cancelled": True})
+            return ctr
         raise Conflict(f"container {ctr.name} is not running ({now})")
     _mark(ctr, "kill")
     _signal(ctr, rt, sig)
@@ -363,6 +385,10 @@ def remove(ref: str, *, force: bool = False, env: Environment | None = None) -> 
     sweep_half_made()
     ctr = state.lookup(ref)
     rt = env.runtime_for(ctr)
+    if ctr.restart_policy != "no":
+        from secpod.sandbox import restart as restartmod
+
+        restartmod.cancel(ctr, "rm")  # first: a restart waiting is called off
     now = status_of(ctr, rt.state(ctr.id))
     if now in LIVE and not force:
         raise Conflict(
@@ -408,6 +434,9 @@ def describe(ctr: Container, rt_state: dict[str, Any] | None) -> dict[str, Any]:
         "labels": ctr.labels,
         "runtime": ctr.runtime,
         "pid": (rt_state or {}).get("pid"),
+        "restart_policy": ctr.restart_policy,
+        "restart_count": ctr.restart_count,
+        "restarting": ctr.restart_pending,
     }
 
 

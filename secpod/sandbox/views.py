@@ -41,7 +41,7 @@ def inspect_view(ctr: Container, status: str, pid: int | None, config: dict[str,
             "Status": "exited" if status == "stopped" else status,
             "Running": status == "running",
             "Paused": status == "paused",
-            "Restarting": False,
+            "Restarting": bool(ctr.restart_pending),
             "OOMKilled": False,
             "Dead": False,
             "Pid": pid if running and pid else 0,
@@ -53,7 +53,7 @@ def inspect_view(ctr: Container, status: str, pid: int | None, config: dict[str,
         "Image": ctr.image_digest,
         "ImageName": ctr.image_ref,
         "Name": ctr.name,
-        "RestartCount": 0,
+        "RestartCount": ctr.restart_count,
         "Platform": "linux",
         "AppArmorProfile": process.get("apparmorProfile", ""),
         "ProcessLabel": process.get("selinuxLabel", ""),
@@ -79,6 +79,8 @@ def inspect_view(ctr: Container, status: str, pid: int | None, config: dict[str,
             "NetworkMode": "none",
             "PortBindings": {},
             "Runtime": ctr.runtime,
+            "RestartPolicy": _restart_policy(ctr.restart_policy),
+            "LogConfig": {"Type": ctr.log_driver, "Config": {}},
             "Binds": [_bind(m) for m in ctr.mounts if m.get("type") == "bind"],
             "Tmpfs": {m["destination"]: ",".join(m.get("options", ()))
                       for m in ctr.mounts if m.get("type") == "tmpfs"},
@@ -87,6 +89,12 @@ def inspect_view(ctr: Container, status: str, pid: int | None, config: dict[str,
         "NetworkSettings": {"Ports": {}},
         "Secpod": secpod,
     }
+
+
+def _restart_policy(policy: str) -> dict[str, Any]:
+    """Docker's ``HostConfig.RestartPolicy``: ``{"Name": "on-failure", "MaximumRetryCount": 3}``."""
+    name, _, count = policy.partition(":")
+    return {"Name": "" if name == "no" else name, "MaximumRetryCount": int(count or 0)}
 
 
 def _rw(m: dict[str, Any]) -> bool:
@@ -131,4 +139,5 @@ def ps_fields(row: dict[str, Any], status_text: str, created_text: str) -> dict[
         "Profile": row["profile"],
         "Runtime": row["runtime"],
         "ExitCode": row["exit_code"],
+        "Restarts": row.get("restart_count", 0),
     }

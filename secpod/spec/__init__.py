@@ -97,8 +97,11 @@ class ContainerSpec:
     resources: Resources = field(default_factory=Resources)
     ports: tuple[PortMapping, ...] = ()
     pod: str | None = None
-    restart: str = "no"
+    restart: str = "no"                # no | always | unless-stopped | on-failure[:N]
     log_size_max: int | None = None    # None: the profile's [logs] size_max
+    log_driver: str = "k8s-file"       # k8s-file | none | journald (sandbox/logs.py)
+    sdnotify: str = "conmon"           # conmon | ignore (docs/services.md)
+    command_line: tuple[str, ...] = () # the words of `secpod run|create ...` that asked
 
     @property
     def binds(self) -> tuple[Mount, ...]:
@@ -107,14 +110,12 @@ class ContainerSpec:
 
 def unsupported(spec: ContainerSpec) -> list[str]:
     """The spec's requests this version of secpod cannot honour (each refused, not
-    dropped): published ports, pods and restart policies come with later work."""
+    dropped): published ports and pods come with later work."""
     out = []
     if spec.ports:
         out.append("published ports")
     if spec.pod is not None:
         out.append("pods")
-    if spec.restart != "no":
-        out.append(f"restart policy {spec.restart!r}")
     return out
 
 

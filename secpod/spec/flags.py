@@ -68,8 +68,26 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
                    "profile's; looser is a weakening)")
     p.add_argument("-m", "--memory", metavar="SIZE", help="memory limit, e.g. 256m")
     p.add_argument("--cpu-shares", metavar="N", help="relative CPU weight (2-262144)")
+    add_service_flags(p)
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD")
+
+
+def add_service_flags(p: argparse.ArgumentParser) -> None:
+    """Restart policy, log driver and sd_notify (docs/services.md)."""
+    p.add_argument("--restart", default="no", metavar="POLICY",
+                   help="no, on-failure[:N], always or unless-stopped: run the container again "
+                        "after it exits (Docker's backoff; secpod stop ends it)")
+    p.add_argument("--log-driver", default="k8s-file", metavar="DRIVER",
+                   help="k8s-file (the default), none, or journald (where it runs); "
+                        "json-file is refused (conmon cannot write it)")
+    p.add_argument("--log-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="max-size=SIZE (each log file), max-file=2 (secpod keeps the current "
+                        "file and one rotated)")
+    p.add_argument("--sdnotify", default="conmon", metavar="MODE",
+                   help="under systemd (Type=notify, NOTIFY_SOCKET set): conmon, the default, "
+                        "sends READY=1 and MAINPID (the monitor) once the container runs; "
+                        "ignore sends nothing (container: not supported yet)")
 
 
 def spec_from_args(args: argparse.Namespace, *, detach: bool) -> ContainerSpec:
@@ -118,6 +136,11 @@ def spec_from_args(args: argparse.Namespace, *, detach: bool) -> ContainerSpec:
             memory=None if args.memory is None else parse_size(args.memory, "--memory"),
             cpu_shares=_cpu_shares(args.cpu_shares),
         ),
+        restart=parse_restart(args.restart, auto_remove=args.auto_remove),
+        log_driver=parse_log_driver(args.log_driver),
+        log_size_max=parse_log_opts(args.log_opt),
+        sdnotify=parse_sdnotify(args.sdnotify),
+        command_line=tuple(getattr(args, "command_line", ())),
     )
 
 
@@ -389,3 +412,77 @@ def _cpu_shares(value: str | None) -> int | None:
     if shares is not None and not 2 <= shares <= 262144:
         raise UsageError(f"--cpu-shares {value}: give a number from 2 to 262144")
     return shares
+
+
+# -- services (docs/services.md) --------------------------------------------------------
+
+RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
+LOG_DRIVERS = ("k8s-file", "none", "journald")
+SDNOTIFY = ("conmon", "container", "ignore")
+
+
+def parse_restart(value: str, *, auto_remove: bool = False) -> str:
+    """``--restart no|always|unless-stopped|on-failure[:N]`` in its normal form."""
+    name, sep, count = value.partition(":")
+    hint = "use --restart no, always, unless-stopped, on-failure or on-failure:N (N >= 0)"
+    if name not in RESTART_POLICIES:
+        raise UsageError(f"invalid --restart {value!r}", hint=hint)
+    if sep and (name != "on-failure" or not count.isdigit()):
+        raise UsageError(f"invalid --restart {value!r}: only on-failure takes a count",
+                         hint=hint)
+    if name != "no" and auto_remove:
+        raise UsageError(f"--restart {value} and --rm conflict",
+                         hint="a container removed when it exits cannot be run again")
+    return f"on-failure:{int(count)}" if sep else name
+
+
+def parse_log_driver(value: str) -> str:
+    if value == "json-file":
+        raise UsageError(
+            "--log-driver json-file is not supported: conmon 2.1 writes only k8s-file, "
+            "journald or nothing, and without a daemon nothing could rewrite its log as "
+            "Docker's JSON while the container runs",
+            hint="use k8s-file (secpod logs reads it; --timestamps gives each line's time)")
+    if value not in LOG_DRIVERS:
+        raise UsageError(f"unsupported --log-driver {value!r}",
+                         hint="use k8s-file, none or journald")
+    return value
+
+
+def parse_log_opts(items: Iterable[str]) -> int | None:
+    """``--log-opt max-size=SIZE,max-file=2`` -> the container's log bound in bytes (the
+    two files' total), None when not given."""
+    size = None
+    for item in items:
+        for part in item.split(","):
+            key, sep, value = part.partition("=")
+            if key == "max-size" and sep:
+                size = parse_size(value, "--log-opt max-size")
+            elif key == "max-file" and sep:
+                if value != "2":
+                    raise UsageError(
+                        f"--log-opt max-file={value}: secpod keeps exactly two log files",
+                        hint="the current file and one rotated (docs/runner.md, Logs); "
+                             "max-size bounds each")
+            else:
+                raise UsageError(f"unsupported --log-opt {part!r}",
+                                 hint="use max-size=SIZE (e.g. 10m) or max-file=2")
+    if size is None:
+        return None
+    from secpod.sandbox.logs import MIN_SIZE_MAX
+
+    if 2 * size < MIN_SIZE_MAX:
+        raise UsageError(f"--log-opt max-size={size}: at least {MIN_SIZE_MAX // 2} bytes",
+                         hint="e.g. max-size=1m")
+    return 2 * size
+
+
+def parse_sdnotify(value: str) -> str:
+    if value == "container":
+        raise UsageError(
+            "--sdnotify container is not supported yet: the container would need systemd's "
+            "notify socket mounted in and NOTIFY_SOCKET set, which secpod does not do yet",
+            hint="use --sdnotify conmon (READY=1 once the container runs) or ignore")
+    if value not in SDNOTIFY:
+        raise UsageError(f"invalid --sdnotify {value!r}", hint="use conmon, container or ignore")
+    return value
