@@ -67,3 +67,19 @@ def parse_point(text: str, flag: str, *, now: datetime | None = None) -> datetim
     if t.tzinfo is None:
         t = t.astimezone()  # local time, as Docker reads a time without a zone
     return t.astimezone(UTC)
+
+
+_FRACTION = re.compile(r"\.(\d+)")
+
+
+def parse_point_nanos(text: str, flag: str, *, now: datetime | None = None) -> int:
+    """:func:`parse_point` in nanoseconds since the epoch, keeping all nine digits of an
+    RFC 3339 time (``docker logs -t`` prints nanoseconds; ``--since`` takes them back)."""
+    s = text.strip()
+    m = _FRACTION.search(s)
+    if m is None or _UNIX.match(s) or _DURATION_LIKE.match(s):
+        t = parse_point(s, flag, now=now)
+        return int(t.timestamp()) * 1_000_000_000 + t.microsecond * 1000
+    digits = m.group(1)
+    t = parse_point(s[:m.start()] + s[m.end():], flag, now=now)
+    return int(t.timestamp()) * 1_000_000_000 + int((digits + "0" * 9)[:9])

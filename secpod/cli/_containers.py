@@ -227,14 +227,10 @@ def _logs(args: argparse.Namespace) -> int:
 
     since = until = tail = None
     if args.since is not None or args.until is not None:
-        from secpod._times import parse_point
+        from secpod._times import parse_point_nanos
 
-        def nanos(text: str, flag: str) -> int:
-            t = parse_point(text, flag)
-            return int(t.timestamp()) * 1_000_000_000 + t.microsecond * 1000
-
-        since = None if args.since is None else nanos(args.since, "--since")
-        until = None if args.until is None else nanos(args.until, "--until")
+        since = None if args.since is None else parse_point_nanos(args.since, "--since")
+        until = None if args.until is None else parse_point_nanos(args.until, "--until")
     if args.tail != "all":
         from secpod.errors import UsageError
 

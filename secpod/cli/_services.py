@@ -19,11 +19,11 @@ def _events(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from secpod._text import printable
-    from secpod._times import parse_point
+    from secpod._times import parse_point_nanos
     from secpod.audit import _events
 
-    since = None if args.since is None else _events.nanos(parse_point(args.since, "--since"))
-    until = None if args.until is None else _events.nanos(parse_point(args.until, "--until"))
+    since = None if args.since is None else parse_point_nanos(args.since, "--since")
+    until = None if args.until is None else parse_point_nanos(args.until, "--until")
     keep = _events.selector(args.filter)
     log = Path(args.dir) / "log.jsonl" if args.dir else _events.default_log()
     if args.follow:

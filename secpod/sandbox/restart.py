@@ -119,7 +119,8 @@ def relaunch(ctr: Container, env: Environment) -> Container | None:
             current.restart_pending = False
             return None
         previous = current.exit_code
-        current.restart_pending = False
+        # restart_pending stays set until the new run has started: `ps` and `inspect`
+        # show it restarting, not exited, meanwhile.
         try:
             operations.checked_bundle(current, "container.restart")
             rt.delete(current.id, force=True)
@@ -136,6 +137,7 @@ def relaunch(ctr: Container, env: Environment) -> Container | None:
             operations.launch(current, env)
             rt.start(current.id)
         except Error as e:
+            current.restart_pending = False
             try:
                 rt.delete(current.id, force=True)
             except Error:
@@ -148,6 +150,7 @@ def relaunch(ctr: Container, env: Environment) -> Container | None:
                                       "policy": current.restart_policy})
             return None
         current.started = state.now()
+        current.restart_pending = False
     events.container("container.restart", current, exit_status=previous, details={
         "restart_count": current.restart_count, "policy": current.restart_policy,
         "delay": current.restart_delay})

@@ -38,7 +38,8 @@ def inspect_view(ctr: Container, status: str, pid: int | None, config: dict[str,
         "Path": ctr.args[0] if ctr.args else "",
         "Args": ctr.args[1:],
         "State": {
-            "Status": "exited" if status == "stopped" else status,
+            "Status": "restarting" if ctr.restart_pending else
+                      "exited" if status == "stopped" else status,
             "Running": status == "running",
             "Paused": status == "paused",
             "Restarting": bool(ctr.restart_pending),

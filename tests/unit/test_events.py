@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from secpod._times import parse_duration, parse_point
+from secpod._times import parse_duration, parse_point, parse_point_nanos
 from secpod.audit import _events
 from secpod.errors import UsageError
 
@@ -53,6 +53,11 @@ def test_points_in_time() -> None:
                                                                        tzinfo=UTC)
     assert parse_point("2026-12-03T11:00:00+01:00", "--since") == datetime(2026, 12, 3, 10,
                                                                             tzinfo=UTC)
+    assert parse_point_nanos("2026-12-03T10:00:00.123456789Z", "--since") == (
+        int(datetime(2026, 12, 3, 10, tzinfo=UTC).timestamp()) * 10**9 + 123456789)
+    assert parse_point_nanos("2026-12-03T10:00:00.5+01:00", "--since") == (
+        int(datetime(2026, 12, 3, 9, tzinfo=UTC).timestamp()) * 10**9 + 500000000)
+    assert parse_point_nanos("1700000000", "--since") == 1700000000 * 10**9
     with pytest.raises(UsageError, match="--until: 'yesterday' is not a time"):
         parse_point("yesterday", "--until")
     with pytest.raises(UsageError, match="--since: invalid duration"):
