@@ -1,4 +1,5 @@
-"""Containers as services: ``events`` (from the audit log). docs/services.md."""
+"""Containers as services: ``events`` (from the audit log), ``generate systemd``.
+docs/services.md."""
 
 from __future__ import annotations
 
@@ -80,6 +81,60 @@ def _add_events(sub: _Subparsers) -> None:
     p.set_defaults(func=_events)
 
 
+# --- generate systemd ------------------------------------------------------------------
+
+
+def _generate_systemd(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from secpod.cli._output import status
+    from secpod.sandbox import state
+    from secpod.services import units
+
+    ctr = state.lookup(args.container)
+    name, text = units.container_unit(
+        ctr, new=args.new, use_name=args.name, restart_policy=args.restart_policy,
+        restart_sec=args.restart_sec, stop_timeout=args.time, prefix=args.container_prefix,
+        separator=args.separator)
+    if not args.files:
+        sys.stdout.write(text)
+        return 0
+    for path in units.write_units([(name, text)], Path.cwd()):
+        print(path)
+    status(f"install: cp {name} {units.user_unit_dir()}/ && systemctl --user daemon-reload "
+           f"&& systemctl --user enable --now {name}")
+    return 0
+
+
+def _add_generate(sub: _Subparsers) -> None:
+    p = sub.add_parser("generate", help="generate systemd units for containers")
+    kinds = p.add_subparsers(dest="kind", metavar="KIND")
+    kinds.required = True
+    s = kinds.add_parser(
+        "systemd", help="a systemd unit that runs a container as a service",
+        description="Print (or with --files write) a systemd unit for CONTAINER: "
+        "Type=notify, READY once the container runs, ExecStop through secpod stop. With "
+        "--new the unit creates the container when it starts, with the words that created "
+        "it, and removes it when it stops.")
+    s.add_argument("--new", action="store_true",
+                   help="create the container at start and remove it at stop")
+    s.add_argument("-n", "--name", action="store_true",
+                   help="name the container by its name, not its id (always so with --new)")
+    s.add_argument("--restart-policy", metavar="POLICY",
+                   help="systemd's Restart= (default: from the container's --restart, "
+                        "else on-failure)")
+    s.add_argument("--restart-sec", type=int, metavar="SECS", help="systemd's RestartSec=")
+    s.add_argument("-t", "--time", type=int, default=10, metavar="SECS",
+                   help="stop timeout (default 10)")
+    s.add_argument("--files", "-f", action="store_true",
+                   help="write CONTAINER-PREFIX-NAME.service in the current folder")
+    s.add_argument("--container-prefix", default="container", metavar="PREFIX")
+    s.add_argument("--separator", default="-", metavar="SEP")
+    s.add_argument("container", metavar="CONTAINER")
+    s.set_defaults(func=_generate_systemd)
+
+
 PARSERS = {
     "events": _add_events,
+    "generate": _add_generate,
 }
