@@ -103,6 +103,9 @@ def launch(ctr: Container, env: Environment) -> int:
 
 def start(ctr: Container, env: Environment | None = None) -> Container:
     """Start a created (or exited, detached) container under its monitor."""
+    # systemd's notify socket is secpod's to answer (sandbox/sdnotify.py): given to the
+    # runtime's `start`, crun would bind it for the container instead.
+    notify = os.environ.pop("NOTIFY_SOCKET", None)
     if env is None:
         try:
             env = Environment.load()
@@ -145,10 +148,10 @@ def start(ctr: Container, env: Environment | None = None) -> Container:
             raise
         current.started = state.now()
     events.container("container.start", current)
-    if current.sdnotify == "conmon" and os.environ.get("NOTIFY_SOCKET"):
+    if current.sdnotify == "conmon" and notify:
         from secpod.sandbox import sdnotify
 
-        sdnotify.ready(monitor.monitor_pid(current.dir))
+        sdnotify.ready(monitor.monitor_pid(current.dir), path=notify)
     return current
 
 

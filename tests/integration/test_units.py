@@ -91,5 +91,5 @@ def test_the_new_unit_creates_notifies_stops_and_removes(user: User, busybox: st
         user.sh(exec_words(unit, key))
     assert user.run("inspect", "svc").returncode == 1
     actions = [r["action"] for r in audit_records(user) if r["container"]["name"] == "svc"]
-    assert actions[-5:] == ["container.create", "container.start", "container.stop",
-                            "container.exit", "container.rm"], actions
+    assert actions[-6:] == ["container.create", "container.start", "container.exec",
+                            "container.stop", "container.exit", "container.rm"], actions
