@@ -6,11 +6,13 @@
 #
 #   scripts/bench.sh [--instructions]        bench/runner_bench.py
 #   scripts/bench.sh runtimes [--runs N]     bench/runtimes.py: crun vs runc, same bundle
+#   scripts/bench.sh restart                 bench/restart_bench.py: a restarting monitor's memory
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "run as root (it drops to the test user)" >&2; exit 2; }
 script=runner_bench.py
 if [ "${1:-}" = runtimes ]; then script=runtimes.py; shift; fi
+if [ "${1:-}" = restart ]; then script=restart_bench.py; shift; fi
 stage=$(bash "$here/scripts/test-env.sh" --setup-only)
 # Measure secpod as a user installs it (a regular, byte-compiled install), not
 # the editable install the tests use (its import finder costs ~15 ms a start).
