@@ -96,7 +96,8 @@ def main() -> None:
         if set(kinds) == {"conmon"}:
             steady = max(steady, total)
         elif "python" not in kinds and kinds.keys() & {"sh", "sleep"}:
-            backoff = max(backoff, total)
+            # the wait itself (the old conmon may still be finishing beside it)
+            backoff = max(backoff, kinds.get("sh", 0) + kinds.get("sleep", 0))
         if "python" in kinds:
             python_samples += 1
         time.sleep(0.01)
