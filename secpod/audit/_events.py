@@ -36,7 +36,7 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "container.rm": ("container", "destroy"),
     "container.exec": ("container", "exec_die"),
     "container.rename": ("container", "rename"),
-    "container.health_status": ("container", "health_status"),
+    "container.healthcheck": ("container", "health_status"),
     "image.import": ("image", "import"),
     "image.pull": ("image", "pull"),
     "image.push": ("image", "push"),
@@ -72,6 +72,8 @@ def event_of(rec: dict[str, Any]) -> dict[str, Any] | None:
         return None
     if rec.get("outcome") != "ok" and action != "container.exit":
         return None
+    if action == "container.healthcheck" and not _obj(rec, "details").get("changed"):
+        return None  # Docker's health_status event is a change of status
     typ, verb = kind
     stamp = _str(rec.get("time"))
     try:
@@ -95,7 +97,7 @@ def event_of(rec: dict[str, Any]) -> dict[str, Any] | None:
             attrs["execCommand"] = " ".join(str(a) for a in details["command"])
         if action == "container.restart" and details.get("restart_count") is not None:
             attrs["restartCount"] = str(details["restart_count"])
-        if action == "container.health_status" and details.get("health_status"):
+        if action == "container.healthcheck" and details.get("health_status"):
             verb = f"health_status: {details['health_status']}"
         if action == "container.exit" and details.get("stopped_by"):
             attrs["stoppedBy"] = str(details["stopped_by"])

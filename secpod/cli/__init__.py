@@ -34,7 +34,7 @@ _AREAS: dict[str, tuple[str, ...]] = {
     "_signing": ("key", "sign", "verify", "verify-bundle", "trust"),
     "_audit": ("audit",),
     "_registry": ("pull", "push"),
-    "_services": ("events", "generate"),
+    "_services": ("events", "generate", "healthcheck"),
 }
 
 

@@ -184,7 +184,10 @@ def _ps(args: argparse.Namespace) -> int:
             code = "?" if r["exit_code"] is None else r["exit_code"]
             return f"Exited ({code}) {since(r['finished'])}".strip()
         if r["status"] == "running" and r["started"]:
-            return "Up " + since(r["started"]).removesuffix(" ago")
+            health = r.get("health")
+            mark = "" if not health else (" (health: starting)" if health == "starting"
+                                          else f" ({health})")
+            return "Up " + since(r["started"]).removesuffix(" ago") + mark
         return str(r["status"]).capitalize()
 
     if args.quiet:

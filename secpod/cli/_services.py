@@ -134,7 +134,36 @@ def _add_generate(sub: _Subparsers) -> None:
     s.set_defaults(func=_generate_systemd)
 
 
+# --- healthcheck run ---------------------------------------------------------------------
+
+
+def _healthcheck(args: argparse.Namespace) -> int:
+    from secpod.sandbox import health
+    from secpod.sandbox.environment import Environment
+
+    env = Environment.load(check_host=False)
+    result = health.run_check(args.container, env, scheduled=args.scheduled)
+    if result is None:
+        return health.NOT_RUNNING
+    status, code = result
+    if not args.scheduled:
+        print(status)
+    return 0 if code == 0 else 1
+
+
+def _add_healthcheck(sub: _Subparsers) -> None:
+    p = sub.add_parser("healthcheck", help="run a container's health check")
+    kinds = p.add_subparsers(dest="kind", metavar="KIND")
+    kinds.required = True
+    r = kinds.add_parser("run", help="run the check once now; print the health status "
+                         "(exit 0 when the check passed, 1 when it failed)")
+    r.add_argument("--scheduled", action="store_true", help=argparse.SUPPRESS)
+    r.add_argument("container", metavar="CONTAINER")
+    r.set_defaults(func=_healthcheck)
+
+
 PARSERS = {
     "events": _add_events,
     "generate": _add_generate,
+    "healthcheck": _add_healthcheck,
 }

@@ -167,6 +167,7 @@ def _create(spec: ContainerSpec, env: Environment) -> Container:
             log_driver=spec.log_driver,
             sdnotify=spec.sdnotify,
             create_command=list(spec.command_line),
+            healthcheck=health_of(spec, image.config),
         )
         ctr.log_path.touch(mode=0o600)
         ctr.save()
@@ -203,6 +204,15 @@ def _discard(cid: str, name: str) -> None:
     be removed now keeps its `creating` marker, and the next command sweeps it."""
     with contextlib.suppress(Error):
         state.release(cid, name)
+
+
+def health_of(spec: ContainerSpec, image_config: dict[str, Any]) -> dict[str, Any]:
+    """The container's health check (sandbox/health.py); {} without one."""
+    if spec.health is None and not image_config.get("Healthcheck"):
+        return {}
+    from secpod.sandbox import health
+
+    return health.resolve(spec.health, image_config)
 
 
 def signing_rejected(err: Error) -> Error:

@@ -147,7 +147,13 @@ def start(ctr: Container, env: Environment | None = None) -> Container:
             events.container("container.start", current, "error", reason=e.message)
             raise
         current.started = state.now()
+        if current.healthcheck:
+            current.health = {"Status": "starting", "FailingStreak": 0, "Log": []}
     events.container("container.start", current)
+    if current.healthcheck:
+        from secpod.sandbox import health
+
+        health.schedule(current)
     if current.sdnotify == "conmon" and notify:
         from secpod.sandbox import sdnotify
 
@@ -446,6 +452,7 @@ def describe(ctr: Container, rt_state: dict[str, Any] | None) -> dict[str, Any]:
         "restart_policy": ctr.restart_policy,
         "restart_count": ctr.restart_count,
         "restarting": ctr.restart_pending,
+        "health": (ctr.health or {}).get("Status") if ctr.healthcheck else None,
     }
 
 

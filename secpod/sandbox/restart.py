@@ -151,7 +151,13 @@ def relaunch(ctr: Container, env: Environment) -> Container | None:
             return None
         current.started = state.now()
         current.restart_pending = False
+        if current.healthcheck:
+            current.health = {"Status": "starting", "FailingStreak": 0, "Log": []}
     events.container("container.restart", current, exit_status=previous, details={
         "restart_count": current.restart_count, "policy": current.restart_policy,
         "delay": current.restart_delay})
+    if current.healthcheck:
+        from secpod.sandbox import health
+
+        health.schedule(current)
     return current

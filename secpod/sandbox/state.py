@@ -121,6 +121,8 @@ class Container:
     log_driver: str = "k8s-file"
     sdnotify: str = "conmon"           # conmon: READY=1 and MAINPID to systemd once started
     create_command: list[str] = field(default_factory=list)
+    healthcheck: dict[str, Any] = field(default_factory=dict)  # sandbox/health.py; {}: none
+    health: dict[str, Any] = field(default_factory=dict)       # Status, FailingStreak, Log
 
     @property
     def short_id(self) -> str:

@@ -50,6 +50,7 @@ def inspect_view(ctr: Container, status: str, pid: int | None, config: dict[str,
             "Error": "",
             "StartedAt": ctr.started or ZERO_TIME,
             "FinishedAt": ctr.finished or ZERO_TIME,
+            **({"Health": _health(ctr)} if ctr.healthcheck else {}),
         },
         "Image": ctr.image_digest,
         "ImageName": ctr.image_ref,
@@ -69,6 +70,7 @@ def inspect_view(ctr: Container, status: str, pid: int | None, config: dict[str,
             "Labels": dict(ctr.labels),
             "StopSignal": "SIGTERM",
             "Tty": ctr.tty,
+            **({"Healthcheck": _healthcheck(ctr.healthcheck)} if ctr.healthcheck else {}),
         },
         "HostConfig": {
             "AutoRemove": ctr.auto_remove,
@@ -90,6 +92,19 @@ def inspect_view(ctr: Container, status: str, pid: int | None, config: dict[str,
         "NetworkSettings": {"Ports": {}},
         "Secpod": secpod,
     }
+
+
+def _health(ctr: Container) -> dict[str, Any]:
+    h = ctr.health or {}
+    return {"Status": h.get("Status", "starting"), "FailingStreak": h.get("FailingStreak", 0),
+            "Log": list(h.get("Log") or [])}
+
+
+def _healthcheck(hc: dict[str, Any]) -> dict[str, Any]:
+    """Docker's ``Config.Healthcheck`` (times in nanoseconds)."""
+    return {"Test": list(hc["test"]), "Interval": int(hc["interval"] * 1e9),
+            "Timeout": int(hc["timeout"] * 1e9), "StartPeriod": int(hc["start_period"] * 1e9),
+            "Retries": hc["retries"]}
 
 
 def _restart_policy(policy: str) -> dict[str, Any]:

@@ -43,6 +43,9 @@ CONTAINER_KEYS = {
     "SecurityLabelDisable": "", "SeccompProfile": "", "HostName": "--hostname",
     "Notify": "", "RunInit": "", "PidsLimit": "--pids-limit", "Memory": "--memory",
     "StopTimeout": "", "LogDriver": "--log-driver", "AppArmor": "",
+    "HealthCmd": "--health-cmd", "HealthInterval": "--health-interval",
+    "HealthTimeout": "--health-timeout", "HealthRetries": "--health-retries",
+    "HealthStartPeriod": "--health-start-period", "HealthOnFailure": "--health-on-failure",
 }
 #: keys of Podman's [Container] secpod knows and does not honour yet: why
 NOT_YET = {
@@ -58,7 +61,6 @@ NOT_YET = {
     "Ulimit": "--ulimit comes with the Docker CLI work",
     "PodmanArgs": "secpod takes no raw Podman arguments: use the keys, or [X-Secpod]",
     "AutoUpdate": "secpod has no auto-update",
-    "HealthCmd": "health checks are not supported yet",
     "Secret": "secrets are not supported yet",
     "UserNS": "secpod makes the user namespace itself",
 }

@@ -80,6 +80,19 @@ class PortMapping:
 
 
 @record(frozen=True, eq=False)
+class Health:
+    """A health check as asked (``--health-*``); times in seconds, None: the image's
+    value, else Docker's default (sandbox/health.py)."""
+
+    test: tuple[str, ...] = ()          # ("CMD-SHELL", cmd) | ("CMD", arg...) | ("NONE",)
+    interval: float | None = None
+    timeout: float | None = None
+    retries: int | None = None
+    start_period: float | None = None
+    on_failure: str = "none"            # none | kill | stop | restart
+
+
+@record(frozen=True, eq=False)
 class ContainerSpec:
     """Everything ``secpod run``/``create`` is asked."""
 
@@ -102,6 +115,7 @@ class ContainerSpec:
     log_driver: str = "k8s-file"       # k8s-file | none | journald (sandbox/logs.py)
     sdnotify: str = "conmon"           # conmon | ignore (docs/services.md)
     command_line: tuple[str, ...] = () # the words of `secpod run|create ...` that asked
+    health: Health | None = None       # None: the image's Healthcheck, if it has one
 
     @property
     def binds(self) -> tuple[Mount, ...]:
@@ -119,5 +133,5 @@ def unsupported(spec: ContainerSpec) -> list[str]:
     return out
 
 
-__all__ = ["ContainerSpec", "Mount", "PortMapping", "Process", "Resources", "Security",
+__all__ = ["ContainerSpec", "Health", "Mount", "PortMapping", "Process", "Resources", "Security",
            "unsupported"]

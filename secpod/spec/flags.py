@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from secpod.errors import UsageError
-from secpod.spec import ContainerSpec, Mount, Process, Resources, Security
+from secpod.spec import ContainerSpec, Health, Mount, Process, Resources, Security
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
@@ -74,7 +74,9 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
 
 
 def add_service_flags(p: argparse.ArgumentParser) -> None:
-    """Restart policy, log driver and sd_notify (docs/services.md)."""
+    """Restart policy, log driver, sd_notify and health check (docs/services.md)."""
+    from secpod.cli._flags import bool_flag
+
     p.add_argument("--restart", default="no", metavar="POLICY",
                    help="no, on-failure[:N], always or unless-stopped: run the container again "
                         "after it exits (Docker's backoff; secpod stop ends it)")
@@ -88,6 +90,20 @@ def add_service_flags(p: argparse.ArgumentParser) -> None:
                    help="under systemd (Type=notify, NOTIFY_SOCKET set): conmon, the default, "
                         "sends READY=1 and MAINPID (the monitor) once the container runs; "
                         "ignore sends nothing (container: not supported yet)")
+    p.add_argument("--health-cmd", metavar="CMD",
+                   help="a health check, run in the container as exec runs a command "
+                        "(a shell command line; the image's Healthcheck otherwise)")
+    p.add_argument("--health-interval", metavar="DURATION", help="between checks (30s)")
+    p.add_argument("--health-timeout", metavar="DURATION",
+                   help="a check taking longer fails (30s)")
+    p.add_argument("--health-retries", metavar="N",
+                   help="failures in a row that make it unhealthy (3)")
+    p.add_argument("--health-start-period", metavar="DURATION",
+                   help="failures in this time after the start do not count (0s)")
+    p.add_argument("--health-on-failure", default="none", metavar="ACTION",
+                   help="when it becomes unhealthy: none, kill, stop or restart")
+    bool_flag(p, "--no-healthcheck", dest="no_healthcheck",
+              help="no health check, not even the image's")
 
 
 def spec_from_args(args: argparse.Namespace, *, detach: bool) -> ContainerSpec:
@@ -141,6 +157,7 @@ def spec_from_args(args: argparse.Namespace, *, detach: bool) -> ContainerSpec:
         log_size_max=parse_log_opts(args.log_opt),
         sdnotify=parse_sdnotify(args.sdnotify),
         command_line=tuple(getattr(args, "command_line", ())),
+        health=parse_health(args),
     )
 
 
@@ -486,3 +503,46 @@ def parse_sdnotify(value: str) -> str:
     if value not in SDNOTIFY:
         raise UsageError(f"invalid --sdnotify {value!r}", hint="use conmon, container or ignore")
     return value
+
+
+HEALTH_ACTIONS = ("none", "kill", "stop", "restart")
+
+
+def parse_health(args: argparse.Namespace) -> Health | None:
+    """The ``--health-*`` flags; None when none is given (the image's check applies)."""
+    from secpod._times import parse_duration
+
+    if args.health_on_failure not in HEALTH_ACTIONS:
+        raise UsageError(f"invalid --health-on-failure {args.health_on_failure!r}",
+                         hint="use none, kill, stop or restart")
+    given = [args.health_cmd, args.health_interval, args.health_timeout,
+             args.health_retries, args.health_start_period]
+    if args.no_healthcheck:
+        if any(v is not None for v in given):
+            raise UsageError("--no-healthcheck and --health-* flags conflict")
+        return Health(test=("NONE",))
+    if all(v is None for v in given) and args.health_on_failure == "none":
+        return None
+    if args.health_cmd is not None and not args.health_cmd.strip():
+        raise UsageError("--health-cmd is empty", hint="give a command, or --no-healthcheck")
+
+    def seconds(value: str | None, flag: str) -> float | None:
+        if value is None:
+            return None
+        s = parse_duration(value, flag)
+        if s <= 0 and flag != "--health-start-period":
+            raise UsageError(f"{flag} {value!r}: give a duration above zero")
+        return s
+
+    retries = None
+    if args.health_retries is not None:
+        if not args.health_retries.isdigit() or int(args.health_retries) < 1:
+            raise UsageError(f"--health-retries {args.health_retries!r}: give a number from 1")
+        retries = int(args.health_retries)
+    return Health(
+        test=("CMD-SHELL", args.health_cmd) if args.health_cmd is not None else (),
+        interval=seconds(args.health_interval, "--health-interval"),
+        timeout=seconds(args.health_timeout, "--health-timeout"),
+        retries=retries,
+        start_period=seconds(args.health_start_period, "--health-start-period"),
+        on_failure=args.health_on_failure)

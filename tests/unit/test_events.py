@@ -155,3 +155,22 @@ def test_follow_prints_what_is_recorded_after_it_started(tmp_path: Path) -> None
     th.join(timeout=10)
     assert not th.is_alive()
     assert got == [0, 1]
+
+
+def test_health_from_the_image_and_the_flags() -> None:
+    from secpod.sandbox import health
+    from secpod.spec import Health
+
+    image = {"Healthcheck": {"Test": ["CMD", "wget", "-qO-", "127.0.0.1"],
+                             "Interval": 10 * 10**9, "Retries": 5}}
+    assert health.resolve(None, image) == {
+        "test": ["CMD", "wget", "-qO-", "127.0.0.1"], "interval": 10.0, "timeout": 30.0,
+        "start_period": 0.0, "retries": 5, "on_failure": "none"}
+    mine = health.resolve(Health(test=("CMD-SHELL", "true"), timeout=2.0, on_failure="stop"),
+                          image)
+    assert mine["test"] == ["CMD-SHELL", "true"] and mine["interval"] == 10.0
+    assert mine["timeout"] == 2.0 and mine["on_failure"] == "stop"
+    assert health.resolve(Health(test=("NONE",)), image) == {}
+    assert health.resolve(None, {}) == {}
+    with pytest.raises(UsageError, match="not one secpod can run"):
+        health.resolve(None, {"Healthcheck": {"Test": ["SHELL", "x"]}})
