@@ -12,10 +12,12 @@ from secpod.spec.flags import add_run_flags
 
 
 def _options(args: argparse.Namespace, *, detach: bool) -> Any:
+    from secpod.cli import canonical
     from secpod.spec.flags import spec_from_args
 
-    # The words that asked, kept on the record: `generate systemd --new` runs them again.
-    words = sys.argv[1:]
+    # The words that asked, kept on the record: `generate systemd --new` runs them again
+    # (Docker's spellings, `container run`, as secpod's).
+    words = canonical(sys.argv[1:])
     while words and words[0] in ("-v", "--verbose"):
         words = words[1:]
     args.command_line = words
@@ -361,9 +363,15 @@ def _cleanup(args: argparse.Namespace) -> int:
     except NotFound:
         return 0  # removed already (rm -f collected the exit)
     if args.restart:  # the policy's backoff has passed (sandbox/restart.py)
+        from secpod.errors import Error
         from secpod.sandbox.environment import Environment
 
-        restart.relaunch(ctr, Environment.load())
+        try:
+            env = Environment.load()
+        except Error as e:
+            restart.give_up(ctr, e.message)
+            raise
+        restart.relaunch(ctr, env)
         return 0
     ctr = operations.collect_exit(ctr)
     delay = restart.after_exit(ctr)

@@ -107,6 +107,23 @@ def cancel(ctr: Container, how: str) -> bool:
     return True
 
 
+def give_up(ctr: Container, reason: str) -> None:
+    """The restart cannot happen (the host refuses new containers now): the container
+    stays exited, and the record says why."""
+    with ctr.locked():
+        try:
+            current = ctr.reload()
+        except FileNotFoundError:
+            return
+        if not current.restart_pending:
+            return
+        current.restart_pending = False
+        current.save()
+    events.container("container.restart", current, "error", reason=reason,
+                     details={"restart_count": current.restart_count + 1,
+                              "policy": current.restart_policy})
+
+
 def relaunch(ctr: Container, env: Environment) -> Container | None:
     """Start the container again under a new monitor, if it is still waiting for it
     (re-read under its lock). Returns it, or None when the restart was called off."""
