@@ -510,8 +510,6 @@ HEALTH_ACTIONS = ("none", "kill", "stop", "restart")
 
 def parse_health(args: argparse.Namespace) -> Health | None:
     """The ``--health-*`` flags; None when none is given (the image's check applies)."""
-    from secpod._times import parse_duration
-
     if args.health_on_failure not in HEALTH_ACTIONS:
         raise UsageError(f"invalid --health-on-failure {args.health_on_failure!r}",
                          hint="use none, kill, stop or restart")
@@ -529,6 +527,8 @@ def parse_health(args: argparse.Namespace) -> Health | None:
     def seconds(value: str | None, flag: str) -> float | None:
         if value is None:
             return None
+        from secpod._times import parse_duration  # only when asked: not on every run
+
         s = parse_duration(value, flag)
         if s <= 0 and flag != "--health-start-period":
             raise UsageError(f"{flag} {value!r}: give a duration above zero")
