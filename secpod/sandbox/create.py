@@ -58,6 +58,10 @@ def _create(spec: ContainerSpec, env: Environment) -> Container:
         from secpod.sandbox.logs import check_driver
 
         check_driver(spec.log_driver, detach=spec.detach)
+        if spec.restart != "no" and not spec.detach:
+            raise UsageError(f"--restart {spec.restart} needs a detached container",
+                             hint="secpod run -d --restart ...: the restart is made by the "
+                                  "detached container's exit callback, there is no daemon")
         runtime_name = runtime.choose(spec.runtime, identity.user)
         in_use = state.selinux_levels_in_use() if env.features.selinux_enabled else frozenset()
         confinement = policies.confine(spec, env.features, user=identity.user,

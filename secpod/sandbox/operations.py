@@ -192,6 +192,10 @@ def finish(ctr: Container, env: Environment, code: int | None, *,
             current.exit_code = code
             current.finished = state.now()
             current.exit_recorded = True
+            if current.restart_policy != "no":
+                from secpod.sandbox import restart as restartmod
+
+                restartmod.mark(current)  # in the same save: never exited-and-not-restarting
             current.save()
             # A container's exit closes a chapter of the log: sign a checkpoint.
             events.container(
@@ -326,6 +330,8 @@ def stop(ref: str, timeout: float = 10, env: Environment | None = None) -> Conta
     rt = env.runtime_for(ctr)
     now = status_of(ctr, rt.state(ctr.id))
     if now not in LIVE:
+        if now is Status.STOPPED and ctr.restart_policy != "no":
+            _wait_recorded(ctr, env, 5)  # its monitor's callback decides on a restart
         if restartmod.cancel(ctr, "stop"):  # waiting to be restarted: it is not
             events.container("container.stop", ctr, details={"timeout": timeout,
                                                               "killed": False,

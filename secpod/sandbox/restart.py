@@ -63,9 +63,21 @@ def _seconds_between(start: str | None, end: str | None) -> float | None:
         return None
 
 
+def mark(current: Container) -> None:
+    """As the exit is recorded (operations.finish, under the container's lock, in the same
+    save): mark a detached container for a restart if its policy covers the exit, so that
+    nothing ever sees it exited and not restarting in between."""
+    if (current.restart_policy == "no" or current.monitor != "conmon" or current.stopped_by
+            or not covers(current.restart_policy, current.exit_code, current.restart_count)):
+        return
+    current.restart_delay = next_delay(current.restart_delay,
+                                       _seconds_between(current.started, current.finished))
+    current.restart_pending = True
+
+
 def after_exit(ctr: Container) -> float | None:
-    """After the exit is recorded: mark the container for a restart if its policy covers
-    the exit, and return the delay to wait first; None when it stays exited."""
+    """After the exit is recorded: the delay to wait before the restart :func:`mark`
+    decided on; None when the container stays exited."""
     if ctr.restart_policy == "no":
         return None
     with ctr.locked():
@@ -73,15 +85,8 @@ def after_exit(ctr: Container) -> float | None:
             current = ctr.reload()
         except FileNotFoundError:
             return None
-        if (not current.exit_recorded or current.stopped_by or current.restart_pending
-                or not covers(current.restart_policy, current.exit_code,
-                              current.restart_count)):
+        if not current.restart_pending or current.stopped_by:
             return None
-        current.restart_delay = next_delay(current.restart_delay,
-                                           _seconds_between(current.started,
-                                                            current.finished))
-        current.restart_pending = True
-        current.save()
         return current.restart_delay
 
 

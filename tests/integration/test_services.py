@@ -123,6 +123,14 @@ def test_bad_service_flags_are_refused(user: User, busybox: str, args: list[str]
     assert user.run("ps", "-a", "-q").stdout.strip() == ""
 
 
+def test_a_restart_policy_needs_a_detached_container(user: User, busybox: str) -> None:
+    r = user.run("run", "--restart", "always", busybox, "true")
+    assert r.returncode == 2 and "--restart always needs a detached container" in r.stderr
+    refused = [x for x in audit_records(user) if x["action"] == "container.run.refused"]
+    assert refused and "needs a detached container" in str(refused[-1]["reason"])
+    assert user.run("ps", "-a", "-q").stdout.strip() == ""
+
+
 # -- log drivers ------------------------------------------------------------------------
 
 def test_journald_is_refused_where_there_is_none(user: User, busybox: str) -> None:
