@@ -31,9 +31,9 @@ def _settled(user: User, name: str) -> dict[str, Any]:
     """The container once it has exited and no restart is waiting."""
     info: dict[str, Any] = {}
 
-    def done() -> bool:
+    def done() -> bool:  # secpod's own status: "stopped" until the exit is recorded
         info.update(_inspect(user, name))
-        return info["State"]["Status"] == "exited" and not info["State"]["Restarting"]
+        return info["Secpod"]["status"] == "exited" and not info["State"]["Restarting"]
 
     _until(done)
     return info
