@@ -13,7 +13,8 @@ stop or restart the container (each recorded as itself).
 
 While the container runs, ``sh -c 'while sleep INTERVAL; do secpod healthcheck run
 --scheduled ID ...'`` runs the checks (started with the container, by ``start`` and by
-a policy's restart); it ends at the first tick after the container stopped. A check
+a policy's restart); the exit's record ends it (its pid and start time are in the
+container's folder), and failing that, the first tick after the container stopped. A check
 that times out has its ``exec`` killed; a process it started inside the container may
 outlive it (the runtime's exec gives no way to kill the process group it made).
 """
@@ -45,6 +46,7 @@ DEFAULT_RETRIES = 3
 LOG_KEEP = 5
 OUTPUT_MAX = 4096          # Docker keeps at most 4 KiB of a check's output
 NOT_RUNNING = 3            # `healthcheck run --scheduled`: the container stopped
+SCHEDULER = "health.scheduler"  # in the container's folder: the loop's pid and start time
 
 
 def resolve(asked: Health | None, image_config: dict[str, Any]) -> dict[str, Any]:
@@ -98,9 +100,25 @@ def schedule(ctr: Container) -> None:
     argv = [sys.executable, "-m", "secpod", "healthcheck", "run", "--scheduled", ctr.id]
     # $0 is the interval; the loop ends when a check says the container stopped (3)
     script = 'while sleep "$0"; do "$@"; [ $? -eq 3 ] && exit 0; done'
-    subprocess.Popen(["/bin/sh", "-c", script, f"{ctr.healthcheck['interval']:.3f}", *argv],
-                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        ["/bin/sh", "-c", script, f"{ctr.healthcheck['interval']:.3f}", *argv],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    # who it is (pid and start time): unschedule() ends this one, never a reused pid
+    (ctr.dir / SCHEDULER).write_text(state._process_identity(proc.pid))
+
+
+def unschedule(ctr: Container) -> None:
+    """End the container's check loop (at its exit: it must not wait out an interval)."""
+    try:
+        marker = (ctr.dir / SCHEDULER).read_text().strip()
+        (ctr.dir / SCHEDULER).unlink()
+    except FileNotFoundError:
+        return
+    pid = marker.split()[0] if marker else ""
+    if pid.isdigit() and state._process_identity(int(pid)) == marker:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(int(pid), signal.SIGTERM)  # its session: the shell and its sleep
 
 
 def _command(test: list[str]) -> list[str]:

@@ -197,6 +197,10 @@ def finish(ctr: Container, env: Environment, code: int | None, *,
 
                 restartmod.mark(current)  # in the same save: never exited-and-not-restarting
             current.save()
+            if current.healthcheck:
+                from secpod.sandbox import health
+
+                health.unschedule(current)
             # A container's exit closes a chapter of the log: sign a checkpoint.
             events.container(
                 "container.exit",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -52,9 +53,20 @@ def test_a_check_by_hand(user: User, busybox: str) -> None:
     user.run("run", "-d", "--name", "plain", busybox, "sleep", "60", check=True)
     r = user.run("healthcheck", "run", "plain")
     assert r.returncode == 2 and "has no health check" in r.stderr
+    folder = Path(_inspect(user, "h")["Secpod"]["bundle"]).parent
+    pid = int((folder / "health.scheduler").read_text().split()[0])
+    assert Path(f"/proc/{pid}").exists()
     user.run("stop", "-t", "1", "h", check=True)
     r = user.run("healthcheck", "run", "h")
     assert r.returncode == 1 and "is not running" in r.stderr
+    # the check loop (every hour here) ended with the container, not an hour later
+    for _ in range(50):
+        if not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text(
+                ).rpartition(")")[2].split()[:1]:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the health check loop outlived the container")
 
 
 def test_an_unhealthy_container_is_killed_on_schedule(user: User, busybox: str) -> None:
