@@ -11,6 +11,7 @@
 #                                            alternated, with the load average
 #   scripts/bench.sh cli                     bench/cli_bench.py: ps -a and inspect vs podman
 #   scripts/bench.sh network [--runs N]      bench/network.py: -p throughput, start, memory
+#   scripts/bench.sh restart                 bench/restart_bench.py: a restarting monitor's memory
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "run as root (it drops to the test user)" >&2; exit 2; }
@@ -19,6 +20,7 @@ if [ "${1:-}" = runtimes ]; then script=runtimes.py; shift; fi
 if [ "${1:-}" = strict ]; then script=strict_path.py; shift; fi
 if [ "${1:-}" = cli ]; then script=cli_bench.py; shift; fi
 if [ "${1:-}" = network ]; then script=network.py; shift; fi
+if [ "${1:-}" = restart ]; then script=restart_bench.py; shift; fi
 stage=$(bash "$here/scripts/test-env.sh" --setup-only)
 # Measure secpod as a user installs it (a regular, byte-compiled install), not
 # the editable install the tests use (its import finder costs ~15 ms a start).

@@ -11,9 +11,16 @@ from secpod.cli._output import emit_formatted, emit_json, emit_table
 
 
 def _options(args: argparse.Namespace, *, detach: bool) -> Any:
+    from secpod.cli import canonical
     from secpod.errors import NetworkRequestError
     from secpod.spec.flags import spec_from_args
 
+    # The words that asked, kept on the record: `generate systemd --new` runs them again
+    # (Docker's spellings, `container run`, as secpod's).
+    words = canonical(sys.argv[1:])
+    while words and words[0] in ("-v", "--verbose"):
+        words = words[1:]
+    args.command_line = words
     try:
         return spec_from_args(args, detach=detach)
     except NetworkRequestError as e:  # a request refused as it was read: audited
@@ -220,11 +227,16 @@ def _ps(args: argparse.Namespace) -> int:
             return stamp
 
     def status(r: dict[str, Any]) -> str:
+        if r["status"] == "exited" and r.get("restarting"):  # Docker's words for the backoff
+            return f"Restarting ({r['exit_code']}) {since(r['finished'])}".strip()
         if r["status"] == "exited":
             code = "?" if r["exit_code"] is None else r["exit_code"]
             return f"Exited ({code}) {since(r['finished'])}".strip()
         if r["status"] == "running" and r["started"]:
-            return "Up " + since(r["started"]).removesuffix(" ago")
+            health = r.get("health")
+            mark = "" if not health else (" (health: starting)" if health == "starting"
+                                          else f" ({health})")
+            return "Up " + since(r["started"]).removesuffix(" ago") + mark
         return str(r["status"]).capitalize()
 
     if args.quiet:
@@ -288,7 +300,21 @@ def _sizes(rows: list[dict[str, Any]]) -> dict[str, str]:
 def _logs(args: argparse.Namespace) -> int:
     from secpod.sandbox import logs
 
-    for stream, data in logs.of_container(args.container, follow=args.follow):
+    since = until = tail = None
+    if args.since is not None or args.until is not None:
+        from secpod._times import parse_point_nanos
+
+        since = None if args.since is None else parse_point_nanos(args.since, "--since")
+        until = None if args.until is None else parse_point_nanos(args.until, "--until")
+    if args.tail != "all":
+        from secpod.errors import UsageError
+
+        if not args.tail.isdigit():
+            raise UsageError(f"--tail {args.tail!r}: give a number of lines or all")
+        tail = int(args.tail)
+    for stream, data in logs.of_container(args.container, follow=args.follow, since=since,
+                                          until=until, tail=tail,
+                                          timestamps=args.timestamps):
         out = sys.stdout.buffer if stream == "stdout" else sys.stderr.buffer
         out.write(data)
         out.flush()
@@ -459,13 +485,27 @@ def _pause(args: argparse.Namespace) -> int:
 
 def _cleanup(args: argparse.Namespace) -> int:
     from secpod.errors import NotFound
-    from secpod.sandbox import operations, state
+    from secpod.sandbox import operations, restart, state
 
     try:
         ctr = state.lookup(args.container)
     except NotFound:
         return 0  # removed already (rm -f collected the exit)
-    operations.collect_exit(ctr)
+    if args.restart:  # the policy's backoff has passed (sandbox/restart.py)
+        from secpod.errors import Error
+        from secpod.sandbox.environment import Environment
+
+        try:
+            env = Environment.load()
+        except Error as e:
+            restart.give_up(ctr, e.message)
+            raise
+        restart.relaunch(ctr, env)
+        return 0
+    ctr = operations.collect_exit(ctr)
+    delay = restart.after_exit(ctr)
+    if delay is not None:
+        restart.wait_then_relaunch(ctr.id, delay)
     return 0
 
 
@@ -522,6 +562,14 @@ def _add_ps(sub: _Subparsers) -> None:
 def _add_logs(sub: _Subparsers) -> None:
     p = sub.add_parser("logs", help="print a container's output")
     bool_flag(p, "-f", "--follow", dest="follow", help="follow until the container exits")
+    p.add_argument("--since", metavar="TIME",
+                   help="lines written since TIME: a duration back (10m), a Unix time, or "
+                        "an RFC 3339 time")
+    p.add_argument("--until", metavar="TIME", help="lines written up to TIME (same forms)")
+    p.add_argument("-n", "--tail", default="all", metavar="N",
+                   help="only the last N lines (default: all)")
+    bool_flag(p, "-t", "--timestamps", dest="timestamps",
+              help="each line's time (RFC 3339, UTC) before it")
     p.add_argument("container", metavar="CONTAINER")
     p.set_defaults(func=_logs)
 
@@ -628,6 +676,7 @@ def _add_unpause(sub: _Subparsers) -> None:
 def _add_container_cleanup(sub: _Subparsers) -> None:
     # Called back by the monitor (conmon's exit command); not for people.
     p = sub.add_parser("container-cleanup")
+    p.add_argument("--restart", action="store_true")
     p.add_argument("container")
     p.set_defaults(func=_cleanup)
 

@@ -145,6 +145,8 @@ def confine(spec: ContainerSpec, host: HostFeatures, *, user: str | None = None,
     from secpod.policies import floor as floor_mod
 
     prof = profile_mod.load(spec.profile)
+    if spec.log_size_max is not None:  # --log-opt max-size: judged by the floor as a profile's
+        prof = replace(prof, log_size_max=spec.log_size_max)
     weak = weakenings(prof, spec)
     floor_mod.check(prof, spec, weak, host.arch, user=user)
     conf = confine_profile(prof, spec, host, user=user, mcs_in_use=mcs_in_use)

@@ -72,6 +72,13 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
     try:
         if unsupported(spec):
             raise UsageError(f"secpod cannot yet honour: {', '.join(unsupported(spec))}")
+        from secpod.sandbox.logs import check_driver
+
+        check_driver(spec.log_driver, detach=spec.detach)
+        if spec.restart != "no" and not spec.detach:
+            raise UsageError(f"--restart {spec.restart} needs a detached container",
+                             hint="secpod run -d --restart ...: the restart is made by the "
+                                  "detached container's exit callback, there is no daemon")
         runtime_name = runtime.choose(spec.runtime, identity.user)
         in_use = state.selinux_levels_in_use() if env.features.selinux_enabled else frozenset()
         confinement = policies.confine(spec, env.features, user=identity.user,
@@ -214,6 +221,11 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
                    for p in ports],
             holder_pid=holder.pid if holder else None,
             holder_identity=state.process_identity(holder.pid) if holder else None,
+            restart_policy=spec.restart,
+            log_driver=spec.log_driver,
+            sdnotify=spec.sdnotify,
+            create_command=list(spec.command_line),
+            healthcheck=health_of(spec, image.config),
         )
         ctr.log_path.touch(mode=0o600)
         ctr.save()
@@ -355,6 +367,15 @@ def _discard(cid: str, name: str) -> None:
     be removed now keeps its `creating` marker, and the next command sweeps it."""
     with contextlib.suppress(Error):
         state.release(cid, name)
+
+
+def health_of(spec: ContainerSpec, image_config: dict[str, Any]) -> dict[str, Any]:
+    """The container's health check (sandbox/health.py); {} without one."""
+    if spec.health is None and not image_config.get("Healthcheck"):
+        return {}
+    from secpod.sandbox import health
+
+    return health.resolve(spec.health, image_config)
 
 
 def signing_rejected(err: Error) -> Error:

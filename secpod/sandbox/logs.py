@@ -28,6 +28,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from secpod.errors import Error, HostError
+
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -129,6 +131,37 @@ class LogWriter:
         os.close(self._fd)
 
 
+JOURNAL_SOCKET = Path("/run/systemd/journal/socket")
+
+
+def check_driver(driver: str, *, detach: bool) -> None:
+    """Refuse a log driver this host or this kind of run cannot honour: journald only
+    where journald listens (conmon's journald driver silently drops the output
+    otherwise), and only detached (conmon writes to the journal; secpod's own monitor
+    does not). Raises HostError or Error."""
+    if driver != "journald":
+        return
+    if not JOURNAL_SOCKET.exists():
+        raise HostError(
+            f"--log-driver journald: there is no journald here ({JOURNAL_SOCKET} does not "
+            "exist), and the output would be lost",
+            hint="use --log-driver k8s-file (the default; secpod logs reads it)")
+    if not detach:
+        raise Error("--log-driver journald needs a detached container: conmon writes to the "
+                    "journal, secpod's foreground monitor does not",
+                    hint="secpod run -d --log-driver journald ..., then journalctl")
+
+
+def check_readable(driver: str, name: str) -> None:
+    """Raise Error for a container whose log ``secpod logs`` cannot read."""
+    if driver == "none":
+        raise Error(f"container {name} keeps no log (--log-driver none)",
+                    hint="create it with --log-driver k8s-file to read its output later")
+    if driver == "journald":
+        raise Error(f"container {name} logs to the journal (--log-driver journald)",
+                    hint=f"journalctl --user CONTAINER_NAME={name}")
+
+
 def rotate_for_restart(path: Path) -> None:
     """Before conmon (re)starts: the last run's log becomes the rotated file.
 
@@ -151,6 +184,7 @@ class _Records:
     def __init__(self) -> None:
         self.tail = b""
         self.carry: str | None = None   # a record too long to be one: its stream
+        self.stamp = b""                # the time of the record last read
 
     def feed(self, f: IO[bytes]) -> Iterator[tuple[str, bytes]]:
         while chunk := f.read(_READ):
@@ -180,6 +214,7 @@ class _Records:
         parts = line.split(b" ", 3)
         if len(parts) < 3 or parts[2] not in (b"F", b"P"):
             return
+        self.stamp = parts[0]
         stream, text = parts[1].decode(errors="replace"), parts[3] if len(parts) == 4 else b""
         if not complete:
             self.carry = stream
@@ -216,9 +251,14 @@ def read(path: Path, *, alive: Callable[[], bool] | None = None,
     With ``alive``, follow: wait for more, and across rotations, until ``alive()``
     is false, then read what the monitor wrote last, to the last byte.
     """
+    return _read(path, _Records(), alive=alive, poll=poll)
+
+
+def _read(path: Path, records: _Records, *, alive: Callable[[], bool] | None = None,
+          poll: float = 0.1, mark_idle: bool = False) -> Iterator[tuple[str, bytes]]:
+    """:func:`read`; ``mark_idle``: yield ("", b"") each time all that is written is read."""
     cur = _open(path)   # first: a rotation between the two opens shows as the same file
     old = _open(rotated(path))
-    records = _Records()
     try:
         if old is not None:
             if cur is None or _ident(old) != _ident(cur):
@@ -240,6 +280,8 @@ def read(path: Path, *, alive: Callable[[], bool] | None = None,
                 cur = _open(path)
                 if cur is not None:
                     continue
+            if mark_idle:
+                yield "", b""
             if stopping:
                 break
             if not alive():
@@ -252,19 +294,120 @@ def read(path: Path, *, alive: Callable[[], bool] | None = None,
             cur.close()
 
 
-def of_container(ref: str, *, follow: bool = False) -> Iterator[tuple[str, bytes]]:
+def of_container(ref: str, *, follow: bool = False, since: int | None = None,
+                 until: int | None = None, tail: int | None = None,
+                 timestamps: bool = False) -> Iterator[tuple[str, bytes]]:
     """``secpod logs [-f] CONTAINER``: :func:`read` of its log; following, until the
-    container is no longer running or created."""
+    container is no longer running or created (or ``until`` has passed).
+
+    ``since``/``until`` (nanoseconds since the epoch) keep the records written in that
+    time; ``tail`` the last N lines (of those); ``timestamps`` puts each line's time
+    (RFC 3339, UTC, nanoseconds, as Docker prints it) before it. Raises Error for a
+    container whose log driver keeps no log secpod can read.
+    """
     from secpod.sandbox import operations, state
     from secpod.sandbox.environment import Environment
 
     ctr = state.lookup(ref)
-    if not follow:
-        return read(ctr.log_path)
-    env = Environment.load(check_host=False)
+    check_readable(ctr.log_driver, ctr.name)
+    alive = None
+    if follow:
+        env = Environment.load(check_host=False)
 
-    def running() -> bool:
-        return operations.status(ctr.reload(), env) not in (operations.Status.STOPPED,
-                                                            operations.Status.EXITED)
+        def alive() -> bool:
+            if until is not None and time.time_ns() > until:
+                return False
+            return operations.status(ctr.reload(), env) not in (operations.Status.STOPPED,
+                                                                operations.Status.EXITED)
+    if since is None and until is None and tail is None and not timestamps:
+        return read(ctr.log_path, alive=alive)
+    return selected(ctr.log_path, alive=alive, since=since, until=until, tail=tail,
+                    timestamps=timestamps)
 
-    return read(ctr.log_path, alive=running)
+
+# -- reading with times: --since, --until, --tail, --timestamps --------------------------
+
+_STAMP_FRACTION = 9
+
+
+def stamp_nanos(stamp: bytes) -> int | None:
+    """Nanoseconds since the epoch of a record's time: conmon's
+    ``2026-12-03T11:00:00.123456789+00:00`` or secpod's ``...123456Z``; None when it is
+    neither."""
+    text = stamp.decode(errors="replace")
+    head, dot, rest = text.partition(".")
+    if not dot:
+        return None
+    digits = ""
+    while rest and rest[0].isdigit():
+        digits, rest = digits + rest[0], rest[1:]
+    try:
+        base = datetime.fromisoformat(head + (rest if rest != "Z" else "+00:00"))
+    except ValueError:
+        return None
+    if base.tzinfo is None:
+        return None
+    frac = int((digits + "0" * _STAMP_FRACTION)[:_STAMP_FRACTION] or 0)
+    return int(base.timestamp()) * 1_000_000_000 + frac
+
+
+def docker_time(nanos: int) -> bytes:
+    """RFC 3339 in UTC with nanoseconds, as ``docker logs -t`` prints it."""
+    secs, frac = divmod(nanos, 1_000_000_000)
+    return (datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            + f".{frac:09d}Z").encode()
+
+
+def selected(path: Path, *, alive: Callable[[], bool] | None = None,
+             since: int | None = None, until: int | None = None, tail: int | None = None,
+             timestamps: bool = False, poll: float = 0.1) -> Iterator[tuple[str, bytes]]:
+    """:func:`read` with Docker's ``--since``, ``--until``, ``--tail`` and ``--timestamps``.
+    A line's time is that of its first record. ``--tail N`` holds the last N lines (whole
+    lines, however long) of what is written when it is read; following, what comes after
+    goes out as it comes."""
+    import collections
+
+    records = _Records()
+    held: collections.deque[tuple[str, bytes]] | None = None
+    if tail is not None:
+        held = collections.deque(maxlen=max(tail, 0))
+    building: dict[str, list[bytes]] = {}
+    line_time: dict[str, int | None] = {}
+
+    def keep(nanos: int | None) -> bool:
+        if nanos is None:
+            return since is None and until is None
+        return (since is None or nanos >= since) and (until is None or nanos <= until)
+
+    def release() -> Iterator[tuple[str, bytes]]:
+        assert held is not None
+        for stream, parts in building.items():  # unfinished lines go out as they are
+            held.append((stream, b"".join(parts)))
+        building.clear()
+        yield from held
+
+    for stream, data in _read(path, records, alive=alive, poll=poll, mark_idle=True):
+        if not stream:  # all that is written is read: what --tail held goes out
+            if held is not None:
+                yield from release()
+                held = None
+            continue
+        first = stream not in line_time
+        if first:
+            line_time[stream] = stamp_nanos(records.stamp)
+        nanos = line_time[stream]
+        if data.endswith(b"\n"):
+            del line_time[stream]
+        if not keep(nanos):
+            continue
+        if timestamps and first:
+            data = docker_time(nanos or 0) + b" " + data
+        if held is None:
+            yield stream, data
+            continue
+        building.setdefault(stream, []).append(data)
+        if data.endswith(b"\n"):
+            held.append((stream, b"".join(building.pop(stream))))
+    if held is not None:
+        yield from release()
+

@@ -58,14 +58,15 @@ class Monitors:
                  log_size_max: int) -> int:
         """conmon creates the container and holds it; returns the container's pid."""
         return start_conmon(rt, ctr.id, ctr.name, ctr.bundle, ctr.dir, log_path=ctr.log_path,
-                            exit_dir=exit_dir, terminal=ctr.tty, log_size_max=log_size_max)
+                            exit_dir=exit_dir, terminal=ctr.tty, log_size_max=log_size_max,
+                            log_driver=ctr.log_driver)
 
     def foreground(self, rt: OCIRuntime, ctr: Container, *, interactive: bool,
                    log_size_max: int) -> int:
         """Run the container attached to our stdio; returns its exit status."""
         return run_foreground(rt, ctr.id, ctr.bundle, ctr.dir, interactive=interactive,
                               log_path=ctr.log_path, terminal=ctr.tty,
-                              log_size_max=log_size_max)
+                              log_size_max=log_size_max, keep_log=ctr.log_driver != "none")
 
 
 def run_foreground(
@@ -78,8 +79,10 @@ def run_foreground(
     log_path: Path,
     terminal: bool = False,
     log_size_max: int = DEFAULT_SIZE_MAX,
+    keep_log: bool = True,
 ) -> int:
     """Run the container attached; return its exit status (128+N when killed by signal N).
+    ``keep_log``: False for ``--log-driver none`` (the output is copied, not logged).
 
     Raises RuntimeFailed when the runtime fails before the container's process starts.
     """
@@ -87,13 +90,14 @@ def run_foreground(
     rt_log = folder / "runtime.log"
     head = rt.run_argv(rt_log)
     tail = ["--bundle", str(bundle), "--pid-file", str(pidfile), cid]
-    log = LogWriter(log_path, log_size_max)
+    log = LogWriter(log_path, log_size_max) if keep_log else None
     try:
         code = attach(head, tail, interactive=interactive, terminal=terminal, sink=log,
                       console=console_path(rt, f"{cid[:12]}.console"),
                       force_stop=lambda: _kill_quietly(rt, cid))
     finally:
-        log.close()
+        if log is not None:
+            log.close()
     if code != 0 and not pidfile.exists():
         raise RuntimeFailed(
             f"{rt.name} could not start the container: {rt.error_words(rt_log) or code}",
@@ -340,6 +344,7 @@ def start_conmon(
     exit_dir: Path,
     terminal: bool = False,
     log_size_max: int = DEFAULT_SIZE_MAX,
+    log_driver: str = "k8s-file",
 ) -> int:
     """Create the container under a new conmon; return the container's pid.
 
@@ -372,7 +377,7 @@ def start_conmon(
         "-P",
         str(folder / "conmon.pid"),
         "-l",
-        f"k8s-file:{log_path}",
+        log_target(log_driver, log_path),
         "--log-size-max",
         str(file_max(log_size_max)),
         "--exit-dir",
@@ -394,10 +399,16 @@ def start_conmon(
     ]
     if terminal:
         argv.append("--terminal")  # conmon receives the pty and logs its output
+    if log_driver == "journald":
+        argv += ["--log-tag", name]
+
     for arg in rt.global_args(rt_log):
         argv += ["--runtime-arg", arg]
     read_fd, write_fd = os.pipe()
     env = dict(os.environ, _OCI_SYNCPIPE=str(write_fd))
+    # systemd's notify socket is secpod's to answer (sandbox/sdnotify.py): the runtime,
+    # given it, would hand it to the container, which --sdnotify conmon does not ask.
+    env.pop("NOTIFY_SOCKET", None)
     # conmon keeps the sync pipe and stderr open for its whole life: read one message,
     # never wait for EOF; its stderr goes to a file in the container's folder.
     with open(folder / "conmon.err", "wb") as err_file:
@@ -429,6 +440,11 @@ def start_conmon(
             hint="secpod doctor checks what this host allows",
         )
     return pid
+
+
+def log_target(driver: str, log_path: Path) -> str:
+    """conmon's ``-l`` for a log driver (conmon 2.1 has k8s-file, journald and none)."""
+    return {"none": "none:", "journald": "journald:"}.get(driver, f"k8s-file:{log_path}")
 
 
 def _read_sync_message(fd: int, timeout: float) -> dict[str, Any]:

@@ -147,6 +147,9 @@ def stop_network(ctr: Container) -> None:
 
 def start(ctr: Container, env: Environment | None = None) -> Container:
     """Start a created (or exited, detached) container under its monitor."""
+    # systemd's notify socket is secpod's to answer (sandbox/sdnotify.py): given to the
+    # runtime's `start`, crun would bind it for the container instead.
+    notify = os.environ.pop("NOTIFY_SOCKET", None)
     if env is None:
         try:
             env = Environment.load()
@@ -172,6 +175,9 @@ def start(ctr: Container, env: Environment | None = None) -> Container:
             current.exit_recorded = False
             current.stopped_by = None
             current.monitor = "conmon"
+            # A start by hand begins the restart policy's count and backoff again.
+            current.restart_count, current.restart_delay = 0, 0.0
+            current.restart_pending = False
             current.save()  # the monitor's exit callback reads it
             try:
                 launch(current, env)
@@ -185,7 +191,17 @@ def start(ctr: Container, env: Environment | None = None) -> Container:
             events.container("container.start", current, "error", reason=e.message)
             raise
         current.started = state.now()
+        if current.healthcheck:
+            current.health = {"Status": "starting", "FailingStreak": 0, "Log": []}
     events.container("container.start", current)
+    if current.healthcheck:
+        from secpod.sandbox import health
+
+        health.schedule(current)
+    if current.sdnotify == "conmon" and notify:
+        from secpod.sandbox import sdnotify
+
+        sdnotify.ready(monitor.monitor_pid(current.dir), path=notify)
     return current
 
 
@@ -221,7 +237,15 @@ def finish(ctr: Container, env: Environment, code: int | None, *,
             current.exit_code = code
             current.finished = state.now()
             current.exit_recorded = True
+            if current.restart_policy != "no":
+                from secpod.sandbox import restart as restartmod
+
+                restartmod.mark(current)  # in the same save: never exited-and-not-restarting
             current.save()
+            if current.healthcheck:
+                from secpod.sandbox import health
+
+                health.unschedule(current)
             # A container's exit closes a chapter of the log: sign a checkpoint. With
             # --rm the chapter ends with the removal record right after (group commit:
             # one checkpoint, which syncs both).
@@ -353,15 +377,32 @@ def stop(ref: str, timeout: float | None = None, env: Environment | None = None)
     """The container's stop signal (SIGTERM unless --stop-signal or the image said
     another), then SIGKILL after ``timeout`` seconds (None: its --stop-timeout, 10 by
     default); record the stop."""
+    from secpod.sandbox import restart as restartmod
+
     env = _env(env)
     ctr = state.lookup(ref)
     timeout = ctr.stop_timeout if timeout is None else timeout
     rt = env.runtime_for(ctr)
     now = status_of(ctr, rt.state(ctr.id))
     if now not in LIVE:
-        raise Conflict(f"container {ctr.name} is not running ({now})")
+        if now is Status.STOPPED and ctr.restart_policy != "no":
+            _wait_recorded(ctr, env, 5)  # its monitor's callback decides on a restart
+        if restartmod.cancel(ctr, "stop"):  # waiting to be restarted: it is not
+            events.container("container.stop", ctr, details={"timeout": timeout,
+                                                              "killed": False,
+                                                              "restart_cancelled": True})
+            return ctr
+        now = status_of(ctr.reload(), rt.state(ctr.id))  # restarted meanwhile?
+        if now not in LIVE:
+            raise Conflict(f"container {ctr.name} is not running ({now})")
     _mark(ctr, "stop")
-    _signal(ctr, rt, signals.normalise(ctr.stop_signal))
+    try:
+        _signal(ctr, rt, signals.normalise(ctr.stop_signal))
+    except RuntimeFailed:
+        # It ended between the look and the signal (a restart policy's short run, say):
+        # stopped all the same. Anything else is the runtime's failure to report.
+        if status_of(ctr.reload(), rt.state(ctr.id)) in LIVE:
+            raise
     escalated = False
     if not _wait_stopped(ctr, rt, env, timeout):
         escalated = True
@@ -380,6 +421,12 @@ def kill(ref: str, signal_name: str = "KILL", env: Environment | None = None) ->
     sig = signals.normalise(signal_name)
     now = status_of(ctr, rt.state(ctr.id))
     if now not in (*LIVE, Status.CREATED):
+        from secpod.sandbox import restart as restartmod
+
+        if restartmod.cancel(ctr, "kill"):  # waiting to be restarted: it is not
+            events.container("container.kill", ctr, details={"signal": sig,
+                                                              "restart_cancelled": True})
+            return ctr
         raise Conflict(f"container {ctr.name} is not running ({now})")
     _mark(ctr, "kill")
     _signal(ctr, rt, sig)
@@ -412,6 +459,10 @@ def remove(ref: str, *, force: bool = False, env: Environment | None = None) -> 
     events.sweep_half_made()
     ctr = state.lookup(ref)
     rt = env.runtime_for(ctr)
+    if ctr.restart_policy != "no":
+        from secpod.sandbox import restart as restartmod
+
+        restartmod.cancel(ctr, "rm")  # first: a restart waiting is called off
     now = status_of(ctr, rt.state(ctr.id))
     if now in LIVE and not force:
         raise Conflict(
@@ -460,6 +511,10 @@ def describe(ctr: Container, rt_state: dict[str, Any] | None) -> dict[str, Any]:
         "pid": (rt_state or {}).get("pid"),
         "network": ctr.network_mode,
         "ports": list(ctr.ports),
+        "restart_policy": ctr.restart_policy,
+        "restart_count": ctr.restart_count,
+        "restarting": ctr.restart_pending,
+        "health": (ctr.health or {}).get("Status") if ctr.healthcheck else None,
     }
 
 

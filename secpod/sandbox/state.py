@@ -120,6 +120,17 @@ class Container:
     ports: list[dict[str, Any]] = field(default_factory=list)
     holder_pid: int | None = None
     holder_identity: str | None = None
+    # Services (docs/services.md): the restart policy and what it did, the log driver,
+    # and the command line that made the container (generate systemd re-runs it).
+    restart_policy: str = "no"         # no | always | unless-stopped | on-failure[:N]
+    restart_count: int = 0             # restarts by the policy since the last start by hand
+    restart_pending: bool = False      # exited, and the policy will start it again
+    restart_delay: float = 0.0         # the last backoff (Docker's: 100 ms, doubling)
+    log_driver: str = "k8s-file"
+    sdnotify: str = "conmon"           # conmon: READY=1 and MAINPID to systemd once started
+    create_command: list[str] = field(default_factory=list)
+    healthcheck: dict[str, Any] = field(default_factory=dict)  # sandbox/health.py; {}: none
+    health: dict[str, Any] = field(default_factory=dict)       # Status, FailingStreak, Log
 
     @property
     def short_id(self) -> str:

@@ -38,10 +38,11 @@ def inspect_view(ctr: Container, status: str, pid: int | None, config: dict[str,
         "Path": ctr.args[0] if ctr.args else "",
         "Args": ctr.args[1:],
         "State": {
-            "Status": "exited" if status == "stopped" else status,
+            "Status": "restarting" if ctr.restart_pending else
+                      "exited" if status == "stopped" else status,
             "Running": status == "running",
             "Paused": status == "paused",
-            "Restarting": False,
+            "Restarting": bool(ctr.restart_pending),
             "OOMKilled": False,
             "Dead": False,
             "Pid": pid if running and pid else 0,
@@ -49,11 +50,12 @@ def inspect_view(ctr: Container, status: str, pid: int | None, config: dict[str,
             "Error": "",
             "StartedAt": ctr.started or ZERO_TIME,
             "FinishedAt": ctr.finished or ZERO_TIME,
+            **({"Health": _health(ctr)} if ctr.healthcheck else {}),
         },
         "Image": ctr.image_digest,
         "ImageName": ctr.image_ref,
         "Name": ctr.name,
-        "RestartCount": 0,
+        "RestartCount": ctr.restart_count,
         "Platform": "linux",
         "AppArmorProfile": process.get("apparmorProfile", ""),
         "ProcessLabel": process.get("selinuxLabel", ""),
@@ -69,6 +71,7 @@ def inspect_view(ctr: Container, status: str, pid: int | None, config: dict[str,
             "StopSignal": ctr.stop_signal,
             "StopTimeout": ctr.stop_timeout,
             "Tty": ctr.tty,
+            **({"Healthcheck": _healthcheck(ctr.healthcheck)} if ctr.healthcheck else {}),
         },
         "HostConfig": {
             "AutoRemove": ctr.auto_remove,
@@ -80,6 +83,8 @@ def inspect_view(ctr: Container, status: str, pid: int | None, config: dict[str,
             "NetworkMode": ctr.network_mode,
             "PortBindings": port_bindings(ctr.ports),
             "Runtime": ctr.runtime,
+            "RestartPolicy": _restart_policy(ctr.restart_policy),
+            "LogConfig": {"Type": ctr.log_driver, "Config": {}},
             "Binds": [_bind(m) for m in ctr.mounts if m.get("type") == "bind"],
             "Tmpfs": {m["destination"]: ",".join(m.get("options", ()))
                       for m in ctr.mounts if m.get("type") == "tmpfs"},
@@ -103,6 +108,8 @@ def _resources(limits: dict[str, Any]) -> dict[str, Any]:
             "NanoCpus": round(cpus * 1e9) if cpus else 0,
             "CpuShares": limits.get("cpu_shares") or 0,
             "PidsLimit": limits.get("pids") or 0}
+
+
 def port_bindings(ports: list[dict[str, Any]]) -> dict[str, list[dict[str, str]]]:
     """Docker's ``{"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]}``."""
     out: dict[str, list[dict[str, str]]] = {}
@@ -117,6 +124,25 @@ def ports_text(ports: list[dict[str, Any]]) -> str:
     from secpod.network import describe_port
 
     return ", ".join(describe_port(p) for p in ports)
+
+
+def _health(ctr: Container) -> dict[str, Any]:
+    h = ctr.health or {}
+    return {"Status": h.get("Status", "starting"), "FailingStreak": h.get("FailingStreak", 0),
+            "Log": list(h.get("Log") or [])}
+
+
+def _healthcheck(hc: dict[str, Any]) -> dict[str, Any]:
+    """Docker's ``Config.Healthcheck`` (times in nanoseconds)."""
+    return {"Test": list(hc["test"]), "Interval": int(hc["interval"] * 1e9),
+            "Timeout": int(hc["timeout"] * 1e9), "StartPeriod": int(hc["start_period"] * 1e9),
+            "Retries": hc["retries"]}
+
+
+def _restart_policy(policy: str) -> dict[str, Any]:
+    """Docker's ``HostConfig.RestartPolicy``: ``{"Name": "on-failure", "MaximumRetryCount": 3}``."""
+    name, _, count = policy.partition(":")
+    return {"Name": "" if name == "no" else name, "MaximumRetryCount": int(count or 0)}
 
 
 def _rw(m: dict[str, Any]) -> bool:
@@ -162,4 +188,5 @@ def ps_fields(row: dict[str, Any], status_text: str, created_text: str) -> dict[
         "Profile": row["profile"],
         "Runtime": row["runtime"],
         "ExitCode": row["exit_code"],
+        "Restarts": row.get("restart_count", 0),
     }

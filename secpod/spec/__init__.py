@@ -97,6 +97,19 @@ class Network:
 
 
 @record(frozen=True, eq=False)
+class Health:
+    """A health check as asked (``--health-*``); times in seconds, None: the image's
+    value, else Docker's default (sandbox/health.py)."""
+
+    test: tuple[str, ...] = ()          # ("CMD-SHELL", cmd) | ("CMD", arg...) | ("NONE",)
+    interval: float | None = None
+    timeout: float | None = None
+    retries: int | None = None
+    start_period: float | None = None
+    on_failure: str = "none"            # none | kill | stop | restart
+
+
+@record(frozen=True, eq=False)
 class ContainerSpec:
     """Everything ``secpod run``/``create`` is asked."""
 
@@ -115,7 +128,7 @@ class ContainerSpec:
     resources: Resources = field(default_factory=Resources)
     ports: tuple[PortMapping, ...] = ()
     pod: str | None = None
-    restart: str = "no"
+    restart: str = "no"                # no | always | unless-stopped | on-failure[:N]
     log_size_max: int | None = None    # None: the profile's [logs] size_max
     labels: tuple[tuple[str, str], ...] = ()   # --label/--label-file, over the image's
     init: bool = False                 # --init: catatonit as PID 1 (secpod.sandbox.init)
@@ -125,6 +138,10 @@ class ContainerSpec:
     platform: str | None = None        # OS/ARCH[/VARIANT] the image must be
     tls_verify: bool = True            # for a pull that --pull makes
     network_options: Network = field(default_factory=Network)
+    log_driver: str = "k8s-file"       # k8s-file | none | journald (sandbox/logs.py)
+    sdnotify: str = "conmon"           # conmon | ignore (docs/services.md)
+    command_line: tuple[str, ...] = () # the words of `secpod run|create ...` that asked
+    health: Health | None = None       # None: the image's Healthcheck, if it has one
 
     @property
     def binds(self) -> tuple[Mount, ...]:
@@ -133,14 +150,12 @@ class ContainerSpec:
 
 def unsupported(spec: ContainerSpec) -> list[str]:
     """The spec's requests this version of secpod cannot honour (each refused, not
-    dropped): pods and restart policies come with later work."""
+    dropped): pods come with later work."""
     out = []
     if spec.pod is not None:
         out.append("pods")
-    if spec.restart != "no":
-        out.append(f"restart policy {spec.restart!r}")
     return out
 
 
-__all__ = ["ContainerSpec", "Mount", "Network", "PortMapping", "Process", "Resources", "Security",
-           "unsupported"]
+__all__ = ["ContainerSpec", "Health", "Mount", "Network", "PortMapping", "Process", "Resources",
+           "Security", "unsupported"]

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from secpod.errors import UsageError
-from secpod.spec import ContainerSpec, Mount, Network, Process, Resources, Security
+from secpod.spec import ContainerSpec, Health, Mount, Network, Process, Resources, Security
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
@@ -83,8 +83,42 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-m", "--memory", metavar="SIZE", help="memory limit, e.g. 256m")
     p.add_argument("--cpu-shares", metavar="N", help="relative CPU weight (2-262144)")
     add_docker_run_flags(p)
+    add_service_flags(p)
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD")
+
+
+def add_service_flags(p: argparse.ArgumentParser) -> None:
+    """Restart policy, log driver, sd_notify and health check (docs/services.md)."""
+    from secpod.cli._flags import bool_flag
+
+    p.add_argument("--restart", default="no", metavar="POLICY",
+                   help="no, on-failure[:N], always or unless-stopped: run the container again "
+                        "after it exits (Docker's backoff; secpod stop ends it)")
+    p.add_argument("--log-driver", default="k8s-file", metavar="DRIVER",
+                   help="k8s-file (the default), none, or journald (where it runs); "
+                        "json-file is refused (conmon cannot write it)")
+    p.add_argument("--log-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="max-size=SIZE (each log file), max-file=2 (secpod keeps the current "
+                        "file and one rotated)")
+    p.add_argument("--sdnotify", default="conmon", metavar="MODE",
+                   help="under systemd (Type=notify, NOTIFY_SOCKET set): conmon, the default, "
+                        "sends READY=1 and MAINPID (the monitor) once the container runs; "
+                        "ignore sends nothing (container: not supported yet)")
+    p.add_argument("--health-cmd", metavar="CMD",
+                   help="a health check, run in the container as exec runs a command "
+                        "(a shell command line; the image's Healthcheck otherwise)")
+    p.add_argument("--health-interval", metavar="DURATION", help="between checks (30s)")
+    p.add_argument("--health-timeout", metavar="DURATION",
+                   help="a check taking longer fails (30s)")
+    p.add_argument("--health-retries", metavar="N",
+                   help="failures in a row that make it unhealthy (3)")
+    p.add_argument("--health-start-period", metavar="DURATION",
+                   help="failures in this time after the start do not count (0s)")
+    p.add_argument("--health-on-failure", default="none", metavar="ACTION",
+                   help="when it becomes unhealthy: none, kill, stop or restart")
+    bool_flag(p, "--no-healthcheck", dest="no_healthcheck",
+              help="no health check, not even the image's")
 
 
 def spec_from_args(args: argparse.Namespace, *, detach: bool) -> ContainerSpec:
@@ -137,6 +171,12 @@ def spec_from_args(args: argparse.Namespace, *, detach: bool) -> ContainerSpec:
             **docker_resources(args),
         ),
         **docker_spec_fields(args, detach=detach),
+        restart=parse_restart(args.restart, auto_remove=args.auto_remove),
+        log_driver=parse_log_driver(args.log_driver),
+        log_size_max=parse_log_opts(args.log_opt),
+        sdnotify=parse_sdnotify(args.sdnotify),
+        command_line=tuple(getattr(args, "command_line", ())),
+        health=parse_health(args),
     )
 
 
@@ -640,3 +680,118 @@ def parse_platform(text: str) -> str:
         raise UsageError(f"invalid --platform {text!r}", hint="use OS/ARCH[/VARIANT], "
                                                                "e.g. linux/amd64")
     return "/".join(parts)
+# -- services (docs/services.md) --------------------------------------------------------
+
+RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
+LOG_DRIVERS = ("k8s-file", "none", "journald")
+SDNOTIFY = ("conmon", "container", "ignore")
+
+
+def parse_restart(value: str, *, auto_remove: bool = False) -> str:
+    """``--restart no|always|unless-stopped|on-failure[:N]`` in its normal form."""
+    name, sep, count = value.partition(":")
+    hint = "use --restart no, always, unless-stopped, on-failure or on-failure:N (N >= 0)"
+    if name not in RESTART_POLICIES:
+        raise UsageError(f"invalid --restart {value!r}", hint=hint)
+    if sep and (name != "on-failure" or not count.isdigit()):
+        raise UsageError(f"invalid --restart {value!r}: only on-failure takes a count",
+                         hint=hint)
+    if name != "no" and auto_remove:
+        raise UsageError(f"--restart {value} and --rm conflict",
+                         hint="a container removed when it exits cannot be run again")
+    return f"on-failure:{int(count)}" if sep else name
+
+
+def parse_log_driver(value: str) -> str:
+    if value == "json-file":
+        raise UsageError(
+            "--log-driver json-file is not supported: conmon 2.1 writes only k8s-file, "
+            "journald or nothing, and without a daemon nothing could rewrite its log as "
+            "Docker's JSON while the container runs",
+            hint="use k8s-file (secpod logs reads it; --timestamps gives each line's time)")
+    if value not in LOG_DRIVERS:
+        raise UsageError(f"unsupported --log-driver {value!r}",
+                         hint="use k8s-file, none or journald")
+    return value
+
+
+def parse_log_opts(items: Iterable[str]) -> int | None:
+    """``--log-opt max-size=SIZE,max-file=2`` -> the container's log bound in bytes (the
+    two files' total), None when not given."""
+    size = None
+    for item in items:
+        for part in item.split(","):
+            key, sep, value = part.partition("=")
+            if key == "max-size" and sep:
+                size = parse_size(value, "--log-opt max-size")
+            elif key == "max-file" and sep:
+                if value != "2":
+                    raise UsageError(
+                        f"--log-opt max-file={value}: secpod keeps exactly two log files",
+                        hint="the current file and one rotated (docs/runner.md, Logs); "
+                             "max-size bounds each")
+            else:
+                raise UsageError(f"unsupported --log-opt {part!r}",
+                                 hint="use max-size=SIZE (e.g. 10m) or max-file=2")
+    if size is None:
+        return None
+    from secpod.sandbox.logs import MIN_SIZE_MAX
+
+    if 2 * size < MIN_SIZE_MAX:
+        raise UsageError(f"--log-opt max-size={size}: at least {MIN_SIZE_MAX // 2} bytes",
+                         hint="e.g. max-size=1m")
+    return 2 * size
+
+
+def parse_sdnotify(value: str) -> str:
+    if value == "container":
+        raise UsageError(
+            "--sdnotify container is not supported yet: the container would need systemd's "
+            "notify socket mounted in and NOTIFY_SOCKET set, which secpod does not do yet",
+            hint="use --sdnotify conmon (READY=1 once the container runs) or ignore")
+    if value not in SDNOTIFY:
+        raise UsageError(f"invalid --sdnotify {value!r}", hint="use conmon, container or ignore")
+    return value
+
+
+HEALTH_ACTIONS = ("none", "kill", "stop", "restart")
+
+
+def parse_health(args: argparse.Namespace) -> Health | None:
+    """The ``--health-*`` flags; None when none is given (the image's check applies)."""
+    if args.health_on_failure not in HEALTH_ACTIONS:
+        raise UsageError(f"invalid --health-on-failure {args.health_on_failure!r}",
+                         hint="use none, kill, stop or restart")
+    given = [args.health_cmd, args.health_interval, args.health_timeout,
+             args.health_retries, args.health_start_period]
+    if args.no_healthcheck:
+        if any(v is not None for v in given):
+            raise UsageError("--no-healthcheck and --health-* flags conflict")
+        return Health(test=("NONE",))
+    if all(v is None for v in given) and args.health_on_failure == "none":
+        return None
+    if args.health_cmd is not None and not args.health_cmd.strip():
+        raise UsageError("--health-cmd is empty", hint="give a command, or --no-healthcheck")
+
+    def seconds(value: str | None, flag: str) -> float | None:
+        if value is None:
+            return None
+        from secpod._times import parse_duration  # only when asked: not on every run
+
+        s = parse_duration(value, flag)
+        if s <= 0 and flag != "--health-start-period":
+            raise UsageError(f"{flag} {value!r}: give a duration above zero")
+        return s
+
+    retries = None
+    if args.health_retries is not None:
+        if not args.health_retries.isdigit() or int(args.health_retries) < 1:
+            raise UsageError(f"--health-retries {args.health_retries!r}: give a number from 1")
+        retries = int(args.health_retries)
+    return Health(
+        test=("CMD-SHELL", args.health_cmd) if args.health_cmd is not None else (),
+        interval=seconds(args.health_interval, "--health-interval"),
+        timeout=seconds(args.health_timeout, "--health-timeout"),
+        retries=retries,
+        start_period=seconds(args.health_start_period, "--health-start-period"),
+        on_failure=args.health_on_failure)

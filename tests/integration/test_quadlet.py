@@ -1,0 +1,94 @@
+"""secpod-user-generator as a user: Quadlet files into units that systemd-analyze verifies
+without a warning, and whose commands run the container."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SECPOD_BIN, User
+from tests.integration.test_units import exec_words
+
+pytestmark = [pytest.mark.crun, pytest.mark.userns]
+
+GENERATOR = str(SECPOD_BIN.parent / "secpod-user-generator")
+
+
+def _quadlet(user: User, name: str, text: str) -> Path:
+    return user.file(f"config/containers/systemd/{name}", text)
+
+
+def test_generator_units_verify_and_run(user: User, busybox: str) -> None:
+    _quadlet(user, "web.container", """[Unit]
+Description=a quadlet web
+
+[Container]
+Image=busybox:latest
+Exec=sh -c 'echo hello > /data/greeting; sleep 60'
+Volume=data.volume:/data
+Environment=WHO=world
+StopTimeout=2
+
+[Install]
+WantedBy=default.target
+""")
+    _quadlet(user, "data.volume", "[Volume]\nVolumeName=webdata\n")
+    dry = user.sh([GENERATOR, "--dryrun"])
+    assert dry.returncode == 0, dry.stderr
+    assert "---web.service---" in dry.stdout and "---data-volume.service---" in dry.stdout
+    out = user.home / "gen"
+    r = user.sh([GENERATOR, str(out), str(out), str(out)])
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert (out / "default.target.wants" / "web.service").is_symlink()
+    v = subprocess.run(["systemd-analyze", "verify", str(out / "web.service"),
+                        str(out / "data-volume.service")], capture_output=True, text=True,
+                       timeout=120)
+    assert v.returncode == 0 and v.stdout == "" and v.stderr == "", (v.stdout, v.stderr)
+    web = (out / "web.service").read_text()
+    assert web == dry.stdout.split("---web.service---\n")[1].split("(enabled")[0]
+    # as systemd would: the volume, then the container
+    vol = (out / "data-volume.service").read_text()
+    user.sh(exec_words(vol, "ExecStart"), check=True)
+    user.sh(exec_words(web, "ExecStartPre"))
+    user.sh(exec_words(web, "ExecStart"), check=True)
+    info = json.loads(user.run("inspect", "systemd-web", check=True).stdout)[0]
+    assert info["State"]["Status"] == "running"
+    assert "WHO=world" in info["Config"]["Env"]
+    folder = user.home / "data" / "secpod" / "volumes" / "webdata"
+    assert any(m["Source"] == str(folder) and m["Destination"] == "/data"
+               for m in info["Mounts"])
+    for _ in range(50):
+        if (folder / "greeting").exists():
+            break
+        subprocess.run(["sleep", "0.1"], check=True)
+    assert (folder / "greeting").read_text() == "hello\n"
+    user.sh(exec_words(web, "ExecStop"))
+    user.sh(exec_words(web, "ExecStopPost"))
+    assert user.run("inspect", "systemd-web").returncode == 1
+
+
+def test_bad_files_are_refused_by_file_line_and_key(user: User, busybox: str) -> None:
+    _quadlet(user, "bad.container", "[Container]\nImage=busybox:latest\nPublishPort=8080:80\n")
+    _quadlet(user, "odd.container", "[Container]\nImage=busybox:latest\nColour=red\n")
+    _quadlet(user, "ok.container", "[Container]\nImage=busybox:latest\n")
+    out = user.home / "gen"
+    r = user.sh([GENERATOR, str(out), str(out), str(out)])
+    assert r.returncode == 1
+    folder = user.home / "config" / "containers" / "systemd"
+    assert f"{folder}/bad.container:3: PublishPort: not supported yet" in r.stderr, r.stderr
+    assert f"{folder}/odd.container:3: Colour: unknown key in [Container]" in r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["ok.service"]  # no half: nothing else
+
+
+def test_a_unit_for_an_image_the_policy_rejects_fails_to_start(user: User,
+                                                                 busybox: str) -> None:
+    user.run("trust", "set", "--type", "reject", "default", check=True)
+    _quadlet(user, "nope.container", "[Container]\nImage=busybox:latest\n")
+    out = user.home / "gen"
+    user.sh([GENERATOR, str(out)], check=True)
+    r = user.sh(exec_words((out / "nope.service").read_text(), "ExecStart"))
+    assert r.returncode == 125 and "the trust policy rejects" in r.stderr, r.stderr
+    assert user.run("ps", "-a", "-q").stdout.strip() == ""
