@@ -113,19 +113,24 @@ def _bind_translations() -> None:
     argparse.ngettext = translation.ngettext  # type: ignore[attr-defined]
 
 
+_width: list[int] = []
+
+
 def _terminal_width() -> int:
     """What shutil.get_terminal_size() says of the width, without importing shutil (and
-    bz2 and lzma with it) on every command: $COLUMNS, else the terminal, else 80."""
-    import os
+    bz2 and lzma with it) on every command: $COLUMNS, else the terminal, else 80. Looked
+    up once: argparse makes a formatter for every argument it adds."""
+    if not _width:
+        import os
 
-    try:
-        return int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        pass
-    try:
-        return os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
-    except (AttributeError, ValueError, OSError):
-        return 80
+        try:
+            _width.append(int(os.environ["COLUMNS"]))
+        except (KeyError, ValueError):
+            try:
+                _width.append(os.get_terminal_size(sys.__stdout__.fileno()).columns)  # type: ignore[union-attr]
+            except (AttributeError, ValueError, OSError):
+                _width.append(80)
+    return _width[0]
 
 
 def _parser_class() -> type[argparse.ArgumentParser]:

@@ -77,20 +77,24 @@ def _tell_unenforced(ctr: Any) -> None:
 def _before_create(args: argparse.Namespace) -> Any:
     """--cidfile checked and --replace done before a container is made; returns what
     :func:`_after_create` writes the id to (None: no --cidfile)."""
-    from secpod.sandbox import cidfile, create
+    file = None
+    if args.cidfile is not None:
+        from secpod.sandbox import cidfile
 
-    file = None if args.cidfile is None else cidfile.check(args.cidfile)
+        file = cidfile.check(args.cidfile)
     if args.replace:
+        from secpod.sandbox import create
+
         create.replace_named(args.name)
     return file
 
 
 def _after_create(ctr: Any, file: Any) -> None:
     """The id into --cidfile; a container whose id cannot be written is removed."""
-    from secpod.sandbox import cidfile, operations
-
     if file is None:
         return
+    from secpod.sandbox import cidfile, operations
+
     try:
         cidfile.write(file, ctr.id)
     except BaseException:
