@@ -85,24 +85,26 @@ def main() -> None:
     sh("secpod", "image", "import", str(layout), "--name", "bench/busybox:1")
     cid = sh("secpod", "run", "-d", "--restart", "always", "bench/busybox:1",
              "sh", "-c", "sleep 0.5; exit 1").strip()
-    pidfile = HOME / "data" / "secpod" / "containers" / cid / "conmon.pid"
-    steady = backoff = peak = 0
-    python_samples = 0
-    deadline = time.monotonic() + SECONDS
-    while time.monotonic() < deadline:
-        kinds = monitor_side(cid, pidfile)
-        total = sum(kinds.values())
-        peak = max(peak, total)
-        if set(kinds) == {"conmon"}:
-            steady = max(steady, total)
-        elif "python" not in kinds and kinds.keys() & {"sh", "sleep"}:
-            # the wait itself (the old conmon may still be finishing beside it)
-            backoff = max(backoff, kinds.get("sh", 0) + kinds.get("sleep", 0))
-        if "python" in kinds:
-            python_samples += 1
-        time.sleep(0.01)
-    restarts = sh("secpod", "inspect", "--format", "{{.RestartCount}}", cid).strip()
-    sh("secpod", "rm", "-f", cid)
+    try:
+        pidfile = HOME / "data" / "secpod" / "containers" / cid / "conmon.pid"
+        steady = backoff = peak = 0
+        python_samples = 0
+        deadline = time.monotonic() + SECONDS
+        while time.monotonic() < deadline:
+            kinds = monitor_side(cid, pidfile)
+            total = sum(kinds.values())
+            peak = max(peak, total)
+            if set(kinds) == {"conmon"}:
+                steady = max(steady, total)
+            elif "python" not in kinds and kinds.keys() & {"sh", "sleep"}:
+                # the wait itself (the old conmon may still be finishing beside it)
+                backoff = max(backoff, kinds.get("sh", 0) + kinds.get("sleep", 0))
+            if "python" in kinds:
+                python_samples += 1
+            time.sleep(0.01)
+        restarts = sh("secpod", "inspect", "--format", "{{.RestartCount}}", cid).strip()
+    finally:  # an always-restarting container must not outlive the benchmark
+        subprocess.run(["secpod", "rm", "-f", cid], capture_output=True, check=False)
     print("| what | resident memory |")
     print("|---|---|")
     print(f"| conmon alone, while the container runs | {steady / 1024:.1f} MB |")
