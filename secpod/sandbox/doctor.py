@@ -170,7 +170,40 @@ def run_checks() -> list[Check]:
         )
     )
     checks += network_checks()
+    checks.append(keyring_check(os.getuid()))
     return checks
+
+
+def keyring_check(uid: int, key_users: str = "/proc/key-users") -> Check:
+    """How many more containers the kernel's key quota lets this user hold at once: crun
+    gives every container a session keyring of its own, and with the quota full every
+    create fails with "Disk quota exceeded" (200 keys per user by default)."""
+    try:
+        with open(key_users) as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        return Check("key quota", "warn", f"cannot read {key_users}: {e.strerror}")
+    used, limit = 0, 0
+    for line in lines:
+        who, _, rest = line.partition(":")
+        fields = rest.split()
+        if who.strip() == str(uid) and len(fields) >= 3 and "/" in fields[2]:
+            used, limit = (int(x) for x in fields[2].split("/"))
+            break
+    else:  # no keys yet: the limit is the sysctl's
+        try:
+            with open("/proc/sys/kernel/keys/maxkeys") as f:
+                limit = int(f.read())
+        except (OSError, ValueError):
+            return Check("key quota", "warn", f"no line for uid {uid} in {key_users}")
+    free = limit - used
+    detail = (f"{used} of {limit} kernel keys in use: about {free} more containers can be "
+              "held at once (the runtime gives each a session keyring)")
+    if free >= 20:
+        return Check("key quota", "ok", detail)
+    return Check("key quota", "warn", detail,
+                 "as root: sysctl -w kernel.keys.maxkeys=2000 kernel.keys.maxbytes=200000 "
+                 "(or remove containers you no longer need: secpod container prune)")
 
 
 def network_checks(tun: str = "/dev/net/tun") -> list[Check]:
