@@ -29,9 +29,9 @@ if TYPE_CHECKING:
 _AREAS: dict[str, tuple[str, ...]] = {
     "_system": ("doctor", "version", "info"),
     "_images": ("image", "save", "load", "history"),
-    "_containers": ("run", "create", "start", "restart", "wait", "rename", "top", "ps", "logs",
-                    "stop", "kill", "rm", "exec", "inspect", "stats", "pause", "unpause",
-                    "container-cleanup"),
+    "_containers": ("run", "create", "start", "restart", "wait", "attach", "rename", "top",
+                    "ps", "logs", "stop", "kill", "rm", "exec", "inspect", "stats", "pause",
+                    "unpause", "container-cleanup"),
     "_policies": ("profile", "lint", "system"),
     "_signing": ("key", "sign", "verify", "verify-bundle", "trust"),
     "_audit": ("audit",),

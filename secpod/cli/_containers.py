@@ -629,6 +629,25 @@ def _add_wait(sub: _Subparsers) -> None:
     p.set_defaults(func=_wait)
 
 
+def _attach(args: argparse.Namespace) -> int:
+    """The container's output until it exits; its exit status (Docker's ``attach``)."""
+    from secpod.sandbox import attach
+
+    code = attach.attach(args.container, sig_proxy=args.sig_proxy)
+    return code if code >= 0 else 125
+
+
+def _add_attach(sub: _Subparsers) -> None:
+    p = sub.add_parser("attach", help="follow a running container's output until it exits")
+    p.add_argument("container", metavar="CONTAINER")
+    bool_flag(p, "--sig-proxy", dest="sig_proxy", default=True,
+              help="pass signals (Ctrl-C, ...) on to the container (default; recorded)")
+    p.add_argument("--no-stdin", action="store_true",
+                   help="accepted: stdin is never attached (a detached container has none; "
+                        "secpod exec -it CONTAINER sh gives a shell in it)")
+    p.set_defaults(func=_attach)
+
+
 def _add_top(sub: _Subparsers) -> None:
     p = sub.add_parser("top", help="the processes of a running container")
     p.add_argument("container", metavar="CONTAINER")
@@ -692,6 +711,7 @@ PARSERS = {
     "start": _add_start,
     "restart": _add_restart,
     "wait": _add_wait,
+    "attach": _add_attach,
     "rename": _add_rename,
     "top": _add_top,
     "ps": _add_ps,

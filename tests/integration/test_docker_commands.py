@@ -5,7 +5,11 @@ podman 4.3.1 on the same image), ps -s, and pause refused where there is no free
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
@@ -220,3 +224,40 @@ def test_untag_keeps_the_image_until_a_prune(user: User, busybox: str) -> None:
     assert user.run("image", "inspect", digest).returncode == 1
     untags = [a for a in audit_records(user) if a["action"] == "image.untag"]
     assert [a["outcome"] for a in untags] == ["ok", "error", "ok"]
+
+
+def test_attach_follows_the_output_and_returns_the_exit_status(user: User, busybox: str) -> None:
+    script = "sleep 1; for i in 0 1 2; do echo out $i; echo err $i >&2; sleep 0.2; done; exit 3"
+    user.run("run", "-d", "--name", "att", busybox, "sh", "-c", script, check=True)
+    r = user.run("attach", "att", timeout=60)
+    assert r.returncode == 3, r.stderr
+    assert "out 2" in r.stdout and "err" not in r.stdout
+    assert "err 2" in r.stderr
+    # an exited container: Docker's refusal, exit 1, and the reason
+    again = user.run("attach", "att")
+    assert again.returncode == 1 and "is not running" in again.stderr and "hint:" in again.stderr
+    user.run("rm", "att", check=True)
+
+
+def test_attach_passes_a_signal_on_and_records_it(user: User, busybox: str) -> None:
+    # sh as PID 1 with a TERM trap: it exits 7 when the signal reaches it
+    script = "trap 'exit 7' TERM; while :; do sleep 0.1; done"
+    user.run("run", "-d", "--name", "sig", busybox, "sh", "-c", script, check=True)
+    proc = user.popen("attach", "sig", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        # once secpod holds the monitor's socket, its signal handlers are in place
+        for _ in range(300):
+            fds = Path(f"/proc/{proc.pid}/fd")
+            if any(os.readlink(f).startswith("socket:") for f in fds.iterdir()):
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        user.run("rm", "-f", "sig")
+    assert proc.returncode == 7, err
+    assert "SIGTERM passed to the container" in err
+    kills = [r for r in audit_records(user) if r["action"] == "container.kill"]
+    assert kills and kills[-1]["details"]["signal"] == "TERM"
