@@ -3,8 +3,6 @@ and one for a refused ``run``/``create`` (which has no container yet)."""
 
 from __future__ import annotations
 
-from secpod import audit
-
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
     from typing import Any
@@ -26,6 +24,8 @@ def refused(stage: str, e: Error, spec: ContainerSpec, **fields: Any) -> None:
         f"{p.host_ip}:{p.host_port}:{p.container_port}/{p.protocol}" for p in spec.ports]}
     if spec.network_options.publish_all:
         asked["publish_all"] = True
+    from secpod import audit  # when a record is made: ps, inspect and logs make none
+
     audit.record(
         "container.run.refused",
         "refused",
@@ -45,6 +45,8 @@ def container(action: str, ctr: Container, outcome: str = "ok", **kw: Any) -> No
     of the user's reach) and the runtime that runs it."""
     kw["details"] = {"config_digest": ctr.config_digest, "runtime": ctr.runtime,
                      "network": network_of(ctr), **(kw.get("details") or {})}
+    from secpod import audit  # when a record is made: ps, inspect and logs make none
+
     audit.record(
         action,
         outcome,
@@ -64,6 +66,8 @@ def sweep_half_made() -> None:
     from secpod.sandbox import state
 
     for cid, name in state.sweep_half_made():
+        from secpod import audit
+
         audit.record("container.create.abandoned", "ok", container_id=cid,
                      container_name=name or None,
                      reason="its maker ended before the container was made; removed")

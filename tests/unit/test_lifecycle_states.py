@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
+from secpod import audit
 from secpod.errors import Conflict, RuntimeFailed
 from secpod.sandbox import bundle as bundlemod
-from secpod.sandbox import create, events, host, operations, run, state
+from secpod.sandbox import create, host, operations, run, state
 from secpod.sandbox.environment import Environment
 from secpod.sandbox.operations import Status
 from secpod.spec import ContainerSpec
@@ -32,7 +33,7 @@ def records(monkeypatch: pytest.MonkeyPatch) -> Records:
     def record(action: str, outcome: str, **kw: Any) -> None:
         out.append((action, outcome, kw))
 
-    monkeypatch.setattr(events.audit, "record", record)
+    monkeypatch.setattr(audit, "record", record)
     return out
 
 
