@@ -292,10 +292,10 @@ def process_alive(pidfile: Path) -> int | None:
     """The pid in ``pidfile`` if that process still runs. A process that started after
     the file was written is another one that reuses the pid: it does not count."""
     try:
-        text = pidfile.read_text().strip()
-        written = pidfile.stat().st_mtime
-        boot = next(float(ln.split()[1]) for ln in Path("/proc/stat").read_text().splitlines()
-                    if ln.startswith("btime "))
+        with open(pidfile) as f:
+            text = f.read().strip()
+            written = os.fstat(f.fileno()).st_mtime
+        boot = _boot_time()
     except (OSError, StopIteration, ValueError, IndexError):
         return None
     st = _proc_stat(text) if text.isdigit() else None
@@ -304,6 +304,17 @@ def process_alive(pidfile: Path) -> int | None:
     started = boot + st[1] / os.sysconf("SC_CLK_TCK")
     # btime is whole seconds: a second of slack, which errs towards "still running"
     return int(text) if started <= written + 1.0 else None
+
+
+_BOOT: list[float] = []
+
+
+def _boot_time() -> float:
+    """The kernel's boot time (``btime`` of /proc/stat), read once per process."""
+    if not _BOOT:
+        with open("/proc/stat") as f:
+            _BOOT.append(next(float(ln.split()[1]) for ln in f if ln.startswith("btime ")))
+    return _BOOT[0]
 
 
 def _maker_alive(folder: Path) -> bool:
@@ -379,9 +390,15 @@ def release(cid: str, name: str) -> None:
                 path.unlink()
 
 
+_FIELDS: list[frozenset[str]] = []  # Container's field names, once per process (ps reads all)
+
+
 def _read(folder: Path) -> Container:
-    data = json.loads((folder / "container.json").read_text())
-    known = {f.name for f in _record.fields(Container)}
+    with open(os.path.join(folder, "container.json")) as f:
+        data = json.load(f)
+    if not _FIELDS:
+        _FIELDS.append(frozenset(f.name for f in _record.fields(Container)))
+    known = _FIELDS[0]
     return Container(**{k: v for k, v in data.items() if k in known})
 
 
