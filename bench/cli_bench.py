@@ -3,7 +3,8 @@
 - `ps -a` over 200 containers, secpod vs podman. podman's are made with `create` (not
   started: podman keeps them in its database, with no process). secpod's `create` hands
   each container to a conmon that holds it, two processes per container, and this host
-  refuses the ~200th (a per-user limit); so secpod's 200 are run and exited
+  refuses the ~200th (the kernel key quota: crun gives each a session keyring, 200
+  keys per user by default; `secpod doctor` shows it); so secpod's 200 are run and exited
   (`run --name cN IMAGE /bin/true`), which leaves no process: `ps -a` reads each record
   and asks crun once for the states of all;
 - `inspect` of one of them, secpod vs podman;
