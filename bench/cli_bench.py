@@ -18,13 +18,14 @@ prints medians and ratios as a markdown table.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import _common  # noqa: E402  (bench/ is sys.path[0] when a script runs)
 
 from secpod.images.build import busybox_rootfs, write_layout  # noqa: E402
 
@@ -43,10 +44,7 @@ def sh(*argv: str) -> subprocess.CompletedProcess[str]:
 
 def hyperfine(name: str, command: str, runs: int = RUNS) -> float:
     """Median seconds of ``command`` over ``runs`` runs (no shell in between)."""
-    out = HOME / f"hf-{name}.json"
-    subprocess.run(["hyperfine", "-N", "-w", "3", "-r", str(runs), "--export-json", str(out),
-                    command], check=True, stdout=subprocess.DEVNULL)
-    return float(json.loads(out.read_text())["results"][0]["median"])
+    return _common.hyperfine(HOME / f"hf-{name}.json", command, runs=runs)
 
 
 def main() -> None:

@@ -33,16 +33,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import free_port, rss_kb  # noqa: E402
 from runner_bench import HOME, setup_image, sh  # noqa: E402
 
 SIZE = 100 << 20
 IMAGE = "bench/busybox:1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def send(port: int, data: bytes, timeout: float = 20) -> float:
@@ -84,21 +79,10 @@ def through_publish(data: bytes) -> tuple[float, int]:
         record = json.loads((HOME / "data" / "secpod" / "containers" / cid /
                              "container.json").read_text())
         took = send(port, data)
-        rss = vm_rss(int(record["holder_pid"]))
+        rss = rss_kb(int(record["holder_pid"]))
         return took, rss
     finally:
         sh("secpod", "rm", "-f", cid)
-
-
-def vm_rss(pid: int) -> int:
-    """kB, 0 when gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def idle_rss() -> int:
@@ -108,7 +92,7 @@ def idle_rss() -> int:
     try:
         record = json.loads((HOME / "data" / "secpod" / "containers" / cid /
                              "container.json").read_text())
-        return vm_rss(int(record["holder_pid"]))
+        return rss_kb(int(record["holder_pid"]))
     finally:
         sh("secpod", "rm", "-f", cid)
 

@@ -28,7 +28,6 @@ import json
 import os
 import pwd
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,13 +37,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from _common import as_user  # bench/ is sys.path[0] when a script runs
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from _common import as_user, free_port  # bench/ is sys.path[0] when a script runs
 
 
 def _blob(layout: Path, data: bytes) -> tuple[str, int]:
@@ -131,7 +124,7 @@ def main() -> int:
     registry = None
     try:
         work.chmod(0o755)
-        port = _free_port()
+        port = free_port()
         (work / "config.yml").write_text(
             "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
             f"    rootdirectory: {work / 'storage'}\n  delete:\n    enabled: true\n"

@@ -21,6 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import _common  # noqa: E402  (bench/ is sys.path[0] when a script runs)
+
 from secpod.images.build import busybox_rootfs, write_layout  # noqa: E402
 
 HOME = Path(os.environ["HOME"])
@@ -29,16 +31,6 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "15"))
 
 def sh(*argv: str) -> str:
     return subprocess.run(argv, check=True, text=True, capture_output=True).stdout
-
-
-def rss_kb(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def monitor_side(cid: str, conmon_pid_file: Path) -> dict[str, int]:
@@ -62,11 +54,11 @@ def monitor_side(cid: str, conmon_pid_file: Path) -> dict[str, int]:
         elif b"container-cleanup" in text and cid.encode() in text:
             kind = "sh" if argv[0].endswith(b"sh") else "python"
         elif argv[0].endswith(b"sleep") and not text.startswith(b"sleep 0.5"):
-            kind = "sleep" if rss_kb(pid) and _parent_is_cleanup(pid, cid) else ""
+            kind = "sleep" if _common.rss_kb(pid) and _parent_is_cleanup(pid, cid) else ""
         else:
             kind = ""
         if kind:
-            out[kind] = out.get(kind, 0) + rss_kb(pid)
+            out[kind] = out.get(kind, 0) + _common.rss_kb(pid)
     return out
 
 

@@ -24,6 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import _common  # noqa: E402  (bench/ is sys.path[0] when a script runs)
+
 from secpod.images.build import busybox_rootfs, write_layout  # noqa: E402
 
 HOME = Path(os.environ["HOME"])
@@ -36,22 +38,7 @@ def sh(*argv: str, **kw: object) -> subprocess.CompletedProcess[str]:
 
 def hyperfine(name: str, command: str, *, prepare: str | None = None, runs: int = RUNS) -> float:
     """Median seconds of ``command`` over ``runs`` runs."""
-    out = HOME / f"hf-{name}.json"
-    argv = ["hyperfine", "-N", "-w", "3", "-r", str(runs), "--export-json", str(out)]
-    if prepare:
-        argv = [
-            "hyperfine",
-            "-w",
-            "1",
-            "-r",
-            str(runs),
-            "--export-json",
-            str(out),
-            "--prepare",
-            prepare,
-        ]
-    subprocess.run([*argv, command], check=True, stdout=subprocess.DEVNULL)
-    return float(json.loads(out.read_text())["results"][0]["median"])
+    return _common.hyperfine(HOME / f"hf-{name}.json", command, runs=runs, prepare=prepare)
 
 
 def setup_image() -> Path:
@@ -96,11 +83,7 @@ def bare_crun_bundle() -> Path:
 def monitor_rss() -> int:
     cid = sh("secpod", "run", "-d", "bench/busybox:1", "sleep", "60").stdout.strip()
     info = json.loads(sh("secpod", "inspect", cid).stdout)[0]["Secpod"]
-    pid = info["monitor_pid"]
-    rss = 0
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            rss = int(line.split()[1])
+    rss = _common.rss_kb(info["monitor_pid"])
     sh("secpod", "rm", "-f", cid)
     return rss
 
