@@ -208,24 +208,30 @@ def entry() -> None:
     still collect, less often.
     """
     gc.set_threshold(50_000, 20, 20)
+    code = 1
     try:
         code = main()
     finally:
-        _flush_audit()
+        code = _flush_audit(code)
     gc.freeze()
     sys.exit(code)
 
 
-def _flush_audit() -> None:
+def _flush_audit(code: int) -> int:
     """Sync audit records a command wrote with ``durable=False`` and did not flush itself
-    (a failure on the way): the last thing before the process ends."""
+    (a failure on the way): the last thing before the process ends. A command whose
+    records cannot be made durable does not end as a success."""
     log = sys.modules.get("secpod.audit._log")
     if log is None:
-        return
+        return code
     try:
         log.flush()
     except Error as e:
         print(f"secpod: error: {e.message}", file=sys.stderr)
+        if e.hint:
+            print(f"hint: {e.hint}", file=sys.stderr)
+        return code or e.exit_code
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:

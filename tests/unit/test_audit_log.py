@@ -388,3 +388,18 @@ def test_flush_syncs_deferred_records_and_a_checkpoint_covers_them(
     cp = _note.parse_checkpoint((log / "checkpoint").read_text())
     assert cp.size == len(lines(log))
     assert verify_dir(log).intact
+
+
+def test_a_command_whose_deferred_records_cannot_be_synced_does_not_succeed(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from secpod import cli
+    from secpod.audit import _log
+
+    def broken() -> None:
+        raise AuditError("cannot write the audit log x: Input/output error", hint="fix it")
+
+    monkeypatch.setattr(_log, "flush", broken)
+    assert cli._flush_audit(0) != 0
+    assert cli._flush_audit(3) == 3  # a failure already reported keeps its own code
+    err = capsys.readouterr().err
+    assert "cannot write the audit log" in err and "hint: fix it" in err
