@@ -23,12 +23,11 @@ import sys
 
 from secpod.errors import Conflict, HostError
 from secpod.sandbox import operations, state
+from secpod.sandbox.environment import Environment
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    from secpod.sandbox.environment import Environment
 
 STDOUT, STDERR = 2, 3
 PROXIED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
@@ -39,7 +38,7 @@ def attach(ref: str, *, sig_proxy: bool = True, env: Environment | None = None) 
     """Copy the running container ``ref``'s output here until it exits; return its exit
     status (-1 when it is unknown). Raises NotFound, Conflict (not running, or not held
     by conmon), HostError (the attach socket cannot be reached)."""
-    env = operations._env(env)
+    env = env or Environment.load(check_host=False)
     ctr = state.lookup(ref)
     rt = env.runtime_for(ctr)
     now = operations.status_of(ctr, rt.state(ctr.id))
