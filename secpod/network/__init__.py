@@ -52,6 +52,7 @@ class Holder:
         self.ctl = ctl
         self.buf = b""
         self.ports: tuple[PortMapping, ...] = ()
+        self.root_pid = 0   # the holder's child whose mount namespace has the overlay root
 
     @property
     def pid(self) -> int:
@@ -70,7 +71,7 @@ class Holder:
                 chunk = b""
             if not chunk:
                 self.kill()
-                raise HostError("secpod's network holder ended before it was ready",
+                raise HostError("secpod's namespace holder ended before it was ready",
                                 hint="secpod doctor checks what this host allows")
             self.buf += chunk
         line, _, self.buf = self.buf.partition(b"\n")
@@ -116,7 +117,7 @@ def _write_map(tool: str, pid: int, maps: tuple[IdMap, ...]) -> subprocess.Popen
 def _wait_map(tool: str, proc: subprocess.Popen[str]) -> None:
     _, err = proc.communicate()
     if proc.returncode != 0:
-        raise HostError(f"{tool} failed for secpod's network holder: "
+        raise HostError(f"{tool} failed for secpod's namespace holder: "
                         f"{err.strip() or proc.returncode}",
                         hint="secpod doctor checks your subordinate id ranges")
 
@@ -133,7 +134,7 @@ def spawn() -> Holder:
             stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
     except OSError as e:
         ours.close()
-        raise HostError(f"cannot start secpod's network holder: {e.strerror}") from e
+        raise HostError(f"cannot start secpod's namespace holder: {e.strerror}") from e
     finally:
         theirs.close()
     holder = Holder(proc, ours)
@@ -148,15 +149,18 @@ def discard_pending() -> None:
 
 
 def start_holder(cid: str, ports: tuple[PortMapping, ...], identity: Identity,
-                 folder: Path, holder: Holder | None = None) -> Holder:
+                 folder: Path, holder: Holder | None = None, *,
+                 overlay: Path | None = None) -> Holder:
     """Make ``holder`` (or a new one) the holder of container ``cid``'s namespaces, with
     ``ports`` bound on the host (its stderr, should it fail, goes to
-    ``folder/holder.err``).
+    ``folder/holder.err``). With ``overlay`` (the image's tree), it also holds a mount
+    namespace where the container's writable root is mounted: ``folder/upper`` over
+    that tree, on ``folder/merged`` (docs/adr/0006-overlay-root.md).
 
     Returns it ready for the container to join, its ``ports`` with the host ports the
     kernel picked for 0. Raises Conflict (a port in use), NetworkRequestError (a
-    privileged port, an address not of this host) and HostError (the holder or the id
-    mappings failed); nothing is left running then."""
+    privileged port, an address not of this host) and HostError (the holder, the id
+    mappings or the mount failed); nothing is left running then."""
     from secpod.network.ports import check_host_port, unprivileged_port_start
 
     try:
@@ -173,20 +177,24 @@ def start_holder(cid: str, ports: tuple[PortMapping, ...], identity: Identity,
         holder.ports = tuple(PortMapping(container_port=p.container_port, host_port=int(b),
                                          host_ip=p.host_ip, protocol=p.protocol)
                              for p, b in zip(ports, answer[1:], strict=True))
+        holder.send("unshare", *(["net"] if ports else []), *(["mnt"] if overlay else []))
         answer = holder.recv()
         if answer[0] == "error":
-            raise HostError("secpod's network holder cannot make a user and network "
-                            f"namespace: {os.strerror(int(answer[2]))}",
+            raise HostError("secpod's namespace holder cannot make the container's "
+                            f"namespaces: {os.strerror(int(answer[2]))}",
                             hint="secpod doctor checks unprivileged user namespaces")
         maps = [("newuidmap", _write_map("newuidmap", holder.pid, identity.uid_map)),
                 ("newgidmap", _write_map("newgidmap", holder.pid, identity.gid_map))]
         for tool, proc in maps:
             _wait_map(tool, proc)
         holder.send("mapped")
+        if overlay is not None:
+            holder.send("mount", *(bytes(p).hex() for p in (
+                overlay, folder / "upper", folder / "work", folder / "merged")))
         answer = holder.recv()
         if answer[0] == "error":
-            raise HostError("secpod's network holder cannot set up the container's "
-                            f"loopback: {os.strerror(int(answer[2]))}")
+            raise _setup_error(answer[1], int(answer[2]))
+        holder.root_pid = int(answer[1]) if len(answer) > 1 else 0
     except BaseException:
         if holder is not None:
             holder.kill()
@@ -195,6 +203,15 @@ def start_holder(cid: str, ports: tuple[PortMapping, ...], identity: Identity,
         _PENDING.remove(holder)
     _LIVE[cid] = holder
     return holder
+
+
+def _setup_error(step: str, code: int) -> HostError:
+    if step == "mount":
+        return HostError(f"cannot mount the container's overlay root: {os.strerror(code)}",
+                         hint="secpod doctor checks whether this kernel mounts overlayfs "
+                              "in a user namespace; --read-only runs without one")
+    return HostError(f"secpod's namespace holder cannot set up the container's loopback: "
+                     f"{os.strerror(code)}")
 
 
 def live(cid: str) -> Holder | None:
@@ -206,29 +223,35 @@ def live(cid: str) -> Holder | None:
     return holder
 
 
-def join(config: dict[str, Any], folder: Path, holder: Holder) -> None:
-    """Make ``config`` join ``holder``'s user and network namespaces, through links in
-    ``folder/ns`` (a restart points them at the new holder; config.json stays as
-    written). The id mappings are the holder's, written by :func:`start_holder`."""
-    point_links(folder, holder.pid)
+_JOINED = {"user": "user", "network": "net", "mount": "mnt"}
+
+
+def join(config: dict[str, Any], folder: Path, holder: Holder | None, *, net: bool,
+         mnt: bool) -> None:
+    """Make ``config`` join the holder's user namespace, and its network (``net``) and
+    mount (``mnt``) namespaces, through links in ``folder/ns`` (a restart points them at
+    the new holder; config.json stays as written). The id mappings are the holder's,
+    written by :func:`start_holder`; ``config`` keeps them, as runc requires of a
+    joined user namespace (crun checks nothing and writes nothing there)."""
+    if holder is not None:
+        point_links(folder, holder.pid, holder.root_pid)
     linux = config["linux"]
-    linux.pop("uidMappings", None)
-    linux.pop("gidMappings", None)
+    wanted = {"user"} | ({"network"} if net else set()) | ({"mount"} if mnt else set())
     for ns in linux["namespaces"]:
-        if ns["type"] == "user":
-            ns["path"] = str(folder / "ns" / "user")
-        elif ns["type"] == "network":
-            ns["path"] = str(folder / "ns" / "net")
+        if ns["type"] in wanted:
+            ns["path"] = str(folder / "ns" / _JOINED[ns["type"]])
 
 
-def point_links(folder: Path, pid: int) -> None:
+def point_links(folder: Path, pid: int, root_pid: int = 0) -> None:
+    """``folder/ns/{user,net,mnt}`` -> the holder's namespaces (the mount namespace its
+    child's, ``root_pid``)."""
     links = folder / "ns"
     links.mkdir(mode=0o700, exist_ok=True)
-    for name in ("user", "net"):
+    for name in ("user", "net", "mnt"):
         tmp = links / f".{name}.tmp"
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-        tmp.symlink_to(f"/proc/{pid}/ns/{name}")
+        tmp.symlink_to(f"/proc/{root_pid if name == 'mnt' and root_pid else pid}/ns/{name}")
         tmp.replace(links / name)
 
 

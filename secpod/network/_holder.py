@@ -1,4 +1,5 @@
-"""The network holder and port forwarder of one container (docs/adr/0005-network-holder.md).
+"""The namespace holder of one container, and its port forwarder
+(docs/adr/0005-network-holder.md, docs/adr/0006-overlay-root.md).
 
 Imported by secpod's ``python3 -I -S -c LOADER CTL_FD PARENT_PID`` (so that its byte code
 comes from ``__pycache__``) and run as :func:`main`: standard library only,
@@ -6,22 +7,28 @@ no secpod import and no json (its regular expressions cost half a megabyte), so 
 starts fast and stays small. It talks to secpod over the unix socket CTL_FD, one line per
 message, words separated by spaces:
 
-1. ``log PATH`` (its stderr from now on), then ``ports IP,HOST_PORT,PORT,PROTO ...``; the
-   holder binds each host address and port in the host's network namespace (where it
-   still is) and answers ``bound PORT...`` (the ports the kernel gave for 0) or
-   ``error INDEX ERRNO`` and exits;
-2. it unshares a user and a network namespace and answers ``unshared PID``; secpod writes
-   the container's id mappings into the user namespace (newuidmap, newgidmap) and sends
-   ``mapped``;
-3. it brings ``lo`` up, lets unprivileged processes of that namespace bind low ports
-   (``net.ipv4.ip_unprivileged_port_start = 0`` there, as Docker does) and answers
-   ``ready``: the container joins both namespaces by path;
+1. ``log PATH`` (its stderr from now on), then ``ports IP,HOST_PORT,PORT,PROTO ...`` (none
+   for a container that publishes nothing); the holder binds each host address and port
+   in the host's network namespace (where it still is) and answers ``bound PORT...`` (the
+   ports the kernel gave for 0) or ``error INDEX ERRNO`` and exits;
+2. ``unshare [net] [mnt]``: it unshares a user namespace, with a network namespace (for
+   published ports) and a mount namespace (for an overlay root) as asked, and answers
+   ``unshared PID``; secpod writes the container's id mappings into the user namespace
+   (newuidmap, newgidmap) and sends ``mapped``;
+3. with ``net``, it brings ``lo`` up and lets unprivileged processes of that namespace
+   bind low ports (``net.ipv4.ip_unprivileged_port_start = 0`` there, as Docker does);
+   with ``mnt``, secpod's next line is ``mount LOWER UPPER WORK TARGET`` (each path in
+   hex): a child of the holder unshares a mount namespace and mounts the container's
+   overlay root there. Then it answers ``ready ROOT_PID`` (the child's pid, 0 without
+   ``mnt``; or ``error STEP ERRNO``): the container joins the namespaces by path, the
+   mount namespace the child's;
 4. ``watch detach|stay PID...``: it lives until any of these processes ends (the
    container's monitor, the container) and answers ``ok``. With ``detach`` it stops dying
-   with its parent (PR_SET_PDEATHSIG), which it does until then.
+   with its parent (PR_SET_PDEATHSIG), which it does until then. A holder that forwards
+   no port exits once it has answered: the container's processes hold the namespaces.
 
-secpod may start it before it knows the ports (its start-up overlaps secpod's own work):
-until the first line it only waits.
+secpod may start it before it knows what it is for (its start-up overlaps secpod's own
+work): until the first line it only waits.
 
 Its listening sockets stay in the host's namespace; every socket it makes afterwards is
 made in the container's. A TCP connection is relayed by two threads with splice(2)
@@ -44,6 +51,10 @@ from typing import Any
 
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
+CLONE_NEWNS = 0x00020000
+MS_NODEV = 0x4
+MS_REC = 0x4000
+MS_PRIVATE = 1 << 18
 PR_SET_PDEATHSIG = 1
 SIOCSIFFLAGS = 0x8914
 IFF_UP, IFF_RUNNING = 0x1, 0x40
@@ -209,6 +220,75 @@ class Udp:
                 del self.peers[peer]
 
 
+def _watch(ctl: Ctl, sel: selectors.BaseSelector, words: list[str]) -> None:
+    """``watch detach|stay PID...``: live until one of the PIDs ends."""
+    for pid in map(int, words[2:]):
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError as e:
+            if e.errno == errno.ESRCH:
+                os._exit(0)
+            raise
+        sel.register(pidfd, selectors.EVENT_READ, ("pid",))
+    if words[1] == "detach":
+        _libc.prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0)
+    ctl.send("ok")
+
+
+def _root_holder(paths: list[bytes]) -> int:
+    """Fork the process whose mount namespace the container joins, and return its pid
+    once the overlay root is mounted there. It does nothing else, and touches no file
+    after the mount: the runtime's pivot_root in that namespace moves its root into the
+    container's. It dies with this process (its parent), which it outlives never."""
+    r, w = os.pipe()
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        code = 0
+        try:
+            _die_with_parent(parent)
+            if _libc.unshare(CLONE_NEWNS) != 0:
+                raise OSError(ctypes.get_errno(), "unshare")
+            _mount_overlay(*paths)
+        except OSError as e:
+            code = e.errno or errno.EIO
+        os.write(w, str(code).encode())
+        os.close(w)
+        if code:
+            os._exit(1)
+        while True:
+            signal.pause()
+    os.close(w)
+    answer = os.read(r, 64)
+    os.close(r)
+    code = int(answer or errno.EIO)
+    if code:
+        os.waitpid(pid, 0)
+        raise OSError(code, "mount")
+    return pid
+
+
+def _mount_overlay(lower: bytes, upper: bytes, work: bytes, target: bytes) -> None:
+    """The container's writable root: ``lower`` (the image's tree, never written) under
+    ``upper``, mounted on ``target`` in this mount namespace, which nothing shares with
+    the host's (made private first, so that no mount event leaves it)."""
+    fds = [os.open(p, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for p in
+           (lower, upper, work, target)]
+    try:
+        if _libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+            raise OSError(ctypes.get_errno(), "mount --make-rprivate /")
+        # /proc/self/fd/N: the options name directories by descriptor, so that no comma,
+        # colon or backslash in a path is ever parsed as the option syntax.
+        lo, up, wk, tg = (f"/proc/self/fd/{fd}".encode() for fd in fds)
+        options = b"lowerdir=" + lo + b",upperdir=" + up + b",workdir=" + wk + b",userxattr"
+        if _libc.mount(b"overlay", tg, b"overlay", MS_NODEV, options) != 0:
+            raise OSError(ctypes.get_errno(), "mount overlay")
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
 def main() -> None:
     ctl_fd, parent = int(sys.argv[-2]), int(sys.argv[-1])
     _die_with_parent(parent)
@@ -227,21 +307,36 @@ def main() -> None:
         ctl.send("error", *e.args)
         return
     ctl.send("bound", *(s.getsockname()[1] for s, _ in bound))
-    if _libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
+    line = ctl.recv()
+    if line[0] != "unshare":
+        return
+    flags = CLONE_NEWUSER
+    flags |= CLONE_NEWNET if "net" in line else 0
+    mount = "mnt" in line
+    if _libc.unshare(flags) != 0:
         ctl.send("error", "unshare", ctypes.get_errno())
         return
     ctl.send("unshared", os.getpid())
     if ctl.recv() != ["mapped"]:
         return
-    try:
-        _loopback_up()
-        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start", "w") as f:
-            f.write("0")
-    except OSError as e:
-        ctl.send("error", "loopback", e.errno)
-        return
+    if flags & CLONE_NEWNET:
+        try:
+            _loopback_up()
+            with open("/proc/sys/net/ipv4/ip_unprivileged_port_start", "w") as f:
+                f.write("0")
+        except OSError as e:
+            ctl.send("error", "loopback", e.errno)
+            return
+    root_pid = 0
+    if mount:
+        line = ctl.recv()
+        try:
+            root_pid = _root_holder([bytes.fromhex(w) for w in line[1:5]])
+        except (OSError, ValueError, TypeError) as e:
+            ctl.send("error", "mount", getattr(e, "errno", None) or errno.EINVAL)
+            return
     threading.stack_size(256 * 1024)
-    ctl.send("ready")
+    ctl.send("ready", root_pid)
 
     sel = selectors.DefaultSelector()
     udps = []
@@ -288,19 +383,11 @@ def main() -> None:
                     words = raw.decode().split(" ")
                     if words[0] != "watch":
                         continue
-                    for pid in map(int, words[2:]):
-                        try:
-                            pidfd = os.pidfd_open(pid)
-                        except OSError as e:
-                            if e.errno == errno.ESRCH:
-                                os._exit(0)
-                            raise
-                        sel.register(pidfd, selectors.EVENT_READ, ("pid",))
-                    watching = True
-                    if words[1] == "detach":
-                        _libc.prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0)
                     ctl.sock.setblocking(True)
-                    ctl.send("ok")
+                    _watch(ctl, sel, words)
+                    if not bound:
+                        os._exit(0)   # nothing to forward: the container holds its namespaces
+                    watching = True
                     ctl.sock.setblocking(False)
         now = time.monotonic()
         if udps and now - last_sweep > 30:

@@ -178,28 +178,15 @@ def _die_with_parent(parent: int) -> Callable[[], None]:
 
 
 def prepare_rootfs(image_rootfs: Path, folder: Path, *, readonly: bool) -> tuple[Path, str]:
-    """(rootfs path, mode): the shared image tree when read-only, else a private copy."""
+    """(rootfs path, mode): the shared image tree when read-only; else the folders of an
+    overlay root (docs/adr/0006-overlay-root.md): the container's writes go to
+    ``folder/upper``, the image's tree is its never-written lower layer, and the holder
+    mounts the two on ``folder/merged`` in the container's own mount namespace."""
     if readonly:
         return image_rootfs, "shared-readonly"
-    import subprocess
-
-    target = folder / "rootfs"
-    # --reflink=auto: a cheap copy-on-write clone where the filesystem supports it.
-    # The copy dies with secpod: a `run` killed mid-copy leaves no cp writing into a
-    # folder that the next command sweeps (state.sweep_half_made).
-    proc = subprocess.run(
-        ["cp", "-a", "--reflink=auto", f"{image_rootfs}/.", str(target)],
-        capture_output=True,
-        text=True,
-        check=False,
-        preexec_fn=_die_with_parent(os.getpid()),
-    )
-    if proc.returncode != 0:
-        raise MalformedInput(
-            f"cannot copy the image's root filesystem: {proc.stderr.strip()}",
-            hint="check free space in the data dir",
-        )
-    return target, "private-copy"
+    for name in ("upper", "work", "merged"):
+        (folder / name).mkdir(mode=0o755)
+    return folder / "merged", "overlay"
 
 
 def build_config(
@@ -207,13 +194,16 @@ def build_config(
     cid: str,
     hostname: str,
     rootfs: Path,
+    image_tree: Path,
     image_config: dict[str, Any],
     request: Process,
     confinement: Confinement,
     identity: Identity,
     userdata: Path,
 ) -> dict[str, Any]:
-    """The OCI runtime config for one container. Raises CommandNotFound and friends."""
+    """The OCI runtime config for one container, whose root is ``rootfs`` (the image's
+    tree ``image_tree`` itself, or an overlay over it). Raises CommandNotFound and
+    friends."""
     cfg = image_config.get("config") or {}
     args = process_args(cfg, request)
     env = process_env(cfg, request, hostname)
@@ -221,11 +211,11 @@ def build_config(
     if not cwd.startswith("/"):
         raise UsageError(f"the working directory {cwd!r} is not absolute", hint="use -w /PATH")
     user_spec = request.user if request.user is not None else (cfg.get("User") or "0")
-    uid, gid, home = rootfsmod.lookup_user(rootfs, user_spec)
+    uid, gid, home = rootfsmod.lookup_user(image_tree, user_spec)
     if home and not any(e.startswith("HOME=") for e in env):
         env.append(f"HOME={home}")
     search = next((e[5:] for e in env if e.startswith("PATH=")), DEFAULT_PATH)
-    check_command(rootfs, args[0], search, cwd)
+    check_command(image_tree, args[0], search, cwd)
 
     linux = dict(confinement.linux)
     namespaces = [{"type": "user"}] + [
@@ -234,10 +224,14 @@ def build_config(
     own_netns = any(ns.get("type") == "network" for ns in namespaces)
     mounts = _base_mounts(userdata, own_netns=own_netns, root_readonly=confinement.root_readonly)
     mounts += [dict(m) for m in confinement.mounts]
+    # The shared tree gets its mount points from secpod, so that crun never writes into
+    # it; over an overlay, crun makes the missing ones in the container's upper folder.
+    create = rootfs == image_tree
     for m in mounts:
         directory = m["type"] != "bind" or Path(m["source"]).is_dir()
-        rootfsmod.ensure_mountpoint(rootfs, m["destination"], directory=directory)
-    rootfsmod.ensure_mountpoint(rootfs, cwd, directory=True)
+        rootfsmod.ensure_mountpoint(image_tree, m["destination"], directory=directory,
+                                    create=create)
+    rootfsmod.ensure_mountpoint(image_tree, cwd, directory=True, create=create)
 
     process: dict[str, Any] = {
         "terminal": request.tty,

@@ -150,10 +150,12 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
         )
         bundlemod.write_userdata(folder / "userdata", hostname,
                                  extra_hosts=spec.network_options.add_hosts)
+        overlay = root_mode == "overlay"
         config = bundlemod.build_config(
             cid=cid,
             hostname=hostname,
             rootfs=rootfs,
+            image_tree=image.rootfs,
             image_config=image.config,
             request=spec.process,
             confinement=confinement,
@@ -164,7 +166,7 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
         if spec.init:
             from secpod.sandbox import init
 
-            init.add_to(config, rootfs)
+            init.add_to(config, image.rootfs, create=not overlay)
         refusals = rt.refuses(config)
         if refusals:
             stage = "runtime"
@@ -175,16 +177,17 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
         # Judged as secpod makes it: a private network namespace of the container's own,
         # whether crun creates it or the container joins its holder's.
         summary["cis_findings"] = _cis_findings(config, confinement.profile)
-        if ports:
+        if ports or overlay:
             from secpod import network
 
-            stage = "network"
-            holder = network.start_holder(cid, ports, identity, folder, pending)
+            stage = "network" if ports else "storage"
+            holder = network.start_holder(cid, ports, identity, folder, pending,
+                                          overlay=image.rootfs if overlay else None)
             ports = holder.ports
-            network.join(config, folder, holder)
+            network.join(config, folder, holder, net=bool(ports), mnt=overlay)
             stage = "bundle"
         elif pending is not None:
-            pending.kill()  # -P, and the image exposes nothing
+            pending.kill()  # -P and the image exposes nothing, or a read-only root
         summary["ports"] = [str(p) for p in ports]
         digest = bundlemod.write_config(folder / "bundle", config)
         summary["weakened"] = list(confinement.weakened)
@@ -221,6 +224,7 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
                    for p in ports],
             holder_pid=holder.pid if holder else None,
             holder_identity=state.process_identity(holder.pid) if holder else None,
+            root_lower=str(image.rootfs) if overlay else None,
             restart_policy=spec.restart,
             log_driver=spec.log_driver,
             sdnotify=spec.sdnotify,
@@ -305,10 +309,12 @@ def image_for(store: Any, spec: ContainerSpec, host_arch: str) -> Any:
                 hint="pull the image for this platform (secpod pull), or leave --platform out")
     return image
 def _spawn_holder(spec: ContainerSpec) -> Any:
-    """Start the network holder first when the run publishes ports: its interpreter's
-    start-up overlaps the policy, image, trust and bundle steps (docs/adr/0005). A
-    create that fails ends it (create's _discard_holders)."""
-    if not (spec.ports or spec.network_options.publish_all):
+    """Start the namespace holder first when the run publishes ports or will likely have
+    a writable (overlay) root: its interpreter's start-up overlaps the policy, image,
+    trust and bundle steps (docs/adr/0005, 0006). A create that fails ends it (create's
+    _discard_holders), and so does one whose profile makes the root read-only."""
+    writable = spec.security.read_only is not True and spec.profile != "strict"
+    if not (spec.ports or spec.network_options.publish_all or writable):
         return None
     from secpod import network
 

@@ -34,11 +34,13 @@ def find() -> Path:
                     hint="apt install catatonit (or leave --init out)")
 
 
-def add_to(config: dict[str, Any], rootfs: Path) -> None:
+def add_to(config: dict[str, Any], image_tree: Path, *, create: bool = True) -> None:
     """Make catatonit the process of ``config`` (a bundle's config.json, not yet
-    written): a read-only bind of the host's binary, and the command after ``--``."""
+    written): a read-only bind of the host's binary, and the command after ``--``.
+    ``create``: its mount point is made in ``image_tree`` (a shared read-only root),
+    else left to the runtime (an overlay root)."""
     source = find()
-    rootfsmod.ensure_mountpoint(rootfs, DESTINATION, directory=False)
+    rootfsmod.ensure_mountpoint(image_tree, DESTINATION, directory=False, create=create)
     config["mounts"].append({"destination": DESTINATION, "type": "bind",
                              "source": str(source),
                              "options": ["bind", "ro", "nosuid", "nodev"]})

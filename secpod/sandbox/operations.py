@@ -98,11 +98,11 @@ def checked_bundle(ctr: Container, action: str) -> dict[str, Any]:
 def launch(ctr: Container, env: Environment) -> int:
     """The container's monitor (conmon) creates it in its runtime; returns its pid.
 
-    A container with published ports joins its network holder (secpod.network): the
-    one this process started at create, or a new one on the recorded ports for a
-    container started again; the holder then lives as long as the monitor and the
-    container."""
-    holder = _holder_for(ctr) if ctr.ports else None
+    A container with published ports or an overlay root joins its namespace holder
+    (secpod.network): the one this process started at create, or a new one (on the
+    recorded ports, over the recorded lower layer) for a container started again; a
+    forwarding holder then lives as long as the monitor and the container."""
+    holder = _holder_for(ctr) if ctr.ports or ctr.root_lower else None
     try:
         pid = env.monitors.detached(env.runtime_for(ctr), ctr, exit_dir=state.exits_dir(),
                                     log_size_max=log_size_max(ctr))
@@ -127,8 +127,9 @@ def _holder_for(ctr: Container) -> Holder:
     if holder is None:
         network.stop(ctr.holder_pid, ctr.holder_identity)
         holder = network.start_holder(
-            ctr.id, tuple(PortMapping(**p) for p in ctr.ports), preflight.identity(), ctr.dir)
-        network.point_links(ctr.dir, holder.pid)
+            ctr.id, tuple(PortMapping(**p) for p in ctr.ports), preflight.identity(), ctr.dir,
+            overlay=Path(ctr.root_lower) if ctr.root_lower else None)
+        network.point_links(ctr.dir, holder.pid, holder.root_pid)
         ctr.holder_pid = holder.pid
         ctr.holder_identity = state.process_identity(holder.pid)
         ctr.save()
@@ -141,6 +142,19 @@ def stop_network(ctr: Container) -> None:
         from secpod import network
 
         network.stop(ctr.holder_pid, ctr.holder_identity)
+
+
+def running_root(ctr: Container, root: Path) -> Path:
+    """Where the host sees the root of a running container: an overlay root is mounted
+    in the container's own mount namespace only, reached through its init's
+    ``/proc/PID/root`` (the recorded pid, checked against reuse)."""
+    if not ctr.root_lower:
+        return root
+    pid = ctr.live_pid()
+    if pid is None:
+        raise Conflict(f"container {ctr.name} is not running",
+                       hint=f"secpod start {ctr.name}")
+    return Path(f"/proc/{pid}/root")
 
 
 # -- start -------------------------------------------------------------------------
@@ -599,7 +613,7 @@ def exec_in(
         process["cwd"] = workdir
     from secpod.sandbox import bundle as bundlemod
 
-    root = Path(config["root"]["path"])
+    root = running_root(ctr, Path(config["root"]["path"]))
     if user is not None:
         from secpod.sandbox import rootfs as rootfsmod
 

@@ -43,7 +43,9 @@ class _Walk:
 
     def __init__(self, root: Path, path: str, *, create: bool = False) -> None:
         self.path = path
-        self.fds = [os.open(root, _DIR_FLAGS)]
+        # The root itself is secpod's choice, and may be a running container's
+        # /proc/PID/root (a magic link): followed; nothing below it is.
+        self.fds = [os.open(root, _DIR_FLAGS & ~os.O_NOFOLLOW)]
         self.names: list[str] = []
         try:
             self.name = self._walk([p for p in path.split("/") if p not in ("", ".")], create)
@@ -230,19 +232,31 @@ def _read_db(root: Path, name: str) -> list[list[str]]:
     return [line.split(":") for line in text.splitlines()]
 
 
-def ensure_mountpoint(root: Path, dest: str, *, directory: bool) -> None:
+def ensure_mountpoint(root: Path, dest: str, *, directory: bool, create: bool = True) -> None:
     """Create an empty mount point for ``dest`` inside ``root`` when it is missing.
 
     crun would otherwise create it itself; doing it here keeps the creation
     inside the root: directories are made by ``mkdirat`` relative to a
     descriptor of their parent, found by :class:`_Walk`, never through a host
     path. Raises MalformedInput when the path, or a directory on the way, exists
-    with the wrong type.
+    with the wrong type. Without ``create`` it only checks that: what is missing is
+    left to the runtime (an overlay root, where crun writes to the upper folder).
     """
-    with _Walk(root, dest, create=True) as w:
+    try:
+        w = _Walk(root, dest, create=create)
+    except _Missing as e:  # only without create
+        blocker = Path(root, *e.names, e.rest[0])
+        if blocker.is_symlink() or blocker.exists():
+            raise MalformedInput(f"cannot mount on {dest} in the image: "
+                                 f"/{'/'.join([*e.names, e.rest[0]])} is not a directory"
+                                 ) from None
+        return      # missing: the runtime makes it
+    with w:
         try:
             st = os.stat(w.name, dir_fd=w.dirfd, follow_symlinks=False)
         except FileNotFoundError:
+            if not create:
+                return
             if directory:
                 os.mkdir(w.name, 0o755, dir_fd=w.dirfd)
             else:

@@ -91,7 +91,7 @@ class Container:
     profile_hash: str
     created: str
     args: list[str]
-    root_mode: str  # "shared-readonly" or "private-copy"
+    root_mode: str  # "shared-readonly", "overlay" (docs/adr/0006), or "private-copy" (older)
     detach: bool = False
     auto_remove: bool = False
     started: str | None = None
@@ -120,6 +120,7 @@ class Container:
     ports: list[dict[str, Any]] = field(default_factory=list)
     holder_pid: int | None = None
     holder_identity: str | None = None
+    root_lower: str | None = None      # an overlay root's lower layer: the image's tree
     # Services (docs/services.md): the restart policy and what it did, the log driver,
     # and the command line that made the container (generate systemd re-runs it).
     restart_policy: str = "no"         # no | always | unless-stopped | on-failure[:N]
@@ -367,8 +368,9 @@ def release(cid: str, name: str) -> None:
     from secpod.sandbox import userns
 
     folder = containers_dir() / cid
-    if (folder / "rootfs").is_dir():  # first: what the container wrote, with the record kept
-        userns.remove_tree(folder / "rootfs")
+    for written in ("upper", "rootfs"):  # first: what the container wrote, record kept
+        if (folder / written).is_dir():
+            userns.remove_tree(folder / written)
     link = _names_dir() / name
     with contextlib.suppress(FileNotFoundError):
         if name and os.readlink(link) == cid:

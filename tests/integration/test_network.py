@@ -155,7 +155,9 @@ def test_a_strict_server_answers_on_a_published_port(user: User, signed_busybox:
     # the server sees its peer as the container's loopback (docs/networking.md)
     config = json.loads(Path(info["Secpod"]["bundle"], "config.json").read_text())
     kinds = {ns["type"]: ns.get("path") for ns in config["linux"]["namespaces"]}
-    assert kinds["network"] and kinds["user"] and "uidMappings" not in config["linux"]
+    assert kinds["network"] and kinds["user"]  # joined: the holder's, with its mappings
+    assert config["linux"]["uidMappings"][0] == {"containerID": 0, "hostID": user.uid,
+                                                 "size": 1}
 
 
 def test_100_mb_arrive_intact_through_the_forwarder(user: User, signed_busybox: str) -> None:
