@@ -269,24 +269,23 @@ def _root_holder(paths: list[bytes]) -> int:
     return pid
 
 
+def _escaped(path: bytes) -> bytes:
+    """A path as overlay's options take it: backslash before a backslash, comma or colon."""
+    for c in (b"\\", b",", b":"):
+        path = path.replace(c, b"\\" + c)
+    return path
+
+
 def _mount_overlay(lower: bytes, upper: bytes, work: bytes, target: bytes) -> None:
     """The container's writable root: ``lower`` (the image's tree, never written) under
     ``upper``, mounted on ``target`` in this mount namespace, which nothing shares with
     the host's (made private first, so that no mount event leaves it)."""
-    fds = [os.open(p, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for p in
-           (lower, upper, work, target)]
-    try:
-        if _libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
-            raise OSError(ctypes.get_errno(), "mount --make-rprivate /")
-        # /proc/self/fd/N: the options name directories by descriptor, so that no comma,
-        # colon or backslash in a path is ever parsed as the option syntax.
-        lo, up, wk, tg = (f"/proc/self/fd/{fd}".encode() for fd in fds)
-        options = b"lowerdir=" + lo + b",upperdir=" + up + b",workdir=" + wk + b",userxattr"
-        if _libc.mount(b"overlay", tg, b"overlay", MS_NODEV, options) != 0:
-            raise OSError(ctypes.get_errno(), "mount overlay")
-    finally:
-        for fd in fds:
-            os.close(fd)
+    if _libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        raise OSError(ctypes.get_errno(), "mount --make-rprivate /")
+    options = b",".join((b"lowerdir=" + _escaped(lower), b"upperdir=" + _escaped(upper),
+                         b"workdir=" + _escaped(work), b"userxattr"))
+    if _libc.mount(b"overlay", target, b"overlay", MS_NODEV, options) != 0:
+        raise OSError(ctypes.get_errno(), "mount overlay")
 
 
 def main() -> None:
