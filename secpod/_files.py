@@ -145,6 +145,24 @@ def remove_tree(path: str | Path, failed: list[str]) -> None:
         failed.append(str(path))
 
 
+def _open_dir_to_remove(name: str, dir_fd: int) -> int:
+    """Open a directory to empty it; one of the user's own without read permission (as
+    overlay's ``work/work``, made 000) is given it first, by descriptor (no symlink
+    followed)."""
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except PermissionError:
+        path_fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC,
+                          dir_fd=dir_fd)
+        try:
+            if os.fstat(path_fd).st_uid != os.getuid():
+                raise
+            os.chmod(f"/proc/self/fd/{path_fd}", 0o700)
+        finally:
+            os.close(path_fd)
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+
+
 def _remove_below(dir_fd: int, prefix: str, failed: list[str]) -> None:
     try:
         with os.scandir(dir_fd) as it:
@@ -156,7 +174,7 @@ def _remove_below(dir_fd: int, prefix: str, failed: list[str]) -> None:
         full = f"{prefix}/{name}"
         if is_dir:
             try:
-                child = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+                child = _open_dir_to_remove(name, dir_fd)
             except FileNotFoundError:
                 continue
             except OSError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -170,6 +171,7 @@ def run_checks() -> list[Check]:
         )
     )
     checks += network_checks()
+    checks.append(overlay_check())
     checks.append(keyring_check(os.getuid()))
     return checks
 
@@ -238,6 +240,39 @@ def network_checks(tun: str = "/dev/net/tun") -> list[Check]:
                      "pasta not found: --network pasta is refused",
                      hint=None if pasta else "apt-get install passt"))
     return out
+
+
+def overlay_check() -> Check:
+    """Whether kernel overlayfs mounts in a user namespace, as a writable root needs
+    (docs/adr/0006-overlay-root.md): tried, in a scratch folder, with util-linux's
+    unshare."""
+    import tempfile
+
+    name = "overlay root"
+    try:
+        with tempfile.TemporaryDirectory(prefix="secpod-doctor-") as tmp:
+            for d in ("lower", "upper", "work", "merged"):
+                os.mkdir(os.path.join(tmp, d))
+            opts = f"lowerdir={tmp}/lower,upperdir={tmp}/upper,workdir={tmp}/work,userxattr"
+            proc = subprocess.run(
+                ["unshare", "--user", "--map-root-user", "--mount", "mount", "-t", "overlay",
+                 "overlay", "-o", opts, f"{tmp}/merged"],
+                capture_output=True, text=True, timeout=20, check=False)
+            # overlay's work/work is made without any permission bits
+            with contextlib.suppress(OSError):
+                os.chmod(os.path.join(tmp, "work", "work"), 0o700)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return Check(name, "fail", f"cannot try an overlay mount: {e}",
+                     hint="util-linux's unshare and mount are needed")
+    if proc.returncode == 0:
+        return Check(name, "ok", "kernel overlayfs mounts in a user namespace: a writable "
+                     "root is an overlay over the image's tree (no copy)")
+    return Check(name, "fail",
+                 f"kernel overlayfs does not mount in a user namespace here "
+                 f"({proc.stderr.strip() or proc.returncode}): containers with a writable "
+                 "root cannot be made",
+                 hint="a kernel of 5.11 or later mounts it; meanwhile run with --read-only "
+                      "(or --profile strict)")
 
 
 def _runtime_checks() -> list[Check]:
