@@ -143,6 +143,7 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
     cid, name, folder = state.reserve(spec.name)
     stage = "bundle"
     holder = None
+    made: list[str] = []   # named volumes this create made (removed if it fails)
     try:
         hostname = spec.hostname or cid[:12]
         rootfs, root_mode = bundlemod.prepare_rootfs(
@@ -150,6 +151,12 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
         )
         bundlemod.write_userdata(folder / "userdata", hostname,
                                  extra_hosts=spec.network_options.add_hosts)
+        if spec.mounts:
+            from secpod.sandbox import volumes
+
+            stage = "volume"
+            made = volumes.prepare(spec.mounts, rootfs, name)
+            stage = "bundle"
         config = bundlemod.build_config(
             cid=cid,
             hostname=hostname,
@@ -234,14 +241,23 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
     except Error as e:
         _stop_holder(cid)
         _discard(cid, name)
+        _discard_volumes(made)
         stage = "audit" if isinstance(e, AuditError) else stage
         events.refused(stage, e, spec, image_ref=ref, image_digest=image.digest, trust=trust)
         raise
     except BaseException:
         _stop_holder(cid)
         _discard(cid, name)
+        _discard_volumes(made)
         raise
     return ctr
+
+
+def _discard_volumes(made: list[str]) -> None:
+    if made:
+        from secpod.sandbox import volumes
+
+        volumes.discard_made(made)
 
 
 def replace_named(name: str) -> None:
