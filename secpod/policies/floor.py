@@ -362,9 +362,9 @@ def check_volumes_and_tmpfs(policy: AdminPolicy, user: str, prof: Profile,
     for m in spec.mounts:
         size = m.size or prof.tmpfs_size
         if m.kind == "tmpfs" and size > limit:
+            whose = "" if m.size else f", the default size of profile {prof.name},"
             raise _refuse(policy, "mounts.tmpfs_size_max", user,
-                          f"the tmpfs at {m.destination} would be {size} bytes"
-                          f"{'' if m.size else f' (profile {prof.name} default)'}, above "
+                          f"the tmpfs at {m.destination} would be {size} bytes{whose} above "
                           f"the maximum of {limit}",
                           f"ask for at most that: --tmpfs {m.destination}:size={shown}")
     for t in prof.tmpfs:

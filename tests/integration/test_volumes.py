@@ -105,7 +105,7 @@ def test_the_floor_bounds_tmpfs_and_volumes(user: User, busybox: str, admin: Pat
     assert r.returncode == 125
     assert "mounts.tmpfs_size_max" in r.stderr and "above the maximum of 8388608" in r.stderr
     r = user.run("run", "--rm", "--tmpfs", "/t", busybox, "true")    # the default is 64m
-    assert r.returncode == 125 and "(profile default default)" in r.stderr
+    assert r.returncode == 125 and "the default size of profile default" in r.stderr
     r = user.run("run", "--rm", "--profile", "strict", busybox, "true")  # its /tmp: 64m
     assert r.returncode == 125 and "profile strict mounts a tmpfs" in r.stderr
     r = user.run("run", "--rm", "-v", "v:/v", busybox, "true")
