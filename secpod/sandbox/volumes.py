@@ -228,6 +228,11 @@ def _size(path: Path) -> int:
     return total
 
 
+def size_of(vol: Volume) -> int:
+    """The space the volume's files take (what the user can read of them)."""
+    return _size(vol.mountpoint)
+
+
 def _discard(name: str) -> int:
     """Take the volume out of place (one rename), then remove it: its size."""
     from secpod.sandbox import userns

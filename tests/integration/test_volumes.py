@@ -53,6 +53,10 @@ def test_a_volume_in_use_is_not_removed(user: User, busybox: str) -> None:
     cid = user.run("create", "--name", "holder", "-v", "used:/d", busybox, "true",
                    check=True).stdout.strip()
     user.run("volume", "create", "free", check=True)
+    df = [json.loads(line) for line in user.run("system", "df", "--format", "json",
+                                                check=True).stdout.splitlines()]
+    row = next(d for d in df if d["Type"] == "Local Volumes")
+    assert (row["TotalCount"], row["Active"]) == (2, 1)
     for args in (("rm", "used"), ("rm", "-f", "used")):
         r = user.run("volume", *args)
         assert r.returncode == 1
