@@ -36,6 +36,13 @@ class NetworkRequestError(UsageError):
     exit_code = 125
 
 
+class MountRequestError(UsageError):
+    """A mount of ``run``/``create`` is malformed (``-v``, ``--mount``, ``--tmpfs``): exit
+    125, as Docker's ``run`` exits; audited as a refusal at the flags stage."""
+
+    exit_code = 125
+
+
 class NotFound(Error):
     """A named thing (image, container, key, profile) does not exist."""
 

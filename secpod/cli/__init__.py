@@ -38,6 +38,7 @@ _AREAS: dict[str, tuple[str, ...]] = {
     "_registry": ("pull", "push", "login", "logout"),
     "_prune": ("container-prune",),
     "_network": ("port",),
+    "_volumes": ("volume",),
     "_services": ("events", "generate", "healthcheck"),
 }
 

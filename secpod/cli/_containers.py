@@ -12,7 +12,7 @@ from secpod.cli._output import emit_formatted, emit_json, emit_table
 
 def _options(args: argparse.Namespace, *, detach: bool) -> Any:
     from secpod.cli import canonical
-    from secpod.errors import NetworkRequestError
+    from secpod.errors import MountRequestError, NetworkRequestError
     from secpod.spec.flags import spec_from_args
 
     # The words that asked, kept on the record: `generate systemd --new` runs them again
@@ -23,7 +23,7 @@ def _options(args: argparse.Namespace, *, detach: bool) -> Any:
     args.command_line = words
     try:
         return spec_from_args(args, detach=detach)
-    except NetworkRequestError as e:  # a request refused as it was read: audited
+    except (NetworkRequestError, MountRequestError) as e:  # refused as read: audited
         from secpod.sandbox import events
         from secpod.spec import ContainerSpec
 

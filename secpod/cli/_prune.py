@@ -57,9 +57,9 @@ def _system_prune(args: argparse.Namespace) -> int:
     from secpod.sandbox import usage
 
     if args.volumes:
-        raise UsageError("--volumes: secpod has no named volumes to prune (a -v source is "
-                         "a host path, which secpod never removes)",
-                         hint="leave --volumes out")
+        raise UsageError("--volumes: Docker's removes anonymous volumes, and secpod has "
+                         "only named ones",
+                         hint="secpod volume prune removes the volumes no container uses")
     images = ("  - all images without at least one container made from them" if args.all
               else "  - all images without a name (dangling)")
     if not _confirmed(args, "  - all stopped containers (created or exited)\n" + images):
@@ -115,7 +115,8 @@ def add_system_commands(ssub: _Subparsers) -> None:
     q = ssub.add_parser("prune", help="remove stopped containers and unused images")
     bool_flag(q, "-a", "--all", dest="all",
               help="every image no container was made from, not only those without a name")
-    bool_flag(q, "--volumes", dest="volumes", help="refused: secpod has no named volumes")
+    bool_flag(q, "--volumes", dest="volumes",
+              help="refused: secpod has no anonymous volumes (see secpod volume prune)")
     _force_flag(q)
     q.set_defaults(func=_system_prune)
 

@@ -187,6 +187,13 @@ def weaker(candidate: Profile, reference: Profile, arch: str = "amd64",
     for t in candidate.tmpfs:
         if t.path in ref_tmpfs and t.size > ref_tmpfs[t.path]:
             out.append(f"tmpfs {t.path}: size {t.size} (reference: {ref_tmpfs[t.path]})")
+    from secpod.policies.profile import VOLUME_MODES
+
+    if VOLUME_MODES.index(candidate.volumes) < VOLUME_MODES.index(reference.volumes):
+        out.append(f"named volumes: {candidate.volumes} (reference: {reference.volumes})")
+    if candidate.tmpfs_size > reference.tmpfs_size:
+        out.append(f"tmpfs default size: {candidate.tmpfs_size} "
+                   f"(reference: {reference.tmpfs_size})")
     wider = _wider_sources(candidate, reference, home_of(user))
     if wider:
         out.append("bind-mount sources: also " + ", ".join(wider))

@@ -96,7 +96,7 @@ def weakenings(prof: profile_mod.Profile, spec: ContainerSpec) -> list[Weakening
     if spec.network == "host" and prof.network != "host":
         out.append(Weakening("network=host", "the host's network namespace"))
     for m in spec.mounts:
-        if m.kind == "bind":
+        if m.kind in ("bind", "volume"):
             out.append(Weakening("volume", f"{m.source}:{m.destination}"
                                            f"{':ro' if m.read_only else ''}"))
         elif m.exec_:

@@ -18,6 +18,8 @@ else. It says, per user, per group, or for everyone::
     # A path forbids itself, what is under it, and any source that contains it ("/"
     # forbids only the root itself); checked as given and symlink-resolved; ~ = home.
     never = ["/", "/etc", "/var/run/*.sock", "~/.ssh"]
+    volumes = "ro"               # named volumes: "rw" (as asked), "ro" (only :ro) or "none"
+    tmpfs_size_max = "256m"      # no tmpfs larger: a run's, or a profile's /tmp and /run
 
     [trust]
     policy = "/etc/secpod/trust-policy.json"   # users cannot replace it
@@ -59,7 +61,9 @@ Run flags (the ``flag`` of :class:`~secpod.policies.confine.Weakening`, which
 
 A flag passes where the rule lists it in ``may_weaken``, or where the profile with the
 flag applied still meets the rule's ``minimum``. ``volume`` is governed by
-``mounts.never`` and the profile's bind sources instead; ``tmpfs-exec`` has no axis in
+``mounts.never`` and the profile's bind sources instead (a named volume by
+``mounts.volumes`` and the profile's ``volumes``); a tmpfs larger than
+``mounts.tmpfs_size_max`` is refused, never made smaller; ``tmpfs-exec`` has no axis in
 the profile comparison, so it passes only through ``may_weaken``; ``network=host`` is
 refused unless listed (and without any policy file). A request below the floor is
 refused with the rule that refused it; it is never raised silently to meet the floor.
@@ -133,6 +137,8 @@ class AdminPolicy:
     users: dict[str, FloorRule] = field(default_factory=dict)
     groups: dict[str, FloorRule] = field(default_factory=dict)
     never_mount: tuple[str, ...] = ()
+    volumes: str = "rw"                          # mounts.volumes: "rw" | "ro" | "none"
+    tmpfs_size_max: int | None = None            # mounts.tmpfs_size_max, bytes
     trust_policy_path: Path | None = None
     pam_service: str | None = None
     audit_collector: Path | None = None
@@ -234,8 +240,8 @@ def parse_admin_policy(path: Path, text: str) -> AdminPolicy:
     base = {k: v for k, v in floor.items() if k not in ("users", "groups")}
     default = _rule(path, "floor", base) if base else None
     mounts = doc.get("mounts", {})
-    if not isinstance(mounts, dict) or set(mounts) - {"never"}:
-        raise _err(path, "[mounts] takes one key: never")
+    if not isinstance(mounts, dict) or set(mounts) - {"never", "volumes", "tmpfs_size_max"}:
+        raise _err(path, "[mounts] takes the keys never, volumes and tmpfs_size_max")
     never = mounts.get("never", [])
     if not isinstance(never, list) or not all(isinstance(n, str) and
                                               (n.startswith("/") or n == "~" or
@@ -269,6 +275,7 @@ def parse_admin_policy(path: Path, text: str) -> AdminPolicy:
         users={u: _rule(path, f"floor.users.{u}", r) for u, r in users.items()},
         groups={g: _rule(path, f"floor.groups.{g}", r) for g, r in groups.items()},
         never_mount=tuple(never),
+        **_mount_limits(path, mounts),
         trust_policy_path=Path(tp) if tp else None,
         pam_service=service,
         audit_collector=Path(collector) if collector else None,
@@ -314,6 +321,59 @@ def _network(path: Path, table: Any) -> NetworkFloor | None:
             raise _err(path, str(e), 'e.g. ports = ["8000-8999"]') from e
     return NetworkFloor(modes=modes, publish=publish, bind_addresses=addrs,
                         port_ranges=ranges)
+
+
+def _mount_limits(path: Path, mounts: dict[str, Any]) -> dict[str, Any]:
+    from secpod.errors import ProfileError
+    from secpod.policies.profile import VOLUME_MODES, parse_size
+
+    volumes = mounts.get("volumes", "rw")
+    if volumes not in VOLUME_MODES:
+        raise _err(path, 'mounts.volumes must be "rw", "ro" or "none"')
+    size = mounts.get("tmpfs_size_max")
+    if size is not None:
+        if isinstance(size, bool) or not isinstance(size, str | int):
+            raise _err(path, 'mounts.tmpfs_size_max must be a size, e.g. "256m"')
+        try:
+            size = parse_size(size, "mounts.tmpfs_size_max")
+        except ProfileError as e:
+            raise _err(path, e.message, e.hint) from e
+    return {"volumes": volumes, "tmpfs_size_max": size}
+
+
+def check_volumes_and_tmpfs(policy: AdminPolicy, user: str, prof: Profile,
+                            spec: ContainerSpec) -> None:
+    """Refuse a named volume ``mounts.volumes`` forbids (or a writable one where it says
+    ``ro``), and a tmpfs above ``mounts.tmpfs_size_max``: the run's (its size, else the
+    profile's ``tmpfs_size``) and the profile's own (``/tmp``, ``/run``)."""
+    for m in spec.volumes:
+        if policy.volumes == "none":
+            raise _refuse(policy, "mounts.volumes", user,
+                          f"named volumes are not allowed (volume {m.source} at "
+                          f"{m.destination})", "bind a host folder the floor allows instead")
+        if policy.volumes == "ro" and not m.read_only:
+            raise _refuse(policy, "mounts.volumes", user,
+                          f"only read-only named volumes are allowed (volume {m.source} at "
+                          f"{m.destination})", f"-v {m.source}:{m.destination}:ro")
+    limit = policy.tmpfs_size_max
+    if limit is None:
+        return
+    shown = f"{limit >> 20}m" if limit % (1 << 20) == 0 else str(limit)
+    for m in spec.mounts:
+        size = m.size or prof.tmpfs_size
+        if m.kind == "tmpfs" and size > limit:
+            whose = "" if m.size else f", the default size of profile {prof.name},"
+            raise _refuse(policy, "mounts.tmpfs_size_max", user,
+                          f"the tmpfs at {m.destination} would be {size} bytes{whose} above "
+                          f"the maximum of {limit}",
+                          f"ask for at most that: --tmpfs {m.destination}:size={shown}")
+    for t in prof.tmpfs:
+        if t.size > limit:
+            raise _refuse(policy, "mounts.tmpfs_size_max", user,
+                          f"profile {prof.name} mounts a tmpfs of {t.size} bytes at {t.path}, "
+                          f"above the maximum of {limit}",
+                          "use a profile whose [filesystem.tmpfs] sizes are at most "
+                          f"{shown}")
 
 
 def check_network(policy: AdminPolicy, user: str, prof: Profile, spec: ContainerSpec) -> None:
@@ -596,6 +656,7 @@ def check(prof: Profile, spec: ContainerSpec, weakenings: list[Weakening], arch:
     check_network(policy, user, prof, spec)
     for m in spec.binds:
         check_mount(policy, user, m.source)
+    check_volumes_and_tmpfs(policy, user, prof, spec)
     rules = policy.rules_for(user)
     if not rules:
         if any(w.flag == "network=host" for w in weakenings):

@@ -25,6 +25,8 @@ A profile file (every key optional except where a built-in supplies it)::
     masked_paths = ["/proc/kcore"]
     readonly_paths = ["/proc/sys"]
     allowed_bind_sources = ["~", "/tmp"]   # "/" = anywhere; "~" = the user's home
+    volumes = "rw"                         # named volumes: "rw", "ro" (only :ro) or "none"
+    tmpfs_size = "64m"                     # a run's --tmpfs/--mount type=tmpfs without a size
     devices = ["/dev/fuse"]                # host devices bound into the container
     [filesystem.tmpfs."/tmp"]
     size = "64m"
@@ -102,7 +104,8 @@ _SCHEMA: dict[str, Any] = {
     "process": {"capabilities": list, "no_new_privileges": bool, "rlimits": dict},
     "seccomp": {"profile": str, "inline": dict},
     "filesystem": {"read_only_root": bool, "masked_paths": list, "readonly_paths": list,
-                   "allowed_bind_sources": list, "devices": list, "tmpfs": dict},
+                   "allowed_bind_sources": list, "devices": list, "tmpfs": dict,
+                   "volumes": str, "tmpfs_size": (str, int)},
     "namespaces": {"create": list},
     "network": {"mode": str, "modes": list, "publish": bool, "bind_addresses": list,
                 "ports": list, "egress": list},
@@ -164,6 +167,8 @@ class Profile:
     bind_addresses: tuple[str, ...] = ("127.0.0.1", "::1")
     port_ranges: tuple[tuple[int, int], ...] = ((1, 65535),)
     egress: tuple[str, ...] = ()
+    volumes: str = "rw"                       # named volumes: "rw" | "ro" | "none"
+    tmpfs_size: int = 64 << 20                # a run's tmpfs without a size (bytes)
     raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     def settings(self) -> dict[str, Any]:
@@ -186,6 +191,8 @@ class Profile:
             "devices": list(self.devices),
             "tmpfs": {t.path: {"size": t.size, "mode": t.mode, "options": list(t.options)}
                       for t in self.tmpfs},
+            "volumes": self.volumes,
+            "tmpfs_size": self.tmpfs_size,
             "namespaces": list(self.namespaces),
             "network": self.network,
             "network_policy": {"modes": list(self.network_modes), "publish": self.publish,
@@ -401,6 +408,17 @@ def parse_size(value: str | int, where: str) -> int:
     return n
 
 
+VOLUME_MODES = ("rw", "ro", "none")   # least strict first
+
+
+def _volumes_mode(value: str, where: str) -> str:
+    if value not in VOLUME_MODES:
+        raise ProfileError(f"{where}: {value!r} is not one of rw, ro, none",
+                           hint='"rw": named volumes as asked; "ro": only read-only ones; '
+                                '"none": no named volumes')
+    return value
+
+
 def _str_list(value: Any, where: str) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -547,6 +565,8 @@ def build(doc: Mapping[str, Any], name: str, source: str, chain: tuple[str, ...]
                                         allow_home=True),
         devices=_abs_paths(fs.get("devices"), f"{src}: filesystem.devices"),
         tmpfs=tuple(tmpfs),
+        volumes=_volumes_mode(fs.get("volumes", "rw"), f"{src}: filesystem.volumes"),
+        tmpfs_size=parse_size(fs.get("tmpfs_size", "64m"), f"{src}: filesystem.tmpfs_size"),
         namespaces=tuple(n for n in NAMESPACES if n in ns),
         network=network,
         sysctls=tuple(sysctls),

@@ -143,6 +143,7 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
     cid, name, folder = state.reserve(spec.name)
     stage = "bundle"
     holder = None
+    made: list[str] = []   # named volumes this create made (removed if it fails)
     try:
         hostname = spec.hostname or cid[:12]
         rootfs, root_mode = bundlemod.prepare_rootfs(
@@ -151,6 +152,13 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
         bundlemod.write_userdata(folder / "userdata", hostname,
                                  extra_hosts=spec.network_options.add_hosts)
         overlay = root_mode == "overlay"
+        if spec.mounts:
+            from secpod.sandbox import volumes
+
+            stage = "volume"
+            # the image's own tree: an overlay root is not mounted yet (ADR 0006)
+            made = volumes.prepare(spec.mounts, image.rootfs, name)
+            stage = "bundle"
         config = bundlemod.build_config(
             cid=cid,
             hostname=hostname,
@@ -238,14 +246,23 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
     except Error as e:
         _stop_holder(cid)
         _discard(cid, name)
+        _discard_volumes(made)
         stage = "audit" if isinstance(e, AuditError) else stage
         events.refused(stage, e, spec, image_ref=ref, image_digest=image.digest, trust=trust)
         raise
     except BaseException:
         _stop_holder(cid)
         _discard(cid, name)
+        _discard_volumes(made)
         raise
     return ctr
+
+
+def _discard_volumes(made: list[str]) -> None:
+    if made:
+        from secpod.sandbox import volumes
+
+        volumes.discard_made(made)
 
 
 def replace_named(name: str) -> None:

@@ -68,7 +68,8 @@ class Usage:
 
 def disk_usage() -> list[Usage]:
     """Images and containers: how many, how many in use, their size and what a prune
-    (``system prune -a``) would free. secpod has no named volumes: that row is 0."""
+    (``system prune -a``) would free; and named volumes (``volume prune`` frees those
+    no container uses)."""
     from secpod.images import Store
     from secpod.sandbox import operations
 
@@ -84,8 +85,18 @@ def disk_usage() -> list[Usage]:
               free_images),
         Usage("Containers", len(rows), len(running), sum(sizes.values()),
               sum(sizes[r["id"]] for r in rows if r["status"] in STOPPED)),
-        Usage("Local Volumes", 0, 0, 0, 0),
+        _volume_usage(),
     ]
+
+
+def _volume_usage() -> Usage:
+    from secpod.sandbox import volumes
+
+    vols = volumes.all_volumes()
+    using = volumes.users()
+    sizes = {v.name: volumes.size_of(v) for v in vols}
+    return Usage("Local Volumes", len(vols), sum(1 for v in vols if v.name in using),
+                 sum(sizes.values()), sum(n for v, n in sizes.items() if v not in using))
 
 
 @record(frozen=True, eq=False)

@@ -149,20 +149,35 @@ def _rw(m: dict[str, Any]) -> bool:
     return "ro" not in m.get("options", ())
 
 
+def _volume(m: dict[str, Any]) -> str | None:
+    """The named volume a recorded mount is of, or None."""
+    if m.get("type") != "bind":
+        return None
+    from secpod.sandbox.volumes import name_of
+
+    return name_of(str(m.get("source", "")))
+
+
 def _bind(m: dict[str, Any]) -> str:
-    return f"{m.get('source', '')}:{m['destination']}:{'rw' if _rw(m) else 'ro'}"
+    return f"{_volume(m) or m.get('source', '')}:{m['destination']}:{'rw' if _rw(m) else 'ro'}"
 
 
 def _mount(m: dict[str, Any]) -> dict[str, Any]:
+    """Docker's ``Mounts`` entry: Type bind, volume (with Name and Driver) or tmpfs."""
     kind = m.get("type", "bind")
-    return {
-        "Type": kind,
+    volume = _volume(m)
+    out: dict[str, Any] = {
+        "Type": "volume" if volume else kind,
         "Source": m.get("source", "") if kind == "bind" else "",
         "Destination": m["destination"],
         "Mode": "",
         "RW": _rw(m),
-        "Propagation": "rprivate" if kind == "bind" else "",
+        "Propagation": "rprivate" if kind == "bind" and not volume else "",
     }
+    if volume:
+        out = {"Type": "volume", "Name": volume, **out, "Driver": "local"}
+        out["Type"] = "volume"
+    return out
 
 
 def ps_fields(row: dict[str, Any], status_text: str, created_text: str) -> dict[str, Any]:

@@ -34,16 +34,22 @@ class Mount:
     """One mount the user asks for.
 
     ``bind``: ``source`` is an absolute, symlink-free host path that existed when the
-    spec was made. ``tmpfs``: no source; ``size`` in bytes and ``mode`` apply.
+    spec was made. ``volume``: ``source`` is a named volume's name (checked for form;
+    it is made at create when it does not exist, docs/volumes.md). ``tmpfs``: no
+    source; ``size`` in bytes and ``mode`` apply.
     """
 
-    kind: str                       # "bind" | "tmpfs"
+    kind: str                       # "bind" | "volume" | "tmpfs"
     destination: str                # absolute, below /
     source: str = ""
     read_only: bool = False
-    size: int | None = None         # tmpfs only; None: the default (64 MiB)
+    size: int | None = None         # tmpfs only; None: the profile's default size
     mode: int | None = None         # tmpfs only; None: 0o1777
     exec_: bool = False             # tmpfs only: programs may run from it (a weakening)
+    recursive: bool = True          # bind only: rbind (False: bind-recursive=disabled)
+    nocopy: bool = False            # volume only: do not copy the image's files in
+    subpath: str = ""               # volume only: a folder inside the volume, relative
+    labels: tuple[tuple[str, str], ...] = ()   # volume only: for a volume this run makes
 
 
 @record(frozen=True, eq=False)
@@ -146,6 +152,10 @@ class ContainerSpec:
     @property
     def binds(self) -> tuple[Mount, ...]:
         return tuple(m for m in self.mounts if m.kind == "bind")
+
+    @property
+    def volumes(self) -> tuple[Mount, ...]:
+        return tuple(m for m in self.mounts if m.kind == "volume")
 
 
 def unsupported(spec: ContainerSpec) -> list[str]:

@@ -48,9 +48,12 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env-file", action="append", default=[], metavar="FILE",
                    help="read KEY=VALUE lines from FILE (# comments; KEY alone as for -e)")
     p.add_argument("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]",
-                   help="bind-mount a host path (the administrator's floor may forbid it)")
-    p.add_argument("--mount", action="append", default=[], metavar="type=bind|tmpfs,...",
-                   help="type=bind,source=SRC,target=DST[,readonly] or "
+                   help="bind-mount a host path, or mount a named volume (made if missing); "
+                        "the profile and the administrator's floor may forbid either")
+    p.add_argument("--mount", action="append", default=[],
+                   metavar="type=bind|volume|tmpfs,...",
+                   help="type=bind,source=SRC,target=DST[,readonly], "
+                        "type=volume,source=NAME,target=DST[,readonly][,volume-nocopy] or "
                         "type=tmpfs,target=DST[,tmpfs-size=SIZE][,tmpfs-mode=MODE]")
     p.add_argument("--tmpfs", action="append", default=[], metavar="DST[:OPTS]",
                    help="a tmpfs at DST; OPTS: size=SIZE, mode=MODE, ro, exec")
@@ -129,10 +132,7 @@ def spec_from_args(args: argparse.Namespace, *, detach: bool) -> ContainerSpec:
     if args.workdir is not None and not args.workdir.startswith("/"):
         raise UsageError(f"the working directory {args.workdir!r} is not absolute",
                          hint="use -w /PATH")
-    mounts = [parse_volume(v) for v in args.volume]
-    mounts += [parse_mount(m) for m in args.mount]
-    mounts += [parse_tmpfs(t) for t in args.tmpfs]
-    check_destinations(mounts)
+    mounts = parse_mounts(args.volume, args.mount, args.tmpfs)
     security = parse_security_opts(args.security_opt)
     return ContainerSpec(
         image=args.image,
@@ -229,16 +229,66 @@ def _env_file_lines(path: str, flag: str = "--env-file") -> Iterable[tuple[str, 
 
 # -- mounts ----------------------------------------------------------------------------
 
+def parse_mounts(volumes: Iterable[str], mounts: Iterable[str],
+                 tmpfs: Iterable[str]) -> list[Mount]:
+    """``-v``, ``--mount`` and ``--tmpfs``, in that order; raises MountRequestError."""
+    from secpod.errors import MountRequestError
+
+    try:
+        out = [parse_volume(v) for v in volumes]
+        out += [parse_mount(m) for m in mounts]
+        out += [parse_tmpfs(t) for t in tmpfs]
+        check_destinations(out)
+    except UsageError as e:
+        raise MountRequestError(e.message, hint=e.hint) from e
+    return out
+
+
 def parse_volume(text: str) -> Mount:
-    """``-v SRC:DST[:ro|rw]``: a bind mount of an existing host path."""
+    """``-v SRC:DST[:OPTS]``: SRC an existing host path (bind) or a volume's name (made
+    at create when missing, as Docker does); OPTS ``ro``, ``rw``, ``nocopy``, and the
+    private propagations."""
     parts = text.split(":")
+    if len(parts) == 1 and parts[0]:
+        raise UsageError(f"invalid volume {text!r}: anonymous volumes are not supported",
+                         hint="name it: -v NAME:/container/path (secpod volume ls)")
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-        raise UsageError(f"invalid volume {text!r}", hint="use -v /host/path:/container/path[:ro]")
-    mode = parts[2] if len(parts) == 3 else "rw"
-    if mode not in ("ro", "rw"):
-        raise UsageError(f"invalid volume mode {mode!r} in {text!r}", hint="use :ro or :rw")
-    return Mount("bind", check_destination(parts[1], text), bind_source(parts[0]),
-                 read_only=mode == "ro")
+        raise UsageError(f"invalid volume {text!r}",
+                         hint="use -v /host/path:/container/path[:ro] or -v NAME:/path[:ro]")
+    src, dst = parts[0], check_destination(parts[1], text)
+    named = "/" not in src and not src.startswith(("~", "."))
+    ro = nocopy = False
+    for opt in parts[2].split(",") if len(parts) == 3 else ():
+        if opt in ("ro", "rw"):
+            ro = opt == "ro"
+        elif opt == "nocopy" and named:
+            nocopy = True
+        elif opt in ("private", "rprivate"):
+            continue
+        elif opt in ("shared", "rshared", "slave", "rslave"):
+            raise UsageError(f"-v {text!r}: {opt} propagation is refused",
+                             hint=_PROPAGATION_WHY)
+        elif opt in ("z", "Z"):
+            raise UsageError(f"invalid volume mode {opt!r} in {text!r}: secpod does not "
+                             "relabel host files", hint="the container's SELinux label "
+                             "comes from the profile; leave :z out")
+        else:
+            raise UsageError(f"invalid volume mode {opt!r} in {text!r}",
+                             hint="use :ro or :rw" + (", and nocopy" if named else ""))
+    if named:
+        return Mount("volume", dst, volume_name(src), read_only=ro, nocopy=nocopy)
+    return Mount("bind", dst, bind_source(src), read_only=ro)
+
+
+_PROPAGATION_WHY = ("a shared or slave mount would let mounts cross between the host and "
+                    "the sandbox; secpod's mounts are always rprivate")
+
+
+def volume_name(name: str) -> str:
+    """A volume's name in Docker's form; raises UsageError."""
+    from secpod.sandbox import volumes
+
+    return volumes.check_name(name)
 
 
 def bind_source(src: str) -> str:
@@ -246,7 +296,7 @@ def bind_source(src: str) -> str:
     path = Path(src).expanduser()
     if not path.is_absolute():
         raise UsageError(f"the volume source {src!r} is not an absolute path",
-                         hint="named volumes are not supported; give a host path")
+                         hint="give the host path in full (e.g. $PWD/dir), or a volume's name")
     try:
         return str(path.resolve(strict=True))
     except (OSError, RuntimeError) as e:
@@ -256,58 +306,149 @@ def bind_source(src: str) -> str:
 
 def check_destination(dst: str, where: str) -> str:
     norm = os.path.normpath(dst)
-    if not dst.startswith("/") or norm in ("/", "//") or ".." in dst.split("/"):
+    if not dst.startswith("/") or norm in ("/", "//") or ".." in dst.split("/") \
+            or "\0" in dst:
         raise UsageError(f"the mount destination {dst!r} in {where!r} must be an absolute "
                          "path below /", hint="e.g. /data")
     return "/" + norm.lstrip("/")
 
 
-def parse_mount(text: str) -> Mount:
-    """``--mount type=bind,source=SRC,target=DST[,readonly]`` or
-    ``type=tmpfs,target=DST[,tmpfs-size=SIZE][,tmpfs-mode=MODE][,readonly]``."""
-    hint = ("use --mount type=bind,source=/host/path,target=/path[,readonly] or "
-            "type=tmpfs,target=/path[,tmpfs-size=64m][,tmpfs-mode=1777]")
-    opts: dict[str, str] = {}
+# Docker's --mount keys (docs.docker.com, "--mount"): the common ones, then each type's.
+_MOUNT_ALIASES = {"src": "source", "dst": "target", "destination": "target", "ro": "readonly"}
+_MOUNT_KEYS = {
+    "bind": ("bind-propagation", "bind-recursive", "bind-nonrecursive", "consistency"),
+    "volume": ("volume-nocopy", "volume-subpath", "volume-label", "volume-driver",
+               "volume-opt", "consistency"),
+    "tmpfs": ("tmpfs-size", "tmpfs-mode"),
+}
+_BOOL_KEYS = ("readonly", "volume-nocopy", "bind-nonrecursive")
+_MOUNT_HINT = ("use --mount type=bind,source=/host/path,target=/path[,readonly], "
+               "type=volume,source=NAME,target=/path[,readonly][,volume-nocopy] or "
+               "type=tmpfs,target=/path[,tmpfs-size=64m][,tmpfs-mode=1777]")
+
+
+def _mount_bool(text: str, key: str, value: str) -> bool:
+    # Go's strconv.ParseBool, which Docker uses.
+    if value in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    if value in ("0", "f", "F", "false", "FALSE", "False"):
+        return False
+    raise UsageError(f"--mount {text!r}: {key} takes true or false", hint=_MOUNT_HINT)
+
+
+def _mount_options(text: str) -> dict[str, str | list[str]]:
+    opts: dict[str, str | list[str]] = {}
     for part in text.split(","):
         key, sep, value = part.partition("=")
-        key = {"src": "source", "dst": "target", "destination": "target",
-               "ro": "readonly"}.get(key.strip(), key.strip())
+        key = _MOUNT_ALIASES.get(key.strip(), key.strip())
+        if not key:
+            raise UsageError(f"--mount {text!r} has an empty option", hint=_MOUNT_HINT)
+        if key in ("volume-label", "volume-opt"):
+            if not sep or not value:
+                raise UsageError(f"--mount {text!r}: {key} takes KEY=VALUE", hint=_MOUNT_HINT)
+            got = opts.setdefault(key, [])
+            assert isinstance(got, list)
+            got.append(value)
+            continue
         if key in opts:
-            raise UsageError(f"--mount {text!r} gives {key} twice", hint=hint)
-        if key == "readonly" and not sep:
+            raise UsageError(f"--mount {text!r} gives {key} twice", hint=_MOUNT_HINT)
+        if not sep and key in _BOOL_KEYS:
             value = "true"
+        elif not sep:
+            raise UsageError(f"--mount {text!r}: {key} needs a value ({key}=...)",
+                             hint=_MOUNT_HINT)
         opts[key] = value
-    kind = opts.pop("type", "volume")
-    target = opts.pop("target", "")
+    return opts
+
+
+def parse_mount(text: str) -> Mount:
+    """Docker's ``--mount`` for the types bind, volume and tmpfs: ``type=``,
+    ``source``/``src``, ``target``/``destination``/``dst``, ``readonly``/``ro``, then each
+    type's keys (``bind-propagation``, ``bind-recursive``, ``volume-nocopy``,
+    ``volume-subpath``, ``volume-label``, ``tmpfs-size``, ``tmpfs-mode``, ...). A key
+    secpod does not know, or of another type, is an error naming the key."""
+    opts = _mount_options(text)
+    kind = str(opts.pop("type", "volume"))
+    if kind not in _MOUNT_KEYS:
+        raise UsageError(f"--mount {text!r}: unknown type {kind!r}",
+                         hint="secpod mounts type=bind, type=volume or type=tmpfs")
+    for key in opts:
+        if key not in ("source", "target", "readonly", *_MOUNT_KEYS[kind]):
+            other = next((t for t, keys in _MOUNT_KEYS.items() if key in keys), None)
+            raise UsageError(f"--mount {text!r}: unknown option {key!r}"
+                             + (f" (it is for type={other})" if other else ""),
+                             hint=_MOUNT_HINT)
+    target = str(opts.pop("target", ""))
     if not target:
-        raise UsageError(f"--mount {text!r} has no target", hint=hint)
+        raise UsageError(f"--mount {text!r} has no target", hint=_MOUNT_HINT)
     dst = check_destination(target, text)
-    readonly = opts.pop("readonly", "false")
-    if readonly not in ("true", "false", "1", "0"):
-        raise UsageError(f"--mount {text!r}: readonly takes true or false", hint=hint)
-    ro = readonly in ("true", "1")
+    ro = _mount_bool(text, "readonly", str(opts.pop("readonly", "false")))
+    opts.pop("consistency", None)   # Docker ignores it on Linux, and so does secpod
+    source = str(opts.pop("source", ""))
     if kind == "bind":
-        if opts.pop("bind-propagation", "rprivate") != "rprivate":
-            raise UsageError(f"--mount {text!r}: only rprivate propagation is allowed",
-                             hint="a shared or slave mount would let mounts cross the sandbox")
-        source = opts.pop("source", "")
-        if not source:
-            raise UsageError(f"--mount {text!r} has no source", hint=hint)
-        mount = Mount("bind", dst, bind_source(source), read_only=ro)
-    elif kind == "tmpfs":
-        size = opts.pop("tmpfs-size", None)
-        mode = opts.pop("tmpfs-mode", None)
-        mount = Mount("tmpfs", dst, read_only=ro,
-                      size=None if size is None else parse_size(size, "tmpfs-size"),
-                      mode=None if mode is None else _mode(mode, text))
-    elif kind == "volume":
-        raise UsageError(f"--mount {text!r}: named volumes are not supported",
-                         hint="bind a host folder: type=bind,source=/host/path,target=/path")
-    else:
-        raise UsageError(f"--mount {text!r}: unknown type {kind!r}", hint=hint)
-    if opts:
-        raise UsageError(f"--mount {text!r}: unknown option {sorted(opts)[0]!r}", hint=hint)
-    return mount
+        return _bind_mount(text, dst, source, ro, opts)
+    if kind == "volume":
+        return _volume_mount(text, dst, source, ro, opts)
+    if source:
+        raise UsageError(f"--mount {text!r}: a tmpfs has no source", hint=_MOUNT_HINT)
+    size = opts.get("tmpfs-size")
+    mode = opts.get("tmpfs-mode")
+    return Mount("tmpfs", dst, read_only=ro,
+                 size=None if size is None else parse_size(str(size), "tmpfs-size"),
+                 mode=None if mode is None else _mode(str(mode), text))
+
+
+def _bind_mount(text: str, dst: str, source: str, ro: bool,
+                opts: dict[str, str | list[str]]) -> Mount:
+    propagation = opts.get("bind-propagation", "rprivate")
+    if propagation not in ("rprivate", "private"):
+        if propagation in ("shared", "rshared", "slave", "rslave"):
+            raise UsageError(f"--mount {text!r}: bind-propagation={propagation} is refused",
+                             hint=_PROPAGATION_WHY)
+        raise UsageError(f"--mount {text!r}: bind-propagation={propagation} is not a "
+                         "propagation", hint="use rprivate (the default) or private")
+    recursive = opts.get("bind-recursive", "enabled")
+    if recursive not in ("enabled", "disabled"):
+        raise UsageError(f"--mount {text!r}: bind-recursive={recursive} is not supported",
+                         hint="use bind-recursive=enabled (the default) or disabled")
+    nonrecursive = _mount_bool(text, "bind-nonrecursive",
+                               str(opts.get("bind-nonrecursive", "false")))
+    if not source:
+        raise UsageError(f"--mount {text!r} has no source", hint=_MOUNT_HINT)
+    return Mount("bind", dst, bind_source(source), read_only=ro,
+                 recursive=recursive == "enabled" and not nonrecursive)
+
+
+def _volume_mount(text: str, dst: str, source: str, ro: bool,
+                  opts: dict[str, str | list[str]]) -> Mount:
+    if not source:
+        raise UsageError(f"--mount {text!r}: anonymous volumes are not supported",
+                         hint="name the volume: type=volume,source=NAME,target=/path")
+    driver = opts.get("volume-driver", "local")
+    if driver != "local":
+        raise UsageError(f"--mount {text!r}: volume-driver={driver} is not supported",
+                         hint="secpod's volumes are local folders in your store")
+    if "volume-opt" in opts:
+        raise UsageError(f"--mount {text!r}: volume-opt is not supported: the local "
+                         "driver's options mount a device or NFS, which needs root",
+                         hint="mount it on the host and bind it: type=bind,source=...")
+    subpath = str(opts.get("volume-subpath", ""))
+    if subpath:
+        norm = os.path.normpath(subpath)
+        if subpath.startswith("/") or norm == "." or ".." in subpath.split("/") \
+                or "\0" in subpath:
+            raise UsageError(f"--mount {text!r}: volume-subpath must be a relative path "
+                             "inside the volume", hint="e.g. volume-subpath=logs/app")
+        subpath = norm
+    labels = opts.get("volume-label", [])
+    assert isinstance(labels, list)
+    out: dict[str, str] = {}
+    for item in labels:
+        _label_item(item, "volume-label", out)
+    return Mount("volume", dst, volume_name(source), read_only=ro,
+                 nocopy=_mount_bool(text, "volume-nocopy",
+                                    str(opts.get("volume-nocopy", "false"))),
+                 subpath=subpath, labels=tuple(out.items()))
 
 
 def parse_tmpfs(text: str) -> Mount:

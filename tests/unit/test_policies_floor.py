@@ -157,6 +157,10 @@ def test_never_mount(tmp_path: Path) -> None:
     ("[runtimes]\nallowed = []\n", "runtimes.allowed must be a non-empty list"),
     ("[runtimes]\nallowed = ['crun', 1]\n", "runtimes.allowed must be a non-empty list"),
     ("[runtimes]\nallowed = ['/usr/bin/crun']\n", "runtimes.allowed must be a non-empty list"),
+    ("[mounts]\nvolumes = 'yes'\n", 'mounts.volumes must be "rw", "ro" or "none"'),
+    ("[mounts]\ntmpfs_size_max = 'lots'\n", "'lots' is not a size"),
+    ("[mounts]\ntmpfs_size_max = true\n", "mounts.tmpfs_size_max must be a size"),
+    ("[mounts]\nsize = 1\n", "takes the keys never, volumes and tmpfs_size_max"),
 ])
 def test_malformed_policy(text: str, message: str) -> None:
     with pytest.raises(AdminPolicyError, match=message):
@@ -327,3 +331,48 @@ def test_check_runtime_reads_the_policy_file(tmp_path: Path,
     (folder / "policy.toml").chmod(0o666)          # an unsafe file is refused, not ignored
     with pytest.raises(AdminPolicyError, match="writable by group or others"):
         check_runtime("crun", USER)
+
+
+def test_named_volumes_and_tmpfs_sizes_under_the_floor(user_dir: Path) -> None:
+    named = (Mount("volume", "/v", "data"),)
+    run(policy("[mounts]\n"), "default", mounts=named)
+    with pytest.raises(FloorRefused, match=r"mounts.volumes .*named volumes are not allowed"):
+        run(policy('[mounts]\nvolumes = "none"\n'), "default", mounts=named)
+    ro = policy('[mounts]\nvolumes = "ro"\n')
+    with pytest.raises(FloorRefused, match="only read-only named volumes") as e:
+        run(ro, "default", mounts=named)
+    assert e.value.hint == "-v data:/v:ro"
+    run(ro, "default", mounts=(Mount("volume", "/v", "data", read_only=True),))
+    bound = policy('[mounts]\ntmpfs_size_max = "32m"\n')
+    run(bound, "default", mounts=(Mount("tmpfs", "/t", size=32 << 20),))
+    with pytest.raises(FloorRefused, match="the tmpfs at /t would be 33554433 bytes above"):
+        run(bound, "default", mounts=(Mount("tmpfs", "/t", size=(32 << 20) + 1),))
+    with pytest.raises(FloorRefused, match="the default size of profile default"):
+        run(bound, "default", mounts=(Mount("tmpfs", "/t"),))
+    with pytest.raises(FloorRefused, match="profile strict mounts a tmpfs of 67108864 bytes"):
+        run(bound, "strict")
+    (user_dir / "smalltmp.toml").write_text(
+        'extends = "default"\n[filesystem]\ntmpfs_size = "8m"\nvolumes = "ro"\n')
+    run(bound, "smalltmp", mounts=(Mount("tmpfs", "/t"),))
+    from secpod.errors import Refused
+    from secpod.policies.layers import mounts
+    from tests.unit.test_policies_layers import HOST
+
+    assert load("smalltmp").tmpfs_size == 8 << 20 and load("smalltmp").volumes == "ro"
+    with pytest.raises(Refused, match="profile smalltmp does not allow writable named volumes"):
+        mounts.generate(load("smalltmp"), ContainerSpec(image="b", mounts=named), HOST)
+    frag = mounts.generate(load("smalltmp"), ContainerSpec(image="b", mounts=(
+        Mount("volume", "/v", "data", read_only=True, subpath="a/b"), Mount("tmpfs", "/t"))),
+        HOST)
+    vol, tmp = frag.mounts[-2:]
+    assert vol["source"].endswith("/secpod/volumes/data/_data/a/b") and vol["type"] == "bind"
+    assert vol["options"] == ["rbind", "ro", "nosuid", "nodev", "rprivate"]
+    assert f"size={8 << 20}" in tmp["options"]
+
+
+def test_volume_modes_are_compared(user_dir: Path) -> None:
+    (user_dir / "novol.toml").write_text('extends = "strict"\n[filesystem]\nvolumes = "none"\n')
+    pol = policy('[floor]\nminimum = "novol"\n')
+    with pytest.raises(FloorRefused, match=r"named volumes: rw \(reference: none\)"):
+        run(pol, "strict")
+    run(pol, "novol")

@@ -382,8 +382,8 @@ def test_mount_destinations(asked: tuple[Mount, ...], message: str) -> None:
 
 
 def test_mount_kinds() -> None:
-    with pytest.raises(UsageError, match="unsupported mount type 'volume' at /v"):
-        mounts.generate(STRICT, spec(mounts=(Mount("volume", "/v"),)), HOST)
+    with pytest.raises(UsageError, match="unsupported mount type 'npipe' at /v"):
+        mounts.generate(STRICT, spec(mounts=(Mount("npipe", "/v"),)), HOST)
 
 
 # --- resources ------------------------------------------------------------------------

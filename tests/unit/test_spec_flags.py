@@ -158,7 +158,16 @@ def test_parse_volume(tmp_path: Path) -> None:
     (":/d", "invalid volume ':/d'"),
     ("/tmp:/d:ro:extra", "invalid volume '/tmp:/d:ro:extra'"),
     ("/tmp:/d:z", "invalid volume mode 'z'"),
-    ("named:/d", "the volume source 'named' is not an absolute path"),
+    ("/tmp:/d:nocopy", "invalid volume mode 'nocopy'"),      # only for a named volume
+    ("/tmp:/d:shared", "shared propagation is refused"),
+    ("vol:/d:rslave", "rslave propagation is refused"),
+    ("/data", "anonymous volumes are not supported"),
+    ("bad name:/d", "the volume name 'bad name' is not a volume name"),
+    ("-x:/d", "the volume name '-x' is not a volume name"),
+    ("_x:/d", "the volume name '_x' is not a volume name"),
+    ("a" * 129 + ":/d", "is longer than 128 characters"),
+    ("..:/d", "the volume source '..' is not an absolute path"),
+    ("./dir:/d", "the volume source './dir' is not an absolute path"),
     ("relative/dir:/d", "the volume source 'relative/dir' is not an absolute path"),
     ("/no/such/path:/d", "the volume source /no/such/path does not exist"),
     ("/tmp:relative", "the mount destination 'relative' in '/tmp:relative' must be an "
@@ -208,21 +217,73 @@ def test_parse_mount(tmp_path: Path) -> None:
     ("type=bind,src=/tmp,target=/d,destination=/e", "gives target twice"),
     ("type=bind,src=/tmp,dst=/d,colour=red", "unknown option 'colour'"),
     ("type=bind,src=/tmp,dst=/d,readonly=yes", "readonly takes true or false"),
-    ("type=bind,src=/tmp,dst=/d,bind-propagation=shared", "only rprivate propagation"),
-    ("type=tmpfs,dst=/t,source=/tmp", "unknown option 'source'"),
+    ("type=bind,src=/tmp,dst=/d,bind-propagation=shared", "bind-propagation=shared is "
+                                                          "refused"),
+    ("type=tmpfs,dst=/t,source=/tmp", "a tmpfs has no source"),
     ("type=tmpfs,dst=/t,tmpfs-mode=4755", "invalid tmpfs mode '4755'"),
     ("type=tmpfs,dst=/t,tmpfs-size=big", "tmpfs-size: 'big' is not a size"),
-    ("type=volume,src=vol,dst=/v", "named volumes are not supported"),
-    ("src=vol,dst=/v", "named volumes are not supported"),
+    ("type=volume,dst=/v", "anonymous volumes are not supported"),
+    ("type=volume,src=a/b,dst=/v", "the volume name 'a/b' is not a volume name"),
+    ("type=volume,src=..,dst=/v", "the volume name '..' is not a volume name"),
+    ("type=volume,src=v,dst=/v,volume-driver=nfs", "volume-driver=nfs is not supported"),
+    ("type=volume,src=v,dst=/v,volume-opt=type=nfs", "volume-opt is not supported"),
+    ("type=volume,src=v,dst=/v,volume-subpath=/abs", "volume-subpath must be a relative"),
+    ("type=volume,src=v,dst=/v,volume-subpath=a/../..", "volume-subpath must be a relative"),
+    ("type=volume,src=v,dst=/v,volume-label", "volume-label takes KEY=VALUE"),
+    ("type=volume,src=v,dst=/v,volume-nocopy=maybe", "volume-nocopy takes true or false"),
+    ("type=volume,src=v,dst=/v,tmpfs-size=1m", "unknown option 'tmpfs-size' (it is for "
+                                                "type=tmpfs)"),
+    ("type=volume,src=v,dst=/v,bind-propagation=rprivate",
+     "unknown option 'bind-propagation' (it is for type=bind)"),
+    ("type=tmpfs,dst=/t,volume-nocopy", "unknown option 'volume-nocopy' (it is for "
+                                        "type=volume)"),
+    ("type=tmpfs,dst=/t,tmpfs-size=0", "a size must be positive"),
+    ("type=tmpfs,dst=/t,tmpfs-size=50%", "is not a size"),
+    ("type=bind,src=/tmp,dst=/d,bind-propagation=rslave", "bind-propagation=rslave is "
+                                                          "refused"),
+    ("type=bind,src=/tmp,dst=/d,bind-propagation=sideways", "is not a propagation"),
+    ("type=bind,src=/tmp,dst=/d,bind-recursive=writable", "bind-recursive=writable is not"),
+    ("type=bind,src=/tmp,target", "target needs a value"),
+    ("type=bind,src=/tmp,dst=/d,,", "has an empty option"),
     ("type=npipe,dst=/p", "unknown type 'npipe'"),
     ("type=bind,src=relative,dst=/d", "the volume source 'relative' is not an absolute path"),
     ("type=bind,src=/tmp,dst=relative", "must be an absolute path below /"),
-    ("", "has no target"),
+    ("", "has an empty option"),
+    ("type=bind", "has no target"),
 ])
 def test_parse_mount_refuses(text: str, message: str) -> None:
     with pytest.raises(UsageError) as e:
         f.parse_mount(text)
     assert message in e.value.message
+
+
+def test_parse_named_volumes() -> None:
+    m = f.parse_volume("data:/srv/./data/:ro")
+    assert (m.kind, m.source, m.destination, m.read_only, m.nocopy) == (
+        "volume", "data", "/srv/data", True, False)
+    m = f.parse_volume("my_vol.1-x:/d:rw,nocopy,rprivate")
+    assert (m.kind, m.source, m.read_only, m.nocopy) == ("volume", "my_vol.1-x", False, True)
+    m = f.parse_mount("type=volume,src=cache,dst=/c,readonly,volume-nocopy,"
+                      "volume-subpath=a//b/,volume-label=k=v,volume-label=x,"
+                      "consistency=cached,volume-driver=local")
+    assert (m.kind, m.source, m.destination, m.read_only, m.nocopy, m.subpath, m.labels) == (
+        "volume", "cache", "/c", True, True, "a/b", (("k", "v"), ("x", "")))
+    m = f.parse_mount("source=v,destination=/d,ro=false,volume-nocopy=0")  # type: volume
+    assert (m.kind, m.read_only, m.nocopy) == ("volume", False, False)
+    b = f.parse_mount("type=bind,src=/tmp,target=/d,bind-recursive=disabled")
+    assert (b.kind, b.recursive) == ("bind", False)
+    assert not f.parse_mount("type=bind,src=/tmp,dst=/d,bind-nonrecursive").recursive
+    assert f.parse_mount("type=bind,src=/tmp,dst=/d,bind-propagation=private").recursive
+
+
+def test_parse_mounts_refuses_as_a_mount_request() -> None:
+    from secpod.errors import MountRequestError
+
+    with pytest.raises(MountRequestError) as e:
+        f.parse_mounts(["vol:/d"], ["type=tmpfs,dst=/d"], [])
+    assert e.value.message == "two mounts at /d" and e.value.exit_code == 125
+    with pytest.raises(MountRequestError, match="is not a volume name"):
+        f.parse_mounts(["a b:/d"], [], [])
 
 
 def test_parse_tmpfs() -> None:

@@ -3,9 +3,12 @@ masked and read-only paths, and the mounts the run asks for.
 
 A user's bind mount must come from inside one of the profile's ``allowed_bind_sources``
 (judged on the symlink-resolved source, ``~`` being the user's passwd home); it is
-always ``nosuid,nodev`` and ``rprivate``. A user's tmpfs is always ``nosuid,nodev``,
-``noexec`` unless it asks ``exec`` (a weakening the floor judged), 64 MiB and mode 1777
-unless it says otherwise, read-only with ``ro``.
+always ``nosuid,nodev`` and ``rprivate``. A named volume is a bind mount of its folder
+in the user's store (secpod.sandbox.volumes), as the profile's ``volumes`` allows
+(``rw``, ``ro``: only read-only ones, ``none``). A user's tmpfs is always
+``nosuid,nodev``, ``noexec`` unless it asks ``exec`` (a weakening the floor judged),
+of the profile's ``tmpfs_size`` and mode 1777 unless it says otherwise, read-only with
+``ro``.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ if TYPE_CHECKING:
     from secpod.sandbox.host import HostFeatures
     from secpod.spec import ContainerSpec, Mount
 
-TMPFS_SIZE = 64 << 20
 TMPFS_MODE = 0o1777
 
 
@@ -55,7 +57,12 @@ def generate(prof: Profile, spec: ContainerSpec, host: HostFeatures, *,
             raise UsageError(f"two mounts at {dst}",
                              hint="the profile mounts there already, or the run asks twice")
         seen.add(dst)
-        mounts.append(_bind(prof, m, user) if m.kind == "bind" else _tmpfs(m))
+        if m.kind == "bind":
+            mounts.append(_bind(prof, m, user))
+        elif m.kind == "volume":
+            mounts.append(_volume(prof, m))
+        else:
+            mounts.append(_tmpfs(m, prof.tmpfs_size))
     return Fragment(root_readonly=root_readonly, mounts=tuple(mounts),
                     linux={"maskedPaths": list(prof.masked_paths),
                            "readonlyPaths": list(prof.readonly_paths)},
@@ -77,10 +84,28 @@ def _bind(prof: Profile, m: Mount, user: str | None) -> dict[str, Any]:
             hint="allowed sources: " + ", ".join(prof.allowed_bind_sources)
                  + "; or use a profile that extends it with more")
     return {"destination": m.destination, "type": "bind", "source": str(source),
+            "options": ["rbind" if m.recursive else "bind", "ro" if m.read_only else "rw",
+                        "nosuid", "nodev", "rprivate"]}
+
+
+def _volume(prof: Profile, m: Mount) -> dict[str, Any]:
+    from secpod.sandbox import volumes
+
+    if prof.volumes == "none" or (prof.volumes == "ro" and not m.read_only):
+        raise Refused(
+            f"profile {prof.name} does not allow "
+            f"{'named' if prof.volumes == 'none' else 'writable named'} volumes "
+            f"(volume {m.source} at {m.destination})",
+            hint="mount it read-only (-v NAME:/path:ro)" if prof.volumes == "ro"
+            else "use a profile whose [filesystem] volumes is \"rw\" or \"ro\"")
+    source = volumes.mountpoint(m.source)
+    if m.subpath:
+        source = source.joinpath(m.subpath)
+    return {"destination": m.destination, "type": "bind", "source": str(source),
             "options": ["rbind", "ro" if m.read_only else "rw", "nosuid", "nodev", "rprivate"]}
 
 
-def _tmpfs(m: Mount) -> dict[str, Any]:
+def _tmpfs(m: Mount, default_size: int) -> dict[str, Any]:
     if m.kind != "tmpfs":
         raise UsageError(f"unsupported mount type {m.kind!r} at {m.destination}",
                          hint="bind a host folder or use a tmpfs")
@@ -90,7 +115,7 @@ def _tmpfs(m: Mount) -> dict[str, Any]:
     if m.read_only:
         options.append("ro")
     mode = TMPFS_MODE if m.mode is None else m.mode
-    size = TMPFS_SIZE if m.size is None else m.size
+    size = default_size if m.size is None else m.size
     return {"destination": m.destination, "type": "tmpfs", "source": "tmpfs",
             "options": [*options, f"mode={mode:o}", f"size={size}"]}
 
