@@ -14,11 +14,12 @@ import tarfile
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
-from secpod._record import record
+from secpod._record import field, record
 from secpod.errors import HostileArchive, MalformedInput
 
 BLOCK = 512
 MAX_META_BYTES = 1 << 20  # one pax or GNU long-name header
+_XATTR = "SCHILY.xattr."
 
 FILE, DIR, SYMLINK, HARDLINK, CHAR, BLOCKDEV, FIFO = (
     "file", "dir", "symlink", "hardlink", "char", "block", "fifo")
@@ -45,6 +46,9 @@ class Entry:
     size: int
     mtime: float
     linkname: str
+    # Extended attributes from pax ``SCHILY.xattr.NAME`` records (as GNU tar, Go's
+    # archive/tar and Podman write them), values as raw bytes.
+    xattrs: dict[str, bytes] = field(default_factory=dict)
 
 
 class TarReader:
@@ -191,5 +195,8 @@ class TarReader:
             data_size = size if kind == FILE else 0
             self._remaining = data_size
             self._padding = -data_size % BLOCK
+            xattrs = {k[len(_XATTR):]: v.encode("utf-8", "surrogateescape")
+                      for k, v in fields.items() if k.startswith(_XATTR)} if fields else {}
             yield Entry(name=name, kind=kind, mode=info.mode, uid=uid, gid=gid,
-                        size=size if kind == FILE else 0, mtime=mtime, linkname=link)
+                        size=size if kind == FILE else 0, mtime=mtime, linkname=link,
+                        xattrs=xattrs)
