@@ -22,7 +22,8 @@ def _add_image(sub: _Subparsers) -> None:
     p = isub.add_parser("import", help="import an OCI layout, oci-archive or docker-archive",
                         description="Import an image from an OCI image layout folder, an "
                         "oci-archive tar or a docker-archive tar (docker/podman save); with "
-                        "--rootfs, from a root filesystem folder or a tar of one (plain, gzip or zstd).")
+                        "--rootfs, from a root filesystem folder or a tar of one (plain, gzip or "
+                        "zstd).")
     p.add_argument("path", metavar="PATH", type=Path)
     p.add_argument("--name", metavar="NAME:TAG",
                    help="name the image (and pick it when the archive holds several)")

@@ -105,7 +105,7 @@ class MappedUnpacker:
         import struct
 
         if not hasattr(blob, "read"):
-            with open(blob, "rb") as raw:  # type: ignore[arg-type]
+            with open(blob, "rb") as raw:
                 self.apply_layer(raw, what=what, diff_id=diff_id)
             return
         self._send({"layer": what, "diff_id": diff_id})
@@ -132,6 +132,8 @@ class MappedUnpacker:
         return diffs
 
     def close(self) -> None:
+        import subprocess
+
         proc, self._proc = self._proc, None
         if proc is None:
             return
@@ -141,8 +143,8 @@ class MappedUnpacker:
             pass
         try:
             proc.wait(timeout=30)
-        except Exception:  # noqa: BLE001 - it is ended below whatever stopped the wait
-            pass
+        except subprocess.TimeoutExpired:
+            proc.kill()
         finally:
             if proc.poll() is None:
                 proc.kill()

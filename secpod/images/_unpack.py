@@ -635,7 +635,7 @@ class Unpacker:
                     os.setxattr(target, name, value)
                 else:
                     # A directory: opened, never followed (it was just made by us).
-                    dfd = os.open(target, _DIR_FLAGS, dir_fd=dir_fd)
+                    dfd = os.open(str(target), _DIR_FLAGS, dir_fd=dir_fd)
                     try:
                         os.setxattr(dfd, name, value)
                     finally:

@@ -187,16 +187,20 @@ def prepare_rootfs(image_rootfs: Path, folder: Path, *, readonly: bool) -> tuple
     # --reflink=auto: a cheap copy-on-write clone where the filesystem supports it.
     # The copy dies with secpod: a `run` killed mid-copy leaves no cp writing into a
     # folder that the next command sweeps (state.sweep_half_made).
-    proc = subprocess.run(
+    # It runs as root of the containers' user namespace: the image's files belong to
+    # subordinate ids (docs/images.md), which only there can be read and kept as they are.
+    from secpod.sandbox import userns
+
+    proc = userns.start_mapped(
         ["cp", "-a", "--reflink=auto", f"{image_rootfs}/.", str(target)],
-        capture_output=True,
-        text=True,
-        check=False,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         preexec_fn=_die_with_parent(os.getpid()),
     )
+    _, err = proc.communicate()
     if proc.returncode != 0:
         raise MalformedInput(
-            f"cannot copy the image's root filesystem: {proc.stderr.strip()}",
+            f"cannot copy the image's root filesystem: {err.decode(errors='replace').strip()}",
             hint="check free space in the data dir",
         )
     return target, "private-copy"

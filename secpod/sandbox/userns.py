@@ -116,3 +116,47 @@ def _wait_unshared(pid: int) -> None:
         time.sleep(0.005)
     raise HostError("unshare --user did not start a user namespace",
                     hint="secpod doctor checks that user namespaces are allowed")
+
+
+def call_mapped(target: str, *args: object, timeout: float = 120) -> Any:
+    """``module:function(*args)`` run by Python as root of a mapped user namespace (for
+    what must read or write files of subordinate ids in an image); its JSON result.
+    Raises the secpod error it raised (the same class), or HostError."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    module, _, func = target.partition(":")
+    pkg = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = ("import json, sys\n"
+            f"sys.path.insert(0, {pkg!r})\n"
+            "from secpod import errors\n"
+            f"from {module} import {func} as f\n"
+            "try:\n"
+            "    out = {'ok': f(*json.loads(sys.argv[1]))}\n"
+            "except errors.Error as e:\n"
+            "    out = {'error': [type(e).__name__, e.message, e.hint]}\n"
+            "print(json.dumps(out))\n")
+    proc = start_mapped([sys.executable, "-c", code, json.dumps([str(a) if not isinstance(
+        a, (bool, int)) else a for a in args])], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    try:
+        msg = json.loads(out)
+    except ValueError:
+        raise HostError(f"{target} in the containers' user namespace failed: "
+                        f"{err.decode(errors='replace').strip()[-400:]}",
+                        hint="secpod doctor checks the subordinate id ranges") from None
+    if "error" in msg:
+        from secpod import errors
+
+        name, message, hint = msg["error"]
+        cls = getattr(errors, name, HostError)
+        raise cls(message, hint=hint)
+    return msg["ok"]
+
