@@ -98,7 +98,10 @@ def _tar_layer(tar: Path, blobs: Path) -> tuple[str, str, int, str]:
             stream = LayerStream(reader, str(tar), _Budget(Limits.from_env()))  # type: ignore[arg-type]
         except MalformedInput as e:
             raise MalformedInput(f"{tar} is not a tar archive ({e.message})", hint=hint) from None
-        stream.drain()
+        try:
+            stream.drain()
+        finally:
+            stream.close()
         kind = stream.kind
         digest, size = reader.hash.hexdigest(), reader.size
     blobs.mkdir(parents=True, exist_ok=True)
