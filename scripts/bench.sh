@@ -12,6 +12,8 @@
 #   scripts/bench.sh cli                     bench/cli_bench.py: ps -a and inspect vs podman
 #   scripts/bench.sh network [--runs N]      bench/network.py: -p throughput, start, memory
 #   scripts/bench.sh restart                 bench/restart_bench.py: a restarting monitor's memory
+#   scripts/bench.sh import                  bench/import_bench.py: import of a Debian minbase
+#                                            image (mmdebstrap, as root here) vs umoci
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "run as root (it drops to the test user)" >&2; exit 2; }
@@ -21,6 +23,7 @@ if [ "${1:-}" = strict ]; then script=strict_path.py; shift; fi
 if [ "${1:-}" = cli ]; then script=cli_bench.py; shift; fi
 if [ "${1:-}" = network ]; then script=network.py; shift; fi
 if [ "${1:-}" = restart ]; then script=restart_bench.py; shift; fi
+if [ "${1:-}" = import ]; then script=import_bench.py; shift; fi
 stage=$(bash "$here/scripts/test-env.sh" --setup-only)
 # Measure secpod as a user installs it (a regular, byte-compiled install), not
 # the editable install the tests use (its import finder costs ~15 ms a start).
@@ -34,7 +37,14 @@ user=${SECPOD_TEST_USER:-secpodtest}
 work=/var/tmp/secpod-bench-$$
 rm -rf "$work"; mkdir "$work"
 chmod 755 "$work"; chown "$user:" "$work"
+# The store holds files of the user's subordinate ids: removed as root.
 trap 'rm -rf "$work"' EXIT
+if [ "$script" = import_bench.py ]; then
+  # A real distribution's root filesystem, from Debian's archive.
+  mmdebstrap --variant=minbase --format=tar bookworm "$work/debian.tar" >&2
+  chown "$user:" "$work/debian.tar"
+  set -- "$work/debian.tar" "$@"
+fi
 unshare -m --propagation private -- bash -c '
   if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified; fi
   setpriv --reuid="$1" --regid="$1" --init-groups --reset-env \

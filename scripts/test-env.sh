@@ -19,7 +19,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 apt_packages=(git make crun runc conmon uidmap busybox-static skopeo umoci podman docker-registry
-  secilc apparmor python3-seccomp python3-selinux python3-venv python3-dev python3-yaml gnupg gpgconf zstd
+  secilc apparmor python3-seccomp python3-selinux python3-venv python3-dev python3-yaml gnupg gpgconf zstd mmdebstrap
   libpam-modules python3-pam apache2-utils chromium gcc libc6-dev util-linux procps hyperfine valgrind openssl time
   strace catatonit systemd)
 missing=()

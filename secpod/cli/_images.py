@@ -22,12 +22,14 @@ def _add_image(sub: _Subparsers) -> None:
     p = isub.add_parser("import", help="import an OCI layout, oci-archive or docker-archive",
                         description="Import an image from an OCI image layout folder, an "
                         "oci-archive tar or a docker-archive tar (docker/podman save); with "
-                        "--rootfs, from a plain root filesystem folder.")
+                        "--rootfs, from a root filesystem folder or a tar of one (plain, gzip or "
+                        "zstd).")
     p.add_argument("path", metavar="PATH", type=Path)
     p.add_argument("--name", metavar="NAME:TAG",
                    help="name the image (and pick it when the archive holds several)")
     p.add_argument("--rootfs", action="store_true",
-                   help="PATH is a root filesystem folder: make a one-layer image of it")
+                   help="PATH is a root filesystem folder or tar (plain, gzip, zstd): make a "
+                   "one-layer image of it")
     p.add_argument("--json", action="store_true", help="print the image as JSON")
     p.set_defaults(func=_import)
 

@@ -326,7 +326,7 @@ def _describe(unpacked: Path, tree: dict[str, Any], now_tree: bytes) -> str:
 # --- deep verification ------------------------------------------------------------
 
 
-def _same_tree(a: Path, b: Path) -> list[str]:
+def same_tree(a: Path, b: Path) -> list[str]:
     """What differs between the fresh unpack ``a`` and the stored tree ``b``: type,
     permission bits, size, mtime, link target and file content."""
     diffs: list[str] = []
@@ -344,6 +344,9 @@ def _same_tree(a: Path, b: Path) -> list[str]:
         sa, sb = ta[rel], tb[rel]
         if stat.S_IFMT(sa.st_mode) != stat.S_IFMT(sb.st_mode):
             diffs.append(f"{path} was replaced: {_kind(sa.st_mode)} -> {_kind(sb.st_mode)}")
+        elif (sa.st_uid, sa.st_gid) != (sb.st_uid, sb.st_gid):
+            diffs.append(f"{path} owner changed: {sa.st_uid}:{sa.st_gid} -> "
+                         f"{sb.st_uid}:{sb.st_gid}")
         elif stat.S_IMODE(sa.st_mode) != stat.S_IMODE(sb.st_mode):
             diffs.append(f"{path} mode changed: {stat.S_IMODE(sa.st_mode):04o} -> "
                          f"{stat.S_IMODE(sb.st_mode):04o}")
@@ -392,7 +395,8 @@ def deep(unpacked: Path, manifest: Manifest, diff_ids: list[str],
     stored tree with it; when all is the same, record the image again and return its
     new content digest. Raises ContentChanged naming what differs, or what the
     unpack raises (HostileArchive, DigestMismatch, MalformedInput)."""
-    from secpod.images._unpack import Limits, Unpacker
+    from secpod.images import _mapped
+    from secpod.images._unpack import Limits
 
     hint = ("remove the image (secpod image rm -f " + ref + ") and import or pull it again")
     names = _names(manifest)
@@ -410,12 +414,15 @@ def deep(unpacked: Path, manifest: Manifest, diff_ids: list[str],
     fresh = scratch / "rootfs"
     fresh.mkdir()
     fresh.chmod(0o755)
-    with Unpacker(fresh, Limits.from_env()) as unpacker:
+    # Unpacked and compared where the files keep their owners: files of subordinate ids
+    # (a 0700 folder of _apt's) cannot be read from out here.
+    with _mapped.unpacker(fresh, Limits.from_env()) as unpacker:
         for i, (what, d) in enumerate(names[1:]):
             unpacker.apply_layer(blob_path(d), what=what, diff_id=diff_ids[i])
             say(f"{what}: unpacked again")
         unpacker.finish()
-    diffs = _same_tree(fresh, unpacked / "rootfs")
+        compare = getattr(unpacker, "same_tree", same_tree)
+        diffs = compare(fresh, unpacked / "rootfs")
     if diffs:
         shown = "; ".join(diffs[:_SHOW]) + (f"; and {len(diffs) - _SHOW} more"
                                             if len(diffs) > _SHOW else "")

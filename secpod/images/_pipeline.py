@@ -25,7 +25,7 @@ from typing import Any, BinaryIO, cast
 
 from secpod._record import record
 from secpod.errors import HostError
-from secpod.images._unpack import Limits, Unpacker
+from secpod.images._unpack import Limits
 
 # The unpacker waits for at least this much (or the blob's end) before it reads,
 # so it does not wake for every small network read.
@@ -153,7 +153,9 @@ class UnpackThread(threading.Thread):
 
     def run(self) -> None:
         try:
-            with Unpacker(self._root, self._limits) as unpacker:
+            from secpod.images import _mapped
+
+            with _mapped.unpacker(self._root, self._limits) as unpacker:
                 for what, digest, diff_id in self._layers:
                     raw = self._pipe.reader(digest)
                     try:

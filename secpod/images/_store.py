@@ -556,11 +556,13 @@ class Store:
         from secpod.images._sources import DirTree, LayoutSource, _load_layout
         from secpod.images.build import write_layout
 
-        if not path.is_dir():
-            raise NotFound(f"{path}: no such folder", hint="--rootfs takes a root filesystem "
-                                                           "folder")
+        if not path.is_dir() and not path.is_file():
+            raise NotFound(f"{path}: no such folder or file", hint="--rootfs takes a root "
+                           "filesystem folder or a tar of one (plain, gzip or zstd)")
         with self._staging("rootfs-") as stage:
-            write_layout(path, stage / "layout")
+            # No compression: the layer stays in this store, and gzip would be most of the
+            # import's time (docs/BENCHMARKS.md).
+            write_layout(path, stage / "layout", compress=False)
             loaded = _load_layout(DirTree(stage / "layout"), None, "rootfs")
             assert isinstance(loaded.source, LayoutSource)
             return self.add_image(loaded.manifest_bytes, loaded.source,

@@ -7,11 +7,17 @@ Rules (docs/images.md explains them to users):
    entry or layer), hardlinks whose target is absolute, has ``..``, or goes
    through a symlink, oversized paths, and the bounds below.
 2. Neutralised and counted: device nodes are skipped (rootless cannot mknod);
-   setuid/setgid bits are stripped; every file is owned by the invoking user
-   (container root), the original non-zero owners are only counted.
-3. Bounded: total unpacked bytes, entry count, single file size, path length,
+   setuid/setgid bits are stripped; extended attributes other than ``user.*`` and
+   ``security.capability`` are dropped (``trusted.*``, ``security.selinux`` and the
+   other ``security.*``, ``system.*`` ACLs).
+3. Owners: with ``owners`` (the unpacker runs as root of a user namespace mapped as
+   the containers are, secpod.images._mapped), every entry keeps its uid and gid, so
+   on the host they belong to the user's subordinate ids; an id beyond the mapping is
+   refused (HostError, as Podman refuses it). Without, every file is owned by the
+   invoking user (container root) and the original owners are only counted.
+4. Bounded: total unpacked bytes, entry count, single file size, path length,
    and the compressed-to-uncompressed ratio, all checked while streaming.
-4. Whiteouts (``.wh.NAME``) and opaque whiteouts (``.wh..wh..opq``) hide what
+5. Whiteouts (``.wh.NAME``) and opaque whiteouts (``.wh..wh..opq``) hide what
    lower layers put there, never what the same layer adds.
 
 Every path is resolved from the root one component at a time with
@@ -34,7 +40,7 @@ from typing import Any, BinaryIO, cast
 import zstandard
 
 from secpod._record import field, record
-from secpod.errors import DigestMismatch, HostileArchive, MalformedInput, UsageError
+from secpod.errors import DigestMismatch, HostError, HostileArchive, MalformedInput, UsageError
 from secpod.images._tar import (
     BLOCKDEV,
     CHAR,
@@ -250,8 +256,65 @@ class _Gunzip:
         return b""
 
 
+class _ReadAhead:
+    """Inflates and hashes ``src`` in a thread, up to a few chunks ahead of the reader:
+    zlib, zstd and sha256 release the GIL, so the inflate overlaps the file writes of
+    the unpack (which wait on the disk), on another core where there is one."""
+
+    _DEPTH = 8
+
+    def __init__(self, src: Any, hash_: Any) -> None:
+        import queue
+        import threading
+
+        self._src = src
+        self._hash = hash_
+        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(self._DEPTH)
+        self._stop = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(target=self._run, name="secpod-inflate", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                data = self._src.read(_OUT)
+                if data:
+                    self._hash.update(data)
+                item: bytes | BaseException = data
+            except BaseException as e:  # noqa: BLE001 - raised again by the reader
+                item = e
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if not isinstance(item, bytes) or not item:
+                return
+
+    def read(self, _n: int) -> bytes:
+        if self._done:
+            return b""
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            self._done = True
+            raise item
+        if not item:
+            self._done = True
+        return item
+
+    def close(self) -> None:
+        """Stop the thread (an unpack that failed reads no further)."""
+        self._stop.set()
+        self._thread.join()
+
+
 class LayerStream:
-    """The uncompressed bytes of one layer blob, bounded and hashed while read."""
+    """The uncompressed bytes of one layer blob, bounded and hashed while read
+    (:meth:`close` when done)."""
 
     def __init__(self, raw: BinaryIO, what: str, budget: _Budget) -> None:
         head = raw.read(512)
@@ -272,14 +335,18 @@ class LayerStream:
         else:
             self._src = self._counting
         self._hash = hashlib.sha256()
+        self._ahead = _ReadAhead(self._src, self._hash)
         self._buf = memoryview(b"")
         self._pos = 0
         self.out = 0
         self._eof = False
 
+    def close(self) -> None:
+        self._ahead.close()
+
     def _fill(self) -> None:
         try:
-            data = self._src.read(_OUT)
+            data = self._ahead.read(_OUT)
         except (EOFError, OSError, zlib.error, zstandard.ZstdError) as e:
             raise MalformedInput(f"{self._what}: corrupt or truncated {self.kind} data ({e})",
                                  hint="the layer is incomplete or damaged; get a fresh copy") from e
@@ -299,7 +366,6 @@ class LayerStream:
             raise HostileArchive(
                 f"{self._what}: compression ratio above {b.limits.max_ratio}:1 "
                 "(SECPOD_MAX_RATIO): a decompression bomb", hint=_HINT)
-        self._hash.update(data)
         self._buf, self._pos = memoryview(data), 0
 
     def view(self, n: int) -> memoryview:
@@ -348,6 +414,9 @@ class Report:
     foreign_owners: int = 0
     foreign_uids: set[int] = field(default_factory=set)
     foreign_gids: set[int] = field(default_factory=set)
+    owners_kept: bool = False
+    xattrs_kept: int = 0
+    xattrs_dropped: dict[str, int] = field(default_factory=dict)
     created_mountpoints: list[str] = field(default_factory=list)
     symlinked_mountpoints: dict[str, str] = field(default_factory=dict)
     conflicting_mountpoints: dict[str, str] = field(default_factory=dict)
@@ -359,6 +428,8 @@ class Report:
             "setuid_stripped": self.setuid_stripped, "foreign_owners": self.foreign_owners,
             "foreign_uids": sorted(self.foreign_uids)[:64],
             "foreign_gids": sorted(self.foreign_gids)[:64],
+            "owners_kept": self.owners_kept, "xattrs_kept": self.xattrs_kept,
+            "xattrs_dropped": dict(self.xattrs_dropped),
             "created_mountpoints": list(self.created_mountpoints),
             "symlinked_mountpoints": dict(self.symlinked_mountpoints),
             "conflicting_mountpoints": dict(self.conflicting_mountpoints),
@@ -370,13 +441,16 @@ class Unpacker:
 
     Raises HostileArchive for what the rules refuse, MalformedInput for a
     corrupt layer, DigestMismatch when a layer's content is not its diff_id.
-    The caller removes the directory on any error.
+    The caller removes the directory on any error. ``owners`` (how many uids and
+    gids the caller's user namespace maps) keeps each entry's owner; see rule 3.
     """
 
-    def __init__(self, root: Path, limits: Limits) -> None:
+    def __init__(self, root: Path, limits: Limits,
+                 owners: tuple[int, int] | None = None) -> None:
         self._root_fd = os.open(root, _DIR_FLAGS)
         self._budget = _Budget(limits)
-        self.report = Report()
+        self._owners = owners
+        self.report = Report(owners_kept=owners is not None)
         self._cache: tuple[tuple[str, ...], int] | None = None
         self._dirs: dict[str, tuple[int, float]] = {}
         self._touched: set[str] = set()
@@ -496,10 +570,13 @@ class Unpacker:
         self._touched = set()
         self._drop_cache()
         stream = LayerStream(blob, what, self._budget)
-        reader = TarReader(stream, what)
-        for entry in reader:
-            self._entry(entry, reader)
-        stream.drain()
+        try:
+            reader = TarReader(stream, what)
+            for entry in reader:
+                self._entry(entry, reader)
+            stream.drain()
+        finally:
+            stream.close()
         self._drop_cache()
         self.report.layers += 1
         if diff_id is not None and stream.diff_id() != diff_id:
@@ -520,6 +597,15 @@ class Unpacker:
         if leaf.startswith(".wh."):
             self._whiteout(parts, e.name)
             return
+        if self._owners is not None and (e.uid >= self._owners[0]
+                                         or e.gid >= self._owners[1]):
+            raise HostError(
+                f"{what_entry(self._what, e.name)} is owned by {e.uid}:{e.gid}, beyond the "
+                f"ids your user namespace maps (uids 0-{self._owners[0] - 1}, gids "
+                f"0-{self._owners[1] - 1}): potentially insufficient UIDs or GIDs available "
+                "in user namespace; nothing was imported",
+                hint="ask the administrator for larger ranges in /etc/subuid and /etc/subgid "
+                     "(usermod --add-subuids/--add-subgids), then import again")
         if e.uid != 0 or e.gid != 0:
             self.report.foreign_owners += 1
             if e.uid:
@@ -542,6 +628,10 @@ class Unpacker:
         elif e.kind == DIR:
             if not self._remove(fd, leaf, rel, keep_dir=True):
                 os.mkdir(leaf, 0o700, dir_fd=fd)
+            if self._owners is not None:
+                os.chown(leaf, e.uid, e.gid, dir_fd=fd, follow_symlinks=False)
+            if e.xattrs:
+                self._xattrs(f"{leaf}", fd, e)
             self._dirs[rel] = (mode, e.mtime)
         elif e.kind == SYMLINK:
             target = e.linkname
@@ -551,6 +641,8 @@ class Unpacker:
                                      hint=_HINT)
             self._remove(fd, leaf, rel)
             os.symlink(target, leaf, dir_fd=fd)
+            if self._owners is not None:
+                os.chown(leaf, e.uid, e.gid, dir_fd=fd, follow_symlinks=False)
             ns = int(e.mtime * 1e9)
             os.utime(leaf, ns=(ns, ns), dir_fd=fd, follow_symlinks=False)
         elif e.kind in (CHAR, BLOCKDEV):
@@ -559,6 +651,8 @@ class Unpacker:
         elif e.kind == FIFO:
             self._remove(fd, leaf, rel)
             os.mkfifo(leaf, 0o600, dir_fd=fd)
+            if self._owners is not None:
+                os.chown(leaf, e.uid, e.gid, dir_fd=fd, follow_symlinks=False)
             os.chmod(leaf, mode & 0o1777, dir_fd=fd)
         else:  # pragma: no cover - TarReader yields only the kinds above
             raise AssertionError(e.kind)
@@ -578,13 +672,44 @@ class Unpacker:
             while view := reader.view(_CHUNK):
                 while view:
                     view = view[os.write(ffd, view):]
+            if self._owners is not None:
+                os.fchown(ffd, e.uid, e.gid)  # before the mode and capabilities it clears
             os.fchmod(ffd, mode)
+            if e.xattrs:
+                self._xattrs(ffd, None, e)
             ns = int(e.mtime * 1e9)
             os.utime(ffd, ns=(ns, ns))
         finally:
             os.close(ffd)
         b.file_bytes += e.size
         self.report.bytes += e.size
+
+    def _xattrs(self, target: int | str, dir_fd: int | None, e: Entry) -> None:
+        """Set the extended attributes rule 2 keeps on ``target`` (an fd, or a name in
+        ``dir_fd`` that is not a symlink); count the others as dropped."""
+        r = self.report
+        for name, value in sorted(e.xattrs.items()):
+            if not (name.startswith("user.") or name == "security.capability"):
+                kind = name if name.startswith("security.") else name.split(".")[0] + ".*"
+                r.xattrs_dropped[kind] = r.xattrs_dropped.get(kind, 0) + 1
+                continue
+            try:
+                if dir_fd is None:
+                    os.setxattr(target, name, value)
+                else:
+                    # A directory: opened, never followed (it was just made by us).
+                    dfd = os.open(str(target), _DIR_FLAGS, dir_fd=dir_fd)
+                    try:
+                        os.setxattr(dfd, name, value)
+                    finally:
+                        os.close(dfd)
+            except OSError as err:
+                if err.errno in (errno.EPERM, errno.ENOTSUP, errno.EINVAL):
+                    why = f"{name} ({errno.errorcode.get(err.errno, err.errno)})"
+                    r.xattrs_dropped[why] = r.xattrs_dropped.get(why, 0) + 1
+                    continue
+                raise
+            r.xattrs_kept += 1
 
     def _hardlink(self, parts: list[str], e: Entry) -> None:
         tparts = self._split(e.linkname, role=f"hardlink {e.name!r} -> target")
@@ -716,7 +841,18 @@ def what_entry(what: str, name: str) -> str:
 
 
 def force_rmtree(path: Path) -> None:
-    """Remove a tree whose directories may lack owner write or search permission."""
+    """Remove a tree whose directories may lack owner write or search permission, and
+    whose files may belong to the user's subordinate ids (then removed in the
+    containers' user namespace). Raises HostError if anything remains."""
+    try:
+        _own_rmtree(path)
+    except OSError:
+        from secpod.sandbox.userns import remove_tree
+
+        remove_tree(path)
+
+
+def _own_rmtree(path: Path) -> None:
     if not os.path.lexists(path):
         return
     if path.is_symlink() or not path.is_dir():

@@ -1,9 +1,11 @@
-"""Write an OCI image layout from a root filesystem directory.
+"""Write an OCI image layout from a root filesystem directory or tar.
 
-Used by ``secpod image import --rootfs DIR`` (like ``docker import``) and by
+Used by ``secpod image import --rootfs DIR|TAR`` (like ``docker import``) and by
 the demo and the tests to build an image from Debian's busybox-static with
-secpod's own code. The layer is a reproducible gzip tar: sorted entries,
-fixed mtimes, owner root.
+secpod's own code. From a folder the layer is a reproducible tar (gzip, or plain
+for an import, which needs no compression: the blob stays in the user's store):
+sorted entries, fixed mtimes, owner root. A tar (plain, gzip or zstd) is the layer
+as it is, owners and all.
 """
 
 from __future__ import annotations
@@ -53,20 +55,82 @@ def _entries(rootfs: Path) -> Iterator[Path]:
             yield here / name
 
 
-def _write_layer(rootfs: Path, blobs: Path) -> tuple[str, str, int]:
-    """Stream a reproducible gzip tar of ``rootfs`` into ``blobs``; never held in memory.
+class _HashingReader:
+    """A file read through, hashed; ``seek(0)`` starts again."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.hash.update(data)
+        self.size += len(data)
+        return data
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if (pos, whence) != (0, 0):
+            raise ValueError("only a seek to the start")
+        self.hash, self.size = hashlib.sha256(), 0
+        return self.raw.seek(0)
+
+    def readable(self) -> bool:
+        return True
+
+
+def _tar_layer(tar: Path, blobs: Path) -> tuple[str, str, int, str]:
+    """``tar`` (plain, gzip or zstd) as the layer blob in ``blobs``: hard-linked where it
+    can be, else copied. Returns (digest, diff_id, size, media type). Raises
+    MalformedInput for what is not a tar of those kinds, or corrupt compressed data."""
+    import shutil
+
+    from secpod.images._unpack import LayerStream, Limits, _Budget
+
+    hint = "--rootfs takes a root filesystem folder or a tar of one (plain, gzip or zstd)"
+    try:
+        raw = open(tar, "rb")  # noqa: SIM115 - closed below
+    except OSError as e:
+        raise MalformedInput(f"cannot read {tar}: {e.strerror}", hint=hint) from e
+    with raw:
+        reader = _HashingReader(raw)
+        try:
+            stream = LayerStream(reader, str(tar), _Budget(Limits.from_env()))  # type: ignore[arg-type]
+        except MalformedInput as e:
+            raise MalformedInput(f"{tar} is not a tar archive ({e.message})", hint=hint) from None
+        try:
+            stream.drain()
+        finally:
+            stream.close()
+        kind = stream.kind
+        digest, size = reader.hash.hexdigest(), reader.size
+    blobs.mkdir(parents=True, exist_ok=True)
+    target = blobs / digest
+    try:
+        os.link(tar, target)
+    except OSError:
+        shutil.copyfile(tar, target)
+    media = OCI_LAYER + {"tar": "", "gzip": "+gzip", "zstd": "+zstd"}[kind]
+    return f"sha256:{digest}", stream.diff_id(), size, media
+
+
+def _write_layer(rootfs: Path, blobs: Path, compress: bool = True) -> tuple[str, str, int]:
+    """Stream a reproducible tar of ``rootfs`` into ``blobs`` (gzip with ``compress``);
+    never held in memory.
 
     Returns (layer digest, diff_id, compressed size). Raises MalformedInput for an
     unreadable file.
     """
+    import contextlib
+
     blobs.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".layer-", dir=blobs)
     try:
         with os.fdopen(fd, "wb") as raw:
             compressed = _Hashing(raw)
-            with gzip.GzipFile(fileobj=compressed, mode="wb", compresslevel=6,
-                               mtime=0) as gz:
-                plain = _Hashing(gz)  # type: ignore[arg-type]
+            with (gzip.GzipFile(fileobj=compressed, mode="wb", compresslevel=6, mtime=0)
+                  if compress else contextlib.nullcontext(compressed)) as gz:
+                plain = _Hashing(gz) if compress else compressed  # type: ignore[arg-type]
                 with tarfile.open(fileobj=plain, mode="w|",  # type: ignore[call-overload]
                                   format=tarfile.PAX_FORMAT) as tar:
                     for p in _entries(rootfs):
@@ -116,16 +180,24 @@ def write_layout(
     user: str = "",
     arch: str | None = None,
     exposed_ports: list[str] | None = None,
+    compress: bool = True,
 ) -> str:
-    """Write ``layout`` (an OCI image layout) holding one image of ``rootfs``
-    (``exposed_ports``: the config's ExposedPorts, e.g. ``["80/tcp"]``).
+    """Write ``layout`` (an OCI image layout) holding one image of ``rootfs``, a folder
+    or a tar of one (plain, gzip or zstd, used as the layer as it is)
+    (``exposed_ports``: the config's ExposedPorts, e.g. ``["80/tcp"]``; ``compress``:
+    a folder's layer is gzip, else a plain tar).
 
     Returns the manifest digest. The folder must not exist or be empty. The
     layer is streamed to disk, so a large root filesystem costs no memory.
-    Raises MalformedInput for a file that cannot be read.
+    Raises MalformedInput for a file that cannot be read, or not a tar.
     """
     layout.mkdir(parents=True, exist_ok=True)
-    layer_digest, diff_id, layer_size = _write_layer(rootfs, layout / "blobs" / "sha256")
+    blobs = layout / "blobs" / "sha256"
+    if rootfs.is_dir():
+        layer_digest, diff_id, layer_size = _write_layer(rootfs, blobs, compress)
+        media = OCI_LAYER + ("+gzip" if compress else "")
+    else:
+        layer_digest, diff_id, layer_size, media = _tar_layer(rootfs, blobs)
     config: dict[str, Any] = {
         "architecture": arch or host_platform()[1],
         "os": "linux",
@@ -149,7 +221,7 @@ def write_layout(
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config_bytes)},
-        "layers": [{"mediaType": OCI_LAYER + "+gzip", "digest": layer_digest, "size": layer_size}],
+        "layers": [{"mediaType": media, "digest": layer_digest, "size": layer_size}],
     }
     manifest_bytes = json.dumps(manifest, sort_keys=True).encode()
     manifest_digest = _blob(layout, manifest_bytes)

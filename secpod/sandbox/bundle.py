@@ -17,8 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
-from collections.abc import Callable
 from pathlib import Path
 
 from secpod._files import write_atomic
@@ -163,18 +161,6 @@ def write_userdata(userdata: Path, hostname: str,
         + "".join(f"{addr}\t{name}\n" for name, addr in extra_hosts)
     )
     (userdata / "resolv.conf").write_text("# no network: this container has loopback only\n")
-
-
-def _die_with_parent(parent: int) -> Callable[[], None]:
-    """A preexec_fn: SIGKILL the child when the process that started it ends."""
-    def arm() -> None:
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # it ended before the line above ran
-            os._exit(1)
-    return arm
 
 
 def prepare_rootfs(image_rootfs: Path, folder: Path, *, readonly: bool) -> tuple[Path, str]:

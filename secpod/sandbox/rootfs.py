@@ -127,9 +127,12 @@ def resolve(root: Path, path: str) -> Path:
     try:
         with _Walk(root, path) as w:
             names = [*w.names, w.name] if w.name != "." else list(w.names)
-    except _Missing as m:
-        names = m.names
-        for part in m.rest:
+    except (_Missing, PermissionError) as m:
+        # A folder the user cannot search from the host (it belongs to a subordinate id):
+        # the rest is kept as written, and what is looked at there reads as hidden.
+        names, rest = (m.names, m.rest) if isinstance(m, _Missing) else (
+            [], [p for p in path.split("/") if p not in ("", ".")])
+        for part in rest:
             if part == "..":
                 if names:
                     names.pop()
@@ -153,14 +156,28 @@ def find_executable(
             continue
         candidate = str(PurePosixPath("/", directory, name))
         host = resolve(root, candidate)
-        if _exists(host) and host.is_file():
+        if _exists(host) and (_hidden(host) or host.is_file()):
             return host, candidate
     return None, name
+
+
+def _hidden(path: Path) -> bool:
+    """True when a folder on the way is one the user cannot search from the host (it
+    belongs to a subordinate id of the image): the runtime then decides."""
+    try:
+        path.stat()
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _exists(path: Path) -> bool:
     try:
         path.stat()
+    except PermissionError:
+        return True  # cannot tell from out here: left to the runtime (see _hidden)
     except OSError:
         return False
     return True
@@ -169,6 +186,8 @@ def _exists(path: Path) -> bool:
 def is_executable(host_path: Path) -> bool:
     try:
         st = host_path.stat()
+    except PermissionError:
+        return True  # see _hidden
     except OSError:
         return False
     return stat.S_ISREG(st.st_mode) and bool(st.st_mode & 0o111)
@@ -238,10 +257,26 @@ def ensure_mountpoint(root: Path, dest: str, *, directory: bool, create: bool = 
     crun would otherwise create it itself; doing it here keeps the creation
     inside the root: directories are made by ``mkdirat`` relative to a
     descriptor of their parent, found by :class:`_Walk`, never through a host
-    path. Raises MalformedInput when the path, or a directory on the way, exists
-    with the wrong type. Without ``create`` it only checks that: what is missing is
-    left to the runtime (an overlay root, where crun writes to the upper folder).
+    path. A parent folder that belongs to a subordinate id of the image (a 0700 home
+    of uid 1000) is not the user's to write on the host: the mount point is then made
+    as root of the containers' user namespace. Raises MalformedInput when the path, or
+    a directory on the way, exists with the wrong type. Without ``create`` it only
+    checks that: what is missing, or in a folder the host cannot search, is left to the
+    runtime (an overlay root, where crun writes to the upper folder).
     """
+    try:
+        _ensure_mountpoint(root, dest, directory, create)
+    except PermissionError:
+        if not create:
+            return
+        from secpod.sandbox import userns
+
+        userns.call_mapped("secpod.sandbox.rootfs:_ensure_mountpoint", root, dest, directory)
+
+
+def _ensure_mountpoint(root: Path | str, dest: str, directory: bool,
+                       create: bool = True) -> None:
+    root = Path(root)
     try:
         w = _Walk(root, dest, create=create)
     except _Missing as e:  # only without create
