@@ -39,6 +39,7 @@ _AREAS: dict[str, tuple[str, ...]] = {
     "_prune": ("container-prune",),
     "_network": ("port",),
     "_services": ("events", "generate", "healthcheck"),
+    "_kube": ("kube",),
 }
 
 
