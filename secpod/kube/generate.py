@@ -26,6 +26,9 @@ _RESTART = {"no": "Never", "always": "Always", "unless-stopped": "Always",
 _DROPPED_ENV = ("HOSTNAME", "container")  # set by secpod for itself; kubelet sets its own
 
 
+SELECTOR = "secpod.io/pod"  # the label a Deployment and the NetworkPolicy select by
+
+
 @record(frozen=True, eq=False)
 class Generated:
     """The documents, the seccomp files to write beside them, and notes for stderr."""
@@ -35,13 +38,14 @@ class Generated:
     notes: tuple[str, ...]
 
     def yaml(self) -> str:
-        import yaml
+        import yaml  # type: ignore[import-untyped]  # no stubs in Debian's python3-yaml
 
         from secpod import __version__
 
         head = f"# made by secpod kube generate (secpod {__version__})\n"
-        return head + yaml.safe_dump_all(list(self.documents), sort_keys=False,
-                                         default_flow_style=False)
+        body: str = yaml.safe_dump_all(list(self.documents), sort_keys=False,
+                                       default_flow_style=False)
+        return head + body
 
 
 def _quantity(n: int) -> str:
@@ -204,12 +208,12 @@ def generate(containers: list[Container], kind: str = "pod") -> Generated:
         ports = []
         for p in ctr.ports:
             proto = str(p["protocol"]).upper()
-            key = (int(p["container_port"]), proto)
-            if key in ports_seen:
-                raise Refused(f"containers {ports_seen[key]} and {ctr.name} both listen on "
-                              f"{key[0]}/{proto.lower()}: in one Pod they share a network")
-            ports_seen[key] = ctr.name
-            ports.append({"containerPort": key[0], "protocol": proto,
+            pkey = (int(p["container_port"]), proto)
+            if pkey in ports_seen:
+                raise Refused(f"containers {ports_seen[pkey]} and {ctr.name} both listen on "
+                              f"{pkey[0]}/{proto.lower()}: in one Pod they share a network")
+            ports_seen[pkey] = ctr.name
+            ports.append({"containerPort": pkey[0], "protocol": proto,
                           "hostPort": int(p["host_port"]), "hostIP": str(p["host_ip"])})
         if ports:
             c["ports"] = ports
@@ -247,7 +251,7 @@ def generate(containers: list[Container], kind: str = "pod") -> Generated:
         notes.append(f"a Deployment restarts its Pods always (the containers' policy is "
                      f"{restart})")
         restart = "Always"
-    labels["app"] = pod_name
+    labels[SELECTOR] = pod_name   # the containers' own labels (an ``app`` too) are kept
     pod_spec: dict[str, Any] = {
         "restartPolicy": restart,
         "hostUsers": False,
@@ -266,7 +270,7 @@ def generate(containers: list[Container], kind: str = "pod") -> Generated:
         name = names.dns_label(containers[0].name, limit=52) + "-deployment"
         doc = {"apiVersion": "apps/v1", "kind": "Deployment",
                "metadata": {"name": name, "labels": labels},
-               "spec": {"replicas": 1, "selector": {"matchLabels": {"app": pod_name}},
+               "spec": {"replicas": 1, "selector": {"matchLabels": {SELECTOR: pod_name}},
                         "template": {"metadata": {"labels": labels,
                                                   "annotations": annotations},
                                      "spec": pod_spec}}}
@@ -274,7 +278,7 @@ def generate(containers: list[Container], kind: str = "pod") -> Generated:
     if modes == {"private"}:
         # secpod's private network has loopback only: no route out, reached only on the
         # published ports. A NetworkPolicy says the same to the cluster.
-        policy: dict[str, Any] = {"podSelector": {"matchLabels": {"app": pod_name}},
+        policy: dict[str, Any] = {"podSelector": {"matchLabels": {SELECTOR: pod_name}},
                                   "policyTypes": ["Ingress", "Egress"]}
         if ports_seen:
             policy["ingress"] = [{"ports": [{"port": port, "protocol": proto}
