@@ -40,6 +40,7 @@ _AREAS: dict[str, tuple[str, ...]] = {
     "_network": ("port",),
     "_volumes": ("volume",),
     "_services": ("events", "generate", "healthcheck"),
+    "_kube": ("kube",),
 }
 
 
