@@ -130,6 +130,13 @@ def _mounts(ctr: Container, cname: str, taken: set[str], volumes: list[dict[str,
         opts = list(m.get("options") or [])
         vname = names.unique(names.dns_label(f"{cname}-{m['destination']}"), taken)
         kind = m.get("type")
+        volume = None
+        if kind == "bind":
+            from secpod.sandbox.volumes import name_of
+
+            volume = name_of(str(m.get("source", "")))
+        if volume is not None:   # a named volume is a bind of its folder (docs/volumes.md)
+            kind, m = "volume", {**m, "name": volume}
         if kind == "tmpfs":
             size = next((int(o[5:]) for o in opts if o.startswith("size=")), None)
             empty: dict[str, Any] = {"medium": "Memory"}

@@ -43,6 +43,7 @@ def test_a_default_container_becomes_a_valid_pod_with_its_confinement(
     data = user.home / "data-dir"
     user.sh(["mkdir", str(data)], check=True)
     user.run("create", "--name", "web", "-p", "127.0.0.1:18080:80", "-v", f"{data}:/data:ro",
+             "-v", "webdata:/srv",
              "--tmpfs", "/cache:size=1m", "-e", "A=b", "-w", "/tmp", "--user", "1000:1000",
              "--label", "app=web", "--restart", "always", busybox, "sleep", "60", check=True)
     out = user.home / "web.yaml"
@@ -65,7 +66,9 @@ def test_a_default_container_becomes_a_valid_pod_with_its_confinement(
     assert json.loads(written.read_text())["defaultAction"].startswith("SCMP_ACT_")
     vols = {v["name"]: v for v in pod["spec"]["volumes"]}
     kinds = sorted(k for v in vols.values() for k in v if k != "name")
-    assert kinds == ["emptyDir", "hostPath"], vols
+    assert kinds == ["emptyDir", "hostPath", "persistentVolumeClaim"], vols
+    assert any(v.get("persistentVolumeClaim", {}).get("claimName") == "webdata"
+               for v in vols.values())
     assert any(v.get("emptyDir", {}).get("sizeLimit") == "1Mi" for v in vols.values())
     assert pod["spec"]["restartPolicy"] == "Always"
     # a loopback-only network says so to the cluster
@@ -78,6 +81,7 @@ def test_a_default_container_becomes_a_valid_pod_with_its_confinement(
     _check(docs)
     assert docs[0]["kind"] == "Deployment" and docs[0]["spec"]["replicas"] == 1
     user.run("rm", "-f", "web", check=True)
+    user.run("volume", "rm", "webdata", check=True)
 
 
 def test_generate_refuses_what_a_pod_cannot_say(user: User, busybox: str) -> None:
