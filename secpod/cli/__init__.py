@@ -41,6 +41,7 @@ _AREAS: dict[str, tuple[str, ...]] = {
     "_volumes": ("volume",),
     "_services": ("events", "generate", "healthcheck"),
     "_kube": ("kube",),
+    "_pods": ("pod",),
 }
 
 

@@ -507,6 +507,10 @@ def _cleanup(args: argparse.Namespace) -> int:
         restart.relaunch(ctr, env)
         return 0
     ctr = operations.collect_exit(ctr)
+    if ctr.pod_infra:  # its members cannot outlive it (secpod.pods.lifecycle)
+        from secpod.pods import lifecycle
+
+        lifecycle.infra_exited(ctr, operations._env(None))
     delay = restart.after_exit(ctr)
     if delay is not None:
         restart.wait_then_relaunch(ctr.id, delay)

@@ -150,12 +150,17 @@ def discard_pending() -> None:
 
 def start_holder(cid: str, ports: tuple[PortMapping, ...], identity: Identity,
                  folder: Path, holder: Holder | None = None, *,
-                 overlay: Path | None = None) -> Holder:
+                 overlay: Path | None = None,
+                 userns: tuple[Path, int, int] | None = None,
+                 net: bool = False) -> Holder:
     """Make ``holder`` (or a new one) the holder of container ``cid``'s namespaces, with
     ``ports`` bound on the host (its stderr, should it fail, goes to
     ``folder/holder.err``). With ``overlay`` (the image's tree), it also holds a mount
     namespace where the container's writable root is mounted: ``folder/upper`` over
-    that tree, on ``folder/merged`` (docs/adr/0006-overlay-root.md).
+    that tree, on ``folder/merged`` (docs/adr/0006-overlay-root.md). With ``userns``
+    (the path, device and inode of a pod's user namespace, docs/adr/0008-pods.md) it
+    joins that user namespace instead of making one; ``net``: a network namespace even
+    without ports (a pod's infra).
 
     Returns it ready for the container to join, its ``ports`` with the host ports the
     kernel picked for 0. Raises Conflict (a port in use), NetworkRequestError (a
@@ -177,17 +182,27 @@ def start_holder(cid: str, ports: tuple[PortMapping, ...], identity: Identity,
         holder.ports = tuple(PortMapping(container_port=p.container_port, host_port=int(b),
                                          host_ip=p.host_ip, protocol=p.protocol)
                              for p, b in zip(ports, answer[1:], strict=True))
-        holder.send("unshare", *(["net"] if ports else []), *(["mnt"] if overlay else []))
+        if userns is not None:
+            path, dev, ino = userns
+            holder.send("enter", bytes(path).hex(), dev, ino)
+            answer = holder.recv()
+            if answer[0] == "error":
+                raise HostError("secpod's namespace holder cannot join the pod's user "
+                                f"namespace: {os.strerror(int(answer[2]))}",
+                                hint="secpod pod ps: the pod's infra must be running")
+        holder.send("unshare", *(["user"] if userns is None else []),
+                    *(["net"] if ports or net else []), *(["mnt"] if overlay else []))
         answer = holder.recv()
         if answer[0] == "error":
             raise HostError("secpod's namespace holder cannot make the container's "
                             f"namespaces: {os.strerror(int(answer[2]))}",
                             hint="secpod doctor checks unprivileged user namespaces")
-        maps = [("newuidmap", _write_map("newuidmap", holder.pid, identity.uid_map)),
-                ("newgidmap", _write_map("newgidmap", holder.pid, identity.gid_map))]
-        for tool, proc in maps:
-            _wait_map(tool, proc)
-        holder.send("mapped")
+        if userns is None:
+            maps = [("newuidmap", _write_map("newuidmap", holder.pid, identity.uid_map)),
+                    ("newgidmap", _write_map("newgidmap", holder.pid, identity.gid_map))]
+            for tool, proc in maps:
+                _wait_map(tool, proc)
+            holder.send("mapped")
         if overlay is not None:
             holder.send("mount", *(bytes(p).hex() for p in (
                 overlay, folder / "upper", folder / "work", folder / "merged")))
@@ -227,27 +242,30 @@ _JOINED = {"user": "user", "network": "net", "mount": "mnt"}
 
 
 def join(config: dict[str, Any], folder: Path, holder: Holder | None, *, net: bool,
-         mnt: bool) -> None:
+         mnt: bool, links: tuple[str, ...] = ("user", "net", "mnt")) -> None:
     """Make ``config`` join the holder's user namespace, and its network (``net``) and
     mount (``mnt``) namespaces, through links in ``folder/ns`` (a restart points them at
     the new holder; config.json stays as written). The id mappings are the holder's,
     written by :func:`start_holder`; ``config`` keeps them, as runc requires of a
     joined user namespace (crun checks nothing and writes nothing there)."""
     if holder is not None:
-        point_links(folder, holder.pid, holder.root_pid)
+        point_links(folder, holder.pid, holder.root_pid, links)
     linux = config["linux"]
-    wanted = {"user"} | ({"network"} if net else set()) | ({"mount"} if mnt else set())
+    wanted = ({"user"} if "user" in links else set()) | ({"network"} if net else set()) \
+        | ({"mount"} if mnt else set())
     for ns in linux["namespaces"]:
         if ns["type"] in wanted:
             ns["path"] = str(folder / "ns" / _JOINED[ns["type"]])
 
 
-def point_links(folder: Path, pid: int, root_pid: int = 0) -> None:
-    """``folder/ns/{user,net,mnt}`` -> the holder's namespaces (the mount namespace its
-    child's, ``root_pid``)."""
+def point_links(folder: Path, pid: int, root_pid: int = 0,
+                names: tuple[str, ...] = ("user", "net", "mnt")) -> None:
+    """``folder/ns/{user,net,mnt}`` (or those of ``names``) -> the holder's namespaces
+    (the mount namespace its child's, ``root_pid``). A pod member's holder points only
+    its mount namespace: the pod's are reached through descriptors (secpod.pods)."""
     links = folder / "ns"
     links.mkdir(mode=0o700, exist_ok=True)
-    for name in ("user", "net", "mnt"):
+    for name in names:
         tmp = links / f".{name}.tmp"
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

@@ -11,10 +11,13 @@ message, words separated by spaces:
    for a container that publishes nothing); the holder binds each host address and port
    in the host's network namespace (where it still is) and answers ``bound PORT...`` (the
    ports the kernel gave for 0) or ``error INDEX ERRNO`` and exits;
-2. ``unshare [net] [mnt]``: it unshares a user namespace, with a network namespace (for
+2. ``unshare [user] [net] [mnt]``: it unshares a user namespace, a network namespace (for
    published ports) and a mount namespace (for an overlay root) as asked, and answers
-   ``unshared PID``; secpod writes the container's id mappings into the user namespace
-   (newuidmap, newgidmap) and sends ``mapped``;
+   ``unshared PID``; after a new user namespace secpod writes the container's id
+   mappings into it (newuidmap, newgidmap) and sends ``mapped``. A pod's member does
+   not make its own user namespace: ``enter PATH DEV INO`` first (PATH in hex) makes the
+   holder join the pod's, once the namespace it opened is the one recorded (device and
+   inode of its nsfs file), and it answers ``entered`` (docs/adr/0008-pods.md);
 3. with ``net``, it brings ``lo`` up and lets unprivileged processes of that namespace
    bind low ports (``net.ipv4.ip_unprivileged_port_start = 0`` there, as Docker does);
    with ``mnt``, secpod's next line is ``mount LOWER UPPER WORK TARGET`` (each path in
@@ -235,6 +238,24 @@ def _watch(ctl: Ctl, sel: selectors.BaseSelector, words: list[str]) -> None:
     ctl.send("ok")
 
 
+def _enter(path: bytes, dev: int, ino: int) -> int:
+    """Join the user namespace at ``path`` if it is the one with ``dev`` and ``ino``
+    (a pod's, opened through its infra's /proc entry); 0, or the errno."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        return e.errno or errno.EIO
+    try:
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != (dev, ino):
+            return errno.ESTALE
+        if _libc.setns(fd, CLONE_NEWUSER) != 0:
+            return ctypes.get_errno() or errno.EPERM
+        return 0
+    finally:
+        os.close(fd)
+
+
 def _root_holder(paths: list[bytes]) -> int:
     """Fork the process whose mount namespace the container joins, and return its pid
     once the overlay root is mounted there. It does nothing else, and touches no file
@@ -307,16 +328,23 @@ def main() -> None:
         return
     ctl.send("bound", *(s.getsockname()[1] for s, _ in bound))
     line = ctl.recv()
+    if line[0] == "enter":
+        code = _enter(bytes.fromhex(line[1]), int(line[2]), int(line[3]))
+        if code:
+            ctl.send("error", "enter", code)
+            return
+        ctl.send("entered")
+        line = ctl.recv()
     if line[0] != "unshare":
         return
-    flags = CLONE_NEWUSER
+    flags = CLONE_NEWUSER if "user" in line else 0
     flags |= CLONE_NEWNET if "net" in line else 0
     mount = "mnt" in line
-    if _libc.unshare(flags) != 0:
+    if flags and _libc.unshare(flags) != 0:
         ctl.send("error", "unshare", ctypes.get_errno())
         return
     ctl.send("unshared", os.getpid())
-    if ctl.recv() != ["mapped"]:
+    if flags & CLONE_NEWUSER and ctl.recv() != ["mapped"]:
         return
     if flags & CLONE_NEWNET:
         try:

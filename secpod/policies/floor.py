@@ -491,6 +491,14 @@ def _at_or_above(prof: Profile, rule: FloorRule, arch: str,
     return reasons
 
 
+def applied(prof: Profile, spec: ContainerSpec, weakenings: list[Weakening]) -> Profile:
+    """``prof`` with every weakening run flag of ``spec`` applied: what the container
+    really runs with, for a comparison with another profile (a pod's floor)."""
+    for w in weakenings:
+        prof = _with_flag(prof, w, spec)
+    return prof
+
+
 def _with_flag(prof: Profile, w: Weakening, spec: ContainerSpec) -> Profile:
     """``prof`` with one weakening run flag applied (for the floor's comparison)."""
     from secpod.policies import seccomp as seccomp_mod

@@ -18,7 +18,7 @@ from secpod.sandbox import bundle as bundlemod
 from secpod.sandbox import events, operations, preflight, signals, state
 from secpod.sandbox.environment import Environment
 from secpod.sandbox.state import Container
-from secpod.spec import ContainerSpec, PortMapping, unsupported
+from secpod.spec import ContainerSpec, PortMapping
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
@@ -70,8 +70,6 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
     # The runtime, the admin policy and the profile first: a request below the floor
     # is refused before any image is read.
     try:
-        if unsupported(spec):
-            raise UsageError(f"secpod cannot yet honour: {', '.join(unsupported(spec))}")
         from secpod.sandbox.logs import check_driver
 
         check_driver(spec.log_driver, detach=spec.detach)
@@ -86,6 +84,16 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
     except Error as e:
         events.refused("policy", e, spec)
         raise
+    pod = None
+    if spec.pod is not None:
+        try:
+            from secpod.pods import lifecycle, record
+
+            pod = record.lookup(spec.pod)
+            lifecycle.check_member(pod, spec, env.features.arch, identity.user)
+        except Error as e:
+            events.refused("pod", e, spec)
+            raise
     try:
         rt = env.runtime(runtime_name)
     except Error as e:
@@ -145,7 +153,8 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
     holder = None
     made: list[str] = []   # named volumes this create made (removed if it fails)
     try:
-        hostname = spec.hostname or cid[:12]
+        hostname = pod.hostname if pod is not None and "uts" in pod.share else (
+            spec.hostname or cid[:12])
         rootfs, root_mode = bundlemod.prepare_rootfs(
             image.rootfs, folder, readonly=confinement.root_readonly
         )
@@ -185,14 +194,26 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
         # Judged as secpod makes it: a private network namespace of the container's own,
         # whether crun creates it or the container joins its holder's.
         summary["cis_findings"] = _cis_findings(config, confinement.profile)
+        userns = None
+        if pod is not None:
+            from secpod.pods import namespaces
+
+            stage = "pod"
+            namespaces.join_config(config, folder, pod)
+            userns = namespaces.user_namespace(pod)
+            mode = "pod" if "net" in pod.share else mode
+            summary["pod"] = {"id": pod.id, "name": pod.name, "share": list(pod.share)}
+            stage = "bundle"
         if ports or overlay:
             from secpod import network
 
             stage = "network" if ports else "storage"
             holder = network.start_holder(cid, ports, identity, folder, pending,
-                                          overlay=image.rootfs if overlay else None)
+                                          overlay=image.rootfs if overlay else None,
+                                          userns=userns)
             ports = holder.ports
-            network.join(config, folder, holder, net=bool(ports), mnt=overlay)
+            network.join(config, folder, holder, net=bool(ports), mnt=overlay,
+                         links=("mnt",) if userns else ("user", "net", "mnt"))
             stage = "bundle"
         elif pending is not None:
             pending.kill()  # -P and the image exposes nothing, or a read-only root
@@ -238,6 +259,7 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
             sdnotify=spec.sdnotify,
             create_command=list(spec.command_line),
             healthcheck=health_of(spec, image.config),
+            pod=pod.id if pod is not None else None,
         )
         ctr.log_path.touch(mode=0o600)
         ctr.save()

@@ -57,16 +57,29 @@ class Monitors:
     def detached(self, rt: OCIRuntime, ctr: Container, *, exit_dir: Path,
                  log_size_max: int) -> int:
         """conmon creates the container and holds it; returns the container's pid."""
-        return start_conmon(rt, ctr.id, ctr.name, ctr.bundle, ctr.dir, log_path=ctr.log_path,
-                            exit_dir=exit_dir, terminal=ctr.tty, log_size_max=log_size_max,
-                            log_driver=ctr.log_driver)
+        with _pod_namespaces(ctr):
+            return start_conmon(rt, ctr.id, ctr.name, ctr.bundle, ctr.dir,
+                                log_path=ctr.log_path, exit_dir=exit_dir, terminal=ctr.tty,
+                                log_size_max=log_size_max, log_driver=ctr.log_driver)
 
     def foreground(self, rt: OCIRuntime, ctr: Container, *, interactive: bool,
                    log_size_max: int) -> int:
         """Run the container attached to our stdio; returns its exit status."""
-        return run_foreground(rt, ctr.id, ctr.bundle, ctr.dir, interactive=interactive,
-                              log_path=ctr.log_path, terminal=ctr.tty,
-                              log_size_max=log_size_max, keep_log=ctr.log_driver != "none")
+        with _pod_namespaces(ctr):
+            return run_foreground(rt, ctr.id, ctr.bundle, ctr.dir, interactive=interactive,
+                                  log_path=ctr.log_path, terminal=ctr.tty,
+                                  log_size_max=log_size_max,
+                                  keep_log=ctr.log_driver != "none")
+
+
+def _pod_namespaces(ctr: Container) -> contextlib.AbstractContextManager[None]:
+    """A pod member's runtime joins its pod's namespaces through descriptors this
+    process holds while it launches the container (secpod.pods.namespaces)."""
+    if not ctr.pod or ctr.pod_infra:
+        return contextlib.nullcontext()
+    from secpod.pods import namespaces
+
+    return namespaces.passing(ctr)
 
 
 def run_foreground(

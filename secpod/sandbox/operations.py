@@ -102,7 +102,7 @@ def launch(ctr: Container, env: Environment) -> int:
     (secpod.network): the one this process started at create, or a new one (on the
     recorded ports, over the recorded lower layer) for a container started again; a
     forwarding holder then lives as long as the monitor and the container."""
-    holder = _holder_for(ctr) if ctr.ports or ctr.root_lower else None
+    holder = _holder_for(ctr) if ctr.ports or ctr.root_lower or ctr.pod_infra else None
     try:
         pid = env.monitors.detached(env.runtime_for(ctr), ctr, exit_dir=state.exits_dir(),
                                     log_size_max=log_size_max(ctr))
@@ -126,10 +126,18 @@ def _holder_for(ctr: Container) -> Holder:
     holder = network.live(ctr.id)
     if holder is None:
         network.stop(ctr.holder_pid, ctr.holder_identity)
+        userns = None
+        if ctr.pod and not ctr.pod_infra:   # a member's holder is in its pod's user ns
+            from secpod.pods import namespaces
+            from secpod.pods.record import _read, pods_dir
+
+            userns = namespaces.user_namespace(_read(pods_dir() / ctr.pod))
         holder = network.start_holder(
             ctr.id, tuple(PortMapping(**p) for p in ctr.ports), preflight.identity(), ctr.dir,
-            overlay=Path(ctr.root_lower) if ctr.root_lower else None)
-        network.point_links(ctr.dir, holder.pid, holder.root_pid)
+            overlay=Path(ctr.root_lower) if ctr.root_lower else None, userns=userns,
+            net=ctr.pod_infra)
+        network.point_links(ctr.dir, holder.pid, holder.root_pid,
+                            ("mnt",) if userns is not None else ("user", "net", "mnt"))
         ctr.holder_pid = holder.pid
         ctr.holder_identity = state.process_identity(holder.pid)
         ctr.save()

@@ -132,6 +132,9 @@ class Container:
     create_command: list[str] = field(default_factory=list)
     healthcheck: dict[str, Any] = field(default_factory=dict)  # sandbox/health.py; {}: none
     health: dict[str, Any] = field(default_factory=dict)       # Status, FailingStreak, Log
+    # Pods (docs/pods.md): the pod's id, for a member and for the pod's infra container.
+    pod: str | None = None
+    pod_infra: bool = False
 
     @property
     def short_id(self) -> str:

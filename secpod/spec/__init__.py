@@ -158,14 +158,5 @@ class ContainerSpec:
         return tuple(m for m in self.mounts if m.kind == "volume")
 
 
-def unsupported(spec: ContainerSpec) -> list[str]:
-    """The spec's requests this version of secpod cannot honour (each refused, not
-    dropped): pods come with later work."""
-    out = []
-    if spec.pod is not None:
-        out.append("pods")
-    return out
-
-
 __all__ = ["ContainerSpec", "Health", "Mount", "Network", "PortMapping", "Process", "Resources",
-           "Security", "unsupported"]
+           "Security"]

@@ -37,6 +37,8 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     # -h is --hostname, as in Docker; help is --help only.
     p.add_argument("--help", action="help", help="show this help message and exit")
     p.add_argument("-h", "--hostname", help="the container's host name (default: its short id)")
+    p.add_argument("--pod", metavar="POD",
+                   help="join a running pod: its network, IPC and hostname (docs/pods.md)")
     p.add_argument("--profile", default="default",
                    help="security profile (strict, default, or one of yours); default: default")
     p.add_argument("--name", help="a unique name for the container")
@@ -147,6 +149,7 @@ def spec_from_args(args: argparse.Namespace, *, detach: bool) -> ContainerSpec:
         ),
         name=args.name,
         hostname=None if args.hostname is None else check_hostname(args.hostname),
+        pod=args.pod,
         profile=args.profile,
         runtime=args.runtime,
         detach=detach,
