@@ -371,6 +371,10 @@ def policy_controller(scopes: list[Scope], notes: list[str]) -> list[dict[str, A
         if s.kind == "all" and s.rule.kind != "keys":
             continue
         globs = [{"glob": g} for g in pc_globs(s)]
+        if s.kind == "digest":
+            notes.append(f"scope {s.label}: policy-controller resolves a Pod's tags to "
+                         "digests first, so this scope applies to the image however the Pod "
+                         "names it; the host applies it when the image is named by digest")
         if s.rule.kind in ("accept", "reject"):
             action = "pass" if s.rule.kind == "accept" else "fail"
             sets: list[list[dict[str, Any]]] = [[{"name": s.rule.kind, "static": {
@@ -384,6 +388,13 @@ def policy_controller(scopes: list[Scope], notes: list[str]) -> list[dict[str, A
                 "metadata": {"name": _name(s, n, taken),
                              "annotations": {SCOPE_ANNOTATION: s.label}},
                 "spec": {"images": globs, "authorities": authorities, "mode": "enforce"}})
+    if not docs:
+        raise Refused("the trust policy names no scope to export to policy-controller: its "
+                      f"default ({default.rule.describe()}) is the controller's "
+                      "no-match-policy, not a policy",
+                      hint="set no-match-policy: deny (reject) or allow (accept) in the "
+                           "config-policy-controller ConfigMap, and label the namespaces "
+                           f"{INCLUDE_LABEL}=true")
     notes.append(f"policy-controller checks only namespaces labelled {INCLUDE_LABEL}=true: "
                  "label each namespace that must be held to this policy")
     if default.rule.kind == "reject":

@@ -222,6 +222,19 @@ def test_what_cannot_be_stated_exactly_is_refused_naming_the_scope(
     assert e.value.hint
 
 
+@pytest.mark.parametrize("default", [ACCEPT, REJECT])
+def test_policy_controller_refuses_a_policy_of_a_default_alone(default: dict[str, Any]) -> None:
+    with pytest.raises(Refused, match="no-match-policy") as e:
+        admission.export(policy(default), "policy-controller")
+    assert "policy.sigstore.dev/include=true" in str(e.value.hint)
+
+
+def test_a_digest_scope_says_it_applies_however_the_pod_names_the_image() -> None:
+    out = admission.export(policy(REJECT, **{f"localhost:5000/app@{DIGEST}": [signed(K1)]}),
+                           "policy-controller")
+    assert any("resolves a Pod's tags to digests" in n for n in out.notes)
+
+
 def test_kyverno_refuses_a_reject_default_and_a_policy_with_nothing_signed() -> None:
     with pytest.raises(Refused, match="default: reject"):
         admission.export(policy(REJECT, **{"registry.example.com": [signed(K1)]}), "kyverno")
