@@ -85,9 +85,15 @@ def check(doc: dict[str, Any]) -> None:
         assert len(r["name"]) <= 63
         for vi in r["verifyImages"]:
             assert vi["imageReferences"] and vi.get("failureAction") == "Enforce"
+            # Kyverno's own policy validation (api/kyverno/v1 ImageVerification.Validate)
+            assert not vi.get("mutateDigest", True) or vi["failureAction"] == "Enforce"
             for att in vi["attestors"]:
-                assert att["entries"] and 1 <= att.get("count", len(att["entries"]))
+                assert att["entries"] and 1 <= att.get("count", 1) <= len(att["entries"])
                 for e in att["entries"]:
+                    assert sum(k in e for k in ("keys", "certificates", "keyless",
+                                                "attestor")) == 1, e
+                    assert e["keys"].get("signatureAlgorithm", "") in (
+                        "", "sha224", "sha256", "sha384", "sha512")
                     _pem_ok(e["keys"]["publicKeys"])
 
 

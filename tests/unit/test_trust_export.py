@@ -264,3 +264,20 @@ def test_scopes_the_host_never_matches_are_skipped_with_a_note() -> None:
     assert [d["metadata"]["annotations"]["secpod.io/trust-scope"] for d in out.documents] == [
         "registry.example.com"]
     assert any(n.startswith("scope busybox: skipped") for n in out.notes)
+
+
+# Rows of policy-controller's own pkg/apis/glob/glob_test.go (at f925c0c1): the matching
+# tests/kubecrd.py simulates, and with it the comparisons above, agree with the project.
+@pytest.mark.parametrize(("image", "glob", "match"), [
+    ("foo", "index.docker.io/library/foo:*", True), ("foo", "index.docker.io/*/*", True),
+    ("foo", "foo", True), ("myuser/myapp", "index.docker.io/myuser/*", True),
+    ("myuser/myapp", "myuser/myapp", True), ("ghcr.io/foo/bar", "ghcr.io/*/*", True),
+    ("ghcr.io/foo", "ghcr.io/*/*", False), ("ghcr.io/foo", "*/**", True),
+    ("ghcr.io/foo", "ghcr.io/foo*", True), ("prefix-ghcr.io/foo", "ghcr.io/foo", False),
+    ("ghcr.io/foo-suffix", "ghcr.io/foo", False), ("ghcrxio/foo", "ghcr.io/**", False),
+    (f"ghcr.io/foo@{DIGEST}", f"ghcr.io/foo@{DIGEST}", True),
+])
+def test_the_simulated_glob_matching_agrees_with_policy_controllers_tests(
+        image: str, glob: str, match: bool) -> None:
+    doc = {"spec": {"images": [{"glob": glob}]}}
+    assert bool(kubecrd.pc_policies([doc], image)) is match
