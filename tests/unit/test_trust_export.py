@@ -13,6 +13,8 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from secpod.errors import KeyFormatError, Refused
 from secpod.images.reference import parse
@@ -281,3 +283,39 @@ def test_the_simulated_glob_matching_agrees_with_policy_controllers_tests(
         image: str, glob: str, match: bool) -> None:
     doc = {"spec": {"images": [{"glob": glob}]}}
     assert bool(kubecrd.pc_policies([doc], image)) is match
+
+
+_POOL = ["docker.io", "docker.io/library", "docker.io/library/busybox", "docker.io/busybox",
+         "registry.example.com", "registry.example.com/team", "registry.example.com/team/app",
+         "registry.example.com/team/public", f"registry.example.com/team/app@{DIGEST}",
+         "registry.example.com:5000", "*.example.com", "*.internal.example",
+         "a.internal.example", "localhost:5000", f"localhost:5000/pinned@{DIGEST}", ""]
+_RULES = [ACCEPT, REJECT, signed(K1), signed(K2), signed(K1, K2)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(default=st.sampled_from(_RULES),
+       scopes=st.dictionaries(st.sampled_from(_POOL), st.lists(st.sampled_from(_RULES),
+                                                               min_size=1, max_size=2)),
+       fmt=st.sampled_from(admission.FORMATS))
+def test_an_export_either_asks_what_the_host_asks_or_is_refused(
+        default: dict[str, Any], scopes: dict[str, list[dict[str, Any]]], fmt: str) -> None:
+    """Property: for any policy over these scopes, every image the cluster checks is
+    held to exactly the host's requirement (in policy-controller's case, with the
+    no-match-policy the notes ask for), or the export is refused."""
+    p = pol.parse_policy(json.dumps({"default": [default], "transports": {
+        "docker": scopes}}).encode(), source="t")
+    try:
+        out = admission.export(p, fmt)
+    except Refused:
+        return
+    docs = list(out.documents)
+    for doc in docs:
+        kubecrd.check(doc)
+    no_match = "reject" if any("no-match-policy: deny" in n for n in out.notes) else "accept"
+    for image in IMAGES:
+        kind, sets = host_asks(p, image)
+        want = (kind, frozenset(frozenset(canon(k) for k in s) for s in sets))
+        got = pc_asks(docs, image, no_match) if fmt == "policy-controller" \
+            else kyverno_asks(docs[0], image)
+        assert got == want, (image, scopes)
