@@ -1,4 +1,4 @@
-"""``secpod key generate``, ``sign``, ``verify`` and ``trust show|set``.
+"""``secpod key generate``, ``sign``, ``verify`` and ``trust show|set|export``.
 
 Exit codes of ``verify``: 0 accepted, 1 rejected (or the check could not
 run: the message says which), 2 bad usage.
@@ -83,6 +83,19 @@ def _add_trust(sub: _Subparsers) -> None:
     tset.add_argument("--pubkeysfile", "-f", type=Path, action="append", default=[],
                       metavar="FILE", help="a public key file (repeatable)")
     tset.set_defaults(func=_trust_set)
+    texp = trust_sub.add_parser(
+        "export", help="the trust policy as a cluster's admission policy (YAML)",
+        description="Write the effective trust policy's key requirements as sigstore "
+                    "policy-controller ClusterImagePolicy documents or a Kyverno ClusterPolicy "
+                    "(docs/kubernetes.md). What cannot be stated exactly is refused, naming "
+                    "the scope. Exit 0 written, 1 refused or an error, 2 usage.")
+    texp.add_argument("--format", required=True, dest="export_format",
+                      choices=["policy-controller", "kyverno"])
+    texp.add_argument("-o", "--output", type=Path, metavar="FILE",
+                      help="write the YAML to FILE (atomically) instead of stdout")
+    texp.add_argument("--policy", type=Path, metavar="PATH",
+                      help="export this containers-policy.json instead of the effective one")
+    texp.set_defaults(func=_trust_export)
 
 
 def _add_verify_bundle(sub: _Subparsers) -> None:
@@ -349,6 +362,45 @@ def _trust_set(args: argparse.Namespace) -> int:
         raise
     _audit("trust.set", "ok", details={**details, "policy_path": str(path)})
     status(f"{args.scope}: {args.trust_type} (written to {path})")
+    return 0
+
+
+def _trust_export(args: argparse.Namespace) -> int:
+    import sys
+
+    from secpod.cli._output import status
+    from secpod.errors import Error, Refused
+    from secpod.kube import admission
+    from secpod.signing import trust
+
+    details: dict[str, Any] = {"format": args.export_format,
+                               "output": str(args.output) if args.output else None}
+    try:
+        if args.policy is not None:
+            eff = trust.EffectivePolicy(trust.read_policy(args.policy), args.policy, ())
+        else:
+            eff = trust.effective_policy()
+        details["policy_path"] = str(eff.path) if eff.path else None
+        out = admission.export(eff.policy, args.export_format)
+        source = str(eff.path) if eff.path else "secpod's built-in default policy"
+        if eff.admin:
+            source += " (the administrator's)"
+        text = out.yaml(args.export_format, source)
+        if args.output:
+            from secpod._files import write_atomic
+
+            write_atomic(args.output, text, mode=0o644)
+    except Error as e:
+        _audit("trust.export", "refused" if isinstance(e, Refused) else "error",
+               reason=e.message, details=details)
+        raise
+    if args.output:
+        status(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    for note in (*eff.notes, *out.notes):
+        status(f"note: {note}")
+    _audit("trust.export", "ok", details={**details, "documents": len(out.documents)})
     return 0
 
 
