@@ -79,6 +79,13 @@ def render_text(r: dict[str, Any]) -> str:
           ",".join(f"{c['id']}x{c['count']}" for c in g["cis_findings"]) or "-",
           ",".join(f"{u['setting']}x{u['count']}" for u in g["unenforced"]) or "-"]
          for g in r["groups"]])
+    out += ["", "Pods"]
+    out += _table(["USER", "POD", "MEMBERS", "ACTIONS", "INFRA DEATHS"],
+                  [[p["user"], p["name"] or p["id"][:12],
+                    ",".join(f"{m['name']}({m['profile']})" for m in p["members"]) or "-",
+                    ",".join(f"{k}x{v}" for k, v in p["actions"].items()) or "-",
+                    p["infra_deaths"]] for p in r.get("pods", [])]
+                  ) if r.get("pods") else ["(none)"]
     out += ["", "Refusals and their reasons"]
     out += _table(["COUNT", "REASON", "USERS"],
                   [[x["count"], x["reason"], ",".join(x["users"])] for x in r["refusals"]]
@@ -386,6 +393,17 @@ def render_html(r: dict[str, Any]) -> str:
                   "<th>Refusals</th><th>Errors</th><th>Trust</th><th>CIS findings</th>"
                   "<th>Not enforced</th>", group,
                   "Nothing ran or was refused in this period.")
+
+    def pod(p: dict[str, Any]) -> str:
+        members = _chips([(f"{m['name']} ({m['profile']})", "info") for m in p["members"]])
+        acts = _chips([(f"{k} ×{v}", "info") for k, v in p["actions"].items()])
+        deaths = f"<b>{p['infra_deaths']}</b>" if p["infra_deaths"] else "0"
+        return (f"<tr><td>{escape(p['user'])}</td><td>{escape(p['name'] or p['id'][:12])}"
+                f"</td><td>{members}</td><td>{acts}</td><td class='n'>{deaths}</td></tr>")
+
+    h += _section("Pods", r.get("pods", []),
+                  "<th>User</th><th>Pod</th><th>Members (profile)</th><th>Actions</th>"
+                  "<th>Infra deaths</th>", pod, "No pod in this period.")
 
     top = max((x["count"] for x in r["refusals"]), default=1)
 

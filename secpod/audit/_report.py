@@ -87,6 +87,7 @@ def build_report(records: Iterable[dict[str, Any]], *, since: str | None = None,
     total = 0
     flagged_cis = flagged_unenforced = 0
     trust_actions = ("container.create", "container.run.refused", "image.verify")
+    pods: dict[str, dict[str, Any]] = {}      # pod id -> its user, members and actions
 
     # The hot loop of a million-record report: plain dict operations only.
     for rec in records:
@@ -151,11 +152,15 @@ def build_report(records: Iterable[dict[str, Any]], *, since: str | None = None,
                             "reasons": [r for r in reasons or [] if isinstance(r, str)][:5]}
                     entry["count"] += 1
                     entry["users"].add(user)
+        if action[:4] == "pod.":
+            _pod_action(pods, rec, user, action, outcome, t)
         if action == "container.create":
             if outcome == "ok":
                 g.containers += 1
                 kind = "run"
                 conf = rec.get("confinement")
+                if conf.__class__ is dict and conf.get("pod").__class__ is dict:
+                    _pod_member(pods, conf["pod"], rec, user, profile)
                 if conf.__class__ is dict:
                     findings = conf.get("cis_findings")
                     if findings and findings.__class__ is list:
@@ -256,6 +261,8 @@ def build_report(records: Iterable[dict[str, Any]], *, since: str | None = None,
                    "errors": sum(g.errors for k, g in groups.items() if k[0] == u)}
                   for u, n in sorted(user_records.items())],
         "groups": group_list,
+        "pods": sorted(({**p, "actions": dict(sorted(p["actions"].items()))}
+                        for p in pods.values()), key=lambda p: (p["user"], p["name"])),
         "refusals": [{"reason": r, "count": sum(a.values()), "actions": dict(a),
                       "users": sorted(refusal_users[r])}
                      for r, a in sorted(refusal_reasons.items(),
@@ -269,6 +276,45 @@ def build_report(records: Iterable[dict[str, Any]], *, since: str | None = None,
                               sorted(user_records)),
     }
     return report
+
+
+def _pod_entry(pods: dict[str, dict[str, Any]], pid: str, name: str,
+               user: str) -> dict[str, Any]:
+    entry = pods.get(pid)
+    if entry is None:
+        entry = pods[pid] = {"id": pid, "name": name, "user": user, "created": None,
+                             "members": [], "actions": Counter(), "refusals": 0,
+                             "infra_deaths": 0}
+    return entry
+
+
+def _pod_action(pods: dict[str, dict[str, Any]], rec: dict[str, Any], user: str,
+                action: str, outcome: str, t: str) -> None:
+    """A ``pod.*`` record: counted under its pod (a refused create of a pod that never
+    existed has no id, and counts only among the refusals)."""
+    details = rec.get("details")
+    pod = details.get("pod") if details.__class__ is dict else None
+    if pod.__class__ is not dict or not _s(pod.get("id")):
+        return
+    entry = _pod_entry(pods, _s(pod["id"]), _s(pod.get("name")), user)
+    entry["actions"][action] += 1
+    if outcome == "refused":
+        entry["refusals"] += 1
+    if action == "pod.create" and outcome == "ok":
+        entry["created"] = t
+    elif action == "pod.infra.exited":
+        entry["infra_deaths"] += 1
+
+
+def _pod_member(pods: dict[str, dict[str, Any]], pod: dict[str, Any], rec: dict[str, Any],
+                user: str, profile: str) -> None:
+    if not _s(pod.get("id")):
+        return
+    entry = _pod_entry(pods, _s(pod["id"]), _s(pod.get("name")), user)
+    ctr = rec.get("container")
+    name = _s(ctr.get("name")) if ctr.__class__ is dict else ""
+    if len(entry["members"]) < MAX_TIMELINE_ITEMS:
+        entry["members"].append({"name": name, "profile": profile})
 
 
 def _parse(t: str) -> datetime:

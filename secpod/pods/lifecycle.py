@@ -160,10 +160,13 @@ def _start_infra(pod: Pod, env: Environment, identity: Any) -> None:
         operations.launch(ctr, env)
         ctr = operations.start(ctr.reload(), env)
         pid = ctr.live_pid()
-        if pid is None:
+        try:
+            if pid is None:
+                raise FileNotFoundError(pid)
+            recorded = namespaces.record_of(pid)
+        except OSError:
             raise Conflict(f"pod {pod.name}: its infra ended as it started",
-                           hint=f"secpod logs {ctr.name}; secpod doctor")
-        recorded = namespaces.record_of(pid)
+                           hint=f"secpod logs {ctr.name}; secpod doctor") from None
         ident = state.process_identity(pid)
     except BaseException:
         with contextlib.suppress(Error):

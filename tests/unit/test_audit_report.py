@@ -145,3 +145,32 @@ def test_selection_matches_what_a_person_types() -> None:
     assert not Selection(container="c3").matches(odd)
     assert not Selection(image="7").matches(odd)
     assert _canon.parse_time("2024-05-01") == "2024-05-01T00:00:00.000000Z"
+
+
+def test_containers_are_grouped_by_pod() -> None:
+    pod = {"id": "p" * 64, "name": "web"}
+    records = [
+        rec(0, "alice", "pod.create", details={"pod": pod}),
+        rec(1, "alice", "container.create", container={"id": "m1", "name": "app"},
+            profile="strict", confinement={"pod": {**pod, "share": ["net"]}}),
+        rec(2, "alice", "container.create", container={"id": "m2", "name": "side"},
+            profile="default", confinement={"pod": pod}),
+        rec(3, "alice", "container.create", container={"id": "x", "name": "alone"},
+            profile="default", confinement={}),
+        rec(4, "alice", "pod.infra.exited", details={"pod": pod, "stopped": ["app"]}),
+        rec(5, "alice", "pod.create", "refused", reason="the pod name 'web' is in use",
+            details={"pod": {"name": "web"}}),      # never made: no id, a refusal only
+        rec(6, "alice", "pod.rm", details={"pod": pod}),
+    ]
+    r = build_report(records)
+    assert r["pods"] == [{
+        "id": "p" * 64, "name": "web", "user": "alice", "created": records[0]["time"],
+        "members": [{"name": "app", "profile": "strict"}, {"name": "side", "profile": "default"}],
+        "actions": {"pod.create": 1, "pod.infra.exited": 1, "pod.rm": 1}, "refusals": 0,
+        "infra_deaths": 1}]
+    assert r["totals"]["refusals"] == 1
+    text = render(r, "text")
+    assert "Pods" in text and "app(strict),side(default)" in text
+    html = render(r, "html")
+    assert "<h2>Pods</h2>" in html and "side (default)" in html
+    assert build_report([])["pods"] == []
