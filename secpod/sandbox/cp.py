@@ -106,17 +106,28 @@ def _copy(ctr: Container, direction: str, cpath: str, hpath: str, follow: bool,
     job = {"direction": direction, "container_path": cpath, "host_path": host,
            "follow": follow, "contents": contents}
 
-    pid = ctr.live_pid()
-    if pid is not None:
+    root_fd = _running_root(ctr)
+    if root_fd == _CREATED:
+        # Its overlay is mounted in a namespace the host cannot enter yet, and a second
+        # mount of the same upper folder would go unseen by it (and reset its work
+        # folder): it is read from the image's tree, which is all it has, and not written.
+        if direction == "in":
+            raise Conflict(f"container {ctr.name} is created and not started: secpod cp "
+                           "copies into a running or a stopped container",
+                           hint=f"secpod start {ctr.name} first (a container that exits at "
+                                "once can be copied into once it has stopped)")
+        details["via"] = "image"
+        job["root"] = {"tree": ctr.root_lower or str(config["root"]["path"])}
+        return _call(userns, job, ())
+    if root_fd is not None:
         details["via"] = "running"
-        fd = _open_running_root(ctr, pid)
         try:
-            job["root"] = {"fd": fd}
-            return _call(userns, job, (fd,))
+            job["root"] = {"fd": root_fd}
+            return _call(userns, job, (root_fd,))
         finally:
-            os.close(fd)
+            os.close(root_fd)
     with ctr.locked():
-        if ctr.live_pid() is not None:  # started meanwhile: copy through it
+        if ctr.started and ctr.live_pid() is not None:  # started meanwhile: through it
             return _copy(ctr, direction, cpath, hpath, follow, details)
         _refuse_mounted(ctr, cpath, config)
         if ctr.root_lower:
@@ -135,9 +146,24 @@ def _call(userns: Any, job: dict[str, Any], fds: tuple[int, ...]) -> dict[str, A
     return out
 
 
-def _open_running_root(ctr: Container, pid: int) -> int:
+_CREATED = -2
+
+
+def _running_root(ctr: Container) -> int | None:
+    """A descriptor of the running container's root (its init's ``/proc/PID/root``),
+    None when it does not run, or :data:`_CREATED` for a container created and not
+    started: it has only the runtime's own init, which the host may not look into (it
+    is not dumpable until it runs the container's command)."""
+    pid = ctr.live_pid()
+    if pid is None:
+        return None
     try:
         return os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except PermissionError as e:
+        if not ctr.started:
+            return _CREATED
+        raise HostError(f"cannot reach the root of container {ctr.name}: {e.strerror}",
+                        hint="secpod doctor checks the user namespace set-up") from e
     except OSError as e:
         raise HostError(f"cannot reach the root of container {ctr.name}: {e.strerror}",
                         hint="it may have ended meanwhile: run the command again") from e
@@ -170,6 +196,10 @@ def child(job_json: str) -> dict[str, Any]:
             return _copy_out(root, job["container_path"], job["host_path"], job["follow"])
         return _copy_in(root, job["host_path"], job["container_path"], job["follow"],
                         job["contents"])
+    except FileNotFoundError as e:
+        raise NotFound(f"cannot copy: {e.strerror} ({e.filename or job['container_path']})",
+                       hint="a link in the container may lead to a path that is not "
+                            "there from outside it (its /proc)") from e
     except OSError as e:
         raise HostError(f"cannot copy: {e.strerror or e}"
                         + (f" ({e.filename})" if e.filename else ""),

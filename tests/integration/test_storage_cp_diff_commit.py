@@ -73,21 +73,32 @@ def test_cp_out_of_and_into_a_running_container(user: User, busybox: str, web: s
 
 def test_cp_into_and_out_of_a_stopped_container(user: User, busybox: str) -> None:
     cid = user.run("create", "--name", "later", "--profile", "default", busybox,
-                   "cat", "/etc/motd", check=True).stdout.strip()
+                   "sh", "-c", "cat /etc/motd 2>/dev/null; echo ran > /etc/ran",
+                   check=True).stdout.strip()
     user.file("motd", "copied while stopped\n", mode=0o600)
+    # created, not started: read from the image's tree, not written
+    r = user.run("cp", "later:/etc/group", "group")
+    assert r.returncode == 0 and "app:x:1000" in (user.home / "group").read_text(), r.stderr
+    r = user.run("cp", "motd", "later:/etc/motd")
+    assert r.returncode == 1 and "created and not started" in r.stderr
+    user.run("start", "later", check=True)
+    assert user.run("wait", "later", check=True).stdout.strip() == "0"
+    # exited: its overlay is mounted again, privately, for the copy
     r = user.run("cp", "motd", "later:/etc/motd")
     assert r.returncode == 0, r.stderr
     assert (_upper(user, cid) / "etc" / "motd").read_text() == "copied while stopped\n"
+    r = user.run("cp", "later:/etc/ran", "ran")
+    assert r.returncode == 0 and (user.home / "ran").read_text() == "ran\n", r.stderr
     user.run("start", "later", check=True)
     assert user.run("wait", "later", check=True).stdout.strip() == "0"
-    assert user.run("logs", "later", check=True).stdout == "copied while stopped\n"
-    # out of the stopped container (its overlay mounted again, privately)
+    assert "copied while stopped\n" in user.run("logs", "later", check=True).stdout
     r = user.run("cp", "later:/etc/motd", "back")
     assert r.returncode == 0, r.stderr
     assert (user.home / "back").read_text() == "copied while stopped\n"
     assert stat.S_IMODE((user.home / "back").stat().st_mode) == 0o600
     assert user.run("image", "verify", "--deep", busybox).returncode == 0
     assert _mounts_naming(_upper(user, cid)) == []
+    assert [o for o, _ in _cp_records(user)] == ["ok", "refused", "ok", "ok", "ok"]
 
 
 def _mounts_naming(path: Path) -> list[str]:
@@ -109,21 +120,25 @@ def test_cp_never_leaves_the_container_root(user: User, busybox: str, web: str) 
     user.run("cp", "web:/tmp/pw", "pw", check=True)
     assert os.readlink(user.home / "pw") == "/etc/passwd"
     for src in ("web:/tmp/pw", "web:/tmp/rel", "web:/tmp/top/etc/passwd",
-                "web:/../../../../etc/passwd", "web:/tmp/procroot/passwd"):
+                "web:/../../../../etc/passwd"):
         dest = user.home / "got"
         dest.unlink(missing_ok=True)
         r = user.run("cp", "-L", src, "got")
         assert r.returncode == 0, (src, r.stderr)
         text = dest.read_text()
         assert "app:x:1000" in text and text != host_passwd, src
+    # the container's /proc/self means nothing from outside its pid namespace: not found
+    r = user.run("cp", "-L", "web:/tmp/procroot/passwd", "proc")
+    assert r.returncode == 1 and "No such file" in r.stderr, r.stderr
+    assert not (user.home / "proc").exists()
     # writes through links and `..` land inside the container
     user.file("evil", "evil\n")
     for dst in ("web:/tmp/top/etc/evil1", "web:/../../../../../etc/evil2",
-                "web:/tmp/procroot/evil3", "web:/tmp/pw/../evil4"):
+                "web:/tmp/d/../../etc/evil3"):
         r = user.run("cp", "evil", dst)
         assert r.returncode == 0, (dst, r.stderr)
-    seen = _exec(user, "web", "ls /etc/evil1 /etc/evil2 /etc/evil3; ls /tmp/evil4 /etc/evil4 "
-                 "2>/dev/null; true")
+    assert user.run("cp", "evil", "web:/tmp/procroot/evil4").returncode == 1
+    seen = _exec(user, "web", "ls /etc/evil1 /etc/evil2 /etc/evil3")
     assert "/etc/evil1" in seen and "/etc/evil2" in seen and "/etc/evil3" in seen
     assert not any(Path(f"/etc/evil{i}").exists() for i in range(1, 5))
     assert Path("/etc/passwd").read_text() == host_passwd
@@ -149,7 +164,7 @@ def test_cp_refuses_devices_and_setuid_files(user: User, busybox: str, web: str)
 
 
 def test_cp_into_a_read_only_root_is_refused(user: User, busybox: str) -> None:
-    user.run("run", "-d", "--name", "ro", "--profile", "strict", busybox,
+    user.run("run", "-d", "--name", "ro", "--read-only", busybox,
              "sleep", "600", check=True)
     user.file("f", "x\n")
     r = user.run("cp", "f", "ro:/tmp/f")
@@ -254,7 +269,7 @@ def test_a_failed_commit_leaves_no_image(user: User, busybox: str, web: str) -> 
 
 
 def test_commit_of_a_read_only_root_is_refused(user: User, busybox: str) -> None:
-    user.run("create", "--name", "ro", "--profile", "strict", busybox, "true", check=True)
+    user.run("create", "--name", "ro", "--read-only", busybox, "true", check=True)
     r = user.run("commit", "ro", "nothing:1")
     assert r.returncode == 1 and "read-only root" in r.stderr
     recs = [a for a in audit_records(user) if a["action"] == "container.commit"]
