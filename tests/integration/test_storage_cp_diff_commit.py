@@ -207,6 +207,25 @@ def test_diff_lists_added_changed_and_deleted(user: User, busybox: str, web: str
     assert "/etc/passwd" in data["changed"]
     r = user.run("container", "diff", "web", check=True)
     assert r.stdout.splitlines() == out
+    # what this kernel writes for a deletion in a user namespace's overlay: a 0/0 device
+    # (docs/storage.md); the xattr form is read too (tests/unit/test_storage_units.py)
+    st = (_upper(user, web) / "bin" / "ls").lstat()
+    assert stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+@pytest.mark.parametrize("direction", ["in", "out"])
+def test_cp_with_each_runtime(user: User, busybox: str, engine: str, direction: str) -> None:
+    user.run("run", "-d", "--name", "rt", busybox, "sleep", "600", check=True)
+    if direction == "in":
+        user.file("x", f"{engine}\n", mode=0o604)
+        user.run("cp", "x", "rt:/x", check=True)
+        assert _exec(user, "rt", "cat /x; stat -c %a /x") == f"{engine}\n604\n"
+    else:
+        _exec(user, "rt", f"echo {engine} > /x && chmod 611 /x")
+        user.run("cp", "rt:/x", "x", check=True)
+        assert (user.home / "x").read_text() == f"{engine}\n"
+        assert stat.S_IMODE((user.home / "x").stat().st_mode) == 0o611
+    user.run("rm", "-f", "rt", check=True)
 
 
 def test_commit_makes_an_image_that_runs_signs_and_pushes(
