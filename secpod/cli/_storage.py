@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 def _cp(args: argparse.Namespace) -> int:
     from secpod.sandbox import cp
 
-    done = cp.copy(args.src, args.dst, follow=args.follow_link)
+    done = cp.copy(args.src, args.dst, follow=args.follow_link, archive=args.archive)
     if not args.quiet:
         print(f"copied {done['files']} files, {done['folders']} folders, {done['links']} "
               f"links ({done['bytes']} bytes)", file=sys.stderr)
@@ -49,8 +49,21 @@ def _commit(args: argparse.Namespace) -> int:
     from secpod.cli._output import status
     from secpod.images import commit
 
-    rec = commit.commit(args.container, args.image, message=args.message, author=args.author,
-                        changes=args.change, progress=None if args.quiet else status)
+    paused = False
+    if args.pause:
+        from secpod.sandbox import freezer, operations, state
+
+        ctr = state.lookup(args.container)
+        if operations.status(ctr, operations._env(None)) is operations.Status.RUNNING:
+            freezer.pause(args.container)  # refused (and audited) where there is no freezer
+            paused = True
+    try:
+        rec = commit.commit(args.container, args.image, message=args.message,
+                            author=args.author, changes=args.change,
+                            progress=None if args.quiet else status)
+    finally:
+        if paused:
+            freezer.unpause(args.container)
     print(rec.digest)
     return 0
 
@@ -65,8 +78,8 @@ def _add_cp(sub: _Subparsers) -> None:
               help="follow a symbolic link given as SRC (inside the container's root)")
     bool_flag(p, "-q", "--quiet", dest="quiet", help="say nothing on stderr")
     bool_flag(p, "-a", "--archive", dest="archive",
-              help="accepted for Docker's scripts: files copied in belong to container "
-                   "root, copied out to you (ids of the other side are never given)")
+              help="refused (Docker's: keep the source's ids): files copied in belong "
+                   "to container root, copied out to you")
     p.add_argument("src", metavar="SRC")
     p.add_argument("dst", metavar="DEST")
     p.set_defaults(func=_cp)
@@ -89,8 +102,9 @@ def _add_commit(sub: _Subparsers) -> None:
                         "WORKDIR, as in a Dockerfile")
     bool_flag(p, "-q", "--quiet", dest="quiet", help="no progress on stderr")
     bool_flag(p, "-p", "--pause", dest="pause",
-              help="accepted for Docker's scripts: the changes are read as they are on "
-                   "disk (stop the container for a still picture)")
+              help="freeze a running container while its changes are read (needs the "
+                   "cgroup freezer: refused where there is none); off by default, unlike "
+                   "Docker's: the changes are read as they are on disk")
     p.add_argument("container", metavar="CONTAINER")
     p.add_argument("image", metavar="IMAGE", nargs="?")
     p.set_defaults(func=_commit)

@@ -51,11 +51,14 @@ def split_arg(arg: str) -> tuple[str | None, str]:
     return name, path
 
 
-def copy(src: str, dst: str, *, follow: bool = False) -> dict[str, Any]:
+def copy(src: str, dst: str, *, follow: bool = False, archive: bool = False
+         ) -> dict[str, Any]:
     """Copy ``src`` to ``dst``, one of them ``CONTAINER:PATH``; audited as ``container.cp``.
 
     ``follow``: a symbolic link named as the source is followed (inside the container's
-    root for a container source), else copied as a link. Returns what was copied.
+    root for a container source), else copied as a link. ``archive`` (Docker's ``-a``,
+    the source's numeric owners kept) is refused: the ids of one side mean other users
+    on the other. Returns what was copied.
     Raises UsageError, NotFound, Conflict (a read-only root, a path under a mount of a
     stopped container), Refused (a device or setuid file), HostError."""
     from secpod.sandbox import state
@@ -79,6 +82,12 @@ def copy(src: str, dst: str, *, follow: bool = False) -> dict[str, Any]:
     from secpod.sandbox import events
 
     try:
+        if archive:
+            raise Refused("secpod cp -a (keep the source's uids and gids) is refused: ids "
+                          "of the host are other users in the container, and a "
+                          "container's ids are subordinate ids of yours on the host",
+                          hint="leave out -a: files copied in belong to container root, "
+                               "copied out to you; chown in the container if needed")
         result = _copy(ctr, direction, cpath, hpath, follow, details)
     except Error as e:
         outcome = "refused" if isinstance(e, (Refused, Conflict)) else "error"

@@ -159,8 +159,10 @@ def test_cp_refuses_devices_and_setuid_files(user: User, busybox: str, web: str)
     r = user.run("cp", "suid", "web:/tmp/suid")
     assert r.returncode == 1 and "setuid" in r.stderr
     assert "no" in _exec(user, "web", "ls /tmp/suid 2>/dev/null || echo no")
+    r = user.run("cp", "-a", "web:/etc/group", "group")
+    assert r.returncode == 1 and "cp -a" in r.stderr and not (user.home / "group").exists()
     outcomes = [o for o, _ in _cp_records(user)]
-    assert outcomes == ["refused", "refused", "refused"]
+    assert outcomes == ["refused", "refused", "refused", "refused"]
 
 
 def test_cp_into_a_read_only_root_is_refused(user: User, busybox: str) -> None:
@@ -285,6 +287,17 @@ def test_a_failed_commit_leaves_no_image(user: User, busybox: str, web: str) -> 
     assert "full" not in user.run("image", "ls", check=True).stdout
     recs = [a for a in audit_records(user) if a["action"] == "container.commit"]
     assert [a["outcome"] for a in recs] == ["error"]
+
+
+def test_commit_pause_without_a_freezer_is_refused(user: User, busybox: str,
+                                                  web: str) -> None:
+    r = user.run("commit", "--pause", "web", "paused:1")
+    assert r.returncode == 1 and "cannot pause" in r.stderr, r.stderr
+    assert "paused" not in user.run("image", "ls", check=True).stdout
+    assert [a["outcome"] for a in audit_records(user) if a["action"] == "container.pause"
+            ] == ["refused"]
+    r = user.run("commit", "--pause=false", "web", "unpaused:1")
+    assert r.returncode == 0, r.stderr
 
 
 def test_commit_of_a_read_only_root_is_refused(user: User, busybox: str) -> None:
