@@ -1,5 +1,5 @@
 """``cp``, ``diff`` and ``commit``: parse, call secpod.sandbox.cp, .changes and
-secpod.images.commit, print (docs/storage.md). Data to stdout, status to stderr."""
+secpod.images.commit, print (docs/storage-cp-diff-commit.md). Data to stdout, status to stderr."""
 
 from __future__ import annotations
 

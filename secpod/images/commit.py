@@ -1,5 +1,5 @@
 """``secpod commit``: a container's changes as the top layer of a new image
-(docs/storage.md).
+(docs/storage-cp-diff-commit.md).
 
 The new image is its container's image with one more layer: the changes in the
 container's ``upper/`` folder as a gzip tar with OCI whiteouts

@@ -1,5 +1,5 @@
 """What a container changed in its root: ``secpod diff`` and the layer of ``secpod
-commit`` (docs/storage.md).
+commit`` (docs/storage-cp-diff-commit.md).
 
 Both read the container's ``upper/`` folder (docs/adr/0006-overlay-root.md) beside the
 image's tree, as root of a user namespace mapped as the containers are (files there

@@ -1,4 +1,4 @@
-"""``secpod cp``: files between the host and a container's root (docs/storage.md).
+"""``secpod cp``: files between the host and a container's root (docs/storage-cp-diff-commit.md).
 
 One mechanism for every container: the copy goes through the container's own view of
 its root, by a process that is root of a user namespace mapped as the containers are

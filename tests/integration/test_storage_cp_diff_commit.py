@@ -1,5 +1,5 @@
 """`secpod cp`, `secpod diff` and `secpod commit` against real crun, as the unprivileged
-user (docs/storage.md): copies through the container's own root, never out of it, never
+user (docs/storage-cp-diff-commit.md): copies through the container's own root, never out of it, never
 into the image; diff and commit from the container's upper folder."""
 
 from __future__ import annotations
@@ -210,7 +210,7 @@ def test_diff_lists_added_changed_and_deleted(user: User, busybox: str, web: str
     r = user.run("container", "diff", "web", check=True)
     assert r.stdout.splitlines() == out
     # what this kernel writes for a deletion in a user namespace's overlay: a 0/0 device
-    # (docs/storage.md); the xattr form is read too (tests/unit/test_storage_units.py)
+    # (docs/storage-cp-diff-commit.md); the xattr form is read too (tests/unit/test_storage_units.py)
     st = (_upper(user, web) / "bin" / "ls").lstat()
     assert stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
 

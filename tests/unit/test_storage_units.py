@@ -1,4 +1,4 @@
-"""Pure parts of cp, diff and commit (docs/storage.md): argument splitting, --change,
+"""Pure parts of cp, diff and commit (docs/storage-cp-diff-commit.md): argument splitting, --change,
 and the judging of an upper folder over a lower one, with overlay's xattr whiteouts."""
 
 from __future__ import annotations
