@@ -306,3 +306,39 @@ def test_commit_of_a_read_only_root_is_refused(user: User, busybox: str) -> None
     assert r.returncode == 1 and "read-only root" in r.stderr
     recs = [a for a in audit_records(user) if a["action"] == "container.commit"]
     assert [a["outcome"] for a in recs] == ["refused"]
+
+
+def test_cp_reaches_files_of_other_container_uids_and_volumes(user: User, busybox: str) -> None:
+    user.run("run", "-d", "--name", "app", "--user", "1000:1000", "-v", "data:/data",
+             busybox, "sleep", "600", check=True)
+    _exec(user, "app", "echo secret > /tmp/secret && chmod 600 /tmp/secret")
+    r = user.run("cp", "app:/tmp/secret", "secret")
+    assert r.returncode == 0, r.stderr
+    assert (user.home / "secret").read_text() == "secret\n"
+    assert (user.home / "secret").stat().st_uid == user.uid
+    # into the running container's volume: the volume's folder has it
+    user.file("v.txt", "in the volume\n")
+    user.run("cp", "v.txt", "app:/data/v.txt", check=True)
+    vol = user.home / "data" / "secpod" / "volumes" / "data" / "_data"
+    assert (vol / "v.txt").read_text() == "in the volume\n"
+    # a stopped container has no volume mounted: a path under it is refused
+    user.run("stop", "-t", "0", "app", check=True)
+    r = user.run("cp", "v.txt", "app:/data/w.txt")
+    assert r.returncode == 1 and "a mount of container app" in r.stderr
+    assert not (vol / "w.txt").exists()
+    assert _cp_records(user)[-1][0] == "refused"
+    # ... and what the container wrote as uid 1000 is still read out once it stopped
+    r = user.run("cp", "app:/tmp/secret", "again")
+    assert r.returncode == 0 and (user.home / "again").read_text() == "secret\n", r.stderr
+    user.run("rm", "-f", "app")
+
+
+def test_commit_of_a_stopped_container_without_a_name(user: User, busybox: str) -> None:
+    user.run("run", "--name", "done", "--profile", "default", busybox, "sh", "-c",
+             "echo x > /made", check=True)
+    r = user.run("commit", "-q", "done")
+    assert r.returncode == 0, r.stderr
+    digest = r.stdout.strip()
+    r = user.run("run", "--rm", digest, "cat", "/made")
+    assert r.returncode == 0 and r.stdout == "x\n", r.stderr
+    assert user.run("diff", "done", check=True).stdout.splitlines() == ["A /made"]
