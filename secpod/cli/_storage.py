@@ -49,21 +49,9 @@ def _commit(args: argparse.Namespace) -> int:
     from secpod.cli._output import status
     from secpod.images import commit
 
-    paused = False
-    if args.pause:
-        from secpod.sandbox import freezer, operations, state
-
-        ctr = state.lookup(args.container)
-        if operations.status(ctr, operations._env(None)) is operations.Status.RUNNING:
-            freezer.pause(args.container)  # refused (and audited) where there is no freezer
-            paused = True
-    try:
-        rec = commit.commit(args.container, args.image, message=args.message,
-                            author=args.author, changes=args.change,
-                            progress=None if args.quiet else status)
-    finally:
-        if paused:
-            freezer.unpause(args.container)
+    rec = commit.commit(args.container, args.image, message=args.message, author=args.author,
+                        changes=args.change, pause=args.pause,
+                        progress=None if args.quiet else status)
     print(rec.digest)
     return 0
 

@@ -96,10 +96,33 @@ def _pairs(rest: str, word: str) -> list[tuple[str, str]]:
 
 def commit(ref: str, name: str | None, *, message: str | None = None,
            author: str | None = None, changes: list[str] | None = None,
-           progress: Callable[[str], None] | None = None) -> ImageRecord:
+           pause: bool = False, progress: Callable[[str], None] | None = None
+           ) -> ImageRecord:
     """Make a new image of container ``ref``'s changes, named ``name`` (None: no name);
-    audited as ``container.commit``. Raises NotFound, Conflict (a read-only root),
-    Refused, UsageError, HostError (a full disk among them); nothing is left behind."""
+    audited as ``container.commit``. ``pause``: a running container is frozen while its
+    changes are read (``secpod pause``; refused, and audited, where there is no
+    freezer). Raises NotFound, Conflict (a read-only root), Refused, UsageError,
+    HostError (a full disk, no freezer); nothing is left behind."""
+    from secpod.sandbox import freezer, operations, state
+    from secpod.sandbox.environment import Environment
+
+    paused = False
+    if pause:
+        ctr = state.lookup(ref)
+        if operations.status(ctr, Environment.load(check_host=False)
+                             ) is operations.Status.RUNNING:
+            freezer.pause(ref)
+            paused = True
+    try:
+        return _commit(ref, name, message, author, changes, progress)
+    finally:
+        if paused:
+            freezer.unpause(ref)
+
+
+def _commit(ref: str, name: str | None, message: str | None, author: str | None,
+            changes: list[str] | None, progress: Callable[[str], None] | None
+            ) -> ImageRecord:
     from secpod.images._sources import DirTree, LayoutSource
     from secpod.images._store import Store, _normalise_name, failure_reason
     from secpod.sandbox import changes as changesmod
@@ -146,29 +169,17 @@ def commit(ref: str, name: str | None, *, message: str | None = None,
                      "size": layer["size"]}],
             }
             manifest_bytes = json.dumps(manifest, sort_keys=True).encode()
-            return store.add_image(manifest_bytes, _WithStore(LayoutSource(DirTree(
-                stage / "layout")), store), names=[name] if name else [], progress=progress,
-                before_commit=record_ok)
+            # The image's own layers are in the store already: add_image takes them from
+            # there, and only the config and the new layer from the staging folder.
+            return store.add_image(manifest_bytes, LayoutSource(DirTree(stage / "layout")),
+                                   names=[name] if name else [], progress=progress,
+                                   before_commit=record_ok)
     except (Error, KeyboardInterrupt) as e:
         if not audited:
             outcome = "refused" if isinstance(e, (Conflict, Refused)) else "error"
             events.container("container.commit", ctr, outcome, reason=failure_reason(e),
                              details=details)
         raise
-
-
-class _WithStore:
-    """The staged blobs, and the base image's from the store (add_image takes those
-    from the store itself when they are there; this serves any it re-reads)."""
-
-    def __init__(self, staged: Any, store: Any) -> None:
-        self.staged, self.store = staged, store
-
-    def open_blob(self, descriptor: dict[str, Any]) -> Any:
-        try:
-            return self.staged.open_blob(descriptor)
-        except Error:
-            return open(self.store.blob_path(str(descriptor["digest"])), "rb")  # noqa: SIM115
 
 
 def _write_blob(blobs: Any, data: bytes) -> str:

@@ -25,6 +25,7 @@ into place at the end, so nothing half-copied ever has its final name.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -451,15 +452,13 @@ def _copy_file(sfd: int, sname: str, dfd: int, dname: str, st: os.stat_result) -
         dst = os.open(dname, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                       | os.O_CLOEXEC, 0o600, dir_fd=dfd)
         try:
-            while True:
-                try:
-                    n = os.copy_file_range(src, dst, 1 << 30)
-                except OSError as e:
-                    if e.errno not in (18, 22, 38, 95):  # EXDEV EINVAL ENOSYS EOPNOTSUPP
-                        raise
-                    n = _copy_plain(src, dst)
-                if n == 0:
-                    break
+            try:
+                while os.copy_file_range(src, dst, 1 << 30):
+                    pass
+            except OSError as e:
+                if e.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                    raise
+                _copy_plain(src, dst)   # on from where copy_file_range left both offsets
             os.fchmod(dst, stat.S_IMODE(now.st_mode))
             os.utime(dst, ns=(now.st_atime_ns, now.st_mtime_ns))
         finally:
@@ -468,14 +467,11 @@ def _copy_file(sfd: int, sname: str, dfd: int, dname: str, st: os.stat_result) -
         os.close(src)
 
 
-def _copy_plain(src: int, dst: int) -> int:
-    total = 0
+def _copy_plain(src: int, dst: int) -> None:
     while data := os.read(src, 1 << 20):
         view = memoryview(data)
         while view:
             view = view[os.write(dst, view):]
-        total += len(data)
-    return 0 if total == 0 else total
 
 
 def _remove(dfd: int, name: str) -> None:
