@@ -37,11 +37,14 @@ def _diff(args: argparse.Namespace) -> int:
                        for k in changes.KINDS})
             return 0
         from secpod.cli._output import emit_formatted
+        from secpod.sandbox.cp import shown
 
-        emit_formatted(args.format, [{"Kind": k, "Path": p} for k, p in found])
+        emit_formatted(args.format, [{"Kind": k, "Path": shown(p)} for k, p in found])
         return 0
+    from secpod.sandbox.cp import shown
+
     for kind, path in found:
-        print(f"{kind} {path}")
+        print(f"{kind} {shown(path)}")
     return 0
 
 

@@ -322,17 +322,23 @@ def _add(tar: Any, ufd: int, e: _Entry) -> int:
             with os.fdopen(src, "rb") as f:
                 now = os.fstat(f.fileno())
                 if not stat.S_ISREG(now.st_mode):
-                    raise Conflict(f"{e.rel} changed while it was committed",
+                    raise Conflict(f"{_shown(e.rel)} changed while it was committed",
                                    hint="stop the container, then commit again")
                 info.size = now.st_size
                 tar.addfile(info, f)
         else:
-            raise Refused(f"{e.rel} is a device or socket the container made: "
+            raise Refused(f"{_shown(e.rel)} is a device or socket the container made: "
                           "a layer carries none", hint="remove it in the container first")
     finally:
         if dfd != ufd:
             os.close(dfd)
     return stripped
+
+
+def _shown(path: str) -> str:
+    from secpod.sandbox.cp import shown
+
+    return shown(path)
 
 
 def _open_parent(ufd: int, parent: str) -> int:

@@ -43,6 +43,14 @@ _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _TMP = ".secpod-cp-"
 
 
+def shown(path: str) -> str:
+    """A path from a container as it may be printed: control characters escaped (a
+    hostile name must not drive the terminal), bytes that are no UTF-8 as ``\\xNN``."""
+    from secpod._text import printable
+
+    return printable(path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
+
+
 def split_arg(arg: str) -> tuple[str | None, str]:
     """``CONTAINER:PATH`` -> (container, path); a host path -> (None, path). A host path
     with a colon is written ``./a:b`` or ``/a:b``, as Docker wants."""
@@ -207,7 +215,8 @@ def child(job_json: str) -> dict[str, Any]:
         return _copy_in(root, job["host_path"], job["container_path"], job["follow"],
                         job["contents"])
     except FileNotFoundError as e:
-        raise NotFound(f"cannot copy: {e.strerror} ({e.filename or job['container_path']})",
+        raise NotFound(f"cannot copy: {e.strerror} "
+                       f"({shown(str(e.filename or job['container_path']))})",
                        hint="a link in the container may lead to a path that is not "
                             "there from outside it (its /proc)") from e
     except OSError as e:
@@ -317,7 +326,7 @@ def _copy_in(root: Path, hpath: str, cpath: str, follow: bool, contents: bool
     return counts
 
 
-def _scan(dfd: int, name: str, shown: str) -> dict[str, Any]:
+def _scan(dfd: int, name: str, label: str) -> dict[str, Any]:
     """Check everything that would be copied, before anything is; how much there is.
     Raises Refused for a device, a socket, or a setuid or setgid file."""
     counts = {"files": 0, "folders": 0, "links": 0, "bytes": 0}
@@ -339,18 +348,20 @@ def _scan(dfd: int, name: str, shown: str) -> dict[str, Any]:
             counts["files"] += 1
             counts["bytes"] += st.st_size
 
-    visit(dfd, name, shown)
+    visit(dfd, name, label)
     return counts
 
 
 def _allowed(st: os.stat_result, where: str) -> None:
     mode = st.st_mode
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        where = shown(where)
         raise Refused(f"{where} is a device: secpod cp copies no device nodes",
                       hint="copy the files you need, not the device")
     if stat.S_ISSOCK(mode):
-        raise Refused(f"{where} is a socket, which cannot be copied")
+        raise Refused(f"{shown(where)} is a socket, which cannot be copied")
     if not stat.S_ISDIR(mode) and mode & (stat.S_ISUID | stat.S_ISGID):
+        where = shown(where)
         raise Refused(f"{where} is setuid or setgid: secpod cp copies no such files",
                       hint=f"remove the bit first (chmod u-s,g-s {where}) if the file "
                            "does not need it")
@@ -396,7 +407,8 @@ def _place(sfd: int, sname: str, dfd: int, dname: str) -> None:
         dst = None
     if dst is not None and stat.S_ISDIR(dst.st_mode) != stat.S_ISDIR(st.st_mode):
         kind = "a folder" if stat.S_ISDIR(dst.st_mode) else "a file"
-        raise Conflict(f"cannot copy over {dname}: it is {kind} and the source is not",
+        raise Conflict(f"cannot copy over {shown(dname)}: it is {kind} and the source is "
+                       "not",
                        hint="remove it first, or copy to another name")
     if dst is not None and stat.S_ISDIR(st.st_mode):
         _merge_fd(sfd, sname, dfd, dname)
@@ -447,7 +459,8 @@ def _copy_file(sfd: int, sname: str, dfd: int, dname: str, st: os.stat_result) -
     try:
         now = os.fstat(src)
         if not stat.S_ISREG(now.st_mode) or now.st_ino != st.st_ino:
-            raise Conflict(f"{sname} changed while it was copied", hint="copy it again")
+            raise Conflict(f"{shown(sname)} changed while it was copied",
+                           hint="copy it again")
         _allowed(now, sname)
         dst = os.open(dname, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                       | os.O_CLOEXEC, 0o600, dir_fd=dfd)

@@ -196,12 +196,13 @@ def test_cp_out_to_a_full_disk_leaves_no_file(user: User, busybox: str, web: str
 
 def test_diff_lists_added_changed_and_deleted(user: User, busybox: str, web: str) -> None:
     _exec(user, "web", "echo new > /etc/newfile && echo more >> /etc/passwd && rm /bin/ls && "
-          "mkdir -p /var/made/deep && rm -r /home")
+          "mkdir -p /var/made/deep && rm -r /home && touch \"/tmp/$(printf 'x\\033[2Jy')\"")
     out = user.run("diff", "web", check=True).stdout.splitlines()
     for line in ("A /etc/newfile", "C /etc/passwd", "C /etc", "D /bin/ls", "A /var/made",
                  "A /var/made/deep", "D /home", "C /var", "C /bin"):
         assert line in out, (line, out)
     assert out == sorted(out, key=lambda s: s[2:])
+    assert "A /tmp/x\\x1b[2Jy" in out          # a hostile name is shown escaped
     # nothing the runtime made for its mounts (/etc/hostname, /proc, ...)
     assert not any(p.endswith(("/hostname", "/resolv.conf", "/hosts")) for p in out), out
     data = json.loads(user.run("diff", "--format", "json", "web", check=True).stdout)

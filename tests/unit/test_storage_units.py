@@ -25,6 +25,11 @@ def test_split_arg_follows_docker() -> None:
     assert cp.split_arg("plain") == (None, "plain")
 
 
+def test_container_names_are_printed_escaped() -> None:
+    # a hostile file name must not drive the terminal; bytes that are no UTF-8 show
+    assert cp.shown("a\x1b[2Jb\udcff\n") == "a\\x1b[2Jb\\xff\\x0a"
+
+
 def test_cp_wants_exactly_one_container_side() -> None:
     with pytest.raises(UsageError, match="one of the two paths is CONTAINER:PATH"):
         cp.copy("a", "b")
