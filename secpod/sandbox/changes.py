@@ -40,10 +40,15 @@ _PATH_DIR = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 KINDS = {"A": "added", "C": "changed", "D": "deleted"}
 
 
-def _mount_points(ctr: Container) -> list[str]:
-    from secpod.sandbox import operations
+def _mount_points(ctr: Container, audited: bool) -> list[str]:
+    """The container's mount destinations, from its checked bundle (BundleChanged if it
+    changed, audited as a refused ``container.diff`` when ``audited``)."""
+    from secpod.sandbox import bundle, operations
 
-    config = operations.checked_bundle(ctr, "container.diff")
+    if audited:
+        config = operations.checked_bundle(ctr, "container.diff")
+    else:
+        config = bundle.checked_config(ctr.bundle, ctr.config_digest, ctr.name)
     return sorted({os.path.normpath(str(m.get("destination", "/")))
                    for m in config.get("mounts") or []} - {"/"})
 
@@ -58,14 +63,15 @@ def changes(ctr: Container) -> list[tuple[str, str]]:
 
     found: list[list[str]] = userns.call_mapped(
         "secpod.sandbox.changes:child_changes", str(ctr.dir / "upper"), ctr.root_lower,
-        json.dumps(_mount_points(ctr)), timeout=3600)
+        json.dumps(_mount_points(ctr, True)), timeout=3600)
     return [(k, p) for k, p in found]
 
 
 def write_layer(ctr: Container, target: str) -> dict[str, Any]:
     """Write the container's changes as a gzip tar layer at ``target`` (a new file in a
     folder of the user's); its ``digest``, ``diff_id``, ``size``, and what was stripped.
-    Raises Conflict for a read-only root, Refused for a device, HostError."""
+    Raises Conflict for a read-only root, Refused for a device, BundleChanged, HostError
+    (the caller audits)."""
     if not ctr.root_lower:
         raise Conflict(f"container {ctr.name} has a read-only root (profile {ctr.profile}): "
                        "it changed nothing to commit",
@@ -74,7 +80,7 @@ def write_layer(ctr: Container, target: str) -> dict[str, Any]:
 
     out: dict[str, Any] = userns.call_mapped(
         "secpod.sandbox.changes:child_layer", str(ctr.dir / "upper"), ctr.root_lower,
-        json.dumps(_mount_points(ctr)), target, timeout=3600)
+        json.dumps(_mount_points(ctr, False)), target, timeout=3600)
     return out
 
 

@@ -343,3 +343,22 @@ def test_commit_of_a_stopped_container_without_a_name(user: User, busybox: str) 
     r = user.run("run", "--rm", digest, "cat", "/made")
     assert r.returncode == 0 and r.stdout == "x\n", r.stderr
     assert user.run("diff", "done", check=True).stdout.splitlines() == ["A /made"]
+
+
+def test_a_changed_bundle_is_refused_and_recorded_once(user: User, busybox: str,
+                                                       web: str) -> None:
+    cfg = user.home / "data" / "secpod" / "containers" / web / "bundle" / "config.json"
+    original = cfg.read_bytes()
+    cfg.write_bytes(original + b" ")
+    try:
+        for args, action in ((("cp", "web:/etc/passwd", "x"), "container.cp"),
+                             (("diff", "web"), "container.diff"),
+                             (("commit", "web", "x:1"), "container.commit")):
+            r = user.run(*args)
+            assert r.returncode == 1 and "bundle" in r.stderr, (args, r.stderr)
+            assert [a["outcome"] for a in audit_records(user) if a["action"] == action
+                    ] == ["refused"], action
+        assert not (user.home / "x").exists()
+        assert "x:1" not in user.run("image", "ls", check=True).stdout
+    finally:
+        cfg.write_bytes(original)
