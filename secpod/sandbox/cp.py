@@ -146,8 +146,8 @@ def _copy(ctr: Container, direction: str, cpath: str, hpath: str, follow: bool,
         finally:
             os.close(root_fd)
     with ctr.locked():
-        if ctr.started and ctr.live_pid() is not None:  # started meanwhile: through it
-            return _copy(ctr, direction, cpath, hpath, follow, details)
+        if ctr.live_pid() is not None:  # started meanwhile: through it
+            return _copy(ctr.reload(), direction, cpath, hpath, follow, details)
         _refuse_mounted(ctr, cpath, config)
         if ctr.root_lower:
             details["via"] = "overlay"
@@ -182,7 +182,7 @@ def _running_root(ctr: Container) -> int | None:
         if not ctr.started:
             return _CREATED
         raise HostError(f"cannot reach the root of container {ctr.name}: {e.strerror}",
-                        hint="secpod doctor checks the user namespace set-up") from e
+                        hint="it may be starting or ending: run the command again") from e
     except OSError as e:
         raise HostError(f"cannot reach the root of container {ctr.name}: {e.strerror}",
                         hint="it may have ended meanwhile: run the command again") from e
@@ -237,11 +237,17 @@ def _root(spec: dict[str, Any]) -> Path:
     from secpod.network import _holder
 
     lower, upper, work, merged = spec["overlay"]
-    if _holder._libc.unshare(_holder.CLONE_NEWNS) != 0:
-        raise OSError(ctypes.get_errno(), "unshare a mount namespace")
-    fds = [os.open(p, _DIR) for p in (lower, upper, work, merged)]
-    lo, up, wk, tg = (f"/proc/self/fd/{fd}".encode() for fd in fds)
-    _holder._mount_overlay(lo, up, wk, tg)
+    try:
+        if _holder._libc.unshare(_holder.CLONE_NEWNS) != 0:
+            raise OSError(ctypes.get_errno(), "unshare a mount namespace")
+        fds = [os.open(p, _DIR) for p in (lower, upper, work, merged)]
+        lo, up, wk, tg = (f"/proc/self/fd/{fd}".encode() for fd in fds)
+        _holder._mount_overlay(lo, up, wk, tg)
+    except OSError as e:
+        raise HostError(f"cannot mount the stopped container's overlay root: "
+                        f"{os.strerror(e.errno or 0)}",
+                        hint="secpod doctor checks that overlay mounts in a user "
+                             "namespace") from e
     return Path(merged)
 
 
