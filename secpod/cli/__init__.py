@@ -39,6 +39,7 @@ _AREAS: dict[str, tuple[str, ...]] = {
     "_prune": ("container-prune",),
     "_network": ("port",),
     "_volumes": ("volume",),
+    "_storage": ("cp", "diff", "commit"),
     "_services": ("events", "generate", "healthcheck"),
     "_kube": ("kube",),
     "_pods": ("pod",),
@@ -63,7 +64,7 @@ def canonical(argv: Sequence[str]) -> list[str]:
         return words
     if rest[0] == "container" and len(rest) > 1:
         word = _CONTAINER_WORDS.get(rest[1], rest[1])
-        if word in _AREAS["_containers"]:
+        if word in _AREAS["_containers"] or word in _AREAS["_storage"]:
             return [*head, word, *rest[2:]]
         if word == "prune":
             return [*head, "container-prune", *rest[2:]]

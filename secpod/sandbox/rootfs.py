@@ -37,12 +37,15 @@ class _Walk:
     looked up by a host path string after the root is opened, so a directory
     swapped for a symlink during the walk fails the open instead of leading out.
     With ``create``, missing directories on the way are made with ``mkdirat``.
-    The last component, if not a symlink, is left to the caller: :attr:`dirfd`
-    and :attr:`name` (``"."`` when the path is a directory itself).
+    The last component, if not a symlink (or with ``follow_last=False``, whatever it
+    is), is left to the caller: :attr:`dirfd` and :attr:`name` (``"."`` when the path
+    is a directory itself).
     """
 
-    def __init__(self, root: Path, path: str, *, create: bool = False) -> None:
+    def __init__(self, root: Path, path: str, *, create: bool = False,
+                 follow_last: bool = True) -> None:
         self.path = path
+        self.follow_last = follow_last  # False: a symlink as the last component is the name
         # The root itself is secpod's choice, and may be a running container's
         # /proc/PID/root (a magic link): followed; nothing below it is.
         self.fds = [os.open(root, _DIR_FLAGS & ~os.O_NOFOLLOW)]
@@ -94,7 +97,7 @@ class _Walk:
                     pass            # made meanwhile: look again
                 parts.insert(0, part)
                 continue
-            if stat.S_ISLNK(st.st_mode):
+            if stat.S_ISLNK(st.st_mode) and not (last and not self.follow_last):
                 links += 1
                 if links > _MAX_LINKS:
                     raise MalformedInput(f"too many levels of symbolic links in {self.path}")

@@ -124,10 +124,13 @@ def _wait_unshared(pid: int) -> None:
                     hint="secpod doctor checks that user namespaces are allowed")
 
 
-def call_mapped(target: str, *args: object, timeout: float = 120) -> Any:
+def call_mapped(target: str, *args: object, timeout: float = 120,
+                pass_fds: tuple[int, ...] = ()) -> Any:
     """``module:function(*args)`` run by Python as root of a mapped user namespace (for
     what must read or write files of subordinate ids in an image); its JSON result.
-    Raises the secpod error it raised (the same class), or HostError."""
+    ``pass_fds``: descriptors the function inherits (a running container's root, opened
+    out here, where the host may reach it). Raises the secpod error it raised (the same
+    class), or HostError."""
     import json
     import os
     import subprocess
@@ -145,7 +148,8 @@ def call_mapped(target: str, *args: object, timeout: float = 120) -> Any:
             "    out = {'error': [type(e).__name__, e.message, e.hint]}\n"
             "print(json.dumps(out))\n")
     proc = start_mapped([sys.executable, "-c", code, json.dumps([str(a) if not isinstance(
-        a, (bool, int)) else a for a in args])], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        a, (bool, int)) else a for a in args])], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        pass_fds=pass_fds)
     out, err = _communicate(proc, timeout)
     try:
         msg = json.loads(out)
