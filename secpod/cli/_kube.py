@@ -17,14 +17,21 @@ def _generate(args: argparse.Namespace) -> int:
     from secpod import audit
     from secpod._files import write_atomic
     from secpod.cli._output import status
-    from secpod.errors import Error, Refused
+    from secpod.errors import Error, NotFound, Refused
     from secpod.kube import generate
     from secpod.sandbox import state
 
     details = {"containers": list(args.containers), "type": args.type,
                "output": str(args.output) if args.output else None}
     try:
-        ctrs = [state.lookup(c) for c in args.containers]
+        ctrs = []
+        for ref in args.containers:   # a container, or a pod: its members
+            try:
+                ctrs.append(state.lookup(ref))
+            except NotFound:
+                from secpod.pods import lifecycle, record
+
+                ctrs += lifecycle.members(record.lookup(ref))
         out = generate.generate(ctrs, args.type)
     except Error as e:
         if isinstance(e, Refused):
@@ -47,10 +54,32 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _play(args: argparse.Namespace) -> int:
+    from secpod.cli._output import status
+    from secpod.kube import play
+
+    for pod in play.play(args.file, replace=args.replace, progress=status):
+        print(pod.id)
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    from secpod.cli._output import status
+    from secpod.kube import play
+
+    gone = play.down(args.file)
+    for name in gone:
+        print(name)
+    if not gone:
+        status("no pod of this file exists")
+    return 0
+
+
 def _add_kube(sub: _Subparsers) -> None:
     from pathlib import Path
 
-    p = sub.add_parser("kube", help="Kubernetes Pods from containers")
+    p = sub.add_parser("kube", help="Kubernetes Pods from containers, and pods from "
+                                    "Kubernetes YAML")
     kinds = p.add_subparsers(dest="kind", metavar="COMMAND")
     kinds.required = True
     g = kinds.add_parser(
@@ -63,6 +92,21 @@ def _add_kube(sub: _Subparsers) -> None:
     g.add_argument("--type", default="pod", choices=["pod", "deployment"])
     g.add_argument("containers", nargs="+", metavar="CONTAINER")
     g.set_defaults(func=_generate)
+    q = kinds.add_parser(
+        "play", help="run the Pods and Deployments of a YAML file as pods",
+        description="Run each Pod (a Deployment: its pod template, once) of FILE as a secpod "
+        "pod, each container under a profile no weaker than its securityContext asks and "
+        "the floor allows; fields secpod does not support are refused by their path "
+        "(docs/kubernetes.md). Prints each pod's id.")
+    from secpod.cli._flags import bool_flag
+
+    bool_flag(q, "--replace", dest="replace",
+              help="remove the file's pods first, if they exist")
+    q.add_argument("file", type=Path, metavar="FILE")
+    q.set_defaults(func=_play)
+    q = kinds.add_parser("down", help="remove the pods a YAML file made (kube play)")
+    q.add_argument("file", type=Path, metavar="FILE")
+    q.set_defaults(func=_down)
 
 
 PARSERS = {"kube": _add_kube}

@@ -164,6 +164,28 @@ def _mounts(ctr: Container, cname: str, taken: set[str], volumes: list[dict[str,
     return out
 
 
+def _pod_of(ctr: Container) -> str:
+    from secpod.pods.record import _read, pods_dir
+
+    return _read(pods_dir() / str(ctr.pod)).name
+
+
+def _pod_ports(containers: list[Container]) -> dict[str, list[dict[str, Any]]]:
+    """A pod member publishes nothing itself: its pod's ports (its infra's) are stated on
+    the pod's first member given (a Pod's ports are its containers')."""
+    from secpod.pods import lifecycle
+    from secpod.pods.record import _read, pods_dir
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    done: set[str] = set()
+    for ctr in containers:
+        if not ctr.pod or ctr.pod in done:
+            continue
+        done.add(ctr.pod)
+        out[ctr.id] = lifecycle.infra_ports(_read(pods_dir() / ctr.pod))
+    return out
+
+
 def generate(containers: list[Container], kind: str = "pod") -> Generated:
     """One Pod (``kind`` ``pod``) or Deployment holding ``containers``.
 
@@ -188,6 +210,9 @@ def generate(containers: list[Container], kind: str = "pod") -> Generated:
     restarts = set()
     grace = 0
     pod_name = names.dns_label(containers[0].name, limit=59) + "-pod"
+    pod_ports = _pod_ports(containers)
+    if len({c.pod for c in containers}) == 1 and containers[0].pod:
+        pod_name = names.dns_label(_pod_of(containers[0]), limit=63)
     for ctr in containers:
         if ctr.network_mode in ("host", "none"):
             raise Refused(f"container {ctr.name} uses --network {ctr.network_mode}, which a "
@@ -197,7 +222,8 @@ def generate(containers: list[Container], kind: str = "pod") -> Generated:
         modes.add(ctr.network_mode)
         config = bundle.checked_config(ctr.bundle, ctr.config_digest, ctr.name)
         proc = config.get("process") or {}
-        cname = names.unique(names.dns_label(ctr.name), taken)
+        own = ctr.name.removeprefix(_pod_of(ctr) + "-") if ctr.pod else ctr.name
+        cname = names.unique(names.dns_label(own), taken)   # kube play prefixes the pod
         c: dict[str, Any] = {"name": cname, "image": _image(ctr)}
         args = list(ctr.args)
         ep = len(ctr.entrypoint) if args[:len(ctr.entrypoint)] == ctr.entrypoint else 0
@@ -213,7 +239,7 @@ def generate(containers: list[Container], kind: str = "pod") -> Generated:
             c["env"] = env
         c["workingDir"] = proc.get("cwd") or "/"
         ports = []
-        for p in ctr.ports:
+        for p in ctr.ports or pod_ports.pop(ctr.id, []):
             proto = str(p["protocol"]).upper()
             pkey = (int(p["container_port"]), proto)
             if pkey in ports_seen:
