@@ -149,7 +149,8 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
             image.rootfs, folder, readonly=confinement.root_readonly
         )
         bundlemod.write_userdata(folder / "userdata", hostname,
-                                 extra_hosts=spec.network_options.add_hosts)
+                                 extra_hosts=spec.network_options.add_hosts,
+                                 dns=_name_servers(spec, mode))
         config = bundlemod.build_config(
             cid=cid,
             hostname=hostname,
@@ -175,11 +176,12 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
         # Judged as secpod makes it: a private network namespace of the container's own,
         # whether crun creates it or the container joins its holder's.
         summary["cis_findings"] = _cis_findings(config, confinement.profile)
-        if ports:
+        if ports or mode == "pasta":
             from secpod import network
 
             stage = "network"
-            holder = network.start_holder(cid, ports, identity, folder, pending)
+            holder = network.start_holder(cid, ports, identity, folder, pending,
+                                          pasta=mode == "pasta")
             ports = holder.ports
             network.join(config, folder, holder)
             stage = "bundle"
@@ -308,7 +310,7 @@ def _spawn_holder(spec: ContainerSpec) -> Any:
     """Start the network holder first when the run publishes ports: its interpreter's
     start-up overlaps the policy, image, trust and bundle steps (docs/adr/0005). A
     create that fails ends it (create's _discard_holders)."""
-    if not (spec.ports or spec.network_options.publish_all):
+    if not (spec.ports or spec.network_options.publish_all or spec.network == "pasta"):
         return None
     from secpod import network
 
@@ -327,12 +329,21 @@ def published_ports(spec: ContainerSpec, image_config: dict[str, Any],
         ports += tuple(p for p in exposed_ports(image_config)
                        if (p.container_port, p.protocol) not in asked)
         check_distinct(ports)
-    if ports and mode != "private":
+    if ports and mode not in ("private", "pasta"):
         from secpod.errors import NetworkRequestError
 
         raise NetworkRequestError(f"-p/-P cannot publish ports with --network {mode}",
                          hint="use --network private")
     return ports
+
+
+def _name_servers(spec: ContainerSpec, mode: str) -> tuple[str, ...] | None:
+    """resolv.conf's name servers: --dns, else pasta's forwarder; None: no network."""
+    if mode != "pasta":
+        return None
+    from secpod.network.pasta import DNS_FORWARD
+
+    return spec.network_options.dns or (DNS_FORWARD,)
 
 
 def _stop_holder(cid: str) -> None:

@@ -102,7 +102,7 @@ def launch(ctr: Container, env: Environment) -> int:
     one this process started at create, or a new one on the recorded ports for a
     container started again; the holder then lives as long as the monitor and the
     container."""
-    holder = _holder_for(ctr) if ctr.ports else None
+    holder = _holder_for(ctr) if ctr.ports or ctr.network_mode == "pasta" else None
     try:
         pid = env.monitors.detached(env.runtime_for(ctr), ctr, exit_dir=state.exits_dir(),
                                     log_size_max=log_size_max(ctr))
@@ -125,9 +125,10 @@ def _holder_for(ctr: Container) -> Holder:
 
     holder = network.live(ctr.id)
     if holder is None:
-        network.stop(ctr.holder_pid, ctr.holder_identity)
+        network.stop(ctr.holder_pid, ctr.holder_identity, ctr.dir)
         holder = network.start_holder(
-            ctr.id, tuple(PortMapping(**p) for p in ctr.ports), preflight.identity(), ctr.dir)
+            ctr.id, tuple(PortMapping(**p) for p in ctr.ports), preflight.identity(), ctr.dir,
+            pasta=ctr.network_mode == "pasta")
         network.point_links(ctr.dir, holder.pid)
         ctr.holder_pid = holder.pid
         ctr.holder_identity = state.process_identity(holder.pid)
@@ -140,7 +141,7 @@ def stop_network(ctr: Container) -> None:
     if ctr.holder_pid:
         from secpod import network
 
-        network.stop(ctr.holder_pid, ctr.holder_identity)
+        network.stop(ctr.holder_pid, ctr.holder_identity, ctr.dir)
 
 
 # -- start -------------------------------------------------------------------------
