@@ -150,7 +150,7 @@ def discard_pending() -> None:
 
 def start_holder(cid: str, ports: tuple[PortMapping, ...], identity: Identity,
                  folder: Path, holder: Holder | None = None, *,
-                 overlay: Path | None = None) -> Holder:
+                 overlay: Path | None = None, pasta: bool = False) -> Holder:
     """Make ``holder`` (or a new one) the holder of container ``cid``'s namespaces, with
     ``ports`` bound on the host (its stderr, should it fail, goes to
     ``folder/holder.err``). With ``overlay`` (the image's tree), it also holds a mount
@@ -160,7 +160,10 @@ def start_holder(cid: str, ports: tuple[PortMapping, ...], identity: Identity,
     Returns it ready for the container to join, its ``ports`` with the host ports the
     kernel picked for 0. Raises Conflict (a port in use), NetworkRequestError (a
     privileged port, an address not of this host) and HostError (the holder, the id
-    mappings or the mount failed); nothing is left running then."""
+    mappings or the mount failed); nothing is left running then.
+
+    With ``pasta`` the holder forwards nothing itself: pasta, its child, gets the ports
+    and gives the namespace its outbound network (secpod.network.pasta)."""
     from secpod.network.ports import check_host_port, unprivileged_port_start
 
     try:
@@ -169,15 +172,25 @@ def start_holder(cid: str, ports: tuple[PortMapping, ...], identity: Identity,
             check_host_port(p, start)
         holder = holder or spawn()
         holder.send("log", folder / "holder.err")
-        holder.send("ports", *(f"{p.host_ip},{p.host_port},{p.container_port},{p.protocol}"
-                               for p in ports))
+        if pasta:
+            from secpod.network import pasta as pastamod
+
+            holder.send("helper")
+            holder.ports = pastamod.host_ports(ports)
+            holder.send("ports")
+        else:
+            holder.send("ports", *(f"{p.host_ip},{p.host_port},{p.container_port},{p.protocol}"
+                                   for p in ports))
         answer = holder.recv()
         if answer[0] == "error":
             raise _bind_error(ports[int(answer[1])], int(answer[2]))
-        holder.ports = tuple(PortMapping(container_port=p.container_port, host_port=int(b),
-                                         host_ip=p.host_ip, protocol=p.protocol)
-                             for p, b in zip(ports, answer[1:], strict=True))
-        holder.send("unshare", *(["net"] if ports else []), *(["mnt"] if overlay else []))
+        if not pasta:
+            holder.ports = tuple(PortMapping(container_port=p.container_port,
+                                             host_port=int(b), host_ip=p.host_ip,
+                                             protocol=p.protocol)
+                                 for p, b in zip(ports, answer[1:], strict=True))
+        holder.send("unshare", *(["net"] if ports or pasta else []),
+                    *(["mnt"] if overlay else []))
         answer = holder.recv()
         if answer[0] == "error":
             raise HostError("secpod's namespace holder cannot make the container's "
@@ -195,6 +208,8 @@ def start_holder(cid: str, ports: tuple[PortMapping, ...], identity: Identity,
         if answer[0] == "error":
             raise _setup_error(answer[1], int(answer[2]))
         holder.root_pid = int(answer[1]) if len(answer) > 1 else 0
+        if pasta:
+            _start_pasta(holder, folder)
     except BaseException:
         if holder is not None:
             holder.kill()
@@ -212,6 +227,17 @@ def _setup_error(step: str, code: int) -> HostError:
                               "in a user namespace; --read-only runs without one")
     return HostError(f"secpod's namespace holder cannot set up the container's loopback: "
                      f"{os.strerror(code)}")
+
+
+def _start_pasta(holder: Holder, folder: Path) -> None:
+    from secpod.network import pasta as pastamod
+
+    pidfile, errfile = folder / "pasta.pid", folder / "pasta.err"
+    pidfile.unlink(missing_ok=True)
+    args = pastamod.argv(holder.pid, holder.ports, pidfile)
+    holder.send("exec", str(errfile).encode().hex(), *(a.encode().hex() for a in args))
+    answer = holder.recv()
+    pastamod.wait_ready(int(answer[1]), pidfile, errfile)
 
 
 def live(cid: str) -> Holder | None:
@@ -273,16 +299,36 @@ def identity_of(pid: int) -> str:
     return process_identity(pid)
 
 
-def stop(pid: int | None, ident: str | None) -> None:
+def stop(pid: int | None, ident: str | None, folder: Path | None = None) -> None:
     """End a holder by its recorded pid, if that pid still is the process recorded
-    (``ident``: pid and start time)."""
+    (``ident``: pid and start time), and the pasta it started (its pid in
+    ``folder/pasta.pid``, killed only while it is the holder's child)."""
     if not pid or not ident or identity_of(pid) != ident:
         return
+    helper = _helper_of(pid, folder)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, signal.SIGKILL)
+    if helper is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(helper[0], signal.SIGKILL)
     deadline = time.monotonic() + 2
-    while identity_of(pid) == ident and time.monotonic() < deadline:
+    while time.monotonic() < deadline and (
+            identity_of(pid) == ident
+            or (helper is not None and identity_of(helper[0]) == helper[1])):
         time.sleep(0.005)
+
+
+def _helper_of(pid: int, folder: Path | None) -> tuple[int, str] | None:
+    """(pid, identity) of the holder's pasta, if it runs."""
+    if folder is None:
+        return None
+    try:
+        helper = int((folder / "pasta.pid").read_text().split()[0])
+        with open(f"/proc/{helper}/stat") as f:
+            ppid = int(f.read().rpartition(")")[2].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return (helper, identity_of(helper)) if ppid == pid else None
 
 
 def as_records(ports: tuple[PortMapping, ...]) -> list[dict[str, Any]]:

@@ -27,6 +27,13 @@ message, words separated by spaces:
    with its parent (PR_SET_PDEATHSIG), which it does until then. A holder that forwards
    no port exits once it has answered: the container's processes hold the namespaces.
 
+With ``--network pasta`` secpod sends ``helper`` before the ports: the holder forks a child
+that stays in the host's namespaces and dies with the holder (PR_SET_PDEATHSIG, kept
+across exec), and after ``ready``, ``exec ERR_PATH HEXWORD...`` makes that child exec the
+hex-encoded argv (pasta, in the foreground, attached to the holder's namespaces), its
+stderr to ERR_PATH; the holder answers ``helper PID``. So pasta lives no longer than the
+holder, whichever way the holder ends (docs/adr/0007-pasta.md).
+
 secpod may start it before it knows what it is for (its start-up overlaps secpod's own
 work): until the first line it only waits.
 
@@ -89,6 +96,41 @@ def _die_with_parent(parent: int) -> None:
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:
         os._exit(1)
+
+
+def _fork_helper() -> tuple[int, int]:
+    """A child in the host's namespaces that waits for an argv on a pipe and execs it;
+    (pid, the pipe's write end). It dies with the holder."""
+    r, w = os.pipe()
+    holder = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(w)
+            _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() != holder:
+                os._exit(1)
+            data = b""
+            while True:
+                chunk = os.read(r, 65536)
+                if not chunk:
+                    break
+                data += chunk
+            words = data.decode().split(" ")
+            if len(words) < 2:
+                os._exit(0)          # the holder ended, or pasta is not wanted after all
+            err = os.open(bytes.fromhex(words[0]).decode(),
+                          os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.dup2(err, 2)
+            os.dup2(err, 1)
+            argv = [bytes.fromhex(x).decode() for x in words[1:]]
+            for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGPIPE):
+                signal.signal(sig, signal.SIG_DFL)
+            os.execvp(argv[0], argv)  # noqa: S606 - pasta, argv from secpod, no shell
+        except BaseException:
+            os._exit(127)
+    os.close(r)
+    return pid, w
 
 
 class BindFailed(Exception):
@@ -300,6 +342,10 @@ def main() -> None:
         os.dup2(log, 2)
         os.close(log)
         line = ctl.recv()
+    helper = None
+    if line[0] == "helper":
+        helper = _fork_helper()
+        line = ctl.recv()
     try:
         bound = _bind(line[1:])
     except BindFailed as e:
@@ -336,6 +382,13 @@ def main() -> None:
             return
     threading.stack_size(256 * 1024)
     ctl.send("ready", root_pid)
+    if helper is not None:
+        words = ctl.recv()
+        if words[0] != "exec":
+            return
+        os.write(helper[1], " ".join(words[1:]).encode())
+        os.close(helper[1])
+        ctl.send("helper", helper[0])
 
     sel = selectors.DefaultSelector()
     udps = []
@@ -384,7 +437,7 @@ def main() -> None:
                         continue
                     ctl.sock.setblocking(True)
                     _watch(ctl, sel, words)
-                    if not bound:
+                    if not bound and helper is None:
                         os._exit(0)   # nothing to forward: the container holds its namespaces
                     watching = True
                     ctl.sock.setblocking(False)

@@ -150,7 +150,8 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
             image.rootfs, folder, readonly=confinement.root_readonly
         )
         bundlemod.write_userdata(folder / "userdata", hostname,
-                                 extra_hosts=spec.network_options.add_hosts)
+                                 extra_hosts=spec.network_options.add_hosts,
+                                 dns=_name_servers(spec, mode))
         overlay = root_mode == "overlay"
         if spec.mounts:
             from secpod.sandbox import volumes
@@ -185,14 +186,16 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
         # Judged as secpod makes it: a private network namespace of the container's own,
         # whether crun creates it or the container joins its holder's.
         summary["cis_findings"] = _cis_findings(config, confinement.profile)
-        if ports or overlay:
+        pasta = mode == "pasta"
+        if ports or overlay or pasta:
             from secpod import network
 
-            stage = "network" if ports else "storage"
+            stage = "network" if ports or pasta else "storage"
             holder = network.start_holder(cid, ports, identity, folder, pending,
-                                          overlay=image.rootfs if overlay else None)
+                                          overlay=image.rootfs if overlay else None,
+                                          pasta=pasta)
             ports = holder.ports
-            network.join(config, folder, holder, net=bool(ports), mnt=overlay)
+            network.join(config, folder, holder, net=bool(ports) or pasta, mnt=overlay)
             stage = "bundle"
         elif pending is not None:
             pending.kill()  # -P and the image exposes nothing, or a read-only root
@@ -326,12 +329,14 @@ def image_for(store: Any, spec: ContainerSpec, host_arch: str) -> Any:
                 hint="pull the image for this platform (secpod pull), or leave --platform out")
     return image
 def _spawn_holder(spec: ContainerSpec) -> Any:
-    """Start the namespace holder first when the run publishes ports or will likely have
-    a writable (overlay) root: its interpreter's start-up overlaps the policy, image,
-    trust and bundle steps (docs/adr/0005, 0006). A create that fails ends it (create's
-    _discard_holders), and so does one whose profile makes the root read-only."""
+    """Start the namespace holder first when the run publishes ports, uses pasta, or
+    will likely have a writable (overlay) root: its interpreter's start-up overlaps the
+    policy, image, trust and bundle steps (docs/adr/0005, 0006). A create that fails ends
+    it (create's _discard_holders), and so does one whose profile makes the root
+    read-only."""
     writable = spec.security.read_only is not True and spec.profile != "strict"
-    if not (spec.ports or spec.network_options.publish_all or writable):
+    if not (spec.ports or spec.network_options.publish_all or writable
+            or spec.network == "pasta"):
         return None
     from secpod import network
 
@@ -350,12 +355,21 @@ def published_ports(spec: ContainerSpec, image_config: dict[str, Any],
         ports += tuple(p for p in exposed_ports(image_config)
                        if (p.container_port, p.protocol) not in asked)
         check_distinct(ports)
-    if ports and mode != "private":
+    if ports and mode not in ("private", "pasta"):
         from secpod.errors import NetworkRequestError
 
         raise NetworkRequestError(f"-p/-P cannot publish ports with --network {mode}",
                          hint="use --network private")
     return ports
+
+
+def _name_servers(spec: ContainerSpec, mode: str) -> tuple[str, ...] | None:
+    """resolv.conf's name servers: --dns, else pasta's forwarder; None: no network."""
+    if mode != "pasta":
+        return None
+    from secpod.network.pasta import DNS_FORWARD
+
+    return spec.network_options.dns or (DNS_FORWARD,)
 
 
 def _stop_holder(cid: str) -> None:

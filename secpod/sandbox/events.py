@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 def network_of(ctr: Container) -> dict[str, Any]:
     """What every record of a container says of its network: the mode, the ports
     published (host ports as bound) and the egress rules (none: no route out)."""
-    return {"mode": ctr.network_mode, "ports": list(ctr.ports), "egress": []}
+    return {"mode": ctr.network_mode, "ports": list(ctr.ports),
+            "egress": ["any"] if ctr.network_mode == "pasta" else []}
 
 
 def refused(stage: str, e: Error, spec: ContainerSpec, **fields: Any) -> None:

@@ -98,11 +98,12 @@ def checked_bundle(ctr: Container, action: str) -> dict[str, Any]:
 def launch(ctr: Container, env: Environment) -> int:
     """The container's monitor (conmon) creates it in its runtime; returns its pid.
 
-    A container with published ports or an overlay root joins its namespace holder
+    A container with published ports, pasta or an overlay root joins its namespace holder
     (secpod.network): the one this process started at create, or a new one (on the
     recorded ports, over the recorded lower layer) for a container started again; a
     forwarding holder then lives as long as the monitor and the container."""
-    holder = _holder_for(ctr) if ctr.ports or ctr.root_lower else None
+    holder = (_holder_for(ctr) if ctr.ports or ctr.root_lower or ctr.network_mode == "pasta"
+              else None)
     try:
         pid = env.monitors.detached(env.runtime_for(ctr), ctr, exit_dir=state.exits_dir(),
                                     log_size_max=log_size_max(ctr))
@@ -125,10 +126,11 @@ def _holder_for(ctr: Container) -> Holder:
 
     holder = network.live(ctr.id)
     if holder is None:
-        network.stop(ctr.holder_pid, ctr.holder_identity)
+        network.stop(ctr.holder_pid, ctr.holder_identity, ctr.dir)
         holder = network.start_holder(
             ctr.id, tuple(PortMapping(**p) for p in ctr.ports), preflight.identity(), ctr.dir,
-            overlay=Path(ctr.root_lower) if ctr.root_lower else None)
+            overlay=Path(ctr.root_lower) if ctr.root_lower else None,
+            pasta=ctr.network_mode == "pasta")
         network.point_links(ctr.dir, holder.pid, holder.root_pid)
         ctr.holder_pid = holder.pid
         ctr.holder_identity = state.process_identity(holder.pid)
@@ -143,10 +145,11 @@ def stop_network(ctr: Container) -> None:
         from secpod import network
 
         holder = network.live(ctr.id)
-        if holder is not None and holder.pid == ctr.holder_pid:
+        if holder is not None and holder.pid == ctr.holder_pid and \
+                ctr.network_mode != "pasta":
             holder.kill()
             return
-        network.stop(ctr.holder_pid, ctr.holder_identity)
+        network.stop(ctr.holder_pid, ctr.holder_identity, ctr.dir)
 
 
 def running_root(ctr: Container, root: Path) -> Path:
