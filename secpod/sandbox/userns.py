@@ -87,17 +87,23 @@ def run_mapped(argv: list[str], *, timeout: float = 600) -> str:
     import subprocess
 
     proc = start_mapped(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = _communicate(proc, timeout)
+    if proc.returncode != 0:
+        raise HostError(f"{argv[0]} in the containers' user namespace failed: "
+                        f"{err.decode(errors='replace').strip()}",
+                        hint="secpod doctor checks the subordinate id ranges and newuidmap")
+    return out.decode(errors="replace")
+
+
+def _communicate(proc: Any, timeout: float) -> tuple[bytes, bytes]:
+    """A mapped child's (stdout, stderr) at its end; killed if it outlives ``timeout``."""
     try:
         out, err = proc.communicate(timeout=timeout)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    if proc.returncode != 0:
-        raise HostError(f"{argv[0]} in the containers' user namespace failed: "
-                        f"{err.decode(errors='replace').strip()}",
-                        hint="secpod doctor checks the subordinate id ranges and newuidmap")
-    return out.decode(errors="replace")
+    return out, err
 
 
 def _wait_unshared(pid: int) -> None:
@@ -140,12 +146,7 @@ def call_mapped(target: str, *args: object, timeout: float = 120) -> Any:
             "print(json.dumps(out))\n")
     proc = start_mapped([sys.executable, "-c", code, json.dumps([str(a) if not isinstance(
         a, (bool, int)) else a for a in args])], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    out, err = _communicate(proc, timeout)
     try:
         msg = json.loads(out)
     except ValueError:

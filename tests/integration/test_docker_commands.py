@@ -94,9 +94,9 @@ def test_ps_size_and_system_df(user: User, busybox: str) -> None:
              "dd if=/dev/zero of=/big bs=1k count=300 2>/dev/null", check=True)
     out = user.run("ps", "-a", "-s", "--format", "{{.Names}} {{.Size}}").stdout
     name, own, _, virtual = out.split()
-    # its own: the private copy of the root filesystem (read-only=false) and /big
-    assert name == "w" and own.endswith("MB") and float(own[:-2]) >= 1.3, out
-    assert virtual.endswith("MB)") and float(virtual[:-3]) > float(own[:-2])
+    # its own: what it wrote in its overlay's upper folder (/big), no copy of the image
+    assert name == "w" and own.endswith("kB") and 300 <= float(own[:-2]) < 1000, out
+    assert virtual.endswith("MB)") and float(virtual[:-3]) * 1000 > float(own[:-2])
     assert "SIZE" in user.run("ps", "-a", "--size").stdout.splitlines()[0]
     rows = [json.loads(x) for x in user.run("system", "df", "--format", "json").stdout.splitlines()]
     by = {r["Type"]: r for r in rows}
