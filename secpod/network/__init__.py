@@ -53,6 +53,7 @@ class Holder:
         self.buf = b""
         self.ports: tuple[PortMapping, ...] = ()
         self.root_pid = 0   # the holder's child whose mount namespace has the overlay root
+        self.pasta: tuple[int, str] | None = None   # pasta's pid and identity, once started
 
     @property
     def pid(self) -> int:
@@ -78,13 +79,24 @@ class Holder:
         return line.decode().split(" ")
 
     def kill(self) -> None:
+        """End the holder and its pasta, and return once neither runs (nothing of the
+        container's network listens any more). Its children die with it on their own
+        (PR_SET_PDEATHSIG); pasta is also killed here, so that none is seen running
+        after this returns."""
         with contextlib.suppress(ProcessLookupError):
             self.proc.kill()
+        if self.pasta is not None:
+            _kill(*self.pasta)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
+        if self.pasta is not None:
+            _wait_gone(*self.pasta)
         self.ctl.close()
         with contextlib.suppress(ValueError):
             _PENDING.remove(self)
+        for cid, h in list(_LIVE.items()):
+            if h is self:
+                del _LIVE[cid]
 
 
 def _bind_error(p: PortMapping, code: int) -> Exception:
@@ -237,7 +249,9 @@ def _start_pasta(holder: Holder, folder: Path) -> None:
     args = pastamod.argv(holder.pid, holder.ports, pidfile)
     holder.send("exec", str(errfile).encode().hex(), *(a.encode().hex() for a in args))
     answer = holder.recv()
-    pastamod.wait_ready(int(answer[1]), pidfile, errfile)
+    pid = int(answer[1])
+    holder.pasta = (pid, identity_of(pid))
+    pastamod.wait_ready(pid, pidfile, errfile)
 
 
 def live(cid: str) -> Holder | None:
@@ -300,21 +314,38 @@ def identity_of(pid: int) -> str:
 
 
 def stop(pid: int | None, ident: str | None, folder: Path | None = None) -> None:
-    """End a holder by its recorded pid, if that pid still is the process recorded
-    (``ident``: pid and start time), and the pasta it started (its pid in
-    ``folder/pasta.pid``, killed only while it is the holder's child)."""
-    if not pid or not ident or identity_of(pid) != ident:
+    """End a container's holder and its pasta, and return once neither runs: this
+    process's own holder is killed and reaped (:meth:`Holder.kill`); another's is killed
+    by its recorded pid if that pid still is the process recorded (``ident``: pid and
+    start time), and so is its pasta (its pid in ``folder/pasta.pid``, killed only while
+    it is that holder's child)."""
+    if not pid or not ident:
         return
-    helper = _helper_of(pid, folder)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, signal.SIGKILL)
-    if helper is not None:
+    own = next((h for h in _LIVE.values() if h.pid == pid), None)
+    if own is not None:
+        own.kill()
+        return
+    if identity_of(pid) != ident:
+        return
+    pasta = _helper_of(pid, folder)
+    _kill(pid, ident)
+    if pasta is not None:
+        _kill(*pasta)
+    _wait_gone(pid, ident)
+    if pasta is not None:
+        _wait_gone(*pasta)
+
+
+def _kill(pid: int, ident: str) -> None:
+    if identity_of(pid) == ident:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(helper[0], signal.SIGKILL)
-    deadline = time.monotonic() + 2
-    while time.monotonic() < deadline and (
-            identity_of(pid) == ident
-            or (helper is not None and identity_of(helper[0]) == helper[1])):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _wait_gone(pid: int, ident: str, timeout: float = 2.0) -> None:
+    """Until ``pid`` is no longer the process ``ident`` (ended and reaped by its parent)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and identity_of(pid) == ident:
         time.sleep(0.005)
 
 

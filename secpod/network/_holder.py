@@ -24,8 +24,10 @@ message, words separated by spaces:
    mount namespace the child's;
 4. ``watch detach|stay PID...``: it lives until any of these processes ends (the
    container's monitor, the container) and answers ``ok``. With ``detach`` it stops dying
-   with its parent (PR_SET_PDEATHSIG), which it does until then. A holder that forwards
-   no port exits once it has answered: the container's processes hold the namespaces.
+   with its parent (PR_SET_PDEATHSIG), which it does until then. A holder that serves
+   nothing (no port bound, no pasta) exits once it has answered: the container's
+   processes hold the namespaces. One that serves lives on, since its children (pasta,
+   the overlay's mount namespace holder) die with it.
 
 With ``--network pasta`` secpod sends ``helper`` before the ports: the holder forks a child
 that stays in the host's namespaces and dies with the holder (PR_SET_PDEATHSIG, kept
@@ -98,6 +100,16 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+def _keep_only(fd: int) -> None:
+    """In a child of the holder: close every descriptor but stdin, stdout, stderr and
+    ``fd``. A child holds nothing of its parent's: no listening socket, no control
+    socket and no pipe end outlives the holder in it, and the end of file the holder's
+    peers wait for (the helper's pipe, secpod's control socket) comes when the holder
+    closes its own copy or ends."""
+    os.closerange(3, fd)
+    os.closerange(fd + 1, os.sysconf("SC_OPEN_MAX"))
+
+
 def _fork_helper() -> tuple[int, int]:
     """A child in the host's namespaces that waits for an argv on a pipe and execs it;
     (pid, the pipe's write end). It dies with the holder."""
@@ -106,7 +118,7 @@ def _fork_helper() -> tuple[int, int]:
     pid = os.fork()
     if pid == 0:
         try:
-            os.close(w)
+            _keep_only(r)
             _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
             if os.getppid() != holder:
                 os._exit(1)
@@ -286,7 +298,7 @@ def _root_holder(paths: list[bytes]) -> int:
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:
-        os.close(r)
+        _keep_only(w)
         code = 0
         try:
             _die_with_parent(parent)
@@ -401,6 +413,7 @@ def main() -> None:
             sel.register(s, selectors.EVENT_READ, ("udp", u))
     ctl.sock.setblocking(False)
     sel.register(ctl.sock, selectors.EVENT_READ, ("ctl",))
+    serving = bool(bound) or helper is not None   # a forwarder, or pasta's parent
     watching = False
     last_sweep = time.monotonic()
     while True:
@@ -437,8 +450,8 @@ def main() -> None:
                         continue
                     ctl.sock.setblocking(True)
                     _watch(ctl, sel, words)
-                    if not bound and helper is None:
-                        os._exit(0)   # nothing to forward: the container holds its namespaces
+                    if not serving:
+                        os._exit(0)   # the container's processes hold its namespaces
                     watching = True
                     ctl.sock.setblocking(False)
         now = time.monotonic()

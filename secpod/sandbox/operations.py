@@ -139,16 +139,12 @@ def _holder_for(ctr: Container) -> Holder:
 
 
 def stop_network(ctr: Container) -> None:
-    """End the container's namespace holder (its ports stop listening): this process's
-    own child is killed and reaped, another's is killed by its recorded pid."""
+    """End the container's namespace holder and its pasta (its ports stop listening):
+    this process's own child is killed and reaped, another's is killed by its recorded
+    pid (secpod.network.stop)."""
     if ctr.holder_pid:
         from secpod import network
 
-        holder = network.live(ctr.id)
-        if holder is not None and holder.pid == ctr.holder_pid and \
-                ctr.network_mode != "pasta":
-            holder.kill()
-            return
         network.stop(ctr.holder_pid, ctr.holder_identity, ctr.dir)
 
 
