@@ -174,6 +174,49 @@ def test_pasta_publishes_a_port(user: User, busybox: str, net: tuple[int, int]) 
     assert not alive(pasta_pid) and not alive(holder)
 
 
+def wait_gone(pid: int, what: str) -> None:
+    deadline = time.monotonic() + 10
+    while alive(pid):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_pasta_lives_as_long_as_the_container(user: User, busybox: str,
+                                              net: tuple[int, int]) -> None:
+    outside, _ = net
+
+    def started(name: str, *cmd: str) -> int:
+        r = secpod(user, outside, "run", "-d", "--name", name, "--network", "pasta",
+                   busybox, *cmd)
+        assert r.returncode == 0, r.stderr
+        return int((folder(user, name) / "pasta.pid").read_text())
+
+    # running: the overlay root's holder stays while it is pasta's parent, and the
+    # container keeps its network
+    pasta = started("a", "sleep", "60")
+    r = secpod(user, outside, "exec", "a", "ip", "-o", "-4", "addr")
+    assert "10.200.0.2/24" in r.stdout and alive(pasta), r.stderr
+    # stop: gone when stop returns
+    assert secpod(user, outside, "stop", "-t", "1", "a").returncode == 0
+    assert not alive(pasta)
+    # started again: a new pasta; rm -f: gone when rm returns
+    assert secpod(user, outside, "start", "a").returncode == 0
+    pasta = int((folder(user, "a") / "pasta.pid").read_text())
+    assert alive(pasta)
+    assert secpod(user, outside, "rm", "-f", "a").returncode == 0
+    assert not alive(pasta)
+    # the container's own exit
+    pasta = started("b", "sleep", "1")
+    wait_gone(pasta, "pasta outlived its container")
+    # SIGKILL of the monitor (conmon)
+    pasta = started("c", "sleep", "60")
+    conmon = int(json.loads(secpod(user, outside, "inspect", "c").stdout)[0]
+                 ["Secpod"]["monitor_pid"])
+    os.kill(conmon, signal.SIGKILL)
+    wait_gone(pasta, "pasta outlived the monitor")
+    user.run("rm", "-f", "b", "c")
+
+
 def test_pasta_ends_when_secpod_is_killed(user: User, busybox: str,
                                           net: tuple[int, int]) -> None:
     outside, _ = net
