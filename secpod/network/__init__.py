@@ -162,7 +162,8 @@ def discard_pending() -> None:
 
 def start_holder(cid: str, ports: tuple[PortMapping, ...], identity: Identity,
                  folder: Path, holder: Holder | None = None, *,
-                 overlay: Path | None = None, pasta: bool = False) -> Holder:
+                 overlay: Path | None = None, pasta: bool = False,
+                 egress: tuple[str, ...] = ()) -> Holder:
     """Make ``holder`` (or a new one) the holder of container ``cid``'s namespaces, with
     ``ports`` bound on the host (its stderr, should it fail, goes to
     ``folder/holder.err``). With ``overlay`` (the image's tree), it also holds a mount
@@ -175,7 +176,9 @@ def start_holder(cid: str, ports: tuple[PortMapping, ...], identity: Identity,
     mappings or the mount failed); nothing is left running then.
 
     With ``pasta`` the holder forwards nothing itself: pasta, its child, gets the ports
-    and gives the namespace its outbound network (secpod.network.pasta)."""
+    and gives the namespace its outbound network (secpod.network.pasta); ``egress``, if
+    any, is the only way out it allows: the holder installs its nftables ruleset
+    (``folder/egress.nft``, secpod.network.egress) before pasta starts."""
     from secpod.network.ports import check_host_port, unprivileged_port_start
 
     try:
@@ -201,8 +204,13 @@ def start_holder(cid: str, ports: tuple[PortMapping, ...], identity: Identity,
                                              host_port=int(b), host_ip=p.host_ip,
                                              protocol=p.protocol)
                                  for p, b in zip(ports, answer[1:], strict=True))
+        rules = folder / "egress.nft" if pasta and egress else None
+        if rules is not None:
+            from secpod.network.egress import ruleset
+
+            rules.write_text(ruleset(egress))
         holder.send("unshare", *(["net"] if ports or pasta else []),
-                    *(["mnt"] if overlay else []))
+                    *(["mnt"] if overlay else []), *(["nft"] if rules else []))
         answer = holder.recv()
         if answer[0] == "error":
             raise HostError("secpod's namespace holder cannot make the container's "
@@ -213,12 +221,14 @@ def start_holder(cid: str, ports: tuple[PortMapping, ...], identity: Identity,
         for tool, proc in maps:
             _wait_map(tool, proc)
         holder.send("mapped")
+        if rules is not None:
+            holder.send("nft", bytes(rules).hex())
         if overlay is not None:
             holder.send("mount", *(bytes(p).hex() for p in (
                 overlay, folder / "upper", folder / "work", folder / "merged")))
         answer = holder.recv()
         if answer[0] == "error":
-            raise _setup_error(answer[1], int(answer[2]))
+            raise _setup_error(answer[1], int(answer[2]), folder)
         holder.root_pid = int(answer[1]) if len(answer) > 1 else 0
         if pasta:
             _start_pasta(holder, folder)
@@ -232,7 +242,16 @@ def start_holder(cid: str, ports: tuple[PortMapping, ...], identity: Identity,
     return holder
 
 
-def _setup_error(step: str, code: int) -> HostError:
+def _setup_error(step: str, code: int, folder: Path) -> HostError:
+    if step == "nft":
+        try:
+            said = (folder / "holder.err").read_text(errors="replace").strip().splitlines()
+        except OSError:
+            said = []
+        why = "; ".join(said[-3:]) or ("nft is not installed" if code == 127
+                                       else f"nft exited with {code}")
+        return HostError(f"cannot install the container's egress allow list: {why}",
+                         hint="apt-get install nftables; secpod doctor checks this host")
     if step == "mount":
         return HostError(f"cannot mount the container's overlay root: {os.strerror(code)}",
                          hint="secpod doctor checks whether this kernel mounts overlayfs "

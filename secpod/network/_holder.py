@@ -17,11 +17,13 @@ message, words separated by spaces:
    (newuidmap, newgidmap) and sends ``mapped``;
 3. with ``net``, it brings ``lo`` up and lets unprivileged processes of that namespace
    bind low ports (``net.ipv4.ip_unprivileged_port_start = 0`` there, as Docker does);
-   with ``mnt``, secpod's next line is ``mount LOWER UPPER WORK TARGET`` (each path in
-   hex): a child of the holder unshares a mount namespace and mounts the container's
-   overlay root there. Then it answers ``ready ROOT_PID`` (the child's pid, 0 without
-   ``mnt``; or ``error STEP ERRNO``): the container joins the namespaces by path, the
-   mount namespace the child's;
+   with ``nft`` (and ``net``), secpod's next line is ``nft PATH`` (hex): the holder runs
+   ``nft -f PATH`` there, pasta's egress allow list (secpod.network.egress), before
+   anything else joins the namespace; with ``mnt``, secpod's next line is
+   ``mount LOWER UPPER WORK TARGET`` (each path in hex): a child of the holder unshares
+   a mount namespace and mounts the container's overlay root there. Then it answers
+   ``ready ROOT_PID`` (the child's pid, 0 without ``mnt``; or ``error STEP ERRNO``): the
+   container joins the namespaces by path, the mount namespace the child's;
 4. ``watch detach|stay PID...``: it lives until any of these processes ends (the
    container's monitor, the container) and answers ``ok``. With ``detach`` it stops dying
    with its parent (PR_SET_PDEATHSIG), which it does until then. A holder that serves
@@ -323,6 +325,18 @@ def _root_holder(paths: list[bytes]) -> int:
     return pid
 
 
+def _nft(path: bytes, ctl_fd: int) -> int:
+    """Run ``nft -f PATH`` in this process's namespaces, where it is root (its output to
+    this process's stderr, the log); its exit status, or 127 when it cannot run."""
+    try:
+        pid = os.posix_spawnp("nft", [b"nft", b"-f", path], os.environ,
+                              file_actions=[(os.POSIX_SPAWN_CLOSE, ctl_fd),
+                                            (os.POSIX_SPAWN_DUP2, 2, 1)])
+    except OSError:
+        return 127
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) or 0
+
+
 def _escaped(path: bytes) -> bytes:
     """A path as overlay's options take it: backslash before a backslash, comma or colon."""
     for c in (b"\\", b",", b":"):
@@ -384,6 +398,11 @@ def main() -> None:
         except OSError as e:
             ctl.send("error", "loopback", e.errno)
             return
+        if "nft" in line:
+            status = _nft(bytes.fromhex(ctl.recv()[1]), ctl_fd)
+            if status:
+                ctl.send("error", "nft", status)
+                return
     root_pid = 0
     if mount:
         line = ctl.recv()

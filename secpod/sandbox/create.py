@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import sys
 
-from secpod.errors import AuditError, Error, RuntimeFailed, UsageError
+from secpod.errors import AuditError, Error, Refused, RuntimeFailed, UsageError
 from secpod.sandbox import bundle as bundlemod
 from secpod.sandbox import events, operations, preflight, signals, state
 from secpod.sandbox.environment import Environment
@@ -187,13 +187,17 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
         # whether crun creates it or the container joins its holder's.
         summary["cis_findings"] = _cis_findings(config, confinement.profile)
         pasta = mode == "pasta"
+        egress = tuple(confinement.summary.get("egress") or ())
+        if egress:
+            stage = "network"
+            _check_egress_caps(config, confinement.profile)
         if ports or overlay or pasta:
             from secpod import network
 
             stage = "network" if ports or pasta else "storage"
             holder = network.start_holder(cid, ports, identity, folder, pending,
                                           overlay=image.rootfs if overlay else None,
-                                          pasta=pasta)
+                                          pasta=pasta, egress=egress)
             ports = holder.ports
             network.join(config, folder, holder, net=bool(ports) or pasta, mnt=overlay)
             stage = "bundle"
@@ -235,6 +239,7 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
                    for p in ports],
             holder_pid=holder.pid if holder else None,
             holder_identity=state.process_identity(holder.pid) if holder else None,
+            egress=list(egress),
             root_lower=str(image.rootfs) if overlay else None,
             restart_policy=spec.restart,
             log_driver=spec.log_driver,
@@ -370,6 +375,17 @@ def _name_servers(spec: ContainerSpec, mode: str) -> tuple[str, ...] | None:
     from secpod.network.pasta import DNS_FORWARD
 
     return spec.network_options.dns or (DNS_FORWARD,)
+
+
+def _check_egress_caps(config: dict[str, Any], profile: str) -> None:
+    """An egress allow list holds only if the workload cannot change the rules: refuse
+    CAP_NET_ADMIN (added with --cap-add, or the profile's). Raises Refused."""
+    caps = (config["process"].get("capabilities") or {}).get("bounding") or []
+    if "CAP_NET_ADMIN" in caps:
+        raise Refused(f"profile {profile} has an egress allow list, which a container with "
+                      "CAP_NET_ADMIN could remove",
+                      hint="leave out --cap-add NET_ADMIN, or use a profile without "
+                           "[network] egress")
 
 
 def _stop_holder(cid: str) -> None:

@@ -130,7 +130,7 @@ def _holder_for(ctr: Container) -> Holder:
         holder = network.start_holder(
             ctr.id, tuple(PortMapping(**p) for p in ctr.ports), preflight.identity(), ctr.dir,
             overlay=Path(ctr.root_lower) if ctr.root_lower else None,
-            pasta=ctr.network_mode == "pasta")
+            pasta=ctr.network_mode == "pasta", egress=tuple(ctr.egress))
         network.point_links(ctr.dir, holder.pid, holder.root_pid)
         ctr.holder_pid = holder.pid
         ctr.holder_identity = state.process_identity(holder.pid)

@@ -264,3 +264,42 @@ def test_pasta_refusals(user: User, busybox: str, net: tuple[int, int]) -> None:
     records = audit_records(user)[before:]
     assert [x["action"] for x in records] == ["container.run.refused"] * 2, records
     assert user.run("ps", "-a", "-q").stdout == ""
+
+
+def test_pasta_egress_allow_list(user: User, busybox: str, net: tuple[int, int]) -> None:
+    outside, peer = net
+    user.file("config/secpod/profiles/egress.toml",
+              'extends = "default"\n[network]\negress = ["10.200.0.3/32:8000/tcp"]\n')
+    servers = [server(peer, "10.200.0.3", 8000), server(peer, "10.200.0.3", 8001)]
+    try:
+        r = secpod(user, outside, "run", "--name", "eg", "--profile", "egress",
+                   "--network", "pasta", busybox, "sh", "-c",
+                   "timeout 10 nc 10.200.0.3 8000 </dev/null; echo allowed done; "
+                   "timeout 10 nc 10.200.0.3 8001 </dev/null; echo other done; "
+                   "ip link set lo down || echo rules are fixed")
+        assert r.returncode == 0, r.stderr
+        # the allowed address and port answer; the same address on another port does not
+        assert r.stdout.splitlines()[:2] == ["hello 10.200.0.2", "allowed done"], r.stdout
+        assert r.stdout.count("hello") == 1 and "other done" in r.stdout, r.stdout
+        assert "rules are fixed" in r.stdout       # no CAP_NET_ADMIN in the container
+        # started again: a new holder installs the same rules
+        assert secpod(user, outside, "start", "eg").returncode == 0
+        assert secpod(user, outside, "wait", "eg").stdout.strip() == "0"
+        logs = secpod(user, outside, "logs", "eg").stdout
+        assert logs.count("hello 10.200.0.2") == logs.count("other done") >= 1, logs
+    finally:
+        for s in servers:
+            s.kill()
+            s.wait()
+    info = json.loads(secpod(user, outside, "inspect", "eg").stdout)[0]
+    assert info["Secpod"]["network"]["egress"] == ["10.200.0.3/32:8000/tcp"]
+    rec = [x for x in audit_records(user) if x["action"] == "container.create"][-1]
+    assert rec["details"]["network"]["egress"] == ["10.200.0.3/32:8000/tcp"], rec  # type: ignore[index]
+    user.run("rm", "-f", "eg")
+    # CAP_NET_ADMIN could remove the rules: refused, audited, nothing left
+    before = len(audit_records(user))
+    r = secpod(user, outside, "run", "--rm", "--profile", "egress", "--network", "pasta",
+               "--cap-add", "NET_ADMIN", busybox, "true")
+    assert r.returncode == 125 and "CAP_NET_ADMIN" in r.stderr, r.stderr
+    assert [x["action"] for x in audit_records(user)[before:]] == ["container.run.refused"]
+    assert user.run("ps", "-a", "-q").stdout == ""

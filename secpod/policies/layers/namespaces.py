@@ -99,4 +99,5 @@ def generate(prof: Profile, spec: ContainerSpec, host: HostFeatures) -> Fragment
     return Fragment(linux=linux, summary={
         "namespaces": ["user", *(n["type"] for n in namespaces)],
         "network": {"host": "host", "pasta": "pasta"}.get(mode, "loopback"),
-        "network_mode": mode})
+        "network_mode": mode,
+        **({"egress": list(prof.egress)} if mode == "pasta" and prof.egress else {})})
