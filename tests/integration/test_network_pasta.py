@@ -127,9 +127,16 @@ def test_pasta_reaches_a_server_of_the_peer_namespace(user: User, busybox: str,
     assert rec["details"]["network"]["mode"] == "pasta", rec  # type: ignore[index]
 
 
-def test_pasta_publishes_a_port(user: User, busybox: str, net: tuple[int, int]) -> None:
+EGRESS_PROFILE = 'extends = "default"\n[network]\negress = ["10.200.0.3/32:8000/tcp"]\n'
+
+
+# With an egress list, a published port's replies still pass (established connections).
+@pytest.mark.parametrize("profile", ["default", "egress"])
+def test_pasta_publishes_a_port(user: User, busybox: str, net: tuple[int, int],
+                                profile: str) -> None:
     outside, _ = net
-    r = secpod(user, outside, "run", "-d", "--name", "web",
+    user.file("config/secpod/profiles/egress.toml", EGRESS_PROFILE)
+    r = secpod(user, outside, "run", "-d", "--name", "web", "--profile", profile,
                "--network", "pasta", "-p", "8080:80", busybox, "sh", "-c",
                "while true; do echo hi | nc -l -p 80; done")
     assert r.returncode == 0, r.stderr
@@ -266,10 +273,22 @@ def test_pasta_refusals(user: User, busybox: str, net: tuple[int, int]) -> None:
     assert user.run("ps", "-a", "-q").stdout == ""
 
 
+def check_egress(out: str) -> None:
+    """In each run's output: the allowed address and port answered, the same address on
+    another port did not, and the rules could not be changed (no CAP_NET_ADMIN).
+    (Debian 12's pasta sometimes hands a client the server's short reply more than once,
+    with or without an egress list: docs/networking.md.)"""
+    runs = out.split("rules are fixed\n")
+    assert len(runs) > 1 and runs[-1] == "", out
+    for run in runs[:-1]:
+        allowed, _, other = run.partition("allowed done\n")
+        assert "hello 10.200.0.2" in allowed and other.endswith("other done\n"), out
+        assert "hello" not in other, out   # refused by the rules
+
+
 def test_pasta_egress_allow_list(user: User, busybox: str, net: tuple[int, int]) -> None:
     outside, peer = net
-    user.file("config/secpod/profiles/egress.toml",
-              'extends = "default"\n[network]\negress = ["10.200.0.3/32:8000/tcp"]\n')
+    user.file("config/secpod/profiles/egress.toml", EGRESS_PROFILE)
     servers = [server(peer, "10.200.0.3", 8000), server(peer, "10.200.0.3", 8001)]
     try:
         r = secpod(user, outside, "run", "--name", "eg", "--profile", "egress",
@@ -278,15 +297,11 @@ def test_pasta_egress_allow_list(user: User, busybox: str, net: tuple[int, int])
                    "timeout 10 nc 10.200.0.3 8001 </dev/null; echo other done; "
                    "ip link set lo down || echo rules are fixed")
         assert r.returncode == 0, r.stderr
-        # the allowed address and port answer; the same address on another port does not
-        assert r.stdout.splitlines()[:2] == ["hello 10.200.0.2", "allowed done"], r.stdout
-        assert r.stdout.count("hello") == 1 and "other done" in r.stdout, r.stdout
-        assert "rules are fixed" in r.stdout       # no CAP_NET_ADMIN in the container
+        check_egress(r.stdout)
         # started again: a new holder installs the same rules
         assert secpod(user, outside, "start", "eg").returncode == 0
         assert secpod(user, outside, "wait", "eg").stdout.strip() == "0"
-        logs = secpod(user, outside, "logs", "eg").stdout
-        assert logs.count("hello 10.200.0.2") == logs.count("other done") >= 1, logs
+        check_egress(secpod(user, outside, "logs", "eg").stdout)
     finally:
         for s in servers:
             s.kill()
