@@ -6,9 +6,9 @@ namespaces by path, in the foreground, as the holder's child (so it dies with it
 copies the host's addresses and routes into the container's namespace (``--config-net``)
 and translates the container's traffic into ordinary sockets of the user. secpod gives it:
 
-- ``-t/-u`` only for the ports published (``-p``): pasta itself listens on the host and
-  the server sees each client's real address; ``-T none -U none``: nothing of the host's
-  loopback is forwarded into the container;
+- ``-t/-u`` only for the ports published (``-p``): pasta itself listens on the host (a
+  loopback client is seen as 127.0.0.1; others, docs/networking.md); ``-T none -U
+  none``: nothing of the host's loopback is forwarded into the container;
 - ``--no-map-gw``: the gateway address is not a way to the host's loopback services;
 - ``--dns-forward 169.254.1.1``: the name server the container's resolv.conf names
   (unless ``--dns``), forwarded to the host's first resolver.
