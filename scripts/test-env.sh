@@ -21,7 +21,7 @@ fi
 apt_packages=(git make crun runc conmon uidmap busybox-static skopeo umoci podman docker-registry
   secilc apparmor python3-seccomp python3-selinux python3-venv python3-dev python3-yaml gnupg gpgconf zstd mmdebstrap
   libpam-modules python3-pam apache2-utils chromium gcc libc6-dev util-linux procps hyperfine valgrind openssl time
-  strace catatonit systemd)
+  strace catatonit systemd passt nftables)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -92,7 +92,13 @@ fi
 # plain v1, and secpod is called with the cgroup manager disabled.
 cd "$stage/main"
 export SECPOD_STAGE="$stage" SECPOD_TEST_USER="$user" SECPOD_TEST_USER2="$user2"
+# No udev here: /dev/net/tun is root's 0600, and pasta needs it. In the same private
+# mount namespace only, a 0666 node of the same device is bound over it.
 exec unshare -m --propagation private -- bash -c '
   if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified; fi
+  tun=$(mktemp -d /tmp/secpod-tun.XXXXXX)
+  mount -t tmpfs -o mode=0755,size=64k tmpfs "$tun"
+  mknod -m 0666 "$tun/tun" c 10 200
+  mount --bind "$tun/tun" /dev/net/tun
   exec "$0" -m pytest -p no:cacheprovider "$@"
 ' "$venv/bin/python" "$@"

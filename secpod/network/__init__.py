@@ -53,6 +53,7 @@ class Holder:
         self.buf = b""
         self.ports: tuple[PortMapping, ...] = ()
         self.root_pid = 0   # the holder's child whose mount namespace has the overlay root
+        self.pasta: tuple[int, str] | None = None   # pasta's pid and identity, once started
 
     @property
     def pid(self) -> int:
@@ -78,13 +79,24 @@ class Holder:
         return line.decode().split(" ")
 
     def kill(self) -> None:
+        """End the holder and its pasta, and return once neither runs (nothing of the
+        container's network listens any more). Its children die with it on their own
+        (PR_SET_PDEATHSIG); pasta is also killed here, so that none is seen running
+        after this returns."""
         with contextlib.suppress(ProcessLookupError):
             self.proc.kill()
+        if self.pasta is not None:
+            _kill(*self.pasta)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
+        if self.pasta is not None:
+            _wait_gone(*self.pasta)
         self.ctl.close()
         with contextlib.suppress(ValueError):
             _PENDING.remove(self)
+        for cid, h in list(_LIVE.items()):
+            if h is self:
+                del _LIVE[cid]
 
 
 def _bind_error(p: PortMapping, code: int) -> Exception:
@@ -150,7 +162,8 @@ def discard_pending() -> None:
 
 def start_holder(cid: str, ports: tuple[PortMapping, ...], identity: Identity,
                  folder: Path, holder: Holder | None = None, *,
-                 overlay: Path | None = None,
+                 overlay: Path | None = None, pasta: bool = False,
+                 egress: tuple[str, ...] = (),
                  userns: tuple[Path, int, int] | None = None,
                  net: bool = False) -> Holder:
     """Make ``holder`` (or a new one) the holder of container ``cid``'s namespaces, with
@@ -165,7 +178,12 @@ def start_holder(cid: str, ports: tuple[PortMapping, ...], identity: Identity,
     Returns it ready for the container to join, its ``ports`` with the host ports the
     kernel picked for 0. Raises Conflict (a port in use), NetworkRequestError (a
     privileged port, an address not of this host) and HostError (the holder, the id
-    mappings or the mount failed); nothing is left running then."""
+    mappings or the mount failed); nothing is left running then.
+
+    With ``pasta`` the holder forwards nothing itself: pasta, its child, gets the ports
+    and gives the namespace its outbound network (secpod.network.pasta); ``egress``, if
+    any, is the only way out it allows: the holder installs its nftables ruleset
+    (``folder/egress.nft``, secpod.network.egress) before pasta starts."""
     from secpod.network.ports import check_host_port, unprivileged_port_start
 
     try:
@@ -174,14 +192,23 @@ def start_holder(cid: str, ports: tuple[PortMapping, ...], identity: Identity,
             check_host_port(p, start)
         holder = holder or spawn()
         holder.send("log", folder / "holder.err")
-        holder.send("ports", *(f"{p.host_ip},{p.host_port},{p.container_port},{p.protocol}"
-                               for p in ports))
+        if pasta:
+            from secpod.network import pasta as pastamod
+
+            holder.send("helper")
+            holder.ports = pastamod.host_ports(ports)
+            holder.send("ports")
+        else:
+            holder.send("ports", *(f"{p.host_ip},{p.host_port},{p.container_port},{p.protocol}"
+                                   for p in ports))
         answer = holder.recv()
         if answer[0] == "error":
             raise _bind_error(ports[int(answer[1])], int(answer[2]))
-        holder.ports = tuple(PortMapping(container_port=p.container_port, host_port=int(b),
-                                         host_ip=p.host_ip, protocol=p.protocol)
-                             for p, b in zip(ports, answer[1:], strict=True))
+        if not pasta:
+            holder.ports = tuple(PortMapping(container_port=p.container_port,
+                                             host_port=int(b), host_ip=p.host_ip,
+                                             protocol=p.protocol)
+                                 for p, b in zip(ports, answer[1:], strict=True))
         if userns is not None:
             path, dev, ino = userns
             holder.send("enter", bytes(path).hex(), dev, ino)
@@ -190,8 +217,14 @@ def start_holder(cid: str, ports: tuple[PortMapping, ...], identity: Identity,
                 raise HostError("secpod's namespace holder cannot join the pod's user "
                                 f"namespace: {os.strerror(int(answer[2]))}",
                                 hint="secpod pod ps: the pod's infra must be running")
+        rules = folder / "egress.nft" if pasta and egress else None
+        if rules is not None:
+            from secpod.network.egress import ruleset
+
+            rules.write_text(ruleset(egress))
         holder.send("unshare", *(["user"] if userns is None else []),
-                    *(["net"] if ports or net else []), *(["mnt"] if overlay else []))
+                    *(["net"] if ports or pasta or net else []),
+                    *(["mnt"] if overlay else []), *(["nft"] if rules else []))
         answer = holder.recv()
         if answer[0] == "error":
             raise HostError("secpod's namespace holder cannot make the container's "
@@ -203,13 +236,17 @@ def start_holder(cid: str, ports: tuple[PortMapping, ...], identity: Identity,
             for tool, proc in maps:
                 _wait_map(tool, proc)
             holder.send("mapped")
+        if rules is not None:
+            holder.send("nft", bytes(rules).hex())
         if overlay is not None:
             holder.send("mount", *(bytes(p).hex() for p in (
                 overlay, folder / "upper", folder / "work", folder / "merged")))
         answer = holder.recv()
         if answer[0] == "error":
-            raise _setup_error(answer[1], int(answer[2]))
+            raise _setup_error(answer[1], int(answer[2]), folder)
         holder.root_pid = int(answer[1]) if len(answer) > 1 else 0
+        if pasta:
+            _start_pasta(holder, folder)
     except BaseException:
         if holder is not None:
             holder.kill()
@@ -220,13 +257,35 @@ def start_holder(cid: str, ports: tuple[PortMapping, ...], identity: Identity,
     return holder
 
 
-def _setup_error(step: str, code: int) -> HostError:
+def _setup_error(step: str, code: int, folder: Path) -> HostError:
+    if step == "nft":
+        try:
+            said = (folder / "holder.err").read_text(errors="replace").strip().splitlines()
+        except OSError:
+            said = []
+        why = "; ".join(said[-3:]) or ("nft is not installed" if code == 127
+                                       else f"nft exited with {code}")
+        return HostError(f"cannot install the container's egress allow list: {why}",
+                         hint="apt-get install nftables; secpod doctor checks this host")
     if step == "mount":
         return HostError(f"cannot mount the container's overlay root: {os.strerror(code)}",
                          hint="secpod doctor checks whether this kernel mounts overlayfs "
                               "in a user namespace; --read-only runs without one")
     return HostError(f"secpod's namespace holder cannot set up the container's loopback: "
                      f"{os.strerror(code)}")
+
+
+def _start_pasta(holder: Holder, folder: Path) -> None:
+    from secpod.network import pasta as pastamod
+
+    pidfile, errfile = folder / "pasta.pid", folder / "pasta.err"
+    pidfile.unlink(missing_ok=True)
+    args = pastamod.argv(holder.pid, holder.ports, pidfile)
+    holder.send("exec", str(errfile).encode().hex(), *(a.encode().hex() for a in args))
+    answer = holder.recv()
+    pid = int(answer[1])
+    holder.pasta = (pid, identity_of(pid))
+    pastamod.wait_ready(pid, pidfile, errfile)
 
 
 def live(cid: str) -> Holder | None:
@@ -291,16 +350,53 @@ def identity_of(pid: int) -> str:
     return process_identity(pid)
 
 
-def stop(pid: int | None, ident: str | None) -> None:
-    """End a holder by its recorded pid, if that pid still is the process recorded
-    (``ident``: pid and start time)."""
-    if not pid or not ident or identity_of(pid) != ident:
+def stop(pid: int | None, ident: str | None, folder: Path | None = None) -> None:
+    """End a container's holder and its pasta, and return once neither runs: this
+    process's own holder is killed and reaped (:meth:`Holder.kill`); another's is killed
+    by its recorded pid if that pid still is the process recorded (``ident``: pid and
+    start time), and so is its pasta (its pid in ``folder/pasta.pid``, killed only while
+    it is that holder's child)."""
+    if not pid or not ident:
         return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 2
-    while identity_of(pid) == ident and time.monotonic() < deadline:
+    own = next((h for h in _LIVE.values() if h.pid == pid), None)
+    if own is not None:
+        own.kill()
+        return
+    if identity_of(pid) != ident:
+        return
+    pasta = _helper_of(pid, folder)
+    _kill(pid, ident)
+    if pasta is not None:
+        _kill(*pasta)
+    _wait_gone(pid, ident)
+    if pasta is not None:
+        _wait_gone(*pasta)
+
+
+def _kill(pid: int, ident: str) -> None:
+    if identity_of(pid) == ident:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _wait_gone(pid: int, ident: str, timeout: float = 2.0) -> None:
+    """Until ``pid`` is no longer the process ``ident`` (ended and reaped by its parent)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and identity_of(pid) == ident:
         time.sleep(0.005)
+
+
+def _helper_of(pid: int, folder: Path | None) -> tuple[int, str] | None:
+    """(pid, identity) of the holder's pasta, if it runs."""
+    if folder is None:
+        return None
+    try:
+        helper = int((folder / "pasta.pid").read_text().split()[0])
+        with open(f"/proc/{helper}/stat") as f:
+            ppid = int(f.read().rpartition(")")[2].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return (helper, identity_of(helper)) if ppid == pid else None
 
 
 def as_records(ports: tuple[PortMapping, ...]) -> list[dict[str, Any]]:

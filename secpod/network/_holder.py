@@ -20,15 +20,26 @@ message, words separated by spaces:
    inode of its nsfs file), and it answers ``entered`` (docs/adr/0008-pods.md);
 3. with ``net``, it brings ``lo`` up and lets unprivileged processes of that namespace
    bind low ports (``net.ipv4.ip_unprivileged_port_start = 0`` there, as Docker does);
-   with ``mnt``, secpod's next line is ``mount LOWER UPPER WORK TARGET`` (each path in
-   hex): a child of the holder unshares a mount namespace and mounts the container's
-   overlay root there. Then it answers ``ready ROOT_PID`` (the child's pid, 0 without
-   ``mnt``; or ``error STEP ERRNO``): the container joins the namespaces by path, the
-   mount namespace the child's;
+   with ``nft`` (and ``net``), secpod's next line is ``nft PATH`` (hex): the holder runs
+   ``nft -f PATH`` there, pasta's egress allow list (secpod.network.egress), before
+   anything else joins the namespace; with ``mnt``, secpod's next line is
+   ``mount LOWER UPPER WORK TARGET`` (each path in hex): a child of the holder unshares
+   a mount namespace and mounts the container's overlay root there. Then it answers
+   ``ready ROOT_PID`` (the child's pid, 0 without ``mnt``; or ``error STEP ERRNO``): the
+   container joins the namespaces by path, the mount namespace the child's;
 4. ``watch detach|stay PID...``: it lives until any of these processes ends (the
    container's monitor, the container) and answers ``ok``. With ``detach`` it stops dying
-   with its parent (PR_SET_PDEATHSIG), which it does until then. A holder that forwards
-   no port exits once it has answered: the container's processes hold the namespaces.
+   with its parent (PR_SET_PDEATHSIG), which it does until then. A holder that serves
+   nothing (no port bound, no pasta) exits once it has answered: the container's
+   processes hold the namespaces. One that serves lives on, since its children (pasta,
+   the overlay's mount namespace holder) die with it.
+
+With ``--network pasta`` secpod sends ``helper`` before the ports: the holder forks a child
+that stays in the host's namespaces and dies with the holder (PR_SET_PDEATHSIG, kept
+across exec), and after ``ready``, ``exec ERR_PATH HEXWORD...`` makes that child exec the
+hex-encoded argv (pasta, in the foreground, attached to the holder's namespaces), its
+stderr to ERR_PATH; the holder answers ``helper PID``. So pasta lives no longer than the
+holder, whichever way the holder ends (docs/adr/0007-pasta.md).
 
 secpod may start it before it knows what it is for (its start-up overlaps secpod's own
 work): until the first line it only waits.
@@ -92,6 +103,51 @@ def _die_with_parent(parent: int) -> None:
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:
         os._exit(1)
+
+
+def _keep_only(fd: int) -> None:
+    """In a child of the holder: close every descriptor but stdin, stdout, stderr and
+    ``fd``. A child holds nothing of its parent's: no listening socket, no control
+    socket and no pipe end outlives the holder in it, and the end of file the holder's
+    peers wait for (the helper's pipe, secpod's control socket) comes when the holder
+    closes its own copy or ends."""
+    os.closerange(3, fd)
+    os.closerange(fd + 1, os.sysconf("SC_OPEN_MAX"))
+
+
+def _fork_helper() -> tuple[int, int]:
+    """A child in the host's namespaces that waits for an argv on a pipe and execs it;
+    (pid, the pipe's write end). It dies with the holder."""
+    r, w = os.pipe()
+    holder = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _keep_only(r)
+            _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() != holder:
+                os._exit(1)
+            data = b""
+            while True:
+                chunk = os.read(r, 65536)
+                if not chunk:
+                    break
+                data += chunk
+            words = data.decode().split(" ")
+            if len(words) < 2:
+                os._exit(0)          # the holder ended, or pasta is not wanted after all
+            err = os.open(bytes.fromhex(words[0]).decode(),
+                          os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.dup2(err, 2)
+            os.dup2(err, 1)
+            argv = [bytes.fromhex(x).decode() for x in words[1:]]
+            for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGPIPE):
+                signal.signal(sig, signal.SIG_DFL)
+            os.execvp(argv[0], argv)  # noqa: S606 - pasta, argv from secpod, no shell
+        except BaseException:
+            os._exit(127)
+    os.close(r)
+    return pid, w
 
 
 class BindFailed(Exception):
@@ -265,7 +321,7 @@ def _root_holder(paths: list[bytes]) -> int:
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:
-        os.close(r)
+        _keep_only(w)
         code = 0
         try:
             _die_with_parent(parent)
@@ -288,6 +344,18 @@ def _root_holder(paths: list[bytes]) -> int:
         os.waitpid(pid, 0)
         raise OSError(code, "mount")
     return pid
+
+
+def _nft(path: bytes, ctl_fd: int) -> int:
+    """Run ``nft -f PATH`` in this process's namespaces, where it is root (its output to
+    this process's stderr, the log); its exit status, or 127 when it cannot run."""
+    try:
+        pid = os.posix_spawnp("nft", [b"nft", b"-f", path], os.environ,
+                              file_actions=[(os.POSIX_SPAWN_CLOSE, ctl_fd),
+                                            (os.POSIX_SPAWN_DUP2, 2, 1)])
+    except OSError:
+        return 127
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) or 0
 
 
 def _escaped(path: bytes) -> bytes:
@@ -320,6 +388,10 @@ def main() -> None:
         log = os.open(" ".join(line[1:]), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.dup2(log, 2)
         os.close(log)
+        line = ctl.recv()
+    helper = None
+    if line[0] == "helper":
+        helper = _fork_helper()
         line = ctl.recv()
     try:
         bound = _bind(line[1:])
@@ -354,6 +426,11 @@ def main() -> None:
         except OSError as e:
             ctl.send("error", "loopback", e.errno)
             return
+        if "nft" in line:
+            status = _nft(bytes.fromhex(ctl.recv()[1]), ctl_fd)
+            if status:
+                ctl.send("error", "nft", status)
+                return
     root_pid = 0
     if mount:
         line = ctl.recv()
@@ -364,6 +441,13 @@ def main() -> None:
             return
     threading.stack_size(256 * 1024)
     ctl.send("ready", root_pid)
+    if helper is not None:
+        words = ctl.recv()
+        if words[0] != "exec":
+            return
+        os.write(helper[1], " ".join(words[1:]).encode())
+        os.close(helper[1])
+        ctl.send("helper", helper[0])
 
     sel = selectors.DefaultSelector()
     udps = []
@@ -376,6 +460,7 @@ def main() -> None:
             sel.register(s, selectors.EVENT_READ, ("udp", u))
     ctl.sock.setblocking(False)
     sel.register(ctl.sock, selectors.EVENT_READ, ("ctl",))
+    serving = bool(bound) or helper is not None   # a forwarder, or pasta's parent
     watching = False
     last_sweep = time.monotonic()
     while True:
@@ -412,8 +497,8 @@ def main() -> None:
                         continue
                     ctl.sock.setblocking(True)
                     _watch(ctl, sel, words)
-                    if not bound:
-                        os._exit(0)   # nothing to forward: the container holds its namespaces
+                    if not serving:
+                        os._exit(0)   # the container's processes hold its namespaces
                     watching = True
                     ctl.sock.setblocking(False)
         now = time.monotonic()

@@ -151,16 +151,20 @@ def _base_mounts(userdata: Path, *, own_netns: bool, root_readonly: bool) -> lis
 
 
 def write_userdata(userdata: Path, hostname: str,
-                   extra_hosts: tuple[tuple[str, str], ...] = ()) -> None:
-    """/etc/hosts, /etc/resolv.conf, /etc/hostname for a loopback-only container;
-    ``extra_hosts``: --add-host's (name, address) lines."""
+                   extra_hosts: tuple[tuple[str, str], ...] = (),
+                   dns: tuple[str, ...] | None = None) -> None:
+    """/etc/hosts, /etc/resolv.conf, /etc/hostname; ``extra_hosts``: --add-host's
+    (name, address) lines; ``dns``: the name servers of a container with a network
+    (None: loopback only)."""
     userdata.mkdir(mode=0o700, exist_ok=True)
     (userdata / "hostname").write_text(hostname + "\n")
     (userdata / "hosts").write_text(
         f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
         + "".join(f"{addr}\t{name}\n" for name, addr in extra_hosts)
     )
-    (userdata / "resolv.conf").write_text("# no network: this container has loopback only\n")
+    (userdata / "resolv.conf").write_text(
+        "# no network: this container has loopback only\n" if dns is None else
+        "".join(f"nameserver {a}\n" for a in dns))
 
 
 def prepare_rootfs(image_rootfs: Path, folder: Path, *, readonly: bool) -> tuple[Path, str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import sys
 
-from secpod.errors import AuditError, Error, RuntimeFailed, UsageError
+from secpod.errors import AuditError, Error, Refused, RuntimeFailed, UsageError
 from secpod.sandbox import bundle as bundlemod
 from secpod.sandbox import events, operations, preflight, signals, state
 from secpod.sandbox.environment import Environment
@@ -159,7 +159,8 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
             image.rootfs, folder, readonly=confinement.root_readonly
         )
         bundlemod.write_userdata(folder / "userdata", hostname,
-                                 extra_hosts=spec.network_options.add_hosts)
+                                 extra_hosts=spec.network_options.add_hosts,
+                                 dns=_name_servers(spec, mode))
         overlay = root_mode == "overlay"
         if spec.mounts:
             from secpod.sandbox import volumes
@@ -204,15 +205,20 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
             mode = "pod" if "net" in pod.share else mode
             summary["pod"] = {"id": pod.id, "name": pod.name, "share": list(pod.share)}
             stage = "bundle"
-        if ports or overlay:
+        pasta = mode == "pasta"
+        egress = tuple(confinement.summary.get("egress") or ())
+        if egress:
+            stage = "network"
+            _check_egress_caps(config, confinement.profile)
+        if ports or overlay or pasta:
             from secpod import network
 
-            stage = "network" if ports else "storage"
+            stage = "network" if ports or pasta else "storage"
             holder = network.start_holder(cid, ports, identity, folder, pending,
                                           overlay=image.rootfs if overlay else None,
-                                          userns=userns)
+                                          pasta=pasta, egress=egress, userns=userns)
             ports = holder.ports
-            network.join(config, folder, holder, net=bool(ports), mnt=overlay,
+            network.join(config, folder, holder, net=bool(ports) or pasta, mnt=overlay,
                          links=("mnt",) if userns else ("user", "net", "mnt"))
             stage = "bundle"
         elif pending is not None:
@@ -253,6 +259,7 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
                    for p in ports],
             holder_pid=holder.pid if holder else None,
             holder_identity=state.process_identity(holder.pid) if holder else None,
+            egress=list(egress),
             root_lower=str(image.rootfs) if overlay else None,
             restart_policy=spec.restart,
             log_driver=spec.log_driver,
@@ -348,12 +355,14 @@ def image_for(store: Any, spec: ContainerSpec, host_arch: str) -> Any:
                 hint="pull the image for this platform (secpod pull), or leave --platform out")
     return image
 def _spawn_holder(spec: ContainerSpec) -> Any:
-    """Start the namespace holder first when the run publishes ports or will likely have
-    a writable (overlay) root: its interpreter's start-up overlaps the policy, image,
-    trust and bundle steps (docs/adr/0005, 0006). A create that fails ends it (create's
-    _discard_holders), and so does one whose profile makes the root read-only."""
+    """Start the namespace holder first when the run publishes ports, uses pasta, or
+    will likely have a writable (overlay) root: its interpreter's start-up overlaps the
+    policy, image, trust and bundle steps (docs/adr/0005, 0006). A create that fails ends
+    it (create's _discard_holders), and so does one whose profile makes the root
+    read-only."""
     writable = spec.security.read_only is not True and spec.profile != "strict"
-    if not (spec.ports or spec.network_options.publish_all or writable):
+    if not (spec.ports or spec.network_options.publish_all or writable
+            or spec.network == "pasta"):
         return None
     from secpod import network
 
@@ -372,12 +381,32 @@ def published_ports(spec: ContainerSpec, image_config: dict[str, Any],
         ports += tuple(p for p in exposed_ports(image_config)
                        if (p.container_port, p.protocol) not in asked)
         check_distinct(ports)
-    if ports and mode != "private":
+    if ports and mode not in ("private", "pasta"):
         from secpod.errors import NetworkRequestError
 
         raise NetworkRequestError(f"-p/-P cannot publish ports with --network {mode}",
                          hint="use --network private")
     return ports
+
+
+def _name_servers(spec: ContainerSpec, mode: str) -> tuple[str, ...] | None:
+    """resolv.conf's name servers: --dns, else pasta's forwarder; None: no network."""
+    if mode != "pasta":
+        return None
+    from secpod.network.pasta import DNS_FORWARD
+
+    return spec.network_options.dns or (DNS_FORWARD,)
+
+
+def _check_egress_caps(config: dict[str, Any], profile: str) -> None:
+    """An egress allow list holds only if the workload cannot change the rules: refuse
+    CAP_NET_ADMIN (added with --cap-add, or the profile's). Raises Refused."""
+    caps = (config["process"].get("capabilities") or {}).get("bounding") or []
+    if "CAP_NET_ADMIN" in caps:
+        raise Refused(f"profile {profile} has an egress allow list, which a container with "
+                      "CAP_NET_ADMIN could remove",
+                      hint="leave out --cap-add NET_ADMIN, or use a profile without "
+                           "[network] egress")
 
 
 def _stop_holder(cid: str) -> None:

@@ -239,6 +239,11 @@ def network_checks(tun: str = "/dev/net/tun") -> list[Check]:
                      f"{pasta}: {_version([pasta, '--version'])}" if pasta else
                      "pasta not found: --network pasta is refused",
                      hint=None if pasta else "apt-get install passt"))
+    nft = shutil.which("nft")
+    out.append(Check("nft", "ok" if nft else "warn",
+                     f"{nft}: pasta's egress allow lists ([network] egress)" if nft else
+                     "nft not found: a pasta container whose profile has an egress list "
+                     "fails to start", hint=None if nft else "apt-get install nftables"))
     return out
 
 

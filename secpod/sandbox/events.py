@@ -14,8 +14,10 @@ if TYPE_CHECKING:
 
 def network_of(ctr: Container) -> dict[str, Any]:
     """What every record of a container says of its network: the mode, the ports
-    published (host ports as bound) and the egress rules (none: no route out)."""
-    return {"mode": ctr.network_mode, "ports": list(ctr.ports), "egress": []}
+    published (host ports as bound) and the egress rules: pasta's allow list, else
+    ``["any"]`` for pasta without one, ``[]`` for the other modes (no route out)."""
+    return {"mode": ctr.network_mode, "ports": list(ctr.ports),
+            "egress": (list(ctr.egress) or ["any"]) if ctr.network_mode == "pasta" else []}
 
 
 def refused(stage: str, e: Error, spec: ContainerSpec, **fields: Any) -> None:

@@ -98,11 +98,12 @@ def checked_bundle(ctr: Container, action: str) -> dict[str, Any]:
 def launch(ctr: Container, env: Environment) -> int:
     """The container's monitor (conmon) creates it in its runtime; returns its pid.
 
-    A container with published ports or an overlay root joins its namespace holder
+    A container with published ports, pasta or an overlay root joins its namespace holder
     (secpod.network): the one this process started at create, or a new one (on the
     recorded ports, over the recorded lower layer) for a container started again; a
     forwarding holder then lives as long as the monitor and the container."""
-    holder = _holder_for(ctr) if ctr.ports or ctr.root_lower or ctr.pod_infra else None
+    holder = (_holder_for(ctr) if ctr.ports or ctr.root_lower or ctr.pod_infra
+              or ctr.network_mode == "pasta" else None)
     try:
         pid = env.monitors.detached(env.runtime_for(ctr), ctr, exit_dir=state.exits_dir(),
                                     log_size_max=log_size_max(ctr))
@@ -125,7 +126,7 @@ def _holder_for(ctr: Container) -> Holder:
 
     holder = network.live(ctr.id)
     if holder is None:
-        network.stop(ctr.holder_pid, ctr.holder_identity)
+        network.stop(ctr.holder_pid, ctr.holder_identity, ctr.dir)
         userns = None
         if ctr.pod and not ctr.pod_infra:   # a member's holder is in its pod's user ns
             from secpod.pods import namespaces
@@ -134,7 +135,8 @@ def _holder_for(ctr: Container) -> Holder:
             userns = namespaces.user_namespace(_read(pods_dir() / ctr.pod))
         holder = network.start_holder(
             ctr.id, tuple(PortMapping(**p) for p in ctr.ports), preflight.identity(), ctr.dir,
-            overlay=Path(ctr.root_lower) if ctr.root_lower else None, userns=userns,
+            overlay=Path(ctr.root_lower) if ctr.root_lower else None,
+            pasta=ctr.network_mode == "pasta", egress=tuple(ctr.egress), userns=userns,
             net=ctr.pod_infra)
         network.point_links(ctr.dir, holder.pid, holder.root_pid,
                             ("mnt",) if userns is not None else ("user", "net", "mnt"))
@@ -145,16 +147,13 @@ def _holder_for(ctr: Container) -> Holder:
 
 
 def stop_network(ctr: Container) -> None:
-    """End the container's namespace holder (its ports stop listening): this process's
-    own child is killed and reaped, another's is killed by its recorded pid."""
+    """End the container's namespace holder and its pasta (its ports stop listening):
+    this process's own child is killed and reaped, another's is killed by its recorded
+    pid (secpod.network.stop)."""
     if ctr.holder_pid:
         from secpod import network
 
-        holder = network.live(ctr.id)
-        if holder is not None and holder.pid == ctr.holder_pid:
-            holder.kill()
-            return
-        network.stop(ctr.holder_pid, ctr.holder_identity)
+        network.stop(ctr.holder_pid, ctr.holder_identity, ctr.dir)
 
 
 def running_root(ctr: Container, root: Path) -> Path:

@@ -115,11 +115,13 @@ class Container:
     stop_timeout: int = 10             # --stop-timeout: what stop waits by default
     init: bool = False                 # --init: catatonit is PID 1
     # The network (docs/networking.md): its mode, the ports published (host ports as
-    # bound), and the holder process that forwards them (pid, and pid + start time).
+    # bound), the holder process that forwards them (pid, and pid + start time), and
+    # pasta's egress allow list.
     network_mode: str = "private"
     ports: list[dict[str, Any]] = field(default_factory=list)
     holder_pid: int | None = None
     holder_identity: str | None = None
+    egress: list[str] = field(default_factory=list)   # pasta's allow list ([]: any)
     root_lower: str | None = None      # an overlay root's lower layer: the image's tree
     # Services (docs/services.md): the restart policy and what it did, the log driver,
     # and the command line that made the container (generate systemd re-runs it).

@@ -308,9 +308,7 @@ def test_the_forwarder_ends_with_a_foreground_run(user: User, busybox: str) -> N
     (["--network", "host", "--profile", "strict"], "--network host is refused"),
     (["--network", "none", "-p", "8080:80"], "cannot publish ports with --network none"),
     (["--network", "bridge"], "unsupported --network 'bridge'"),
-    # pasta missing: "needs pasta, which is not installed"; present: "not available in
-    # this version of secpod" (docs/networking.md)
-    (["--network", "pasta"], "--network pasta"),
+    (["--network", "pasta", "--profile", "strict"], "does not allow --network pasta"),
     (["--dns", "192.0.2.53"], "--dns needs --network pasta"),
     (["--add-host", "db"], "invalid --add-host 'db'"),
     (["-p", "8080:80", "-p", "8080:81"], "-p 127.0.0.1:8080/tcp is given twice"),

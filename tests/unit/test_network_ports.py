@@ -12,12 +12,11 @@ from secpod._record import replace
 from secpod.errors import (
     AdminPolicyError,
     FloorRefused,
-    HostError,
     NetworkRequestError,
     ProfileError,
     Refused,
 )
-from secpod.network import describe_port, ports
+from secpod.network import describe_port, egress, ports
 from secpod.policies import load
 from secpod.policies.confine import weakenings
 from secpod.policies.floor import check, parse_admin_policy
@@ -117,6 +116,13 @@ def test_egress_and_ranges() -> None:
                 "host:443/tcp", "192.0.2.0/24:443/icmp", "[::1:443/tcp"):
         with pytest.raises(ValueError, match="e: "):
             ports.parse_egress(bad, "e")
+    rules = egress.ruleset(("192.0.2.0/24:443/tcp", "[2001:db8::/32]:8000-8100/udp"))
+    lines = [x.strip() for x in rules.splitlines()]
+    assert "policy drop;" in lines[2] and lines[3:5] == [
+        'oifname "lo" accept', "ct state established,related accept"]
+    assert lines[5:8] == ["ip daddr 192.0.2.0/24 tcp dport 443 accept",
+                          "ip6 daddr 2001:db8::/32 udp dport 8000-8100 accept",
+                          "reject with icmpx type admin-prohibited"]
     assert ports.parse_port_range("1024-65535", "r") == (1024, 65535)
     assert ports.parse_port_range("443", "r") == (443, 443)
     for bad in ("0", "2-1", "1-70000", "x"):
@@ -150,8 +156,8 @@ def test_the_layer_refuses_what_a_mode_cannot_give() -> None:
         namespaces.check_network(DEFAULT, _spec(network_options=Network(dns=("192.0.2.53",))))
     with pytest.raises(Refused, match="profile strict does not allow --network host"):
         namespaces.check_network(STRICT, _spec(network="host"))
-    with pytest.raises((HostError, NetworkRequestError), match="pasta"):
-        namespaces.check_network(DEFAULT, _spec(network="pasta"))
+    with pytest.raises(Refused, match="profile strict does not allow --network pasta"):
+        namespaces.check_network(STRICT, _spec(network="pasta"))
 
 
 def test_the_profiles_network_settings(tmp_path: Path) -> None:

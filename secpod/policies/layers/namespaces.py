@@ -3,7 +3,7 @@ the bundle; network unless it shares the host's), and the namespaced sysctls."""
 
 from __future__ import annotations
 
-from secpod.errors import HostError, NetworkRequestError, ProfileError, Refused
+from secpod.errors import NetworkRequestError, ProfileError, Refused
 from secpod.policies.layers import Fragment
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
@@ -55,14 +55,9 @@ def check_network(prof: Profile, spec: ContainerSpec) -> str:
         raise NetworkRequestError(f"--dns needs --network pasta ({mode} has no route to a name "
                          "server)", hint="add --network pasta, or leave out --dns")
     if mode == "pasta":
-        import shutil
+        from secpod.network.pasta import check_available
 
-        if shutil.which("pasta") is None:
-            raise HostError("--network pasta needs pasta, which is not installed",
-                            hint="apt-get install passt (Debian's package of pasta)")
-        raise NetworkRequestError("--network pasta is not available in this version of secpod",
-                         hint="use --network private with -p for inbound service; "
-                              "docs/networking.md says what remains")
+        check_available()
     if publishing and not prof.publish:
         raise Refused(f"profile {prof.name} does not allow published ports (-p/-P)",
                       hint="its [network] publish is false; use another profile")
@@ -103,5 +98,6 @@ def generate(prof: Profile, spec: ContainerSpec, host: HostFeatures) -> Fragment
         linux["sysctl"] = dict(prof.sysctls)
     return Fragment(linux=linux, summary={
         "namespaces": ["user", *(n["type"] for n in namespaces)],
-        "network": "host" if network == "host" else "loopback",
-        "network_mode": mode})
+        "network": {"host": "host", "pasta": "pasta"}.get(mode, "loopback"),
+        "network_mode": mode,
+        **({"egress": list(prof.egress)} if mode == "pasta" and prof.egress else {})})
