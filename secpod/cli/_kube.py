@@ -28,10 +28,15 @@ def _generate(args: argparse.Namespace) -> int:
         for ref in args.containers:   # a container, or a pod: its members
             try:
                 ctrs.append(state.lookup(ref))
-            except NotFound:
+            except NotFound as e:
                 from secpod.pods import lifecycle, record
 
-                ctrs += lifecycle.members(record.lookup(ref))
+                try:
+                    pod = record.lookup(ref)
+                except NotFound:
+                    raise NotFound(f"No such container or pod: {ref}",
+                                   hint="secpod ps -a and secpod pod ps list them") from e
+                ctrs += lifecycle.members(pod)
         out = generate.generate(ctrs, args.type)
     except Error as e:
         if isinstance(e, Refused):
