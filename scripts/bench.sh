@@ -12,6 +12,7 @@
 #   scripts/bench.sh cli                     bench/cli_bench.py: ps -a and inspect vs podman
 #   scripts/bench.sh network [--runs N]      bench/network.py: -p throughput, start, memory
 #   scripts/bench.sh restart                 bench/restart_bench.py: a restarting monitor's memory
+#   scripts/bench.sh pods                    bench/pod_bench.py: pod create + 2 members vs podman
 #   scripts/bench.sh import                  bench/import_bench.py: import of a Debian minbase
 #                                            image (mmdebstrap, as root here) vs umoci
 set -euo pipefail
@@ -24,6 +25,7 @@ if [ "${1:-}" = cli ]; then script=cli_bench.py; shift; fi
 if [ "${1:-}" = network ]; then script=network.py; shift; fi
 if [ "${1:-}" = restart ]; then script=restart_bench.py; shift; fi
 if [ "${1:-}" = import ]; then script=import_bench.py; shift; fi
+if [ "${1:-}" = pods ]; then script=pod_bench.py; shift; fi
 stage=$(bash "$here/scripts/test-env.sh" --setup-only)
 # Measure secpod as a user installs it (a regular, byte-compiled install), not
 # the editable install the tests use (its import finder costs ~15 ms a start).

@@ -104,7 +104,7 @@ _SPELLED = {
     "tmpfs-exec": "--tmpfs with exec",
 }
 _TOP = {"floor", "mounts", "trust", "pam", "audit", "logs", "runtimes", "network"}
-_NETWORK_KEYS = {"modes", "publish", "bind_addresses", "ports"}
+_NETWORK_KEYS = {"modes", "publish", "bind_addresses", "ports", "egress"}
 _RULE = {"minimum", "allowed", "may_weaken"}
 
 
@@ -126,6 +126,10 @@ class NetworkFloor:
     publish: bool = True
     bind_addresses: tuple[str, ...] | None = None  # None: any the profile allows
     port_ranges: tuple[tuple[int, int], ...] | None = None
+    # The widest egress a pasta run may have: every entry of its profile's list inside
+    # one of these (network, port range, protocol); and a pasta run without a list is
+    # refused. None: any list, or none.
+    egress: tuple[str, ...] | None = None
 
 
 @record(frozen=True)
@@ -319,8 +323,20 @@ def _network(path: Path, table: Any) -> NetworkFloor | None:
             ranges = tuple(parse_port_range(r, "network.ports") for r in ranges)
         except ValueError as e:
             raise _err(path, str(e), 'e.g. ports = ["8000-8999"]') from e
+    egress = table.get("egress")
+    if egress is not None:
+        from secpod.network.ports import parse_egress
+
+        try:
+            if not isinstance(egress, list) or not all(isinstance(e, str) for e in egress):
+                raise ValueError("network.egress must be a list of strings")
+            for entry in egress:
+                parse_egress(entry, "network.egress")
+        except ValueError as e:
+            raise _err(path, str(e), 'e.g. egress = ["192.0.2.0/24:443/tcp"]') from e
+        egress = tuple(egress)
     return NetworkFloor(modes=modes, publish=publish, bind_addresses=addrs,
-                        port_ranges=ranges)
+                        port_ranges=ranges, egress=egress)
 
 
 def _mount_limits(path: Path, mounts: dict[str, Any]) -> dict[str, Any]:
@@ -391,6 +407,19 @@ def check_network(policy: AdminPolicy, user: str, prof: Profile, spec: Container
     if (spec.ports or spec.network_options.publish_all) and not net.publish:
         raise _refuse(policy, "network.publish", user, "publishing ports (-p/-P) is not allowed",
                       "run without -p/-P")
+    if net.egress is not None and mode == "pasta":
+        outside = egress_beyond(prof.egress, net.egress)
+        if not prof.egress:
+            raise _refuse(policy, "network.egress", user,
+                          f"--network pasta needs an egress allow list, and profile "
+                          f"{prof.name} has none",
+                          "use a profile whose [network] egress is within the floor's: "
+                          + ", ".join(net.egress))
+        if outside:
+            raise _refuse(policy, "network.egress", user,
+                          f"profile {prof.name} lets out {', '.join(outside)}, beyond the "
+                          "floor's egress list",
+                          "the floor allows at most: " + ", ".join(net.egress))
     for p in spec.ports:
         try:
             check_port_allowed("floor", "the administrator's",
@@ -400,6 +429,28 @@ def check_network(policy: AdminPolicy, user: str, prof: Profile, spec: Container
             raise _refuse(policy, where, user, e.message.replace(
                 "the administrator's floor does not allow", "it does not allow"),
                 e.hint or "") from e
+
+
+def egress_beyond(asked: tuple[str, ...], allowed: tuple[str, ...]) -> list[str]:
+    """The entries of ``asked`` that no entry of ``allowed`` contains (network within
+    its network, ports within its range, the same protocol)."""
+    import ipaddress
+
+    from secpod.network.ports import parse_egress
+
+    def parsed(text: str) -> tuple[Any, int, int, str]:
+        e = parse_egress(text, "egress")
+        return (ipaddress.ip_network(e["network"]), e["ports"][0], e["ports"][1],
+                e["protocol"])
+
+    wide = [parsed(a) for a in allowed]
+    out = []
+    for text in asked:
+        net, lo, hi, proto = parsed(text)
+        if not any(proto == p and lo >= wlo and hi <= whi and net.version == w.version
+                   and net.subnet_of(w) for w, wlo, whi, p in wide):
+            out.append(text)
+    return out
 
 
 def _runtimes(path: Path, table: Any) -> tuple[str, ...] | None:

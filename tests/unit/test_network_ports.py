@@ -216,3 +216,32 @@ def test_the_floors_network() -> None:
                 '[network]\npublish = 1\n'):
         with pytest.raises(AdminPolicyError):
             floor(bad)
+
+
+def test_the_floors_egress_bounds_a_pasta_run() -> None:
+    from secpod.policies.floor import egress_beyond
+
+    wide = ("192.0.2.0/24:1-1024/tcp", "[2001:db8::/32]:443/tcp")
+    assert egress_beyond(("192.0.2.10:443/tcp", "192.0.2.0/25:80-90/tcp",
+                          "[2001:db8:1::/48]:443/tcp"), wide) == []
+    assert egress_beyond(("192.0.2.10:443/udp", "192.0.0.0/16:443/tcp", "192.0.2.1:2000/tcp",
+                          "[2001:db9::1]:443/tcp"), wide) == [
+        "192.0.2.10:443/udp", "192.0.0.0/16:443/tcp", "192.0.2.1:2000/tcp",
+        "[2001:db9::1]:443/tcp"]
+    pol = floor('[network]\negress = ["192.0.2.0/24:443/tcp"]\n')
+    judge(pol, _spec(network="private"))                 # no way out: nothing to bound
+    with pytest.raises(FloorRefused, match="--network pasta needs an egress allow list"):
+        judge(pol, _spec(network="pasta", profile="default"))
+    with pytest.raises(AdminPolicyError, match="does not end in /tcp or /udp"):
+        floor('[network]\negress = ["192.0.2.0/24:443"]\n')
+
+
+def test_a_profile_egress_beyond_the_floor_is_refused() -> None:
+    pol = floor('[network]\negress = ["192.0.2.0/24:443/tcp"]\n')
+    spec = _spec(network="pasta", profile="default")
+    inside = replace(load("default"), egress=("192.0.2.7:443/tcp",))
+    check(inside, spec, weakenings(inside, spec), "amd64", user=USER, policy=pol)  # type: ignore[arg-type]
+    wider = replace(load("default"), egress=("192.0.2.7:443/tcp", "198.51.100.0/24:443/tcp"))
+    with pytest.raises(FloorRefused, match=r"lets out 198.51.100.0/24:443/tcp, beyond the "
+                                           r"floor's egress list"):
+        check(wider, spec, weakenings(wider, spec), "amd64", user=USER, policy=pol)  # type: ignore[arg-type]
