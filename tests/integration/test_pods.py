@@ -216,3 +216,23 @@ def test_bad_input_is_refused_with_nothing_half_made(user: User, busybox: str) -
     assert actions.count(("container.run.refused", "refused")) == len(member_cases)
     user.run("pod", "rm", "-f", "a", check=True)
     assert not listening(port)
+
+
+def test_members_share_a_volume_and_ipc(user: User, busybox: str) -> None:
+    user.run("pod", "create", "--name", "p", check=True)
+    user.run("run", "-d", "--pod", "p", "--name", "w", "-v", "shared:/data", busybox, "sh",
+             "-c", "echo from-w > /data/note; sleep 600", check=True)
+    wait_for(lambda: user.run("run", "--rm", "--pod", "p", "-v", "shared:/data:ro", busybox,
+                              "cat", "/data/note").stdout == "from-w\n")
+    a = user.run("exec", "w", "readlink", "/proc/self/ns/ipc", check=True).stdout
+    b = user.run("run", "--rm", "--pod", "p", busybox, "readlink", "/proc/self/ns/ipc",
+                 check=True).stdout
+    assert a == b
+    # --share net only: a member has an IPC namespace (and hostname) of its own
+    user.run("pod", "create", "--name", "q", "--share", "net", check=True)
+    c = user.run("run", "--rm", "--pod", "q", busybox, "sh", "-c",
+                 "readlink /proc/self/ns/ipc; hostname", check=True).stdout.split()
+    assert c[0] != _ns(_pid(user, "q-infra"), "ipc") and c[1] != "q"
+    assert _pod(user, "q")["SharedNamespaces"] == ["user", "net"]
+    user.run("pod", "rm", "-f", "p", "q", check=True)
+    assert user.run("volume", "rm", "shared").returncode == 0
