@@ -48,6 +48,8 @@ class Plan:
     hostname: str
     ports: tuple[PortMapping, ...] = ()
     members: list[ContainerSpec] = field(default_factory=list)
+    member_paths: list[str] = field(default_factory=list)       # spec.containers[i]
+    sources: dict[str, str] = field(default_factory=dict)       # hostPath -> its field
     # named volumes to make: (volume name, {file path: (bytes, mode)} or None for empty)
     volumes: list[tuple[str, dict[str, tuple[bytes, int]] | None]] = field(
         default_factory=list)
@@ -134,6 +136,7 @@ def _plan(doc: Document, configs: dict[tuple[str, str], dict[str, bytes]],
     volumes = _volumes(doc, spec.get("volumes") or [], prefix, configs, doc.name)
     plan_ = Plan(doc=doc, name=doc.name, hostname=hostname, notes=notes)
     plan_.volumes = [(v["volume"], v["files"]) for v in volumes.values() if v["made"]]
+    plan_.sources = {v["source"]: v["at"] for v in volumes.values() if v["kind"] == "hostPath"}
     names: set[str] = set()
     ports: list[PortMapping] = []
     annotations = meta.get("annotations") or {}
@@ -147,6 +150,7 @@ def _plan(doc: Document, configs: dict[tuple[str, str], dict[str, bytes]],
         names.add(cname)
         spec_ = _member(doc, c, where, spec, prefix, volumes, annotations, folder, notes)
         plan_.members.append(spec_)
+        plan_.member_paths.append(where)
         ports += _ports(doc, c, where, notes)
     from secpod.network.ports import check_distinct
 
@@ -198,7 +202,8 @@ def _volumes(doc: Document, vols: list[dict[str, Any]], prefix: str,
         kind = kinds[0]
         src = v[kind] or {}
         own = f"{pod}-{name}"
-        entry: dict[str, Any] = {"made": False, "volume": own, "files": None, "kind": kind}
+        entry: dict[str, Any] = {"made": False, "volume": own, "files": None, "kind": kind,
+                                 "at": f"{at}.{kind}.path"}
         if kind == "emptyDir":
             if src.get("medium") == "Memory":
                 size = src.get("sizeLimit")
@@ -564,9 +569,12 @@ def _make(p: Plan, volumes: list[str], say: Any) -> Pod:
     try:
         for name, files in p.volumes:
             _fill(name, files, p.name, volumes)
-        for spec in p.members:
-            ctr = create.create_detached(spec)
-            operations.start(ctr)
+        for spec, where in zip(p.members, p.member_paths, strict=True):
+            try:
+                ctr = create.create_detached(spec)
+                operations.start(ctr)
+            except Error as e:
+                raise _at(p, where, e) from e
             say(f"  container {ctr.name}: {ctr.id[:12]} ({ctr.profile})")
     except BaseException:
         try:
@@ -575,6 +583,19 @@ def _make(p: Plan, volumes: list[str], say: Any) -> Pod:
             pass
         raise
     return pod
+
+
+def _at(p: Plan, where: str, e: Error) -> Error:
+    """``e`` of making a member, naming the document and the field: a hostPath's when
+    the refusal is of its source, else the container's."""
+    path = next((at for src, at in p.sources.items() if src and src in e.message), where)
+    message = f"{p.doc.where} ({p.doc.kind} {p.doc.name}): {path}: {e.message}"
+    try:
+        out = type(e)(message, e.hint)
+    except TypeError:       # an error class of its own signature: the message still
+        out = Error(message, e.hint)
+    out.exit_code = e.exit_code
+    return out
 
 
 def _fill(name: str, files: dict[str, tuple[bytes, int]] | None, pod: str,

@@ -271,3 +271,24 @@ def test_an_image_the_trust_policy_rejects_leaves_no_pod(user: User, busybox: st
     actions = [(a["action"], a["outcome"]) for a in audit_records(user)]
     assert ("container.run.refused", "refused") in actions
     assert ("kube.play", "refused") in actions
+
+
+def test_a_host_path_outside_the_profile_s_sources_is_refused_by_its_field(
+        user: User, signed_busybox: str) -> None:
+    strict = {"readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
+    doc = _pod_doc(container={"image": signed_busybox, "securityContext": strict,
+                              "volumeMounts": [{"name": "h", "mountPath": "/host"}]},
+                   volumes=[{"name": "h", "hostPath": {"path": "/etc"}}])
+    r = user.run("kube", "play", str(_write(user, "h.yaml", [doc])))
+    assert r.returncode != 0
+    assert "bad.yaml" not in r.stderr and "spec.volumes[0].hostPath.path" in r.stderr, r.stderr
+    _nothing(user)
+    # the same Pod with a source the strict profile allows runs, read-only root and all
+    ok = str(user.home)
+    doc["spec"]["volumes"] = [{"name": "h", "hostPath": {"path": ok}}]  # type: ignore[index]
+    doc["spec"]["containers"][0]["command"] = ["sleep", "60"]  # type: ignore[index]
+    r = user.run("kube", "play", str(_write(user, "h.yaml", [doc])))
+    assert r.returncode == 0, r.stderr
+    name, profile = user.run("ps", "--format", "{{.Names}} {{.Profile}}").stdout.split()[:2]
+    assert (name, profile.split("+")[0]) == ("bad-c", "strict")   # +1: the bind mount
+    user.run("kube", "down", str(user.home / "h.yaml"), check=True)
