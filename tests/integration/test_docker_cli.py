@@ -241,11 +241,12 @@ docker run -d --name build {busybox} sh -c 'echo built > /tmp/out; echo done; ex
 code=$(docker wait build)
 state=$(docker inspect -f '{{{{.State.Status}}}}' build)
 docker logs build > build.log
+docker cp build:/tmp/out ./out.txt
 test "$(docker ps -a --filter name=build --format '{{{{.Names}}}}')" = build
 docker container rm build >/dev/null
-echo "$code $state $(cat build.log)"
+echo "$code $state $(cat build.log) $(cat out.txt)"
 docker ps -aq | wc -l
 """, mode=0o755)
     r = user.sh(["bash", str(script)])
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["0", "exited", "done", "0"], r.stdout
+    assert r.stdout.split() == ["0", "exited", "done", "built", "0"], r.stdout
