@@ -135,7 +135,7 @@ def _discard(pod: Pod) -> None:
         from secpod.sandbox import operations
 
         with contextlib.suppress(Error):
-            operations.remove(infra.id, force=True)
+            operations.remove(infra.id, force=True, pod_owned=True)
     release(pod.id, pod.name)
 
 
@@ -148,7 +148,7 @@ def _start_infra(pod: Pod, env: Environment, identity: Any) -> None:
 
     old = infra_of(pod)
     if old is not None:
-        operations.remove(old.id, force=True)
+        operations.remove(old.id, force=True, pod_owned=True)
     ports = tuple(PortMapping(**p) for p in pod.ports)
     ctr = inframod.create(pod, ports, identity, env)
     with pod.locked():
@@ -170,7 +170,7 @@ def _start_infra(pod: Pod, env: Environment, identity: Any) -> None:
         ident = state.process_identity(pid)
     except BaseException:
         with contextlib.suppress(Error):
-            operations.remove(ctr.id, force=True)
+            operations.remove(ctr.id, force=True, pod_owned=True)
         raise
     with pod.locked():
         current = pod.reload()
@@ -327,7 +327,8 @@ def remove(ref: str, *, force: bool = False, env: Environment | None = None) -> 
     errors = _each(members(pod), lambda c: operations.remove(c.id, force=True, env=env))
     infra = infra_of(pod)
     if infra is not None and not errors:
-        errors += _each([infra], lambda c: operations.remove(c.id, force=True, env=env))
+        errors += _each([infra], lambda c: operations.remove(c.id, force=True, env=env,
+                                                             pod_owned=True))
     if errors:
         audit("pod.rm", pod, "error", reason="; ".join(errors))
         raise Error(f"pod {pod.name} is not removed: {'; '.join(errors)}",

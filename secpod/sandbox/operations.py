@@ -480,10 +480,28 @@ def _mark(ctr: Container, how: str) -> None:
 
 # -- rm ----------------------------------------------------------------------------
 
-def remove(ref: str, *, force: bool = False, env: Environment | None = None) -> Container:
+class PodInfra(Conflict):
+    """A pod's infra container is removed with its pod, never alone."""
+
+
+def remove(ref: str, *, force: bool = False, env: Environment | None = None,
+           pod_owned: bool = False) -> Container:
+    """Remove a container (``force``: kill it first if it runs). A pod's infra is
+    refused unless ``pod_owned`` (its pod's removal, secpod.pods): without it the pod
+    would have nothing to hold its namespaces."""
     env = _env(env)
     events.sweep_half_made()
     ctr = state.lookup(ref)
+    if ctr.pod_infra and not pod_owned:
+        from secpod.pods.record import _read, pods_dir
+
+        try:
+            pod = _read(pods_dir() / str(ctr.pod)).name
+        except (OSError, ValueError, TypeError):
+            pod = None
+        if pod is not None:
+            raise PodInfra(f"container {ctr.name} is the infra of pod {pod}",
+                           hint=f"secpod pod rm {'-f ' if force else ''}{pod}")
     rt = env.runtime_for(ctr)
     if ctr.restart_policy != "no":
         from secpod.sandbox import restart as restartmod

@@ -119,6 +119,8 @@ def prune_containers() -> Pruned:
         size = container_size(row["id"])
         try:
             operations.remove(row["id"])
+        except operations.PodInfra:   # goes with its pod (pod prune)
+            continue
         except Error as e:  # it started meanwhile, or its runtime refused: say so
             failed.append((row["id"], e.message))
             continue

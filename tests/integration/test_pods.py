@@ -118,6 +118,10 @@ def test_pod_stop_start_restart_and_rm_force_leave_nothing(user: User, busybox: 
     userns = _ns(_pid(user, "p-infra"), "user")
     holder = _container(user, "p-infra")["holder_pid"]
     assert alive(holder)
+    # the infra goes with its pod, never alone
+    r = user.run("rm", "-f", "p-infra")
+    assert r.returncode == 1 and "is the infra of pod p" in r.stderr
+    assert "hint: secpod pod rm -f p" in r.stderr
     # rm without -f refuses a running pod, and says so in the audit log
     r = user.run("pod", "rm", "p")
     assert r.returncode == 1 and "running members: srv" in r.stderr
