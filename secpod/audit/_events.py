@@ -43,15 +43,23 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "image.tag": ("image", "tag"),
     "image.rm": ("image", "delete"),
     "image.save": ("image", "save"),
+    "pod.create": ("pod", "create"),
+    "pod.start": ("pod", "start"),
+    "pod.stop": ("pod", "stop"),
+    "pod.kill": ("pod", "kill"),
+    "pod.rm": ("pod", "remove"),
+    "pod.infra.exited": ("pod", "died"),
 }
 
 #: --filter keys and what each value matches
 FILTERS = {
     "container": "a container's name, or a prefix of its id",
     "event": "the action: create, start, restart, die, stop, kill, destroy, exec_die, "
-             "rename, health_status, import, pull, push, tag, delete, save",
+             "rename, health_status, import, pull, push, tag, delete, save; and for pods "
+             "create, start, stop, kill, remove, died",
     "image": "an image: its name, its repository, or a prefix of its digest",
-    "type": "container or image",
+    "type": "container, image or pod",
+    "pod": "a pod's name, or a prefix of its id",
 }
 
 
@@ -101,6 +109,10 @@ def event_of(rec: dict[str, Any]) -> dict[str, Any] | None:
             verb = f"health_status: {details['health_status']}"
         if action == "container.exit" and details.get("stopped_by"):
             attrs["stoppedBy"] = str(details["stopped_by"])
+    elif typ == "pod":
+        pod = _obj(details, "pod")
+        actor = _str(pod.get("id"))
+        attrs["name"] = _str(pod.get("name"))
     else:
         actor = ref or digest
         attrs["name"] = ref or digest
@@ -161,8 +173,10 @@ def selector(values: list[str]) -> Callable[[dict[str, Any]], bool]:
         return filters.match({
             "container": prefix(ev["Actor"]["ID"], ev["Name"]) if is_ctr else lambda _v: False,
             "event": exact(ev["Action"], ev["Action"].partition(":")[0]),
-            "image": image_test(ev),
+            "image": image_test(ev) if ev["Type"] != "pod" else lambda _v: False,
             "type": exact(ev["Type"]),
+            "pod": prefix(ev["Actor"]["ID"], ev["Name"]) if ev["Type"] == "pod"
+            else lambda _v: False,
         })
 
     return keep

@@ -174,3 +174,17 @@ def test_health_from_the_image_and_the_flags() -> None:
     assert health.resolve(None, {}) == {}
     with pytest.raises(UsageError, match="not one secpod can run"):
         health.resolve(None, {"Healthcheck": {"Test": ["SHELL", "x"]}})
+
+
+def test_pod_actions_are_pod_events() -> None:
+    pod = {"pod": {"id": "9f" * 32, "name": "web"}}
+    ev = _events.event_of(_rec(0, "pod.create", cid=None, name=None, ref=None, digest=None,
+                               details=pod))
+    assert ev is not None and (ev["Type"], ev["Action"], ev["Name"]) == ("pod", "create", "web")
+    assert ev["Actor"]["ID"] == "9f" * 32
+    died = _events.event_of(_rec(0, "pod.infra.exited", details=pod))
+    assert died is not None and died["Action"] == "died"
+    assert _events.event_of(_rec(0, "pod.create", "refused", details=pod)) is None
+    keep = _events.selector(["pod=web"])
+    assert keep(ev) and not keep(_events.event_of(_rec(0, "container.start")))  # type: ignore[arg-type]
+    assert _events.selector(["type=pod"])(ev)
