@@ -38,7 +38,16 @@ def _ps(args: argparse.Namespace) -> int:
     from secpod.sandbox.environment import Environment
 
     env = Environment.load()
-    rows = [views.row(p, env) for p in record.all_pods()]
+    from secpod.filters import exact, labels, parse_filters, prefix, regex
+
+    filters = parse_filters(args.filter, {
+        "name": "a regular expression on the pod's name", "id": "a prefix of its id",
+        "label": "key or key=value", "status": "created, running, degraded, exited",
+        "ctr-names": "a regular expression on a member's name"})
+    rows = [r for r in (views.row(p, env) for p in record.all_pods()) if filters.match({
+        "name": regex(r["Name"]), "id": prefix(r["Id"]), "label": labels(r["Labels"]),
+        "status": exact(r["Status"].lower()),
+        "ctr-names": regex(*(c["Names"] for c in r["Containers"]))})]
     if args.quiet:
         for r in rows:
             print(r["Id"][:12] if not args.no_trunc else r["Id"])
@@ -222,6 +231,9 @@ def _add_pod(sub: _Subparsers) -> None:
     q = psub.add_parser("ps", aliases=["ls", "list"], help="list your pods")
     bool_flag(q, "-q", "--quiet", dest="quiet", help="only the ids")
     bool_flag(q, "--no-trunc", dest="no_trunc", help="full ids")
+    q.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
+                   help="name, id, label, status (created, running, degraded, exited), "
+                        "ctr-names; Docker's semantics (docs/formatting.md)")
     q.add_argument("--format", metavar="TEMPLATE",
                    help="json, or a Go template (.Id .Name .Status .Created .InfraId "
                         ".NumberOfContainers .Labels)")

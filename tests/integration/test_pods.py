@@ -93,6 +93,11 @@ def test_members_talk_over_localhost_share_the_hostname_and_the_pod_port_answers
     rows = json.loads(user.run("pod", "ps", "--format", "json", check=True).stdout)
     assert [(r["Name"], r["Status"], r["NumberOfContainers"]) for r in rows] == [
         ("web", "Running", 2)]
+    assert user.run("pod", "ps", "-q", "--no-trunc", "--filter", "name=^web$", "--filter",
+                    "ctr-names=srv", check=True).stdout.split() == [pod_id]
+    assert user.run("pod", "ps", "-q", "--filter", "status=exited").stdout == ""
+    r = user.run("pod", "ps", "--filter", "colour=red")
+    assert r.returncode == 2 and "colour" in r.stderr
     top = user.run("pod", "top", "web", check=True).stdout
     assert "srv" in top and "httpd" in top
     assert user.run("pod", "exists", "web").returncode == 0
