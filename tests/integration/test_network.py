@@ -354,7 +354,8 @@ def test_create_start_and_restart_keep_the_port(user: User, busybox: str) -> Non
     user.run("create", "--name", "c", "-p", f"{port}:80", busybox, "sh", "-c", HTTPD,
              check=True)
     first = int(record(user, "c")["holder_pid"])  # type: ignore[call-overload]
-    assert alive(first) and listening(port)       # bound at create: nobody else takes it
+    assert alive(first)
+    wait_for(lambda: listening(port), timeout=5)   # bound at create: nobody else takes it
     user.run("start", "c", check=True)
     wait_for(lambda: answers(port))
     user.run("restart", "-t", "1", "c", check=True)
