@@ -44,14 +44,14 @@ def members(pod: Pod) -> list[Container]:
 
 
 def infra_of(pod: Pod) -> Container | None:
-    from secpod.errors import NotFound
+    """The pod's infra container, read by its id (no listing of all containers)."""
     from secpod.sandbox import state
 
     if not pod.infra_id:
         return None
     try:
-        return state.lookup(pod.infra_id)
-    except NotFound:
+        return state._read(state.containers_dir() / pod.infra_id)
+    except (OSError, ValueError, TypeError):
         return None
 
 
