@@ -9,6 +9,7 @@ certificate-signed (Fulcio) cases alike: none is expected to fail.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -71,3 +72,49 @@ def test_case_reaches_its_verdict(user: User, shared: Path, case: Path, mode: st
     else:
         assert proc.returncode == 0, f"{case.name} rejected ({why}): {proc.stderr}"
         assert proc.stdout.startswith("accepted:")
+
+
+def _audit(user: User) -> list[dict[str, object]]:
+    out = []
+    for path in (user.home / "data" / "secpod" / "audit").rglob("*.jsonl"):
+        for line in path.read_text().splitlines():
+            rec = json.loads(line)
+            if isinstance(rec, dict) and rec.get("action") == "bundle.verify":
+                out.append(rec)
+    return out
+
+
+def test_a_fulcio_bundle_names_the_failed_check_and_is_audited(user: User,
+                                                              shared: Path) -> None:
+    bundle = user.file("b.json", (CASES / "happy-path-v0.3" / "bundle.sigstore.json")
+                       .read_bytes())
+    artifact = user.file("a.txt", (CASES / "a.txt").read_bytes())
+    root = json.loads((CASES / "production-trusted_root.json").read_bytes())
+    common = ["verify-bundle", "--bundle", str(bundle), "--trusted-root"]
+    good = user.file("root.json", json.dumps(root))
+    ok = user.run(*common, str(good), "--certificate-identity", IDENTITY,
+                  "--certificate-oidc-issuer", ISSUER, str(artifact))
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout == f"accepted: {artifact}\n"
+
+    wrong_id = user.run(*common, str(good), "--certificate-identity", IDENTITY + "x",
+                        "--certificate-oidc-issuer", ISSUER, str(artifact))
+    assert wrong_id.returncode == 1 and wrong_id.stdout == ""
+    assert "the certificate's identity is not" in wrong_id.stderr
+    wrong_iss = user.run(*common, str(good), "--certificate-identity", IDENTITY,
+                         "--certificate-oidc-issuer", "https://accounts.google.com",
+                         str(artifact))
+    assert wrong_iss.returncode == 1
+    assert f"the certificate's OIDC issuer is '{ISSUER}'" in wrong_iss.stderr
+
+    root["certificateAuthorities"] = []
+    no_ca = user.file("no-ca.json", json.dumps(root))
+    unusable = user.run(*common, str(no_ca), "--certificate-identity", IDENTITY,
+                        "--certificate-oidc-issuer", ISSUER, str(artifact))
+    assert unusable.returncode == 2
+    assert "the trusted root has no certificate authorities" in unusable.stderr
+
+    records = _audit(user)
+    assert [r["outcome"] for r in records] == ["ok", "refused", "refused", "refused"], records
+    assert "the certificate's identity is not" in str(records[1].get("reason"))
+    assert IDENTITY + "x" in json.dumps(records[1])
