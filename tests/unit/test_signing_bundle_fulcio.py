@@ -128,6 +128,27 @@ def test_an_rfc3161_timestamp_over_another_signature_gives_no_time() -> None:
     assert "no verified signing time" in msg and "not over the bundle's signature" in msg
 
 
+def _stamp(doc: dict[str, Any]) -> dict[str, Any]:
+    s: dict[str, Any] = doc["verificationMaterial"]["timestampVerificationData"][
+        "rfc3161Timestamps"][0]
+    return s
+
+
+def test_a_malformed_rfc3161_timestamp_gives_no_time() -> None:
+    doc = _doc("rekor2-happy-path")
+    _stamp(doc)["signedTimestamp"] = base64.b64encode(b"\x30\x03\x02\x01").decode()
+    msg = _rejected(doc, _root_doc("rekor2-happy-path"))
+    assert "malformed RFC 3161 timestamp" in msg
+
+
+def test_the_timestamp_authority_window_is_honoured() -> None:
+    root = _root_doc("rekor2-happy-path")
+    for tsa in root["timestampAuthorities"]:
+        tsa["validFor"]["start"] = "2099-01-01T00:00:00Z"
+    msg = _rejected(_doc("rekor2-happy-path"), root)
+    assert "no timestamp authority of the trusted root is valid at the timestamp's time" in msg
+
+
 def test_a_key_is_not_enough_for_a_certificate_bundle() -> None:
     assert ARTIFACT is not None
     with pytest.raises(SignatureRejected, match="an identity and an OIDC issuer are required"):
