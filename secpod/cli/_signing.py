@@ -424,6 +424,11 @@ def _verify_bundle(args: argparse.Namespace) -> int:
     from secpod.signing import bundle, keys, trustedroot
 
     details = {"bundle": str(args.bundle), "artifact": args.artifact}
+    if args.key is not None:
+        details["key"] = str(args.key)
+    if args.certificate_identity is not None:
+        details["certificate_identity"] = args.certificate_identity
+        details["certificate_oidc_issuer"] = args.certificate_oidc_issuer
     try:
         if (args.key is None) == (args.certificate_identity is None):
             raise UsageError("give --key PEM, or --certificate-identity and "

@@ -54,7 +54,7 @@ def chain_intermediates(annotations: Mapping[str, str]) -> list[x509.Certificate
     return certs[:-1]
 
 
-def _oidc_issuer(cert: x509.Certificate) -> str | None:
+def oidc_issuer(cert: x509.Certificate) -> str | None:
     v1 = x509chain.extension_value(cert, _OID_ISSUER_V1)
     v2 = x509chain.extension_value(cert, _OID_ISSUER_V2)
     issuer_v1 = v1.decode("utf-8", "replace") if v1 is not None else None
@@ -82,7 +82,7 @@ def fulcio_key(root: FulcioRoot, cert_pem: bytes, intermediates: list[x509.Certi
     issuer and email. Raises SignatureRejected naming the failed check."""
     leaf = x509chain.parse_leaf(cert_pem)
     x509chain.verify_chain(leaf, intermediates=intermediates, roots=root.ca_certificates, at=at)
-    issuer = _oidc_issuer(leaf)
+    issuer = oidc_issuer(leaf)
     if issuer is None:
         raise SignatureRejected("the Fulcio certificate has no OIDC issuer extension")
     if issuer != root.oidc_issuer:

@@ -245,40 +245,79 @@ def verify_bundle(data: bytes, artifact: Artifact, root: TrustedRoot, *,
     #  5. the RFC 6962 inclusion proof leads from the entry to the proof's root hash
     #  6. the checkpoint is signed by the log and names that root hash and tree size
     #  7. the entry body matches the bundle (hashedrekord, dsse, intoto)
-    #  8. at least one verified signing time; inside the certificate's validity
+    #  8. at least one verified signing time; for a certificate: inside its validity,
+    #     the chain to a Fulcio CA of the root at that time, an SCT, identity and issuer
     #  9. the content: the message digest matches the artifact, the signature verifies;
     #     for DSSE, the envelope signature over PAE and the artifact among the subjects
     from secpod.signing import _bundlelog
 
     now = now or datetime.now(UTC)
     b = parse_bundle(data)                                                     # 1
+    cert = None
     if b.certificates:                                                         # 2
         if identity is None or issuer is None:
             raise SignatureRejected("the bundle is signed by a certificate; "
                                     "an identity and an OIDC issuer are required")
-        raise BundleFormatError(
-            "verification of Fulcio certificate bundles is not implemented in this build",
-            hint="verify with --key for a key-signed bundle")
-    if key is None:
+        from secpod.signing import _bundlecert
+
+        cert = _bundlecert.signing_certificate(b.certificates, root)
+        signer_der = cert.spki_der
+    elif key is None:
         raise SignatureRejected("the bundle is signed by a public key; give that key (--key)")
-    signer_der = keys.public_key_der(key)
+    else:
+        signer_der = keys.public_key_der(key)
     if not b.entries:
         raise SignatureRejected("the bundle has no transparency log entry")
     times: list[datetime] = []
+    untimed = []
     for entry in b.entries:
         t = _bundlelog.verify_entry(entry, root, b.version)                    # 3-6
-        _bundlelog.match_body(entry, b, signer_der=signer_der, signer_cert=None,
+        _bundlelog.match_body(entry, b, signer_der=signer_der,
+                              signer_cert=cert.leaf_der if cert else None,
                               artifact=artifact)                               # 7
         if t is not None:
             times.append(t)
-    if not times:                                                              # 8
-        raise SignatureRejected("no verified signing time: the log entries carry no signed "
-                                "entry timestamp")
+        else:
+            untimed.append(entry)
+    unverified = _timestamps(b, root, times)                                   # 8
+    for entry in untimed:  # Rekor v2: the log's key valid at the timestamps' times
+        log = root.tlog(entry.log_id)
+        for t in times:
+            if log is not None and not log.validity.contains(t):
+                raise SignatureRejected(f"the log's key is not valid at the signing time "
+                                        f"{t.isoformat()}")
+    if not times:
+        raise SignatureRejected("no verified signing time: no log entry carries a signed entry "
+                                "timestamp" + ("".join(f"; {u}" for u in unverified)
+                                               if unverified else
+                                               " and the bundle has no RFC 3161 timestamp"))
     for t in times:
         if t > now:
             raise SignatureRejected(f"the signing time {t.isoformat()} is in the future")
+    if cert is not None:
+        assert identity is not None and issuer is not None
+        from secpod.signing import _bundlecert
+
+        _bundlecert.verify_certificate(cert, root, identity=identity, issuer=issuer,
+                                       times=times)
     _check_content(b, artifact, signer_der)                                    # 9
     return times
+
+
+def _timestamps(b: Bundle, root: TrustedRoot, times: list[datetime]) -> list[str]:
+    """Add the time of each RFC 3161 timestamp that verifies to ``times``; return why the
+    others do not count (a timestamp that does not verify is no signing time)."""
+    if not b.timestamps:
+        return []
+    from secpod.signing import _rfc3161
+
+    why: list[str] = []
+    for stamp in b.timestamps:
+        try:
+            times.append(_rfc3161.verify_timestamp(stamp, b.signature, root))
+        except SignatureRejected as e:
+            why.append(e.message)
+    return why
 
 
 def _check_content(b: Bundle, artifact: Artifact, signer_der: bytes) -> None:

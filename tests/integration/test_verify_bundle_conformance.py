@@ -2,7 +2,8 @@
 
 Each case runs twice, as the upstream harness does: with the artifact's path and with its
 ``sha256:`` digest. A case ending in ``_fail`` must be rejected (exit 1 or 2) for a reason
-other than a missing feature; the others must be accepted (exit 0).
+other than a missing feature; the others must be accepted (exit 0). Key-signed and
+certificate-signed (Fulcio) cases alike: none is expected to fail.
 """
 
 from __future__ import annotations
@@ -27,25 +28,11 @@ def _case_dirs() -> list[Path]:
     return sorted(p for p in CASES.iterdir() if p.is_dir()) if CASES.is_dir() else []
 
 
-def _needs_certificates(case: Path) -> bool:
-    try:
-        vm = json.loads((case / "bundle.sigstore.json").read_text()).get(
-            "verificationMaterial", {})
-    except ValueError:
-        return False
-    return "publicKey" not in vm
-
-
 def _params() -> list[object]:
     out: list[object] = []
     for case in _case_dirs():
-        marks = []
-        if _needs_certificates(case):
-            marks.append(pytest.mark.xfail(
-                strict=False, reason="Fulcio certificate bundles (chain, SCTs, RFC 3161) "
-                                    "are not implemented yet"))
         for mode in ("path", "digest"):
-            out.append(pytest.param(case, mode, id=f"{case.name}-{mode}", marks=marks))
+            out.append(pytest.param(case, mode, id=f"{case.name}-{mode}"))
     return out
 
 
@@ -85,3 +72,49 @@ def test_case_reaches_its_verdict(user: User, shared: Path, case: Path, mode: st
     else:
         assert proc.returncode == 0, f"{case.name} rejected ({why}): {proc.stderr}"
         assert proc.stdout.startswith("accepted:")
+
+
+def _audit(user: User) -> list[dict[str, object]]:
+    out = []
+    for path in (user.home / "data" / "secpod" / "audit").rglob("*.jsonl"):
+        for line in path.read_text().splitlines():
+            rec = json.loads(line)
+            if isinstance(rec, dict) and rec.get("action") == "bundle.verify":
+                out.append(rec)
+    return out
+
+
+def test_a_fulcio_bundle_names_the_failed_check_and_is_audited(user: User,
+                                                              shared: Path) -> None:
+    bundle = user.file("b.json", (CASES / "happy-path-v0.3" / "bundle.sigstore.json")
+                       .read_bytes())
+    artifact = user.file("a.txt", (CASES / "a.txt").read_bytes())
+    root = json.loads((CASES / "production-trusted_root.json").read_bytes())
+    common = ["verify-bundle", "--bundle", str(bundle), "--trusted-root"]
+    good = user.file("root.json", json.dumps(root))
+    ok = user.run(*common, str(good), "--certificate-identity", IDENTITY,
+                  "--certificate-oidc-issuer", ISSUER, str(artifact))
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout == f"accepted: {artifact}\n"
+
+    wrong_id = user.run(*common, str(good), "--certificate-identity", IDENTITY + "x",
+                        "--certificate-oidc-issuer", ISSUER, str(artifact))
+    assert wrong_id.returncode == 1 and wrong_id.stdout == ""
+    assert "the certificate's identity is not" in wrong_id.stderr
+    wrong_iss = user.run(*common, str(good), "--certificate-identity", IDENTITY,
+                         "--certificate-oidc-issuer", "https://accounts.google.com",
+                         str(artifact))
+    assert wrong_iss.returncode == 1
+    assert f"the certificate's OIDC issuer is '{ISSUER}'" in wrong_iss.stderr
+
+    root["certificateAuthorities"] = []
+    no_ca = user.file("no-ca.json", json.dumps(root))
+    unusable = user.run(*common, str(no_ca), "--certificate-identity", IDENTITY,
+                        "--certificate-oidc-issuer", ISSUER, str(artifact))
+    assert unusable.returncode == 2
+    assert "the trusted root has no certificate authorities" in unusable.stderr
+
+    records = _audit(user)
+    assert [r["outcome"] for r in records] == ["ok", "refused", "refused", "refused"], records
+    assert "the certificate's identity is not" in str(records[1].get("reason"))
+    assert IDENTITY + "x" in json.dumps(records[1])
