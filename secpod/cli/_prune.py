@@ -116,7 +116,7 @@ def _df_verbose() -> int:
     from secpod.images._store import _familiar
     from secpod.sandbox import usage
 
-    _rows, images, shares = usage.image_usage()
+    images, shares = usage.image_usage()
     print("Images space usage:\n")
     emit_table(("NAME", "ID", "SIZE", "SHARED SIZE", "UNIQUE SIZE", "CONTAINERS"),
                [(_familiar(n) if n else "<none>", u.image.short_id(),

@@ -79,8 +79,7 @@ class ImageUsage:
     containers: int      # containers made from it
 
 
-def disk_usage(images: list[Any] | None = None,
-               rows: list[dict[str, Any]] | None = None) -> list[Usage]:
+def disk_usage() -> list[Usage]:
     """Images and containers: how many, how many in use, their size and what a prune
     (``system prune -a``) would free; and named volumes (``volume prune`` frees those
     no container uses). A blob several images list counts once (secpod.images.sharing)."""
@@ -88,9 +87,9 @@ def disk_usage(images: list[Any] | None = None,
     from secpod.images.sharing import freed_by_removing, sharing
     from secpod.sandbox import operations
 
-    rows = operations.listing(True) if rows is None else rows
+    rows = operations.listing(True)
     used = {r["image_digest"] for r in rows}
-    images = Store.open().list() if images is None else images
+    images = Store.open().list()
     shares = sharing(images)
     free_images = freed_by_removing(images, [i.digest for i in images if i.digest not in used])
     sizes = {r["id"]: container_size(r["id"]) for r in rows}
@@ -104,9 +103,9 @@ def disk_usage(images: list[Any] | None = None,
     ]
 
 
-def image_usage() -> tuple[list[Usage], list[ImageUsage], Any]:
-    """``system df -v``: the summary rows, each image's shared and unique bytes and its
-    containers (newest import first), and the images' Sharing."""
+def image_usage() -> tuple[list[ImageUsage], Any]:
+    """``system df -v``: each image's shared and unique bytes and its containers (newest
+    import first), and the images' Sharing."""
     from secpod.images import Store
     from secpod.images.sharing import sharing
     from secpod.sandbox import operations
@@ -119,7 +118,7 @@ def image_usage() -> tuple[list[Usage], list[ImageUsage], Any]:
         counts[r["image_digest"]] = counts.get(r["image_digest"], 0) + 1
     per_image = [ImageUsage(i, shares.shared[i.digest], shares.unique[i.digest],
                             counts.get(i.digest, 0)) for i in images]
-    return disk_usage(images, rows), per_image, shares
+    return per_image, shares
 
 
 def _volume_usage() -> Usage:
