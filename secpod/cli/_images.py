@@ -177,15 +177,19 @@ def _named(images: list[Any]) -> list[tuple[Any, str | None]]:
     return [(r, n) for r in images for n in (r.names or (None,))]
 
 
-def _image_rows(named: list[tuple[Any, str | None]]) -> list[dict[str, Any]]:
-    """Docker's `images --format` placeholders, one row per name."""
+def _image_rows(named: list[tuple[Any, str | None]], store_images: list[Any],
+                ) -> list[dict[str, Any]]:
+    """Docker's `images --format` placeholders, one row per name; the shared size counts
+    the blobs another of ``store_images`` (every image in the store) also lists."""
     import time
     from datetime import datetime
 
     from secpod._text import ago
     from secpod.images import human_size
     from secpod.images._store import _familiar
+    from secpod.images.sharing import sharing
 
+    shares = sharing(store_images)
     now, rows = time.time(), []
     for r, name in named:
         try:
@@ -198,7 +202,9 @@ def _image_rows(named: list[tuple[Any, str | None]]) -> list[dict[str, Any]]:
             repo, _, tag = familiar.rpartition(":")
         rows.append({"Repository": repo, "Tag": tag, "ID": r.short_id(), "Digest": r.digest,
                      "CreatedAt": r.created, "CreatedSince": since,
-                     "Size": human_size(r.size), "Name": name or ""})
+                     "Size": human_size(r.size), "Name": name or "",
+                     "SharedSize": human_size(shares.shared[r.digest]),
+                     "UniqueSize": human_size(shares.unique[r.digest])})
     return rows
 
 
@@ -236,19 +242,24 @@ def _ls(args: argparse.Namespace) -> int:
     from secpod.cli._output import emit_formatted, emit_json, emit_table
     from secpod.images import Store, human_size
 
-    images = Store.open().list()
+    images = every = Store.open().list()
     named = _named(images)
     if args.filter:
         named = _images_filtered(named, args.filter)
         images = [r for r in images if any(r is x for x, _ in named)]
     if args.json:
-        emit_json([r.as_dict() for r in images])
+        from secpod.images.sharing import sharing
+
+        shares = sharing(every)
+        emit_json([{**r.as_dict(), "shared_size": shares.shared[r.digest],
+                    "unique_size": shares.unique[r.digest]} for r in images])
     elif args.quiet:
         for r in images:
             print(r.short_id())
     elif args.format:
-        emit_formatted(args.format, _image_rows(named), json_lines=True,
-                       headers={"ID": "IMAGE ID", "CreatedSince": "CREATED"})
+        emit_formatted(args.format, _image_rows(named, every), json_lines=True,
+                       headers={"ID": "IMAGE ID", "CreatedSince": "CREATED",
+                                "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE"})
     else:
         from secpod.images._store import _familiar
 

@@ -88,8 +88,15 @@ def _report_items(p: Any) -> int:
 
 def _df(args: argparse.Namespace) -> int:
     from secpod.cli._output import emit_formatted, emit_table
+    from secpod.errors import UsageError
     from secpod.sandbox import usage
 
+    if args.verbose:
+        if args.format:
+            raise UsageError("system df: -v and --format cannot go together",
+                             hint="`image ls --format '{{.SharedSize}} {{.UniqueSize}}'` "
+                                  "gives each image's shared and unique size")
+        return _df_verbose()
     rows = usage.disk_usage()
     if args.format:
         emit_formatted(args.format, [r.as_dict() for r in rows], json_lines=True)
@@ -98,6 +105,28 @@ def _df(args: argparse.Namespace) -> int:
                [(d["Type"], str(d["TotalCount"]), str(d["Active"]), d["Size"],
                  d["Reclaimable"] + (f" ({100 * r.reclaimable // r.size}%)" if r.size else ""))
                 for r in rows for d in [r.as_dict()]])
+    return 0
+
+
+def _df_verbose() -> int:
+    """Docker's ``system df -v`` for images: each one's size, shared and unique size and
+    containers, then what sharing saves (docs/adr/0010-shared-layers.md)."""
+    from secpod.cli._output import emit_table
+    from secpod.images import human_size
+    from secpod.images._store import _familiar
+    from secpod.sandbox import usage
+
+    images, shares = usage.image_usage()
+    print("Images space usage:\n")
+    emit_table(("NAME", "ID", "SIZE", "SHARED SIZE", "UNIQUE SIZE", "CONTAINERS"),
+               [(_familiar(n) if n else "<none>", u.image.short_id(),
+                 human_size(u.image.size), human_size(u.shared), human_size(u.unique),
+                 str(u.containers))
+                for u in images for n in (u.image.names or (None,))])
+    blobs = "blob" if shares.shared_blobs == 1 else "blobs"
+    print(f"\nShared: {shares.shared_blobs} {blobs}; the images take "
+          f"{human_size(shares.stored)}, {human_size(shares.saved)} less than "
+          f"{human_size(shares.listed)} each alone")
     return 0
 
 
@@ -110,7 +139,9 @@ def add_system_commands(ssub: _Subparsers) -> None:
     q = ssub.add_parser("df", help="disk space used by images and containers")
     q.add_argument("--format", metavar="TEMPLATE",
                    help="a Go template per row (.Type .TotalCount .Active .Size "
-                        ".Reclaimable), or json")
+                        ".Reclaimable .Saved), or json")
+    bool_flag(q, "-v", "--verbose", dest="verbose",
+              help="each image's size, shared size, unique size and containers")
     q.set_defaults(func=_df)
     q = ssub.add_parser("prune", help="remove stopped containers and unused images")
     bool_flag(q, "-a", "--all", dest="all",

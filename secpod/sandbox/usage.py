@@ -3,7 +3,8 @@
 
 A container's own size is its folder (the private copy of the root filesystem when
 the profile makes root writable, its log, its bundle); its image's unpacked tree is
-shared and counted once, under the image. Pruning removes only what nothing uses:
+shared and counted once, under the image, and a blob several images list counts once
+(secpod.images.sharing). Pruning removes only what nothing uses:
 stopped containers (created or exited; never a running one), and images no container
 was made from. Each removal goes through the same code as ``rm`` and ``image rm``, so
 each is audited as they are.
@@ -56,6 +57,7 @@ class Usage:
     active: int
     size: int            # bytes
     reclaimable: int     # bytes a prune would free
+    saved: int = 0       # bytes sharing saves (images: blobs several images list)
 
     def as_dict(self) -> dict[str, Any]:
         from secpod.images import human_size
@@ -63,30 +65,60 @@ class Usage:
         return {"Type": self.type, "TotalCount": self.total, "Active": self.active,
                 "Size": human_size(self.size), "RawSize": self.size,
                 "Reclaimable": human_size(self.reclaimable),
-                "RawReclaimable": self.reclaimable}
+                "RawReclaimable": self.reclaimable,
+                "Saved": human_size(self.saved), "RawSaved": self.saved}
+
+
+@record(frozen=True, eq=False)
+class ImageUsage:
+    """One image of ``system df -v``."""
+
+    image: Any           # ImageRecord
+    shared: int          # bytes of its blobs another image also lists
+    unique: int          # the rest
+    containers: int      # containers made from it
 
 
 def disk_usage() -> list[Usage]:
     """Images and containers: how many, how many in use, their size and what a prune
     (``system prune -a``) would free; and named volumes (``volume prune`` frees those
-    no container uses)."""
+    no container uses). A blob several images list counts once (secpod.images.sharing)."""
     from secpod.images import Store
+    from secpod.images.sharing import freed_by_removing, sharing
     from secpod.sandbox import operations
 
     rows = operations.listing(True)
     used = {r["image_digest"] for r in rows}
     images = Store.open().list()
-    image_size = sum(i.size for i in images)
-    free_images = sum(i.size for i in images if i.digest not in used)
+    shares = sharing(images)
+    free_images = freed_by_removing(images, [i.digest for i in images if i.digest not in used])
     sizes = {r["id"]: container_size(r["id"]) for r in rows}
     running = [r for r in rows if r["status"] not in STOPPED]
     return [
-        Usage("Images", len(images), sum(1 for i in images if i.digest in used), image_size,
-              free_images),
+        Usage("Images", len(images), sum(1 for i in images if i.digest in used),
+              shares.stored, free_images, shares.saved),
         Usage("Containers", len(rows), len(running), sum(sizes.values()),
               sum(sizes[r["id"]] for r in rows if r["status"] in STOPPED)),
         _volume_usage(),
     ]
+
+
+def image_usage() -> tuple[list[ImageUsage], Any]:
+    """``system df -v``: each image's shared and unique bytes and its containers (newest
+    import first), and the images' Sharing."""
+    from secpod.images import Store
+    from secpod.images.sharing import sharing
+    from secpod.sandbox import operations
+
+    rows = operations.listing(True)
+    images = Store.open().list()
+    shares = sharing(images)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["image_digest"]] = counts.get(r["image_digest"], 0) + 1
+    per_image = [ImageUsage(i, shares.shared[i.digest], shares.unique[i.digest],
+                            counts.get(i.digest, 0)) for i in images]
+    return per_image, shares
 
 
 def _volume_usage() -> Usage:
@@ -133,11 +165,14 @@ def prune_images(*, all_unused: bool) -> Pruned:
     """Remove images without a name (dangling); with ``all_unused``, every image no
     container was made from. An image a container uses is never removed."""
     from secpod.images import Store
+    from secpod.images.sharing import freed_by_removing
     from secpod.sandbox.state import containers_using
 
     store = Store.open()
-    removed, failed, freed = [], [], 0
-    for image in store.list():
+    images = store.list()
+    removed: list[str] = []
+    failed = []
+    for image in images:
         if image.names and not all_unused:
             continue
         if containers_using(image.digest):
@@ -148,5 +183,5 @@ def prune_images(*, all_unused: bool) -> Pruned:
             failed.append((image.digest, e.message))
             continue
         removed.append(image.digest)
-        freed += image.size
-    return Pruned(tuple(removed), freed, tuple(failed))
+    # What the removals freed: their blobs no image left lists (a shared base stays).
+    return Pruned(tuple(removed), freed_by_removing(images, removed), tuple(failed))

@@ -204,3 +204,52 @@ def test_bad_input(user: User, busybox_layout: Path, case: str) -> None:
     assert (entry["action"], entry["outcome"]) == ("image.import", "error")
     assert entry["reason"] and message.removeprefix("secpod: error: ")[:20] in entry["reason"]
     assert store_files(user) == []
+
+
+def test_disk_saved_by_a_shared_base(user: User, busybox: str) -> None:
+    """A committed image shares busybox's layer: the store keeps it once, and `system df`,
+    `system df -v`, `image ls` and `image prune` say so (docs/adr/0010-shared-layers.md)."""
+    from secpod.images import human_size
+
+    r = user.run("run", "--name", "w", busybox, "sh", "-c", "echo added > /etc/added")
+    assert r.returncode == 0, r.stderr
+    r = user.run("commit", "w", "mine:1")
+    assert r.returncode == 0, r.stderr
+    listed = {i["names"][0]: i for i in json.loads(user.run("image", "ls", "--json",
+                                                            check=True).stdout)}
+    base, mine = listed["docker.io/library/busybox:latest"], listed["docker.io/library/mine:1"]
+    layer = base["layers"][0]["size"]
+    assert mine["layers"][0] == base["layers"][0]
+    assert (base["shared_size"], mine["shared_size"]) == (layer, layer)
+    assert mine["unique_size"] == mine["size"] - layer
+
+    rows = [json.loads(line) for line in
+            user.run("system", "df", "--format", "json", check=True).stdout.splitlines()]
+    images = next(row for row in rows if row["Type"] == "Images")
+    assert images["RawSaved"] == layer
+    assert images["RawSize"] == base["size"] + mine["size"] - layer
+    assert images["RawReclaimable"] == mine["size"] - layer  # busybox is w's image
+
+    verbose = user.run("system", "df", "-v", check=True).stdout.splitlines()
+    assert verbose[0] == "Images space usage:"
+    table = {line.split()[0]: line.split() for line in verbose[2:] if line.strip()}
+    assert table["NAME"] == ["NAME", "ID", "SIZE", "SHARED", "SIZE", "UNIQUE", "SIZE",
+                             "CONTAINERS"]
+    assert table["busybox:latest"][3:] == [human_size(layer),
+                                           human_size(base["size"] - layer), "1"]
+    assert table["mine:1"][3:] == [human_size(layer), human_size(mine["size"] - layer), "0"]
+    assert verbose[-1] == (f"Shared: 1 blob; the images take {human_size(images['RawSize'])}, "
+                           f"{human_size(layer)} less than "
+                           f"{human_size(base['size'] + mine['size'])} each alone")
+    ls = user.run("image", "ls", "--format", "{{.Name}} {{.SharedSize}} {{.UniqueSize}}",
+                  check=True).stdout.splitlines()
+    assert f"docker.io/library/mine:1 {human_size(layer)} {human_size(mine['size'] - layer)}" \
+        in ls
+
+    pruned = user.run("image", "prune", "-a", "-f")
+    assert pruned.returncode == 0, pruned.stderr
+    assert pruned.stdout.splitlines() == [mine["digest"], "Total reclaimed space: "
+                                          + human_size(mine["size"] - layer)]
+    assert user.run("image", "verify", "--deep", busybox).returncode == 0
+    assert user.run("system", "df", "--format", "{{.Saved}}", check=True
+                    ).stdout.splitlines()[0] == "0B"
