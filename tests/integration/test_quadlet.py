@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SECPOD_BIN, User
+from tests.integration.test_network import answers, free_port, listening, wait_for
 from tests.integration.test_units import _notified, exec_words
 
 pytestmark = [pytest.mark.crun, pytest.mark.userns]
@@ -101,10 +102,12 @@ def _verify(*paths: Path) -> None:
 
 
 def test_a_pod_file_makes_the_pod_its_members_join(user: User, busybox: str) -> None:
+    port = free_port()
     _quadlet(user, "shop.pod", "[Pod]\nPodName=shop\nHostName=front\nLabel=tier=front\n"
+                               f"PublishPort=127.0.0.1:{port}:80\n"
                                "[Install]\nWantedBy=default.target\n")
     _quadlet(user, "app.container", "[Container]\nImage=busybox:latest\nPod=shop.pod\n"
-                                    "Exec=sleep 60\nStopTimeout=2\n")
+                                    "Exec=httpd -f -p 80 -h /etc\nStopTimeout=2\n")
     out = user.home / "gen"
     r = user.sh([GENERATOR, str(out)])
     assert r.returncode == 0 and r.stderr == "", r.stderr
@@ -123,10 +126,12 @@ def test_a_pod_file_makes_the_pod_its_members_join(user: User, busybox: str) -> 
     assert pod["State"] == "Running" and pod["Labels"] == {"tier": "front"}
     assert [c["Name"] for c in pod["Containers"]] == ["systemd-app"]
     assert user.run("exec", "systemd-app", "hostname", check=True).stdout == "front\n"
+    wait_for(lambda: answers(port))     # the pod's port, the member's server
     for unit in (app_unit, pod_unit):
         for key in ("ExecStop", "ExecStopPost"):
             user.sh(exec_words(unit, key))
     assert user.run("pod", "inspect", "shop").returncode == 1
+    assert not listening(port)
     assert user.run("ps", "-a", "-q").stdout.strip() == ""
 
 
