@@ -106,7 +106,7 @@ def _each(refs: list[str], act: Callable[[str], Any]) -> int:
 def _start(args: argparse.Namespace) -> int:
     from secpod.pods import lifecycle
 
-    return _each(args.pods, lifecycle.start)
+    return _each(args.pods, lambda r: lifecycle.start(r, infra_only=args.infra_only))
 
 
 def _stop(args: argparse.Namespace) -> int:
@@ -247,7 +247,11 @@ def _add_pod(sub: _Subparsers) -> None:
                              ("stop", _stop, "stop a pod's members, then its infra"),
                              ("restart", _restart, "stop, then start a pod")):
         q = psub.add_parser(name, help=what)
-        if name != "start":
+        if name == "start":
+            q.add_argument("--infra-only", action="store_true",
+                           help="start the infra only (a pod's systemd unit: each member's "
+                                "unit starts it; docs/services.md)")
+        else:
             q.add_argument("-t", "--time", type=int, metavar="SECONDS",
                            help="seconds to wait before SIGKILL (default: each member's "
                                 "--stop-timeout)")

@@ -88,21 +88,35 @@ def _generate_systemd(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from secpod.cli._output import status
+    from secpod.errors import NotFound
+    from secpod.pods import lifecycle, record
     from secpod.sandbox import state
     from secpod.services import units
 
-    ctr = state.lookup(args.container)
-    name, text = units.container_unit(
-        ctr, new=args.new, use_name=args.name, restart_policy=args.restart_policy,
-        restart_sec=args.restart_sec, stop_timeout=args.time, prefix=args.container_prefix,
-        separator=args.separator)
+    try:  # a container first, then a pod, as Podman looks them up
+        made = [units.container_unit(
+            state.lookup(args.container), new=args.new, use_name=args.name,
+            restart_policy=args.restart_policy, restart_sec=args.restart_sec,
+            stop_timeout=args.time, prefix=args.container_prefix, separator=args.separator)]
+    except NotFound:
+        try:
+            pod = record.lookup(args.container)
+        except NotFound:
+            raise NotFound(f"No such container or pod: {args.container}",
+                           hint="secpod ps -a and secpod pod ps list them") from None
+        made = units.pod_units(
+            pod, lifecycle.members(pod), new=args.new, use_name=args.name,
+            restart_policy=args.restart_policy, restart_sec=args.restart_sec,
+            stop_timeout=args.time, prefix=args.container_prefix,
+            pod_prefix=args.pod_prefix, separator=args.separator)
     if not args.files:
-        sys.stdout.write(text)
+        sys.stdout.write("\n".join(text for _name, text in made))
         return 0
-    for path in units.write_units([(name, text)], Path.cwd()):
+    for path in units.write_units(made, Path.cwd()):
         print(path)
-    status(f"install: cp {name} {units.user_unit_dir()}/ && systemctl --user daemon-reload "
-           f"&& systemctl --user enable --now {name}")
+    names = " ".join(name for name, _text in made)
+    status(f"install: cp {names} {units.user_unit_dir()}/ && systemctl --user daemon-reload "
+           f"&& systemctl --user enable --now {made[0][0]}")
     return 0
 
 
@@ -111,11 +125,12 @@ def _add_generate(sub: _Subparsers) -> None:
     kinds = p.add_subparsers(dest="kind", metavar="KIND")
     kinds.required = True
     s = kinds.add_parser(
-        "systemd", help="a systemd unit that runs a container as a service",
+        "systemd", help="systemd units that run a container or a pod as a service",
         description="Print (or with --files write) a systemd unit for CONTAINER: "
         "Type=notify, READY once the container runs, ExecStop through secpod stop. With "
         "--new the unit creates the container when it starts, with the words that created "
-        "it, and removes it when it stops.")
+        "it, and removes it when it stops. For a POD: pod-NAME.service for the pod, and a "
+        "unit per member bound to it.")
     s.add_argument("--new", action="store_true",
                    help="create the container at start and remove it at stop")
     s.add_argument("-n", "--name", action="store_true",
@@ -129,8 +144,9 @@ def _add_generate(sub: _Subparsers) -> None:
     s.add_argument("--files", "-f", action="store_true",
                    help="write CONTAINER-PREFIX-NAME.service in the current folder")
     s.add_argument("--container-prefix", default="container", metavar="PREFIX")
+    s.add_argument("--pod-prefix", default="pod", metavar="PREFIX")
     s.add_argument("--separator", default="-", metavar="SEP")
-    s.add_argument("container", metavar="CONTAINER")
+    s.add_argument("container", metavar="CONTAINER|POD")
     s.set_defaults(func=_generate_systemd)
 
 

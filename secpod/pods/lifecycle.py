@@ -12,6 +12,7 @@ be gone, and ``pod ps`` would lie. That is recorded as ``pod.infra.exited``.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 
 from secpod.errors import Conflict, Error
@@ -84,10 +85,12 @@ def create(name: str, *, ports: tuple[PortMapping, ...] = (), hostname: str | No
            env: Environment | None = None) -> Pod:
     """Make the pod and start its infra. Raises UsageError, NotFound (a profile),
     Conflict (the name, a port), HostError; a failed create leaves nothing (and is
-    recorded as ``pod.create`` refused)."""
+    recorded as ``pod.create`` refused). Under a ``Type=notify`` unit, systemd is told
+    the pod is ready once its infra runs (:func:`_ready`)."""
     from secpod.policies import profile as profile_mod
     from secpod.sandbox import preflight, state
 
+    notify = os.environ.pop("NOTIFY_SOCKET", None)
     try:
         profile_mod.load(profile)   # the members' floor must exist
         bad = [s for s in share if s not in namespaces.JOINED[1:]]
@@ -121,7 +124,22 @@ def create(name: str, *, ports: tuple[PortMapping, ...] = (), hostname: str | No
         raise
     audit("pod.create", pod, infra=pod.infra_id, share=pod.share,
           ports=infra_ports(pod), hostname=pod.hostname)
+    _ready(pod, notify)
     return pod
+
+
+def _ready(pod: Pod, notify: str | None) -> None:
+    """Tell systemd (``notify``: the unit's ``NOTIFY_SOCKET``, taken from the environment
+    before any container starts, so no member's start answers it) that the pod's unit is
+    ready, its main process the infra's monitor: the pod's unit lives as long as its
+    infra (docs/services.md)."""
+    if not notify:
+        return
+    from secpod.sandbox import monitor, sdnotify
+
+    infra = infra_of(pod.reload())
+    sdnotify.ready(monitor.monitor_pid(infra.dir) if infra is not None else None,
+                   path=notify)
 
 
 def infra_ports(pod: Pod) -> list[dict[str, Any]]:
@@ -163,7 +181,7 @@ def _start_infra(pod: Pod, env: Environment, identity: Any) -> None:
         try:
             if pid is None:
                 raise FileNotFoundError(pid)
-            recorded = namespaces.record_of(pid)
+            recorded = _namespaces_once_running(pid)
         except OSError:
             raise Conflict(f"pod {pod.name}: its infra ended as it started",
                            hint=f"secpod logs {ctr.name}; secpod doctor") from None
@@ -177,6 +195,22 @@ def _start_infra(pod: Pod, env: Environment, identity: Any) -> None:
         current.infra_identity, current.namespaces = ident, recorded
         current.save()
     pod.infra_identity, pod.namespaces = ident, recorded
+
+
+def _namespaces_once_running(pid: int) -> dict[str, list[int]]:
+    """The infra's namespaces, once it runs catatonit: until its exec, the runtime keeps
+    it non-dumpable, and its /proc/PID/ns cannot be read (EACCES) for a moment after
+    ``start`` returns. Raises OSError when it ends instead."""
+    import time
+
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            return namespaces.record_of(pid)
+        except PermissionError:
+            if time.monotonic() > deadline or not os.path.exists(f"/proc/{pid}"):
+                raise
+            time.sleep(0.005)
 
 
 def check_member(pod: Pod, spec: Any, arch: str, user: str | None) -> None:
@@ -207,10 +241,12 @@ def check_member(pod: Pod, spec: Any, arch: str, user: str | None) -> None:
     namespaces.infra_pid(pod)
 
 
-def start(ref: str, env: Environment | None = None) -> Pod:
-    """Start the pod's infra (if it is not running) and every member not running."""
+def start(ref: str, env: Environment | None = None, *, infra_only: bool = False) -> Pod:
+    """Start the pod's infra (if it is not running) and, unless ``infra_only`` (a pod's
+    unit: each member's own unit starts it), every member not running."""
     from secpod.sandbox import operations, preflight
 
+    notify = os.environ.pop("NOTIFY_SOCKET", None)
     env = _env(env)
     pod = lookup(ref)
     try:
@@ -223,17 +259,18 @@ def start(ref: str, env: Environment | None = None) -> Pod:
             raise
     failed = []
     for m in members(pod):
-        if operations.status(m, env) in operations.LIVE:
+        if infra_only or operations.status(m, env) in operations.LIVE:
             continue
         try:
             operations.start(m, env)
         except Error as e:
             failed.append(f"{m.name}: {e.message}")
     audit("pod.start", pod, "error" if failed else "ok", reason="; ".join(failed) or None,
-          members=[m.name for m in members(pod)])
+          members=[m.name for m in members(pod)], infra_only=infra_only)
     if failed:
         raise Error(f"pod {pod.name}: not every member started: {'; '.join(failed)}",
                     hint="secpod pod ps; secpod logs MEMBER")
+    _ready(pod, notify)
     return pod
 
 

@@ -1,4 +1,4 @@
-"""systemd units for containers: ``secpod generate systemd [--new] CONTAINER``.
+"""systemd units for containers and pods: ``secpod generate systemd [--new] CONTAINER|POD``.
 
 A unit made ``--new`` creates the container when it starts and removes it when it stops,
 with the words that created it first (kept on the container record as
@@ -28,6 +28,7 @@ TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from secpod.pods.record import Pod
     from secpod.sandbox.state import Container
 
     Section = tuple[str, list[tuple[str, str]]]
@@ -106,12 +107,17 @@ def _run_parser() -> object:
     return p
 
 
-def rewrite_for_unit(words: Sequence[str], name: str) -> list[str]:
+def rewrite_for_unit(words: Sequence[str], name: str, pod: str | None = None) -> list[str]:
     """``run|create FLAGS IMAGE CMD`` as a --new unit runs it: ``run -d --rm --name NAME
-    --sdnotify conmon FLAGS IMAGE CMD`` (FLAGS without those it sets). Raises Error when
-    the words cannot be read back (a record from an older secpod has none)."""
+    --sdnotify conmon FLAGS IMAGE CMD`` (FLAGS without those it sets; with ``pod``, its
+    ``--pod`` names the pod, whose --new unit makes it anew with a new id). Raises Error
+    when the words cannot be read back (a record from an older secpod has none)."""
     import argparse
 
+    if words[:2] == ["kube", "play"]:
+        raise Error("the container was made by secpod kube play: its command is the "
+                    "YAML's, not a run", hint="run the YAML as a service with a .kube "
+                    "Quadlet file (docs/services.md); or generate a unit without --new")
     if not words or words[0] not in ("run", "create"):
         raise Error("the container's record does not say how it was created",
                     hint="a container made by an older secpod: re-create it, then generate "
@@ -145,10 +151,40 @@ def rewrite_for_unit(words: Sequence[str], name: str) -> list[str]:
             key = word[:2] if word.startswith("-") else word
             if word in takes_value:
                 span = 2
-        if key not in _DROPPED and word:
+        if key not in _DROPPED and word and not (pod is not None and key == "--pod"):
             kept += opts[i:i + span] if span == 2 else [word]
         i += span
-    return ["run", "-d", "--rm", "--name", name, "--sdnotify", "conmon", *kept, *tail]
+    joined = ["--pod", pod] if pod is not None else []
+    return ["run", "-d", "--rm", "--name", name, "--sdnotify", "conmon", *joined, *kept,
+            *tail]
+
+
+def rewrite_pod_create(words: Sequence[str], name: str) -> list[str]:
+    """``secpod pod create FLAGS`` as a --new pod unit runs it: ``pod create --name NAME
+    FLAGS`` (every flag of ``pod create`` takes a value). Raises Error when the pod was
+    not made by ``pod create`` (``kube play`` makes pods too)."""
+    rest = list(words[1:] if words[:1] == ["secpod"] else words)
+    while rest[:1] in (["-v"], ["--verbose"]):
+        rest = rest[1:]
+    if rest[:2] == ["kube", "play"]:
+        raise Error(f"pod {name} was made by secpod kube play, not by pod create",
+                    hint="run the YAML as a service with a .kube Quadlet file "
+                         "(docs/services.md); or generate the units without --new")
+    if rest[:2] != ["pod", "create"]:
+        raise Error(f"the record of pod {name} does not say how it was made",
+                    hint="re-create the pod, or generate the units without --new")
+    opts, kept, i = rest[2:], [], 0
+    while i < len(opts):
+        word = opts[i]
+        if not word.startswith("-"):
+            raise Error(f"the command that made pod {name} cannot be read back "
+                        f"(at {word!r})", hint="generate the units without --new")
+        key = word.partition("=")[0]
+        span = 1 if "=" in word or (not word.startswith("--") and len(word) > 2) else 2
+        if key != "--name":
+            kept += opts[i:i + span]
+        i += span
+    return ["pod", "create", "--name", name, *kept]
 
 
 def restart_for_unit(policy: str | None, ctr: Container) -> str:
@@ -174,9 +210,11 @@ def unit_name(ctr: Container, *, use_name: bool, new: bool, prefix: str = "conta
 def container_unit(ctr: Container, *, new: bool, use_name: bool = False,
                    restart_policy: str | None = None, restart_sec: int | None = None,
                    stop_timeout: int = DEFAULT_STOP_TIMEOUT, prefix: str = "container",
-                   separator: str = "-") -> tuple[str, str]:
-    """(unit name, unit text) for ``ctr``. Raises Error (no create command for --new),
-    UsageError (a bad restart policy)."""
+                   separator: str = "-",
+                   pod: tuple[str, str] | None = None) -> tuple[str, str]:
+    """(unit name, unit text) for ``ctr``; ``pod``: (pod name, its unit's name) for a
+    member, whose unit is bound to the pod's. Raises Error (no create command for
+    --new), UsageError (a bad restart policy)."""
     name = unit_name(ctr, use_name=use_name, new=new, prefix=prefix, separator=separator)
     me = secpod_argv0()
     ident = ctr.name if (use_name or new) else ctr.id
@@ -186,7 +224,8 @@ def container_unit(ctr: Container, *, new: bool, use_name: bool = False,
         service.append(("RestartSec", str(restart_sec)))
     service.append(("TimeoutStopSec", str(stop_timeout + 60)))
     if new:
-        run = rewrite_for_unit(ctr.create_command, ctr.name)
+        run = rewrite_for_unit(ctr.create_command, ctr.name,
+                               pod[0] if pod is not None else None)
         service += [
             # a container left by a unit that did not stop cleanly (a crash, a reboot)
             ("ExecStartPre", "-" + command_line([*me, "rm", "-f", ident])),
@@ -202,12 +241,66 @@ def container_unit(ctr: Container, *, new: bool, use_name: bool = False,
         ]
         origin = "made by secpod generate systemd"
     service += [("Type", "notify"), ("NotifyAccess", "all")]
+    unit = [("Description", f"secpod container {ctr.name}")]
+    if pod is not None:  # stopped with the pod, started once the pod runs
+        unit += [("BindsTo", pod[1]), ("After", pod[1])]
     sections: list[Section] = [
-        ("Unit", [("Description", f"secpod container {ctr.name}")]),
+        ("Unit", unit),
         ("Service", service),
         ("Install", [("WantedBy", "default.target")]),
     ]
     return name, render(name, sections, origin=origin)
+
+
+def pod_units(pod: Pod, members: Sequence[Container], *, new: bool, use_name: bool = False,
+              restart_policy: str | None = None, restart_sec: int | None = None,
+              stop_timeout: int = DEFAULT_STOP_TIMEOUT, prefix: str = "container",
+              pod_prefix: str = "pod", separator: str = "-") -> list[tuple[str, str]]:
+    """The units of a pod, as Podman writes them: ``pod-NAME.service`` for the pod (its
+    infra), which ``Wants=`` each member's unit and starts ``Before=`` it, then one unit
+    per member, ``BindsTo=`` and ``After=`` the pod's. With ``new`` the pod's unit makes
+    the pod (``pod create`` with the words that made it) and removes it; without, it
+    starts the existing pod's infra (``pod start --infra-only``: each member's unit
+    starts its member) and stops the pod. Raises Error (a pod or member without its
+    create command, for --new), UsageError (a bad restart policy)."""
+    name = f"{pod_prefix}{separator}{pod.name}.service"
+    me = secpod_argv0()
+    kids = [container_unit(m, new=new, use_name=use_name, restart_policy=restart_policy,
+                           restart_sec=restart_sec, stop_timeout=stop_timeout, prefix=prefix,
+                           separator=separator, pod=(pod.name, name)) for m in members]
+    restart = restart_policy if restart_policy is not None else "on-failure"
+    if restart not in SYSTEMD_RESTART:
+        raise UsageError(f"invalid --restart-policy {restart!r}",
+                         hint="one of systemd's: " + ", ".join(SYSTEMD_RESTART))
+    service: list[tuple[str, str]] = [*_environment(), ("Restart", restart)]
+    if restart_sec is not None:
+        service.append(("RestartSec", str(restart_sec)))
+    service.append(("TimeoutStopSec", str(stop_timeout + 60)))
+    stop = [*me, "pod", "stop", "-t", str(stop_timeout), pod.name]
+    if new:
+        service += [
+            ("ExecStartPre", "-" + command_line([*me, "pod", "rm", "-f", pod.name])),
+            ("ExecStart", command_line([*me, *rewrite_pod_create(pod.create_command,
+                                                                 pod.name)])),
+            ("ExecStop", "-" + command_line(stop)),
+            ("ExecStopPost", "-" + command_line([*me, "pod", "rm", "-f", pod.name])),
+        ]
+        origin = "made by secpod generate systemd --new"
+    else:
+        service += [
+            ("ExecStart", command_line([*me, "pod", "start", "--infra-only", pod.name])),
+            ("ExecStop", "-" + command_line(stop)),
+        ]
+        origin = "made by secpod generate systemd"
+    service += [("Type", "notify"), ("NotifyAccess", "all")]
+    unit = [("Description", f"secpod pod {pod.name}")]
+    for kid, _text in kids:
+        unit += [("Wants", kid), ("Before", kid)]
+    sections: list[Section] = [
+        ("Unit", unit), ("Service", service),
+        ("Install", [("WantedBy", "default.target")]),
+    ]
+    return [(name, render(name, sections, origin=origin)), *kids]
 
 
 def user_unit_dir() -> Path:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SECPOD_BIN, User
-from tests.integration.test_units import exec_words
+from tests.integration.test_network import answers, free_port, listening, wait_for
+from tests.integration.test_units import _notified, exec_words
 
 pytestmark = [pytest.mark.crun, pytest.mark.userns]
 
@@ -91,4 +92,78 @@ def test_a_unit_for_an_image_the_policy_rejects_fails_to_start(user: User,
     user.sh([GENERATOR, str(out)], check=True)
     r = user.sh(exec_words((out / "nope.service").read_text(), "ExecStart"))
     assert r.returncode == 125 and "the trust policy rejects" in r.stderr, r.stderr
+    assert user.run("ps", "-a", "-q").stdout.strip() == ""
+
+
+def _verify(*paths: Path) -> None:
+    v = subprocess.run(["systemd-analyze", "verify", *map(str, paths)], capture_output=True,
+                       text=True, timeout=120)
+    assert v.returncode == 0 and v.stdout == "" and v.stderr == "", (v.stdout, v.stderr)
+
+
+def test_a_pod_file_makes_the_pod_its_members_join(user: User, busybox: str) -> None:
+    port = free_port()
+    _quadlet(user, "shop.pod", "[Pod]\nPodName=shop\nHostName=front\nLabel=tier=front\n"
+                               f"PublishPort=127.0.0.1:{port}:80\n"
+                               "[Install]\nWantedBy=default.target\n")
+    _quadlet(user, "app.container", "[Container]\nImage=busybox:latest\nPod=shop.pod\n"
+                                    "Exec=httpd -f -p 80 -h /etc\nStopTimeout=2\n")
+    out = user.home / "gen"
+    r = user.sh([GENERATOR, str(out)])
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    _verify(out / "shop-pod.service", out / "app.service")
+    pod_unit = (out / "shop-pod.service").read_text()
+    app_unit = (out / "app.service").read_text()
+    assert "BindsTo=shop-pod.service" in app_unit.splitlines()
+    # as systemd would: the pod's unit (ready once its infra runs), then the member's
+    user.sh(exec_words(pod_unit, "ExecStartPre"))
+    _out, message = _notified(user, exec_words(pod_unit, "ExecStart"))
+    infra = json.loads(user.run("inspect", "shop-infra", check=True).stdout)[0]
+    assert message == f"MAINPID={infra['Secpod']['monitor_pid']}\nREADY=1\n"
+    user.sh(exec_words(app_unit, "ExecStartPre"))
+    _notified(user, exec_words(app_unit, "ExecStart"))
+    pod = json.loads(user.run("pod", "inspect", "shop", check=True).stdout)[0]
+    assert pod["State"] == "Running" and pod["Labels"] == {"tier": "front"}
+    assert [c["Name"] for c in pod["Containers"]] == ["systemd-app"]
+    assert user.run("exec", "systemd-app", "hostname", check=True).stdout == "front\n"
+    wait_for(lambda: answers(port))     # the pod's port, the member's server
+    for unit in (app_unit, pod_unit):
+        for key in ("ExecStop", "ExecStopPost"):
+            user.sh(exec_words(unit, key))
+    assert user.run("pod", "inspect", "shop").returncode == 1
+    assert not listening(port)
+    assert user.run("ps", "-a", "-q").stdout.strip() == ""
+
+
+def test_a_kube_file_plays_and_downs_the_yaml(user: User, busybox: str) -> None:
+    _quadlet(user, "web.yaml", f"""\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: kweb
+spec:
+  containers:
+  - name: app
+    image: {busybox}
+    command: ["sleep", "60"]
+""")
+    _quadlet(user, "web.kube", "[Kube]\nYaml=web.yaml\n[Install]\nWantedBy=default.target\n")
+    _quadlet(user, "bad.kube", "[Kube]\nYaml=web.yaml\nPublishPort=8080:80\n")
+    out = user.home / "gen"
+    r = user.sh([GENERATOR, str(out)])
+    folder = user.home / "config" / "containers" / "systemd"
+    assert r.returncode == 1
+    assert f"{folder}/bad.kube:3: PublishPort: not supported: publish the ports in the " \
+        "YAML" in r.stderr, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["default.target.wants", "web.service"]
+    _verify(out / "web.service")
+    unit = (out / "web.service").read_text()
+    user.sh(exec_words(unit, "ExecStart"), check=True)
+    pod = json.loads(user.run("pod", "inspect", "kweb", check=True).stdout)[0]
+    assert pod["State"] == "Running"
+    user.sh(exec_words(unit, "ExecStart"), check=True)   # --replace: a restart makes it anew
+    assert json.loads(user.run("pod", "inspect", "kweb", check=True).stdout)[0]["Id"] != \
+        pod["Id"]
+    user.sh(exec_words(unit, "ExecStop"), check=True)
+    assert user.run("pod", "inspect", "kweb").returncode == 1
     assert user.run("ps", "-a", "-q").stdout.strip() == ""

@@ -60,7 +60,7 @@ def test_generated_units_verify_without_a_warning(user: User, busybox: str) -> N
     bad = user.run("generate", "systemd", "--restart-policy", "sometimes", "web")
     assert bad.returncode == 2 and "invalid --restart-policy 'sometimes'" in bad.stderr
     missing = user.run("generate", "systemd", "nosuch")
-    assert missing.returncode == 1 and "No such container: nosuch" in missing.stderr
+    assert missing.returncode == 1 and "No such container or pod: nosuch" in missing.stderr
 
 
 def test_the_new_unit_creates_notifies_stops_and_removes(user: User, busybox: str) -> None:
@@ -93,3 +93,90 @@ def test_the_new_unit_creates_notifies_stops_and_removes(user: User, busybox: st
     actions = [r["action"] for r in audit_records(user) if r["container"]["name"] == "svc"]
     assert actions[-6:] == ["container.create", "container.start", "container.exec",
                             "container.stop", "container.exit", "container.rm"], actions
+
+
+def _notified(user: User, words: list[str]) -> tuple[str, str]:
+    """Run ``words`` with a notify socket as a Type=notify unit's processes get it:
+    (stdout, the message)."""
+    sock_path = user.home / "notify.sock"
+    sock_path.unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    os.chown(sock_path, user.uid, user.gid)
+    sock.settimeout(60)
+    user.env["NOTIFY_SOCKET"] = str(sock_path)
+    try:
+        r = user.sh(words)
+        assert r.returncode == 0, r.stderr
+        return r.stdout, sock.recv(4096).decode()
+    finally:
+        del user.env["NOTIFY_SOCKET"]
+        sock.close()
+
+
+def test_a_pods_units_make_it_and_its_members_bound_to_it(user: User, busybox: str) -> None:
+    user.run("pod", "create", "--name", "web", "--label", "tier=front", check=True)
+    user.run("run", "-d", "--pod", "web", "--name", "app", busybox, "sleep", "60",
+             check=True)
+    r = user.run("generate", "systemd", "--new", "--files", "-t", "2", "web", check=True)
+    paths = [Path(p) for p in r.stdout.split()]
+    assert [p.name for p in paths] == ["pod-web.service", "container-app.service"]
+    v = subprocess.run(["systemd-analyze", "verify", *map(str, paths)], capture_output=True,
+                       text=True, timeout=120)
+    assert v.returncode == 0 and v.stdout == "" and v.stderr == "", (v.stdout, v.stderr)
+    pod_unit, app_unit = (p.read_text() for p in paths)
+    assert {"Wants=container-app.service", "Before=container-app.service"} <= set(
+        pod_unit.splitlines())
+    assert {"BindsTo=pod-web.service", "After=pod-web.service"} <= set(app_unit.splitlines())
+    user.run("pod", "rm", "-f", "web", check=True)
+    # as systemd would: the pod's unit (ready once its infra runs), then the member's
+    user.sh(exec_words(pod_unit, "ExecStartPre"))
+    _out, message = _notified(user, exec_words(pod_unit, "ExecStart"))
+    infra = json.loads(user.run("inspect", "web-infra", check=True).stdout)[0]
+    assert message == f"MAINPID={infra['Secpod']['monitor_pid']}\nREADY=1\n"
+    pod = json.loads(user.run("pod", "inspect", "web", check=True).stdout)[0]
+    assert pod["Labels"] == {"tier": "front"}
+    user.sh(exec_words(app_unit, "ExecStartPre"))
+    _out, message = _notified(user, exec_words(app_unit, "ExecStart"))
+    app = json.loads(user.run("inspect", "app", check=True).stdout)[0]
+    assert app["State"]["Status"] == "running"
+    assert message == f"MAINPID={app['Secpod']['monitor_pid']}\nREADY=1\n"
+    pod = json.loads(user.run("pod", "inspect", "web", check=True).stdout)[0]
+    assert pod["State"] == "Running" and [c["Name"] for c in pod["Containers"]
+                                          if c["Name"] == "app"] == ["app"]
+    # stopping: the member's unit first (it is After= the pod's), then the pod's
+    for unit in (app_unit, pod_unit):
+        for key in ("ExecStop", "ExecStopPost"):
+            user.sh(exec_words(unit, key))
+    assert user.run("pod", "inspect", "web").returncode == 1
+    assert user.run("ps", "-a", "-q").stdout.strip() == ""
+
+
+def test_a_pods_units_without_new_start_the_existing_pod(user: User, busybox: str) -> None:
+    user.run("pod", "create", "--name", "db", check=True)
+    user.run("create", "--pod", "db", "--name", "store", busybox, "sleep", "60", check=True)
+    r = user.run("generate", "systemd", "--name", "db", check=True)
+    pod_unit, app_unit = r.stdout.split("\n# container-store.service\n")
+    app_unit = "# container-store.service\n" + app_unit
+    for name, text in (("pod-db.service", pod_unit), ("container-store.service", app_unit)):
+        (user.home / name).write_text(text)
+    v = subprocess.run(["systemd-analyze", "verify", str(user.home / "pod-db.service"),
+                        str(user.home / "container-store.service")], capture_output=True,
+                       text=True, timeout=120)
+    assert v.returncode == 0 and v.stdout == "" and v.stderr == "", (v.stdout, v.stderr)
+    user.run("pod", "stop", "db", check=True)
+    _out, message = _notified(user, exec_words(pod_unit, "ExecStart"))
+    infra = json.loads(user.run("inspect", "db-infra", check=True).stdout)[0]
+    assert message == f"MAINPID={infra['Secpod']['monitor_pid']}\nREADY=1\n"
+    # the pod's unit starts the infra only: the member's unit starts the member
+    store = json.loads(user.run("inspect", "store", check=True).stdout)[0]
+    assert store["State"]["Status"] != "running"
+    _out, message = _notified(user, exec_words(app_unit, "ExecStart"))
+    store = json.loads(user.run("inspect", "store", check=True).stdout)[0]
+    assert store["State"]["Status"] == "running"
+    assert message == f"MAINPID={store['Secpod']['monitor_pid']}\nREADY=1\n"
+    user.sh(exec_words(pod_unit, "ExecStop"))
+    pod = json.loads(user.run("pod", "inspect", "db", check=True).stdout)[0]
+    assert pod["State"] == "Exited"
+    start = [r for r in audit_records(user) if r["action"] == "pod.start"]
+    assert start[-1]["details"]["infra_only"] is True

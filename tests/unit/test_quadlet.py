@@ -1,4 +1,4 @@
-"""Quadlet .container and .volume files into units; every refusal names file, line, key."""
+"""Quadlet .container, .volume, .pod and .kube files into units; every refusal names file, line, key."""
 
 from __future__ import annotations
 
@@ -68,7 +68,8 @@ WantedBy=default.target
     ("Colour=red", ":3: Colour: unknown key in [Container]"),
     ("PublishPort=8080:80", ":3: PublishPort: not supported yet: published ports"),
     ("Network=host", ":3: Network: not supported yet"),
-    ("Pod=mypod.pod", ":3: Pod: not supported yet: pods"),
+    ("Pod=mypod.pod", ":3: Pod: there is no mypod.pod beside it"),
+    ("Pod=mypod", ":3: Pod: give a NAME.pod file beside it"),
     ("Notify=true", ":3: Notify: not supported yet"),
     ("Volume=named:/data", ":3: Volume: named volumes are not supported"),
     ("Volume=other.volume:/data", ":3: Volume: there is no other.volume beside it"),
@@ -124,3 +125,69 @@ def test_write_makes_the_wants_links(tmp_path: Path) -> None:
     quadlet.write(units, out)
     assert (out / "w.service").read_text() == units[0].text
     assert (out / "default.target.wants" / "w.service").resolve() == (out / "w.service")
+
+
+def test_a_pod_file_and_its_members(tmp_path: Path) -> None:
+    units, problems = _gen(tmp_path, {
+        "web.pod": "[Pod]\nPodName=shop\nPublishPort=127.0.0.1:8080:80\nHostName=front\n"
+                   "Label=tier=front app=shop\n[X-Secpod]\nProfile=strict\n"
+                   "[Install]\nWantedBy=default.target\n",
+        "app.container": "[Container]\nImage=busybox\nPod=web.pod\n",
+        "side.container": "[Container]\nImage=busybox\nPod=web.pod\nStopTimeout=3\n",
+        "alone.pod": "[Pod]\n"})
+    assert problems == []
+    by = {u.name: u for u in units}
+    assert sorted(by) == ["alone-pod.service", "app.service", "side.service",
+                          "web-pod.service"]
+    pod = by["web-pod.service"].text.splitlines()
+    assert ("ExecStart=/usr/bin/secpod pod create --name shop -p 127.0.0.1:8080:80 "
+            "--hostname front --label tier=front --label app=shop --profile strict") in pod
+    assert "ExecStartPre=-/usr/bin/secpod pod rm -f shop" in pod
+    assert "ExecStop=-/usr/bin/secpod pod stop shop" in pod
+    assert "ExecStopPost=-/usr/bin/secpod pod rm -f shop" in pod
+    assert "Type=notify" in pod and "NotifyAccess=all" in pod
+    for member in ("app.service", "side.service"):
+        assert f"Wants={member}" in pod and f"Before={member}" in pod
+        text = by[member].text.splitlines()
+        assert "BindsTo=web-pod.service" in text and "After=web-pod.service" in text
+        start = next(ln for ln in text if ln.startswith("ExecStart="))
+        assert " --pod shop busybox" in start
+    assert by["web-pod.service"].wanted_by == ("default.target",)
+    assert "ExecStart=/usr/bin/secpod pod create --name systemd-alone" in \
+        by["alone-pod.service"].text
+
+
+@pytest.mark.parametrize(("files", "words"), [
+    ({"p.pod": "[Pod]\nNetwork=host\n"},
+     "p.pod:2: Network: not supported: a pod's network is secpod's private one"),
+    ({"p.pod": "[Pod]\nColour=red\n"}, "p.pod:2: Colour: unknown key in [Pod]"),
+    ({"p.pod": "[Pod]\nPodName=no/slash\n"}, "p.pod: PodName 'no/slash' is not a pod name"),
+    ({"p.pod": "[X-Secpod]\nRuntime=runc\n"}, "p.pod:2: Runtime: unknown key in [X-Secpod]"),
+    ({"p.pod": "[Pod]\nUserNS=auto\n", "m.container": "[Container]\nImage=b\nPod=p.pod\n"},
+     "m.container:3: Pod: there is no p.pod beside it"),   # a refused pod takes no member
+    ({"p.pod": "[Pod]\n", "m.container": "[Container]\nImage=b\nPod=p.pod\nHostName=x\n"},
+     "m.container:4: HostName: a member of a pod has the pod's hostname"),
+    ({"k.kube": "[Kube]\nConfigMap=c.yaml\nYaml=a.yaml\n"},
+     "k.kube:2: ConfigMap: not supported: give the ConfigMaps in the YAML"),
+    ({"k.kube": "[Kube]\nYaml=a.yaml\nYaml=b.yaml\n"}, "k.kube:3: Yaml: one Yaml= per .kube"),
+    ({"k.kube": "[Kube]\n"}, "k.kube: no Yaml= in [Kube]"),
+    ({"k.kube": "[Kube]\nReplicas=3\n"}, "k.kube:2: Replicas: unknown key in [Kube]"),
+])
+def test_pod_and_kube_refusals(tmp_path: Path, files: dict[str, str], words: str) -> None:
+    units, problems = _gen(tmp_path, files)
+    assert any(words in p for p in problems), problems
+    assert all(u.source.name not in words.split(":")[0] for u in units)
+
+
+def test_a_kube_file(tmp_path: Path) -> None:
+    units, problems = _gen(tmp_path, {
+        "web.kube": "[Kube]\nYaml=web.yaml\n[Install]\nWantedBy=default.target\n",
+        "abs.kube": "[Kube]\nYaml=%h/k8s/db.yaml\n"})
+    assert problems == []
+    by = {u.name: u.text.splitlines() for u in units}
+    web = by["web.service"]
+    yaml = tmp_path / "web.yaml"
+    assert f"ExecStart=/usr/bin/secpod kube play --replace {yaml}" in web
+    assert f"ExecStop=/usr/bin/secpod kube down {yaml}" in web
+    assert "Type=oneshot" in web and "RemainAfterExit=yes" in web
+    assert 'ExecStart=/usr/bin/secpod kube play --replace "%h/k8s/db.yaml"' in by["abs.service"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from secpod.errors import Error, UsageError
+from secpod.pods.record import Pod
 from secpod.sandbox.state import Container
 from secpod.services import units
 
@@ -74,3 +75,49 @@ def test_a_new_unit() -> None:
     assert any(ln.startswith("ExecStop=-") and ln.endswith(" stop -t 5 web") for ln in lines)
     assert any(ln.startswith("ExecStopPost=-") and ln.endswith(" rm -f web") for ln in lines)
     assert lines[-2:] == ["[Install]", "WantedBy=default.target"]
+
+
+def _pod(words: list[str]) -> Pod:
+    return Pod(id="ef" * 32, name="web", created="2026-12-03T11:00:00Z", hostname="web",
+               create_command=words)
+
+
+@pytest.mark.parametrize(("words", "want"), [
+    (["secpod", "pod", "create", "--name", "web", "-p", "8080:80", "--label=a=b"],
+     ["-p", "8080:80", "--label=a=b"]),
+    (["secpod", "-v", "pod", "create", "--name=old", "-p8080:80", "--share", "net"],
+     ["-p8080:80", "--share", "net"]),
+])
+def test_the_pod_create_command_is_rewritten(words: list[str], want: list[str]) -> None:
+    assert units.rewrite_pod_create(words, "web") == ["pod", "create", "--name", "web", *want]
+
+
+def test_a_pod_made_by_kube_play_makes_no_new_unit() -> None:
+    with pytest.raises(Error, match="made by secpod kube play") as e:
+        units.pod_units(_pod(["secpod", "kube", "play", "web.yaml"]), [], new=True)
+    assert ".kube Quadlet file" in (e.value.hint or "")
+    with pytest.raises(Error, match="made by secpod kube play"):
+        units.rewrite_for_unit(["kube", "play", "web.yaml"], "app")
+    with pytest.raises(Error, match="does not say how it was made"):
+        units.rewrite_pod_create([], "web")
+
+
+def test_pod_units_bind_the_members_to_the_pod() -> None:
+    member = _ctr(["run", "-d", "--pod", "3f2a9c", "--name", "web", "busybox", "sleep", "9"])
+    made = units.pod_units(_pod(["secpod", "pod", "create", "--name", "web"]), [member],
+                           new=True, stop_timeout=4)
+    assert [n for n, _t in made] == ["pod-web.service", "container-web.service"]
+    pod, kid = (t.splitlines() for _n, t in made)
+    assert "Wants=container-web.service" in pod and "Before=container-web.service" in pod
+    assert "BindsTo=pod-web.service" in kid and "After=pod-web.service" in kid
+    assert "Type=notify" in pod and "NotifyAccess=all" in pod
+    start = next(ln for ln in pod if ln.startswith("ExecStart="))
+    assert start.endswith(" pod create --name web")
+    assert any(ln.startswith("ExecStartPre=-") and ln.endswith(" pod rm -f web") for ln in pod)
+    assert any(ln.startswith("ExecStop=-") and ln.endswith(" pod stop -t 4 web") for ln in pod)
+    run = next(ln for ln in kid if ln.startswith("ExecStart="))  # the pod by its name now
+    assert run.endswith(" run -d --rm --name web --sdnotify conmon --pod web busybox sleep 9")
+    plain = units.pod_units(_pod([]), [member], new=False, use_name=True)
+    start = next(ln for ln in plain[0][1].splitlines() if ln.startswith("ExecStart="))
+    assert start.endswith(" pod start --infra-only web")
+    assert " start web\n" in plain[1][1] and "BindsTo=pod-web.service" in plain[1][1]
