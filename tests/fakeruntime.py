@@ -98,6 +98,9 @@ class FakeRuntime:
     def refuses(self, config: dict[str, Any]) -> list[str]:
         return []
 
+    def precompile(self, config: dict[str, Any]) -> str | None:
+        return None
+
     def unenforced(self, config: dict[str, Any]) -> list[str]:
         return []
 

@@ -87,6 +87,10 @@ if TYPE_CHECKING:
         def unenforced(self, config: dict[str, Any]) -> list[str]:
             """What in ``config`` this runtime would silently ignore."""
 
+        def precompile(self, config: dict[str, Any]) -> str | None:
+            """Add what secpod compiled ahead for this runtime (crun: the seccomp
+            program); the program's digest, or None when the runtime compiles it."""
+
         def error_words(self, log: Path) -> str:
             """The last error the runtime wrote to its JSON log, or ''."""
 

@@ -156,6 +156,12 @@ class CommandLineRuntime:
         """What in ``config`` this runtime would silently ignore or do otherwise."""
         return []
 
+    def precompile(self, config: dict[str, Any]) -> str | None:
+        """Put into ``config`` what secpod compiled for this runtime ahead of time;
+        the digest of the seccomp program it will load as given, or None when the
+        runtime compiles the filter itself."""
+        return None
+
     def error_words(self, log: Path) -> str:
         """The last error the runtime wrote to its JSON log, or ''. crun and runc write
         the same keys; runc logs a warning before each rootless error, so the last

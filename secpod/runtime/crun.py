@@ -60,6 +60,24 @@ class CrunRuntime(CommandLineRuntime):
                         idmap_mounts=True, additional_gids=True,
                         source=f"known of crun {version} (it has no features command)")
 
+    def precompile(self, config: dict[str, Any]) -> str | None:
+        """The seccomp filter's BPF program, compiled once per distinct filter and kept
+        (secpod.policies.seccomp_bpf), in ``run.oci.seccomp_bpf_data``: crun loads it
+        instead of compiling the JSON again (12-20 ms for the default profile)."""
+        oci = (config.get("linux") or {}).get("seccomp")
+        if not oci:
+            return None
+        import base64
+
+        from secpod.policies import seccomp_bpf
+
+        program = seccomp_bpf.compiled(oci)
+        if program is None:
+            return None
+        config.setdefault("annotations", {})[seccomp_bpf.ANNOTATION] = (
+            base64.b64encode(program).decode())
+        return seccomp_bpf.digest(program)
+
     def unenforced(self, config: dict[str, Any]) -> list[str]:
         seccomp = config.get("linux", {}).get("seccomp") or {}
         if seccomp_notify_rules(config) and not seccomp.get("listenerPath"):

@@ -224,6 +224,9 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
         elif pending is not None:
             pending.kill()  # -P and the image exposes nothing, or a read-only root
         summary["ports"] = [str(p) for p in ports]
+        program = rt.precompile(config)
+        if program is not None and isinstance(summary.get("seccomp"), dict):
+            summary["seccomp"] = {**summary["seccomp"], "bpf": program}
         digest = bundlemod.write_config(folder / "bundle", config)
         summary["weakened"] = list(confinement.weakened)
         image_cfg = image.config.get("config") or {}
