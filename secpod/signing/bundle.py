@@ -229,9 +229,14 @@ def _b64(data: bytes) -> str:
 
 def verify_bundle(data: bytes, artifact: Artifact, root: TrustedRoot, *,
                   key: keys.PublicKey | None = None, identity: str | None = None,
-                  issuer: str | None = None, now: datetime | None = None) -> list[datetime]:
+                  issuer: str | None = None, now: datetime | None = None,
+                  require_log: bool = True) -> list[datetime]:
     """Verify a bundle for ``artifact``, signed by ``key`` or by a Fulcio certificate for
     ``identity`` and ``issuer``; return the verified signing times.
+
+    ``require_log=False`` accepts a key-signed bundle without a transparency-log entry
+    (``secpod sign --bundle`` writes those; the times are then empty); an entry that is
+    there is still verified, and a certificate still needs a verified signing time.
 
     Raises BundleFormatError (unusable bundle), SignatureRejected (the message names the
     failed check).
@@ -266,7 +271,7 @@ def verify_bundle(data: bytes, artifact: Artifact, root: TrustedRoot, *,
         raise SignatureRejected("the bundle is signed by a public key; give that key (--key)")
     else:
         signer_der = keys.public_key_der(key)
-    if not b.entries:
+    if not b.entries and require_log:
         raise SignatureRejected("the bundle has no transparency log entry")
     times: list[datetime] = []
     untimed = []
@@ -286,7 +291,7 @@ def verify_bundle(data: bytes, artifact: Artifact, root: TrustedRoot, *,
             if log is not None and not log.validity.contains(t):
                 raise SignatureRejected(f"the log's key is not valid at the signing time "
                                         f"{t.isoformat()}")
-    if not times:
+    if not times and not (cert is None and not b.entries and not require_log):
         raise SignatureRejected("no verified signing time: no log entry carries a signed entry "
                                 "timestamp" + ("".join(f"; {u}" for u in unverified)
                                                if unverified else

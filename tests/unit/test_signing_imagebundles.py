@@ -1,0 +1,172 @@
+"""Sigstore bundles for images: pull's screen, the settings beside the policy, and the
+``sigstoreSigned`` requirement over bundles (one change per failure case)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from secpod.errors import MalformedInput, SignatureRejected, TrustPolicyError
+from secpod.images.reference import parse
+from secpod.signing import add_signature, imagebundles, sign_sigstore, trust
+from secpod.signing.bundle import BundleFormatError
+from secpod.signing.policy import parse_policy
+from secpod.signing.store import add_bundle, bundles_for, signatures_for
+
+MANIFEST = b'{"schemaVersion":2,"config":{}}'
+DIGEST = "sha256:" + hashlib.sha256(MANIFEST).hexdigest()
+OTHER = "sha256:" + "1" * 64
+REPO = "127.0.0.1:5000/app"
+REF = parse(REPO + ":1")
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setattr(trust, "admin_trust_policy", lambda: None)
+    return tmp_path
+
+
+def _key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.public_key().public_bytes(serialization.Encoding.PEM,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _policy(home: Path, key: ec.EllipticCurvePrivateKey, settings: object | None) -> Path:
+    pub = home / "key.pub"
+    pub.write_bytes(_pem(key))
+    path = home / "policy.json"
+    path.write_text(json.dumps({"default": [{"type": "reject"}], "transports": {"docker": {
+        REPO: [{"type": "sigstoreSigned", "keyPath": str(pub)}]}}}))
+    if settings is not None:
+        (home / "policy.bundles.json").write_text(json.dumps(settings))
+    return path
+
+
+def _decide(path: Path, bundles: list[bytes], signatures: list[bytes] | None = None
+            ) -> trust.TrustDecision:
+    return trust.decide(REF, MANIFEST, signatures or [], bundles=bundles,
+                        policy=parse_policy(path.read_bytes(), source=str(path)),
+                        policy_path=path)
+
+
+OPT_IN = {"scopes": {REPO: {"acceptDigestOnly": True, "allowNoLog": True}}}
+
+
+def test_a_bundle_by_the_key_is_accepted_with_both_opt_ins(home: Path) -> None:
+    key = _key()
+    b = imagebundles.make_bundle(key, DIGEST, REPO)
+    d = _decide(_policy(home, key, OPT_IN), [b])
+    assert d.accepted, d.reasons
+    assert d.reasons[0].startswith(f"sigstoreSigned: bundle {imagebundles.bundle_name(b)} by key")
+    assert d.evidence == ({"kind": "bundle", "digest": imagebundles.bundle_name(b),
+                           "verdict": "accepted", "signer": d.evidence[0]["signer"],
+                           "scope": REPO, "no_log": True},)
+
+
+def test_digest_only_is_refused_by_default_naming_the_opt_in(home: Path) -> None:
+    key = _key()
+    d = _decide(_policy(home, key, None), [imagebundles.make_bundle(key, DIGEST, REPO)])
+    assert not d.accepted
+    assert "acceptDigestOnly" in d.reasons[0] and "policy.bundles.json" in d.reasons[0]
+    assert d.evidence[0]["verdict"] == "rejected"
+
+
+def test_no_log_is_refused_unless_allowed(home: Path) -> None:
+    key = _key()
+    d = _decide(_policy(home, key, {"scopes": {REPO: {"acceptDigestOnly": True}}}),
+                [imagebundles.make_bundle(key, DIGEST, REPO)])
+    assert not d.accepted
+    assert "no transparency-log entry" in d.reasons[0] and "allowNoLog" in d.reasons[0]
+
+
+def test_the_wrong_key_a_tampered_bundle_and_another_digest_are_refused(home: Path) -> None:
+    key = _key()
+    path = _policy(home, key, OPT_IN)
+    wrong = _decide(path, [imagebundles.make_bundle(_key(), DIGEST, REPO)])
+    assert not wrong.accepted and "DSSE envelope's signature does not verify" in wrong.reasons[0]
+    doc = json.loads(imagebundles.make_bundle(key, DIGEST, REPO))
+    stmt = json.loads(base64.b64decode(doc["dsseEnvelope"]["payload"]))
+    stmt["predicate"] = {"changed": True}
+    doc["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(stmt).encode()).decode()
+    tampered = _decide(path, [json.dumps(doc).encode()])
+    assert not tampered.accepted and "does not verify" in tampered.reasons[0]
+    other = _decide(path, [imagebundles.make_bundle(key, OTHER, REPO)])
+    assert not other.accepted
+    assert "not a subject of the in-toto statement" in other.reasons[0]
+
+
+def test_a_scope_elsewhere_does_not_opt_in(home: Path) -> None:
+    key = _key()
+    path = _policy(home, key, {"scopes": {"127.0.0.1:5000/other": {"acceptDigestOnly": True,
+                                                                   "allowNoLog": True}}})
+    d = _decide(path, [imagebundles.make_bundle(key, DIGEST, REPO)])
+    assert not d.accepted and "acceptDigestOnly" in d.reasons[0]
+
+
+def test_a_signature_still_decides_first_and_is_named(home: Path) -> None:
+    key = _key()
+    path = _policy(home, key, None)
+    sig = sign_sigstore(key, REPO + ":1", DIGEST)
+    d = _decide(path, [imagebundles.make_bundle(key, DIGEST, REPO)], [sig])
+    assert d.accepted
+    assert d.evidence[0]["kind"] == "signature"
+    assert d.evidence[0]["digest"] == "sha256:" + hashlib.sha256(sig).hexdigest()
+
+
+def test_malformed_settings_name_the_field(home: Path) -> None:
+    key = _key()
+    path = _policy(home, key, {"scopes": {REPO: {"acceptDigestOnly": "yes"}}})
+    with pytest.raises(TrustPolicyError, match=r"acceptDigestOnly.*true or false"):
+        _decide(path, [imagebundles.make_bundle(key, DIGEST, REPO)])
+    (home / "policy.bundles.json").write_text('{"trustRoot": "x"}')
+    with pytest.raises(TrustPolicyError, match="trustRoot"):
+        _decide(path, [imagebundles.make_bundle(key, DIGEST, REPO)])
+
+
+def test_screen_keeps_only_bundles_for_the_digest() -> None:
+    key = _key()
+    b = imagebundles.make_bundle(key, DIGEST, REPO)
+    assert imagebundles.screen(b, DIGEST).dsse_payload is not None
+    with pytest.raises(SignatureRejected, match=f"subject is not {OTHER}"):
+        imagebundles.screen(b, OTHER)
+    with pytest.raises(BundleFormatError, match="malformed bundle"):
+        imagebundles.screen(b"{not json", DIGEST)
+    doc = json.loads(b)
+    doc["mediaType"] = "application/vnd.dev.sigstore.bundle.v9+json"
+    with pytest.raises(BundleFormatError, match="unknown bundle media type"):
+        imagebundles.screen(json.dumps(doc).encode(), DIGEST)
+    with pytest.raises(BundleFormatError, match="larger than"):
+        imagebundles.screen(b" " * (17 << 20), DIGEST)
+
+
+def test_the_statement_cosign_3_writes() -> None:
+    b = json.loads(imagebundles.make_bundle(_key(), DIGEST, REPO))
+    assert b["mediaType"] == "application/vnd.dev.sigstore.bundle.v0.3+json"
+    assert b["verificationMaterial"]["tlogEntries"] == []
+    env = b["dsseEnvelope"]
+    assert env["payloadType"] == "application/vnd.in-toto+json"
+    stmt = json.loads(base64.b64decode(env["payload"]))
+    assert stmt["predicateType"] == "https://sigstore.dev/cosign/sign/v1"
+    assert stmt["subject"] == [{"name": REPO, "digest": {"sha256": DIGEST[7:]}}]
+
+
+def test_bundles_are_stored_beside_signatures(home: Path) -> None:
+    assert bundles_for(DIGEST) == []
+    first = add_bundle(DIGEST, b'{"a":1}')
+    assert first.name == "bundle-1" and add_bundle(DIGEST, b'{"a":1}') == first
+    add_signature(DIGEST, b"sig")
+    assert bundles_for(DIGEST) == [b'{"a":1}'] and signatures_for(DIGEST) == [b"sig"]
+    with pytest.raises(MalformedInput):
+        add_bundle(DIGEST, b"")
