@@ -27,7 +27,7 @@ import json
 from pathlib import Path
 
 from secpod._record import record
-from secpod.errors import SignatureRejected, TrustPolicyError, VerificationError
+from secpod.errors import SignatureRejected, TrustPolicyError
 from secpod.images.reference import Reference
 from secpod.signing import _json
 
@@ -46,6 +46,12 @@ INTOTO = "application/vnd.in-toto+json"
 STATEMENT_V1 = "https://in-toto.io/Statement/v1"
 PREDICATE_SIGN = "https://sigstore.dev/cosign/sign/v1"
 MAX_SETTINGS = 64 * 1024
+
+
+class BundleSettingsError(TrustPolicyError):
+    """The bundle settings beside the policy are malformed or unsafe (exit 2: unusable)."""
+
+    exit_code = 2
 
 
 def bundle_name(data: bytes) -> str:
@@ -147,7 +153,7 @@ def parse_settings(data: bytes, path: Path) -> BundleSettings:
             scopes[scope] = ScopeOptions(accept_digest_only=flags["acceptDigestOnly"],
                                          allow_no_log=flags["allowNoLog"], scope=scope)
     except _json.JSONShapeError as e:
-        raise TrustPolicyError(f"invalid bundle settings {path}: {e}",
+        raise BundleSettingsError(f"invalid bundle settings {path}: {e}",
                                hint="see docs/signing.md, \"Bundles in the trust policy\"") from e
     return BundleSettings(path=path, trusted_root=root, scopes=scopes)
 
@@ -155,7 +161,8 @@ def parse_settings(data: bytes, path: Path) -> BundleSettings:
 def load_settings(policy_path: Path | None, *, admin: bool = False) -> BundleSettings:
     """The bundle settings beside ``policy_path`` (none there: no opt-ins, the public-good
     root). Beside the administrator's policy the file is held to the same rule as the
-    policy. Raises TrustPolicyError (malformed, unsafe) or VerificationError (unreadable)."""
+    policy. Raises BundleSettingsError (malformed, oversized, unreadable) or the floor's
+    AdminPolicyError (an unsafe file beside the administrator's policy)."""
     path = settings_path(policy_path)
     if path is None or not path.exists():
         return BundleSettings(path=path, trusted_root=None, scopes={})
@@ -168,10 +175,11 @@ def load_settings(policy_path: Path | None, *, admin: bool = False) -> BundleSet
     try:
         data = read_limited(path, MAX_SETTINGS)
     except TooLarge as e:
-        raise TrustPolicyError(f"the bundle settings {path} are larger than {MAX_SETTINGS} "
-                               "bytes") from e
+        raise BundleSettingsError(f"the bundle settings {path} are larger than "
+                                  f"{MAX_SETTINGS} bytes") from e
     except OSError as e:
-        raise VerificationError(f"cannot read the bundle settings {path}: {e.strerror}") from e
+        raise BundleSettingsError(f"cannot read the bundle settings {path}: {e.strerror}"
+                                  ) from e
     return parse_settings(data, path)
 
 

@@ -109,6 +109,15 @@ def test_sign_bundle_push_pull_run(user: User, user2: User, busybox: str,
     assert used["kind"] == "bundle" and used["digest"] == digest_of(good)
     assert used["verdict"] == "accepted" and used["scope"] == f"{registry.host}/bundled"
 
+    # Unusable settings: exit 2 naming the field, and the refused run is audited.
+    user2.file("config/containers/policy.bundles.json", '{"scopes": {"x": {"allowNoLog": 1}}}')
+    broken = user2.run("verify", ref)
+    assert broken.returncode == 2 and "allowNoLog" in broken.stderr, broken.stderr
+    unusable = user2.run("run", "--rm", ref, "true")
+    assert unusable.returncode != 0 and "invalid bundle settings" in unusable.stderr
+    record = audit_records(user2)[-1]
+    assert (record["action"], record["outcome"]) == ("container.run.refused", "refused")
+
     # The wrong key.
     _policy(user2, registry.host, other, both)
     _refused(user2, ref, "does not verify")

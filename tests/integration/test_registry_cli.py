@@ -470,8 +470,9 @@ def test_referrers_signature_and_bundle_are_stored(user: User, user2: User,
                                                    registry: Registry) -> None:
     """Docker-registry 2.8 has no referrers API: the fallback tag sha256-<hex> lists a
     cosign simple-signing referrer and a cosign 3 Sigstore bundle (both stored), and
-    three that are skipped with a note each: a bundle whose statement signs another
-    digest, malformed bundle JSON, and a referrer whose subject is another manifest."""
+    four that are skipped with a note each: a bundle whose statement signs another
+    digest, malformed bundle JSON, an oversized bundle, and a referrer whose subject is
+    another manifest."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -500,6 +501,8 @@ def test_referrers_signature_and_bundle_are_stored(user: User, user2: User,
                           [(bundle_type, wrong_subject, {})]),
             _put_artifact(client, "referred/image", digest, bundle_type,
                           [(bundle_type, b'{"mediaType": ', {})]),
+            _put_artifact(client, "referred/image", digest, bundle_type,
+                          [(bundle_type, b" " * (4 * 1024 * 1024 + 1), {})]),
             _put_artifact(client, "referred/image", elsewhere, bundle_type,
                           [(bundle_type, bundle, {})]),
             _put_artifact(client, "referred/image", digest, "application/spdx+json",
@@ -521,10 +524,11 @@ def test_referrers_signature_and_bundle_are_stored(user: User, user2: User,
     [b] = info["bundles"]
     assert b["content"] == "dsse-envelope" and b["payload_type"] == "application/vnd.in-toto+json"
     notes = info["notes"]
-    assert len(notes) == 3, notes
+    assert len(notes) == 4, notes
     assert any(f"subject is not {digest}" in n for n in notes)
     assert any("malformed bundle" in n for n in notes)
-    assert any(f"{entries[4]['digest']} names another subject" in n for n in notes)
+    assert any("larger than 4194304 bytes" in n for n in notes)
+    assert any(f"{entries[5]['digest']} names another subject" in n for n in notes)
     [sig] = signature_files(user2)
     assert sig.read_bytes().startswith(b"\x00sigstore-json\n")
     [stored] = sorted((user2.home / "data" / "secpod" / "signatures").rglob("bundle-*"))
@@ -533,4 +537,4 @@ def test_referrers_signature_and_bundle_are_stored(user: User, user2: User,
     assert verified.returncode == 0, verified.stderr
     [rec] = [r for r in audit(user2) if r["action"] == "image.pull"]
     assert rec["details"]["bundles"][0]["digest"] == digest_of(bundle)
-    assert len(rec["details"]["referrer_notes"]) == 3
+    assert len(rec["details"]["referrer_notes"]) == 4

@@ -170,3 +170,59 @@ def test_bundles_are_stored_beside_signatures(home: Path) -> None:
     assert bundles_for(DIGEST) == [b'{"a":1}'] and signatures_for(DIGEST) == [b"sig"]
     with pytest.raises(MalformedInput):
         add_bundle(DIGEST, b"")
+
+
+# --- the conformance bundles through the policy ------------------------------------------
+# A conformance bundle signs a.txt; here a.txt stands for the image's manifest, so the
+# requirement's path (settings, trusted root, key or Fulcio identity) runs on real,
+# logged bundles.
+
+REKOR_PUB = Path(__file__).resolve().parent.parent / "assets" / "signing" / "rekor.pub"
+IDENTITY = ("https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/"
+            ".github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main")
+ISSUER = "https://token.actions.githubusercontent.com"
+
+
+def _conformance(home: Path, shared: Path, case: str, requirement: dict[str, object],
+                 root: Path) -> trust.TrustDecision:
+    cases = shared / "conformance" / "sigstore-bundles"
+    path = home / "policy.json"
+    path.write_text(json.dumps({"default": [requirement]}))
+    (home / "policy.bundles.json").write_text(json.dumps({
+        "trustedRoot": str(root), "scopes": {REPO: {"acceptDigestOnly": True}}}))
+    return trust.decide(REF, (cases / "a.txt").read_bytes(), [],
+                        bundles=[(cases / case / "bundle.sigstore.json").read_bytes()],
+                        policy=parse_policy(path.read_bytes(), source=str(path)),
+                        policy_path=path)
+
+
+def test_a_logged_key_bundle_with_its_trusted_root(home: Path, shared: Path) -> None:
+    case = shared / "conformance" / "sigstore-bundles" / "managed-key-and-trusted-root"
+    req = {"type": "sigstoreSigned", "keyPath": str(case / "key.pub")}
+    d = _conformance(home, shared, case.name, req, case / "trusted_root.json")
+    assert d.accepted, d.reasons
+    # The same bundle against the public-good root: its log is not there.
+    prod = shared / "conformance" / "sigstore-bundles" / "production-trusted_root.json"
+    d = _conformance(home, shared, case.name, req, prod)
+    assert not d.accepted and "a log the trusted root does not know" in d.reasons[0]
+
+
+def test_a_fulcio_bundle_by_identity_and_issuer(home: Path, shared: Path) -> None:
+    cases = shared / "conformance" / "sigstore-bundles"
+    prod = cases / "production-trusted_root.json"
+    root = json.loads(prod.read_text())
+    ca_der = base64.b64decode(root["certificateAuthorities"][-1]["certChain"]["certificates"]
+                              [-1]["rawBytes"])
+    ca = home / "fulcio.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(ca_der).decode()
+                  + "-----END CERTIFICATE-----\n")
+
+    def req(email: str) -> dict[str, object]:
+        return {"type": "sigstoreSigned", "rekorPublicKeyPath": str(REKOR_PUB),
+                "fulcio": {"caPath": str(ca), "oidcIssuer": ISSUER, "subjectEmail": email}}
+
+    d = _conformance(home, shared, "happy-path-v0.3", req(IDENTITY), prod)
+    assert d.accepted, d.reasons
+    assert d.evidence[0]["signer"] == f"Fulcio identity {IDENTITY} ({ISSUER})"
+    wrong = _conformance(home, shared, "happy-path-v0.3", req("someone@example.com"), prod)
+    assert not wrong.accepted and "identity" in wrong.reasons[0]
