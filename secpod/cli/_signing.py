@@ -66,6 +66,10 @@ def _add_verify(sub: _Subparsers) -> None:
                      help="evaluate this containers-policy.json file instead")
     verify.add_argument("--identity", metavar="REF",
                         help="for dir:PATH: the reference the image is claimed to have")
+    verify.add_argument("--attestation-type", metavar="TYPE",
+                        help="check an in-toto attestation of this type (slsaprovenance, "
+                             "slsaprovenance1, spdxjson, cyclonedx, ..., or a predicate type "
+                             "URI) among the image's Sigstore bundles, instead of a signature")
     verify.add_argument("--json", action="store_true", help="print the decision as JSON")
     verify.set_defaults(func=_verify)
 
@@ -303,6 +307,11 @@ def _verify(args: argparse.Namespace) -> int:
 
     digest: str | None = None
     try:
+        attestation = None
+        if args.attestation_type is not None:
+            from secpod.signing.imagebundles import predicate_type
+
+            attestation = predicate_type(args.attestation_type)
         t = _target(args.image, args.identity, need_manifest=False)
         digest = t.digest or None
         if args.key is not None:
@@ -329,7 +338,7 @@ def _verify(args: argparse.Namespace) -> int:
             eff = trust.effective_policy()
         decision = trust.decide(t.reference, t.manifest, list(t.signatures), policy=eff.policy,
                                 policy_path=eff.path, notes=eff.notes, bundles=list(t.bundles),
-                                admin=eff.admin)
+                                admin=eff.admin, attestation=attestation)
     except Error as e:
         _audit("image.verify", "error", reason=e.message, image_ref=args.image,
                image_digest=digest)
@@ -341,7 +350,8 @@ def _verify(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({**decision.as_dict(), "digest": digest, "image": args.image})
     else:
-        print(f"{'accepted' if decision.accepted else 'rejected'}: {decision.reference}")
+        what = f" (attestation {attestation})" if attestation else ""
+        print(f"{'accepted' if decision.accepted else 'rejected'}: {decision.reference}{what}")
         for note in decision.notes:
             status(f"note: {note}")
         status(f"policy: {decision.policy_path or '(built-in default)'}; scope: "

@@ -226,6 +226,7 @@ def _one(data: bytes, root: SigstoreTrustRoot, image: ImageUnderTest,
     if image.manifest is None:
         raise SignatureRejected("the image has no manifest to check the bundle against")
     b = bundle.parse_bundle(data)
+    _check_kind(b, image.attestation)
     if not b.entries and not opts.allow_no_log:
         raise SignatureRejected(
             "the bundle has no transparency-log entry, and entries without one are not "
@@ -258,6 +259,21 @@ def _one(data: bytes, root: SigstoreTrustRoot, image: ImageUnderTest,
     raise SignatureRejected("no key of the requirement verifies it: " + "; ".join(reasons))
 
 
+def _check_kind(b: Bundle, attestation: str | None) -> None:
+    """An image signature is a statement of predicate type ``.../cosign/sign/v1`` (or a
+    message signature over the manifest); an attestation is one of the type asked for.
+    One never stands in for the other."""
+    if b.dsse_payload is None:
+        if attestation is not None:
+            raise SignatureRejected("a message signature, not an in-toto attestation")
+        return
+    ptype, _ = statement(b)
+    want = attestation or PREDICATE_SIGN
+    if ptype != want:
+        what = "an image signature" if attestation is None else "an attestation of that type"
+        raise SignatureRejected(f"its predicate type is {ptype!r}: not {what} ({want})")
+
+
 def _key_id(key: keys.PublicKey) -> str:
     return "sha256:" + hashlib.sha256(key.der).hexdigest()[:16]
 
@@ -287,18 +303,54 @@ def check(root: SigstoreTrustRoot, image: ImageUnderTest, ctx: BundleContext) ->
             continue
         image.evidence.append({"kind": "bundle", "digest": name, "verdict": "accepted",
                                "signer": signer, "scope": ctx.options.scope,
-                               "no_log": ctx.options.allow_no_log})
-        return (f"sigstoreSigned: bundle {name} by {signer} accepted for the digest only "
+                               "no_log": ctx.options.allow_no_log,
+                               "predicate_type": image.attestation or PREDICATE_SIGN})
+        what = f"attestation {image.attestation}" if image.attestation else "bundle"
+        return (f"sigstoreSigned: {what} {name} by {signer} accepted for the digest only "
                 f"(acceptDigestOnly in scope {ctx.options.scope!r})")
     raise SignatureRejected("; ".join(rejections))
 
 
+# --- attestations ------------------------------------------------------------------------
+
+# cosign's --type names (cosign/pkg/types), and what they stand for.
+ATTESTATION_TYPES = {
+    "slsaprovenance": "https://slsa.dev/provenance/v0.2",
+    "slsaprovenance02": "https://slsa.dev/provenance/v0.2",
+    "slsaprovenance1": "https://slsa.dev/provenance/v1",
+    "spdx": "https://spdx.dev/Document",
+    "spdxjson": "https://spdx.dev/Document",
+    "cyclonedx": "https://cyclonedx.org/bom",
+    "openvex": "https://openvex.dev/ns",
+    "vuln": "https://cosign.sigstore.dev/attestation/vuln/v1",
+    "link": "https://in-toto.io/Link/v1",
+    "custom": "https://cosign.sigstore.dev/attestation/v1",
+}
+
+
+def predicate_type(name: str) -> str:
+    """cosign's attestation type name, or a predicate type URI as given. Raises
+    UsageError for anything else."""
+    if name in ATTESTATION_TYPES:
+        return ATTESTATION_TYPES[name]
+    if name.startswith(("https://", "http://")) and len(name) < 512:
+        return name
+    from secpod.errors import UsageError
+
+    raise UsageError(f"unknown attestation type {name!r}",
+                     hint="use " + ", ".join(sorted(ATTESTATION_TYPES)) + ", or a predicate "
+                     "type URI")
+
+
 # --- what sign --bundle writes -----------------------------------------------------------
 
-def make_bundle(private_key: keys.PrivateKey, manifest_digest: str, name: str) -> bytes:
+def make_bundle(private_key: keys.PrivateKey, manifest_digest: str, name: str, *,
+                predicate_type: str = PREDICATE_SIGN,
+                predicate: dict[str, Any] | None = None) -> bytes:
     """A cosign 3 image signature: an in-toto statement (subject: ``name`` at
-    ``manifest_digest``; predicate type ``https://sigstore.dev/cosign/sign/v1``) in a
-    DSSE envelope signed by ``private_key``, as a v0.3 bundle without a log entry."""
+    ``manifest_digest``; predicate type ``https://sigstore.dev/cosign/sign/v1``, or an
+    attestation's) in a DSSE envelope signed by ``private_key``, as a v0.3 bundle without
+    a log entry."""
     from cryptography.hazmat.primitives import serialization
 
     from secpod.signing import keys
@@ -307,7 +359,7 @@ def make_bundle(private_key: keys.PrivateKey, manifest_digest: str, name: str) -
     alg, _, hexd = manifest_digest.partition(":")
     stmt = json.dumps({"_type": STATEMENT_V1,
                        "subject": [{"name": name, "digest": {alg: hexd}}],
-                       "predicateType": PREDICATE_SIGN, "predicate": {}},
+                       "predicateType": predicate_type, "predicate": predicate or {}},
                       separators=(",", ":")).encode()
     sig = keys.sign(private_key, pae(INTOTO, stmt))
     der = private_key.public_key().public_bytes(serialization.Encoding.DER,

@@ -62,6 +62,7 @@ class ImageUnderTest:
     bundles: tuple[bytes, ...] = ()
     bundle_context: BundleContext | None = None
     evidence: list[dict[str, object]] = field(default_factory=list)
+    attestation: str | None = None  # a predicate type: an in-toto attestation is asked for
 
 
 class Requirement(Protocol):
@@ -126,7 +127,8 @@ class SigstoreSigned:
         rejections: list[str] = []
         non_sigstore = 0
         non_signature = 0
-        for blob in image.signatures:
+        # An attestation is asked for: only bundles can carry one.
+        for blob in image.signatures if image.attestation is None else ():
             if not is_sigstore_blob(blob):
                 non_sigstore += 1
                 continue
@@ -155,6 +157,9 @@ class SigstoreSigned:
                 return imagebundles.check(self.root, image, image.bundle_context)
             except SignatureRejected as e:
                 rejections.append(e.message)
+        if image.attestation is not None:
+            raise _summary(rejections, none=f"an attestation of type {image.attestation} was "
+                           "required, but the image has no Sigstore bundle")
         none = "a signature was required, but no signature exists"
         if non_sigstore or non_signature:
             none += (f" ({non_sigstore} non-sigstore signatures, {non_signature} sigstore "

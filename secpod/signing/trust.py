@@ -45,9 +45,11 @@ class TrustDecision:
     reasons: tuple[str, ...]
     notes: tuple[str, ...] = ()
     evidence: tuple[dict[str, object], ...] = ()
+    attestation: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        extra = {"attestation": self.attestation} if self.attestation else {}
+        return {**extra,
             "accepted": self.accepted,
             "reference": self.reference,
             "scope": self.scope,
@@ -171,14 +173,17 @@ def image_reference(typed: str, names: tuple[str, ...] | list[str],
 def decide(ref: Reference | None, manifest_bytes: bytes | None, signatures: list[bytes], *,
            policy: pol.Policy, policy_path: Path | None, notes: tuple[str, ...] = (),
            scope_ref: Reference | None = None, bundles: list[bytes] | None = None,
-           admin: bool = False) -> TrustDecision:
+           admin: bool = False, attestation: str | None = None) -> TrustDecision:
     """Evaluate ``policy`` for an image; every requirement is evaluated for its reason.
 
     ``ref`` is the identity the image is claimed to have; ``scope_ref`` (default
     ``ref``) picks the policy scope. ``bundles`` are the image's Sigstore bundles, judged
     under the bundle settings beside ``policy_path`` (:mod:`secpod.signing.imagebundles`;
     ``admin``: that policy is the administrator's). The decision's evidence lists every
-    signature and bundle looked at. Never raises SignatureRejected; raises
+    signature and bundle looked at. ``attestation`` (a predicate type) asks instead for
+    an in-toto attestation of that type among the bundles, verified by a
+    ``sigstoreSigned`` requirement of the scope (a scope without one cannot accept it).
+    Never raises SignatureRejected; raises
     VerificationError / KeyFormatError / TrustPolicyError when a requirement or the
     bundle settings cannot be prepared.
     """
@@ -199,9 +204,14 @@ def decide(ref: Reference | None, manifest_bytes: bytes | None, signatures: list
         ctx = imagebundles.context(policy_path, lookup, admin=admin)
     image = requirements.ImageUnderTest(reference=ref, manifest=manifest_bytes,
                                         signatures=tuple(signatures),
-                                        bundles=tuple(bundles or ()), bundle_context=ctx)
+                                        bundles=tuple(bundles or ()), bundle_context=ctx,
+                                        attestation=attestation)
     reasons: list[str] = []
     accepted = True
+    if attestation is not None and not any(s.type == "sigstoreSigned" for s in specs):
+        accepted = False
+        reasons.append(f"attestation {attestation}: rejected: the scope's requirements name no "
+                       "sigstoreSigned key or identity to verify an attestation with")
     for req in prepared:
         try:
             reasons.append(req.check(image))
@@ -217,6 +227,7 @@ def decide(ref: Reference | None, manifest_bytes: bytes | None, signatures: list
         reasons=tuple(reasons),
         notes=notes,
         evidence=tuple(image.evidence),
+        attestation=attestation,
     )
 
 

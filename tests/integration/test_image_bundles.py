@@ -148,3 +148,48 @@ def test_sign_bundle_bad_usage(user: User, busybox: str) -> None:
     assert no_key.returncode == 2 and "--bundle needs --key" in no_key.stderr
     record = audit_records(user)[-1]
     assert (record["action"], record["outcome"]) == ("image.sign", "error")
+
+
+def test_verify_attestation_type(user: User, user2: User, busybox: str,
+                                 registry: Registry) -> None:
+    """An in-toto attestation (SLSA provenance) attached as a referrer bundle, by the same
+    key: `verify --attestation-type` checks it through the same requirement; an image
+    signature bundle is no attestation, and an attestation is no image signature."""
+    from secpod.signing.imagebundles import make_bundle
+    from secpod.signing.keys import decrypt_private_key
+
+    user.env["SECPOD_PASSWORD"] = PASSWORD
+    user.run("key", "generate", "--output-key-prefix", "release", check=True)
+    digest = json.loads(user.run("sign", busybox, "--key", "release.key", "--bundle",
+                                 "--json", check=True).stdout)["digest"]
+    key = decrypt_private_key((user.home / "release.key").read_bytes(), PASSWORD.encode(),
+                              source="release.key")
+    folder = user.home / "data" / "secpod" / "signatures" / digest.replace(":", "-")
+    user.file(str((folder / "bundle-2").relative_to(user.home)), make_bundle(
+        key, digest, "bundled/attested", predicate_type="https://slsa.dev/provenance/v1",
+        predicate={"buildDefinition": {"buildType": "https://example.com/build/v1"}}))
+    ref = f"{registry.host}/bundled/attested:1"
+    pushed = json.loads(user.run("push", busybox, ref, NO_TLS, "--json", check=True).stdout)
+    assert pushed["bundles_pushed"] == 2
+
+    pulled = json.loads(user2.run("pull", ref, NO_TLS, "--json", check=True).stdout)
+    assert len(pulled["bundles"]) == 2
+    pub = user2.file("release.pub", (user.home / "release.pub").read_bytes())
+    _policy(user2, registry.host, pub, {"scopes": {f"{registry.host}/bundled": {
+        "acceptDigestOnly": True, "allowNoLog": True}}})
+
+    ok = user2.run("verify", ref, "--attestation-type", "slsaprovenance1", "--json")
+    assert ok.returncode == 0, ok.stderr
+    decision = json.loads(ok.stdout)
+    assert decision["attestation"] == "https://slsa.dev/provenance/v1"
+    assert [e["verdict"] for e in decision["evidence"]] == ["rejected", "accepted"]
+    record = audit_records(user2)[-1]
+    assert record["action"] == "image.verify" and record["outcome"] == "ok"
+    assert record["trust"]["attestation"] == "https://slsa.dev/provenance/v1"  # type: ignore[index]
+
+    sbom = user2.run("verify", ref, "--attestation-type", "spdxjson")
+    assert sbom.returncode == 1 and "not an attestation of that type" in sbom.stderr
+    unknown = user2.run("verify", ref, "--attestation-type", "sbom")
+    assert unknown.returncode == 2 and "unknown attestation type 'sbom'" in unknown.stderr
+    ran = user2.run("run", "--rm", ref, "true")
+    assert ran.returncode == 0, ran.stderr

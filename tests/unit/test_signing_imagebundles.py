@@ -72,7 +72,8 @@ def test_a_bundle_by_the_key_is_accepted_with_both_opt_ins(home: Path) -> None:
     assert d.reasons[0].startswith(f"sigstoreSigned: bundle {imagebundles.bundle_name(b)} by key")
     assert d.evidence == ({"kind": "bundle", "digest": imagebundles.bundle_name(b),
                            "verdict": "accepted", "signer": d.evidence[0]["signer"],
-                           "scope": REPO, "no_log": True},)
+                           "scope": REPO, "no_log": True,
+                           "predicate_type": "https://sigstore.dev/cosign/sign/v1"},)
 
 
 def test_digest_only_is_refused_by_default_naming_the_opt_in(home: Path) -> None:
@@ -226,3 +227,49 @@ def test_a_fulcio_bundle_by_identity_and_issuer(home: Path, shared: Path) -> Non
     assert d.evidence[0]["signer"] == f"Fulcio identity {IDENTITY} ({ISSUER})"
     wrong = _conformance(home, shared, "happy-path-v0.3", req("someone@example.com"), prod)
     assert not wrong.accepted and "identity" in wrong.reasons[0]
+
+
+SLSA1 = "https://slsa.dev/provenance/v1"
+
+
+def test_an_attestation_is_not_an_image_signature_nor_the_reverse(home: Path) -> None:
+    key = _key()
+    path = _policy(home, key, OPT_IN)
+    provenance = imagebundles.make_bundle(key, DIGEST, REPO, predicate_type=SLSA1,
+                                          predicate={"buildDefinition": {}})
+    as_signature = _decide(path, [provenance])
+    assert not as_signature.accepted
+    assert f"predicate type is {SLSA1!r}: not an image signature" in as_signature.reasons[0]
+    signature = imagebundles.make_bundle(key, DIGEST, REPO)
+    d = trust.decide(REF, MANIFEST, [], bundles=[signature, provenance],
+                     policy=parse_policy(path.read_bytes(), source=str(path)),
+                     policy_path=path, attestation=imagebundles.predicate_type("slsaprovenance1"))
+    assert d.accepted, d.reasons
+    assert d.as_dict()["attestation"] == SLSA1
+    assert [e["verdict"] for e in d.evidence] == ["rejected", "accepted"]
+    assert d.evidence[1]["predicate_type"] == SLSA1
+    sbom = trust.decide(REF, MANIFEST, [sign_sigstore(key, REPO + ":1", DIGEST)],
+                        bundles=[signature, provenance],
+                        policy=parse_policy(path.read_bytes(), source=str(path)),
+                        policy_path=path, attestation=imagebundles.predicate_type("spdxjson"))
+    assert not sbom.accepted  # a simple signature is no attestation either
+    assert all("not an attestation of that type" in r for r in sbom.reasons[0].split("; "))
+
+
+def test_an_attestation_needs_a_sigstore_requirement(home: Path) -> None:
+    key = _key()
+    path = home / "policy.json"
+    path.write_text(json.dumps({"default": [{"type": "insecureAcceptAnything"}]}))
+    d = trust.decide(REF, MANIFEST, [], bundles=[imagebundles.make_bundle(
+        key, DIGEST, REPO, predicate_type=SLSA1)], attestation=SLSA1,
+        policy=parse_policy(path.read_bytes(), source=str(path)), policy_path=path)
+    assert not d.accepted and "name no sigstoreSigned" in d.reasons[0]
+
+
+def test_attestation_type_names() -> None:
+    from secpod.errors import UsageError
+
+    assert imagebundles.predicate_type("cyclonedx") == "https://cyclonedx.org/bom"
+    assert imagebundles.predicate_type("https://example.com/p/v1") == "https://example.com/p/v1"
+    with pytest.raises(UsageError, match="unknown attestation type 'sbom'"):
+        imagebundles.predicate_type("sbom")
