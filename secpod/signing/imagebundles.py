@@ -154,7 +154,8 @@ def parse_settings(data: bytes, path: Path) -> BundleSettings:
                                          allow_no_log=flags["allowNoLog"], scope=scope)
     except _json.JSONShapeError as e:
         raise BundleSettingsError(f"invalid bundle settings {path}: {e}",
-                               hint="see docs/signing.md, \"Bundles in the trust policy\"") from e
+                                  hint='see docs/signing.md, "Bundles in the trust policy"'
+                                  ) from e
     return BundleSettings(path=path, trusted_root=root, scopes=scopes)
 
 
@@ -288,14 +289,18 @@ def _empty_root() -> TrustedRoot:
 def check(root: SigstoreTrustRoot, image: ImageUnderTest, ctx: BundleContext) -> str:
     """Why the image's bundles satisfy ``sigstoreSigned`` (one valid bundle suffices), or
     SignatureRejected naming each bundle's reason. Every bundle looked at is added to
-    ``image.evidence``."""
+    ``image.evidence``. An unusable trusted root is no bundle's fault: TrustedRootError
+    (exit 2) is raised, not a rejection."""
     from secpod.errors import MalformedInput
+    from secpod.signing.trustedroot import TrustedRootError
 
     rejections: list[str] = []
     for data in image.bundles:
         name = bundle_name(data)
         try:
             signer = _one(data, root, image, ctx)
+        except TrustedRootError:
+            raise
         except (SignatureRejected, MalformedInput) as e:
             image.evidence.append({"kind": "bundle", "digest": name, "verdict": "rejected",
                                    "reason": e.message})

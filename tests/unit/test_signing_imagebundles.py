@@ -273,3 +273,14 @@ def test_attestation_type_names() -> None:
     assert imagebundles.predicate_type("https://example.com/p/v1") == "https://example.com/p/v1"
     with pytest.raises(UsageError, match="unknown attestation type 'sbom'"):
         imagebundles.predicate_type("sbom")
+
+
+def test_an_unusable_trusted_root_is_unusable_input_not_a_rejection(home: Path,
+                                                                     shared: Path) -> None:
+    from secpod.signing.trustedroot import TrustedRootError
+
+    case = shared / "conformance" / "sigstore-bundles" / "managed-key-and-trusted-root"
+    req = {"type": "sigstoreSigned", "keyPath": str(case / "key.pub")}
+    with pytest.raises(TrustedRootError, match="cannot read the trusted root") as e:
+        _conformance(home, shared, case.name, req, home / "missing.json")
+    assert e.value.exit_code == 2
