@@ -234,8 +234,15 @@ def _one(data: bytes, root: SigstoreTrustRoot, image: ImageUnderTest,
             f"accepted in this scope (set \"allowNoLog\": true for it in {_where(ctx)})")
     artifact = bundle.Artifact.of(image.manifest)
     if root.pki is not None:
-        raise SignatureRejected("bundles signed under a pki root are not verified by secpod "
-                                "yet (use keys or fulcio)")
+        if not b.certificates:
+            raise SignatureRejected("the bundle is signed by a key; the requirement names a "
+                                    "pki root")
+        key = _pki_key(b, root, image)
+        bundle.verify_bundle(data, artifact, ctx.trusted_root() if b.entries or b.timestamps
+                             else _empty_root(), certificate_key=key, now=image.now,
+                             require_log=not opts.allow_no_log)
+        subject = root.pki.subject_email or root.pki.subject_hostname
+        return f"pki certificate for {subject}"
     if root.fulcio is not None:
         bundle.verify_bundle(data, artifact, ctx.trusted_root(),
                              identity=root.fulcio.subject_email, issuer=root.fulcio.oidc_issuer,
@@ -258,6 +265,26 @@ def _one(data: bytes, root: SigstoreTrustRoot, image: ImageUnderTest,
     if len(set(reasons)) == 1:
         raise SignatureRejected(reasons[0])
     raise SignatureRejected("no key of the requirement verifies it: " + "; ".join(reasons))
+
+
+def _pki_key(b: Bundle, root: SigstoreTrustRoot, image: ImageUnderTest) -> keys.PublicKey:
+    """The leaf's key once it chains to the policy's PKI roots now and names the required
+    subject (containers/image's pki check, reused)."""
+    from cryptography import x509
+
+    from secpod.signing import _certroots
+
+    assert root.pki is not None
+    pem = (b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(b.certificates[0])
+           + b"-----END CERTIFICATE-----\n")
+    try:
+        given = [x509.load_der_x509_certificate(d) for d in b.certificates[1:]]
+    except ValueError as e:
+        raise SignatureRejected(f"a certificate of the bundle's chain is not DER X.509: {e}"
+                                ) from e
+    # Only intermediates from the bundle: the roots are the policy's alone.
+    return _certroots.pki_key(root.pki, pem, [c for c in given if c.subject != c.issuer],
+                              image.now)
 
 
 def _check_kind(b: Bundle, attestation: str | None) -> None:

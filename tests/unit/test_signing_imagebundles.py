@@ -284,3 +284,62 @@ def test_an_unusable_trusted_root_is_unusable_input_not_a_rejection(home: Path,
     with pytest.raises(TrustedRootError, match="cannot read the trusted root") as e:
         _conformance(home, shared, case.name, req, home / "missing.json")
     assert e.value.exit_code == 2
+
+
+def _pki(email: str) -> tuple[object, ec.EllipticCurvePrivateKey, bytes]:
+    """An organisation's CA (PEM) and a leaf for ``email``, valid now."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.now(UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Example Org CA")])
+    ca = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+          .public_key(ca_key.public_key()).serial_number(1)
+          .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=30))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False,
+                                       key_encipherment=False, data_encipherment=False,
+                                       key_agreement=False, key_cert_sign=True, crl_sign=True,
+                                       encipher_only=False, decipher_only=False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (x509.CertificateBuilder().subject_name(x509.Name([])).issuer_name(name)
+            .public_key(leaf_key.public_key()).serial_number(2)
+            .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(email)]), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    cert_bundle = json.loads(imagebundles.make_bundle(leaf_key, DIGEST, REPO))
+    cert_bundle["verificationMaterial"] = {
+        "certificate": {"rawBytes": base64.b64encode(
+            leaf.public_bytes(serialization.Encoding.DER)).decode()}, "tlogEntries": []}
+    return ca.public_bytes(serialization.Encoding.PEM), leaf_key, json.dumps(
+        cert_bundle).encode()
+
+
+def test_a_pki_certificate_bundle_by_the_policys_roots(home: Path) -> None:
+    ca_pem, _, signed = _pki("release@example.com")
+    other_ca, _, _ = _pki("release@example.com")
+    path = home / "policy.json"
+
+    def decide(ca: object, email: str) -> trust.TrustDecision:
+        assert isinstance(ca, bytes)
+        (home / "ca.pem").write_bytes(ca)
+        path.write_text(json.dumps({"default": [{"type": "sigstoreSigned", "pki": {
+            "caRootsPath": str(home / "ca.pem"), "subjectEmail": email}}]}))
+        (home / "policy.bundles.json").write_text(json.dumps(OPT_IN))
+        return trust.decide(REF, MANIFEST, [], bundles=[signed], policy_path=path,
+                            policy=parse_policy(path.read_bytes(), source=str(path)))
+
+    ok = decide(ca_pem, "release@example.com")
+    assert ok.accepted, ok.reasons
+    assert ok.evidence[0]["signer"] == "pki certificate for release@example.com"
+    wrong_email = decide(ca_pem, "someone@example.com")
+    assert not wrong_email.accepted and "someone@example.com" in wrong_email.reasons[0]
+    wrong_ca = decide(other_ca, "release@example.com")
+    assert not wrong_ca.accepted and "chain" in wrong_ca.reasons[0].lower()
