@@ -2,8 +2,9 @@
 accepts, and what ``secpod sign --bundle`` writes.
 
 A bundle for an image is a DSSE envelope over an in-toto statement whose subject is the
-manifest digest. The statement names no repository, so a bundle proves "this key (or
-this Fulcio identity) signed this digest" and nothing about the image's name: the
+manifest digest. It names no docker reference (a subject's ``name`` is free text that
+cosign's verifiers never match), so a bundle proves "this key (or this Fulcio identity)
+signed this digest" and nothing about the image's name: the
 policy's ``signedIdentity`` cannot be applied to it. secpod therefore accepts a bundle
 only in a scope that opts in to digest-only acceptance, in the bundle settings beside
 the trust policy (``policy.json`` -> ``policy.bundles.json``, a file Podman and Skopeo
@@ -221,7 +222,7 @@ def _one(data: bytes, root: SigstoreTrustRoot, image: ImageUnderTest,
     opts = ctx.options
     if not opts.accept_digest_only:
         raise SignatureRejected(
-            "a Sigstore bundle signs the manifest digest only and names no repository, so "
+            "a Sigstore bundle signs the manifest digest only, not a docker reference, so "
             "signedIdentity cannot be checked; digest-only acceptance is off for this scope "
             f"(set \"acceptDigestOnly\": true for it in {_where(ctx)})")
     if image.manifest is None:

@@ -81,7 +81,7 @@ def test_sign_bundle_push_pull_run(user: User, user2: User, busybox: str,
     both = {"scopes": {f"{registry.host}/bundled": {"acceptDigestOnly": True,
                                                     "allowNoLog": True}}}
 
-    # Refused by default: the bundle names no repository.
+    # Refused by default: the bundle signs a digest, not a docker reference.
     _policy(user2, registry.host, pub, None)
     record = _refused(user2, ref, "acceptDigestOnly")
     [seen] = record["trust"]["evidence"]  # type: ignore[index]
