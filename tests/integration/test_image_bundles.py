@@ -65,6 +65,17 @@ def test_sign_bundle_push_pull_run(user: User, user2: User, busybox: str,
     assert (push["bundles_pushed"], push["bundles_listed_in"]) == (1, f"tag {fallback}")
     assert fallback in tags(registry, "bundled/busybox")
     assert not any(t.endswith(".sig") for t in tags(registry, "bundled/busybox"))
+    again = json.loads(user.run("push", busybox, ref, NO_TLS, "--json", check=True).stdout)
+    assert again["bundles_pushed"] == 1
+    from secpod.images.registry import RegistryClient
+
+    with RegistryClient(registry.host, tls_verify=False) as client:
+        index = client.get_manifest("bundled/busybox", fallback,
+                                    accept=("application/vnd.oci.image.index.v1+json",))
+    [entry] = json.loads(index.data)["manifests"]  # pushing again adds no second referrer
+    assert entry["artifactType"] == "application/vnd.dev.sigstore.bundle.v0.3+json"
+    assert entry["annotations"]["dev.sigstore.bundle.predicateType"] == (
+        "https://sigstore.dev/cosign/sign/v1")
 
     pulled = user2.run("pull", ref, NO_TLS, "--json")
     assert pulled.returncode == 0, pulled.stderr

@@ -55,7 +55,6 @@ def _push_bundles(client: RegistryClient, repo: str, subject: dict[str, Any],
     and, where the registry serves no referrers API, list them in the ``sha256-<hex>``
     fallback index (keeping what it lists); return how many and where they are listed."""
     import hashlib
-    import time
 
     from secpod.images._manifest import OCI_INDEX
     from secpod.signing import imagebundles
@@ -64,12 +63,13 @@ def _push_bundles(client: RegistryClient, repo: str, subject: dict[str, Any],
     empty_digest = "sha256:" + hashlib.sha256(empty).hexdigest()
     if client.blob_size(repo, empty_digest) != len(empty):
         client.upload_bytes(repo, empty_digest, empty)
-    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     entries: list[dict[str, Any]] = []
     for data in bundles:
         b = imagebundles.screen(data, subject["digest"])
+        # No creation time: the same bundle is always the same referrer (a push again
+        # adds nothing to the fallback index).
         notes = {"dev.sigstore.bundle.content": "dsse-envelope" if b.dsse_payload is not None
-                 else "message-signature", "org.opencontainers.image.created": created}
+                 else "message-signature"}
         if b.dsse_payload is not None:
             notes["dev.sigstore.bundle.predicateType"] = imagebundles.statement(b)[0]
         blob_digest = "sha256:" + hashlib.sha256(data).hexdigest()
