@@ -165,8 +165,9 @@ def _referrers(client: RegistryClient, repo: str, digest: str) -> _Referred:
                         layer.media_type, payload, layer.annotations)))
                 elif layer.media_type in cosign.BUNDLE_MEDIA_TYPES:
                     if len(out.bundle_data) >= MAX_BUNDLES:
-                        out.notes.append(f"more than {MAX_BUNDLES} bundles; the rest were not "
-                                         "read")
+                        full = f"more than {MAX_BUNDLES} bundles; the rest were not read"
+                        if full not in out.notes:
+                            out.notes.append(full)
                         break
                     data = client.read_blob(repo, layer, MAX_SIGNATURE)
                     try:
