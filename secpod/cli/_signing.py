@@ -44,6 +44,10 @@ def _add_sign(sub: _Subparsers) -> None:
     how.add_argument("--gpg-key", metavar="FPR", help="GPG key fingerprint (your GNUPGHOME)")
     sign.add_argument("--identity", metavar="REF",
                       help="the reference to sign as (default: the image's name)")
+    sign.add_argument("--bundle", action="store_true",
+                      help="with --key: write cosign 3's format, a Sigstore bundle (in-toto "
+                           "statement for the manifest digest, DSSE, no log entry); `secpod "
+                           "push` sends it as an OCI 1.1 referrer")
     sign.add_argument("--json", action="store_true", help="print the result as JSON")
     sign.set_defaults(func=_sign)
 
@@ -62,6 +66,10 @@ def _add_verify(sub: _Subparsers) -> None:
                      help="evaluate this containers-policy.json file instead")
     verify.add_argument("--identity", metavar="REF",
                         help="for dir:PATH: the reference the image is claimed to have")
+    verify.add_argument("--attestation-type", metavar="TYPE",
+                        help="check an in-toto attestation of this type (slsaprovenance, "
+                             "slsaprovenance1, spdxjson, cyclonedx, ..., or a predicate type "
+                             "URI) among the image's Sigstore bundles, instead of a signature")
     verify.add_argument("--json", action="store_true", help="print the decision as JSON")
     verify.set_defaults(func=_verify)
 
@@ -134,6 +142,7 @@ class _Target:
     manifest: bytes | None
     dir_path: Path | None
     signatures: tuple[bytes, ...]
+    bundles: tuple[bytes, ...] = ()
 
 
 def _target(image: str, identity: str | None, *, need_manifest: bool) -> _Target:
@@ -171,7 +180,7 @@ def _target(image: str, identity: str | None, *, need_manifest: bool) -> _Target
         ref = trust.image_reference(image, rec.names, rec.digest)
     manifest = st.manifest_bytes(rec.digest)
     return _Target(image, ref, rec.digest, manifest, None,
-                   tuple(store.signatures_for(rec.digest)))
+                   tuple(store.signatures_for(rec.digest)), tuple(store.bundles_for(rec.digest)))
 
 
 def _audit(action: str, outcome: str, **kw: Any) -> None:
@@ -236,7 +245,20 @@ def _sign(args: argparse.Namespace) -> int:
             raise UsageError(f"{args.image} has no name to sign as",
                              hint="give --identity REF")
         image_ref = str(t.reference)
-        if args.key is not None:
+        if args.bundle:
+            if args.key is None:
+                raise UsageError("--bundle needs --key", hint="a bundle is signed by a cosign "
+                                 "key (secpod key generate)")
+            if t.dir_path is not None:
+                raise UsageError("--bundle cannot sign a dir: image (the layout has no place "
+                                 "for bundles)", hint="sign an image in your store")
+            from secpod.signing import imagebundles
+
+            # The statement's subject name is the repository; what is signed is the digest.
+            blob = imagebundles.make_bundle(keys.load_private_key(args.key), t.digest,
+                                            t.reference.repository)
+            kind, signer = "sigstore-bundle", str(args.key)
+        elif args.key is not None:
             blob = sign.sign_sigstore(keys.load_private_key(args.key), image_ref, t.digest)
             kind, signer = "sigstore", str(args.key)
         else:
@@ -247,7 +269,9 @@ def _sign(args: argparse.Namespace) -> int:
             from secpod.signing.lookaside import stage_signature
 
             staged = stage_signature(t.reference, t.digest, blob)
-        if t.dir_path is not None:
+        if args.bundle:
+            path = store.add_bundle(t.digest, blob)
+        elif t.dir_path is not None:
             path = store.add_dir_signature(t.dir_path, blob)
         else:
             path = store.add_signature(t.digest, blob)
@@ -283,6 +307,11 @@ def _verify(args: argparse.Namespace) -> int:
 
     digest: str | None = None
     try:
+        attestation = None
+        if args.attestation_type is not None:
+            from secpod.signing.imagebundles import predicate_type
+
+            attestation = predicate_type(args.attestation_type)
         t = _target(args.image, args.identity, need_manifest=False)
         digest = t.digest or None
         if args.key is not None:
@@ -308,7 +337,8 @@ def _verify(args: argparse.Namespace) -> int:
         else:
             eff = trust.effective_policy()
         decision = trust.decide(t.reference, t.manifest, list(t.signatures), policy=eff.policy,
-                                policy_path=eff.path, notes=eff.notes)
+                                policy_path=eff.path, notes=eff.notes, bundles=list(t.bundles),
+                                admin=eff.admin, attestation=attestation)
     except Error as e:
         _audit("image.verify", "error", reason=e.message, image_ref=args.image,
                image_digest=digest)
@@ -320,7 +350,8 @@ def _verify(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({**decision.as_dict(), "digest": digest, "image": args.image})
     else:
-        print(f"{'accepted' if decision.accepted else 'rejected'}: {decision.reference}")
+        what = f" (attestation {attestation})" if attestation else ""
+        print(f"{'accepted' if decision.accepted else 'rejected'}: {decision.reference}{what}")
         for note in decision.notes:
             status(f"note: {note}")
         status(f"policy: {decision.policy_path or '(built-in default)'}; scope: "

@@ -22,6 +22,8 @@ class GPGSignedBy:
     type: str = "signedBy"
 
     def check(self, image: ImageUnderTest) -> str:
+        import hashlib
+
         from secpod.signing import gpg
         from secpod.signing.payload import (
             GPG_PAYLOAD_TYPE,
@@ -33,6 +35,7 @@ class GPGSignedBy:
         for blob in image.signatures:
             if is_sigstore_blob(blob):
                 continue
+            name = "sha256:" + hashlib.sha256(blob).hexdigest()
             try:
                 result = gpg.verify(blob, self.keyrings)
                 claims = parse_payload(result.plaintext, payload_type=GPG_PAYLOAD_TYPE)
@@ -42,8 +45,13 @@ class GPGSignedBy:
                         f"signature for identity {claims.docker_reference!r} is not accepted "
                         f"({self.identity.type})")
             except SignatureRejected as e:
+                image.evidence.append({"kind": "gpg-signature", "digest": name,
+                                       "verdict": "rejected", "reason": e.message})
                 rejections.append(e.message)
                 continue
+            image.evidence.append({"kind": "gpg-signature", "digest": name,
+                                   "verdict": "accepted", "signer": result.fingerprint,
+                                   "identity": claims.docker_reference})
             return (f"signedBy: GPG signature by {result.fingerprint} for "
                     f"{claims.docker_reference} accepted")
         raise _summary(rejections, none="a signature was required, but no GPG signature exists")

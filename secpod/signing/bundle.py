@@ -229,9 +229,20 @@ def _b64(data: bytes) -> str:
 
 def verify_bundle(data: bytes, artifact: Artifact, root: TrustedRoot, *,
                   key: keys.PublicKey | None = None, identity: str | None = None,
-                  issuer: str | None = None, now: datetime | None = None) -> list[datetime]:
+                  issuer: str | None = None, now: datetime | None = None,
+                  require_log: bool = True,
+                  certificate_key: keys.PublicKey | None = None) -> list[datetime]:
     """Verify a bundle for ``artifact``, signed by ``key`` or by a Fulcio certificate for
     ``identity`` and ``issuer``; return the verified signing times.
+
+    ``certificate_key`` is for a certificate the caller has judged itself (an
+    organisation's PKI, as the trust policy's ``pki``: chain, subject, validity now): the
+    leaf's key, which must be the bundle leaf's; no Fulcio check (CA, SCT, OIDC issuer)
+    is made then, and no signing time is required without log entries.
+
+    ``require_log=False`` accepts a key-signed bundle without a transparency-log entry
+    (``secpod sign --bundle`` writes those; the times are then empty); an entry that is
+    there is still verified, and a certificate still needs a verified signing time.
 
     Raises BundleFormatError (unusable bundle), SignatureRejected (the message names the
     failed check).
@@ -254,7 +265,13 @@ def verify_bundle(data: bytes, artifact: Artifact, root: TrustedRoot, *,
     now = now or datetime.now(UTC)
     b = parse_bundle(data)                                                     # 1
     cert = None
-    if b.certificates:                                                         # 2
+    leaf_der: bytes | None = None
+    if b.certificates and certificate_key is not None:                         # 2 (pki)
+        leaf_der = b.certificates[0]
+        signer_der = keys.public_key_der(certificate_key)
+        if _leaf_spki(leaf_der) != signer_der:
+            raise SignatureRejected("the judged certificate key is not the bundle leaf's")
+    elif b.certificates:                                                       # 2
         if identity is None or issuer is None:
             raise SignatureRejected("the bundle is signed by a certificate; "
                                     "an identity and an OIDC issuer are required")
@@ -266,14 +283,14 @@ def verify_bundle(data: bytes, artifact: Artifact, root: TrustedRoot, *,
         raise SignatureRejected("the bundle is signed by a public key; give that key (--key)")
     else:
         signer_der = keys.public_key_der(key)
-    if not b.entries:
+    if not b.entries and require_log:
         raise SignatureRejected("the bundle has no transparency log entry")
     times: list[datetime] = []
     untimed = []
     for entry in b.entries:
         t = _bundlelog.verify_entry(entry, root, b.version)                    # 3-6
         _bundlelog.match_body(entry, b, signer_der=signer_der,
-                              signer_cert=cert.leaf_der if cert else None,
+                              signer_cert=cert.leaf_der if cert else leaf_der,
                               artifact=artifact)                               # 7
         if t is not None:
             times.append(t)
@@ -286,7 +303,7 @@ def verify_bundle(data: bytes, artifact: Artifact, root: TrustedRoot, *,
             if log is not None and not log.validity.contains(t):
                 raise SignatureRejected(f"the log's key is not valid at the signing time "
                                         f"{t.isoformat()}")
-    if not times:
+    if not times and not (cert is None and not b.entries and not require_log):
         raise SignatureRejected("no verified signing time: no log entry carries a signed entry "
                                 "timestamp" + ("".join(f"; {u}" for u in unverified)
                                                if unverified else
@@ -302,6 +319,17 @@ def verify_bundle(data: bytes, artifact: Artifact, root: TrustedRoot, *,
                                        times=times)
     _check_content(b, artifact, signer_der)                                    # 9
     return times
+
+
+def _leaf_spki(der: bytes) -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    try:
+        leaf = x509.load_der_x509_certificate(der)
+    except ValueError as e:
+        raise SignatureRejected(f"the bundle's certificate is not DER X.509: {e}") from e
+    return leaf.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
 def _timestamps(b: Bundle, root: TrustedRoot, times: list[datetime]) -> list[str]:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from secpod.signing import keys, sigstore
     from secpod.signing._signedby import GPGSignedBy as GPGSignedBy
     from secpod.signing._signedby import UnimplementedKeyType as UnimplementedKeyType
+    from secpod.signing.imagebundles import BundleContext
 else:
     Protocol = object
 
@@ -49,12 +50,19 @@ __getattr__ = reexports(__name__, dict.fromkeys(_SIGNEDBY, "secpod.signing._sign
 # __hash__ that every start-up would compile.
 @record(frozen=True, eq=False)
 class ImageUnderTest:
-    """What a requirement sees: the claimed reference, the manifest and raw signatures."""
+    """What a requirement sees: the claimed reference, the manifest, raw signatures and
+    Sigstore bundles (with what judging them needs: ``bundle_context``, made only when
+    there are bundles). Requirements add each signature and bundle they look at, with
+    their verdict, to ``evidence`` (the audit record's list)."""
 
     reference: Reference | None
     manifest: bytes | None
     signatures: tuple[bytes, ...] = ()
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    bundles: tuple[bytes, ...] = ()
+    bundle_context: BundleContext | None = None
+    evidence: list[dict[str, object]] = field(default_factory=list)
+    attestation: str | None = None  # a predicate type: an in-toto attestation is asked for
 
 
 class Requirement(Protocol):
@@ -112,15 +120,19 @@ class SigstoreSigned:
     type: str = "sigstoreSigned"
 
     def check(self, image: ImageUnderTest) -> str:
+        import hashlib
+
         from secpod.signing import sigstore
 
         rejections: list[str] = []
         non_sigstore = 0
         non_signature = 0
-        for blob in image.signatures:
+        # An attestation is asked for: only bundles can carry one.
+        for blob in image.signatures if image.attestation is None else ():
             if not is_sigstore_blob(blob):
                 non_sigstore += 1
                 continue
+            name = "sha256:" + hashlib.sha256(blob).hexdigest()
             try:
                 att = sigstore.parse_attachment(blob)
                 if att.mime_type != sigstore.SIGNATURE_MIME_TYPE:
@@ -130,9 +142,24 @@ class SigstoreSigned:
                     att, self.root, manifest=image.manifest, intended=image.reference,
                     identity=self.identity, now=image.now)
             except SignatureRejected as e:
+                image.evidence.append({"kind": "signature", "digest": name,
+                                       "verdict": "rejected", "reason": e.message})
                 rejections.append(e.message)
                 continue
+            image.evidence.append({"kind": "signature", "digest": name, "verdict": "accepted",
+                                   "identity": claims.docker_reference})
             return f"sigstoreSigned: signature for {claims.docker_reference} accepted"
+        if image.bundles and image.bundle_context is not None:
+            # Only an image with bundles loads their verifier (not a strict run's path).
+            from secpod.signing import imagebundles
+
+            try:
+                return imagebundles.check(self.root, image, image.bundle_context)
+            except SignatureRejected as e:
+                rejections.append(e.message)
+        if image.attestation is not None:
+            raise _summary(rejections, none=f"an attestation of type {image.attestation} was "
+                           "required, but the image has no Sigstore bundle")
         none = "a signature was required, but no signature exists"
         if non_sigstore or non_signature:
             none += (f" ({non_sigstore} non-sigstore signatures, {non_signature} sigstore "

@@ -4,7 +4,8 @@ User store: ``$XDG_DATA_HOME/secpod/signatures/sha256-<hex>/signature-N``, one
 file per signature in exactly the byte format of the ``dir:`` transport
 (sigstore attachments start with ``\\x00sigstore-json\\n``; anything else is an
 OpenPGP simple signing). Numbering is contiguous from 1, as containers/image
-reads it.
+reads it. Sigstore bundles (cosign 3) for the same manifest are ``bundle-N`` in
+the same folder, the bundle's JSON as it came (``dir:`` has no place for them).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ SIGSTORE_PREFIX = b"\x00sigstore-json\n"
 MAX_SIGNATURE = 4 * 1024 * 1024
 MAX_MANIFEST = 4 * 1024 * 1024
 MAX_SIGNATURES = 1000
+MAX_BUNDLES = 64
 _DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
 
 
@@ -63,12 +65,13 @@ def _read_bounded(path: Path, limit: int, what: str) -> bytes:
         raise MalformedInput(f"cannot read {what} {path}: {reason}") from e
 
 
-def _read_numbered(folder: Path, most: int = MAX_SIGNATURES) -> list[bytes]:
+def _read_numbered(folder: Path, most: int = MAX_SIGNATURES, *,
+                   prefix: str = "signature") -> list[bytes]:
     out: list[bytes] = []
     for n in range(1, most + 1):
-        p = folder / f"signature-{n}"
+        p = folder / f"{prefix}-{n}"
         try:
-            out.append(_read_bounded(p, MAX_SIGNATURE, "signature"))
+            out.append(_read_bounded(p, MAX_SIGNATURE, prefix))
         except FileNotFoundError:
             break
     return out
@@ -82,9 +85,17 @@ def signatures_for(manifest_digest: str) -> list[bytes]:
     return _read_numbered(folder)
 
 
+def bundles_for(manifest_digest: str) -> list[bytes]:
+    """The Sigstore bundles stored for ``manifest_digest`` (empty when none)."""
+    folder = signature_dir(manifest_digest)
+    if not folder.is_dir():
+        return []
+    return _read_numbered(folder, MAX_BUNDLES, prefix="bundle")
+
+
 def append_numbered(folder: Path, blob: bytes, *, most: int = MAX_SIGNATURES,
-                    mode: int = 0o700) -> Path:
-    """Store ``blob`` as the next free ``signature-N`` in ``folder`` (made with ``mode``);
+                    mode: int = 0o700, prefix: str = "signature") -> Path:
+    """Store ``blob`` as the next free ``PREFIX-N`` in ``folder`` (made with ``mode``);
     the same bytes already there return that file. Also the lookaside store's writer.
 
     Raises MalformedInput (empty or oversized blob, an unreadable signature there,
@@ -100,13 +111,13 @@ def append_numbered(folder: Path, blob: bytes, *, most: int = MAX_SIGNATURES,
                            hint="check that the folder is yours and writable") from e
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
-        existing = _read_numbered(folder, most)
+        existing = _read_numbered(folder, most, prefix=prefix)
         for i, old in enumerate(existing, start=1):
             if old == blob:
-                return folder / f"signature-{i}"
+                return folder / f"{prefix}-{i}"
         if len(existing) >= most:
-            raise MalformedInput(f"{folder} already holds {most} signatures")
-        target = folder / f"signature-{len(existing) + 1}"
+            raise MalformedInput(f"{folder} already holds {most} {prefix}s")
+        target = folder / f"{prefix}-{len(existing) + 1}"
         tmp = folder / f".{target.name}.tmp-{os.getpid()}"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
@@ -134,6 +145,13 @@ def add_signature(manifest_digest: str, blob: bytes) -> Path:
     already there) or SigningError (the folder cannot be written).
     """
     return append_numbered(signature_dir(manifest_digest), blob)
+
+
+def add_bundle(manifest_digest: str, data: bytes) -> Path:
+    """Store a Sigstore bundle as the next ``bundle-N`` for ``manifest_digest``; the same
+    bytes twice return the existing file. Raises as :func:`add_signature`."""
+    return append_numbered(signature_dir(manifest_digest), data, most=MAX_BUNDLES,
+                           prefix="bundle")
 
 
 @record(frozen=True)

@@ -44,9 +44,12 @@ class TrustDecision:
     policy_path: str | None
     reasons: tuple[str, ...]
     notes: tuple[str, ...] = ()
+    evidence: tuple[dict[str, object], ...] = ()
+    attestation: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        extra = {"attestation": self.attestation} if self.attestation else {}
+        return {**extra,
             "accepted": self.accepted,
             "reference": self.reference,
             "scope": self.scope,
@@ -54,6 +57,7 @@ class TrustDecision:
             "policy_path": self.policy_path,
             "reasons": list(self.reasons),
             "notes": list(self.notes),
+            "evidence": [dict(e) for e in self.evidence],
         }
 
 
@@ -168,12 +172,20 @@ def image_reference(typed: str, names: tuple[str, ...] | list[str],
 
 def decide(ref: Reference | None, manifest_bytes: bytes | None, signatures: list[bytes], *,
            policy: pol.Policy, policy_path: Path | None, notes: tuple[str, ...] = (),
-           scope_ref: Reference | None = None) -> TrustDecision:
+           scope_ref: Reference | None = None, bundles: list[bytes] | None = None,
+           admin: bool = False, attestation: str | None = None) -> TrustDecision:
     """Evaluate ``policy`` for an image; every requirement is evaluated for its reason.
 
     ``ref`` is the identity the image is claimed to have; ``scope_ref`` (default
-    ``ref``) picks the policy scope. Never raises SignatureRejected; raises
-    VerificationError / KeyFormatError when a requirement cannot be prepared.
+    ``ref``) picks the policy scope. ``bundles`` are the image's Sigstore bundles, judged
+    under the bundle settings beside ``policy_path`` (:mod:`secpod.signing.imagebundles`;
+    ``admin``: that policy is the administrator's). The decision's evidence lists every
+    signature and bundle looked at. ``attestation`` (a predicate type) asks instead for
+    an in-toto attestation of that type among the bundles, verified by a
+    ``sigstoreSigned`` requirement of the scope (a scope without one cannot accept it).
+    Never raises SignatureRejected; raises
+    VerificationError / KeyFormatError / TrustPolicyError when a requirement or the
+    bundle settings cannot be prepared.
     """
     lookup = scope_ref or ref
     if lookup is not None:
@@ -185,10 +197,21 @@ def decide(ref: Reference | None, manifest_bytes: bytes | None, signatures: list
         raise VerificationError("an empty requirement list cannot decide",
                                 hint="every scope needs at least one requirement")
     prepared = [requirements.prepare(s) for s in specs]
+    ctx = None
+    if bundles and any(s.type == "sigstoreSigned" for s in specs):
+        from secpod.signing import imagebundles
+
+        ctx = imagebundles.context(policy_path, lookup, admin=admin)
     image = requirements.ImageUnderTest(reference=ref, manifest=manifest_bytes,
-                                        signatures=tuple(signatures))
+                                        signatures=tuple(signatures),
+                                        bundles=tuple(bundles or ()), bundle_context=ctx,
+                                        attestation=attestation)
     reasons: list[str] = []
     accepted = True
+    if attestation is not None and not any(s.type == "sigstoreSigned" for s in specs):
+        accepted = False
+        reasons.append(f"attestation {attestation}: rejected: the scope's requirements name no "
+                       "sigstoreSigned key or identity to verify an attestation with")
     for req in prepared:
         try:
             reasons.append(req.check(image))
@@ -203,6 +226,8 @@ def decide(ref: Reference | None, manifest_bytes: bytes | None, signatures: list
         policy_path=str(policy_path) if policy_path is not None else None,
         reasons=tuple(reasons),
         notes=notes,
+        evidence=tuple(image.evidence),
+        attestation=attestation,
     )
 
 
@@ -229,7 +254,8 @@ def evaluate_image(reference: str | Reference | None, manifest_digest: str,
             f"the manifest does not hash to {manifest_digest}",
             hint="the image store is damaged; re-import the image")
     return decide(ref, manifest_bytes, store.signatures_for(manifest_digest), policy=eff.policy,
-                  policy_path=eff.path, notes=eff.notes)
+                  policy_path=eff.path, notes=eff.notes,
+                  bundles=store.bundles_for(manifest_digest), admin=eff.admin)
 
 
 # --- editing the user's policy (`secpod trust set`) ---------------------------------------

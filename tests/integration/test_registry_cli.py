@@ -466,16 +466,19 @@ def _put_artifact(client: Any, repo: str, subject: str, artifact_type: str,
             "size": len(manifest), "artifactType": artifact_type}
 
 
-def test_referrers_signature_is_stored_and_bundle_is_reported(user: User, user2: User,
-                                                              registry: Registry) -> None:
+def test_referrers_signature_and_bundle_are_stored(user: User, user2: User,
+                                                   registry: Registry) -> None:
     """Docker-registry 2.8 has no referrers API: the fallback tag sha256-<hex> lists a
-    cosign simple-signing referrer (stored, verifiable) and a cosign 3 Sigstore bundle
-    (reported, not stored: secpod cannot verify that format)."""
+    cosign simple-signing referrer and a cosign 3 Sigstore bundle (both stored), and
+    four that are skipped with a note each: a bundle whose statement signs another
+    digest, malformed bundle JSON, an oversized bundle, and a referrer whose subject is
+    another manifest."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from secpod.images.registry import RegistryClient
     from secpod.signing import parse_attachment
+    from secpod.signing.imagebundles import make_bundle
     from secpod.signing.sigstore import make_signature
 
     unique_image(user, "referred:1")
@@ -483,19 +486,25 @@ def test_referrers_signature_is_stored_and_bundle_is_reported(user: User, user2:
     digest = user.run("push", "referred:1", ref, NO_TLS, check=True).stdout.strip()
     key = ec.generate_private_key(ec.SECP256R1())
     att = parse_attachment(make_signature(key, ref, digest))
-    bundle = json.dumps({
-        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
-        "verificationMaterial": {"publicKey": {"hint": "test"}},
-        "dsseEnvelope": {"payload": "e30=", "payloadType": "application/vnd.in-toto+json",
-                         "signatures": [{"sig": "AAAA"}]}}).encode()
+    bundle = make_bundle(key, digest, "referred/image")
+    elsewhere = "sha256:" + "1" * 64
+    wrong_subject = make_bundle(key, elsewhere, "referred/image")
+    bundle_type = "application/vnd.dev.sigstore.bundle.v0.3+json"
     with RegistryClient(registry.host, tls_verify=False, push=True) as client:
         entries = [
             _put_artifact(client, "referred/image", digest,
                           "application/vnd.dev.cosign.artifact.sig.v1+json",
                           [(att.mime_type, att.payload, dict(att.annotations))]),
-            _put_artifact(client, "referred/image", digest,
-                          "application/vnd.dev.sigstore.bundle.v0.3+json",
-                          [("application/vnd.dev.sigstore.bundle.v0.3+json", bundle, {})]),
+            _put_artifact(client, "referred/image", digest, bundle_type,
+                          [(bundle_type, bundle, {})]),
+            _put_artifact(client, "referred/image", digest, bundle_type,
+                          [(bundle_type, wrong_subject, {})]),
+            _put_artifact(client, "referred/image", digest, bundle_type,
+                          [(bundle_type, b'{"mediaType": ', {})]),
+            _put_artifact(client, "referred/image", digest, bundle_type,
+                          [(bundle_type, b" " * (4 * 1024 * 1024 + 1), {})]),
+            _put_artifact(client, "referred/image", elsewhere, bundle_type,
+                          [(bundle_type, bundle, {})]),
             _put_artifact(client, "referred/image", digest, "application/spdx+json",
                           [("application/spdx+json", b'{"spdxVersion":"SPDX-2.3"}', {})]),
         ]
@@ -514,11 +523,18 @@ def test_referrers_signature_is_stored_and_bundle_is_reported(user: User, user2:
     assert info["signature_sources"] == [f"tag {digest.replace(':', '-')}"]
     [b] = info["bundles"]
     assert b["content"] == "dsse-envelope" and b["payload_type"] == "application/vnd.in-toto+json"
-    assert any("not stored" in n for n in info["notes"])
-    assert "Sigstore bundle" in pulled.stderr
+    notes = info["notes"]
+    assert len(notes) == 4, notes
+    assert any(f"subject is not {digest}" in n for n in notes)
+    assert any("malformed bundle" in n for n in notes)
+    assert any("larger than 4194304 bytes" in n for n in notes)
+    assert any(f"{entries[5]['digest']} names another subject" in n for n in notes)
     [sig] = signature_files(user2)
     assert sig.read_bytes().startswith(b"\x00sigstore-json\n")
+    [stored] = sorted((user2.home / "data" / "secpod" / "signatures").rglob("bundle-*"))
+    assert stored.read_bytes() == bundle
     verified = user2.run("verify", ref, "--key", str(pub))
     assert verified.returncode == 0, verified.stderr
     [rec] = [r for r in audit(user2) if r["action"] == "image.pull"]
     assert rec["details"]["bundles"][0]["digest"] == digest_of(bundle)
+    assert len(rec["details"]["referrer_notes"]) == 4

@@ -349,3 +349,36 @@ def test_no_downgrade_from_https_to_plain_http() -> None:
     session._origin = Origin("https", "reg.example.com", 443)  # as if /v2/ had answered
     with pytest.raises(RegistryError, match=r"sent secpod to plain HTTP \(reg.example.com:80\)"):
         session.request("PUT", "http://reg.example.com/v2/a/blobs/uploads/1", scope=None)
+
+
+def test_referrers_follow_the_link_header_page_by_page(servers: Callable[[], Server]) -> None:
+    """The distribution spec pages the referrers list with `Link: <...>; rel="next"`;
+    a next page outside the same referrers list is refused."""
+    s = servers()
+    subject = "sha256:" + "5" * 64
+    base = f"/v2/a/referrers/{subject}"
+
+    def entry(n: int) -> dict[str, Any]:
+        return {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": "sha256:" + f"{n:x}" * 64, "size": 10,
+                "artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json"}
+
+    def page(h: http.server.BaseHTTPRequestHandler) -> Answer:
+        last = "last=x" in h.path
+        body = json.dumps({"schemaVersion": 2, "manifests": [entry(8 if last else 7)]}).encode()
+        headers = {"Content-Type": "application/vnd.oci.image.index.v1+json"}
+        if not last:
+            headers["Link"] = f'<{base}?n=1&last=x>; rel="next"'
+        return 200, headers, body
+
+    s.routes[("GET", "/v2/")] = (200, {}, b"{}")
+    s.routes[("GET", base)] = page
+    found = RegistryClient(s.host, tls_verify=False).referrers("a", subject)
+    assert found is not None
+    assert [d.digest for d in found[0]] == [entry(7)["digest"], entry(8)["digest"]]
+    assert found[1] == "referrers API"
+    s.routes[("GET", base)] = (200, {"Content-Type": "application/vnd.oci.image.index.v1+json",
+                                     "Link": '</v2/b/referrers/x>; rel="next"'},
+                               json.dumps({"schemaVersion": 2, "manifests": []}).encode())
+    with pytest.raises(MalformedInput, match="not the referrers of the same manifest"):
+        RegistryClient(s.host, tls_verify=False).referrers("a", subject)

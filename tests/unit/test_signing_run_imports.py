@@ -50,3 +50,6 @@ def test_a_key_check_does_not_load_x509_gpg_or_key_writing(tmp_path: Path) -> No
     assert not {m for m in loaded if m.split(".")[0] in ("cryptography", "nacl")}
     assert not loaded & {"secpod.signing.x509chain", "secpod.signing._certroots",
                          "secpod.signing._matchers", "secpod.signing.gpg", "getpass"}
+    # An image without Sigstore bundles never loads their verifier.
+    assert not loaded & {"secpod.signing.imagebundles", "secpod.signing.bundle",
+                         "secpod.signing._bundlelog", "secpod.signing.trustedroot"}

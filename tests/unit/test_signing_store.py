@@ -83,10 +83,12 @@ def test_evaluate_image_reads_the_store(home: Path) -> None:
         "scope": "docker.io/library/busybox", "requirements": ["sigstoreSigned"],
         "policy_path": str(policy), "notes": [],
         "reasons": ["sigstoreSigned: rejected: a signature was required, but no signature "
-                    "exists"]}
+                    "exists"], "evidence": []}
     add_signature(DIGEST, sign_sigstore(key, "docker.io/library/busybox:latest", DIGEST))
     after = evaluate_image("busybox:latest", DIGEST, MANIFEST, policy_path=policy)
     assert after.accepted, after.reasons
+    [seen] = after.evidence
+    assert seen["kind"] == "signature" and seen["verdict"] == "accepted"
     other = evaluate_image("alpine", DIGEST, MANIFEST, policy_path=policy)
     assert not other.accepted and other.scope == "" and other.requirements == ("reject",)
 

@@ -50,7 +50,8 @@ class RegistryOptions:
 
 @record(frozen=True)
 class PullResult:
-    """What a pull stored: the image, its name, and the signatures that came with it."""
+    """What a pull stored: the image, its name, and the signatures and Sigstore bundles
+    that came with it."""
 
     digest: str
     name: str | None
@@ -116,6 +117,7 @@ def _tag_signatures(client: RegistryClient, repo: str, digest: str) -> list[byte
 class _Referred:
     signatures: list[bytes] = field(default_factory=list)
     bundles: list[cosign.BundleInfo] = field(default_factory=list)
+    bundle_data: list[bytes] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     where: str | None = None
 
@@ -123,8 +125,11 @@ class _Referred:
 def _referrers(client: RegistryClient, repo: str, digest: str) -> _Referred:
     """Signatures and bundles attached as OCI 1.1 referrers. One broken referrer is noted
     and skipped (a registry may list unrelated or damaged artifacts), as containers/image
-    does; a registry that cannot be reached or refuses us still fails the pull."""
-    from secpod.signing.store import MAX_SIGNATURE
+    does; so is a bundle that is unusable or signs another digest. A registry that cannot
+    be reached or refuses us still fails the pull."""
+    from secpod.errors import SignatureRejected
+    from secpod.signing.imagebundles import screen
+    from secpod.signing.store import MAX_BUNDLES, MAX_SIGNATURE
 
     out = _Referred()
     try:
@@ -159,20 +164,29 @@ def _referrers(client: RegistryClient, repo: str, digest: str) -> _Referred:
                     out.signatures.append(cosign.to_attachment(cosign.SigLayer(
                         layer.media_type, payload, layer.annotations)))
                 elif layer.media_type in cosign.BUNDLE_MEDIA_TYPES:
+                    if len(out.bundle_data) >= MAX_BUNDLES:
+                        full = f"more than {MAX_BUNDLES} bundles; the rest were not read"
+                        if full not in out.notes:
+                            out.notes.append(full)
+                        break
                     data = client.read_blob(repo, layer, MAX_SIGNATURE)
-                    out.bundles.append(cosign.describe_bundle(data, layer, out.where))
+                    try:
+                        screen(data, digest)
+                    except SignatureRejected as e:
+                        out.notes.append(f"bundle {layer.digest} in referrer {d.digest} "
+                                         f"skipped: {e.message}")
+                        continue
+                    if data not in out.bundle_data:
+                        out.bundles.append(cosign.describe_bundle(data, layer, out.where))
+                        out.bundle_data.append(data)
+                else:
+                    out.notes.append(f"referrer {d.digest}: a layer of unknown media type "
+                                     f"{layer.media_type[:100]!r} skipped")
         except (RegistryUnreachable, AuthenticationFailed):
             raise
         except (RegistryError, MalformedInput, NotFound) as e:
             out.notes.append(f"referrer {d.digest} skipped: {e.message}")
     return out
-
-
-def _bundle_note(bundles: list[cosign.BundleInfo]) -> str:
-    kinds = sorted({b.content for b in bundles})
-    return (f"{len(bundles)} Sigstore bundle(s) ({', '.join(kinds)}) are attached as OCI 1.1 "
-            "referrers (cosign 3); secpod verifies cosign simple-signing signatures only, so "
-            "they were not stored and do not count for the trust policy")
 
 
 def pull(ref_text: str, options: RegistryOptions | None = None, *,
@@ -181,10 +195,11 @@ def pull(ref_text: str, options: RegistryOptions | None = None, *,
     normalised name, with its cosign signatures; audited as ``image.pull``.
 
     An index resolves to this host's platform. Signatures come from the ``.sig``
-    tag and from OCI 1.1 referrers, and are stored with the image so ``run``
-    and ``verify`` work offline. Raises UsageError, RegistryUnreachable,
-    AuthenticationFailed, NotFound, DigestMismatch, MalformedInput,
-    RegistryError, HostileArchive; on failure nothing is stored.
+    tag and from OCI 1.1 referrers (the referrers API, every page, else the
+    ``sha256-<hex>`` tag), and so do Sigstore bundles whose statement signs this
+    manifest; both are stored with the image so ``run`` and ``verify`` work offline.
+    Raises UsageError, RegistryUnreachable, AuthenticationFailed, NotFound,
+    DigestMismatch, MalformedInput, RegistryError, HostileArchive; on failure nothing is stored.
     """
     from secpod import audit
     from secpod.images import ImageRecord, Store
@@ -228,8 +243,6 @@ def pull(ref_text: str, options: RegistryOptions | None = None, *,
                 sources.append(referred.where or "referrers")
             signatures += referred.signatures
             notes = list(referred.notes)
-            if referred.bundles:
-                notes.append(_bundle_note(referred.bundles))
             for note in notes:
                 say(f"note: {note}")
             # registries.d lookaside store: GPG signatures beside the registry; an
@@ -249,15 +262,20 @@ def pull(ref_text: str, options: RegistryOptions | None = None, *,
             source = RegistrySource(client, ref.path, labels, say)
             details.update(signatures=len(signatures), signature_sources=sources,
                            bundles=[b.as_dict() for b in referred.bundles])
+            if referred.notes:
+                details["referrer_notes"] = referred.notes
             if index_digest:
                 details.update(index_digest=index_digest, platform=platform)
 
             def commit(rec: ImageRecord, moved: list[str]) -> None:
                 nonlocal audited
                 from secpod.signing import add_signature
+                from secpod.signing.store import add_bundle
 
                 for blob in signatures:
                     add_signature(rec.digest, blob)
+                for data in referred.bundle_data:
+                    add_bundle(rec.digest, data)
                 if moved:
                     details["moved_names"] = moved
                 details["content"] = rec.content
@@ -268,7 +286,9 @@ def pull(ref_text: str, options: RegistryOptions | None = None, *,
             rec = store.add_image(image.data, source, names=[name] if name else [],
                                   progress=say, before_commit=commit)
         say(f"pulled {rec.familiar_names()[0] if rec.names else rec.short_id()}"
-            f" ({len(signatures)} signature(s) stored)")
+            f" ({len(signatures)} signature(s)"
+            + (f", {len(referred.bundles)} Sigstore bundle(s)" if referred.bundles else "")
+            + " stored)")
         return PullResult(digest=rec.digest, name=name, reference=str(ref),
                           index_digest=index_digest, platform=platform,
                           signatures=len(signatures), signature_sources=tuple(sources),

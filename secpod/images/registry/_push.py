@@ -36,13 +36,60 @@ class PushResult:
     signature_tag: str | None
     gpg_signatures_skipped: int
     signed: str | None
+    bundles_pushed: int = 0
+    bundles_listed_in: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"digest": self.digest, "reference": self.reference,
                 "blobs_sent": self.blobs_sent, "blobs_skipped": self.blobs_skipped,
                 "bytes_sent": self.bytes_sent, "signatures_pushed": self.signatures_pushed,
                 "signature_tag": self.signature_tag,
-                "gpg_signatures_skipped": self.gpg_signatures_skipped, "signed": self.signed}
+                "gpg_signatures_skipped": self.gpg_signatures_skipped, "signed": self.signed,
+                "bundles_pushed": self.bundles_pushed,
+                "bundles_listed_in": self.bundles_listed_in}
+
+
+def _push_bundles(client: RegistryClient, repo: str, subject: dict[str, Any],
+                  bundles: list[bytes]) -> tuple[int, str]:
+    """Push each Sigstore bundle as an OCI 1.1 referrer of ``subject`` (as cosign 3 does)
+    and, where the registry serves no referrers API, list them in the ``sha256-<hex>``
+    fallback index (keeping what it lists); return how many and where they are listed."""
+    import hashlib
+
+    from secpod.images._manifest import OCI_INDEX
+    from secpod.signing import imagebundles
+
+    empty = cosign.EMPTY_CONFIG
+    empty_digest = "sha256:" + hashlib.sha256(empty).hexdigest()
+    if client.blob_size(repo, empty_digest) != len(empty):
+        client.upload_bytes(repo, empty_digest, empty)
+    entries: list[dict[str, Any]] = []
+    for data in bundles:
+        b = imagebundles.screen(data, subject["digest"])
+        # No creation time: the same bundle is always the same referrer (a push again
+        # adds nothing to the fallback index).
+        notes = {"dev.sigstore.bundle.content": "dsse-envelope" if b.dsse_payload is not None
+                 else "message-signature"}
+        if b.dsse_payload is not None:
+            notes["dev.sigstore.bundle.predicateType"] = imagebundles.statement(b)[0]
+        blob_digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if client.blob_size(repo, blob_digest) != len(data):
+            client.upload_bytes(repo, blob_digest, data)
+        manifest = cosign.bundle_artifact(data, subject, notes)
+        mdigest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+        client.put_manifest(repo, mdigest, manifest, OCI_MANIFEST)
+        entries.append({"mediaType": OCI_MANIFEST, "digest": mdigest, "size": len(manifest),
+                        "artifactType": cosign.BUNDLE_ARTIFACT_TYPE, "annotations": notes})
+    if client.serves_referrers(repo, subject["digest"]):
+        return len(entries), "referrers API"
+    tag = subject["digest"].replace(":", "-", 1)
+    try:
+        existing: bytes | None = client.get_manifest(repo, tag, accept=(OCI_INDEX,)).data
+    except NotFound:
+        existing = None
+    client.put_manifest(repo, tag, cosign.referrers_index(existing, entries,
+                                                          f"referrers tag {tag}"), OCI_INDEX)
+    return len(entries), f"tag {tag}"
 
 
 def _sign(key_path: Path, identity: str, digest: str) -> Path:
@@ -99,8 +146,9 @@ def push(image: str, ref_text: str, options: RegistryOptions | None = None, *,
          sign_by: Path | None = None, progress: Progress | None = None,
          chunk_size: int = CHUNK, monolithic_max: int = MONOLITHIC_MAX) -> PushResult:
     """Push ``image`` (a name or digest in the user's store) to ``ref_text``
-    (``HOST[:PORT]/NAME[:TAG]``), then its sigstore signatures as the ``.sig`` tag;
-    audited as ``image.push``.
+    (``HOST[:PORT]/NAME[:TAG]``), then its sigstore signatures as the ``.sig`` tag and
+    its Sigstore bundles as OCI 1.1 referrers (listed in the ``sha256-<hex>`` fallback
+    index where the registry serves no referrers API); audited as ``image.push``.
 
     ``sign_by`` (a cosign private key; passphrase from SECPOD_PASSWORD,
     COSIGN_PASSWORD or a prompt) first signs the image as ``ref_text`` and stores
@@ -112,6 +160,7 @@ def push(image: str, ref_text: str, options: RegistryOptions | None = None, *,
     from secpod import audit
     from secpod.images import Store, human_size
     from secpod.signing import signatures_for
+    from secpod.signing.store import bundles_for
 
     options = options or RegistryOptions()
     say = progress or (lambda _m: None)
@@ -193,10 +242,18 @@ def push(image: str, ref_text: str, options: RegistryOptions | None = None, *,
             tag = cosign.sig_tag(digest) if layers else None
             if layers:
                 say(f"signatures: {pushed} new, {len(layers) - pushed} already in {tag}")
+            bundles = bundles_for(digest)
+            n_bundles, listed = 0, None
+            if bundles:
+                n_bundles, listed = _push_bundles(
+                    client, dest.path, {"mediaType": manifest.media_type, "digest": digest,
+                                        "size": len(manifest_bytes)}, bundles)
+                say(f"Sigstore bundles: {n_bundles} pushed as referrers ({listed})")
         result = PushResult(digest=digest, reference=str(dest), blobs_sent=sent,
                             blobs_skipped=skipped, bytes_sent=sent_bytes,
                             signatures_pushed=pushed, signature_tag=tag,
-                            gpg_signatures_skipped=gpg, signed=signed)
+                            gpg_signatures_skipped=gpg, signed=signed,
+                            bundles_pushed=n_bundles, bundles_listed_in=listed)
         details.update({k: v for k, v in result.as_dict().items()
                         if k not in ("digest", "reference")})
         audit.record("image.push", "ok", image_ref=str(dest), image_digest=digest,

@@ -160,7 +160,7 @@ def same_layer(d: Descriptor, layer: SigLayer) -> bool:
 
 @record(frozen=True)
 class BundleInfo:
-    """What a Sigstore bundle attached as a referrer holds (it is not stored)."""
+    """What a Sigstore bundle attached as a referrer holds (``pull`` stores the bundle)."""
 
     digest: str
     media_type: str
@@ -190,3 +190,48 @@ def describe_bundle(data: bytes, d: Descriptor, where: str) -> BundleInfo:
         content = "unknown"
     return BundleInfo(digest=d.digest, media_type=media_type, content=content,
                       payload_type=payload_type, where=where)
+
+
+EMPTY_CONFIG = b"{}"
+EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
+BUNDLE_ARTIFACT_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+
+
+def bundle_artifact(bundle: bytes, subject: dict[str, Any], annotations: dict[str, str]
+                    ) -> bytes:
+    """The OCI 1.1 artifact manifest cosign 3 pushes for an image's bundle: the empty
+    config, one layer (the bundle), ``artifactType`` and ``subject`` (the image's
+    descriptor)."""
+    import hashlib
+
+    return _compact({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": BUNDLE_ARTIFACT_TYPE,
+        "config": {"mediaType": EMPTY_MEDIA_TYPE,
+                   "digest": "sha256:" + hashlib.sha256(EMPTY_CONFIG).hexdigest(),
+                   "size": len(EMPTY_CONFIG)},
+        "layers": [{"mediaType": BUNDLE_ARTIFACT_TYPE,
+                    "digest": "sha256:" + hashlib.sha256(bundle).hexdigest(),
+                    "size": len(bundle)}],
+        "subject": subject,
+        "annotations": dict(sorted(annotations.items())),
+    })
+
+
+def referrers_index(existing: bytes | None, entries: list[dict[str, Any]], what: str) -> bytes:
+    """The ``sha256-<hex>`` fallback index (distribution spec, "referrers tag schema"):
+    the entries it holds, then the new ones it lacks. Raises MalformedInput when the
+    existing index is not an index."""
+    kept: list[dict[str, Any]] = []
+    if existing is not None:
+        doc = load_json(existing, what)
+        manifests = doc.get("manifests")
+        if not isinstance(manifests, list):
+            raise MalformedInput(f"{what} has no manifests list",
+                                 hint="delete the tag in the registry and push again")
+        kept = [m for m in manifests if isinstance(m, dict)]
+    have = {m.get("digest") for m in kept}
+    kept += [e for e in entries if e["digest"] not in have]
+    return _compact({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                     "manifests": kept})

@@ -462,17 +462,44 @@ class RegistryClient:
 
     # --- referrers ---------------------------------------------------------------------
 
+    def serves_referrers(self, repo: str, digest: str) -> bool:
+        """Whether the registry answers the referrers API (else the tag fallback is used).
+        Raises RegistryUnreachable, AuthenticationFailed."""
+        resp = self.session.request("GET", f"/v2/{repo}/referrers/{digest}",
+                                    scope=self._scope(repo), headers={"Accept": OCI_INDEX})
+        resp.close()
+        return resp.status == 200
+
     def referrers(self, repo: str, digest: str) -> tuple[list[Descriptor], str] | None:
         """Manifests that name ``digest`` as their subject, and where they were found:
-        the referrers API, else the fallback tag ``<alg>-<hex>``; None when neither has any.
+        the referrers API (every page: a ``Link: <...>; rel="next"`` header names the
+        next, as the distribution spec says), else the fallback tag ``<alg>-<hex>``;
+        None when neither has any. At most MAX_REFERRER_PAGES pages and MAX_ENTRIES
+        entries are read; a next page elsewhere than this repository's referrers of
+        ``digest`` is refused.
 
         Raises MalformedInput, DigestMismatch, RegistryError.
         """
-        resp = self.session.request("GET", f"/v2/{repo}/referrers/{digest}",
-                                    scope=self._scope(repo), headers={"Accept": OCI_INDEX})
+        base = f"/v2/{repo}/referrers/{digest}"
+        resp = self.session.request("GET", base, scope=self._scope(repo),
+                                    headers={"Accept": OCI_INDEX})
         if resp.status == 200:
-            data = resp.read_bounded(MAX_MANIFEST, f"the referrers of {digest}")
-            return _index_entries(data, f"referrers of {digest}"), "referrers API"
+            entries: list[Descriptor] = []
+            for page in range(1, MAX_REFERRER_PAGES + 1):
+                what = f"the referrers of {digest}" + (f" (page {page})" if page > 1 else "")
+                link = resp.header("Link")
+                data = resp.read_bounded(MAX_MANIFEST, what)
+                entries += _index_entries(data, what)
+                nxt = _next_page(link, base, what) if link else None
+                if nxt is None or len(entries) >= MAX_ENTRIES:
+                    return entries[:MAX_ENTRIES], "referrers API"
+                resp = self.session.request("GET", nxt, scope=self._scope(repo),
+                                            headers={"Accept": OCI_INDEX})
+                if resp.status != 200:
+                    raise error_from(resp, what, self.host)
+            resp.close()
+            raise MalformedInput(f"the referrers of {digest} run to more than "
+                                 f"{MAX_REFERRER_PAGES} pages")
         resp.close()
         if resp.status not in (404, 400, 405):
             raise error_from(resp, f"the referrers of {digest}", self.host)
@@ -484,12 +511,36 @@ class RegistryClient:
         return _index_entries(m.data, f"referrers tag {tag}"), f"tag {tag}"
 
 
+MAX_REFERRER_PAGES = 16
+MAX_ENTRIES = 1024
+
+
+def _next_page(link: str, base: str, what: str) -> str | None:
+    """The path and query of the ``rel="next"`` link (RFC 8288), relative or absolute;
+    None when there is no next page. Raises MalformedInput for a link out of ``base``."""
+    for part in link.split(","):
+        target, _, params = part.strip().partition(";")
+        rels = [p.strip().replace('"', "") for p in params.split(";")]
+        if "rel=next" not in rels:
+            continue
+        target = target.strip()
+        if not (target.startswith("<") and target.endswith(">")):
+            raise MalformedInput(f"{what}: malformed Link header {link[:200]!r}")
+        url = urllib.parse.urlsplit(urllib.parse.urljoin(base, target[1:-1]))
+        if url.path != base:
+            raise MalformedInput(f"{what}: the next page {url.path[:200]!r} is not the "
+                                 "referrers of the same manifest")
+        return url.path + (f"?{url.query}" if url.query else "")
+    return None
+
+
 def _index_entries(data: bytes, what: str) -> list[Descriptor]:
     doc = load_json(data, what)
     manifests = doc.get("manifests")
     if not isinstance(manifests, list):
         raise MalformedInput(f"{what} has no manifests list")
-    return [descriptor(m, f"{what} entry {i + 1}") for i, m in enumerate(manifests[:1024])]
+    return [descriptor(m, f"{what} entry {i + 1}")
+            for i, m in enumerate(manifests[:MAX_ENTRIES])]
 
 
 __all__ = ["ALL_MANIFESTS", "Manifest", "RegistryClient"]
