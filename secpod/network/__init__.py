@@ -15,12 +15,11 @@ loopback: the container itself has no route out.
 
 from __future__ import annotations
 
+import _socket  # not socket.py: its enum conversions cost a run 2 ms
 import contextlib
 import errno
 import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -44,10 +43,44 @@ _LIVE: dict[str, Holder] = {}   # this process's holders, by container id
 _PENDING: list[Holder] = []     # spawned, not yet a container's
 
 
+class HolderProcess:
+    """A holder process this one started, and so reaps: ``pid``, ``poll``, ``kill``,
+    ``wait`` (what secpod needs of :class:`subprocess.Popen`, without importing it)."""
+
+    __slots__ = ("pid", "returncode")
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = -signal.SIGKILL   # reaped elsewhere: gone all the same
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def kill(self) -> None:
+        """SIGKILL, unless it is reaped (an unreaped one cannot be another's pid)."""
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+    def wait(self, timeout: float) -> int | None:
+        deadline = time.monotonic() + timeout
+        while self.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        return self.returncode
+
+
 class Holder:
     """A holder process: its control socket, and the ports it bound once started."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], ctl: socket.socket) -> None:
+    def __init__(self, proc: HolderProcess, ctl: _socket.socket) -> None:
         self.proc = proc
         self.ctl = ctl
         self.buf = b""
@@ -83,12 +116,10 @@ class Holder:
         container's network listens any more). Its children die with it on their own
         (PR_SET_PDEATHSIG); pasta is also killed here, so that none is seen running
         after this returns."""
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.kill()
+        self.proc.kill()
         if self.pasta is not None:
             _kill(*self.pasta)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=5)
+        self.proc.wait(timeout=5)
         if self.pasta is not None:
             _wait_gone(*self.pasta)
         self.ctl.close()
@@ -119,39 +150,98 @@ def _bind_error(p: PortMapping, code: int) -> Exception:
     return HostError(f"{where}: cannot bind {p.host_ip}:{p.host_port}: {os.strerror(code)}")
 
 
-def _write_map(tool: str, pid: int, maps: tuple[IdMap, ...]) -> subprocess.Popen[str]:
-    args = [tool, str(pid)]
+_MAP_HINT = "secpod doctor checks your subordinate id ranges"
+
+
+def _write_map(tool: str, pid: int, maps: tuple[IdMap, ...]) -> Any:
+    from secpod._files import which
+    from secpod.sandbox import spawn as spawnmod
+
+    binary = which(tool)
+    if binary is None:
+        raise HostError(f"{tool} not found: secpod's namespace holder needs it",
+                        hint="apt-get install uidmap")
+    args = [binary, str(pid)]
     for m in maps:
         args += [str(m.container_id), str(m.host_id), str(m.size)]
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
-def _wait_map(tool: str, proc: subprocess.Popen[str]) -> None:
-    _, err = proc.communicate()
-    if proc.returncode != 0:
-        raise HostError(f"{tool} failed for secpod's namespace holder: "
-                        f"{err.strip() or proc.returncode}",
-                        hint="secpod doctor checks your subordinate id ranges")
-
-
-def spawn() -> Holder:
-    """Start a holder that waits for its ports (its interpreter's start-up then overlaps
-    the rest of ``create``). It dies with this process until :func:`watch` says
-    otherwise; :func:`discard_pending` ends those never started. Raises HostError."""
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", _LOADER, str(theirs.fileno()), str(os.getpid())],
-            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+        return spawnmod.spawn(args, stdin=spawnmod.DEVNULL, stdout=spawnmod.DEVNULL,
+                              stderr=spawnmod.PIPE)
+    except OSError as e:
+        raise HostError(f"cannot run {tool}: {e.strerror}", hint=_MAP_HINT) from e
+
+
+def _wait_map(tool: str, child: Any) -> None:
+    chunks = []
+    while chunk := os.read(child.stderr, 65536):
+        chunks.append(chunk)
+    os.close(child.stderr)
+    code = child.wait()
+    if code != 0:
+        err = b"".join(chunks).decode(errors="replace").strip()
+        raise HostError(f"{tool} failed for secpod's namespace holder: {err or code}",
+                        hint=_MAP_HINT)
+
+
+def spawn(*, serve: bool = True) -> Holder:
+    """Start a holder that waits for its first line (its start-up then overlaps the rest
+    of ``create``). It dies with this process until :func:`watch` says otherwise;
+    :func:`discard_pending` ends those never started. Raises HostError.
+
+    ``serve``: it may forward ports or be pasta's parent, and then live as long as the
+    container: a new small interpreter (``python3 -I -S``, about 11 MB). Otherwise (an
+    overlay root, a pod member's mounts) it ends once the container has joined its
+    namespaces, and is a fork of this process: no interpreter to start, no modules to
+    load again (docs/adr/0006-overlay-root.md)."""
+    ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        pid = _exec_holder(theirs.fileno()) if serve else _fork_holder(theirs.fileno())
     except OSError as e:
         ours.close()
         raise HostError(f"cannot start secpod's namespace holder: {e.strerror}") from e
     finally:
         theirs.close()
-    holder = Holder(proc, ours)
+    holder = Holder(HolderProcess(pid), ours)
     _PENDING.append(holder)
     return holder
+
+
+def _exec_holder(fd: int) -> int:
+    from secpod.sandbox import spawn as spawnmod
+
+    os.set_inheritable(fd, True)
+    child = spawnmod.spawn([sys.executable, "-I", "-S", "-c", _LOADER, str(fd),
+                            str(os.getpid())], stdin=spawnmod.DEVNULL,
+                           stdout=spawnmod.DEVNULL, stderr=spawnmod.DEVNULL, keep=(fd,))
+    return child.pid
+
+
+def _fork_holder(fd: int) -> int:
+    """Fork the holder: the child keeps only ``fd`` (and /dev/null as its stdio), runs
+    :func:`secpod.network._holder.main` and ends with ``os._exit``: it never returns into
+    this process's code, runs no finalizer of its objects and holds none of its files."""
+    parent = os.getpid()
+    pid = os.fork()
+    if pid:
+        return pid
+    try:
+        import gc
+
+        gc.disable()   # no finalizer of the parent's objects runs in the child
+        os.setsid()
+        null = os.open(os.devnull, os.O_RDWR)
+        for target in (0, 1, 2):
+            os.dup2(null, target)
+        os.closerange(3, fd)
+        os.closerange(fd + 1, os.sysconf("SC_OPEN_MAX"))
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        sys.argv = ["secpod-holder", str(fd), str(parent)]
+        from secpod.network import _holder
+
+        _holder.main()
+    finally:
+        os._exit(0)
 
 
 def discard_pending() -> None:
@@ -190,7 +280,7 @@ def start_holder(cid: str, ports: tuple[PortMapping, ...], identity: Identity,
         start = unprivileged_port_start()
         for p in ports:
             check_host_port(p, start)
-        holder = holder or spawn()
+        holder = holder or spawn(serve=bool(ports) or pasta or net)
         holder.send("log", folder / "holder.err")
         if pasta:
             from secpod.network import pasta as pastamod

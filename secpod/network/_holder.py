@@ -50,19 +50,24 @@ through a pipe (no copy through user space); a UDP datagram goes through one con
 socket per peer. The container has no route anywhere but its own loopback.
 """
 
+from __future__ import annotations
+
 import ctypes
 import errno
 import fcntl
 import os
-import selectors
 import signal
 import socket
 import struct
 import sys
-import threading
 import time
-from typing import Any
 
+TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
+if TYPE_CHECKING:
+    import selectors
+    from typing import Any
+
+EVENT_READ = 1                 # selectors.EVENT_READ, without importing selectors
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
 CLONE_NEWNS = 0x00020000
@@ -218,6 +223,8 @@ def _splice(src: int, dst: int) -> None:
 
 
 def _serve_tcp(client: socket.socket, port: int) -> None:
+    import threading
+
     try:
         inner = socket.create_connection(("127.0.0.1", port), timeout=CONNECT_TIMEOUT)
     except OSError:
@@ -253,7 +260,7 @@ class Udp:
             inner.connect(("127.0.0.1", self.port))
             inner.setblocking(False)
             entry = self.peers[peer] = [inner, 0.0]
-            self.sel.register(inner, selectors.EVENT_READ, ("udp-back", self, peer))
+            self.sel.register(inner, EVENT_READ, ("udp-back", self, peer))
         entry[1] = time.monotonic()
         try:
             entry[0].send(data)
@@ -288,7 +295,7 @@ def _watch(ctl: Ctl, sel: selectors.BaseSelector, words: list[str]) -> None:
             if e.errno == errno.ESRCH:
                 os._exit(0)
             raise
-        sel.register(pidfd, selectors.EVENT_READ, ("pid",))
+        sel.register(pidfd, EVENT_READ, ("pid",))
     if words[1] == "detach":
         _libc.prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0)
     ctl.send("ok")
@@ -439,7 +446,6 @@ def main() -> None:
         except (OSError, ValueError, TypeError) as e:
             ctl.send("error", "mount", getattr(e, "errno", None) or errno.EINVAL)
             return
-    threading.stack_size(256 * 1024)
     ctl.send("ready", root_pid)
     if helper is not None:
         words = ctl.recv()
@@ -449,6 +455,27 @@ def main() -> None:
         os.close(helper[1])
         ctl.send("helper", helper[0])
 
+    if not bound and helper is None:
+        _until_watched(ctl)
+    _serve(ctl, bound)
+
+
+def _until_watched(ctl: Ctl) -> None:
+    """A holder that serves nothing (an overlay root, a pod member's mounts) waits for
+    ``watch``, answers it and ends: the container's processes hold the namespaces now."""
+    while True:
+        words = ctl.recv()
+        if words[0] == "watch":
+            ctl.send("ok")
+            os._exit(0)
+
+
+def _serve(ctl: Ctl, bound: list[Any]) -> None:
+    """Forward the published ports (and be pasta's parent) until a watched process ends."""
+    import selectors
+    import threading
+
+    threading.stack_size(256 * 1024)
     sel = selectors.DefaultSelector()
     udps = []
     for s, p in bound:
@@ -460,7 +487,6 @@ def main() -> None:
             sel.register(s, selectors.EVENT_READ, ("udp", u))
     ctl.sock.setblocking(False)
     sel.register(ctl.sock, selectors.EVENT_READ, ("ctl",))
-    serving = bool(bound) or helper is not None   # a forwarder, or pasta's parent
     watching = False
     last_sweep = time.monotonic()
     while True:
@@ -497,8 +523,6 @@ def main() -> None:
                         continue
                     ctl.sock.setblocking(True)
                     _watch(ctl, sel, words)
-                    if not serving:
-                        os._exit(0)   # the container's processes hold its namespaces
                     watching = True
                     ctl.sock.setblocking(False)
         now = time.monotonic()

@@ -364,12 +364,12 @@ def _spawn_holder(spec: ContainerSpec) -> Any:
     it (create's _discard_holders), and so does one whose profile makes the root
     read-only."""
     writable = spec.security.read_only is not True and spec.profile != "strict"
-    if not (spec.ports or spec.network_options.publish_all or writable
-            or spec.network == "pasta"):
+    serve = bool(spec.ports or spec.network_options.publish_all or spec.network == "pasta")
+    if not (serve or writable):
         return None
     from secpod import network
 
-    return network.spawn()
+    return network.spawn(serve=serve)
 
 
 def published_ports(spec: ContainerSpec, image_config: dict[str, Any],
