@@ -34,11 +34,7 @@ if TYPE_CHECKING:
     from secpod.sandbox.idmap import IdMap
     from secpod.sandbox.preflight import Identity
 
-HOLDER = Path(__file__).resolve().parent / "_holder.py"
 HANDSHAKE_TIMEOUT = 10.0
-# Imported, not run as a script: its byte code comes from __pycache__ (no compile at start).
-_LOADER = (f"import sys; sys.path.insert(0, {str(HOLDER.parent)!r}); "
-           "import _holder; _holder.main()")
 _LIVE: dict[str, Holder] = {}   # this process's holders, by container id
 _PENDING: list[Holder] = []     # spawned, not yet a container's
 
@@ -183,19 +179,19 @@ def _wait_map(tool: str, child: Any) -> None:
                         hint=_MAP_HINT)
 
 
-def spawn(*, serve: bool = True) -> Holder:
+def spawn() -> Holder:
     """Start a holder that waits for its first line (its start-up then overlaps the rest
     of ``create``). It dies with this process until :func:`watch` says otherwise;
     :func:`discard_pending` ends those never started. Raises HostError.
 
-    ``serve``: it may forward ports or be pasta's parent, and then live as long as the
-    container: a new small interpreter (``python3 -I -S``, about 11 MB). Otherwise (an
-    overlay root, a pod member's mounts) it ends once the container has joined its
-    namespaces, and is a fork of this process: no interpreter to start, no modules to
-    load again (docs/adr/0006-overlay-root.md)."""
+    It is a fork of this process (no interpreter to start, no module to load again);
+    one that ends up forwarding ports or being pasta's parent, and so lives as long as
+    the container, becomes a small interpreter of its own once the container's
+    namespaces are ready (``python3 -I -S``, about 11 MB; docs/adr/0005-network-holder.md,
+    0006-overlay-root.md)."""
     ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
-        pid = _exec_holder(theirs.fileno()) if serve else _fork_holder(theirs.fileno())
+        pid = _fork_holder(theirs.fileno())
     except OSError as e:
         ours.close()
         raise HostError(f"cannot start secpod's namespace holder: {e.strerror}") from e
@@ -204,16 +200,6 @@ def spawn(*, serve: bool = True) -> Holder:
     holder = Holder(HolderProcess(pid), ours)
     _PENDING.append(holder)
     return holder
-
-
-def _exec_holder(fd: int) -> int:
-    from secpod.sandbox import spawn as spawnmod
-
-    os.set_inheritable(fd, True)
-    child = spawnmod.spawn([sys.executable, "-I", "-S", "-c", _LOADER, str(fd),
-                            str(os.getpid())], stdin=spawnmod.DEVNULL,
-                           stdout=spawnmod.DEVNULL, stderr=spawnmod.DEVNULL, keep=(fd,))
-    return child.pid
 
 
 def _fork_holder(fd: int) -> int:
@@ -280,7 +266,7 @@ def start_holder(cid: str, ports: tuple[PortMapping, ...], identity: Identity,
         start = unprivileged_port_start()
         for p in ports:
             check_host_port(p, start)
-        holder = holder or spawn(serve=bool(ports) or pasta or net)
+        holder = holder or spawn()
         holder.send("log", folder / "holder.err")
         if pasta:
             from secpod.network import pasta as pastamod

@@ -1,11 +1,14 @@
 """The namespace holder of one container, and its port forwarder
 (docs/adr/0005-network-holder.md, docs/adr/0006-overlay-root.md).
 
-Imported by secpod's ``python3 -I -S -c LOADER CTL_FD PARENT_PID`` (so that its byte code
-comes from ``__pycache__``) and run as :func:`main`: standard library only,
-no secpod import and no json (its regular expressions cost half a megabyte), so that it
-starts fast and stays small. It talks to secpod over the unix socket CTL_FD, one line per
-message, words separated by spaces:
+Run as :func:`main` in a fork of secpod (``secpod.network.spawn``: no interpreter to
+start). A holder that serves (forwards ports, or is pasta's parent) lives as long as its
+container: after ``ready`` it execs a small interpreter of its own,
+``python3 -I -S -c RESUME ...``, which imports this file from its ``__pycache__`` and goes
+on in :func:`resume` with the same namespaces, sockets and children. So this file uses
+the standard library only, no secpod import and no json (its regular expressions cost
+half a megabyte), and loads selectors and threading only to serve. It talks to secpod
+over the unix socket CTL_FD, one line per message, words separated by spaces:
 
 1. ``log PATH`` (its stderr from now on), then ``ports IP,HOST_PORT,PORT,PROTO ...`` (none
    for a container that publishes nothing); the holder binds each host address and port
@@ -457,7 +460,7 @@ def main() -> None:
 
     if not bound and helper is None:
         _until_watched(ctl)
-    _serve(ctl, bound)
+    _become_server(ctl, bound)
 
 
 def _until_watched(ctl: Ctl) -> None:
@@ -468,6 +471,42 @@ def _until_watched(ctl: Ctl) -> None:
         if words[0] == "watch":
             ctl.send("ok")
             os._exit(0)
+
+
+# What the slim interpreter of a serving holder runs (sys.argv[1]: this file's folder).
+_RESUME = "import sys; sys.path.insert(0, sys.argv[1]); import _holder; _holder.resume()"
+
+
+def _become_server(ctl: Ctl, bound: list[Any]) -> None:
+    """Forward ports (or be pasta's parent) for as long as the container lives: as a small
+    interpreter of its own, not as this fork of secpod, which holds all of secpod's heap.
+    exec keeps what matters: the namespaces, the bound sockets, the control socket, the
+    children (pasta, the overlay's mount namespace holder) and PR_SET_PDEATHSIG. It
+    happens after ``ready``, while the runtime starts the container; connections that
+    come meanwhile wait in the listening sockets' queues, and control lines already read
+    are handed over."""
+    fds = [ctl.sock.fileno(), *(sock.fileno() for sock, _ in bound)]
+    for fd in fds:
+        os.set_inheritable(fd, True)
+    words = [os.path.dirname(os.path.abspath(__file__)), str(fds[0]), ctl.buf.hex() or "-",
+             *(f"{sock.fileno()},{p['protocol']},{p['container_port']}" for sock, p in bound)]
+    os.execv(sys.executable,  # noqa: S606 - this interpreter, argv of our own, no shell
+             [sys.executable, "-I", "-S", "-c", _RESUME, *words])
+
+
+def resume() -> None:
+    """The serving holder after :func:`_become_server`'s exec."""
+    ctl = Ctl(int(sys.argv[2]))
+    ctl.buf = b"" if sys.argv[3] == "-" else bytes.fromhex(sys.argv[3])
+    bound: list[Any] = []
+    for word in sys.argv[4:]:
+        fd, proto, port = word.split(",")
+        sock = socket.socket(fileno=int(fd))
+        sock.set_inheritable(False)
+        sock.setblocking(False)
+        bound.append((sock, {"protocol": proto, "container_port": int(port)}))
+    ctl.sock.set_inheritable(False)
+    _serve(ctl, bound)
 
 
 def _serve(ctl: Ctl, bound: list[Any]) -> None:

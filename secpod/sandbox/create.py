@@ -364,12 +364,12 @@ def _spawn_holder(spec: ContainerSpec) -> Any:
     it (create's _discard_holders), and so does one whose profile makes the root
     read-only."""
     writable = spec.security.read_only is not True and spec.profile != "strict"
-    serve = bool(spec.ports or spec.network_options.publish_all or spec.network == "pasta")
-    if not (serve or writable):
+    if not (spec.ports or spec.network_options.publish_all or writable
+            or spec.network == "pasta"):
         return None
     from secpod import network
 
-    return network.spawn(serve=serve)
+    return network.spawn()
 
 
 def published_ports(spec: ContainerSpec, image_config: dict[str, Any],

@@ -50,11 +50,10 @@ class Child:
 
 
 def spawn(argv: list[str], *, stdin: int | None, stdout: int | None,
-          stderr: int | None, keep: tuple[int, ...] = ()) -> Child:
+          stderr: int | None) -> Child:
     """Start ``argv`` (``argv[0]`` an absolute path) in a new session.
 
-    Each stdio spec is None (inherit secpod's), DEVNULL, PIPE, or a descriptor to give it;
-    ``keep``: inheritable descriptors it gets under their own numbers.
+    Each stdio spec is None (inherit secpod's), DEVNULL, PIPE, or a descriptor to give it.
     Raises OSError when the program cannot be started."""
     actions: list[tuple[int, ...]] = []
     mine: list[int | None] = [None, None, None]
@@ -74,9 +73,9 @@ def spawn(argv: list[str], *, stdin: int | None, stdout: int | None,
             else:
                 fd = spec
             actions.append((os.POSIX_SPAWN_DUP2, fd, target))
-        kept = {action[1] for action in actions} | {0, 1, 2, *keep}
+        keep = {action[1] for action in actions} | {0, 1, 2}
         for name in os.listdir("/proc/self/fd"):
-            if int(name) not in kept and _inheritable(int(name)):
+            if int(name) not in keep and _inheritable(int(name)):
                 actions.append((os.POSIX_SPAWN_CLOSE, int(name)))
         pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=actions, setsid=True,
                              setsigdef=_RESET)
