@@ -2,13 +2,15 @@
 (docs/adr/0005-network-holder.md, docs/adr/0006-overlay-root.md).
 
 Run as :func:`main` in a fork of secpod (``secpod.network.spawn``: no interpreter to
-start). A holder that serves (forwards ports, or is pasta's parent) lives as long as its
-container: after ``ready`` it execs a small interpreter of its own,
+start). A holder that serves (forwards ports, or is pasta's parent) for a detached
+container lives as long as the container: once secpod lets go of it (``watch detach``)
+and nothing is being relayed, it execs a small interpreter of its own,
 ``python3 -I -S -c RESUME ...``, which imports this file from its ``__pycache__`` and goes
-on in :func:`resume` with the same namespaces, sockets and children. So this file uses
-the standard library only, no secpod import and no json (its regular expressions cost
-half a megabyte), and loads selectors and threading only to serve. It talks to secpod
-over the unix socket CTL_FD, one line per message, words separated by spaces:
+on in :func:`resume` with the same namespaces, sockets, watched processes and children.
+So this file uses the standard library only, no secpod import and no json (its regular
+expressions cost half a megabyte), and loads selectors and threading only to serve. It
+talks to secpod over the unix socket CTL_FD, one line per message, words separated by
+spaces:
 
 1. ``log PATH`` (its stderr from now on), then ``ports IP,HOST_PORT,PORT,PROTO ...`` (none
    for a container that publishes nothing); the holder binds each host address and port
@@ -460,7 +462,7 @@ def main() -> None:
 
     if not bound and helper is None:
         _until_watched(ctl)
-    _become_server(ctl, bound)
+    _serve(ctl, bound)
 
 
 def _until_watched(ctl: Ctl) -> None:
@@ -475,46 +477,61 @@ def _until_watched(ctl: Ctl) -> None:
 
 # What the slim interpreter of a serving holder runs (sys.argv[1]: this file's folder).
 _RESUME = "import sys; sys.path.insert(0, sys.argv[1]); import _holder; _holder.resume()"
+_RELAYS = [0]      # TCP connections being relayed (threads), under _RELAYS_LOCK
 
 
-def _become_server(ctl: Ctl, bound: list[Any]) -> None:
-    """Forward ports (or be pasta's parent) for as long as the container lives: as a small
-    interpreter of its own, not as this fork of secpod, which holds all of secpod's heap.
-    exec keeps what matters: the namespaces, the bound sockets, the control socket, the
-    children (pasta, the overlay's mount namespace holder) and PR_SET_PDEATHSIG. It
-    happens after ``ready``, while the runtime starts the container; connections that
-    come meanwhile wait in the listening sockets' queues, and control lines already read
-    are handed over."""
-    fds = [ctl.sock.fileno(), *(sock.fileno() for sock, _ in bound)]
+def _become_small(bound: list[Any], pidfds: list[int]) -> None:
+    """A detached container's forwarder lives as long as the container: as a small
+    interpreter of its own, not as this fork of secpod. exec keeps what matters: the
+    namespaces, the bound sockets, the watched processes' pidfds, the children (pasta,
+    the overlay's mount namespace holder) and the cleared PR_SET_PDEATHSIG. Done with no
+    TCP connection or UDP peer being relayed (a connection waiting to be accepted stays
+    queued on its listening socket)."""
+    fds = [*(sock.fileno() for sock, _ in bound), *pidfds]
     for fd in fds:
         os.set_inheritable(fd, True)
-    words = [os.path.dirname(os.path.abspath(__file__)), str(fds[0]), ctl.buf.hex() or "-",
-             *(f"{sock.fileno()},{p['protocol']},{p['container_port']}" for sock, p in bound)]
+    words = [os.path.dirname(os.path.abspath(__file__)),
+             *(f"{sock.fileno()},{p['protocol']},{p['container_port']}" for sock, p in bound),
+             *(f"pid,{fd}" for fd in pidfds)]
     os.execv(sys.executable,  # noqa: S606 - this interpreter, argv of our own, no shell
              [sys.executable, "-I", "-S", "-c", _RESUME, *words])
 
 
 def resume() -> None:
-    """The serving holder after :func:`_become_server`'s exec."""
-    ctl = Ctl(int(sys.argv[2]))
-    ctl.buf = b"" if sys.argv[3] == "-" else bytes.fromhex(sys.argv[3])
+    """The forwarder after :func:`_become_small`'s exec: it serves until a watched
+    process ends (secpod has let go of it: no control socket any more)."""
     bound: list[Any] = []
-    for word in sys.argv[4:]:
-        fd, proto, port = word.split(",")
-        sock = socket.socket(fileno=int(fd))
+    pidfds: list[int] = []
+    for word in sys.argv[2:]:
+        kind, _, rest = word.partition(",")
+        if kind == "pid":
+            pidfds.append(int(rest))
+            os.set_inheritable(int(rest), False)
+            continue
+        proto, port = rest.split(",")
+        sock = socket.socket(fileno=int(kind))
         sock.set_inheritable(False)
         sock.setblocking(False)
         bound.append((sock, {"protocol": proto, "container_port": int(port)}))
-    ctl.sock.set_inheritable(False)
-    _serve(ctl, bound)
+    _serve(None, bound, tuple(pidfds))
 
 
-def _serve(ctl: Ctl, bound: list[Any]) -> None:
-    """Forward the published ports (and be pasta's parent) until a watched process ends."""
+def _relay(client: socket.socket, port: int, lock: Any) -> None:
+    try:
+        _serve_tcp(client, port)
+    finally:
+        with lock:
+            _RELAYS[0] -= 1
+
+
+def _serve(ctl: Ctl | None, bound: list[Any], pidfds: tuple[int, ...] = ()) -> None:
+    """Forward the published ports (and be pasta's parent) until a watched process ends.
+    In secpod's fork (``ctl`` given), a ``watch detach`` makes it :func:`_become_small`."""
     import selectors
     import threading
 
     threading.stack_size(256 * 1024)
+    lock = threading.Lock()
     sel = selectors.DefaultSelector()
     udps = []
     for s, p in bound:
@@ -524,12 +541,17 @@ def _serve(ctl: Ctl, bound: list[Any]) -> None:
             u = Udp(s, p["container_port"], sel)
             udps.append(u)
             sel.register(s, selectors.EVENT_READ, ("udp", u))
-    ctl.sock.setblocking(False)
-    sel.register(ctl.sock, selectors.EVENT_READ, ("ctl",))
-    watching = False
+    for fd in pidfds:
+        sel.register(fd, selectors.EVENT_READ, ("pid",))
+    if ctl is not None:
+        ctl.sock.setblocking(False)
+        sel.register(ctl.sock, selectors.EVENT_READ, ("ctl",))
+    watching = ctl is None
+    shrink = False          # detached: become small once nothing is being relayed
     last_sweep = time.monotonic()
     while True:
-        for key, _ in sel.select(timeout=30 if udps else None):
+        timeout = 0.2 if shrink else 30 if udps else None
+        for key, _ in sel.select(timeout=timeout):
             what = key.data
             if what[0] == "tcp":
                 listener: Any = key.fileobj
@@ -537,14 +559,17 @@ def _serve(ctl: Ctl, bound: list[Any]) -> None:
                     client, _addr = listener.accept()
                 except OSError:
                     continue
-                threading.Thread(target=_serve_tcp, args=(client, what[1]), daemon=True).start()
+                with lock:
+                    _RELAYS[0] += 1
+                threading.Thread(target=_relay, args=(client, what[1], lock),
+                                 daemon=True).start()
             elif what[0] == "udp":
                 what[1].from_outside()
             elif what[0] == "udp-back":
                 what[1].from_inside(what[2])
             elif what[0] == "pid":
                 os._exit(0)            # the container or its monitor ended
-            elif what[0] == "ctl":
+            elif what[0] == "ctl" and ctl is not None:
                 try:
                     data = ctl.sock.recv(65536)
                 except BlockingIOError:
@@ -563,13 +588,19 @@ def _serve(ctl: Ctl, bound: list[Any]) -> None:
                     ctl.sock.setblocking(True)
                     _watch(ctl, sel, words)
                     watching = True
+                    shrink = words[1] == "detach"
                     ctl.sock.setblocking(False)
         now = time.monotonic()
         if udps and now - last_sweep > 30:
             last_sweep = now
             for u in udps:
                 u.sweep(now)
-
+        if shrink:
+            with lock:
+                idle = _RELAYS[0] == 0 and not any(u.peers for u in udps)
+            if idle:
+                _become_small(bound, [k.fd for k in sel.get_map().values()
+                                      if k.data[0] == "pid"])
 
 if __name__ == "__main__":
     main()
