@@ -56,9 +56,12 @@ def _error_from(info: dict[str, Any]) -> BaseException:
 class MappedUnpacker:
     """The :class:`~secpod.images._farm.LocalUnpacker` interface, run as root of a user
     namespace mapped as the containers are. Raises what the Unpacker and the Farm
-    raise, and HostError when the namespace cannot be made."""
+    raise, and HostError when the namespace cannot be made. ``hold`` is a descriptor
+    the child keeps open while it lives: the staging folder's lock, so that a secpod
+    killed outright does not let another remove the folder while this child still
+    writes into it."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, hold: int | None = None) -> None:
         import subprocess
 
         from secpod.sandbox import userns
@@ -67,7 +70,8 @@ class MappedUnpacker:
         code = (f"import sys; sys.path.insert(0, {pkg!r}); "
                 "from secpod.images._mapped import main; main()")
         self._proc: subprocess.Popen[bytes] | None = userns.start_mapped(
-            [sys.executable, "-c", code], stdout=subprocess.PIPE)
+            [sys.executable, "-c", code], stdout=subprocess.PIPE,
+            pass_fds=() if hold is None else (hold,))
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._in = self._proc.stdin
         self._out = self._proc.stdout
@@ -163,7 +167,7 @@ class MappedUnpacker:
         self.close()
 
 
-def unpacker(limits: Limits) -> Any:
+def unpacker(limits: Limits, hold: int | None = None) -> Any:
     """The unpacker imports use: files keep their owners (:class:`MappedUnpacker`). A
     user without subordinate ranges (who can sign, verify and export images, but not
     run them) unpacks in this process, every file theirs, and the unpack report says
@@ -177,7 +181,7 @@ def unpacker(limits: Limits) -> Any:
         from secpod.images._farm import LocalUnpacker
 
         return LocalUnpacker(limits)
-    return MappedUnpacker(limits)
+    return MappedUnpacker(limits, hold)
 
 
 # --- the child ------------------------------------------------------------------

@@ -154,14 +154,17 @@ class UnpackThread(threading.Thread):
     After :meth:`join`, ``error`` is what stopped it (any exception, raised again by
     the importing thread), ``records`` the layers' records by diff_id, and
     ``unpacker`` the unpacker (still open, for the farm; the caller closes it) or None.
+    ``hold``: see secpod.images._mapped.MappedUnpacker.
     """
 
-    def __init__(self, pipe: Pipe, limits: Limits, jobs: list[LayerJob], say: Any) -> None:
+    def __init__(self, pipe: Pipe, limits: Limits, jobs: list[LayerJob], say: Any,
+                 hold: int | None = None) -> None:
         super().__init__(name="secpod-unpack", daemon=True)
         self._pipe = pipe
         self._limits = limits
         self._jobs = jobs
         self._say = say
+        self._hold = hold
         self.error: BaseException | None = None
         self.records: dict[str, dict[str, Any]] = {}
         self.unpacker: Any = None
@@ -182,7 +185,7 @@ class UnpackThread(threading.Thread):
                         check_diff_id(cast(BinaryIO, raw), job.what, job.diff_id, self._limits)
                         continue
                     if self.unpacker is None:
-                        self.unpacker = _mapped.unpacker(self._limits)
+                        self.unpacker = _mapped.unpacker(self._limits, self._hold)
                     (job.tree / "tree").mkdir(parents=True)
                     meta = self.unpacker.apply_layer(cast(BinaryIO, raw), what=job.what,
                                                      diff_id=job.diff_id, root=job.tree / "tree")

@@ -192,6 +192,7 @@ class Store:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._holds: dict[Path, int] = {}  # staging folder -> the descriptor of its lock
 
     @classmethod
     def open(cls) -> Store:
@@ -263,9 +264,11 @@ class Store:
         stage = Path(tempfile.mkdtemp(prefix=prefix, dir=self.root / "tmp"))
         fd = os.open(stage / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
+        self._holds[stage] = fd
         try:
             yield stage
         finally:
+            del self._holds[stage]
             try:
                 force_rmtree(stage)
             finally:
@@ -453,7 +456,7 @@ class Store:
                         continue
                     jobs = self._layer_jobs(manifest, config["rootfs"]["diff_ids"],
                                             stage / "layers")
-                    unpack = UnpackThread(pipe, limits, jobs, say)
+                    unpack = UnpackThread(pipe, limits, jobs, say, self._holds[stage])
                     unpack.start()
                 if config_error is not None:
                     raise config_error
@@ -466,7 +469,8 @@ class Store:
                 mpath.write_bytes(manifest_bytes)
                 staged.setdefault(digest, mpath)
                 farm = None if jobs is None else _FarmPlan(
-                    jobs, unpacked, limits, unpack.unpacker if unpack else None)
+                    jobs, unpacked, limits, unpack.unpacker if unpack else None,
+                    self._holds[stage])
                 return self._commit(digest, manifest, staged, farm, wanted, say,
                                     before_commit)
             finally:
@@ -554,7 +558,7 @@ class Store:
         rootfs = farm.unpacked / "rootfs"
         rootfs.mkdir(parents=True)
         rootfs.chmod(0o755)  # the container's "/", whatever the umask
-        unpacker = farm.unpacker or _new_unpacker(farm.limits)
+        unpacker = farm.unpacker or _new_unpacker(farm.limits, farm.hold)
         try:
             report = unpacker.farm(rootfs, layers)
         finally:
@@ -922,12 +926,13 @@ class _FarmPlan:
     unpacked: Path
     limits: Any
     unpacker: Any
+    hold: int
 
 
-def _new_unpacker(limits: Any) -> Any:
+def _new_unpacker(limits: Any, hold: int) -> Any:
     from secpod.images import _mapped
 
-    return _mapped.unpacker(limits)
+    return _mapped.unpacker(limits, hold)
 
 
 def content_before_run(store: Store, image: ImageRecord, ref: str, confinement: Any,

@@ -15,7 +15,7 @@ from secpod.images._unpack import Limits
 
 @pytest.fixture(autouse=True)
 def _unpack_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    def in_process(limits: Limits) -> Any:
+    def in_process(limits: Limits, hold: int | None = None) -> Any:
         return LocalUnpacker(limits)
 
     monkeypatch.setattr(_mapped, "unpacker", in_process)
