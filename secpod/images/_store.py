@@ -126,6 +126,7 @@ class ImageRecord:
             "config": self.config, "layers": list(self.layers), "size": self.size,
             "created": self.created, "rootfs": str(self.rootfs),
             "unpack_report": self.unpack_report, "content": self.content,
+            "unpacked_layers": [list(x) for x in self.unpacked_layers],
         }
 
 

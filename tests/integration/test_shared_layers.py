@@ -107,7 +107,7 @@ def test_two_images_share_the_base_layers_inodes(user: User) -> None:
     proc = user.run("run", "--rm", "a:1", "/bin/busybox", "cat", "/etc/hide")
     assert proc.returncode == 0 and proc.stdout == "the base has it\n", proc.stderr
     df = user.run("system", "df", "-v", check=True).stdout
-    assert "Unpacked: 1 layer shared" in df, df
+    assert "Shared: 1 blob and 1 unpacked layer; " in df, df
 
 
 def test_removing_one_image_keeps_the_other_and_the_shared_layer(user: User) -> None:
