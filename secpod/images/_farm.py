@@ -88,12 +88,12 @@ class Farm(SafeTree):
     def _merge(self, tfd: int, rfd: int, prefix: str, dirs: dict[str, Any]) -> None:
         """Link the layer directory ``tfd`` into the rootfs directory ``rfd`` (closed here)."""
         try:
-            with os.scandir(tfd) as it:
-                entries = [(e.name, e.stat(follow_symlinks=False)) for e in it]
-            for name, st in entries:
+            with os.scandir(tfd) as it:  # the entry's type from the directory: no stat
+                entries = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+            for name, is_dir in entries:
                 rel = prefix + name
-                if stat.S_ISDIR(st.st_mode):
-                    self._merge_dir(tfd, rfd, name, rel, st, dirs)
+                if is_dir:
+                    self._merge_dir(tfd, rfd, name, rel, dirs)
                     continue
                 try:
                     os.link(name, name, src_dir_fd=tfd, dst_dir_fd=rfd, follow_symlinks=False)
@@ -103,7 +103,7 @@ class Farm(SafeTree):
         finally:
             os.close(rfd)
 
-    def _merge_dir(self, tfd: int, rfd: int, name: str, rel: str, st: os.stat_result,
+    def _merge_dir(self, tfd: int, rfd: int, name: str, rel: str,
                    dirs: dict[str, Any]) -> None:
         listed = dirs.get(rel)
         try:
@@ -130,6 +130,7 @@ class Farm(SafeTree):
             if listed is not None:
                 try:
                     if self._owners:
+                        st = os.fstat(sub_t)
                         os.fchown(sub_r, st.st_uid, st.st_gid)
                     self._copy_xattrs(sub_t, sub_r)
                 except BaseException:
