@@ -1,4 +1,5 @@
-"""Safe, rootless unpacking of image layers into one root filesystem.
+"""Safe, rootless unpacking of an image layer into a tree of its own (the image's root
+filesystem is then linked from its layers' trees: secpod.images._farm).
 
 Rules (docs/images.md explains them to users):
 
@@ -18,7 +19,8 @@ Rules (docs/images.md explains them to users):
 4. Bounded: total unpacked bytes, entry count, single file size, path length,
    and the compressed-to-uncompressed ratio, all checked while streaming.
 5. Whiteouts (``.wh.NAME``) and opaque whiteouts (``.wh..wh..opq``) hide what
-   lower layers put there, never what the same layer adds.
+   lower layers put there, never what the same layer adds: they are recorded with the
+   layer, and the farm applies them before the layer's own entries.
 
 Every path is resolved from the root one component at a time with
 ``O_NOFOLLOW | O_DIRECTORY`` on directory fds, so no symlink in the tree is
