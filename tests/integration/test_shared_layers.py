@@ -19,6 +19,7 @@ from types import ModuleType
 import pytest
 
 from tests.conftest import User
+from tests.integration.conftest import PASSWORD, audit_records
 
 pytestmark = [pytest.mark.crun, pytest.mark.userns]
 
@@ -240,3 +241,28 @@ def test_an_image_of_an_older_store_keeps_working(user: User) -> None:
     assert _layer(user, BASE).is_dir()  # b links it: a did not count
     proc = user.run("image", "verify", "--deep", "b:1")
     assert proc.returncode == 0, proc.stderr
+
+
+def test_strict_runs_of_both_images_after_the_links_changed(user: User) -> None:
+    """A strict run checks the image's content record first: a's, taken again when b's
+    import linked a's files, and b's own; neither root can be written."""
+    a = _import(user, "a:1", [BASE])
+    b = _import(user, "b:1", [BASE, UPPER])
+    user.env = dict(user.env, COSIGN_PASSWORD=PASSWORD)
+    user.run("key", "generate", "--output-key-prefix", str(user.home / "release"), check=True)
+    for name in ("a", "b"):
+        user.run("sign", f"{name}:1", "--key", str(user.home / "release.key"), check=True)
+        user.run("trust", "set", "--type", "sigstoreSigned", "--pubkeysfile",
+                 str(user.home / "release.pub"), f"docker.io/library/{name}", check=True)
+    before = _records(user, a, b)
+    for ref, want in (("a:1", "the base has it\n"), ("b:1", "only in b\n")):
+        path = "/etc/hide" if ref == "a:1" else "/etc/b"
+        proc = user.run("run", "--rm", "--profile", "strict", ref, "/bin/busybox", "cat", path)
+        assert proc.returncode == 0 and proc.stdout == want, proc.stderr
+        proc = user.run("run", "--rm", "--profile", "strict", ref, "/bin/sh", "-c",
+                        "echo x >> /etc/passwd || chmod 0600 /etc/passwd || echo refused")
+        assert proc.stdout.strip() == "refused", (proc.stdout, proc.stderr)
+    assert _records(user, a, b) == before
+    relinked = [r for r in audit_records(user) if r["action"] == "image.verify"
+                and (r.get("details") or {}).get("relinked")]  # type: ignore[union-attr]
+    assert [r["image"]["digest"] for r in relinked] == [a]  # type: ignore[index]
