@@ -120,11 +120,14 @@ def _df_verbose() -> int:
     print("Images space usage:\n")
     emit_table(("NAME", "ID", "SIZE", "SHARED SIZE", "UNIQUE SIZE", "CONTAINERS"),
                [(_familiar(n) if n else "<none>", u.image.short_id(),
-                 human_size(u.image.size), human_size(u.shared), human_size(u.unique),
+                 human_size(shares.size[u.image.digest]), human_size(u.shared),
+                 human_size(u.unique),
                  str(u.containers))
                 for u in images for n in (u.image.names or (None,))])
     blobs = "blob" if shares.shared_blobs == 1 else "blobs"
-    print(f"\nShared: {shares.shared_blobs} {blobs}; the images take "
+    layers = "layer" if shares.shared_layers == 1 else "layers"
+    print(f"\nShared: {shares.shared_blobs} {blobs} and {shares.shared_layers} unpacked "
+          f"{layers}; the images take "
           f"{human_size(shares.stored)}, {human_size(shares.saved)} less than "
           f"{human_size(shares.listed)} each alone")
     return 0

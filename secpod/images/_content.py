@@ -412,17 +412,21 @@ def deep(unpacked: Path, manifest: Manifest, diff_ids: list[str],
                                  hint=hint)
         say(f"{what} {d[7:19]}: hashed, as the manifest says")
     fresh = scratch / "rootfs"
-    fresh.mkdir()
-    fresh.chmod(0o755)
     # Unpacked and compared where the files keep their owners: files of subordinate ids
-    # (a 0700 folder of _apt's) cannot be read from out here.
-    with _mapped.unpacker(fresh, Limits.from_env()) as unpacker:
+    # (a 0700 folder of _apt's) cannot be read from out here. Each layer alone, then the
+    # image's rootfs linked from them, as an import does (secpod.images._farm).
+    with _mapped.unpacker(Limits.from_env()) as unpacker:
+        layers = []
         for i, (what, d) in enumerate(names[1:]):
-            unpacker.apply_layer(blob_path(d), what=what, diff_id=diff_ids[i])
+            tree = scratch / "layers" / str(i)
+            tree.mkdir(parents=True)
+            meta = unpacker.apply_layer(blob_path(d), what=what, diff_id=diff_ids[i], root=tree)
+            layers.append((what, tree, meta))
             say(f"{what}: unpacked again")
-        unpacker.finish()
-        compare = getattr(unpacker, "same_tree", same_tree)
-        diffs = compare(fresh, unpacked / "rootfs")
+        fresh.mkdir()
+        fresh.chmod(0o755)
+        unpacker.farm(fresh, layers)
+        diffs = unpacker.same_tree(fresh, unpacked / "rootfs")
     if diffs:
         shown = "; ".join(diffs[:_SHOW]) + (f"; and {len(diffs) - _SHOW} more"
                                             if len(diffs) > _SHOW else "")

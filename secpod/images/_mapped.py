@@ -12,11 +12,13 @@ namespace. The child reads the layer bytes from a pipe, framed, and answers on
 another:
 
     parent -> child   "go" (written by start_mapped), then one JSON line
-                      {"root": ..., "limits": {...}}, then per layer a JSON line
-                      {"layer": what, "diff_id": ...} followed by frames (4-byte
-                      big-endian length, bytes; length 0 ends the layer), then
-                      {"finish": true} and optionally {"compare": [a, b]}
-    child -> parent   one JSON line per request: {"ok": ...} or
+                      {"limits": {...}}, then any of: per layer a JSON line
+                      {"layer": what, "diff_id": ..., "root": tree} followed by frames
+                      (4-byte big-endian length, bytes; length 0 ends the layer);
+                      {"farm": {"root": rootfs, "layers": [[what, tree, record], ...]}}
+                      (secpod.images._farm); {"compare": [a, b]}
+    child -> parent   one JSON line per request: {"ok": ...} (a layer's record, the
+                      farm's report, the differences) or
                       {"error": {"type": ..., "message": ..., "hint": ...}}
 
 An error in the child is raised again in the parent as the same secpod error
@@ -52,11 +54,14 @@ def _error_from(info: dict[str, Any]) -> BaseException:
 
 
 class MappedUnpacker:
-    """The :class:`~secpod.images._unpack.Unpacker` interface, run as root of a user
-    namespace mapped as the containers are. Raises what the Unpacker raises, and
-    HostError when the namespace cannot be made."""
+    """The :class:`~secpod.images._farm.LocalUnpacker` interface, run as root of a user
+    namespace mapped as the containers are. Raises what the Unpacker and the Farm
+    raise, and HostError when the namespace cannot be made. ``hold`` is a descriptor
+    the child keeps open while it lives: the staging folder's lock, so that a secpod
+    killed outright does not let another remove the folder while this child still
+    writes into it."""
 
-    def __init__(self, root: Path, limits: Limits) -> None:
+    def __init__(self, limits: Limits, hold: int | None = None) -> None:
         import subprocess
 
         from secpod.sandbox import userns
@@ -65,7 +70,8 @@ class MappedUnpacker:
         code = (f"import sys; sys.path.insert(0, {pkg!r}); "
                 "from secpod.images._mapped import main; main()")
         self._proc: subprocess.Popen[bytes] | None = userns.start_mapped(
-            [sys.executable, "-c", code], stdout=subprocess.PIPE)
+            [sys.executable, "-c", code], stdout=subprocess.PIPE,
+            pass_fds=() if hold is None else (hold,))
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._in = self._proc.stdin
         self._out = self._proc.stdout
@@ -77,7 +83,7 @@ class MappedUnpacker:
             pass
         from secpod._record import asdict
 
-        self._send({"root": str(root), "limits": asdict(limits)})
+        self._send({"limits": asdict(limits)})
 
     def _send(self, msg: dict[str, Any]) -> None:
         try:
@@ -100,15 +106,15 @@ class MappedUnpacker:
             raise _error_from(msg["error"])
         return msg.get("ok")
 
-    def apply_layer(self, blob: Path | BinaryIO, *, what: str, diff_id: str | None) -> None:
-        """As Unpacker.apply_layer: the bytes are read here and framed to the child."""
+    def apply_layer(self, blob: Path | BinaryIO, *, what: str, diff_id: str | None,
+                    root: Path) -> dict[str, Any]:
+        """As LocalUnpacker.apply_layer: the bytes are read here and framed to the child."""
         import struct
 
         if not hasattr(blob, "read"):
             with open(blob, "rb") as raw:
-                self.apply_layer(raw, what=what, diff_id=diff_id)
-            return
-        self._send({"layer": what, "diff_id": diff_id})
+                return self.apply_layer(raw, what=what, diff_id=diff_id, root=root)
+        self._send({"layer": what, "diff_id": diff_id, "root": str(root)})
         src: Any = blob
         try:
             while data := src.read(_FRAME):
@@ -118,10 +124,13 @@ class MappedUnpacker:
             self._in.flush()
         except BrokenPipeError:
             pass  # the child stopped: its answer says why
-        self._answer()
+        meta: dict[str, Any] = self._answer()
+        return meta
 
-    def finish(self) -> dict[str, Any]:
-        self._send({"finish": True})
+    def farm(self, root: Path, layers: list[tuple[str, Path, dict[str, Any]]]) -> dict[str, Any]:
+        """As LocalUnpacker.farm, in the namespace (it links files of subordinate owners)."""
+        self._send({"farm": {"root": str(root),
+                             "layers": [[w, str(t), m] for w, t, m in layers]}})
         report: dict[str, Any] = self._answer()
         return report
 
@@ -158,7 +167,7 @@ class MappedUnpacker:
         self.close()
 
 
-def unpacker(root: Path, limits: Limits) -> Any:
+def unpacker(limits: Limits, hold: int | None = None) -> Any:
     """The unpacker imports use: files keep their owners (:class:`MappedUnpacker`). A
     user without subordinate ranges (who can sign, verify and export images, but not
     run them) unpacks in this process, every file theirs, and the unpack report says
@@ -169,10 +178,10 @@ def unpacker(root: Path, limits: Limits) -> Any:
     try:
         preflight.identity()
     except Error:
-        from secpod.images._unpack import Unpacker
+        from secpod.images._farm import LocalUnpacker
 
-        return Unpacker(root, limits)
-    return MappedUnpacker(root, limits)
+        return LocalUnpacker(limits)
+    return MappedUnpacker(limits, hold)
 
 
 # --- the child ------------------------------------------------------------------
@@ -282,21 +291,24 @@ def main() -> None:
 def _serve(src: BinaryIO, out: BinaryIO) -> None:
     from pathlib import Path
 
-    from secpod.images._unpack import Limits, Unpacker
+    from secpod.images._farm import LocalUnpacker
+    from secpod.images._unpack import Limits
 
     setup = json.loads(src.readline())
     owners = (_mapped_count("/proc/self/uid_map"), _mapped_count("/proc/self/gid_map"))
-    with Unpacker(Path(setup["root"]), Limits(**setup["limits"]), owners=owners) as u:
+    with LocalUnpacker(Limits(**setup["limits"]), owners=owners) as u:
         while line := src.readline():
             msg = json.loads(line)
             if "layer" in msg:
                 frames = _Frames(src)
-                u.apply_layer(frames, what=msg["layer"],  # type: ignore[arg-type]
-                              diff_id=msg["diff_id"])
+                meta = u.apply_layer(frames, what=msg["layer"], diff_id=msg["diff_id"],
+                                     root=Path(msg["root"]))
                 frames.drain()
-                _reply(out, {"ok": True})
-            elif "finish" in msg:
-                _reply(out, {"ok": u.finish()})
+                _reply(out, {"ok": meta})
+            elif "farm" in msg:
+                farm = msg["farm"]
+                _reply(out, {"ok": u.farm(Path(farm["root"]), [
+                    (w, Path(t), m) for w, t, m in farm["layers"]])})
             elif "compare" in msg:
                 from secpod.images._content import same_tree
 

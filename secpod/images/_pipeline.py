@@ -1,12 +1,13 @@
-"""Unpack while fetching: layers are applied as their bytes reach the staging store.
+"""Unpack while fetching: layers are unpacked as their bytes reach the staging store.
 
 The importing thread copies each blob into the staging folder (hashing it,
 checking its size) and says how far it has written; one unpacking thread
-reads the same files behind it, in layer order, through the one
-:class:`~secpod.images._unpack.Unpacker`. Layers are applied strictly in
-order (whiteouts depend on it); a layer that arrives before the unpacker is
-ready simply waits in its file, so memory stays bounded whatever the sizes.
-The bytes are read back from the page cache, not from the disk.
+reads the same files behind it, in layer order, and unpacks each layer the
+store does not hold yet into a staged tree of its own (secpod.images._farm
+builds the image's root filesystem from the trees at the commit). A layer that
+arrives before the unpacker is ready simply waits in its file, so memory stays
+bounded whatever the sizes. The bytes are read back from the page cache, not
+from the disk.
 
 Bytes are unpacked before their blob is verified, but only into the staging
 folder, under every rule of the unpacker; the store commits nothing until
@@ -133,37 +134,66 @@ class _Tail:
             self._fd = -1
 
 
-class UnpackThread(threading.Thread):
-    """Applies ``layers`` ((what, digest, diff_id), in order) from ``pipe`` into ``root``.
+@record(frozen=True)
+class LayerJob:
+    """One layer of the image: ``tree`` is where to unpack it (its staged
+    ``layers/<hex>/``), or None when the store has its tree already: then a blob this
+    import fetches is only checked against its diff_id (``check``), else skipped."""
 
-    After :meth:`join`, ``error`` is what stopped it (any exception, raised again
-    by the importing thread) or ``report`` is the unpack report.
+    what: str
+    digest: str
+    diff_id: str
+    tree: Path | None
+    check: bool = False
+
+
+class UnpackThread(threading.Thread):
+    """Unpacks each new layer of ``jobs`` (in order) from ``pipe`` into its own staged
+    tree, writing the layer's record beside it (``layer.json``).
+
+    After :meth:`join`, ``error`` is what stopped it (any exception, raised again by
+    the importing thread), ``records`` the layers' records by diff_id, and
+    ``unpacker`` the unpacker (still open, for the farm; the caller closes it) or None.
+    ``hold``: see secpod.images._mapped.MappedUnpacker.
     """
 
-    def __init__(self, pipe: Pipe, root: Path, limits: Limits,
-                 layers: list[tuple[str, str, str]], say: Any) -> None:
+    def __init__(self, pipe: Pipe, limits: Limits, jobs: list[LayerJob], say: Any,
+                 hold: int | None = None) -> None:
         super().__init__(name="secpod-unpack", daemon=True)
         self._pipe = pipe
-        self._root = root
         self._limits = limits
-        self._layers = layers
+        self._jobs = jobs
         self._say = say
+        self._hold = hold
         self.error: BaseException | None = None
-        self.report: dict[str, Any] | None = None
+        self.records: dict[str, dict[str, Any]] = {}
+        self.unpacker: Any = None
 
     def run(self) -> None:
-        try:
-            from secpod.images import _mapped
+        import json
 
-            with _mapped.unpacker(self._root, self._limits) as unpacker:
-                for what, digest, diff_id in self._layers:
-                    raw = self._pipe.reader(digest)
-                    try:
-                        unpacker.apply_layer(cast(BinaryIO, raw), what=what, diff_id=diff_id)
-                    finally:
-                        raw.close()
-                    self._say(f"{what}: unpacked")
-                self.report = unpacker.finish()
+        from secpod.images import _mapped
+        from secpod.images._unpack import check_diff_id
+
+        try:
+            for job in self._jobs:
+                if job.diff_id in self.records or (job.tree is None and not job.check):
+                    continue
+                raw = self._pipe.reader(job.digest)
+                try:
+                    if job.tree is None:
+                        check_diff_id(cast(BinaryIO, raw), job.what, job.diff_id, self._limits)
+                        continue
+                    if self.unpacker is None:
+                        self.unpacker = _mapped.unpacker(self._limits, self._hold)
+                    (job.tree / "tree").mkdir(parents=True)
+                    meta = self.unpacker.apply_layer(cast(BinaryIO, raw), what=job.what,
+                                                     diff_id=job.diff_id, root=job.tree / "tree")
+                finally:
+                    raw.close()
+                (job.tree / "layer.json").write_text(json.dumps(meta, sort_keys=True))
+                self.records[job.diff_id] = meta
+                self._say(f"{job.what}: unpacked")
         except _Aborted:
             pass
         except BaseException as e:  # noqa: BLE001 - handed to the importing thread

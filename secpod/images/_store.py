@@ -3,7 +3,12 @@
 Layout under ``$XDG_DATA_HOME/secpod/images`` (docs/images.md):
 
     blobs/<alg>/<hex>        manifests, configs, layers, by digest
-    unpacked/<hex>/rootfs    the root filesystem of manifest <hex>, shared read-only
+    layers/<diff_id hex>/tree    one layer's files, unpacked once (secpod.images._farm)
+    layers/<diff_id hex>/layer.json  what the farm needs of it, and its unpack report
+    unpacked/<hex>/rootfs    the root filesystem of manifest <hex>, shared read-only: a
+                             hard-link farm of its layers' trees
+    unpacked/<hex>/layers.json   its layers, bottom first (absent in older stores,
+                             whose rootfs is a tree of its own)
     unpacked/<hex>/report.json   what the unpack neutralised
     unpacked/<hex>/content.json, tree   what was verified (secpod.images._content)
     index.json               {"names": {name: digest}, "images": {digest: {...}}}
@@ -88,7 +93,9 @@ class ImageRecord:
     (``docker.io/library/busybox:latest``); ``rootfs`` is the unpacked root
     filesystem, shared by every container of the image and never to be written;
     ``content`` is the digest of the record of what was verified when the image
-    entered the store (None for an image stored before secpod recorded it).
+    entered the store (None for an image stored before secpod recorded it);
+    ``unpacked_layers`` are (diff_id, bytes of its files) of the layer trees its rootfs
+    links, bottom first (empty for an image stored before layers were shared).
     """
 
     digest: str
@@ -101,6 +108,7 @@ class ImageRecord:
     rootfs: Path
     unpack_report: dict[str, Any]
     content: str | None = None
+    unpacked_layers: tuple[tuple[str, int], ...] = ()
 
     def familiar_names(self) -> tuple[str, ...]:
         """Names as people type them: ``busybox:latest``."""
@@ -118,6 +126,7 @@ class ImageRecord:
             "config": self.config, "layers": list(self.layers), "size": self.size,
             "created": self.created, "rootfs": str(self.rootfs),
             "unpack_report": self.unpack_report, "content": self.content,
+            "unpacked_layers": [list(x) for x in self.unpacked_layers],
         }
 
 
@@ -184,6 +193,7 @@ class Store:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._holds: dict[Path, int] = {}  # staging folder -> the descriptor of its lock
 
     @classmethod
     def open(cls) -> Store:
@@ -192,7 +202,7 @@ class Store:
         Raises HostError if the data folder belongs to someone else.
         """
         root = paths.ensure_private_dir(paths.ensure_private_dir(paths.data_dir()) / "images")
-        for sub in ("blobs", "unpacked", "tmp"):
+        for sub in ("blobs", "layers", "unpacked", "tmp"):
             (root / sub).mkdir(mode=0o700, exist_ok=True)
         return cls(root)
 
@@ -255,9 +265,11 @@ class Store:
         stage = Path(tempfile.mkdtemp(prefix=prefix, dir=self.root / "tmp"))
         fd = os.open(stage / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
+        self._holds[stage] = fd
         try:
             yield stage
         finally:
+            del self._holds[stage]
             try:
                 force_rmtree(stage)
             finally:
@@ -304,6 +316,22 @@ class Store:
     def _unpacked(self, digest: str) -> Path:
         return self.root / "unpacked" / digest.partition(":")[2]
 
+    def _layer_dir(self, diff_id: str) -> Path:
+        """Where the layer ``diff_id`` is unpacked: complete once it exists (a layer is
+        staged under tmp/ and moved in by one rename)."""
+        from secpod.images._manifest import check_digest
+
+        return self.root / "layers" / check_digest(diff_id, "diff_id").partition(":")[2]
+
+    def _layers_of(self, digest: str) -> builtins.list[tuple[str, int]]:
+        """The (diff_id, bytes) of the layer trees image ``digest`` links, bottom first;
+        empty for an image without layers.json (its rootfs is its own)."""
+        try:
+            data = json.loads((self._unpacked(digest) / "layers.json").read_bytes())
+        except FileNotFoundError:
+            return []
+        return [(str(x["diff_id"]), int(x["bytes"])) for x in data["layers"]]
+
     def _record(self, digest: str, idx: _Index) -> ImageRecord:
         from secpod.images._content import recorded
 
@@ -312,7 +340,8 @@ class Store:
             config_bytes = self.blob_path(manifest.config.digest).read_bytes()
             report = json.loads((self._unpacked(digest) / "report.json").read_bytes())
             content = recorded(self._unpacked(digest))
-        except (OSError, ValueError) as e:
+            layers = self._layers_of(digest)
+        except (OSError, ValueError, KeyError, TypeError) as e:
             raise MalformedInput(f"the store's copy of image {digest} is damaged ({e})",
                                  hint=f"secpod image rm -f {digest} and import it again") from e
         config = parse_config(config_bytes, len(manifest.layers), f"stored config of {digest}")
@@ -322,7 +351,8 @@ class Store:
             config=config, layers=tuple(d.raw for d in manifest.layers),
             size=manifest.config.size + sum(d.size for d in manifest.layers),
             created=created if isinstance(created, str) else "",
-            rootfs=self._unpacked(digest) / "rootfs", unpack_report=report, content=content)
+            rootfs=self._unpacked(digest) / "rootfs", unpack_report=report, content=content,
+            unpacked_layers=tuple(layers))
 
     def _lookup(self, idx: _Index, ref: str) -> tuple[str, str | None]:
         """(manifest digest, the normalised name if ``ref`` named it)."""
@@ -378,7 +408,7 @@ class Store:
         Raises DigestMismatch, HostileArchive, MalformedInput, NotFound, UsageError,
         Conflict; on any failure (or interrupt) the store is as it was.
         """
-        from secpod.images._pipeline import Pipe, Syncer, UnpackThread
+        from secpod.images._pipeline import LayerJob, Pipe, Syncer, UnpackThread
         from secpod.images._unpack import Limits
 
         say = progress or (lambda _m: None)
@@ -392,6 +422,7 @@ class Store:
                 (f"layer {i + 1}/{len(manifest.layers)}", d)
                 for i, d in enumerate(manifest.layers)]
             unpacked = stage / "unpacked"
+            jobs: builtins.list[LayerJob] | None = None
             pipe = Pipe()
             syncer = Syncer()
             unpack: UnpackThread | None = None
@@ -424,12 +455,9 @@ class Store:
                         continue
                     if self._unpacked(digest).is_dir():
                         continue
-                    diff_ids: builtins.list[str] = config["rootfs"]["diff_ids"]
-                    (unpacked / "rootfs").mkdir(parents=True)
-                    (unpacked / "rootfs").chmod(0o755)  # the container's "/", whatever the umask
-                    unpack = UnpackThread(pipe, unpacked / "rootfs", limits, [
-                        (f"layer {i + 1}/{len(manifest.layers)} ({ld.digest[7:19]})",
-                         ld.digest, diff_ids[i]) for i, ld in enumerate(manifest.layers)], say)
+                    jobs = self._layer_jobs(manifest, config["rootfs"]["diff_ids"],
+                                            stage / "layers")
+                    unpack = UnpackThread(pipe, limits, jobs, say, self._holds[stage])
                     unpack.start()
                 if config_error is not None:
                     raise config_error
@@ -437,18 +465,38 @@ class Store:
                     unpack.join()
                     if unpack.error is not None:
                         raise unpack.error
-                    (unpacked / "report.json").write_text(json.dumps(unpack.report,
-                                                                     sort_keys=True))
                 syncer.wait()
+                mpath = stage / "manifest"
+                mpath.write_bytes(manifest_bytes)
+                staged.setdefault(digest, mpath)
+                farm = None if jobs is None else _FarmPlan(
+                    jobs, unpacked, limits, unpack.unpacker if unpack else None,
+                    self._holds[stage])
+                return self._commit(digest, manifest, staged, farm, wanted, say,
+                                    before_commit)
             finally:
                 syncer.stop()
                 pipe.abort()
                 if unpack is not None:
                     unpack.join()
-            mpath = stage / "manifest"
-            mpath.write_bytes(manifest_bytes)
-            staged.setdefault(digest, mpath)
-            return self._commit(digest, manifest, staged, unpacked, wanted, say, before_commit)
+                    if unpack.unpacker is not None:
+                        unpack.unpacker.close()
+
+    def _layer_jobs(self, manifest: Any, diff_ids: builtins.list[str], staged: Path,
+                    ) -> builtins.list[Any]:
+        """What the unpacking thread does with each layer: unpack it into ``staged``
+        unless the store has its tree already (then only check a blob it fetches)."""
+        from secpod.images._pipeline import LayerJob
+
+        n = len(manifest.layers)
+        jobs = []
+        for i, ld in enumerate(manifest.layers):
+            present = self._layer_dir(diff_ids[i]).is_dir()
+            jobs.append(LayerJob(
+                f"layer {i + 1}/{n} ({ld.digest[7:19]})", ld.digest, diff_ids[i],
+                None if present else staged / diff_ids[i].partition(":")[2],
+                check=present and not self._has_blob(ld)))
+        return jobs
 
     def _has_blob(self, d: Descriptor) -> bool:
         try:
@@ -456,53 +504,151 @@ class Store:
         except FileNotFoundError:
             return False
 
-    def _commit(self, digest: str, manifest: Any, staged: dict[str, Path], unpacked: Path,
-                wanted: builtins.list[str], say: Progress, before_commit: BeforeCommit | None,
-                ) -> ImageRecord:
+    def _commit(self, digest: str, manifest: Any, staged: dict[str, Path],
+                farm: _FarmPlan | None, wanted: builtins.list[str], say: Progress,
+                before_commit: BeforeCommit | None) -> ImageRecord:
+        from secpod.images._unpack import force_rmtree
+
+        with self._lock():
+            if farm is None or self._unpacked(digest).is_dir():
+                return self._commit_locked(digest, manifest, staged, None, wanted, say,
+                                           before_commit)
+            layers, new = self._farm_sources(farm)
+            shared = {j.diff_id for j in farm.jobs} - set(new)
+            idx = self._read_index()
+            affected = [d for d in idx.images if d != digest
+                        and shared & {x for x, _n in self._layers_of(d)}]
+            with self._relinking(affected, f"image {digest} links its layers"):
+                try:
+                    self._build_farm(farm, layers)
+                    return self._commit_locked(digest, manifest, staged, (farm, new), wanted,
+                                               say, before_commit)
+                except BaseException:
+                    # Its links are in the shared layers' inodes: unlinked before those
+                    # images are recorded again.
+                    force_rmtree(farm.unpacked)
+                    raise
+
+    def _farm_sources(self, farm: _FarmPlan,
+                      ) -> tuple[builtins.list[tuple[str, Path, dict[str, Any]]],
+                                 dict[str, Path]]:
+        """(the farm's layers: what, tree, record; the staged layers to move in, by
+        diff_id). A layer already in the store is taken from there."""
+        layers = []
+        new: dict[str, Path] = {}
+        for job in farm.jobs:
+            final = self._layer_dir(job.diff_id)
+            if final.is_dir():
+                src = final
+            elif job.tree is not None and job.tree.is_dir():
+                src = new[job.diff_id] = job.tree
+            else:
+                raise Conflict("the store changed during the import (an image was removed)",
+                               hint="run the import again")
+            try:
+                meta = json.loads((src / "layer.json").read_bytes())
+            except (OSError, ValueError) as e:
+                raise MalformedInput(f"the store's layer {job.diff_id} is damaged ({e})",
+                                     hint="remove the images that use it (secpod image rm "
+                                     "-f) and import them again") from e
+            layers.append((job.what, src / "tree", meta))
+        return layers, new
+
+    def _build_farm(self, farm: _FarmPlan,
+                    layers: builtins.list[tuple[str, Path, dict[str, Any]]]) -> None:
+        rootfs = farm.unpacked / "rootfs"
+        rootfs.mkdir(parents=True)
+        rootfs.chmod(0o755)  # the container's "/", whatever the umask
+        unpacker = farm.unpacker or _new_unpacker(farm.limits, farm.hold)
+        try:
+            report = unpacker.farm(rootfs, layers)
+        finally:
+            if unpacker is not farm.unpacker:
+                unpacker.close()
+        (farm.unpacked / "report.json").write_text(json.dumps(report, sort_keys=True))
+        (farm.unpacked / "layers.json").write_text(json.dumps({"layers": [
+            {"diff_id": j.diff_id, "bytes": int(m["report"].get("bytes", 0))}
+            for j, (_w, _t, m) in zip(farm.jobs, layers, strict=True)]}, indent=1))
+
+    @contextmanager
+    def _relinking(self, images: builtins.list[str], why: str) -> Iterator[None]:
+        """Around a link or unlink of files that ``images`` share (which changes their
+        ctime, part of their content record): each is checked as before a strict run
+        first, and the ones that pass are recorded again afterwards, audited as an
+        ``image.verify`` (``details.relinked``) that carries the new content digest. One
+        that fails stays refused, as it was. Called with the lock held."""
+        from secpod import audit
+        from secpod.images._content import check, take
+
+        ok: builtins.list[tuple[str, Any]] = []
+        for d in images:
+            try:
+                m = parse_manifest(self.manifest_bytes(d), f"stored manifest {d}")
+                check(self._unpacked(d), m, self.blob_path, d)
+            except Error:
+                continue
+            ok.append((d, m))
+        try:
+            yield
+        finally:
+            for d, m in ok:
+                content = take(self._unpacked(d), m, self.blob_path,
+                               [m.config.digest, *(x.digest for x in m.layers)])
+                audit.record("image.verify", "ok", image_digest=d,
+                             details={"deep": False, "relinked": why, "content": content})
+
+    def _commit_locked(self, digest: str, manifest: Any, staged: dict[str, Path],
+                       farm: tuple[_FarmPlan, dict[str, Path]] | None,
+                       wanted: builtins.list[str], say: Progress,
+                       before_commit: BeforeCommit | None) -> ImageRecord:
         from secpod.images._unpack import force_rmtree
 
         moved_in: builtins.list[Path] = []
         hashed: set[str] = set()  # blobs this import hashed and moved in
-        with self._lock():
-            try:
-                for d in [manifest.config, *manifest.layers]:
-                    if d.digest not in staged and not self._has_blob(d):
-                        raise Conflict("the store changed during the import (an image was "
-                                       "removed)", hint="run the import again")
-                for blob_digest, src in staged.items():
-                    target = self.blob_path(blob_digest)
-                    if not target.exists():
-                        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                        os.rename(src, target)
-                        moved_in.append(target)
-                        hashed.add(blob_digest)
-                final = self._unpacked(digest)
-                if not final.is_dir():
-                    if not unpacked.is_dir():
-                        raise Conflict("the store changed during the import (an image was "
-                                       "removed)", hint="run the import again")
-                    os.rename(unpacked, final)
-                    moved_in.append(final)
-                    # What was verified, recorded once it is where it stays (a rename
-                    # changes a blob's ctime): checked before every strict run.
-                    from secpod.images._content import take
+        try:
+            if farm is not None:
+                for diff_id, src in farm[1].items():
+                    final_layer = self._layer_dir(diff_id)
+                    os.rename(src, final_layer)
+                    moved_in.append(final_layer)
+            for d in [manifest.config, *manifest.layers]:
+                if d.digest not in staged and not self._has_blob(d):
+                    raise Conflict("the store changed during the import (an image was "
+                                   "removed)", hint="run the import again")
+            for blob_digest, src in staged.items():
+                target = self.blob_path(blob_digest)
+                if not target.exists():
+                    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    os.rename(src, target)
+                    moved_in.append(target)
+                    hashed.add(blob_digest)
+            final = self._unpacked(digest)
+            if farm is None and not final.is_dir():
+                raise Conflict("the store changed during the import (an image was "
+                               "removed)", hint="run the import again")
+            if farm is not None:
+                os.rename(farm[0].unpacked, final)
+                moved_in.append(final)
+                # What was verified, recorded once it is where it stays (a rename
+                # changes a blob's ctime): checked before every strict run.
+                from secpod.images._content import take
 
-                    take(final, manifest, self.blob_path, hashed)
-                idx = self._read_index()
-                moved = [n for n in wanted if idx.names.get(n) not in (None, digest)]
-                previous = {n: idx.names[n] for n in moved}
-                for n in wanted:
-                    idx.names[n] = digest
-                idx.images.setdefault(digest, {
-                    "imported": datetime.now(UTC).isoformat(timespec="seconds")})
-                record = self._record(digest, idx)
-                if before_commit is not None:
-                    before_commit(record, moved)
-                self._write_index(idx)
-            except BaseException:
-                for path in moved_in:
-                    force_rmtree(path)
-                raise
+                take(final, manifest, self.blob_path, hashed)
+            idx = self._read_index()
+            moved = [n for n in wanted if idx.names.get(n) not in (None, digest)]
+            previous = {n: idx.names[n] for n in moved}
+            for n in wanted:
+                idx.names[n] = digest
+            idx.images.setdefault(digest, {
+                "imported": datetime.now(UTC).isoformat(timespec="seconds")})
+            record = self._record(digest, idx)
+            if before_commit is not None:
+                before_commit(record, moved)
+            self._write_index(idx)
+        except BaseException:
+            for path in moved_in:
+                force_rmtree(path)
+            raise
         for n in moved:
             say(f"name {_familiar(n)} moved from image {previous[n][7:19]} to {digest[7:19]}")
         return record
@@ -725,21 +871,22 @@ class Store:
                 for n in drop:
                     del idx.names[n]
                 keep: set[str] = set()
+                layer_users: dict[str, builtins.list[str]] = {}
                 if delete:
                     del idx.images[digest]
                     for other in idx.images:
                         m = parse_manifest(self.manifest_bytes(other))
                         keep.update(d.digest for d in (m.config, *m.layers))
                         keep.add(other)
+                        for diff_id, _n in self._layers_of(other):
+                            layer_users.setdefault(diff_id, []).append(other)
                 audit.record("image.rm", "ok", image_ref=ref, image_digest=digest,
                              details={"untagged": drop, "deleted": delete,
                                       **({"containers": users} if users else {})})
                 audited = True
                 self._write_index(idx)
                 if delete:
-                    unpacked = self._unpacked(digest)
-                    if unpacked.exists():
-                        os.rename(unpacked, trash / "unpacked")
+                    self._remove_tree(digest, trash, layer_users)
                     m = parse_manifest(self.manifest_bytes(digest))
                     for blob in {digest, m.config.digest, *(d.digest for d in m.layers)}:
                         if blob not in keep:
@@ -749,6 +896,44 @@ class Store:
                 audit.record("image.rm", "error", image_ref=ref, reason=failure_reason(e))
             raise
         return record
+
+    def _remove_tree(self, digest: str, trash: Path,
+                     layer_users: dict[str, builtins.list[str]]) -> None:
+        """Move the rootfs of ``digest`` and the layers no other image links
+        (``layer_users``: diff_id -> the other images linking it) to ``trash``. When
+        other images share its layers, the rootfs is removed here (under the lock),
+        between the check and the new record of those images (see :meth:`_relinking`)."""
+        from secpod.images._unpack import force_rmtree
+
+        own = [d for d, _n in self._layers_of(digest)]
+        unpacked = self._unpacked(digest)
+        if unpacked.exists():
+            os.rename(unpacked, trash / "unpacked")
+        for diff_id in dict.fromkeys(own):
+            if diff_id not in layer_users and self._layer_dir(diff_id).is_dir():
+                os.rename(self._layer_dir(diff_id), trash / ("layer-" + diff_id[7:]))
+        affected = sorted({o for d in own for o in layer_users.get(d, ())})
+        if affected:
+            with self._relinking(affected, f"image {digest} was removed"):
+                force_rmtree(trash / "unpacked")
+
+
+@record(frozen=True)
+class _FarmPlan:
+    """The image's layers (secpod.images._pipeline.LayerJob), its staged folder, and
+    the unpacker that unpacked its new layers (None: one is made for the farm)."""
+
+    jobs: list[Any]
+    unpacked: Path
+    limits: Any
+    unpacker: Any
+    hold: int
+
+
+def _new_unpacker(limits: Any, hold: int) -> Any:
+    from secpod.images import _mapped
+
+    return _mapped.unpacker(limits, hold)
 
 
 def content_before_run(store: Store, image: ImageRecord, ref: str, confinement: Any,

@@ -1,4 +1,5 @@
-"""Safe, rootless unpacking of image layers into one root filesystem.
+"""Safe, rootless unpacking of an image layer into a tree of its own (the image's root
+filesystem is then linked from its layers' trees: secpod.images._farm).
 
 Rules (docs/images.md explains them to users):
 
@@ -18,7 +19,8 @@ Rules (docs/images.md explains them to users):
 4. Bounded: total unpacked bytes, entry count, single file size, path length,
    and the compressed-to-uncompressed ratio, all checked while streaming.
 5. Whiteouts (``.wh.NAME``) and opaque whiteouts (``.wh..wh..opq``) hide what
-   lower layers put there, never what the same layer adds.
+   lower layers put there, never what the same layer adds: they are recorded with the
+   layer, and the farm applies them before the layer's own entries.
 
 Every path is resolved from the root one component at a time with
 ``O_NOFOLLOW | O_DIRECTORY`` on directory fds, so no symlink in the tree is
@@ -35,7 +37,7 @@ import stat
 import tarfile
 import zlib
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, Self, cast
 
 import zstandard
 
@@ -391,6 +393,20 @@ class LayerStream:
         return "sha256:" + self._hash.hexdigest()
 
 
+def check_diff_id(raw: BinaryIO, what: str, diff_id: str, limits: Limits) -> None:
+    """Read the layer blob ``raw`` to its end, bounded as an unpack is, and raise
+    DigestMismatch unless its uncompressed content is ``diff_id`` (a layer whose tree
+    the store has already: nothing is written)."""
+    stream = LayerStream(raw, what, _Budget(limits))
+    try:
+        stream.drain()
+    finally:
+        stream.close()
+    if stream.diff_id() != diff_id:
+        raise DigestMismatch(f"{what}: uncompressed content is {stream.diff_id()}, but the "
+                             f"image config says {diff_id}", hint=_HINT)
+
+
 def _kind_name(mode: int) -> str:
     if stat.S_ISDIR(mode):
         return "directory"
@@ -436,24 +452,16 @@ class Report:
         }
 
 
-class Unpacker:
-    """Applies layers in order to an empty directory; :meth:`finish` seals it.
+class SafeTree:
+    """A directory tree walked from its root one component at a time (never through a
+    symlink): the base of the layer :class:`Unpacker` and of the image's link farm
+    (secpod.images._farm). ``_dirs`` maps a directory (relative path) to the mode and
+    mtime it gets at the end."""
 
-    Raises HostileArchive for what the rules refuse, MalformedInput for a
-    corrupt layer, DigestMismatch when a layer's content is not its diff_id.
-    The caller removes the directory on any error. ``owners`` (how many uids and
-    gids the caller's user namespace maps) keeps each entry's owner; see rule 3.
-    """
-
-    def __init__(self, root: Path, limits: Limits,
-                 owners: tuple[int, int] | None = None) -> None:
+    def __init__(self, root: Path) -> None:
         self._root_fd = os.open(root, _DIR_FLAGS)
-        self._budget = _Budget(limits)
-        self._owners = owners
-        self.report = Report(owners_kept=owners is not None)
         self._cache: tuple[tuple[str, ...], int] | None = None
-        self._dirs: dict[str, tuple[int, float]] = {}
-        self._touched: set[str] = set()
+        self._dirs: dict[str, tuple[int, float | None]] = {}
         self._what = ""
 
     def close(self) -> None:
@@ -462,7 +470,7 @@ class Unpacker:
             os.close(self._root_fd)
             self._root_fd = -1
 
-    def __enter__(self) -> Unpacker:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -506,7 +514,6 @@ class Unpacker:
                         os.close(fd)
                         return None
                     os.mkdir(comp, 0o755, dir_fd=fd)
-                    self._touched.add("/".join(parts[:i + 1]))
                     nfd = os.open(comp, _DIR_FLAGS, dir_fd=fd)
                 except OSError as e:
                     if e.errno not in (errno.ELOOP, errno.ENOTDIR):
@@ -556,10 +563,67 @@ class Unpacker:
             os.unlink(leaf, dir_fd=fd)
         return False
 
-    # --- layers --------------------------------------------------------------
+    def _link_to(self, parts: list[str], name: str, tparts: list[str], target: str) -> bool:
+        """Hard-link ``parts`` to the existing ``tparts`` (never through a symlink); False
+        when the target is missing. Raises MalformedInput for a directory target."""
+        role = f"hardlink {name!r} -> target"
+        tfd = self._walk(tparts[:-1], target, create=False, role=role)
+        if tfd is None:
+            return False
+        try:
+            try:
+                tst = os.stat(tparts[-1], dir_fd=tfd, follow_symlinks=False)
+            except FileNotFoundError:
+                return False
+            if stat.S_ISDIR(tst.st_mode):
+                raise MalformedInput(f"{self._what}: hardlink {name!r} -> {target!r}: "
+                                     "target is a directory", hint=_HINT)
+            fd = self._parent(parts[:-1], name, create=True)
+            assert fd is not None
+            try:
+                dst = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+                if os.path.samestat(dst, tst):
+                    return True
+            except FileNotFoundError:
+                pass
+            self._remove(fd, parts[-1], "/".join(parts))
+            os.link(tparts[-1], parts[-1], src_dir_fd=tfd, dst_dir_fd=fd, follow_symlinks=False)
+        finally:
+            os.close(tfd)
+        return True
+
+
+class Unpacker(SafeTree):
+    """Unpacks one layer into an empty directory, the layer's own tree; :meth:`finish`
+    says what the image's link farm needs of it (secpod.images._farm).
+
+    A layer is unpacked alone: its whiteouts, opaque directories and hardlinks to files
+    of lower layers are recorded (``whiteouts``, ``opaque``, ``links``) for the farm to
+    apply, never applied here; its directories keep mode 0700 in the tree and their
+    own mode and mtime are recorded (``dirs``: the directories the layer lists; the
+    ones made only as parents of entries are not in it, and keep a lower layer's).
+
+    Raises HostileArchive for what the rules refuse, MalformedInput for a
+    corrupt layer, DigestMismatch when a layer's content is not its diff_id.
+    The caller removes the directory on any error. ``owners`` (how many uids and
+    gids the caller's user namespace maps) keeps each entry's owner; see rule 3.
+    ``budget`` is shared by the layers of one image.
+    """
+
+    def __init__(self, root: Path, limits: Limits, owners: tuple[int, int] | None = None,
+                 budget: _Budget | None = None) -> None:
+        super().__init__(root)
+        self._budget = budget or _Budget(limits)
+        self._owners = owners
+        self.report = Report(owners_kept=owners is not None)
+        self._whiteouts: list[str] = []
+        self._opaque: list[str] = []
+        self._links: list[tuple[str, str]] = []
+
+    # --- the layer -----------------------------------------------------------
 
     def apply_layer(self, blob: Path | BinaryIO, *, what: str, diff_id: str | None) -> None:
-        """Apply one layer blob (tar, gzip or zstd), a file or a stream open at its start
+        """Unpack the layer blob (tar, gzip or zstd), a file or a stream open at its start
         (read to its end, ``seek(0)`` once after the first 512 bytes). ``what`` names it
         in errors."""
         if isinstance(blob, Path):
@@ -567,7 +631,6 @@ class Unpacker:
                 self.apply_layer(raw, what=what, diff_id=diff_id)
             return
         self._what = what
-        self._touched = set()
         self._drop_cache()
         stream = LayerStream(blob, what, self._budget)
         try:
@@ -617,7 +680,6 @@ class Unpacker:
             mode &= ~0o6000
             self.report.setuid_stripped += 1
         rel = "/".join(parts)
-        self._touched.add(rel)
         if e.kind == HARDLINK:
             self._hardlink(parts, e)
             return
@@ -716,124 +778,40 @@ class Unpacker:
         if not tparts:
             raise MalformedInput(f"{self._what}: hardlink {e.name!r} points at the root",
                                  hint=_HINT)
+        if self._link_to(parts, e.name, tparts, e.linkname):
+            return
+        # A file of a lower layer: the farm links it, where that layer put it.
         fd = self._parent(parts[:-1], e.name, create=True)
         assert fd is not None
-        tfd = self._walk(tparts[:-1], e.linkname, create=False,
-                         role=f"hardlink {e.name!r} -> target")
-        if tfd is None:
-            raise MalformedInput(f"{self._what}: hardlink {e.name!r} -> {e.linkname!r}: "
-                                 "target missing", hint=_HINT)
-        try:
-            try:
-                tst = os.stat(tparts[-1], dir_fd=tfd, follow_symlinks=False)
-            except FileNotFoundError:
-                raise MalformedInput(f"{self._what}: hardlink {e.name!r} -> {e.linkname!r}: "
-                                     "target missing", hint=_HINT) from None
-            if stat.S_ISDIR(tst.st_mode):
-                raise MalformedInput(f"{self._what}: hardlink {e.name!r} -> {e.linkname!r}: "
-                                     "target is a directory", hint=_HINT)
-            try:
-                dst = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
-                if os.path.samestat(dst, tst):
-                    return
-            except FileNotFoundError:
-                pass
-            self._remove(fd, parts[-1], "/".join(parts))
-            os.link(tparts[-1], parts[-1], src_dir_fd=tfd, dst_dir_fd=fd, follow_symlinks=False)
-        finally:
-            os.close(tfd)
+        rel = "/".join(parts)
+        self._remove(fd, parts[-1], rel)
+        self._links.append((rel, "/".join(tparts)))
 
     def _whiteout(self, parts: list[str], name: str) -> None:
         leaf = parts[-1]
         self.report.whiteouts += 1
         if leaf == ".wh..wh..opq":
-            fd = self._parent(parts[:-1], name, create=False)
-            if fd is not None:
-                self._clear(fd, "/".join(parts[:-1]))
+            self._opaque.append("/".join(parts[:-1]))
             return
         if leaf.startswith(".wh..wh."):
             return  # aufs bookkeeping (.wh..wh.plnk, ...), not content
         target = leaf[len(".wh."):]
         if target in ("", ".", ".."):
             raise self._hostile(f"whiteout {name!r} names {target!r}")
-        rel = "/".join([*parts[:-1], target])
-        if rel in self._touched:
-            return  # a whiteout hides lower layers only
-        fd = self._parent(parts[:-1], name, create=False)
-        if fd is not None:
-            self._remove(fd, target, rel)
-
-    def _clear(self, fd: int, prefix: str) -> None:
-        """Opaque directory: remove what lower layers put under it."""
-        for child in os.listdir(fd):
-            rel = f"{prefix}/{child}" if prefix else child
-            if rel not in self._touched:
-                self._remove(fd, child, rel)
-                continue
-            st = os.stat(child, dir_fd=fd, follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode):
-                sub = os.open(child, _DIR_FLAGS, dir_fd=fd)
-                try:
-                    self._clear(sub, rel)
-                finally:
-                    os.close(sub)
+        self._whiteouts.append("/".join([*parts[:-1], target]))
 
     # --- sealing ---------------------------------------------------------------
 
     def finish(self) -> dict[str, Any]:
-        """Create missing mountpoints, apply directory modes and times; return the report."""
+        """What the farm needs of this layer (JSON-ready): ``report`` (what the unpack
+        neutralised), ``dirs`` (relative path -> [mode, mtime]), ``whiteouts`` and
+        ``opaque`` (relative paths), ``links`` ([name, target] of files of lower layers)."""
         self._drop_cache()
-        self._what = "rootfs"
-        self._mountpoints()
-        for rel in sorted(self._dirs, key=lambda r: r.count("/"), reverse=True):
-            mode, mtime = self._dirs[rel]
-            fd = self._walk(rel.split("/"), rel, create=False)
-            if fd is None:
-                continue
-            try:
-                os.fchmod(fd, mode)
-                ns = int(mtime * 1e9)
-                os.utime(fd, ns=(ns, ns))
-            finally:
-                os.close(fd)
-        return self.report.as_dict()
+        return {"report": self.report.as_dict(),
+                "dirs": {rel: [mode, mtime] for rel, (mode, mtime) in sorted(self._dirs.items())},
+                "whiteouts": list(self._whiteouts), "opaque": list(self._opaque),
+                "links": [list(x) for x in self._links]}
 
-    def _mountpoints(self) -> None:
-        r = self.report
-        root = self._root_fd
-        for d in MOUNTPOINT_DIRS:
-            try:
-                st = os.stat(d, dir_fd=root, follow_symlinks=False)
-            except FileNotFoundError:
-                os.mkdir(d, 0o700, dir_fd=root)
-                os.chmod(d, 0o1777 if d == "tmp" else 0o755, dir_fd=root)
-                r.created_mountpoints.append("/" + d)
-                continue
-            if stat.S_ISLNK(st.st_mode):
-                r.symlinked_mountpoints["/" + d] = os.readlink(d, dir_fd=root)
-            elif not stat.S_ISDIR(st.st_mode):
-                r.conflicting_mountpoints["/" + d] = _kind_name(st.st_mode)
-        if "/etc" in r.symlinked_mountpoints or "/etc" in r.conflicting_mountpoints:
-            return
-        etc = os.open("etc", _DIR_FLAGS, dir_fd=root)
-        try:
-            for f in MOUNTPOINT_FILES:
-                path = "/etc/" + f
-                try:
-                    st = os.stat(f, dir_fd=etc, follow_symlinks=False)
-                except FileNotFoundError:
-                    fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                                 | os.O_CLOEXEC, 0o600, dir_fd=etc)
-                    os.fchmod(fd, 0o644)
-                    os.close(fd)
-                    r.created_mountpoints.append(path)
-                    continue
-                if stat.S_ISLNK(st.st_mode):
-                    r.symlinked_mountpoints[path] = os.readlink(f, dir_fd=etc)
-                elif not stat.S_ISREG(st.st_mode):
-                    r.conflicting_mountpoints[path] = _kind_name(st.st_mode)
-        finally:
-            os.close(etc)
 
 
 def what_entry(what: str, name: str) -> str:

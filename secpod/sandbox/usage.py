@@ -57,7 +57,7 @@ class Usage:
     active: int
     size: int            # bytes
     reclaimable: int     # bytes a prune would free
-    saved: int = 0       # bytes sharing saves (images: blobs several images list)
+    saved: int = 0       # bytes sharing saves (images: blobs and layers several images have)
 
     def as_dict(self) -> dict[str, Any]:
         from secpod.images import human_size

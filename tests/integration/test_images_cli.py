@@ -218,38 +218,45 @@ def test_disk_saved_by_a_shared_base(user: User, busybox: str) -> None:
     listed = {i["names"][0]: i for i in json.loads(user.run("image", "ls", "--json",
                                                             check=True).stdout)}
     base, mine = listed["docker.io/library/busybox:latest"], listed["docker.io/library/mine:1"]
-    layer = base["layers"][0]["size"]
+    # Shared: the base layer's blob, and its unpacked tree (linked by both rootfs).
+    layer = base["layers"][0]["size"] + base["unpacked_layers"][0][1]
     assert mine["layers"][0] == base["layers"][0]
+    assert mine["unpacked_layers"][0] == base["unpacked_layers"][0]
+
+    def alone(i: dict[str, Any]) -> int:
+        return int(i["size"]) + sum(n for _d, n in i["unpacked_layers"])
+
     assert (base["shared_size"], mine["shared_size"]) == (layer, layer)
-    assert mine["unique_size"] == mine["size"] - layer
+    assert mine["unique_size"] == alone(mine) - layer
 
     rows = [json.loads(line) for line in
             user.run("system", "df", "--format", "json", check=True).stdout.splitlines()]
     images = next(row for row in rows if row["Type"] == "Images")
     assert images["RawSaved"] == layer
-    assert images["RawSize"] == base["size"] + mine["size"] - layer
-    assert images["RawReclaimable"] == mine["size"] - layer  # busybox is w's image
+    assert images["RawSize"] == alone(base) + alone(mine) - layer
+    assert images["RawReclaimable"] == alone(mine) - layer  # busybox is w's image
 
     verbose = user.run("system", "df", "-v", check=True).stdout.splitlines()
     assert verbose[0] == "Images space usage:"
     table = {line.split()[0]: line.split() for line in verbose[2:] if line.strip()}
     assert table["NAME"] == ["NAME", "ID", "SIZE", "SHARED", "SIZE", "UNIQUE", "SIZE",
                              "CONTAINERS"]
-    assert table["busybox:latest"][3:] == [human_size(layer),
-                                           human_size(base["size"] - layer), "1"]
-    assert table["mine:1"][3:] == [human_size(layer), human_size(mine["size"] - layer), "0"]
-    assert verbose[-1] == (f"Shared: 1 blob; the images take {human_size(images['RawSize'])}, "
-                           f"{human_size(layer)} less than "
-                           f"{human_size(base['size'] + mine['size'])} each alone")
+    assert table["busybox:latest"][2:] == [human_size(alone(base)), human_size(layer),
+                                           human_size(alone(base) - layer), "1"]
+    assert table["mine:1"][2:] == [human_size(alone(mine)), human_size(layer),
+                                   human_size(alone(mine) - layer), "0"]
+    assert verbose[-1] == (f"Shared: 1 blob and 1 unpacked layer; the images take "
+                           f"{human_size(images['RawSize'])}, {human_size(layer)} less than "
+                           f"{human_size(alone(base) + alone(mine))} each alone")
     ls = user.run("image", "ls", "--format", "{{.Name}} {{.SharedSize}} {{.UniqueSize}}",
                   check=True).stdout.splitlines()
-    assert f"docker.io/library/mine:1 {human_size(layer)} {human_size(mine['size'] - layer)}" \
+    assert f"docker.io/library/mine:1 {human_size(layer)} {human_size(alone(mine) - layer)}" \
         in ls
 
     pruned = user.run("image", "prune", "-a", "-f")
     assert pruned.returncode == 0, pruned.stderr
     assert pruned.stdout.splitlines() == [mine["digest"], "Total reclaimed space: "
-                                          + human_size(mine["size"] - layer)]
+                                          + human_size(alone(mine) - layer)]
     assert user.run("image", "verify", "--deep", busybox).returncode == 0
     assert user.run("system", "df", "--format", "{{.Saved}}", check=True
                     ).stdout.splitlines()[0] == "0B"

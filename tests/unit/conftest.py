@@ -4,18 +4,18 @@ tests/integration/test_image_owners.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from secpod.images import _mapped
-from secpod.images._unpack import Limits, Unpacker
+from secpod.images._farm import LocalUnpacker
+from secpod.images._unpack import Limits
 
 
 @pytest.fixture(autouse=True)
 def _unpack_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    def in_process(root: Path, limits: Limits) -> Any:
-        return Unpacker(root, limits)
+    def in_process(limits: Limits, hold: int | None = None) -> Any:
+        return LocalUnpacker(limits)
 
     monkeypatch.setattr(_mapped, "unpacker", in_process)

@@ -39,8 +39,9 @@ def audit_log(store: Store) -> list[dict[str, object]]:
 
 
 def assert_empty(store: Store) -> None:
-    """Nothing half-imported: no blob, no rootfs, no staging, no index entry."""
+    """Nothing half-imported: no blob, no layer, no rootfs, no staging, no index entry."""
     assert [p for p in (store.root / "blobs").rglob("*") if p.is_file()] == []
+    assert list((store.root / "layers").iterdir()) == []
     assert list((store.root / "unpacked").iterdir()) == []
     assert list((store.root / "tmp").iterdir()) == []
     assert store.list() == []
