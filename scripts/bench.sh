@@ -15,6 +15,9 @@
 #   scripts/bench.sh pods                    bench/pod_bench.py: pod create + 2 members vs podman
 #   scripts/bench.sh import                  bench/import_bench.py: import of a Debian minbase
 #                                            image (mmdebstrap, as root here) vs umoci
+#   scripts/bench.sh bundles [--runs N]      bench/bundle_verify.py: verify-bundle on the
+#                                            sigstore conformance cases vs the sigstore PyPI
+#                                            client (its own venv), offline (no network at all)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "run as root (it drops to the test user)" >&2; exit 2; }
@@ -26,6 +29,7 @@ if [ "${1:-}" = network ]; then script=network.py; shift; fi
 if [ "${1:-}" = restart ]; then script=restart_bench.py; shift; fi
 if [ "${1:-}" = import ]; then script=import_bench.py; shift; fi
 if [ "${1:-}" = pods ]; then script=pod_bench.py; shift; fi
+if [ "${1:-}" = bundles ]; then script=bundle_verify.py; shift; fi
 stage=$(bash "$here/scripts/test-env.sh" --setup-only)
 # Measure secpod as a user installs it (a regular, byte-compiled install), not
 # the editable install the tests use (its import finder costs ~15 ms a start).
@@ -34,6 +38,22 @@ rm -rf "$venv"
 /usr/bin/python3 -m venv --system-site-packages "$venv"
 "$venv/bin/pip" install -q "$stage/main" >&2
 chmod -R a+rX "$venv"
+netns=()
+if [ "$script" = bundle_verify.py ]; then
+  # The peer: the sigstore PyPI client, pinned, in a venv of its own (never secpod's, never
+  # the system's). PyPI is reached here only; the benchmark itself runs with no network.
+  peer="$stage/sigstore-venv"
+  sigstore_version=4.5.1
+  if [ "$(cat "$peer/.stamp" 2>/dev/null)" != "$sigstore_version" ]; then
+    rm -rf "$peer"
+    /usr/bin/python3 -m venv "$peer"
+    "$peer/bin/pip" install -q "sigstore==$sigstore_version" >&2
+    echo "$sigstore_version" > "$peer/.stamp"
+  fi
+  chmod -R a+rX "$peer"
+  netns=(-n)
+  set -- --sigstore "$peer/bin/python" "$@"
+fi
 user=${SECPOD_TEST_USER:-secpodtest}
 # lowercase: podman names an image pulled from oci:PATH after the path
 work=/var/tmp/secpod-bench-$$
@@ -47,10 +67,10 @@ if [ "$script" = import_bench.py ]; then
   chown "$user:" "$work/debian.tar"
   set -- "$work/debian.tar" "$@"
 fi
-unshare -m --propagation private -- bash -c '
+unshare -m "${netns[@]}" --propagation private -- bash -c '
   if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified; fi
   setpriv --reuid="$1" --regid="$1" --init-groups --reset-env \
-    env HOME="$2" PATH="$3/venv/bin:/usr/bin:/bin" XDG_RUNTIME_DIR="$2/run" \
+    env HOME="$2" PATH="$3/bench-venv/bin:/usr/bin:/bin" XDG_RUNTIME_DIR="$2/run" \
     XDG_DATA_HOME="$2/data" XDG_CONFIG_HOME="$2/config" COSIGN_PASSWORD=bench \
-    "$3/venv/bin/python" "$3/main/bench/$4" "${@:5}"
+    "$3/bench-venv/bin/python" "$3/main/bench/$4" "${@:5}"
 ' bench "$user" "$work" "$stage" "$script" "$@"

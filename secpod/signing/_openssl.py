@@ -10,7 +10,8 @@ What this module offers, and nothing more:
 
 - :func:`load_spki`: parse a DER SubjectPublicKeyInfo, say what kind of key it is;
 - :func:`check_allowed`: the one allow list of keys secpod verifies or signs with;
-- :func:`verify`: ECDSA and RSA (PKCS#1 v1.5) with SHA-256, or Ed25519 (pure);
+- :func:`verify`: ECDSA and RSA (PKCS#1 v1.5) with SHA-256 (or SHA-384, SHA-512 when
+  asked: RFC 3161 timestamps), or Ed25519 (pure);
 - :func:`ed25519_sign`, :func:`ed25519_public_key`, :func:`ed25519_verify` over raw keys.
 
 Every key these functions use passes :func:`check_allowed` first: the trust policy's
@@ -108,6 +109,8 @@ _SIGNATURES: tuple[tuple[str, str | None, list[Any], Any], ...] = (
     ("EVP_MD_CTX_new", None, [], c_void_p),
     ("EVP_MD_CTX_free", None, [c_void_p], None),
     ("EVP_sha256", None, [], c_void_p),
+    ("EVP_sha384", None, [], c_void_p),
+    ("EVP_sha512", None, [], c_void_p),
     ("EVP_DigestVerifyInit", None, [c_void_p, c_void_p, c_void_p, c_void_p, c_void_p], c_int),
     ("EVP_DigestVerify", None, [c_void_p, c_char_p, c_size_t, c_char_p, c_size_t], c_int),
     ("EVP_DigestSignInit", None, [c_void_p, c_void_p, c_void_p, c_void_p, c_void_p], c_int),
@@ -312,22 +315,27 @@ def _digest_verify(lib: _Lib, pkey: int, md: int | None, signature: bytes, data:
         lib.EVP_MD_CTX_free(ctx)
 
 
-def verify(spki_der: bytes, signature: bytes, data: bytes) -> bool:
+def verify(spki_der: bytes, signature: bytes, data: bytes, *, digest: str = "sha256",
+           algorithms: tuple[str, ...] = ("EC", "RSA", "Ed25519")) -> bool:
     """Whether ``signature`` over ``data`` verifies with the key ``spki_der``.
 
-    ECDSA and RSA PKCS#1 v1.5 hash with SHA-256, Ed25519 is pure: what sigstore's
-    verifiers do. A malformed signature is False. Raises KeyRejected when the key is
-    malformed, of another type or not on the allow list (:func:`check_allowed`),
-    HostError when there is no libcrypto.
+    ECDSA and RSA PKCS#1 v1.5 hash with ``digest`` (SHA-256 unless told: sha384 and
+    sha512 are the others), Ed25519 is pure: what sigstore's verifiers do. A malformed
+    signature is False. Raises KeyRejected when the key is malformed, of another type or
+    not among ``algorithms``, or not on the allow list (:func:`check_allowed`), HostError
+    when there is no libcrypto.
     """
     lib = _lib()
+    md_of = {"sha256": lib.EVP_sha256, "sha384": lib.EVP_sha384, "sha512": lib.EVP_sha512}
+    if digest not in md_of:
+        raise ValueError(f"unsupported digest {digest!r}")
     pkey = _parse(lib, spki_der)
     try:
         info = _info(lib, pkey)
-        if info.algorithm not in ("EC", "RSA", "Ed25519"):
+        if info.algorithm not in algorithms:
             raise KeyRejected(f"cannot verify with a {info} key")
         check_allowed(info)
-        md = None if info.algorithm == "Ed25519" else lib.EVP_sha256()
+        md = None if info.algorithm == "Ed25519" else md_of[digest]()
         return _digest_verify(lib, pkey, md, signature, data)
     finally:
         lib.EVP_PKEY_free(pkey)

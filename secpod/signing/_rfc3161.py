@@ -20,7 +20,7 @@ TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
     from secpod.signing.trustedroot import TrustedRoot
 
-_SEQ, _SET, _INT, _OCTETS, _OID, _GENTIME = 0x30, 0x31, 0x02, 0x04, 0x06, 0x18
+_SEQ, _SET, _INT, _OCTETS, _OID, _UTCTIME, _GENTIME = 0x30, 0x31, 0x02, 0x04, 0x06, 0x17, 0x18
 _OID_SIGNED_DATA = "1.2.840.113549.1.7.2"
 _OID_TSTINFO = "1.2.840.113549.1.9.16.1.4"
 _OID_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
@@ -89,13 +89,35 @@ def _oid(tlv: _TLV) -> str:
     return ".".join(str(x) for x in [first, parts[0] - 40 * first, *parts[1:]])
 
 
+def _civil(digits: str, what: str) -> datetime:
+    """``YYYYMMDDHHMMSS`` in UTC (no _strptime: it costs an import)."""
+    if len(digits) != 14 or not digits.isdigit():
+        raise _Malformed(f"{what} {digits!r} is not YYYYMMDDHHMMSS")
+    n = [int(digits[:4])] + [int(digits[i:i + 2]) for i in range(4, 14, 2)]
+    return datetime(n[0], n[1], n[2], n[3], n[4], n[5], tzinfo=UTC)
+
+
 def _gentime(tlv: _TLV) -> datetime:
     text = _expect(tlv, _GENTIME, "genTime").value.decode("ascii")
     if not text.endswith("Z"):
         raise _Malformed(f"genTime {text!r} is not in UTC")
     main, _, frac = text[:-1].partition(".")
-    t = datetime.strptime(main, "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    if frac and not frac.isdigit():
+        raise _Malformed(f"genTime {text!r} has a malformed fraction")
+    t = _civil(main, "genTime")
     return t.replace(microsecond=int((frac + "000000")[:6])) if frac else t
+
+
+def _time(tlv: _TLV) -> datetime:
+    """A certificate's Time: UTCTime (two-digit years: 50-99 are 19xx, RFC 5280 4.1.2.5.1)
+    or GeneralizedTime, both in UTC."""
+    if tlv.tag == _GENTIME:
+        return _gentime(tlv)
+    text = _expect(tlv, _UTCTIME, "UTCTime").value.decode("ascii")
+    if len(text) != 13 or not text.endswith("Z"):
+        raise _Malformed(f"UTCTime {text!r} is not YYMMDDHHMMSSZ")
+    century = "19" if text[:2] >= "50" else "20"
+    return _civil(century + text[:-1], "UTCTime")
 
 
 @record(frozen=True, eq=False)
@@ -163,28 +185,43 @@ def _parse(data: bytes) -> _Token:
         signature=_expect(si[5], _OCTETS, "signature").value)
 
 
-def _verify_with(cert_der: bytes, token: _Token) -> bool:
-    from cryptography import x509
-    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+def _certificate(der: bytes) -> tuple[datetime, datetime, bytes]:
+    """A timestamp authority's certificate (from the trusted root): its validity and its
+    SubjectPublicKeyInfo, read from the DER structure (RFC 5280 4.1)."""
+    top, end = _read(der)
+    if end != len(der):
+        raise _Malformed("trailing bytes after the certificate")
+    parts = _items(_expect(top, _SEQ, "certificate").value)
+    if len(parts) != 3:
+        raise _Malformed("a certificate has three parts")
+    tbs = _items(_expect(parts[0], _SEQ, "tbsCertificate").value)
+    if tbs and tbs[0].tag == 0xA0:  # the version, explicitly tagged
+        tbs = tbs[1:]
+    # serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo, ...
+    validity = _items(_expect(tbs[3], _SEQ, "validity").value)
+    if len(validity) != 2:
+        raise _Malformed("a validity has two times")
+    return _time(validity[0]), _time(validity[1]), _expect(tbs[5], _SEQ, "SPKI").raw
 
-    algo: hashes.HashAlgorithm = {"sha256": hashes.SHA256(), "sha384": hashes.SHA384(),
-                                  "sha512": hashes.SHA512()}[token.signature_hash]
+
+def _verify_with(cert_der: bytes, token: _Token) -> bool:
+    """Whether the authority's certificate was valid at the token's time and its key (ECDSA
+    or RSA PKCS#1 v1.5) signed the token's signed attributes. Through the system's
+    libcrypto (secpod.signing._openssl): a key-signed bundle with a timestamp loads no
+    ``cryptography``."""
+    from secpod.signing import _openssl
+
     try:
-        cert = x509.load_der_x509_certificate(cert_der)
-        if not cert.not_valid_before_utc <= token.gen_time <= cert.not_valid_after_utc:
-            return False
-        pub = cert.public_key()
-        if isinstance(pub, ec.EllipticCurvePublicKey):
-            pub.verify(token.signature, token.signed_attrs, ec.ECDSA(algo))
-        elif isinstance(pub, rsa.RSAPublicKey):
-            pub.verify(token.signature, token.signed_attrs, padding.PKCS1v15(), algo)
-        else:
-            return False
-    except (ValueError, InvalidSignature, UnsupportedAlgorithm):
+        not_before, not_after, spki = _certificate(cert_der)
+    except (_Malformed, IndexError, ValueError):
         return False
-    return True
+    if not not_before <= token.gen_time <= not_after:
+        return False
+    try:
+        return _openssl.verify(spki, token.signature, token.signed_attrs,
+                               digest=token.signature_hash, algorithms=("EC", "RSA"))
+    except _openssl.KeyRejected:
+        return False
 
 
 def verify_timestamp(data: bytes, signature: bytes, root: TrustedRoot) -> datetime:

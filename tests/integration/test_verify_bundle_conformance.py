@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,34 @@ def test_a_fulcio_bundle_names_the_failed_check_and_is_audited(user: User,
     assert [r["outcome"] for r in records] == ["ok", "refused", "refused", "refused"], records
     assert "the certificate's identity is not" in str(records[1].get("reason"))
     assert IDENTITY + "x" in json.dumps(records[1])
+
+
+@pytest.mark.parametrize("case", ["managed-key-happy-path", "managed-key-and-trusted-root"])
+def test_a_key_bundle_loads_no_cryptography(user: User, shared: Path, case: str) -> None:
+    """docs/BENCHMARKS.md: a key-signed bundle, with an RFC 3161 timestamp
+    (managed-key-happy-path) or without (managed-key-and-trusted-root), is verified through
+    the system's libcrypto (secpod.signing._openssl): no cryptography, no certificates."""
+    src = CASES / case
+    doc = json.loads((src / "bundle.sigstore.json").read_bytes())
+    stamped = "timestampVerificationData" in doc["verificationMaterial"]
+    assert stamped == (case == "managed-key-happy-path"), "the case's bundle changed"
+    args = ["--bundle", str(user.file("b.json", (src / "bundle.sigstore.json").read_bytes())),
+            "--key", str(user.file("k.pub", (src / "key.pub").read_bytes()))]
+    if (src / "trusted_root.json").exists():
+        args += ["--trusted-root",
+                 str(user.file("root.json", (src / "trusted_root.json").read_bytes()))]
+    artifact = user.file("a.txt", (CASES / "a.txt").read_bytes())
+    r = user.sh([sys.executable, "-X", "importtime", "-m", "secpod", "verify-bundle", *args,
+                 str(artifact)])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == f"accepted: {artifact}\n"
+    names = [line.split("|")[-1].strip() for line in r.stderr.splitlines()
+             if line.startswith("import time:")]
+    # what the interpreter's site set-up imported comes before secpod's first module
+    first = next(i for i, n in enumerate(names) if n.split(".")[0] == "secpod")
+    loaded = set(names[first:])
+    assert "secpod.signing._openssl" in loaded
+    assert ("secpod.signing._rfc3161" in loaded) == stamped
+    assert not {n for n in loaded if n.split(".")[0] in ("cryptography", "nacl")}, \
+        sorted(n for n in loaded if n.startswith("cryptography"))
+    assert not loaded & {"secpod.signing._bundlecert", "secpod.signing.x509chain", "_strptime"}
