@@ -272,6 +272,24 @@ def test_the_forwarder_ends_with_the_container(user: User, busybox: str) -> None
     assert not listening(port)
 
 
+def test_a_detached_forwarder_becomes_a_small_process(user: User, busybox: str) -> None:
+    """The holder starts as a fork of secpod (docs/adr/0005); once `run -d` has let go of
+    it, it is a small interpreter of its own, the same process, still forwarding."""
+    port, pid = _published(user, "small", busybox, "sh", "-c", HTTPD)
+    wait_for(lambda: b"_holder.resume()" in Path(f"/proc/{pid}/cmdline").read_bytes())
+    wait_for(lambda: answers(port))
+    for _ in range(3):
+        status, _body = get(port)
+        assert status == 200
+    rss = next(int(line.split()[1]) for line in
+               Path(f"/proc/{pid}/status").read_text().splitlines()
+               if line.startswith("VmRSS:"))
+    assert rss < 16 * 1024, f"{rss} kB"
+    assert int(record(user, "small")["holder_pid"]) == pid  # type: ignore[call-overload]
+    user.run("rm", "-f", "small", check=True)
+    assert not alive(pid) and not listening(port)
+
+
 def test_the_forwarder_ends_with_a_foreground_run(user: User, busybox: str) -> None:
     port = free_port()
     r = user.run("run", "--rm", "-p", f"{port}:80", busybox, "sh", "-c", "sleep 0.2")
