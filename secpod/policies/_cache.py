@@ -54,20 +54,9 @@ def get(kind: str, key: str) -> Any:
     folder = _folder()
     if folder is None:
         return None
-    try:
-        fd = os.open(_entry(folder, kind, key), _FLAGS)
-    except OSError:
+    data = read_own(_entry(folder, kind, key), MAX_ENTRY)
+    if data is None:
         return None
-    try:
-        st = os.fstat(fd)
-        if (not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid()
-                or st.st_mode & 0o022 or st.st_size > MAX_ENTRY):
-            return None
-        data = os.read(fd, MAX_ENTRY + 1)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
     try:
         doc = json.loads(data)
     except ValueError:
@@ -75,6 +64,26 @@ def get(kind: str, key: str) -> Any:
     if not isinstance(doc, dict) or doc.get("kind") != kind or doc.get("key") != key:
         return None
     return doc.get("value")
+
+
+def read_own(path: Path, limit: int) -> bytes | None:
+    """The bytes of ``path`` if it is a regular file of the user's that no one else may
+    write, of at most ``limit`` bytes (no symlink followed); else None."""
+    try:
+        fd = os.open(path, _FLAGS)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if (not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid()
+                or st.st_mode & 0o022 or st.st_size > limit):
+            return None
+        data = os.read(fd, limit + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return data if len(data) == st.st_size else None
 
 
 def put(kind: str, key: str, value: Any) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 from pathlib import Path
 
 from secpod import paths
@@ -34,7 +33,6 @@ ANNOTATION = "run.oci.seccomp_bpf_data"
 _FORMAT = "seccomp-bpf/1"
 MAX_BYTES = 4096 * 8          # BPF_MAXINSNS instructions of 8 bytes
 KEEP = 64                     # programs kept; the oldest go when a new one is written
-_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
 def folder() -> Path:
@@ -99,21 +97,10 @@ def _plausible(size: int) -> bool:
 def _read(path: Path) -> bytes | None:
     """A kept program, if it is a regular file of the user's that no one else may write,
     of a BPF program's size (no symlink followed); else None (compiled again)."""
-    try:
-        fd = os.open(path, _FLAGS)
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if (not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid()
-                or st.st_mode & 0o022 or not _plausible(st.st_size)):
-            return None
-        data = os.read(fd, MAX_BYTES + 1)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return data if len(data) == st.st_size else None
+    from secpod.policies._cache import read_own
+
+    data = read_own(path, MAX_BYTES)
+    return data if data is not None and _plausible(len(data)) else None
 
 
 def _compile(oci: Mapping[str, Any]) -> bytes:
