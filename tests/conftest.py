@@ -8,9 +8,11 @@ the test; nothing here skips.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -115,7 +117,26 @@ def make_user(name: str) -> Iterator[User]:
         user.run("rm", "-f", *ids, timeout=120)
     # Monitors of this test only (other suites may run beside this one as the same user).
     subprocess.run(["pkill", "-KILL", "-u", name, "-f", str(home)], check=False)
+    _kill_started_in(home, pw.pw_uid)
     shutil.rmtree(home, ignore_errors=True)
+
+
+def _kill_started_in(home: Path, uid: int) -> None:
+    """Kill the user's processes whose environment names ``home`` (Podman's rootless
+    pause process, `catatonit -P`, whose command line does not): a test leaves none."""
+    marker = f"XDG_RUNTIME_DIR={home}/".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid != uid:
+                continue
+            env = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if any(item.startswith(marker) or item == marker[:-1] for item in env.split(b"\0")):
+            with contextlib.suppress(OSError):
+                os.kill(int(entry.name), signal.SIGKILL)
 
 
 @pytest.fixture
