@@ -33,50 +33,17 @@ if TYPE_CHECKING:
 
     from secpod.sandbox.idmap import IdMap
     from secpod.sandbox.preflight import Identity
+    from secpod.sandbox.spawn import Child
 
 HANDSHAKE_TIMEOUT = 10.0
 _LIVE: dict[str, Holder] = {}   # this process's holders, by container id
 _PENDING: list[Holder] = []     # spawned, not yet a container's
 
 
-class HolderProcess:
-    """A holder process this one started, and so reaps: ``pid``, ``poll``, ``kill``,
-    ``wait`` (what secpod needs of :class:`subprocess.Popen`, without importing it)."""
-
-    __slots__ = ("pid", "returncode")
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.returncode: int | None = None
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            try:
-                pid, status = os.waitpid(self.pid, os.WNOHANG)
-            except ChildProcessError:
-                self.returncode = -signal.SIGKILL   # reaped elsewhere: gone all the same
-                return self.returncode
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-    def kill(self) -> None:
-        """SIGKILL, unless it is reaped (an unreaped one cannot be another's pid)."""
-        if self.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
-
-    def wait(self, timeout: float) -> int | None:
-        deadline = time.monotonic() + timeout
-        while self.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.002)
-        return self.returncode
-
-
 class Holder:
     """A holder process: its control socket, and the ports it bound once started."""
 
-    def __init__(self, proc: HolderProcess, ctl: _socket.socket) -> None:
+    def __init__(self, proc: Child, ctl: _socket.socket) -> None:
         self.proc = proc
         self.ctl = ctl
         self.buf = b""
@@ -115,7 +82,7 @@ class Holder:
         self.proc.kill()
         if self.pasta is not None:
             _kill(*self.pasta)
-        self.proc.wait(timeout=5)
+        self.proc.wait_for(5)
         if self.pasta is not None:
             _wait_gone(*self.pasta)
         self.ctl.close()
@@ -197,7 +164,9 @@ def spawn() -> Holder:
         raise HostError(f"cannot start secpod's namespace holder: {e.strerror}") from e
     finally:
         theirs.close()
-    holder = Holder(HolderProcess(pid), ours)
+    from secpod.sandbox.spawn import Child
+
+    holder = Holder(Child(pid, None, None, None), ours)
     _PENDING.append(holder)
     return holder
 

@@ -542,8 +542,17 @@ def compile_oci(oci: Mapping[str, Any], source: str = "seccomp") -> SeccompRepor
                          libseccomp=libseccomp_version())
 
 
+_VERSION: list[str] = []   # per process: asked by the report cache and the kept program
+
+
 def libseccomp_version() -> str:
     """The loaded libseccomp's version, e.g. ``"2.5.4"`` (``seccomp_version(3)``)."""
+    if not _VERSION:
+        _VERSION.append(_ask_libseccomp())
+    return _VERSION[0]
+
+
+def _ask_libseccomp() -> str:
     import ctypes
 
     class _Version(ctypes.Structure):

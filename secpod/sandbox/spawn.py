@@ -48,6 +48,23 @@ class Child:
             self.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
 
+    def wait_for(self, timeout: float) -> int | None:
+        """:meth:`wait`, for at most ``timeout`` seconds; None if it still runs."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while self.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        return self.returncode
+
+    def kill(self) -> None:
+        """SIGKILL, unless it is reaped (an unreaped child's pid is no one else's)."""
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
 
 def spawn(argv: list[str], *, stdin: int | None, stdout: int | None,
           stderr: int | None) -> Child:
