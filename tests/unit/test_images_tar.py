@@ -125,7 +125,31 @@ def _gunzip_all(blob: bytes) -> tuple[bytes, str]:
     return out, stream.diff_id()
 
 
-def test_gzip_members_padding_and_large_output() -> None:
+@pytest.fixture(params=["isal", "zlib"])
+def inflater(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each gzip test with ISA-L's inflate (the default where the `isal` wheel is
+    installed, as in the test venv) and with zlib's (the fallback without it)."""
+    import zlib
+
+    from secpod.images import _unpack
+
+    if request.param == "isal":
+        from isal import isal_zlib
+
+        monkeypatch.setattr(_unpack, "_deflate", isal_zlib)
+    else:
+        monkeypatch.setattr(_unpack, "_deflate", zlib)
+    return str(request.param)
+
+
+def test_the_unpacker_inflates_with_isal() -> None:
+    """The test venv (and a pip install) has the `isal` wheel: its inflate is used."""
+    from secpod.images import _unpack
+
+    assert _unpack._deflate.__name__ == "isal.isal_zlib"
+
+
+def test_gzip_members_padding_and_large_output(inflater: str) -> None:
     """Concatenated members and zero padding after a member read as GzipFile reads them,
     and output larger than one step (compressible and not) comes out whole."""
     import gzip
@@ -139,7 +163,7 @@ def test_gzip_members_padding_and_large_output() -> None:
     assert diff_id == "sha256:" + hashlib.sha256(one + two).hexdigest()
 
 
-def test_gzip_optional_header_fields() -> None:
+def test_gzip_optional_header_fields(inflater: str) -> None:
     """A member with every optional header field (extra, name, comment, header CRC)."""
     import struct
     import zlib
@@ -163,8 +187,8 @@ def gzip_read(blob: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("damage", ["truncated", "no-trailer", "garbage-after", "bad-length",
-                                    "reserved-flag", "not-deflate"])
-def test_gzip_damage(damage: str) -> None:
+                                    "reserved-flag", "not-deflate", "bad-block"])
+def test_gzip_damage(damage: str, inflater: str) -> None:
     import gzip
 
     blob = bytearray(gzip.compress(b"layer bytes " * 10_000))
@@ -178,6 +202,8 @@ def test_gzip_damage(damage: str) -> None:
         blob[-1] ^= 0xFF
     elif damage == "reserved-flag":
         blob[3] |= 0x80
+    elif damage == "bad-block":
+        blob[10] |= 0x06  # the first deflate block's type: 3, reserved
     else:
         blob[2] = 7
     with pytest.raises(MalformedInput) as e:
@@ -188,7 +214,7 @@ def test_gzip_damage(damage: str) -> None:
             e.value.message
 
 
-def test_gzip_crc_is_left_to_the_diff_id() -> None:
+def test_gzip_crc_is_left_to_the_diff_id(inflater: str) -> None:
     """The trailer's CRC-32 is not computed: the diff_id (sha256) of what was inflated is
     what the unpacker checks (tests/unit/test_images_unpack.py: wrong-diff-id)."""
     import gzip
