@@ -55,11 +55,14 @@ from secpod.images._tar import (
     TarReader,
 )
 
+_deflate: Any
 try:  # ISA-L's inflate (PyPI `isal`): the same raw deflate, 2-3x faster than zlib's
     from isal import isal_zlib as _deflate
 except ImportError:  # a platform without its wheel: zlib
-    _deflate = zlib  # type: ignore[no-redef]
-_INFLATE_ERRORS: tuple[type[BaseException], ...] = (zlib.error, _deflate.error)
+    _deflate = zlib
+# What a damaged or truncated layer stream raises while it is read.
+_STREAM_ERRORS: tuple[type[BaseException], ...] = (
+    EOFError, OSError, zlib.error, _deflate.error, zstandard.ZstdError)
 
 GIB = 1 << 30
 RATIO_FLOOR = 64 << 20  # below this many unpacked bytes the ratio is not judged
@@ -260,7 +263,7 @@ class _Gunzip:
                 data = z.decompress(chunk, n)
             if data:
                 self._size += len(data)
-                return data
+                return cast(bytes, data)
         return b""
 
 
@@ -355,7 +358,7 @@ class LayerStream:
     def _fill(self) -> None:
         try:
             data = self._ahead.read(_OUT)
-        except (EOFError, OSError, zstandard.ZstdError, *_INFLATE_ERRORS) as e:
+        except _STREAM_ERRORS as e:
             raise MalformedInput(f"{self._what}: corrupt or truncated {self.kind} data ({e})",
                                  hint="the layer is incomplete or damaged; get a fresh copy") from e
         if not data:
