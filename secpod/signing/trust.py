@@ -182,24 +182,12 @@ def bundle_settings_path(policy_path: Path | None) -> Path | None:
     return policy_path.with_name(stem + ".bundles.json")
 
 
-def _may_require_attestations(policy_path: Path | None) -> bool:
-    """Whether the bundle settings beside ``policy_path`` might require an attestation, so
-    must be parsed even for an image with no bundles. Without the word
-    ``requireAttestations`` and without any backslash (the only way JSON could spell the key
-    otherwise) they cannot: a run then never loads the bundle code (the strict run's module
-    list). A file that cannot be read here is left to the parser to report."""
+def _has_bundle_settings(policy_path: Path | None) -> bool:
+    """Whether bundle settings lie beside ``policy_path``: then they are read for every image,
+    bundles or not, since a scope may require attestations (and a malformed file is always
+    reported, never ignored). No file: a run never loads the bundle code."""
     path = bundle_settings_path(policy_path)
-    if path is None:
-        return False
-    from secpod._files import read_limited
-
-    try:
-        data = read_limited(path, MAX_POLICY)
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True
-    return b"requireAttestations" in data or b"\\" in data
+    return path is not None and (path.exists() or path.is_symlink())
 
 
 def decide(ref: Reference | None, manifest_bytes: bytes | None, signatures: list[bytes], *,
@@ -235,7 +223,7 @@ def decide(ref: Reference | None, manifest_bytes: bytes | None, signatures: list
     prepared = [requirements.prepare(s) for s in specs]
     ctx = None
     if (bundles and any(s.type == "sigstoreSigned" for s in specs)) or (
-            attestation is None and _may_require_attestations(policy_path)):
+            attestation is None and _has_bundle_settings(policy_path)):
         from secpod.signing import imagebundles
 
         ctx = imagebundles.context(policy_path, lookup, admin=admin)
