@@ -101,18 +101,9 @@ def parse_match(text: str) -> Match:
 
 
 def _shown(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    text = str(value)
-    return repr(text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + "...")
+    if not isinstance(value, str):
+        return _json.kind(value)
+    return repr(value if len(value) <= MAX_SHOWN else value[:MAX_SHOWN] + "...")
 
 
 def mismatch(predicate: object, matches: tuple[Match, ...]) -> str | None:

@@ -135,14 +135,6 @@ def test_predicate_files_are_one_bounded_json_object(tmp_path: Path) -> None:
 
 # --- the settings and the decision -------------------------------------------------------
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setattr(trust, "admin_trust_policy", lambda: None)
-    return tmp_path
-
-
 def _policy(home: Path, key: ec.EllipticCurvePrivateKey, settings: object | None,
             requirement: str = "sigstoreSigned") -> Path:
     pub = home / "key.pub"
