@@ -14,7 +14,7 @@ from secpod._record import record
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
     _Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
-    from typing import Any
+    from typing import Any, NoReturn
 
     from secpod.images.reference import Reference
 
@@ -320,20 +320,23 @@ def _bundle_for(t: _Target, key: Path, flag: str, predicate_type: str | None = N
                 predicate: dict[str, Any] | None = None) -> bytes:
     """The bundle ``sign --bundle`` and ``attest`` write for ``t``: an image signature, or
     an attestation of ``predicate_type``. Raises UsageError for a dir: image."""
-    from secpod.errors import UsageError
     from secpod.signing import imagebundles, keys
 
     if t.dir_path is not None:
-        raise UsageError(f"{flag} cannot sign a dir: image (the layout has no place for "
-                         "bundles)", hint="sign an image in your store")
+        _no_dir(flag)
     assert t.reference is not None
     # The statement's subject name is the repository; what is signed is the digest.
-    if predicate_type is None:
-        return imagebundles.make_bundle(keys.load_private_key(key), t.digest,
-                                        t.reference.repository)
     return imagebundles.make_bundle(keys.load_private_key(key), t.digest,
-                                    t.reference.repository, predicate_type=predicate_type,
+                                    t.reference.repository,
+                                    predicate_type=predicate_type or imagebundles.PREDICATE_SIGN,
                                     predicate=predicate)
+
+
+def _no_dir(flag: str) -> NoReturn:
+    from secpod.errors import UsageError
+
+    raise UsageError(f"{flag} cannot sign a dir: image (the layout has no place for "
+                     "bundles)", hint="sign an image in your store")
 
 
 def _attest(args: argparse.Namespace) -> int:
@@ -347,6 +350,8 @@ def _attest(args: argparse.Namespace) -> int:
     details: dict[str, Any] = {"kind": "attestation", "signer": str(args.key),
                                "type": args.attestation_type, "predicate": str(args.predicate)}
     try:
+        if args.image.startswith("dir:"):
+            _no_dir("attest")
         ptype = predicate_type(args.attestation_type)
         details["predicate_type"] = ptype
         predicate = attestations.read_predicate(args.predicate)

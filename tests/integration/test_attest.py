@@ -79,6 +79,14 @@ def test_attest_push_pull_then_run_requires_it(user: User, user2: User, busybox:
     ref = f"{registry.host}/attested/busybox:1"
     pushed = json.loads(user.run("push", busybox, ref, NO_TLS, "--json", check=True).stdout)
     assert pushed["bundles_pushed"] == 2
+    from secpod.images.registry import RegistryClient
+
+    with RegistryClient(registry.host, tls_verify=False) as client:
+        index = client.get_manifest("attested/busybox", result["digest"].replace(":", "-"),
+                                    accept=("application/vnd.oci.image.index.v1+json",))
+    assert sorted(m["annotations"]["dev.sigstore.bundle.predicateType"]
+                  for m in json.loads(index.data)["manifests"]) == [
+        "https://sigstore.dev/cosign/sign/v1", SLSA1]
     pulled = json.loads(user2.run("pull", ref, NO_TLS, "--json", check=True).stdout)
     assert len(pulled["bundles"]) == 2
     stored = _bundles(user2)
@@ -186,6 +194,9 @@ def test_attest_refuses_bad_predicates_and_types(user: User, busybox: str) -> No
     absent = user.run("attest", "--key", "release.key", "--type", "spdxjson", "--predicate",
                       str(user.home / "absent.json"), busybox)
     assert absent.returncode == 2 and "cannot read the predicate" in absent.stderr
+    layout = user.run("attest", "--key", "release.key", "--type", "spdxjson", "--predicate",
+                      str(good), "dir:" + str(user.home))
+    assert layout.returncode == 2 and "attest cannot sign a dir: image" in layout.stderr
     assert _bundles(user) == []  # nothing half-done
     ok = user.run("attest", "--key", "release.key", "--type", "spdxjson", "--predicate",
                   str(good), busybox)
