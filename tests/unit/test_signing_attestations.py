@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from secpod.errors import TrustPolicyError, UsageError
 from secpod.images.reference import parse
@@ -68,6 +70,33 @@ def test_the_first_failing_match_is_reported_and_a_long_value_is_cut() -> None:
     why = attestations.mismatch({"a": "1", "b": long}, (("a", "1"), ("b", "y")))
     assert why is not None and why.startswith("its predicate's b is 'xxx")
     assert "..." in why and len(why) < 300
+
+
+_NAMES = st.text(st.characters(blacklist_characters=".", blacklist_categories=("Cs",)),
+                 min_size=1, max_size=6)
+_TREES = st.recursive(st.text(max_size=8) | st.integers() | st.booleans() | st.none(),
+                      lambda inner: st.dictionaries(_NAMES, inner, max_size=4), max_leaves=12)
+
+
+def _leaves(tree: object, prefix: str = "") -> list[tuple[str, object]]:
+    if not isinstance(tree, dict):
+        return [(prefix, tree)] if prefix else []
+    return [leaf for k, v in tree.items()
+            for leaf in _leaves(v, f"{prefix}.{k}" if prefix else k)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(tree=_TREES, other=st.text(max_size=8))
+def test_a_match_holds_exactly_when_the_string_is_there(tree: object, other: str) -> None:
+    for path, value in _leaves(tree):
+        if isinstance(value, str):
+            assert attestations.mismatch(tree, ((path, value),)) is None
+            if other != value:
+                assert attestations.mismatch(tree, ((path, other),)) is not None
+        else:  # a number, boolean or null never equals a string
+            assert attestations.mismatch(tree, ((path, str(value)),)) is not None
+        # one level further down a leaf there is nothing
+        assert attestations.mismatch(tree, ((path + ".x", other),)) is not None
 
 
 def test_requirement_entries_parse_strictly() -> None:
@@ -278,8 +307,8 @@ def test_unusable_requirements_are_exit_2_naming_the_field(home: Path) -> None:
         ({"scopes": {REPO: {"acceptDigestOnly": True, "requireAttestation": [NEED]}}},
          f"{p}.requireAttestation: unknown field"),
     ]
-    for settings, words in bad:
-        path = _policy(home, key, settings)
+    for doc, words in bad:
+        path = _policy(home, key, doc)
         for bundles in ([sig], []):  # read even for an image without bundles
             with pytest.raises(TrustPolicyError) as e:
                 _decide(path, bundles)
