@@ -33,7 +33,7 @@ _AREAS: dict[str, tuple[str, ...]] = {
                     "ps", "logs", "stop", "kill", "rm", "exec", "inspect", "stats", "pause",
                     "unpause", "container-cleanup"),
     "_policies": ("profile", "lint", "system"),
-    "_signing": ("key", "sign", "verify", "verify-bundle", "trust"),
+    "_signing": ("key", "sign", "attest", "verify", "verify-bundle", "trust"),
     "_audit": ("audit",),
     "_registry": ("pull", "push", "login", "logout"),
     "_prune": ("container-prune",),

@@ -1,4 +1,4 @@
-"""``secpod key generate``, ``sign``, ``verify`` and ``trust show|set|export``.
+"""``secpod key generate``, ``sign``, ``attest``, ``verify`` and ``trust show|set|export``.
 
 Exit codes of ``verify``: 0 accepted, 1 rejected (or the check could not
 run: the message says which), 2 bad usage.
@@ -14,7 +14,7 @@ from secpod._record import record
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
     _Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
-    from typing import Any
+    from typing import Any, NoReturn
 
     from secpod.images.reference import Reference
 
@@ -52,6 +52,26 @@ def _add_sign(sub: _Subparsers) -> None:
     sign.set_defaults(func=_sign)
 
 
+def _add_attest(sub: _Subparsers) -> None:
+    att = sub.add_parser(
+        "attest", help="attach an in-toto attestation (SLSA provenance, an SBOM) to an image",
+        description="Sign PREDICATE's JSON as an in-toto attestation of TYPE for IMAGE's "
+                    "manifest digest (cosign's attest: a Sigstore bundle, DSSE, no log entry) "
+                    "and store it beside the image; `secpod push` sends it as an OCI 1.1 "
+                    "referrer. The key's passphrase comes from SECPOD_PASSWORD or "
+                    "COSIGN_PASSWORD, else a prompt. Exit 0 written, 1 an error, 2 usage.")
+    att.add_argument("image", metavar="IMAGE")
+    att.add_argument("--key", type=Path, required=True, metavar="NAME.key",
+                     help="cosign private key")
+    att.add_argument("--type", required=True, dest="attestation_type", metavar="TYPE",
+                     help="slsaprovenance, slsaprovenance1, spdxjson, cyclonedx, ..., or a "
+                          "predicate type URI (as verify --attestation-type)")
+    att.add_argument("--predicate", type=Path, required=True, metavar="FILE",
+                     help="the predicate: one JSON object (at most 1 MiB)")
+    att.add_argument("--json", action="store_true", help="print the result as JSON")
+    att.set_defaults(func=_attest)
+
+
 def _add_verify(sub: _Subparsers) -> None:
     verify = sub.add_parser(
         "verify", help="check an image's signatures against the trust policy",
@@ -70,6 +90,9 @@ def _add_verify(sub: _Subparsers) -> None:
                         help="check an in-toto attestation of this type (slsaprovenance, "
                              "slsaprovenance1, spdxjson, cyclonedx, ..., or a predicate type "
                              "URI) among the image's Sigstore bundles, instead of a signature")
+    verify.add_argument("--predicate-match", action="append", default=[], metavar="PATH=VALUE",
+                        help="with --attestation-type: the attestation's predicate must have "
+                             "exactly VALUE at the dotted PATH (repeatable)")
     verify.add_argument("--json", action="store_true", help="print the decision as JSON")
     verify.set_defaults(func=_verify)
 
@@ -126,6 +149,7 @@ def _add_verify_bundle(sub: _Subparsers) -> None:
 PARSERS = {
     "key": _add_key,
     "sign": _add_sign,
+    "attest": _add_attest,
     "verify": _add_verify,
     "verify-bundle": _add_verify_bundle,
     "trust": _add_trust,
@@ -249,14 +273,7 @@ def _sign(args: argparse.Namespace) -> int:
             if args.key is None:
                 raise UsageError("--bundle needs --key", hint="a bundle is signed by a cosign "
                                  "key (secpod key generate)")
-            if t.dir_path is not None:
-                raise UsageError("--bundle cannot sign a dir: image (the layout has no place "
-                                 "for bundles)", hint="sign an image in your store")
-            from secpod.signing import imagebundles
-
-            # The statement's subject name is the repository; what is signed is the digest.
-            blob = imagebundles.make_bundle(keys.load_private_key(args.key), t.digest,
-                                            t.reference.repository)
+            blob = _bundle_for(t, args.key, "--bundle")
             kind, signer = "sigstore-bundle", str(args.key)
         elif args.key is not None:
             blob = sign.sign_sigstore(keys.load_private_key(args.key), image_ref, t.digest)
@@ -299,6 +316,67 @@ def _sign(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bundle_for(t: _Target, key: Path, flag: str, predicate_type: str | None = None,
+                predicate: dict[str, Any] | None = None) -> bytes:
+    """The bundle ``sign --bundle`` and ``attest`` write for ``t``: an image signature, or
+    an attestation of ``predicate_type``. Raises UsageError for a dir: image."""
+    from secpod.signing import imagebundles, keys
+
+    if t.dir_path is not None:
+        _no_dir(flag)
+    assert t.reference is not None
+    # The statement's subject name is the repository; what is signed is the digest.
+    return imagebundles.make_bundle(keys.load_private_key(key), t.digest,
+                                    t.reference.repository,
+                                    predicate_type=predicate_type or imagebundles.PREDICATE_SIGN,
+                                    predicate=predicate)
+
+
+def _no_dir(flag: str) -> NoReturn:
+    from secpod.errors import UsageError
+
+    raise UsageError(f"{flag} cannot sign a dir: image (the layout has no place for "
+                     "bundles)", hint="sign an image in your store")
+
+
+def _attest(args: argparse.Namespace) -> int:
+    from secpod.cli._output import emit_json
+    from secpod.errors import Error, UsageError
+    from secpod.signing import attestations, store
+    from secpod.signing.imagebundles import bundle_name, predicate_type
+
+    image_ref: str | None = None
+    digest: str | None = None
+    details: dict[str, Any] = {"kind": "attestation", "signer": str(args.key),
+                               "type": args.attestation_type, "predicate": str(args.predicate)}
+    try:
+        if args.image.startswith("dir:"):
+            _no_dir("attest")
+        ptype = predicate_type(args.attestation_type)
+        details["predicate_type"] = ptype
+        predicate = attestations.read_predicate(args.predicate)
+        t = _target(args.image, None, need_manifest=True)
+        digest = t.digest
+        if t.reference is None:
+            raise UsageError(f"{args.image} has no name to attest",
+                             hint="tag the image (secpod image tag) first")
+        image_ref = str(t.reference)
+        blob = _bundle_for(t, args.key, "attest", ptype, predicate)
+        path = store.add_bundle(t.digest, blob)
+    except Error as e:
+        _audit("image.attest", "error", reason=e.message, image_ref=image_ref or args.image,
+               image_digest=digest, details=details)
+        raise
+    details.update({"bundle": bundle_name(blob), "signature": str(path)})
+    _audit("image.attest", "ok", image_ref=image_ref, image_digest=t.digest, details=details)
+    if args.json:
+        emit_json({"image": args.image, "identity": image_ref, "digest": t.digest,
+                   **details})
+    else:
+        print(path)
+    return 0
+
+
 def _verify(args: argparse.Namespace) -> int:
     from secpod.cli._output import emit_json, status
     from secpod.errors import Error
@@ -308,10 +386,18 @@ def _verify(args: argparse.Namespace) -> int:
     digest: str | None = None
     try:
         attestation = None
+        matches: tuple[tuple[str, str], ...] = ()
+        if args.predicate_match and args.attestation_type is None:
+            from secpod.errors import UsageError
+
+            raise UsageError("--predicate-match needs --attestation-type",
+                             hint="it judges the predicate of the attestation asked for")
         if args.attestation_type is not None:
+            from secpod.signing.attestations import parse_match
             from secpod.signing.imagebundles import predicate_type
 
             attestation = predicate_type(args.attestation_type)
+            matches = tuple(parse_match(m) for m in args.predicate_match)
         t = _target(args.image, args.identity, need_manifest=False)
         digest = t.digest or None
         if args.key is not None:
@@ -338,7 +424,8 @@ def _verify(args: argparse.Namespace) -> int:
             eff = trust.effective_policy()
         decision = trust.decide(t.reference, t.manifest, list(t.signatures), policy=eff.policy,
                                 policy_path=eff.path, notes=eff.notes, bundles=list(t.bundles),
-                                admin=eff.admin, attestation=attestation)
+                                admin=eff.admin, attestation=attestation,
+                                predicate_match=matches)
     except Error as e:
         _audit("image.verify", "error", reason=e.message, image_ref=args.image,
                image_digest=digest)

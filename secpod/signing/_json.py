@@ -73,7 +73,7 @@ def child(path: str, key: str | int) -> str:
 
 def expect_object(value: Any, path: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise JSONShapeError(path, f"expected a JSON object, got {_kind(value)}")
+        raise JSONShapeError(path, f"expected a JSON object, got {kind(value)}")
     return value
 
 
@@ -90,7 +90,7 @@ def expect_fields(obj: dict[str, Any], path: str, *, required: Collection[str] =
 
 def expect_str(value: Any, path: str, *, nonempty: bool = False) -> str:
     if not isinstance(value, str):
-        raise JSONShapeError(path, f"expected a string, got {_kind(value)}")
+        raise JSONShapeError(path, f"expected a string, got {kind(value)}")
     if nonempty and not value:
         raise JSONShapeError(path, "must not be empty")
     return value
@@ -108,13 +108,14 @@ def expect_b64(value: Any, path: str) -> bytes:
 def expect_list(value: Any, path: str, item: Callable[[Any, str], Any], *,
                 nonempty: bool = False) -> list[Any]:
     if not isinstance(value, list):
-        raise JSONShapeError(path, f"expected a JSON array, got {_kind(value)}")
+        raise JSONShapeError(path, f"expected a JSON array, got {kind(value)}")
     if nonempty and not value:
         raise JSONShapeError(path, "must not be empty")
     return [item(v, child(path, i)) for i, v in enumerate(value)]
 
 
-def _kind(value: Any) -> str:
+def kind(value: Any) -> str:
+    """What a JSON value is, as an error message says it: ``a string``, ``an object``..."""
     if value is None:
         return "null"
     if isinstance(value, bool):

@@ -18,6 +18,11 @@ shipped with secpod) is what log entries, Fulcio chains and timestamps are check
 against. ``allowNoLog`` accepts a key-signed bundle without a transparency-log entry.
 A scope key is a docker scope as in the policy; the most specific one that matches the
 image's reference applies. Verification itself is :func:`secpod.signing.bundle.verify_bundle`.
+
+A scope may also require attestations (``"requireAttestations": [{"type": ..., "predicate":
+{...}}]``, :mod:`secpod.signing.attestations`): each must be met by a bundle of that predicate
+type, verified by every ``sigstoreSigned`` requirement of the policy's scope with the same
+opt-ins, whose predicate matches (:func:`check_required`).
 """
 
 from __future__ import annotations
@@ -37,8 +42,9 @@ if TYPE_CHECKING:
     from typing import Any
 
     from secpod.signing import keys
+    from secpod.signing.attestations import AttestationRequirement
     from secpod.signing.bundle import Bundle
-    from secpod.signing.requirements import ImageUnderTest
+    from secpod.signing.requirements import ImageUnderTest, Requirement
     from secpod.signing.sigstore import SigstoreTrustRoot
     from secpod.signing.trustedroot import TrustedRoot
 
@@ -78,6 +84,14 @@ def statement(b: Bundle) -> tuple[str, set[str]]:
     return ptype, set(subjects)
 
 
+def predicate(b: Bundle) -> object:
+    """A DSSE bundle's statement's predicate (None when it has none); call after
+    :func:`statement` accepted the payload."""
+    assert b.dsse_payload is not None
+    doc = _json.loads(b.dsse_payload, what="in-toto statement")
+    return doc.get("predicate") if isinstance(doc, dict) else None
+
+
 def screen(data: bytes, manifest_digest: str) -> Bundle:
     """The check ``pull`` makes before it stores a bundle: it parses, and what it signs is
     ``manifest_digest``. Raises BundleFormatError (unusable: exit 2) or SignatureRejected
@@ -104,6 +118,7 @@ class ScopeOptions:
     accept_digest_only: bool = False
     allow_no_log: bool = False
     scope: str | None = None
+    require_attestations: tuple[AttestationRequirement, ...] = ()
 
 
 @record(frozen=True, eq=False)
@@ -125,10 +140,37 @@ class BundleSettings:
 
 def settings_path(policy_path: Path | None) -> Path | None:
     """``DIR/NAME.json`` -> ``DIR/NAME.bundles.json``; None for the built-in policy."""
-    if policy_path is None:
-        return None
-    stem = policy_path.name[:-5] if policy_path.name.endswith(".json") else policy_path.name
-    return policy_path.with_name(stem + ".bundles.json")
+    from secpod.signing.trust import bundle_settings_path
+
+    return bundle_settings_path(policy_path)
+
+
+_FLAGS = ("acceptDigestOnly", "allowNoLog")
+
+
+def _scope(value: object, p: str, scope: str) -> ScopeOptions:
+    obj = _json.expect_object(value, p)
+    _json.expect_fields(obj, p, optional={*_FLAGS, "requireAttestations"})
+    flags = {}
+    for key in _FLAGS:
+        v = obj.get(key, False)
+        if not isinstance(v, bool):
+            raise _json.JSONShapeError(_json.child(p, key), "expected true or false")
+        flags[key] = v
+    required: tuple[AttestationRequirement, ...] = ()
+    if "requireAttestations" in obj:
+        from secpod.signing.attestations import parse_requirement
+
+        where = _json.child(p, "requireAttestations")
+        if not flags["acceptDigestOnly"]:
+            raise _json.JSONShapeError(where, 'needs "acceptDigestOnly": true in the same '
+                                       "scope (an attestation is a bundle, which signs the "
+                                       "manifest digest only)")
+        required = tuple(_json.expect_list(obj["requireAttestations"], where,
+                                           parse_requirement, nonempty=True))
+    return ScopeOptions(accept_digest_only=flags["acceptDigestOnly"],
+                        allow_no_log=flags["allowNoLog"], scope=scope,
+                        require_attestations=required)
 
 
 def parse_settings(data: bytes, path: Path) -> BundleSettings:
@@ -140,19 +182,9 @@ def parse_settings(data: bytes, path: Path) -> BundleSettings:
         if "trustedRoot" in doc:
             root = path.parent / _json.expect_str(doc["trustedRoot"], "$.trustedRoot",
                                                   nonempty=True)
-        scopes: dict[str, ScopeOptions] = {}
-        for scope, value in _json.expect_object(doc.get("scopes", {}), "$.scopes").items():
-            p = f"$.scopes[{json.dumps(scope)}]"
-            obj = _json.expect_object(value, p)
-            _json.expect_fields(obj, p, optional={"acceptDigestOnly", "allowNoLog"})
-            flags = {}
-            for key in ("acceptDigestOnly", "allowNoLog"):
-                v = obj.get(key, False)
-                if not isinstance(v, bool):
-                    raise _json.JSONShapeError(_json.child(p, key), "expected true or false")
-                flags[key] = v
-            scopes[scope] = ScopeOptions(accept_digest_only=flags["acceptDigestOnly"],
-                                         allow_no_log=flags["allowNoLog"], scope=scope)
+        scopes = {scope: _scope(value, f"$.scopes[{json.dumps(scope)}]", scope)
+                  for scope, value in _json.expect_object(doc.get("scopes", {}),
+                                                          "$.scopes").items()}
     except _json.JSONShapeError as e:
         raise BundleSettingsError(f"invalid bundle settings {path}: {e}",
                                   hint='see docs/signing.md, "Bundles in the trust policy"'
@@ -216,7 +248,22 @@ def _where(ctx: BundleContext) -> str:
 
 def _one(data: bytes, root: SigstoreTrustRoot, image: ImageUnderTest,
          ctx: BundleContext) -> str:
-    """Why one bundle is accepted (the signer), or SignatureRejected."""
+    """Why one bundle is accepted (the signer), or SignatureRejected. An attestation's
+    predicate is judged only once its signature verifies: what it says is then the
+    signer's word, and the reason quotes it."""
+    signer = _verified(data, root, image, ctx)
+    if image.predicate_match:
+        from secpod.signing import attestations, bundle
+
+        why = attestations.mismatch(predicate(bundle.parse_bundle(data)), image.predicate_match)
+        if why is not None:
+            raise SignatureRejected(f"signed by {signer}, but {why}")
+    return signer
+
+
+def _verified(data: bytes, root: SigstoreTrustRoot, image: ImageUnderTest,
+              ctx: BundleContext) -> str:
+    """The signer of one bundle that verifies under the requirement, or SignatureRejected."""
     from secpod.signing import bundle
 
     opts = ctx.options
@@ -330,14 +377,20 @@ def check(root: SigstoreTrustRoot, image: ImageUnderTest, ctx: BundleContext) ->
         except TrustedRootError:
             raise
         except (SignatureRejected, MalformedInput) as e:
-            image.evidence.append({"kind": "bundle", "digest": name, "verdict": "rejected",
-                                   "reason": e.message})
+            seen: dict[str, object] = {"kind": "bundle", "digest": name, "verdict": "rejected",
+                                       "reason": e.message}
+            if image.attestation is not None:
+                seen["predicate_type"] = image.attestation
+            image.evidence.append(seen)
             rejections.append(f"bundle {name[:19]}: {e.message}")
             continue
-        image.evidence.append({"kind": "bundle", "digest": name, "verdict": "accepted",
-                               "signer": signer, "scope": ctx.options.scope,
-                               "no_log": ctx.options.allow_no_log,
-                               "predicate_type": image.attestation or PREDICATE_SIGN})
+        used: dict[str, object] = {"kind": "bundle", "digest": name, "verdict": "accepted",
+                                   "signer": signer, "scope": ctx.options.scope,
+                                   "no_log": ctx.options.allow_no_log,
+                                   "predicate_type": image.attestation or PREDICATE_SIGN}
+        if image.predicate_match:
+            used["predicate"] = dict(image.predicate_match)
+        image.evidence.append(used)
         what = f"attestation {image.attestation}" if image.attestation else "bundle"
         return (f"sigstoreSigned: {what} {name} by {signer} accepted for the digest only "
                 f"(acceptDigestOnly in scope {ctx.options.scope!r})")
@@ -345,6 +398,36 @@ def check(root: SigstoreTrustRoot, image: ImageUnderTest, ctx: BundleContext) ->
 
 
 # --- attestations ------------------------------------------------------------------------
+
+def check_required(reqs: list[Requirement], image: ImageUnderTest,
+                   ctx: BundleContext) -> tuple[bool, list[str]]:
+    """Judge the scope's ``requireAttestations`` (``ctx.options``): each must be met by one
+    bundle of its predicate type whose predicate matches, verified by every requirement of
+    ``reqs`` (the policy scope's ``sigstoreSigned`` ones; none: nothing can verify it, a
+    rejection). Returns whether all are met and one reason per requirement; every bundle
+    looked at is added to ``image.evidence``. Raises what ``check`` raises for unusable
+    input (TrustedRootError), never SignatureRejected."""
+    from secpod._record import replace
+
+    accepted = True
+    reasons: list[str] = []
+    for need in ctx.options.require_attestations:
+        head = f"requireAttestations {need.describe()} (scope {ctx.options.scope!r})"
+        if not reqs:
+            accepted = False
+            reasons.append(f"{head}: rejected: the policy's requirements name no "
+                           "sigstoreSigned key or identity to verify an attestation with")
+            continue
+        probe = replace(image, signatures=(), attestation=need.predicate_type,
+                        predicate_match=need.matches)
+        for req in reqs:
+            try:
+                reasons.append(f"{head}: {req.check(probe)}")
+            except SignatureRejected as e:
+                accepted = False
+                reasons.append(f"{head}: rejected: {e.message}")
+    return accepted, reasons
+
 
 # cosign's --type names (cosign/pkg/types), and what they stand for.
 ATTESTATION_TYPES = {

@@ -52,8 +52,10 @@ __getattr__ = reexports(__name__, dict.fromkeys(_SIGNEDBY, "secpod.signing._sign
 class ImageUnderTest:
     """What a requirement sees: the claimed reference, the manifest, raw signatures and
     Sigstore bundles (with what judging them needs: ``bundle_context``, made only when
-    there are bundles). Requirements add each signature and bundle they look at, with
-    their verdict, to ``evidence`` (the audit record's list)."""
+    there are bundles or the bundle settings may require attestations). ``attestation``
+    asks for an in-toto attestation of that predicate type instead of a signature, whose
+    predicate has ``predicate_match``'s exact values. Requirements add each signature and
+    bundle they look at, with their verdict, to ``evidence`` (the audit record's list)."""
 
     reference: Reference | None
     manifest: bytes | None
@@ -63,6 +65,7 @@ class ImageUnderTest:
     bundle_context: BundleContext | None = None
     evidence: list[dict[str, object]] = field(default_factory=list)
     attestation: str | None = None  # a predicate type: an in-toto attestation is asked for
+    predicate_match: tuple[tuple[str, str], ...] = ()  # its predicate's (path, exact value)
 
 
 class Requirement(Protocol):

@@ -46,9 +46,12 @@ class TrustDecision:
     notes: tuple[str, ...] = ()
     evidence: tuple[dict[str, object], ...] = ()
     attestation: str | None = None
+    required_attestations: tuple[str, ...] = ()  # the scope's requireAttestations, described
 
     def as_dict(self) -> dict[str, Any]:
-        extra = {"attestation": self.attestation} if self.attestation else {}
+        extra: dict[str, Any] = {"attestation": self.attestation} if self.attestation else {}
+        if self.required_attestations:
+            extra["required_attestations"] = list(self.required_attestations)
         return {**extra,
             "accepted": self.accepted,
             "reference": self.reference,
@@ -170,10 +173,28 @@ def image_reference(typed: str, names: tuple[str, ...] | list[str],
     return refs.parse(names[0]) if names else None
 
 
+def bundle_settings_path(policy_path: Path | None) -> Path | None:
+    """The bundle settings beside a policy: ``DIR/NAME.json`` -> ``DIR/NAME.bundles.json``;
+    None for the built-in policy (:mod:`secpod.signing.imagebundles` reads them)."""
+    if policy_path is None:
+        return None
+    stem = policy_path.name[:-5] if policy_path.name.endswith(".json") else policy_path.name
+    return policy_path.with_name(stem + ".bundles.json")
+
+
+def _has_bundle_settings(policy_path: Path | None) -> bool:
+    """Whether bundle settings lie beside ``policy_path``: then they are read for every image,
+    bundles or not, since a scope may require attestations (and a malformed file is always
+    reported, never ignored). No file: a run never loads the bundle code."""
+    path = bundle_settings_path(policy_path)
+    return path is not None and (path.exists() or path.is_symlink())
+
+
 def decide(ref: Reference | None, manifest_bytes: bytes | None, signatures: list[bytes], *,
            policy: pol.Policy, policy_path: Path | None, notes: tuple[str, ...] = (),
            scope_ref: Reference | None = None, bundles: list[bytes] | None = None,
-           admin: bool = False, attestation: str | None = None) -> TrustDecision:
+           admin: bool = False, attestation: str | None = None,
+           predicate_match: tuple[tuple[str, str], ...] = ()) -> TrustDecision:
     """Evaluate ``policy`` for an image; every requirement is evaluated for its reason.
 
     ``ref`` is the identity the image is claimed to have; ``scope_ref`` (default
@@ -182,7 +203,10 @@ def decide(ref: Reference | None, manifest_bytes: bytes | None, signatures: list
     ``admin``: that policy is the administrator's). The decision's evidence lists every
     signature and bundle looked at. ``attestation`` (a predicate type) asks instead for
     an in-toto attestation of that type among the bundles, verified by a
-    ``sigstoreSigned`` requirement of the scope (a scope without one cannot accept it).
+    ``sigstoreSigned`` requirement of the scope (a scope without one cannot accept it),
+    whose predicate has ``predicate_match``'s exact values. Without ``attestation``, the
+    attestations the bundle settings' scope requires (``requireAttestations``) are judged
+    too (:func:`secpod.signing.imagebundles.check_required`): one not met is a rejection.
     Never raises SignatureRejected; raises
     VerificationError / KeyFormatError / TrustPolicyError when a requirement or the
     bundle settings cannot be prepared.
@@ -198,14 +222,16 @@ def decide(ref: Reference | None, manifest_bytes: bytes | None, signatures: list
                                 hint="every scope needs at least one requirement")
     prepared = [requirements.prepare(s) for s in specs]
     ctx = None
-    if bundles and any(s.type == "sigstoreSigned" for s in specs):
+    if (bundles and any(s.type == "sigstoreSigned" for s in specs)) or (
+            attestation is None and _has_bundle_settings(policy_path)):
         from secpod.signing import imagebundles
 
         ctx = imagebundles.context(policy_path, lookup, admin=admin)
     image = requirements.ImageUnderTest(reference=ref, manifest=manifest_bytes,
                                         signatures=tuple(signatures),
                                         bundles=tuple(bundles or ()), bundle_context=ctx,
-                                        attestation=attestation)
+                                        attestation=attestation,
+                                        predicate_match=predicate_match)
     reasons: list[str] = []
     accepted = True
     if attestation is not None and not any(s.type == "sigstoreSigned" for s in specs):
@@ -218,6 +244,15 @@ def decide(ref: Reference | None, manifest_bytes: bytes | None, signatures: list
         except SignatureRejected as e:
             accepted = False
             reasons.append(f"{req.type}: rejected: {e.message}")
+    required: tuple[str, ...] = ()
+    if attestation is None and ctx is not None and ctx.options.require_attestations:
+        from secpod.signing import imagebundles
+
+        met, why = imagebundles.check_required(
+            [r for r in prepared if r.type == "sigstoreSigned"], image, ctx)
+        accepted = accepted and met
+        reasons.extend(why)
+        required = tuple(n.describe() for n in ctx.options.require_attestations)
     return TrustDecision(
         accepted=accepted,
         reference=str(ref) if ref is not None else "",
@@ -228,6 +263,7 @@ def decide(ref: Reference | None, manifest_bytes: bytes | None, signatures: list
         notes=notes,
         evidence=tuple(image.evidence),
         attestation=attestation,
+        required_attestations=required,
     )
 
 

@@ -17,15 +17,6 @@ MANIFEST = b'{"schemaVersion":2,"config":{}}'
 DIGEST = "sha256:" + hashlib.sha256(MANIFEST).hexdigest()
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setattr(trust, "admin_trust_policy", lambda: None)
-    monkeypatch.setattr(trust, "SYSTEM_POLICY", tmp_path / "no-system-policy.json")
-    return tmp_path
-
-
 def test_signatures_are_numbered_and_deduplicated(home: Path) -> None:
     assert signatures_for(DIGEST) == []
     first = add_signature(DIGEST, b"one")
