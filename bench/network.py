@@ -12,7 +12,7 @@ memory.
   ``sendall`` of 100 MiB, shut down the write side, wait for the receiver to close; each
   transfer starts once the receiver listens in its namespace (``/proc/PID/net/tcp``), so
   no forwarder is timed against a receiver that is not there yet. ``--runs`` of each
-  (default 5), interleaved in a rotating order.
+  (default 7), interleaved in a rotating order.
 - **Start.** ``secpod run --rm --profile strict IMAGE /bin/true`` with and without
   ``-p PORT:80``, interleaved, ``--starts`` each (default 15): the difference of the
   medians is what the holder costs a start (spawn, bind, namespaces, id maps).
@@ -55,7 +55,19 @@ IMAGE = "bench/busybox:1"
 # slirp4netns's API socket is PODMAN_TMPDIR/<64 hex digits>.net, and a unix socket's path
 # must be shorter than 108 bytes: under $XDG_RUNTIME_DIR/libpod/tmp it is not.
 PODMAN = ["podman", "--cgroup-manager=cgroupfs", f"--tmpdir={HOME / 'p'}"]
-SERVE = ["sh", "-c", "nc -l -p 9000 > /dev/null"]
+# The receivers, the same busybox applets on the host and in the image: nc writing what it
+# reads to /dev/null (it reads 1 KiB at a time, so it is the bottleneck of every path), and
+# nc handing the connection to dd, which reads it 1 MiB at a time.
+RECEIVERS = {
+    "nc": ["nc", "-l", "-p", "PORT"],
+    "dd": ["nc", "-l", "-p", "PORT", "-e", "dd", "of=/dev/null", "bs=1M"],
+}
+
+
+def serve(receiver: str, port: int) -> list[str]:
+    """The receiver's command line for the container (``sh -c``), output to /dev/null."""
+    argv = [str(port) if a == "PORT" else a for a in RECEIVERS[receiver]]
+    return ["sh", "-c", " ".join(argv) + " > /dev/null 2>&1"]
 
 
 def sh(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -93,10 +105,9 @@ def wait_listening(pid: int, port: int, timeout: float = 20) -> None:
         time.sleep(0.01)
 
 
-def through_loopback(data: bytes) -> float:
+def through_loopback(data: bytes, receiver: str) -> float:
     port = free_port()
-    proc = subprocess.Popen(["busybox", "nc", "-l", "-p", str(port)],
-                            stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(["busybox", *serve(receiver, port)])
     try:
         wait_listening(proc.pid, port)
         return send(port, data)
@@ -106,10 +117,10 @@ def through_loopback(data: bytes) -> float:
         proc.wait()
 
 
-def through_secpod(data: bytes, rss_busy: list[int]) -> float:
+def through_secpod(data: bytes, receiver: str, rss_busy: list[int]) -> float:
     port = free_port()
     cid = sh("secpod", "run", "-d", "--profile", "strict", "-p", f"127.0.0.1:{port}:9000",
-             IMAGE, *SERVE).stdout.strip()
+             IMAGE, *serve(receiver, 9000)).stdout.strip()
     try:
         record = json.loads((HOME / "data" / "secpod" / "containers" / cid /
                              "container.json").read_text())
@@ -122,10 +133,10 @@ def through_secpod(data: bytes, rss_busy: list[int]) -> float:
         sh("secpod", "rm", "-f", cid)
 
 
-def through_podman(data: bytes, image: str, network: list[str]) -> float:
+def through_podman(data: bytes, receiver: str, image: str, network: list[str]) -> float:
     port = free_port()
     cid = sh(*PODMAN, "run", "-d", *network, "-p", f"127.0.0.1:{port}:9000", image,
-             *SERVE).stdout.strip()
+             *serve(receiver, 9000)).stdout.strip()
     try:
         pid = int(sh(*PODMAN, "inspect", "-f", "{{.State.Pid}}", cid).stdout)
         wait_listening(pid, 9000)
@@ -181,7 +192,7 @@ def load() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--starts", type=int, default=15)
     args = ap.parse_args()
     Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -191,22 +202,34 @@ def main() -> None:
         kill_podman_pause()
 
 
+PATHS = {
+    "loopback": "plain host loopback",
+    "secpod": "secpod -p into a strict container",
+    "podman": "podman run -p (slirp4netns, rootlessport)",
+    "slirp": "podman run -p, port_handler=slirp4netns",
+}
+SLIRP_PORTS = ["--network", "slirp4netns:port_handler=slirp4netns"]
+
+
 def measure(runs: int, starts: int) -> None:
     image = podman_image(setup_image())
     data = os.urandom(1 << 20) * (SIZE >> 20)
     rss_busy: list[int] = []
-    ways: dict[str, Callable[[], float]] = {
-        "loopback": lambda: through_loopback(data),
-        "secpod": lambda: through_secpod(data, rss_busy),
-        "podman": lambda: through_podman(data, image, []),
-        "slirp": lambda: through_podman(
-            data, image, ["--network", "slirp4netns:port_handler=slirp4netns"]),
-    }
+
+    def way(path: str, receiver: str) -> Callable[[], float]:
+        return {
+            "loopback": lambda: through_loopback(data, receiver),
+            "secpod": lambda: through_secpod(data, receiver, rss_busy),
+            "podman": lambda: through_podman(data, receiver, image, []),
+            "slirp": lambda: through_podman(data, receiver, image, SLIRP_PORTS),
+        }[path]
+
+    ways = {(p, r): way(p, r) for r in RECEIVERS for p in PATHS}
     before = load()
-    for way in ways.values():          # untimed: warm page cache, code, podman's pause
-        way()
+    for w in ways.values():            # untimed: warm page cache, code, podman's pause
+        w()
     rss_busy.clear()
-    took: dict[str, list[float]] = {n: [] for n in ways}
+    took: dict[tuple[str, str], list[float]] = {n: [] for n in ways}
     names = list(ways)
     for i in range(runs):
         for n in names[i % len(names):] + names[:i % len(names)]:
@@ -219,24 +242,22 @@ def measure(runs: int, starts: int) -> None:
             (with_p if publish else plain).append(start_time(publish))
     mib = SIZE / (1 << 20)
     med = {n: statistics.median(v) for n, v in took.items()}
-    rows = [
-        ("100 MiB over plain host loopback (busybox nc)", "loopback"),
-        ("100 MiB through secpod -p into a strict container", "secpod"),
-        ("100 MiB through podman run -p (slirp4netns, rootlessport)", "podman"),
-        ("100 MiB through podman run -p, port_handler=slirp4netns", "slirp"),
-    ]
-    print("| measurement | median | |")
-    print("|---|---|---|")
-    for label, n in rows:
-        note = "" if n == "loopback" else f"{med['loopback'] / med[n] * 100:.0f} % of loopback"
-        print(f"| {label} | {med[n] * 1000:.0f} ms ({mib / med[n]:.0f} MiB/s) | {note} |")
-    print(f"| **secpod / podman (rootlessport), throughput** | "
-          f"**{med['podman'] / med['secpod']:.2f} ×** | goal ≥ 1.5 × |")
-    print(f"| secpod / podman (slirp4netns port handler), throughput | "
-          f"{med['slirp'] / med['secpod']:.2f} × | |")
-    print(f"| **secpod / plain loopback, throughput** | "
-          f"**{med['loopback'] / med['secpod'] * 100:.0f} %** | goal ≥ 70 % |")
+    print("| 100 MiB, median | receiver nc (1 KiB reads) | receiver nc -e dd bs=1M |")
+    print("|---|---:|---:|")
+    for p, label in PATHS.items():
+        cells = []
+        for r in RECEIVERS:
+            t = med[p, r]
+            pct = "" if p == "loopback" else f", {med['loopback', r] / t * 100:.0f} % of loopback"
+            cells.append(f"{t * 1000:.0f} ms ({mib / t:.0f} MiB/s{pct})")
+        print(f"| {label} | {' | '.join(cells)} |")
+    for p, label in (("podman", "rootlessport"), ("slirp", "slirp4netns port handler")):
+        ratios = " | ".join(f"{med[p, r] / med['secpod', r]:.2f} ×" for r in RECEIVERS)
+        print(f"| **secpod / podman ({label}), throughput** (goal ≥ 1.5 ×) | {ratios} |")
+    ratios = " | ".join(f"{med['loopback', r] / med['secpod', r] * 100:.0f} %" for r in RECEIVERS)
+    print(f"| **secpod / plain loopback, throughput** (goal ≥ 70 %) | {ratios} |")
     a, b = statistics.median(plain), statistics.median(with_p)
+    print("\n| start | median | |\n|---|---:|---|")
     print(f"| run --rm --profile strict /bin/true | {a * 1000:.1f} ms | |")
     print(f"| the same with -p PORT:80 | {b * 1000:.1f} ms | +{(b - a) * 1000:.1f} ms |")
     print(f"| forwarder VmRSS, idle | {idle_rss() / 1024:.1f} MB | |")
@@ -244,9 +265,8 @@ def measure(runs: int, starts: int) -> None:
     print(f"\n{runs} transfers of each, {starts} starts each; load average before {before}, "
           f"after {load()}; host {os.uname().release}, {os.cpu_count()} cores; "
           f"{time.strftime('%Y-%m-%d %H:%M')}")
-    for n in names:
-        print(f"{n}: {[round(x * 1000) for x in took[n]]} ms")
-
+    for (p, r), v in took.items():
+        print(f"{p}, {r}: {[round(x * 1000) for x in v]} ms")
 
 if __name__ == "__main__":
     main()
