@@ -211,7 +211,19 @@ def through_podman(sender: Sender, receiver: str, image: str,
         wait_listening(pid, 9000)
         return timed(port, sender, mine(PODMAN_FORWARDERS))
     finally:
-        sh(*PODMAN, "rm", "-f", "-t", "0", cid)
+        podman_rm(cid)
+
+
+def podman_rm(cid: str) -> None:
+    """``podman rm -f``, again when it raced the container's own exit (Podman 4.3.1:
+    "container state improper: stopped" once nc has ended)."""
+    for _ in range(10):
+        r = subprocess.run([*PODMAN, "rm", "-f", "-t", "0", cid], text=True,
+                           capture_output=True, check=False)
+        if r.returncode == 0:
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"podman rm -f {cid}: {r.stderr.strip()}")
 
 
 def holder_pid(cid: str) -> int:
