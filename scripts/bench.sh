@@ -10,7 +10,9 @@
 #                                            bench/strict_path.py: strict vs podman vs crun,
 #                                            alternated, with the load average
 #   scripts/bench.sh cli                     bench/cli_bench.py: ps -a and inspect vs podman
-#   scripts/bench.sh network [--runs N]      bench/network.py: -p throughput, start, memory
+#   scripts/bench.sh network [--runs N] [--starts N]
+#                                            bench/network.py: -p throughput against
+#                                            loopback and podman run -p, start, memory
 #   scripts/bench.sh restart                 bench/restart_bench.py: a restarting monitor's memory
 #   scripts/bench.sh pods                    bench/pod_bench.py: pod create + 2 members vs podman
 #   scripts/bench.sh import                  bench/import_bench.py: import of a Debian minbase
@@ -67,10 +69,20 @@ if [ "$script" = import_bench.py ]; then
   chown "$user:" "$work/debian.tar"
   set -- "$work/debian.tar" "$@"
 fi
+# Podman's slirp4netns needs a tun device the user can open; this host has no udev, so
+# /dev/net/tun is root's 0600. For the network bench only, and in its private mount
+# namespace only, a tmpfs on /dev/net holds a 0666 node of the same device (10, 200):
+# the host's /dev is never changed.
+tun=0
+if [ "$script" = network.py ]; then tun=1; fi
 unshare -m "${netns[@]}" --propagation private -- bash -c '
   if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified; fi
+  if [ "$5" = 1 ]; then
+    mount -t tmpfs -o mode=0755,size=64k tmpfs /dev/net
+    mknod -m 0666 /dev/net/tun c 10 200
+  fi
   setpriv --reuid="$1" --regid="$1" --init-groups --reset-env \
     env HOME="$2" PATH="$3/bench-venv/bin:/usr/bin:/bin" XDG_RUNTIME_DIR="$2/run" \
     XDG_DATA_HOME="$2/data" XDG_CONFIG_HOME="$2/config" COSIGN_PASSWORD=bench \
-    "$3/bench-venv/bin/python" "$3/main/bench/$4" "${@:5}"
-' bench "$user" "$work" "$stage" "$script" "$@"
+    "$3/bench-venv/bin/python" "$3/main/bench/$4" "${@:6}"
+' bench "$user" "$work" "$stage" "$script" "$tun" "$@"

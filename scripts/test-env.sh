@@ -21,7 +21,7 @@ fi
 apt_packages=(git make crun runc conmon uidmap busybox-static skopeo umoci podman docker-registry
   secilc apparmor python3-seccomp python3-selinux python3-venv python3-dev python3-yaml gnupg gpgconf zstd mmdebstrap
   libpam-modules python3-pam apache2-utils chromium gcc libc6-dev util-linux procps hyperfine valgrind openssl time
-  strace catatonit systemd passt nftables)
+  strace catatonit systemd passt nftables slirp4netns)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
