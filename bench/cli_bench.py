@@ -7,7 +7,8 @@
   keys per user by default; `secpod doctor` shows it); so secpod's 200 are run and exited
   (`run --name cN IMAGE /bin/true`), which leaves no process: `ps -a` reads each record
   and asks crun once for the states of all;
-- `inspect` of one of them, secpod vs podman;
+- `inspect` of one of them (exited; podman's: created), secpod vs podman, and of a
+  running container (`run -d ... sleep`, one more each, made after the `ps` runs);
 - CLI start-up (`secpod --version`), and `secpod ps -a --format '{{.Names}}'`.
 
 Goals: at most 0.5x podman's time; `ps` under 100 ms; start-up under 60 ms.
@@ -47,6 +48,11 @@ def hyperfine(name: str, command: str, runs: int = RUNS) -> float:
     return _common.hyperfine(HOME / f"hf-{name}.json", command, runs=runs)
 
 
+def _load() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
 def main() -> None:
     layout = HOME / "layout"
     busybox_rootfs(HOME / "rootfs")
@@ -60,23 +66,36 @@ def main() -> None:
     assert len(sh("secpod", "ps", "-a", "-q").stdout.split()) == COUNT
     assert len(sh(*PODMAN, "ps", "-a", "-q").stdout.split()) == COUNT
     one = f"c{COUNT // 2}"
+    before = _load()
     pairs = [
         (f"ps -a ({COUNT} containers)", hyperfine("secpod-ps", "secpod ps -a"),
          hyperfine("podman-ps", " ".join(PODMAN) + " ps -a")),
         (f"ps -a --format '{{{{.Names}}}}' ({COUNT})",
          hyperfine("secpod-psf", "secpod ps -a --format {{.Names}}"),
          hyperfine("podman-psf", " ".join(PODMAN) + " ps -a --format {{.Names}}")),
-        ("inspect (one container)", hyperfine("secpod-inspect", f"secpod inspect {one}"),
+        ("inspect (one exited container)",
+         hyperfine("secpod-inspect", f"secpod inspect {one}"),
          hyperfine("podman-inspect", " ".join(PODMAN) + f" inspect {one}")),
+    ]
+    sh("secpod", "run", "-d", "--name", "live", "bench/busybox:1", "sleep", "100000")
+    sh(*PODMAN, "run", "-d", "--network=none", "--name", "live", podman_image, "sleep",
+       "100000")
+    assert "running" in sh("secpod", "inspect", "--format", "{{.State.Status}}", "live").stdout
+    pairs += [
+        ("inspect (one running container)",
+         hyperfine("secpod-inspect-live", "secpod inspect live"),
+         hyperfine("podman-inspect-live", " ".join(PODMAN) + " inspect live")),
         ("--version (start-up)", hyperfine("secpod-version", "secpod --version"),
          hyperfine("podman-version", "podman --version")),
     ]
+    after = _load()
     print("| command | secpod | podman 4.3.1 | ratio |")
     print("|---|---:|---:|---:|")
     for name, ours, theirs in pairs:
         print(f"| {name} | {ours * 1000:.1f} ms | {theirs * 1000:.1f} ms | "
               f"{ours / theirs:.2f} × podman |")
-    sh("secpod", "rm", "-f", *(f"c{i}" for i in range(COUNT)))
+    print(f"\nload average (1, 5, 15 min) before: {before}; after: {after}")
+    sh("secpod", "rm", "-f", "live", *(f"c{i}" for i in range(COUNT)))
     sh(*PODMAN, "rm", "-f", "-a")
 
 
