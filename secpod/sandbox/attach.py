@@ -128,8 +128,30 @@ def _follow(ctr: Container, sock: socket.socket, env: Environment, *, sig_proxy:
         sock.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    early = _exit_status(ctr)
     code = operations.wait_exit(ctr.id, env)
+    code = early if code is None else code
     return -1 if code is None else code
+
+
+def _exit_status(ctr: Container, timeout: float = 10) -> int | None:
+    """The status conmon writes to its exit file right after it closes the socket,
+    watched for until the exit is recorded: a --rm container's record (and that file)
+    go with its removal, which its cleanup command starts as soon as conmon ends."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError):
+            return int(ctr.exit_file.read_text().strip())
+        try:
+            current = ctr.reload()
+        except (OSError, ValueError):
+            return None  # removed already: what wait_exit saw is all there is
+        if current.exit_recorded:
+            return current.exit_code
+        time.sleep(0.002)
+    return None
 
 
 #: What conmon reads of a client's input at once (its buffer): one packet each.

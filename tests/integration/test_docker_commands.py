@@ -259,6 +259,13 @@ def test_start_attach_follows_from_the_first_byte_and_exits_with_its_status(
     assert no_stdin.returncode == 1 and "made without -i" in no_stdin.stderr
     assert "hint:" in no_stdin.stderr
     user.run("rm", "sa", check=True)
+    # --rm: the status all the same (the record goes with the removal, right after)
+    for n in range(3):
+        user.run("create", "--rm", "--name", f"gone{n}", busybox, "sh", "-c", "echo bye; exit 3",
+                 check=True)
+        r = user.run("start", "-a", f"gone{n}", timeout=60)
+        assert (r.returncode, r.stdout) == (3, "bye\n"), r.stderr
+    assert user.run("ps", "-a", "-q").stdout == ""
 
 
 def test_start_attach_of_a_running_container_attaches(user: User, busybox: str) -> None:
