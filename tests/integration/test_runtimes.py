@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -147,6 +148,36 @@ def test_crun_state_from_its_files_is_what_crun_says(user: User) -> None:
         "created", "running", "stopped"]
     assert seen["running"][0][1] == int((bundle / "pid").read_text()) and \
         seen["stopped"][0][1] == 0
+
+
+def test_ps_and_inspect_agree_and_a_process_that_died_is_exited(
+        user: User, busybox: str) -> None:
+    user.run("create", "--name", "made", busybox, "sleep", "600", check=True)
+    user.run("run", "-d", "--name", "up", busybox, "sleep", "600", check=True)
+    user.run("run", "--name", "done", busybox, "true", check=True)
+
+    def seen() -> dict[str, tuple[str, str, int]]:
+        listed = {r["name"]: r["status"]
+                  for r in json.loads(user.run("ps", "-a", "--json", check=True).stdout)}
+        shown = json.loads(user.run("inspect", "made", "up", "done", check=True).stdout)
+        return {c["Name"]: (listed[c["Name"]], c["State"]["Status"], c["State"]["Pid"])
+                for c in shown}
+
+    now = seen()
+    assert {name: v[:2] for name, v in now.items()} == {
+        "made": ("created", "created"), "up": ("running", "running"),
+        "done": ("exited", "exited")}
+    assert now["up"][2] > 0 and now["made"][2] == now["done"][2] == 0
+    # its process killed from outside (not by secpod): exited, with the signal's status
+    user.sh(["kill", "-KILL", str(now["up"][2])], check=True)
+    for _ in range(100):
+        if seen()["up"][:2] == ("exited", "exited"):
+            break
+        time.sleep(0.1)
+    assert seen()["up"] == ("exited", "exited", 0)
+    shown = json.loads(user.run("inspect", "up", check=True).stdout)[0]
+    assert (shown["State"]["ExitCode"], shown["State"]["Running"]) == (137, False)
+    user.run("rm", "-f", "made", "up", "done", check=True)
 
 def test_runtime_runc_end_to_end(user: User, busybox: str) -> None:
     seen = {}
