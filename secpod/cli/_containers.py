@@ -140,6 +140,17 @@ def _create(args: argparse.Namespace) -> int:
 def _start(args: argparse.Namespace) -> int:
     from secpod.sandbox import operations, state
 
+    if args.attach or args.interactive:  # Docker's: -i attaches the output as well
+        from secpod.sandbox import attach
+
+        if len(args.containers) > 1:
+            from secpod.errors import UsageError
+
+            raise UsageError("start -a starts one container at a time",
+                             hint="secpod start -a CONTAINER (or start several without -a)")
+        code = attach.start_attached(args.containers[0], interactive=args.interactive,
+                                     sig_proxy=args.sig_proxy)
+        return code if code >= 0 else 125
     for ref in args.containers:
         ctr = operations.start(state.lookup(ref))
         print(ctr.name)
@@ -543,8 +554,17 @@ def _add_create(sub: _Subparsers) -> None:
 
 
 def _add_start(sub: _Subparsers) -> None:
-    p = sub.add_parser("start", help="start created or exited containers (detached)")
+    p = sub.add_parser("start", help="start created or exited containers (detached, or "
+                                     "attached with -a)")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    bool_flag(p, "-a", "--attach", dest="attach",
+              help="follow its output from the first byte until it exits; exit with its "
+                   "status (a running one is attached to)")
+    bool_flag(p, "-i", "--interactive", dest="interactive",
+              help="attach stdin too (a container made with -i)")
+    bool_flag(p, "--sig-proxy", dest="sig_proxy", default=True,
+              help="with -a: pass signals (Ctrl-C, ...) on to the container (default; "
+                   "recorded)")
     p.set_defaults(func=_start)
 
 
@@ -637,7 +657,7 @@ def _attach(args: argparse.Namespace) -> int:
     """The container's output until it exits; its exit status (Docker's ``attach``)."""
     from secpod.sandbox import attach
 
-    code = attach.attach(args.container, sig_proxy=args.sig_proxy)
+    code = attach.attach(args.container, sig_proxy=args.sig_proxy, stdin=not args.no_stdin)
     return code if code >= 0 else 125
 
 
@@ -647,8 +667,8 @@ def _add_attach(sub: _Subparsers) -> None:
     bool_flag(p, "--sig-proxy", dest="sig_proxy", default=True,
               help="pass signals (Ctrl-C, ...) on to the container (default; recorded)")
     p.add_argument("--no-stdin", action="store_true",
-                   help="accepted: stdin is never attached (a detached container has none; "
-                        "secpod exec -it CONTAINER sh gives a shell in it)")
+                   help="do not attach stdin (attached only to a container made with -i; "
+                        "secpod exec -it CONTAINER sh gives a shell in any)")
     p.set_defaults(func=_attach)
 
 

@@ -246,6 +246,7 @@ def _create(spec: ContainerSpec, env: Environment, durable: bool) -> Container:
             confinement=summary,
             trust=trust,
             tty=spec.process.tty,
+            stdin=spec.detach and spec.process.interactive,
             config_digest=digest,
             runtime=rt.name,
             entrypoint=list(spec.process.entrypoint if spec.process.entrypoint is not None

@@ -60,7 +60,8 @@ class Monitors:
         with _pod_namespaces(ctr):
             return start_conmon(rt, ctr.id, ctr.name, ctr.bundle, ctr.dir,
                                 log_path=ctr.log_path, exit_dir=exit_dir, terminal=ctr.tty,
-                                log_size_max=log_size_max, log_driver=ctr.log_driver)
+                                log_size_max=log_size_max, log_driver=ctr.log_driver,
+                                stdin=ctr.stdin)
 
     def foreground(self, rt: OCIRuntime, ctr: Container, *, interactive: bool,
                    log_size_max: int) -> int:
@@ -358,8 +359,11 @@ def start_conmon(
     terminal: bool = False,
     log_size_max: int = DEFAULT_SIZE_MAX,
     log_driver: str = "k8s-file",
+    stdin: bool = False,
 ) -> int:
-    """Create the container under a new conmon; return the container's pid.
+    """Create the container under a new conmon; return the container's pid. With
+    ``stdin``, conmon holds a pipe as the container's stdin and writes to it what
+    attach clients send (closing it when the first of them ends its input).
 
     conmon double-forks and outlives this process. Raises RuntimeFailed with
     the runtime's words when the container cannot be created.
@@ -412,6 +416,8 @@ def start_conmon(
     ]
     if terminal:
         argv.append("--terminal")  # conmon receives the pty and logs its output
+    if stdin:
+        argv.append("--stdin")
     if log_driver == "journald":
         argv += ["--log-tag", name]
 

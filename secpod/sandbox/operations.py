@@ -23,7 +23,7 @@ from secpod.sandbox.state import Container
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from typing import Any
 
     from secpod.network import Holder
@@ -171,8 +171,13 @@ def running_root(ctr: Container, root: Path) -> Path:
 
 # -- start -------------------------------------------------------------------------
 
-def start(ctr: Container, env: Environment | None = None) -> Container:
-    """Start a created (or exited, detached) container under its monitor."""
+def start(ctr: Container, env: Environment | None = None, *,
+          before_start: Callable[[Container], None] | None = None) -> Container:
+    """Start a created (or exited, detached) container under its monitor.
+
+    ``before_start`` is called once its monitor holds it, created, and before its
+    process is let go (``start -a`` attaches there: no output is missed); what it
+    raises stops the start, with the container left created."""
     # systemd's notify socket is secpod's to answer (sandbox/sdnotify.py): given to the
     # runtime's `start`, crun would bind it for the container instead.
     notify = os.environ.pop("NOTIFY_SOCKET", None)
@@ -211,6 +216,8 @@ def start(ctr: Container, env: Environment | None = None) -> Container:
                 events.container("container.start", current, "error", reason=e.message)
                 rt.delete(current.id, force=True)
                 raise
+        if before_start is not None:
+            before_start(current)
         try:
             rt.start(current.id)
         except RuntimeFailed as e:

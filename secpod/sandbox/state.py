@@ -104,6 +104,9 @@ class Container:
     trust: dict[str, Any] | None = None
     monitor: str = "none"  # "conmon" for -d, "secpod" for foreground runs
     tty: bool = False
+    # -i on a detached container (create -i, run -d -i): its monitor holds its stdin
+    # open, for `start -ai` and `attach` to write to (sandbox/attach.py).
+    stdin: bool = False
     config_digest: str | None = None  # sha256 of bundle/config.json as create wrote it
     runtime: str = "crun"  # the OCI runtime that made it, and runs every operation on it
     # As asked, for Docker-shaped `inspect` (sandbox/views.py): args = entrypoint + cmd.

@@ -239,6 +239,56 @@ def test_attach_follows_the_output_and_returns_the_exit_status(user: User, busyb
     user.run("rm", "att", check=True)
 
 
+
+def test_start_attach_follows_from_the_first_byte_and_exits_with_its_status(
+        user: User, busybox: str) -> None:
+    script = "echo first; echo err1 >&2; echo second; exit 5"
+    user.run("create", "--name", "sa", busybox, "sh", "-c", script, check=True)
+    r = user.run("start", "-a", "sa", timeout=60)
+    assert (r.returncode, r.stdout) == (5, "first\nsecond\n"), r.stderr
+    assert "err1" in r.stderr and "sa" not in r.stdout   # not the name `start` prints
+    # an exited container is started again, attached as well
+    again = user.run("start", "--attach", "sa", timeout=60)
+    assert (again.returncode, again.stdout) == (5, "first\nsecond\n"), again.stderr
+    starts = [a for a in audit_records(user) if a["action"] == "container.start"]
+    assert len(starts) == 2
+    # one container at a time, as Docker; -i needs a container made with -i
+    two = user.run("start", "-a", "sa", "sa")
+    assert two.returncode == 2 and "one container at a time" in two.stderr
+    no_stdin = user.run("start", "-ai", "sa")
+    assert no_stdin.returncode == 1 and "made without -i" in no_stdin.stderr
+    assert "hint:" in no_stdin.stderr
+    user.run("rm", "sa", check=True)
+    # --rm: the status all the same (the record goes with the removal, right after)
+    for n in range(3):
+        user.run("create", "--rm", "--name", f"gone{n}", busybox, "sh", "-c", "echo bye; exit 3",
+                 check=True)
+        r = user.run("start", "-a", f"gone{n}", timeout=60)
+        assert (r.returncode, r.stdout) == (3, "bye\n"), r.stderr
+    assert user.run("ps", "-a", "-q").stdout == ""
+
+
+def test_start_attach_of_a_running_container_attaches(user: User, busybox: str) -> None:
+    script = "sleep 1; echo late; exit 4"
+    user.run("run", "-d", "--name", "sr", busybox, "sh", "-c", script, check=True)
+    r = user.run("start", "-a", "sr", timeout=60)
+    assert (r.returncode, r.stdout) == (4, "late\n"), r.stderr
+    user.run("rm", "sr", check=True)
+
+
+def test_start_ai_and_attach_pass_stdin_to_a_container_made_with_i(
+        user: User, busybox: str) -> None:
+    script = 'read line; echo "got $line"; cat; echo end'
+    user.run("create", "-i", "--name", "si", busybox, "sh", "-c", script, check=True)
+    r = user.run("start", "-ai", "si", input="one\ntwo\nthree\n", timeout=60)
+    assert (r.returncode, r.stdout) == (0, "got one\ntwo\nthree\nend\n"), r.stderr
+    # a running -i container: attach writes to its stdin (the end of ours ends its cat)
+    user.run("run", "-d", "-i", "--name", "ri", busybox, "sh", "-c",
+             'read line; echo "got $line"; exit 6', check=True)
+    r = user.run("attach", "ri", input="x\n", timeout=60)
+    assert (r.returncode, r.stdout) == (6, "got x\n"), r.stderr
+    user.run("rm", "si", "ri", check=True)
+
 def test_attach_passes_a_signal_on_and_records_it(user: User, busybox: str) -> None:
     # sh as PID 1 with a TERM trap: it exits 7 when the signal reaches it
     script = "trap 'exit 7' TERM; while :; do sleep 0.1; done"

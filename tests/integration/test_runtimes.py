@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,85 @@ def test_the_interface_drives_each_runtime_the_same_way(user: User, name: str) -
     assert seen["bad_bundle"] != f"{name} failed while creating the container: no message"
     assert seen["left"] is False
 
+
+
+# crun's state read from its files (secpod.runtime.crun) beside `crun state` and `crun
+# list` themselves, at each step of a container's life.
+_CRUN_FILES = r"""
+import json, sys, time
+from pathlib import Path
+from secpod.runtime import open_runtime
+from secpod.runtime._cli import CommandLineRuntime
+
+bundle = Path(sys.argv[1])
+rt = open_runtime("crun")
+cid = "files-crun"
+
+def both():
+    ours, crun = rt.state(cid), CommandLineRuntime.state(rt, cid)
+    listed, crun_listed = rt.all_states().get(cid), CommandLineRuntime.all_states(rt).get(cid)
+    pick = lambda s: None if s is None else [s["status"], s["pid"], s["bundle"]]
+    return [pick(ours), pick(crun), pick(listed), pick(crun_listed)]
+
+seen = {"unknown": both()}
+rt.create(cid, bundle, pid_file=bundle / "pid", log=bundle / "runtime.log")
+seen["created"] = both()
+rt.start(cid)
+seen["running"] = both()
+rt.kill(cid, "KILL")
+for _ in range(200):
+    if CommandLineRuntime.state(rt, cid)["status"] == "stopped":
+        break
+    time.sleep(0.05)
+seen["stopped"] = both()
+rt.delete(cid)
+seen["deleted"] = both()
+print(json.dumps(seen))
+"""
+
+
+def test_crun_state_from_its_files_is_what_crun_says(user: User) -> None:
+    bundle = _bundle(user)
+    r = user.sh([sys.executable, "-c", _CRUN_FILES, str(bundle)])
+    assert r.returncode == 0, r.stderr
+    seen = json.loads(r.stdout)
+    for step, views in seen.items():
+        assert views[0] == views[1] == views[2] == views[3], (step, views)
+    assert seen["unknown"][0] is None and seen["deleted"][0] is None
+    assert [seen[s][0][0] for s in ("created", "running", "stopped")] == [
+        "created", "running", "stopped"]
+    assert seen["running"][0][1] == int((bundle / "pid").read_text()) and \
+        seen["stopped"][0][1] == 0
+
+
+def test_ps_and_inspect_agree_and_a_process_that_died_is_exited(
+        user: User, busybox: str) -> None:
+    user.run("create", "--name", "made", busybox, "sleep", "600", check=True)
+    user.run("run", "-d", "--name", "up", busybox, "sleep", "600", check=True)
+    user.run("run", "--name", "done", busybox, "true", check=True)
+
+    def seen() -> dict[str, tuple[str, str, int]]:
+        listed = {r["name"]: r["status"]
+                  for r in json.loads(user.run("ps", "-a", "--json", check=True).stdout)}
+        shown = json.loads(user.run("inspect", "made", "up", "done", check=True).stdout)
+        return {c["Name"]: (listed[c["Name"]], c["State"]["Status"], c["State"]["Pid"])
+                for c in shown}
+
+    now = seen()
+    assert {name: v[:2] for name, v in now.items()} == {
+        "made": ("created", "created"), "up": ("running", "running"),
+        "done": ("exited", "exited")}
+    assert now["up"][2] > 0 and now["made"][2] == now["done"][2] == 0
+    # its process killed from outside (not by secpod): exited, with the signal's status
+    user.sh(["kill", "-KILL", str(now["up"][2])], check=True)
+    for _ in range(100):
+        if seen()["up"][:2] == ("exited", "exited"):
+            break
+        time.sleep(0.1)
+    assert seen()["up"] == ("exited", "exited", 0)
+    shown = json.loads(user.run("inspect", "up", check=True).stdout)[0]
+    assert (shown["State"]["ExitCode"], shown["State"]["Running"]) == (137, False)
+    user.run("rm", "-f", "made", "up", "done", check=True)
 
 def test_runtime_runc_end_to_end(user: User, busybox: str) -> None:
     seen = {}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -134,3 +136,93 @@ def test_the_command_lines_differ_where_the_runtimes_do() -> None:
         "--root=/r", "--log=/l/runtime.log", "--log-format=json"]
     assert CrunRuntime.console_socket_in_foreground
     assert not RuncRuntime.console_socket_in_foreground
+
+
+# -- crun's state, read from its files (secpod.runtime.crun.read_state) ----------------
+
+def _start_time(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19])
+
+
+def _crun_folder(root: Path, cid: str, **status: object) -> Path:
+    folder = root / cid
+    folder.mkdir(parents=True)
+    base = {"pid": os.getpid(), "process-start-time": _start_time(os.getpid()),
+            "cgroup-path": "", "scope": "", "rootfs": "/r", "systemd-cgroup": False,
+            "bundle": "/b", "created": "2026-12-04T00:00:00Z", "owner": "u",
+            "detached": True, "external_descriptors": "[]"}
+    (folder / "status").write_text(json.dumps({**base, **status}))
+    return folder
+
+
+def test_crun_state_is_read_as_crun_decides_it(tmp_path: Path) -> None:
+    from secpod.runtime.crun import read_state
+
+    assert read_state(tmp_path, "none") is None              # crun does not know it
+    (tmp_path / "half").mkdir()
+    assert read_state(tmp_path, "half") is None              # no status file yet: neither
+    _crun_folder(tmp_path, "live")
+    got = read_state(tmp_path, "live")
+    assert got is not None
+    assert (got["status"], got["pid"], got["bundle"]) == ("running", os.getpid(), "/b")
+    os.mkfifo(_crun_folder(tmp_path, "made") / "exec.fifo")  # until `crun start`
+    assert (read_state(tmp_path, "made") or {}).get("status") == "created"
+    # the pid taken by another process (another start time): the container's has ended
+    _crun_folder(tmp_path, "reused", **{"process-start-time": _start_time(os.getpid()) - 1})
+    assert read_state(tmp_path, "reused") == {**got, "id": "reused", "status": "stopped",
+                                               "pid": 0}
+    # older crun wrote no start time: a process with the pid is the container's
+    _crun_folder(tmp_path, "old", **{"process-start-time": 0})
+    assert (read_state(tmp_path, "old") or {}).get("status") == "running"
+
+
+def test_a_zombie_init_is_stopped(tmp_path: Path) -> None:
+    from secpod.runtime.crun import read_state
+
+    child = os.fork()
+    if child == 0:
+        os._exit(0)
+    try:
+        started = _start_time(child)
+        for _ in range(200):  # not reaped yet: a zombie with its pid and start time
+            if Path(f"/proc/{child}/stat").read_text().rpartition(")")[2].split()[0] == "Z":
+                break
+            time.sleep(0.01)
+        _crun_folder(tmp_path, "z", pid=child, **{"process-start-time": started})
+        assert (read_state(tmp_path, "z") or {}).get("status") == "stopped"
+    finally:
+        os.waitpid(child, 0)
+
+
+@pytest.mark.parametrize("status", [
+    {"cgroup-path": "/user.slice/secpod-x"},   # a freezer: only crun reads paused
+    {"pid": "12"}, {"cgroup-path": None}, {"process-start-time": "1"}, {"pid": 0},
+])
+def test_what_the_files_do_not_settle_is_asked_of_crun(tmp_path: Path,
+                                                        status: dict[str, object]) -> None:
+    from secpod.runtime.crun import ASK_CRUN, read_state
+
+    _crun_folder(tmp_path, "c", **status)
+    assert read_state(tmp_path, "c") is ASK_CRUN
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "status").write_text("{")
+    assert read_state(tmp_path, "bad") is ASK_CRUN
+
+
+def test_crun_lists_from_its_files_and_asks_crun_when_one_is_not_settled(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from secpod.runtime._cli import CommandLineRuntime
+
+    rt = CrunRuntime("/nonexistent/crun", tmp_path / "root")
+    assert rt.all_states() == {} and rt.state("x") is None   # no root yet: no process
+    _crun_folder(tmp_path / "root", "a")
+    (tmp_path / "root" / "b").mkdir()                        # being made: not listed
+    assert list(rt.all_states()) == ["a"]
+    _crun_folder(tmp_path / "root", "c", **{"cgroup-path": "/c"})
+    asked: list[str] = []
+    monkeypatch.setattr(CommandLineRuntime, "all_states",
+                        lambda self: asked.append("list") or {})
+    monkeypatch.setattr(CommandLineRuntime, "state",
+                        lambda self, cid: asked.append(cid) or None)
+    assert rt.all_states() == {} and rt.state("c") is None and rt.state("a") is not None
+    assert asked == ["list", "c"]
