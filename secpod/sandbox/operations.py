@@ -302,13 +302,18 @@ def finish(ctr: Container, env: Environment, code: int | None, *,
 
 def _wait_stopped(ctr: Container, rt: OCIRuntime, env: Environment, timeout: float) -> bool:
     deadline = env.clock() + timeout
+    pid = ctr.live_pid() if env.wait_exit is not None else None
     while True:
         st = rt.state(ctr.id)
         if st is None and not ctr.live_pid() or st and st.get("status") == "stopped":
             return True
-        if env.clock() >= deadline:
+        now = env.clock()
+        if now >= deadline:
             return False
-        env.sleep(0.05)
+        if pid is not None and env.wait_exit is not None:
+            env.wait_exit(pid, min(0.05, deadline - now))  # woken by its end, if sooner
+        else:
+            env.sleep(0.05)
 
 
 def _wait_recorded(ctr: Container, env: Environment, timeout: float) -> Container:
