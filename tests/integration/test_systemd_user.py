@@ -13,6 +13,7 @@ is left in its cgroup are killed and the cgroups removed.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import User
+from tests.conftest import SECPOD_BIN, User
 
 pytestmark = [pytest.mark.crun, pytest.mark.userns, pytest.mark.root]
 
@@ -40,6 +41,9 @@ mkdir -p /run/systemd
 # size: daemon-reload refuses to run with less than 16M free there
 mount -t tmpfs -o mode=0755,size=32m tmpfs /run/systemd
 mkdir /run/systemd/system
+# the user manager's generators are looked for here too (Quadlet files)
+mkdir /run/systemd/user-generators
+ln -s "$GENERATOR" /run/systemd/user-generators/secpod-user-generator
 mkdir -p "/sys/fs/cgroup/$cg/manager"
 chown "$UID_GID" "/sys/fs/cgroup/$cg/manager" "/sys/fs/cgroup/$cg/manager/cgroup.procs" \
   "/sys/fs/cgroup/$cg/manager/cgroup.subtree_control" "/sys/fs/cgroup/$cg/manager/cgroup.threads"
@@ -76,7 +80,6 @@ class Manager:
         return self.sh(["systemctl", "--user", *args], check=check)
 
     def secpod(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
-        from tests.conftest import SECPOD_BIN
         return self.sh([str(SECPOD_BIN), *args], check=check)
 
 
@@ -88,7 +91,8 @@ def manager(user: User) -> Iterator[Manager]:
                         "util-linux")
     cg = f"secpod-test-{os.getpid()}-{time.monotonic_ns()}"
     pidfile = user.home.parent / f"{cg}.pid"
-    env = dict(os.environ, UID_GID=f"{user.uid}:{user.gid}")
+    env = dict(os.environ, UID_GID=f"{user.uid}:{user.gid}",
+               GENERATOR=str(SECPOD_BIN.parent / "secpod-user-generator"))
     env.pop("DBUS_SESSION_BUS_ADDRESS", None)
     user.env.pop("DBUS_SESSION_BUS_ADDRESS", None)
     helper = subprocess.Popen(
@@ -127,7 +131,6 @@ def test_a_generated_unit_starts_notifies_stops_and_removes(manager: Manager,
     user = manager.user
     # the probe inside the manager's delegated cgroup: cgroup v2, writable, but without
     # the controllers limits need (v1 holds them)
-    from tests.conftest import SECPOD_BIN
     doctor = manager.sh(["systemd-run", "--user", "--wait", "--pipe", "--quiet",
                          str(SECPOD_BIN), "doctor"])
     line = next((ln for ln in (doctor.stdout + doctor.stderr).splitlines()
@@ -156,7 +159,6 @@ def test_a_generated_unit_starts_notifies_stops_and_removes(manager: Manager,
     ps = manager.secpod("ps", "--format", "{{.Names}} {{.Status}}", check=True).stdout
     assert any(ln.startswith("svc Up") for ln in ps.splitlines()), ps
     info = manager.secpod("inspect", "svc", check=True).stdout
-    import json
     state = json.loads(info)[0]
     assert state["State"]["Status"] == "running"
     # READY came from the monitor, which systemd takes for the main process
@@ -168,3 +170,32 @@ def test_a_generated_unit_starts_notifies_stops_and_removes(manager: Manager,
     assert "ActiveState=inactive" in gone.split(), (gone, status, (units / path.name).read_text())
     left = manager.secpod("ps", "-a", "--format", "{{.Names}}", check=True).stdout
     assert "svc" not in left.split(), left
+
+
+def test_a_quadlet_container_through_the_generator(manager: Manager, busybox: str) -> None:
+    user = manager.user
+    user.file("config/containers/systemd/web.container", """[Unit]
+Description=a Quadlet container under systemd --user
+
+[Container]
+ContainerName=web
+Image=busybox:latest
+Exec=sh -c 'trap "exit 0" TERM; while :; do sleep 1; done'
+""")
+    # systemd runs secpod-user-generator (from /run/systemd/user-generators) on reload
+    manager.systemctl("daemon-reload")
+    text = manager.systemctl("cat", "web.service").stdout
+    assert "secpod" in text and "Type=notify" in text, text
+    start = manager.systemctl("start", "web.service", check=False)
+    show = manager.systemctl("show", "-p", "ActiveState,SubState", "web.service").stdout
+    assert start.returncode == 0, (start.stderr, show,
+                                   manager.systemctl("status", "web.service",
+                                                     check=False).stdout)
+    assert show.split() == ["ActiveState=active", "SubState=running"], show
+    ps = manager.secpod("ps", "--format", "{{.Names}} {{.Status}}", check=True).stdout
+    assert any(ln.startswith("web Up") for ln in ps.splitlines()), ps
+    manager.systemctl("stop", "web.service")
+    gone = manager.systemctl("show", "-p", "ActiveState", "web.service").stdout.split()
+    assert gone == ["ActiveState=inactive"], gone
+    left = manager.secpod("ps", "-a", "--format", "{{.Names}}", check=True).stdout
+    assert "web" not in left.split(), left
