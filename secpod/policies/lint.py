@@ -273,9 +273,10 @@ def lint_profile(prof: Profile) -> list[Finding]:
     convert (e.g. its seccomp filter does not compile).
     """
     from secpod.policies.export import confinement_of, oci_config
-    from secpod.sandbox.host import CgroupMode, HostFeatures, probe
+    from secpod.sandbox.host import LIMIT_CONTROLLERS, CgroupMode, HostFeatures, probe
 
     ideal = HostFeatures(cgroup_mode=CgroupMode.V2, cgroup_delegated=True,
+                         cgroup_controllers=frozenset(LIMIT_CONTROLLERS),
                          selinux_enabled=True, apparmor_enabled=True,
                          apparmor_profiles=frozenset({prof.apparmor_profile}),
                          seccomp=True, arch=probe().arch)

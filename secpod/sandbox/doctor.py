@@ -127,6 +127,20 @@ def run_checks() -> list[Check]:
                 "cgroup v2 with a delegated cgroup: pids and memory limits are enforced",
             )
         )
+    elif mode is hostmod.CgroupMode.V2 and features.cgroup_delegated:
+        checks.append(
+            Check(
+                "cgroups",
+                "warn",
+                "cgroup v2 with a delegated cgroup that offers no "
+                f"{', '.join(features.missing_controllers)} controller (they are bound "
+                "elsewhere, to v1 hierarchies): containers run with crun's cgroup manager "
+                "disabled; pids/memory/cpu limits are not enforced (profiles that "
+                "require them refuse to run)",
+                "boot with systemd.unified_cgroup_hierarchy=1 so that every controller "
+                "is in the v2 hierarchy",
+            )
+        )
     else:
         checks.append(
             Check(

@@ -13,6 +13,9 @@ from pathlib import Path
 
 from secpod._record import record
 
+#: The cgroup v2 controllers that pids, memory and cpu limits are written into.
+LIMIT_CONTROLLERS = ("cpu", "memory", "pids")
+
 
 class CgroupMode(Enum):
     V2 = "v2"  # unified hierarchy only
@@ -34,11 +37,22 @@ class HostFeatures:
     apparmor_profiles: frozenset[str]  # profiles loaded in the kernel (names)
     seccomp: bool
     arch: str
+    # The controllers the user's own cgroup offers (its cgroup.controllers), cgroup v2
+    # only: a cgroup2 mount beside v1 hierarchies (hybrid layouts, or one mounted in a
+    # private namespace) offers a writable cgroup without the controllers v1 holds.
+    cgroup_controllers: frozenset[str] = frozenset()
+
+    @property
+    def missing_controllers(self) -> tuple[str, ...]:
+        """The controllers limits need that the user's cgroup does not offer."""
+        return tuple(c for c in LIMIT_CONTROLLERS if c not in self.cgroup_controllers)
 
     @property
     def can_limit_resources(self) -> bool:
-        """Whether pids/memory/cpu limits would be enforced for a rootless container."""
-        return self.cgroup_mode is CgroupMode.V2 and self.cgroup_delegated
+        """Whether pids/memory/cpu limits would be enforced for a rootless container:
+        a delegated cgroup v2 that offers every controller they need."""
+        return (self.cgroup_mode is CgroupMode.V2 and self.cgroup_delegated
+                and not self.missing_controllers)
 
 
 def _cgroup_mode(mountinfo: str) -> CgroupMode:
@@ -57,15 +71,28 @@ def _cgroup_mode(mountinfo: str) -> CgroupMode:
     return CgroupMode.V1 if v1 else CgroupMode.NONE
 
 
-def _cgroup_delegated(mode: CgroupMode) -> bool:
-    if mode is not CgroupMode.V2:
-        return False
+def _own_cgroup(proc_cgroup: str, root: Path) -> Path | None:
+    """The process's cgroup v2 folder under ``root``, from /proc/self/cgroup's ``0::``
+    line (other lines are v1 hierarchies)."""
+    for line in proc_cgroup.splitlines():
+        if line.startswith("0::"):
+            return root / line[3:].strip().lstrip("/")
+    return None
+
+
+def cgroup_delegation(mode: CgroupMode, proc_cgroup: str,
+                      root: Path = Path("/sys/fs/cgroup")) -> tuple[bool, frozenset[str]]:
+    """Whether the user may write into its own cgroup (and make children there), and
+    the controllers that cgroup offers. Reads the cgroup tree under ``root`` only."""
+    cg = _own_cgroup(proc_cgroup, root) if mode is CgroupMode.V2 else None
+    if cg is None:
+        return False, frozenset()
+    delegated = os.access(cg, os.W_OK) and os.access(cg / "cgroup.subtree_control", os.W_OK)
     try:
-        rel = Path("/proc/self/cgroup").read_text().strip().splitlines()[-1].split(":", 2)[2]
-    except (OSError, IndexError):
-        return False
-    cg = Path("/sys/fs/cgroup") / rel.lstrip("/")
-    return os.access(cg, os.W_OK) and os.access(cg / "cgroup.subtree_control", os.W_OK)
+        controllers = frozenset((cg / "cgroup.controllers").read_text().split())
+    except OSError:
+        controllers = frozenset()
+    return delegated, controllers
 
 
 def _apparmor() -> tuple[bool, frozenset[str]]:
@@ -121,9 +148,15 @@ def probe() -> HostFeatures:
     except OSError:
         seccomp = False
     machine = os.uname().machine
+    try:
+        proc_cgroup = Path("/proc/self/cgroup").read_text()
+    except OSError:
+        proc_cgroup = ""
+    delegated, controllers = cgroup_delegation(mode, proc_cgroup)
     return HostFeatures(
         cgroup_mode=mode,
-        cgroup_delegated=_cgroup_delegated(mode),
+        cgroup_delegated=delegated,
+        cgroup_controllers=controllers,
         selinux_enabled=_selinux(),
         apparmor_enabled=aa_enabled,
         apparmor_profiles=aa_profiles,

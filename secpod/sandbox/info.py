@@ -153,6 +153,7 @@ def collect() -> dict[str, Any]:
                          for name, path in binaries.items()},
             "resourceLimitsEnforced": limits,
             "cgroupDelegated": features.cgroup_delegated,
+            "cgroupControllers": sorted(features.cgroup_controllers),
             "landlock": hostmod.landlock_available(),
             "apparmorProfiles": len(features.apparmor_profiles),
             "notEnforced": _not_enforced(features),
@@ -163,9 +164,11 @@ def collect() -> dict[str, Any]:
 def _not_enforced(features: Any) -> list[str]:
     out = []
     if not features.can_limit_resources:
-        out.append("pids, memory and cpu limits: no cgroup is delegated to this user "
-                   f"(cgroups: {features.cgroup_mode.value}; crun runs with its cgroup "
-                   "manager disabled)")
+        why = (f"this user's cgroup offers no {', '.join(features.missing_controllers)} "
+               "controller" if features.cgroup_delegated
+               else "no cgroup is delegated to this user")
+        out.append(f"pids, memory and cpu limits: {why} (cgroups: "
+                   f"{features.cgroup_mode.value}; crun runs with its cgroup manager disabled)")
         out.append("pause and unpause: no cgroup freezer for this user")
     if not features.selinux_enabled:
         out.append("SELinux labels: SELinux is off")

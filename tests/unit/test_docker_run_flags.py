@@ -105,7 +105,8 @@ def test_cpus_and_swap_in_the_oci_config_or_recorded_unenforced() -> None:
     prof = pm.load("default")
     spec = ContainerSpec(image="x", resources=Resources(memory=1 << 20, memory_swap=2 << 20,
                                                         cpus=1.5))
-    host = HostFeatures(CgroupMode.V2, True, False, False, frozenset(), True, "amd64")
+    host = HostFeatures(CgroupMode.V2, True, False, False, frozenset(), True, "amd64",
+                        frozenset({"cpu", "memory", "pids"}))
     frag = resources.generate(prof, spec, host)
     res = frag.linux["resources"]
     assert res["memory"] == {"limit": 1 << 20, "swap": 2 << 20}

@@ -13,6 +13,8 @@ from secpod.policies import Confinement, confine, load
 from secpod.sandbox.host import CgroupMode, HostFeatures
 from secpod.spec import ContainerSpec, Mount, Resources, Security
 
+LIMITS = frozenset({"cpu", "memory", "pids"})
+
 PODMAN_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
                "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
                "CAP_SYS_CHROOT", "CAP_SETFCAP"]
@@ -186,7 +188,8 @@ def test_required_refuses_and_if_available_records(user_profiles: Path, table: s
 
 
 def test_resources_only_where_enforceable() -> None:
-    v2 = replace(HOST, cgroup_mode=CgroupMode.V2, cgroup_delegated=True)
+    v2 = replace(HOST, cgroup_mode=CgroupMode.V2, cgroup_delegated=True,
+    cgroup_controllers=LIMITS)
     c = confine(spec("strict"), v2)
     assert c.linux["resources"] == {"pids": {"limit": 512}, "memory": {"limit": 1 << 30},
                                     "cpu": {"shares": 1024}}
@@ -253,6 +256,7 @@ def _config(c: Confinement) -> dict:
 def test_config_validates_against_oci_schema(shared: Path, request_: ContainerSpec) -> None:
     validator = _validator(shared)
     for host in (HOST, replace(HOST, cgroup_mode=CgroupMode.V2, cgroup_delegated=True,
+    cgroup_controllers=LIMITS,
                                selinux_enabled=True)):
         config = _config(confine(request_, host))
         errors = sorted(validator.iter_errors(config), key=lambda e: list(e.path))
@@ -266,7 +270,8 @@ def test_schema_validator_catches_a_bad_config(shared: Path) -> None:
 
 
 def test_user_tmpfs_and_resource_requests() -> None:
-    v2 = replace(HOST, cgroup_mode=CgroupMode.V2, cgroup_delegated=True)
+    v2 = replace(HOST, cgroup_mode=CgroupMode.V2, cgroup_delegated=True,
+    cgroup_controllers=LIMITS)
     asked = spec("strict", mounts=(Mount("tmpfs", "/scratch", size=1 << 20),
                                    Mount("tmpfs", "/bin2", exec_=True)),
                  resources=Resources(pids_limit=10, memory=2 << 30))

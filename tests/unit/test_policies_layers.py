@@ -25,12 +25,15 @@ from secpod.policies.layers import (
 from secpod.sandbox.host import CgroupMode, HostFeatures
 from secpod.spec import ContainerSpec, Mount, Resources, Security
 
+LIMITS = frozenset({"cpu", "memory", "pids"})
+
 # This host, as the suite sees it: hybrid cgroups, no SELinux, no AppArmor.
 HOST = HostFeatures(cgroup_mode=CgroupMode.HYBRID, cgroup_delegated=False,
                     selinux_enabled=False, apparmor_enabled=False,
                     apparmor_profiles=frozenset(), seccomp=True, arch="amd64")
 # A host that enforces everything secpod asks.
-ABLE = replace(HOST, cgroup_mode=CgroupMode.V2, cgroup_delegated=True, selinux_enabled=True,
+ABLE = replace(HOST, cgroup_mode=CgroupMode.V2, cgroup_delegated=True,
+    cgroup_controllers=LIMITS, selinux_enabled=True,
                apparmor_enabled=True,
                apparmor_profiles=frozenset({"secpod-strict", "secpod-default"}))
 STRICT = load("strict")

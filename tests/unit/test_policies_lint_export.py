@@ -17,12 +17,15 @@ from secpod.sandbox.host import CgroupMode, HostFeatures
 from secpod.spec import Security
 from tests.unit.test_policies_confine import _validator, spec
 
+LIMITS = frozenset({"cpu", "memory", "pids"})
+
 REPO = Path(__file__).resolve().parents[2]
 BASE_CIL = REPO / "tests/assets/policies/base.cil"
 HOST = HostFeatures(cgroup_mode=CgroupMode.HYBRID, cgroup_delegated=False,
                     selinux_enabled=False, apparmor_enabled=False,
                     apparmor_profiles=frozenset(), seccomp=True, arch="amd64")
-IDEAL = replace(HOST, cgroup_mode=CgroupMode.V2, cgroup_delegated=True, selinux_enabled=True,
+IDEAL = replace(HOST, cgroup_mode=CgroupMode.V2, cgroup_delegated=True,
+    cgroup_controllers=LIMITS, selinux_enabled=True,
                 apparmor_enabled=True, apparmor_profiles=frozenset({"secpod-strict"}))
 
 

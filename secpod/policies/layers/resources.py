@@ -94,4 +94,7 @@ def _no_limits_reason(host: HostFeatures) -> str:
         return "cgroups are in hybrid mode, rootless limits are not enforced"
     if mode in ("v1", "none"):
         return f"cgroups are {mode}, rootless limits are not enforced"
+    if host.cgroup_delegated:
+        return (f"the user's cgroup offers no {', '.join(host.missing_controllers)} "
+                "controller, rootless limits are not enforced")
     return "no cgroup is delegated to this user"
