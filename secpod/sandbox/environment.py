@@ -29,9 +29,9 @@ class Environment:
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     opened: dict[str, OCIRuntime] = field(default_factory=dict)
-    # wait_exit(pid, seconds): return when the process ends or the time is up (this
-    # host's: wait_exit below); None: a wait just sleeps (a fake clock's tests)
-    wait_exit: Callable[[int, float], None] | None = None
+    # until_gone(pid, seconds): return when the process ends or the time is up (this
+    # host's: until_gone below); None: a wait just sleeps (a fake clock's tests)
+    until_gone: Callable[[int, float], None] | None = None
 
     def runtime(self, name: str) -> OCIRuntime:
         """The runtime ``name``, opened once per command."""
@@ -58,10 +58,10 @@ class Environment:
             return runtime.open_runtime(name,
                                         can_limit_resources=features.can_limit_resources)
 
-        return cls(features, open_runtime, monitor.Monitors(), wait_exit=wait_exit)
+        return cls(features, open_runtime, monitor.Monitors(), until_gone=until_gone)
 
 
-def wait_exit(pid: int, timeout: float) -> None:
+def until_gone(pid: int, timeout: float) -> None:
     """Return once process ``pid`` has ended (its pidfd is readable: a zombie has) or
     ``timeout`` seconds have passed, so that a wait for a container's end sees it at
     once instead of at its next poll."""

@@ -302,7 +302,8 @@ def finish(ctr: Container, env: Environment, code: int | None, *,
 
 def _wait_stopped(ctr: Container, rt: OCIRuntime, env: Environment, timeout: float) -> bool:
     deadline = env.clock() + timeout
-    pid = ctr.live_pid() if env.wait_exit is not None else None
+    until_gone = env.until_gone
+    pid = ctr.live_pid() if until_gone is not None else None
     while True:
         st = rt.state(ctr.id)
         if st is None and not ctr.live_pid() or st and st.get("status") == "stopped":
@@ -310,8 +311,8 @@ def _wait_stopped(ctr: Container, rt: OCIRuntime, env: Environment, timeout: flo
         now = env.clock()
         if now >= deadline:
             return False
-        if pid is not None and env.wait_exit is not None:
-            env.wait_exit(pid, min(0.05, deadline - now))  # woken by its end, if sooner
+        if until_gone is not None and pid is not None:
+            until_gone(pid, min(0.05, deadline - now))  # woken by its end, if sooner
         else:
             env.sleep(0.05)
 
