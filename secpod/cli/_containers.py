@@ -138,6 +138,7 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _start(args: argparse.Namespace) -> int:
+    from secpod.errors import Error
     from secpod.sandbox import operations, state
 
     if args.attach or args.interactive:  # Docker's: -i attaches the output as well
@@ -151,10 +152,41 @@ def _start(args: argparse.Namespace) -> int:
         code = attach.start_attached(args.containers[0], interactive=args.interactive,
                                      sig_proxy=args.sig_proxy)
         return code if code >= 0 else 125
-    for ref in args.containers:
-        ctr = operations.start(state.lookup(ref))
-        print(ctr.name)
-    return 0
+    choosing = args.filter or args.by_policy
+    if bool(args.all) == bool(args.containers) or choosing and not args.all:
+        from secpod.errors import UsageError
+
+        raise UsageError("give the containers to start, or --all (with --filter or "
+                         "--by-policy to choose among them)",
+                         hint="secpod start web; secpod start --all --by-policy")
+    refs = _startable(args) if args.all else args.containers
+    # Each failure is printed once, here (and audited by start); the others still start.
+    code = 0
+    for ref in refs:
+        try:
+            print(operations.start(state.lookup(ref)).name)
+        except Error as e:
+            print(f"secpod: error: {e.message}", file=sys.stderr)
+            if e.hint:
+                print(f"hint: {e.hint}", file=sys.stderr)
+            code = e.exit_code
+    return code
+
+
+def _startable(args: argparse.Namespace) -> list[str]:
+    """start --all: the ids of the containers that do not run (a pod's infra is started
+    with its pod, one waiting for its restart policy by that policy), in the order they
+    were made, narrowed by --filter and --by-policy. After a reboot the runtime still has
+    the state of those that ran (it is kept on disk): "stopped", their exit not recorded."""
+    from secpod.sandbox import operations, restart
+
+    rows = _ps_filtered(operations.listing(True), args.filter)
+    rows = [r for r in rows if r["status"] in ("created", "stopped", "exited")
+            and not r["restarting"]
+            and not r.get("pod_infra")
+            and (not args.by_policy
+                 or restart.starts_at_boot(r["restart_policy"], r["stopped_by"]))]
+    return [str(r["id"]) for r in sorted(rows, key=lambda r: str(r["created"]))]
 
 
 #: ps --filter: Docker's keys, and what each value is matched against.
@@ -169,6 +201,7 @@ PS_FILTERS = {
     "since": "created after this container (name or id)",
     "profile": "the profile (secpod's)",
     "runtime": "crun or runc (secpod's)",
+    "restart-policy": "the restart policy: no, on-failure, always or unless-stopped",
 }
 
 
@@ -200,6 +233,8 @@ def _ps_filtered(rows: list[dict[str, Any]], values: list[str]) -> list[dict[str
             "since": lambda _v: all(created > b for b in bounds.get("since", [])),
             "profile": exact(r["profile"], str(r["profile"]).partition("+")[0]),
             "runtime": exact(r["runtime"]),
+            "restart-policy": exact(r["restart_policy"],
+                                    str(r["restart_policy"]).partition(":")[0]),
         })
 
     return [r for r in rows if keep(r)]
@@ -556,7 +591,15 @@ def _add_create(sub: _Subparsers) -> None:
 def _add_start(sub: _Subparsers) -> None:
     p = sub.add_parser("start", help="start created or exited containers (detached, or "
                                      "attached with -a)")
-    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.add_argument("containers", nargs="*", metavar="CONTAINER")
+    bool_flag(p, "--all", dest="all",
+              help="every container that does not run (not a pod's infra: pod start)")
+    p.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --all: only those that match (ps --filter's keys)")
+    bool_flag(p, "--by-policy", dest="by_policy",
+              help="with --all: only those Docker's daemon starts when it starts: restart "
+                   "policy always, or unless-stopped and not stopped by hand (for boot: "
+                   "generate systemd --restart-service)")
     bool_flag(p, "-a", "--attach", dest="attach",
               help="follow its output from the first byte until it exits; exit with its "
                    "status (a running one is attached to)")

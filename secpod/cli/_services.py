@@ -88,6 +88,33 @@ def _generate_systemd(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from secpod.cli._output import status
+    from secpod.services import units
+
+    if args.restart_service == bool(args.container):
+        from secpod.errors import UsageError
+
+        raise UsageError("give a CONTAINER or POD, or --restart-service",
+                         hint="secpod generate systemd --new web; "
+                              "secpod generate systemd --restart-service --files")
+    if args.restart_service:
+        made = [units.restart_service_unit()]
+    else:
+        made = _units_for(args)
+    if not args.files:
+        sys.stdout.write("\n".join(text for _name, text in made))
+        return 0
+    for path in units.write_units(made, Path.cwd()):
+        print(path)
+    names = " ".join(name for name, _text in made)
+    status(f"install: cp {names} {units.user_unit_dir()}/ && systemctl --user daemon-reload "
+           f"&& systemctl --user enable --now {made[0][0]}")
+    if args.restart_service:
+        status("and for a start at boot, not at your first login: "
+               "loginctl enable-linger $USER")
+    return 0
+
+
+def _units_for(args: argparse.Namespace) -> list[tuple[str, str]]:
     from secpod.errors import NotFound
     from secpod.pods import lifecycle, record
     from secpod.sandbox import state
@@ -109,15 +136,7 @@ def _generate_systemd(args: argparse.Namespace) -> int:
             restart_policy=args.restart_policy, restart_sec=args.restart_sec,
             stop_timeout=args.time, prefix=args.container_prefix,
             pod_prefix=args.pod_prefix, separator=args.separator)
-    if not args.files:
-        sys.stdout.write("\n".join(text for _name, text in made))
-        return 0
-    for path in units.write_units(made, Path.cwd()):
-        print(path)
-    names = " ".join(name for name, _text in made)
-    status(f"install: cp {names} {units.user_unit_dir()}/ && systemctl --user daemon-reload "
-           f"&& systemctl --user enable --now {made[0][0]}")
-    return 0
+    return made
 
 
 def _add_generate(sub: _Subparsers) -> None:
@@ -146,7 +165,11 @@ def _add_generate(sub: _Subparsers) -> None:
     s.add_argument("--container-prefix", default="container", metavar="PREFIX")
     s.add_argument("--pod-prefix", default="pod", metavar="PREFIX")
     s.add_argument("--separator", default="-", metavar="SEP")
-    s.add_argument("container", metavar="CONTAINER|POD")
+    s.add_argument("--restart-service", action="store_true",
+                   help="secpod-restart.service instead: at boot (with loginctl "
+                        "enable-linger) it starts the containers whose --restart is always, "
+                        "or unless-stopped and not stopped by hand")
+    s.add_argument("container", nargs="?", metavar="CONTAINER|POD")
     s.set_defaults(func=_generate_systemd)
 
 

@@ -571,6 +571,8 @@ def describe(ctr: Container, rt_state: dict[str, Any] | None) -> dict[str, Any]:
         "restart_policy": ctr.restart_policy,
         "restart_count": ctr.restart_count,
         "restarting": ctr.restart_pending,
+        "stopped_by": ctr.stopped_by,
+        "pod_infra": ctr.pod_infra,
         "health": (ctr.health or {}).get("Status") if ctr.healthcheck else None,
     }
 

@@ -15,8 +15,10 @@ the delay) and counted on the record (``restart_count``; ``inspect``'s ``Restart
 ``stopped_by`` (an exit they caused is never restarted) and clear ``restart_pending``
 under the container's lock, which :func:`relaunch` re-reads under the same lock, so a
 restart that was waiting does not happen. ``always`` and ``unless-stopped`` differ only
-at boot, where Docker's daemon starts ``always`` containers again: without a daemon that
-is systemd's job (``secpod generate systemd``).
+at boot, where Docker's daemon starts ``always`` containers again, and ``unless-stopped``
+ones that were not stopped by hand: without a daemon, ``secpod start --all --by-policy``
+does that (:func:`starts_at_boot`), run at boot by the user unit ``secpod generate systemd
+--restart-service`` writes.
 """
 
 from __future__ import annotations
@@ -46,6 +48,14 @@ def covers(policy: str, exit_code: int | None, restarts: int) -> bool:
     if name == "on-failure":
         return exit_code != 0 and (not count or restarts < int(count))
     return False
+
+
+def starts_at_boot(policy: str, stopped_by: str | None) -> bool:
+    """Whether Docker's daemon would start the container again when it starts: ``always``
+    whatever stopped it, ``unless-stopped`` unless ``stop`` or ``kill`` did (an exit of its
+    own, a crash, a shutdown of the host do not count as stopped)."""
+    name = policy.partition(":")[0]
+    return name == "always" or (name == "unless-stopped" and not stopped_by)
 
 
 def next_delay(previous: float, ran_for: float | None) -> float:

@@ -303,6 +303,36 @@ def pod_units(pod: Pod, members: Sequence[Container], *, new: bool, use_name: bo
     return [(name, render(name, sections, origin=origin)), *kids]
 
 
+RESTART_SERVICE = "secpod-restart.service"
+
+
+def restart_service_unit() -> tuple[str, str]:
+    """``secpod-restart.service``: at the start of the user's manager (boot, with
+    ``loginctl enable-linger``) it starts the containers Docker's daemon starts when it
+    starts (``start --all --by-policy``; Podman's podman-restart.service does the same for
+    ``always``). It only starts them: it holds no container, so stopping it (or the host
+    shutting down) stops none by hand, and ``unless-stopped`` ones come back next boot.
+    Its conmons stay in its cgroup, hence ``KillMode=process``, and systemd waits for the
+    starts with no timeout (many containers, a slow trust check)."""
+    me = secpod_argv0()
+    service: list[tuple[str, str]] = [
+        *_environment(),
+        ("Type", "oneshot"),
+        ("RemainAfterExit", "yes"),
+        ("ExecStart", command_line([*me, "start", "--all", "--by-policy"])),
+        ("KillMode", "process"),
+        ("TimeoutStartSec", "infinity"),
+    ]
+    sections: list[Section] = [
+        ("Unit", [("Description", "secpod: start the containers whose restart policy is "
+                                  "always, or unless-stopped")]),
+        ("Service", service),
+        ("Install", [("WantedBy", "default.target")]),
+    ]
+    return RESTART_SERVICE, render(RESTART_SERVICE, sections,
+                                   origin="made by secpod generate systemd --restart-service")
+
+
 def user_unit_dir() -> Path:
     """Where a user's own units live: ``$XDG_CONFIG_HOME/systemd/user``."""
     return paths.config_dir().parent / "systemd" / "user"

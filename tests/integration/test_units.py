@@ -8,6 +8,7 @@ import os
 import shlex
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -183,3 +184,82 @@ def test_a_pods_units_without_new_start_the_existing_pod(user: User, busybox: st
     assert pod["State"] == "Exited"
     start = [r for r in audit_records(user) if r["action"] == "pod.start"]
     assert start[-1]["details"]["infra_only"] is True
+
+
+def _down_hard(user: User, name: str) -> None:
+    """What a power cut or a reboot does to a running container: its monitor and its
+    process gone, killed, with no exit recorded (the runtime's state is left)."""
+    info = json.loads(user.run("inspect", name, check=True).stdout)[0]
+    for pid in (info["Secpod"]["monitor_pid"], info["State"]["Pid"]):
+        os.kill(pid, 9)
+    for _ in range(100):
+        if user.run("inspect", "--format", "{{.State.Status}}", name,
+                    check=True).stdout.strip() != "running":
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{name} still runs")
+
+
+def _policies(user: User, busybox: str) -> None:
+    """Five containers, as a reboot finds them."""
+    loop = ["sh", "-c", 'trap "exit 0" TERM; while :; do sleep 1; done']
+    for name, policy in (("always-stopped", "always"), ("unless-down", "unless-stopped"),
+                         ("unless-stopped", "unless-stopped"), ("failure-down", "on-failure"),
+                         ("no-down", "no")):
+        user.run("run", "-d", "--name", name, "--restart", policy, busybox, *loop, check=True)
+    user.run("stop", "always-stopped", "unless-stopped", check=True)
+    for name in ("unless-down", "failure-down", "no-down"):
+        _down_hard(user, name)
+
+
+def _running(user: User) -> set[str]:
+    return set(user.run("ps", "--filter", "status=running", "--format", "{{.Names}}",
+                        check=True).stdout.split())
+
+
+def test_start_all_by_policy_starts_what_dockers_daemon_would(user: User, busybox: str) -> None:
+    _policies(user, busybox)
+    assert _running(user) == set()
+    r = user.run("start", "--all", "--by-policy")
+    assert r.returncode == 0, r.stderr
+    # always, even stopped by hand; unless-stopped only when not stopped by hand
+    assert set(r.stdout.split()) == {"always-stopped", "unless-down"}
+    assert _running(user) == {"always-stopped", "unless-down"}
+    starts = [rec for rec in audit_records(user) if rec.get("action") == "container.start"
+              and (rec.get("container") or {}).get("name") in ("always-stopped", "unless-down")]
+    assert len(starts) == 4, starts  # each container: its run, and this start
+    # again: nothing to start (they run); --filter narrows --all
+    assert user.run("start", "--all", "--by-policy", check=True).stdout == ""
+    r = user.run("start", "--all", "--filter", "restart-policy=on-failure", check=True)
+    assert r.stdout.split() == ["failure-down"]
+    ps = user.run("ps", "-a", "--filter", "restart-policy=no", "--format", "{{.Names}}",
+                  check=True)
+    assert ps.stdout.split() == ["no-down"]
+    # one that cannot start does not stop the others: each error once, exit non-zero
+    user.run("stop", "always-stopped", "unless-down", "failure-down", check=True)
+    bad = user.run("start", "always-stopped", "nosuch", "unless-down")
+    assert bad.returncode == 1 and bad.stderr.count("No such container: nosuch") == 1, \
+        (bad.returncode, bad.stderr)
+    assert bad.stdout.split() == ["always-stopped", "unless-down"]
+    # usage: --all and names, --by-policy without --all, nothing at all
+    for words in (["--all", "no-down"], ["--by-policy", "no-down"], []):
+        r = user.run("start", *words)
+        assert r.returncode == 2 and "give the containers to start, or --all" in r.stderr, \
+            (words, r.returncode, r.stderr)
+    user.run("rm", "-f", "always-stopped", "unless-down", "unless-stopped", "failure-down",
+             "no-down", check=True)
+
+
+def test_the_restart_service_unit_verifies(user: User) -> None:
+    r = user.run("generate", "systemd", "--restart-service", "--files", check=True)
+    path = Path(r.stdout.strip())
+    assert path == user.home / "secpod-restart.service"
+    verify_clean(path)
+    unit = path.read_text()
+    assert exec_words(unit, "ExecStart")[1:] == ["start", "--all", "--by-policy"]
+    assert "enable-linger" in r.stderr
+    both = user.run("generate", "systemd", "--restart-service", "web")
+    neither = user.run("generate", "systemd")
+    for bad in (both, neither):
+        assert bad.returncode == 2 and "give a CONTAINER or POD, or --restart-service" in \
+            bad.stderr, (bad.returncode, bad.stderr)
