@@ -199,3 +199,43 @@ Exec=sh -c 'trap "exit 0" TERM; while :; do sleep 1; done'
     assert gone == ["ActiveState=inactive"], gone
     left = manager.secpod("ps", "-a", "--format", "{{.Names}}", check=True).stdout
     assert "web" not in left.split(), left
+
+
+def test_the_restart_service_starts_always_containers_at_boot(manager: Manager,
+                                                             busybox: str) -> None:
+    """As after a reboot: one container stopped by hand (always), one killed with its
+    monitor as a power cut kills it (unless-stopped); the enabled secpod-restart.service,
+    started by the manager's default.target, starts both; stopping it stops neither."""
+    user = manager.user
+    loop = ["sh", "-c", 'trap "exit 0" TERM; while :; do sleep 1; done']
+    manager.secpod("run", "-d", "--name", "boot-a", "--restart", "always", busybox, *loop,
+                   check=True)
+    manager.secpod("run", "-d", "--name", "boot-u", "--restart", "unless-stopped", busybox,
+                   *loop, check=True)
+    manager.secpod("stop", "boot-a", check=True)
+    info = json.loads(manager.secpod("inspect", "boot-u", check=True).stdout)[0]
+    for pid in (info["Secpod"]["monitor_pid"], info["State"]["Pid"]):
+        os.kill(pid, signal.SIGKILL)
+    made = manager.secpod("generate", "systemd", "--restart-service", "--files", check=True)
+    path = Path(made.stdout.strip())
+    units = user.home / "config" / "systemd" / "user"
+    for folder in (user.home / "config", user.home / "config" / "systemd", units):
+        folder.mkdir(exist_ok=True)
+        os.chown(folder, user.uid, user.gid)
+    shutil.move(path, units / path.name)
+    manager.systemctl("daemon-reload")
+    manager.systemctl("enable", path.name)
+    # what the manager does at boot: reach default.target, which wants the service
+    start = manager.systemctl("start", "default.target", check=False)
+    show = manager.systemctl("show", "-p", "ActiveState,Result", path.name).stdout
+    assert start.returncode == 0, (start.stderr, show)
+    assert sorted(show.split()) == ["ActiveState=active", "Result=success"], (
+        show, manager.systemctl("status", path.name, check=False).stdout)
+    running = manager.secpod("ps", "--filter", "status=running", "--format", "{{.Names}}",
+                             check=True).stdout.split()
+    assert sorted(running) == ["boot-a", "boot-u"], running
+    manager.systemctl("stop", path.name)
+    still = manager.secpod("ps", "--filter", "status=running", "--format", "{{.Names}}",
+                           check=True).stdout.split()
+    assert sorted(still) == ["boot-a", "boot-u"], still
+    manager.secpod("rm", "-f", "boot-a", "boot-u", check=True)

@@ -18,6 +18,16 @@ def test_what_each_policy_covers() -> None:
     assert not restart.covers("on-failure:0", 1, 0)
 
 
+def test_what_starts_at_boot() -> None:
+    """Docker's daemon at its start: always, whatever stopped it; unless-stopped unless
+    stop or kill did; nothing else."""
+    assert restart.starts_at_boot("always", "stop") and restart.starts_at_boot("always", None)
+    assert restart.starts_at_boot("unless-stopped", None)
+    assert not restart.starts_at_boot("unless-stopped", "kill")
+    for policy in ("no", "on-failure", "on-failure:3"):
+        assert not restart.starts_at_boot(policy, None)
+
+
 def test_dockers_backoff() -> None:
     delays = [0.0]
     for _ in range(12):
