@@ -138,7 +138,6 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _start(args: argparse.Namespace) -> int:
-    from secpod.errors import Error
     from secpod.sandbox import operations, state
 
     if args.attach or args.interactive:  # Docker's: -i attaches the output as well
@@ -160,11 +159,19 @@ def _start(args: argparse.Namespace) -> int:
                          "--by-policy to choose among them)",
                          hint="secpod start web; secpod start --all --by-policy")
     refs = _startable(args) if args.all else args.containers
-    # Each failure is printed once, here (and audited by start); the others still start.
+    return _each(refs, lambda ref: operations.start(state.lookup(ref)).name)
+
+
+def _each(refs: list[str], act: Any) -> int:
+    """``act`` on each of several containers, printing the name it returns: each failure
+    is printed once, here, and the others are still acted on; the exit status is the
+    last failure's."""
+    from secpod.errors import Error
+
     code = 0
     for ref in refs:
         try:
-            print(operations.start(state.lookup(ref)).name)
+            print(act(ref))
         except Error as e:
             print(f"secpod: error: {e.message}", file=sys.stderr)
             if e.hint:
@@ -388,20 +395,9 @@ def _kill(args: argparse.Namespace) -> int:
 
 
 def _rm(args: argparse.Namespace) -> int:
-    from secpod.errors import Error
     from secpod.sandbox import operations
 
-    # Each failure is printed once, here; the others are still removed.
-    code = 0
-    for ref in args.containers:
-        try:
-            print(operations.remove(ref, force=args.force).name)
-        except Error as e:
-            print(f"secpod: error: {e.message}", file=sys.stderr)
-            if e.hint:
-                print(f"hint: {e.hint}", file=sys.stderr)
-            code = e.exit_code
-    return code
+    return _each(args.containers, lambda ref: operations.remove(ref, force=args.force).name)
 
 
 @_as_docker_codes

@@ -82,6 +82,17 @@ class Manager:
     def secpod(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
         return self.sh([str(SECPOD_BIN), *args], check=check)
 
+    def install(self, path: Path) -> Path:
+        """Move the unit at ``path`` into the user's unit folder, reload; the folder."""
+        home, uid, gid = self.user.home, self.user.uid, self.user.gid
+        units = home / "config" / "systemd" / "user"
+        for folder in (home / "config", home / "config" / "systemd", units):
+            folder.mkdir(exist_ok=True)
+            os.chown(folder, uid, gid)
+        shutil.move(path, units / path.name)
+        self.systemctl("daemon-reload")
+        return units
+
 
 @pytest.fixture
 def manager(user: User) -> Iterator[Manager]:
@@ -128,7 +139,6 @@ def manager(user: User) -> Iterator[Manager]:
 
 def test_a_generated_unit_starts_notifies_stops_and_removes(manager: Manager,
                                                            busybox: str) -> None:
-    user = manager.user
     # the probe inside the manager's delegated cgroup: cgroup v2, writable, but without
     # the controllers limits need (v1 holds them)
     doctor = manager.sh(["systemd-run", "--user", "--wait", "--pipe", "--quiet",
@@ -143,12 +153,7 @@ def test_a_generated_unit_starts_notifies_stops_and_removes(manager: Manager,
     made = manager.secpod("generate", "systemd", "--new", "--files", "svc", check=True)
     path = Path(made.stdout.strip())
     manager.secpod("rm", "svc", check=True)
-    units = user.home / "config" / "systemd" / "user"
-    for folder in (user.home / "config", user.home / "config" / "systemd", units):
-        folder.mkdir(exist_ok=True)
-        os.chown(folder, user.uid, user.gid)
-    shutil.move(path, units / path.name)
-    manager.systemctl("daemon-reload")
+    units = manager.install(path)
     start = manager.systemctl("start", path.name, check=False)
     show = manager.systemctl("show", "-p", "ActiveState,SubState,MainPID,Type",
                              path.name).stdout
@@ -206,7 +211,6 @@ def test_the_restart_service_starts_always_containers_at_boot(manager: Manager,
     """As after a reboot: one container stopped by hand (always), one killed with its
     monitor as a power cut kills it (unless-stopped); the enabled secpod-restart.service,
     started by the manager's default.target, starts both; stopping it stops neither."""
-    user = manager.user
     loop = ["sh", "-c", 'trap "exit 0" TERM; while :; do sleep 1; done']
     manager.secpod("run", "-d", "--name", "boot-a", "--restart", "always", busybox, *loop,
                    check=True)
@@ -218,12 +222,7 @@ def test_the_restart_service_starts_always_containers_at_boot(manager: Manager,
         os.kill(pid, signal.SIGKILL)
     made = manager.secpod("generate", "systemd", "--restart-service", "--files", check=True)
     path = Path(made.stdout.strip())
-    units = user.home / "config" / "systemd" / "user"
-    for folder in (user.home / "config", user.home / "config" / "systemd", units):
-        folder.mkdir(exist_ok=True)
-        os.chown(folder, user.uid, user.gid)
-    shutil.move(path, units / path.name)
-    manager.systemctl("daemon-reload")
+    manager.install(path)
     manager.systemctl("enable", path.name)
     # what the manager does at boot: reach default.target, which wants the service
     start = manager.systemctl("start", "default.target", check=False)
