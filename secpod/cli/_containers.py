@@ -138,31 +138,28 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _start(args: argparse.Namespace) -> int:
+    from secpod.errors import UsageError
     from secpod.sandbox import operations, state
 
+    if bool(args.all) == bool(args.containers) or (args.filter or args.by_policy) \
+            and not args.all:
+        raise UsageError("give the containers to start, or --all (with --filter or "
+                         "--by-policy to choose among them)",
+                         hint="secpod start web; secpod start --all --by-policy")
     if args.attach or args.interactive:  # Docker's: -i attaches the output as well
         from secpod.sandbox import attach
 
-        if len(args.containers) > 1:
-            from secpod.errors import UsageError
-
+        if args.all or len(args.containers) > 1:
             raise UsageError("start -a starts one container at a time",
                              hint="secpod start -a CONTAINER (or start several without -a)")
         code = attach.start_attached(args.containers[0], interactive=args.interactive,
                                      sig_proxy=args.sig_proxy)
         return code if code >= 0 else 125
-    choosing = args.filter or args.by_policy
-    if bool(args.all) == bool(args.containers) or choosing and not args.all:
-        from secpod.errors import UsageError
-
-        raise UsageError("give the containers to start, or --all (with --filter or "
-                         "--by-policy to choose among them)",
-                         hint="secpod start web; secpod start --all --by-policy")
     refs = _startable(args) if args.all else args.containers
     return _each(refs, lambda ref: operations.start(state.lookup(ref)).name)
 
 
-def _each(refs: list[str], act: Any) -> int:
+def _each(refs: list[str], act: Callable[[str], str]) -> int:
     """``act`` on each of several containers, printing the name it returns: each failure
     is printed once, here, and the others are still acted on; the exit status is the
     last failure's."""
@@ -561,6 +558,7 @@ def _cleanup(args: argparse.Namespace) -> int:
 
 TYPE_CHECKING = False  # typing is for mypy only: not imported at run time
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
     _Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 

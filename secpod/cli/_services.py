@@ -97,6 +97,15 @@ def _generate_systemd(args: argparse.Namespace) -> int:
                          hint="secpod generate systemd --new web; "
                               "secpod generate systemd --restart-service --files")
     if args.restart_service:
+        given = [flag for flag, value in (("--new", args.new), ("--name", args.name),
+                                          ("--restart-policy", args.restart_policy),
+                                          ("--restart-sec", args.restart_sec)) if value]
+        if given:
+            from secpod.errors import UsageError
+
+            raise UsageError(f"{', '.join(given)}: a container's unit only; "
+                             "--restart-service writes the one fixed unit",
+                             hint="secpod generate systemd --restart-service --files")
         made = [units.restart_service_unit()]
     else:
         made = _units_for(args)

@@ -242,10 +242,13 @@ def test_start_all_by_policy_starts_what_dockers_daemon_would(user: User, busybo
         (bad.returncode, bad.stderr)
     assert bad.stdout.split() == ["always-stopped", "unless-down"]
     # usage: --all and names, --by-policy without --all, nothing at all
-    for words in (["--all", "no-down"], ["--by-policy", "no-down"], []):
+    for words in (["--all", "no-down"], ["--by-policy", "no-down"], [], ["-a"]):
         r = user.run("start", *words)
         assert r.returncode == 2 and "give the containers to start, or --all" in r.stderr, \
             (words, r.returncode, r.stderr)
+    every = user.run("start", "-a", "--all")
+    assert every.returncode == 2 and "start -a starts one container at a time" in \
+        every.stderr, every.stderr
     user.run("rm", "-f", "always-stopped", "unless-down", "unless-stopped", "failure-down",
              "no-down", check=True)
 
@@ -258,6 +261,9 @@ def test_the_restart_service_unit_verifies(user: User) -> None:
     unit = path.read_text()
     assert exec_words(unit, "ExecStart")[1:] == ["start", "--all", "--by-policy"]
     assert "enable-linger" in r.stderr
+    mixed = user.run("generate", "systemd", "--restart-service", "--new")
+    assert mixed.returncode == 2 and "--new: a container's unit only" in mixed.stderr, \
+        mixed.stderr
     both = user.run("generate", "systemd", "--restart-service", "web")
     neither = user.run("generate", "systemd")
     for bad in (both, neither):
